@@ -1,0 +1,12 @@
+/* Placeholder until the owning change lands. */
+#include <stdio.h>
+
+#include "cli.h"
+#include "cmds.h"
+
+int cmd_convert(int argc, char **argv) {
+    (void)argc;
+    (void)argv;
+    fprintf(stderr, "zipcache convert: not built yet\n");
+    return CLI_EXIT_USAGE;
+}

@@ -1,0 +1,42 @@
+/* Weight matrix products for every loadable weight type.
+ *
+ * A weight matrix W has `rows` output rows of `cols` inputs each, stored
+ * row-major in ggml type `type` (one row = cols/block_elems blocks).
+ * Y[m][rows] = X[m][cols] · Wᵀ. For quantized types the activations are
+ * quantized once per call (to q8 blocks) and dot products are integer where
+ * the format allows. Work is split across the pool by row blocks; the
+ * scratch is owned by the caller and reused, so a decode step allocates
+ * nothing once the scratch has grown to its largest size.
+ */
+#ifndef ZC_KERNELS_MATMUL_H
+#define ZC_KERNELS_MATMUL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/threads.h"
+
+typedef struct {
+    int type;          /* zc_type */
+    int64_t rows;      /* output features */
+    int64_t cols;      /* input features (row length) */
+    const void *data;  /* rows * row_bytes */
+    size_t row_bytes;
+} zc_mat;
+
+typedef struct {
+    void *buf;   /* quantized activations and per-thread temporaries */
+    size_t cap;
+} zc_matmul_scratch;
+
+/* Y = X · Wᵀ for m input vectors (m >= 1). Returns ZC_ERR_NOMEM if the
+ * scratch cannot grow, ZC_ERR_UNSUPPORTED for a type we cannot compute. */
+int zc_matmul(zc_pool *pool, const zc_mat *w, const float *x, float *y, int m, zc_matmul_scratch *scratch);
+/* The scalar reference (dequantize each row, fp32 dot), for tests. */
+void zc_matmul_ref(const zc_mat *w, const float *x, float *y, int m);
+void zc_matmul_scratch_free(zc_matmul_scratch *s);
+
+/* Embedding lookup: dequantize row `row` of w into out[cols]. */
+void zc_mat_get_row(const zc_mat *w, int64_t row, float *out);
+
+#endif

@@ -1,0 +1,112 @@
+/* The KV cache policy interface: the only way the model touches its cache.
+ *
+ * Data flows one way. For each layer the forward pass
+ *   1. writes the new tokens' keys (after RoPE) and values:   ops->write
+ *   2. asks for attention of the new tokens' queries:          ops->attend
+ * A policy stores K/V however it likes (fp32, fp16, packed low-bit codes,
+ * evicted...) and decides itself when to measure saliency and compress:
+ * e.g. the zipcache policy computes probe scores inside attend() of a
+ * prefill block and compresses that block afterwards, and compresses its
+ * decode window every stream-gap tokens. The model code never knows which
+ * policy is active; adding a policy means one new file plus one line in the
+ * registry in kv.c.
+ *
+ * Shapes (per layer):
+ *   k, v  [n][n_kv_heads * head_dim]   token-major, head-major within a token
+ *   q,out [n][n_heads * head_dim]      query head h uses KV head h / (n_heads / n_kv_heads)
+ */
+#ifndef ZC_KV_KV_H
+#define ZC_KV_KV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/threads.h"
+
+typedef struct {
+    int n_layers;
+    int n_heads;     /* query heads */
+    int n_kv_heads;  /* n_heads % n_kv_heads == 0 */
+    int head_dim;
+    int max_ctx;     /* positions 0..max_ctx-1 */
+} zc_kv_shape;
+
+/* Every option of every policy; a policy reads the ones it uses. The CLI
+ * fills this from --kv* flags (zc_kv_config_parse_arg). */
+typedef struct {
+    char policy[16];         /* "fp32", "fp16", "zipcache", "uniform", "kivi", "mikv", "h2o", "q8_0", "q4_0" */
+    int k_hi_bits, k_lo_bits;  /* salient / regular bits for keys (zipcache, mikv) */
+    int v_hi_bits, v_lo_bits;  /* same for values */
+    int bits;                  /* uniform / kivi width */
+    float salient_ratio;       /* fraction of tokens kept at hi bits (default 0.6) */
+    float target_bits;         /* if > 0: derive salient_ratio from an average bit budget */
+    char probes[48];           /* "random+recent:0.05:0.05", "random:0.1", "recent:0.1", "all" */
+    int stream_gap;            /* decode tokens per compression (default 100) */
+    int sinks;                 /* first N tokens always hi bits */
+    int key_group;             /* channelwise key parameter group along tokens (0 = whole segment) */
+    int group_size;            /* kivi group size (default 32) */
+    int residual;              /* kivi fp16 residual window (default 32) */
+    float budget_ratio;        /* h2o: fraction of tokens kept (default 0.2) */
+    uint64_t seed;             /* probe sampling seed */
+    size_t budget_bytes;       /* --kv-budget: cap on total cache bytes (0 = none) */
+} zc_kv_config;
+
+/* Exact bytes held by a cache, by part. */
+typedef struct {
+    size_t codes;    /* quantized codes / raw K,V values */
+    size_t params;   /* scales, zero points, channel normalizers */
+    size_t window;   /* full-precision window awaiting compression */
+    size_t index;    /* saliency bitmaps / index lists / position maps */
+    size_t other;    /* anything else the policy holds */
+    size_t total;    /* sum of the above */
+    int64_t n_tokens;   /* tokens represented (per layer) */
+    int64_t elements;   /* K+V scalars represented: 2 * n_tokens * layers * kv_heads * head_dim */
+    int64_t n_compressions; /* times the policy compressed a window (streaming) */
+} zc_kv_usage;
+
+typedef struct zc_kv_cache zc_kv_cache;
+
+typedef struct {
+    const char *name;
+    /* Store K/V of positions pos..pos+n-1 of `layer`; pos equals the number
+     * of tokens already written to that layer. k, v: [n][n_kv_heads*head_dim]. */
+    int (*write)(zc_kv_cache *c, int layer, int pos, int n, const float *k, const float *v);
+    /* Attention for queries at positions pos..pos+n-1 (already written):
+     * query i sees positions 0..pos+i (causal), scores scaled by
+     * 1/sqrt(head_dim), softmax in fp32. q, out: [n][n_heads*head_dim]. */
+    int (*attend)(zc_kv_cache *c, int layer, int pos, int n, const float *q, float *out);
+    /* Forget everything from position n_keep on (n_keep <= n_tokens). A
+     * policy that cannot un-compress returns ZC_ERR_UNSUPPORTED unless n_keep == 0. */
+    int (*truncate)(zc_kv_cache *c, int n_keep);
+    void (*usage)(const zc_kv_cache *c, zc_kv_usage *u);
+    void (*destroy)(zc_kv_cache *c);
+} zc_kv_ops;
+
+/* Common header embedded first in every policy's struct. */
+struct zc_kv_cache {
+    const zc_kv_ops *ops;
+    zc_kv_shape shape;
+    zc_kv_config cfg;
+    zc_pool *pool;   /* borrowed; may be NULL (single-threaded) */
+    int n_tokens;    /* positions written to the last layer */
+};
+
+/* Defaults: policy fp16, 4/2 bits, ratio 0.6, random+recent 5%+5%, gap 100... */
+void zc_kv_config_default(zc_kv_config *cfg);
+/* Apply one CLI option ("--kv", "--kv-hi-bits", ...) with its value.
+ * Returns 1 if the option was consumed, 0 if it is not a KV option,
+ * ZC_ERR_ARG (with a message) on a bad value. */
+int zc_kv_config_parse_arg(zc_kv_config *cfg, const char *opt, const char *val);
+/* One line describing the policy and its effective parameters. */
+void zc_kv_config_describe(const zc_kv_config *cfg, char *buf, size_t cap);
+
+/* Create a cache for the policy named in cfg->policy. */
+int zc_kv_create(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out);
+static inline void zc_kv_free(zc_kv_cache *c) { if (c) c->ops->destroy(c); }
+
+/* Compression ratio vs an fp16 cache holding the same tokens: 16*elements/(8*total). */
+double zc_kv_ratio(const zc_kv_usage *u);
+/* Stored bits per K/V element, everything counted. */
+double zc_kv_bits_per_element(const zc_kv_usage *u);
+
+#endif

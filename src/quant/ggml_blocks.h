@@ -1,0 +1,52 @@
+/* ggml/GGUF tensor types: block layouts, row sizes, reference (scalar)
+ * dequantization and quantization, bit-exact with ggml.
+ *
+ * Block layouts (little-endian, fp16 = IEEE half):
+ *   Q8_0  32 elems, 34 B: d(fp16), qs[32] int8;            x = d*q
+ *   Q4_0  32 elems, 18 B: d(fp16), qs[16] (lo nibble = elems 0..15, hi = 16..31); x = d*(q-8)
+ *   Q4_1  32 elems, 20 B: d, m(fp16), qs[16];               x = d*q + m
+ *   Q5_0  32 elems, 22 B: d, qh[4] (bit 5 of each), qs[16]; x = d*(q-16)
+ *   Q5_1  32 elems, 24 B: d, m, qh[4], qs[16];              x = d*q + m
+ *   Q4_K 256 elems, 144 B: d, dmin(fp16), scales[12] (8 x 6-bit scale+min), qs[128]
+ *   Q5_K 256 elems, 176 B: d, dmin, scales[12], qh[32], qs[128]
+ *   Q6_K 256 elems, 210 B: ql[128], qh[64], scales[16] int8, d(fp16)
+ *   F32, F16, BF16: 1 elem per block.
+ */
+#ifndef ZC_QUANT_GGML_BLOCKS_H
+#define ZC_QUANT_GGML_BLOCKS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    ZC_TYPE_F32 = 0, ZC_TYPE_F16 = 1, ZC_TYPE_Q4_0 = 2, ZC_TYPE_Q4_1 = 3,
+    ZC_TYPE_Q5_0 = 6, ZC_TYPE_Q5_1 = 7, ZC_TYPE_Q8_0 = 8, ZC_TYPE_Q8_1 = 9,
+    ZC_TYPE_Q2_K = 10, ZC_TYPE_Q3_K = 11, ZC_TYPE_Q4_K = 12, ZC_TYPE_Q5_K = 13,
+    ZC_TYPE_Q6_K = 14, ZC_TYPE_Q8_K = 15, ZC_TYPE_BF16 = 30,
+} zc_type;
+
+typedef struct {
+    const char *name;  /* "q4_K", as ggml prints it */
+    int block_elems;   /* elements per block */
+    int block_bytes;   /* bytes per block */
+    bool can_load;     /* this engine computes with it */
+} zc_type_info;
+
+/* Info for a ggml type id, or NULL if the id is unknown to us (any id, even
+ * one from a hostile file, is safe to pass). */
+const zc_type_info *zc_type_get(int type);
+/* Type id for a name such as "q8_0" (case-insensitive), or -1. */
+int zc_type_from_name(const char *name);
+
+/* Bytes of n elements; ZC_ERR_FORMAT if n is not a multiple of the block
+ * size, ZC_ERR_LIMIT on overflow, ZC_ERR_UNSUPPORTED for unknown types. */
+int zc_type_row_bytes(int type, int64_t n, size_t *out);
+
+/* Scalar reference dequantization of n elements (n a multiple of the block). */
+void zc_dequantize_row(int type, const void *src, float *dst, int64_t n);
+/* Reference quantization, bit-exact with ggml's quantize_row_*_ref, for
+ * F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1. ZC_ERR_UNSUPPORTED otherwise. */
+int zc_quantize_row(int type, const float *src, void *dst, int64_t n);
+
+#endif
