@@ -5,7 +5,7 @@
  *  - Functions that can fail return int: ZC_OK (0) on success or a negative
  *    ZC_ERR_* code. zc_last_error() then holds a one-line reason naming the
  *    file (if any) and the problem. The message is per thread.
- *  - Handles are opaque; every *_create/*_load has a matching *_free, and the
+ *  - Handles are opaque; every create or load function has a matching free function, and the
  *    free functions accept NULL.
  */
 #ifndef ZIPCACHE_H

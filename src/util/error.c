@@ -28,7 +28,13 @@ int zc_error_prefix(int code, const char *fmt, ...) {
     format_into(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, g_msg, sizeof old);
-    snprintf(g_msg, sizeof g_msg, "%s: %s", prefix, old);
+    size_t n = strlen(prefix);
+    memcpy(g_msg, prefix, n);
+    memcpy(g_msg + n, ": ", 2);
+    n += 2;
+    size_t rest = strnlen(old, sizeof g_msg - n - 1);
+    memcpy(g_msg + n, old, rest);
+    g_msg[n + rest] = 0;
     g_code = code;
     return code;
 }
