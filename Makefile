@@ -21,6 +21,7 @@ TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
 .PHONY: all lib cli tests test asan fuzz clean
+.SECONDARY:
 all: lib cli
 lib: $(BUILD)/libzipcache.a $(BUILD)/libzipcache.so
 cli: $(BUILD)/zipcache

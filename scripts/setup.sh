@@ -3,7 +3,7 @@
 # Idempotent: does nothing when everything is already there.
 set -eu
 need=()
-for pkg in gcc clang make bc python3 python3-numpy gnuplot-nox; do
+for pkg in gcc clang libclang-rt-14-dev make python3 python3-numpy gnuplot-nox; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -18,7 +18,7 @@ pass=0 fail=0 skip=0
 run_one() { # name, command...
     local name=$1; shift
     local out="$LOG/$(basename "$name").out"
-    local t0=$(date +%s.%N)
+    local t0=$EPOCHREALTIME
     "$@" >"$out" 2>"$out.err"
     local rc=$?
     local p f s
@@ -28,7 +28,7 @@ run_one() { # name, command...
     fi
     pass=$((pass + p)); fail=$((fail + f)); skip=$((skip + s))
     printf '%-40s %3d passed %3d failed %3d skipped  (%.1fs)\n' "$name" "$p" "$f" "$s" \
-        "$(echo "$(date +%s.%N) - $t0" | bc)"
+        "$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { print b - a }')"
     if [ "$f" -ne 0 ]; then
         grep -E '^FAIL ' "$out" | sed 's/^/    /'
         tail -n 30 "$out.err" | sed 's/^/    | /'
@@ -37,8 +37,8 @@ run_one() { # name, command...
 }
 
 for t in "$BUILD"/tests/test_*; do
-    [ -x "$t" ] && [ -f "$t" ] && case "$t" in *.o|*.d) continue;; esac
-    [ -x "$t" ] || continue
+    case "$t" in *.o|*.d) continue;; esac
+    [ -x "$t" ] && [ -f "$t" ] || continue
     run_one "$(basename "$t")" "$t"
 done
 for t in tests/test_*.sh; do
