@@ -11,6 +11,10 @@
  *   Q5_K 256 elems, 176 B: d, dmin, scales[12], qh[32], qs[128]
  *   Q6_K 256 elems, 210 B: ql[128], qh[64], scales[16] int8, d(fp16)
  *   F32, F16, BF16: 1 elem per block.
+ *
+ * The structs below mirror those layouts byte for byte (every member has
+ * alignment 1 or 2 and the sizes are checked with static asserts), so kernels
+ * can read blocks straight out of an mmapped file.
  */
 #ifndef ZC_QUANT_GGML_BLOCKS_H
 #define ZC_QUANT_GGML_BLOCKS_H
@@ -25,6 +29,18 @@ typedef enum {
     ZC_TYPE_Q2_K = 10, ZC_TYPE_Q3_K = 11, ZC_TYPE_Q4_K = 12, ZC_TYPE_Q5_K = 13,
     ZC_TYPE_Q6_K = 14, ZC_TYPE_Q8_K = 15, ZC_TYPE_BF16 = 30,
 } zc_type;
+
+#define ZC_QK 32    /* elements per block of the _0/_1 formats */
+#define ZC_QK_K 256 /* elements per super-block of the K formats */
+
+typedef struct { uint16_t d; int8_t qs[32]; } zc_block_q8_0;
+typedef struct { uint16_t d; uint8_t qs[16]; } zc_block_q4_0;
+typedef struct { uint16_t d, m; uint8_t qs[16]; } zc_block_q4_1;
+typedef struct { uint16_t d; uint8_t qh[4]; uint8_t qs[16]; } zc_block_q5_0;
+typedef struct { uint16_t d, m; uint8_t qh[4]; uint8_t qs[16]; } zc_block_q5_1;
+typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[128]; } zc_block_q4_K;
+typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qh[32]; uint8_t qs[128]; } zc_block_q5_K;
+typedef struct { uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; uint16_t d; } zc_block_q6_K;
 
 typedef struct {
     const char *name;  /* "q4_K", as ggml prints it */
@@ -43,10 +59,24 @@ int zc_type_from_name(const char *name);
  * size, ZC_ERR_LIMIT on overflow, ZC_ERR_UNSUPPORTED for unknown types. */
 int zc_type_row_bytes(int type, int64_t n, size_t *out);
 
-/* Scalar reference dequantization of n elements (n a multiple of the block). */
+/* 6-bit scale and min number j (0..7) of a Q4_K/Q5_K super-block, unpacked
+ * from its 12-byte scales field the way ggml's get_scale_min_k4 does. */
+static inline void zc_k4_scale_min(int j, const uint8_t *q, uint8_t *sc, uint8_t *m) {
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = (uint8_t)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+        *m = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+    }
+}
+
+/* Scalar reference dequantization of n elements (n a multiple of the block)
+ * of a type with can_load; other types leave dst untouched. */
 void zc_dequantize_row(int type, const void *src, float *dst, int64_t n);
 /* Reference quantization, bit-exact with ggml's quantize_row_*_ref, for
- * F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1. ZC_ERR_UNSUPPORTED otherwise. */
+ * F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 (n a multiple of the block).
+ * ZC_ERR_UNSUPPORTED otherwise. */
 int zc_quantize_row(int type, const float *src, void *dst, int64_t n);
 
 #endif
