@@ -41,6 +41,9 @@ void zc_gguf_close(zc_gguf *g);
 const char *zc_gguf_path(const zc_gguf *g);
 uint32_t zc_gguf_version(const zc_gguf *g);
 size_t zc_gguf_alignment(const zc_gguf *g);
+/* File offset where the data section starts (tensor offsets are relative to it). */
+size_t zc_gguf_data_offset(const zc_gguf *g);
+size_t zc_gguf_file_size(const zc_gguf *g);
 
 /* Metadata: keys are iterated by index 0..n_kv-1 or looked up by name (-1 if absent). */
 int zc_gguf_n_kv(const zc_gguf *g);
@@ -61,8 +64,11 @@ bool zc_gguf_get_bool(const zc_gguf *g, const char *key, bool *out);
 /* String value (not NUL-terminated in the file; *len receives the length). */
 const char *zc_gguf_get_str(const zc_gguf *g, const char *key, size_t *len);
 
-/* Arrays by key: number of elements and raw little-endian element data for
- * numeric arrays (NULL for string arrays); strings by element index. */
+/* Arrays by key: element type, number of elements and the element data for
+ * numeric arrays, aligned to the element size (a copy is made at open when
+ * the file placed it misaligned), so `((const float *)data)[i]` is fine.
+ * data is NULL for string arrays and arrays of arrays. Strings by element
+ * index in O(1) (an offset table is built at open). */
 bool zc_gguf_get_arr(const zc_gguf *g, const char *key, zc_gguf_vtype *elem_type, uint64_t *n, const void **data);
 const char *zc_gguf_arr_str(const zc_gguf *g, const char *key, uint64_t idx, size_t *len);
 
@@ -84,15 +90,26 @@ int zc_gguf_set_i32(zc_gguf_writer *w, const char *key, int32_t v);
 int zc_gguf_set_f32(zc_gguf_writer *w, const char *key, float v);
 int zc_gguf_set_bool(zc_gguf_writer *w, const char *key, bool v);
 int zc_gguf_set_str(zc_gguf_writer *w, const char *key, const char *v);
+/* Setting an existing key replaces its value in place. */
 /* Numeric array (elements copied) and string array (strings copied). */
 int zc_gguf_set_arr(zc_gguf_writer *w, const char *key, zc_gguf_vtype elem_type, const void *data, uint64_t n);
 int zc_gguf_set_arr_str(zc_gguf_writer *w, const char *key, const char *const *strs, uint64_t n);
-/* Copy every metadata key of an open file (used by convert). */
+/* Copy every metadata key of an open file (used by convert); values are
+ * copied byte for byte, so any type, nested arrays included, survives. */
 int zc_gguf_copy_kv(zc_gguf_writer *w, const zc_gguf *src);
 /* Add a tensor; `data` (nbytes of type `type`) must stay valid until write. */
 int zc_gguf_add_tensor(zc_gguf_writer *w, const char *name, int type, int n_dims, const int64_t *ne,
                        const void *data, size_t nbytes);
-/* Write GGUF v3 with 32-byte alignment. */
+/* Producer of tensor data at write time, so a model larger than memory can be
+ * streamed: fill rows [row0, row0+n_rows) (a row is ne[0] elements of the
+ * tensor's type, rows are ne[1..3] flattened) into dst. Called in row order
+ * with chunks of about 4 MiB. Return ZC_OK or an error (aborts the write). */
+typedef int (*zc_gguf_fill_fn)(void *ctx, const char *name, int64_t row0, int64_t n_rows, void *dst);
+int zc_gguf_add_tensor_fill(zc_gguf_writer *w, const char *name, int type, int n_dims, const int64_t *ne,
+                            zc_gguf_fill_fn fill, void *ctx);
+/* Write GGUF v3, 32-byte alignment unless general.alignment was set (u32,
+ * power of two). Metadata in insertion order, tensors in insertion order. A
+ * partial file is removed on failure. */
 int zc_gguf_write(zc_gguf_writer *w, const char *path);
 
 #endif
