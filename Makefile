@@ -19,13 +19,18 @@ CLI_SRC  := $(sort $(wildcard programs/*.c))
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+# Fuzz targets: tests/fuzz/fuzz_<name>.c. In the default suite each is linked
+# with a replay main as test_fuzz_<name> (re-runs its corpus); `make fuzz`
+# builds the libFuzzer binaries with clang.
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/fuzz_%.c=$(BUILD)/tests/test_fuzz_%)
 
 .PHONY: all lib cli tests test asan fuzz clean
 .SECONDARY:
 all: lib cli
 lib: $(BUILD)/libzipcache.a $(BUILD)/libzipcache.so
 cli: $(BUILD)/zipcache
-tests: $(TEST_BIN)
+tests: $(TEST_BIN) $(FUZZ_REPLAY)
 
 $(BUILD)/%_avx2.o: %_avx2.c
 	@mkdir -p $(dir $@)
@@ -48,6 +53,9 @@ $(BUILD)/zipcache: $(CLI_OBJ) $(BUILD)/libzipcache.a
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libzipcache.a
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libzipcache.a $(LDLIBS)
 
+$(BUILD)/tests/test_fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/replay_main.o $(BUILD)/libzipcache.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
 # The default suite: every tests/test_* binary, tests/*.sh and tests/py/*.py,
 # aggregated by tests/run.sh into one "N passed, N failed, N skipped" line.
 test: all tests
@@ -56,6 +64,15 @@ test: all tests
 asan:
 	$(MAKE) BUILD=build-asan OPT=-O1 \
 	  CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test
+
+FUZZ_CFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+fuzz:
+	$(MAKE) BUILD=build-fuzz CC=clang OPT=-O1 CFLAGS="$(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link" lib
+	@for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
+	  echo "clang $$f -> build-fuzz/$$n"; \
+	  clang $(BASE) -O1 $(FUZZ_CFLAGS) -fsanitize=fuzzer $$f build-fuzz/libzipcache.a $(LDLIBS) -o build-fuzz/$$n || exit 1; \
+	done
+	tests/fuzz/run.sh
 
 clean:
 	rm -rf build build-asan build-fuzz

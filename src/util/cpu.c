@@ -1,5 +1,6 @@
 #include "util/cpu.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,25 +16,57 @@ static bool simd_allowed(void) {
     return !(e && *e && strcmp(e, "0") != 0);
 }
 
-bool zc_cpu_has_avx2(void) {
 #if defined(__x86_64__) || defined(__i386__)
-    __builtin_cpu_init();
-    return simd_allowed() && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-           __builtin_cpu_supports("f16c");
-#else
-    return false;
-#endif
+#include <cpuid.h>
+
+/* CPUID feature bits plus the OS's XSAVE state (XCR0): a feature is only
+ * usable if the OS saves its registers on context switches. */
+typedef struct {
+    bool avx2_fma_f16c;
+    bool avx512_vnni;
+} cpu_features;
+
+static unsigned long long read_xcr0(void) {
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return (unsigned long long)hi << 32 | lo;
 }
 
-bool zc_cpu_has_avx512vnni(void) {
-#if defined(__x86_64__)
-    __builtin_cpu_init();
-    return simd_allowed() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
-#else
-    return false;
-#endif
+static cpu_features detect(void) {
+    cpu_features f = {false, false};
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
+    bool fma = c & (1u << 12), osxsave = c & (1u << 27), avx = c & (1u << 28), f16c = c & (1u << 29);
+    if (!osxsave || !avx) return f;
+    unsigned long long xcr0 = read_xcr0();
+    if ((xcr0 & 0x6) != 0x6) return f; /* SSE and AVX state */
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return f;
+    bool avx2 = b & (1u << 5);
+    f.avx2_fma_f16c = avx2 && fma && f16c;
+    bool avx512f = b & (1u << 16), avx512bw = b & (1u << 30), avx512vl = b & (1u << 31), vnni = c & (1u << 11);
+    f.avx512_vnni = f.avx2_fma_f16c && avx512f && avx512bw && avx512vl && vnni && (xcr0 & 0xe0) == 0xe0;
+    return f;
 }
+#else
+typedef struct {
+    bool avx2_fma_f16c;
+    bool avx512_vnni;
+} cpu_features;
+static cpu_features detect(void) { return (cpu_features){false, false}; }
+#endif
+
+static cpu_features g_features;
+static pthread_once_t g_features_once = PTHREAD_ONCE_INIT;
+static void detect_once(void) { g_features = detect(); }
+
+static cpu_features features(void) {
+    pthread_once(&g_features_once, detect_once);
+    return g_features;
+}
+
+bool zc_cpu_has_avx2(void) { return simd_allowed() && features().avx2_fma_f16c; }
+
+bool zc_cpu_has_avx512vnni(void) { return simd_allowed() && features().avx512_vnni; }
 
 int zc_cpu_count(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
