@@ -25,7 +25,7 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/fuzz_%.c=$(BUILD)/tests/test_fuzz_%)
 
-.PHONY: all lib cli tests test asan fuzz clean
+.PHONY: all lib cli tests test asan check fuzz clean
 .SECONDARY:
 all: lib cli
 lib: $(BUILD)/libzipcache.a $(BUILD)/libzipcache.so
@@ -73,6 +73,9 @@ fuzz:
 	  clang $(BASE) -O1 $(FUZZ_CFLAGS) -fsanitize=fuzzer $$f build-fuzz/libzipcache.a $(LDLIBS) -o build-fuzz/$$n || exit 1; \
 	done
 	tests/fuzz/run.sh
+
+# What CI runs: the suite in the normal build, then again under ASan+UBSan.
+check: test asan
 
 clean:
 	rm -rf build build-asan build-fuzz
