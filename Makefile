@@ -75,7 +75,9 @@ fuzz:
 	tests/fuzz/run.sh
 
 # What CI runs: the suite in the normal build, then again under ASan+UBSan.
-check: test asan
+check:
+	$(MAKE) test
+	$(MAKE) asan
 
 clean:
 	rm -rf build build-asan build-fuzz
