@@ -1,0 +1,352 @@
+/* Full-precision attention: drivers, scalar kernel, reference.
+ *
+ * Two work splits share one tile kernel (attn_impl.h):
+ *   prefill  tasks = (KV head g, block of ZC_ATTN_BQ queries). A task owns
+ *            the online-softmax state of its BQ*G rows and walks the K/V
+ *            tiles its last query can see, so each tile is read once for all
+ *            G query heads of the group and the n_q x n_kv score matrix never
+ *            exists. Heavier (later) query blocks are handed out first.
+ *   decode   n_q <= BQ: too few query blocks to keep the threads busy, so
+ *            tasks = (KV head g, chunk of keys); every task leaves an
+ *            unnormalized partial (m, l, acc) and the partials of a row are
+ *            merged by their log-sum-exp afterwards.
+ */
+#include "attn/attn.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attn/attn_impl.h"
+#include "quant/ggml_blocks.h"
+#include "util/cpu.h"
+#include "util/error.h"
+#include "util/fp16.h"
+
+/* Keys per decode chunk at least: below this the merge and the task hand-out
+ * cost more than the parallelism gains. A multiple of ZC_ATTN_BK. */
+#define DECODE_MIN_CHUNK 256
+
+void zc_attn_tile_scalar(int n_rows, int G, const int *nvalid, const float *q, int hd, int nk, const float *k,
+                         size_t ks, const float *v, size_t vs, float *s, float *m, float *l, float *acc) {
+    (void)nk;
+    for (int r = 0; r < n_rows; r++) {
+        int n = nvalid[r / G];
+        if (n <= 0) continue;
+        const float *qr = q + (size_t)r * hd;
+        float mx = m[r];
+        for (int j = 0; j < n; j++) {
+            const float *kr = k + (size_t)j * ks;
+            float dot = 0.0f;
+            for (int d = 0; d < hd; d++) dot += qr[d] * kr[d];
+            s[j] = dot;
+            if (dot > mx) mx = dot;
+        }
+        float corr = expf(m[r] - mx); /* 0 while m[r] is still -inf */
+        float sum = 0.0f;
+        for (int j = 0; j < n; j++) {
+            s[j] = expf(s[j] - mx);
+            sum += s[j];
+        }
+        float *ar = acc + (size_t)r * hd;
+        for (int d = 0; d < hd; d++) ar[d] *= corr;
+        for (int j = 0; j < n; j++) {
+            const float *vr = v + (size_t)j * vs;
+            for (int d = 0; d < hd; d++) ar[d] += s[j] * vr[d];
+        }
+        m[r] = mx;
+        l[r] = l[r] * corr + sum;
+    }
+}
+
+static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+/* Per-thread scratch, in floats: query rows, fp16->fp32 K and V tiles, one
+ * score row, and (prefill only) the running state of the block's rows. */
+typedef struct {
+    size_t q, kt, vt, s, m, l, acc, total;
+} thread_layout;
+
+static thread_layout layout_for(int rows, int hd, int with_state) {
+    thread_layout t;
+    size_t o = 0;
+    t.q = o;   o += round16((size_t)rows * hd);         /* [rows][hd] */
+    t.kt = o;  o += round16((size_t)ZC_ATTN_BK * hd);   /* [BK][hd] */
+    t.vt = o;  o += round16((size_t)ZC_ATTN_BK * hd);   /* [BK][hd] */
+    t.s = o;   o += round16(ZC_ATTN_BK);                /* [BK] */
+    t.m = t.l = t.acc = o;
+    if (with_state) {
+        t.m = o;   o += round16((size_t)rows);          /* [rows] */
+        t.l = o;   o += round16((size_t)rows);          /* [rows] */
+        t.acc = o; o += round16((size_t)rows * hd);     /* [rows][hd] */
+    }
+    t.total = o;
+    return t;
+}
+
+static int scratch_reserve(zc_attn_scratch *s, size_t floats) {
+    if (s->cap >= floats) return ZC_OK;
+    size_t bytes;
+    if (zc_mul_size(floats, sizeof(float), &bytes)) return zc_error(ZC_ERR_LIMIT, "attention scratch too large");
+    float *p = zc_malloc_aligned(bytes);
+    if (!p) return ZC_ERR_NOMEM;
+    zc_free_aligned(s->buf);
+    s->buf = p;
+    s->cap = floats;
+    return ZC_OK;
+}
+
+void zc_attn_scratch_free(zc_attn_scratch *s) {
+    if (!s) return;
+    zc_free_aligned(s->buf);
+    s->buf = NULL;
+    s->cap = 0;
+}
+
+typedef struct {
+    const zc_attn_dims *d;
+    const float *q;
+    int n_q, pos0, n_kv, kv_type, G;
+    const void *k, *v;
+    size_t kv_stride;
+    float scale;
+    float *out, *lse;
+    zc_attn_tile_fn tile;
+    thread_layout tl;
+    float *scratch;  /* [threads][tl.total] */
+    int n_qblocks;
+    /* decode split */
+    int n_chunks, chunk_len;
+    float *part;     /* [n_chunks][n_kv_heads] task states, see part_of() */
+} fwd_ctx;
+
+/* Copy the query rows of block [q0, q0+nq) for KV head g, scaled: [nq*G][hd]. */
+static void gather_q(const fwd_ctx *c, int g, int q0, int nq, float *dst) {
+    int hd = c->d->head_dim, nh = c->d->n_heads;
+    for (int i = 0; i < nq; i++) {
+        const float *src = c->q + (size_t)(q0 + i) * nh * hd + (size_t)g * c->G * hd;
+        float *o = dst + (size_t)i * c->G * hd;
+        for (int j = 0; j < c->G * hd; j++) o[j] = src[j] * c->scale;
+    }
+}
+
+/* Run the tile kernel over keys [k0, k1) for query block [q0, q0+nq). */
+static void walk_keys(const fwd_ctx *c, float *ts, int g, int q0, int nq, int k0, int k1, float *m, float *l,
+                      float *acc) {
+    int hd = c->d->head_dim;
+    int nvalid[ZC_ATTN_BQ];
+    const float *qrows = ts + c->tl.q;
+    for (int t0 = k0; t0 < k1; t0 += ZC_ATTN_BK) {
+        int nk = k1 - t0 < ZC_ATTN_BK ? k1 - t0 : ZC_ATTN_BK;
+        for (int i = 0; i < nq; i++) {
+            int last = c->pos0 + q0 + i; /* last visible key of query q0+i */
+            if (last > c->n_kv - 1) last = c->n_kv - 1;
+            int n = last + 1 - t0;
+            nvalid[i] = n < 0 ? 0 : n > nk ? nk : n;
+        }
+        size_t off = (size_t)t0 * c->kv_stride + (size_t)g * hd;
+        const float *kt, *vt;
+        size_t stride;
+        if (c->kv_type == ZC_TYPE_F32) {
+            kt = (const float *)c->k + off;
+            vt = (const float *)c->v + off;
+            stride = c->kv_stride;
+        } else {
+            const zc_fp16 *kh = (const zc_fp16 *)c->k + off, *vh = (const zc_fp16 *)c->v + off;
+            float *kd = ts + c->tl.kt, *vd = ts + c->tl.vt;
+            if (c->tile == zc_attn_tile_avx2) {
+                zc_attn_f16_rows_avx2(kh, c->kv_stride, nk, hd, kd);
+                zc_attn_f16_rows_avx2(vh, c->kv_stride, nk, hd, vd);
+            } else {
+                for (int j = 0; j < nk; j++)
+                    for (int e = 0; e < hd; e++) {
+                        kd[(size_t)j * hd + e] = zc_fp16_to_f32(kh[(size_t)j * c->kv_stride + e]);
+                        vd[(size_t)j * hd + e] = zc_fp16_to_f32(vh[(size_t)j * c->kv_stride + e]);
+                    }
+            }
+            kt = kd;
+            vt = vd;
+            stride = (size_t)hd;
+        }
+        c->tile(nq * c->G, c->G, nvalid, qrows, hd, nk, kt, stride, vt, stride, ts + c->tl.s, m, l, acc);
+    }
+}
+
+static void init_state(int rows, int hd, float *m, float *l, float *acc) {
+    for (int r = 0; r < rows; r++) {
+        m[r] = -INFINITY;
+        l[r] = 0.0f;
+    }
+    memset(acc, 0, (size_t)rows * hd * sizeof(float));
+}
+
+/* Last key (exclusive) any query of block [q0, q0+nq) can see. */
+static int key_end(const fwd_ctx *c, int q0, int nq) {
+    int last = c->pos0 + q0 + nq - 1;
+    return (last < c->n_kv - 1 ? last : c->n_kv - 1) + 1;
+}
+
+static void prefill_task(void *ctx, int task, int thread) {
+    const fwd_ctx *c = ctx;
+    int hd = c->d->head_dim, nh = c->d->n_heads, G = c->G;
+    int g = task % c->d->n_kv_heads;
+    int qb = c->n_qblocks - 1 - task / c->d->n_kv_heads; /* heaviest blocks first */
+    int q0 = qb * ZC_ATTN_BQ;
+    int nq = c->n_q - q0 < ZC_ATTN_BQ ? c->n_q - q0 : ZC_ATTN_BQ;
+    float *ts = c->scratch + (size_t)thread * c->tl.total;
+    float *m = ts + c->tl.m, *l = ts + c->tl.l, *acc = ts + c->tl.acc;
+
+    gather_q(c, g, q0, nq, ts + c->tl.q);
+    init_state(nq * G, hd, m, l, acc);
+    walk_keys(c, ts, g, q0, nq, 0, key_end(c, q0, nq), m, l, acc);
+
+    for (int r = 0; r < nq * G; r++) {
+        int i = q0 + r / G, h = g * G + r % G;
+        float inv = 1.0f / l[r];
+        float *o = c->out + (size_t)i * nh * hd + (size_t)h * hd;
+        for (int e = 0; e < hd; e++) o[e] = acc[(size_t)r * hd + e] * inv;
+        if (c->lse) c->lse[(size_t)i * nh + h] = m[r] + logf(l[r]);
+    }
+}
+
+/* The partial state of task (chunk, g): acc [R][hd], then m [R], then l [R]. */
+static float *part_of(const fwd_ctx *c, int chunk, int g) {
+    size_t R = (size_t)c->n_q * c->G;
+    return c->part + ((size_t)chunk * c->d->n_kv_heads + g) * R * ((size_t)c->d->head_dim + 2);
+}
+
+static void decode_task(void *ctx, int task, int thread) {
+    const fwd_ctx *c = ctx;
+    int hd = c->d->head_dim, R = c->n_q * c->G;
+    int g = task % c->d->n_kv_heads, chunk = task / c->d->n_kv_heads;
+    float *ts = c->scratch + (size_t)thread * c->tl.total;
+    float *acc = part_of(c, chunk, g), *m = acc + (size_t)R * hd, *l = m + R;
+    int k0 = chunk * c->chunk_len, k1 = k0 + c->chunk_len, kend = key_end(c, 0, c->n_q);
+    if (k1 > kend) k1 = kend;
+
+    gather_q(c, g, 0, c->n_q, ts + c->tl.q);
+    init_state(R, hd, m, l, acc);
+    if (k0 < k1) walk_keys(c, ts, g, 0, c->n_q, k0, k1, m, l, acc);
+}
+
+/* Combine the chunks' partials of every (query, head) row by log-sum-exp. */
+static void decode_merge(const fwd_ctx *c) {
+    int hd = c->d->head_dim, nh = c->d->n_heads, G = c->G, R = c->n_q * G;
+    for (int g = 0; g < c->d->n_kv_heads; g++)
+        for (int r = 0; r < R; r++) {
+            float M = -INFINITY;
+            for (int ch = 0; ch < c->n_chunks; ch++) {
+                float mc = part_of(c, ch, g)[(size_t)R * hd + r];
+                if (mc > M) M = mc;
+            }
+            int i = r / G, h = g * G + r % G;
+            float *o = c->out + (size_t)i * nh * hd + (size_t)h * hd;
+            memset(o, 0, (size_t)hd * sizeof(float));
+            float L = 0.0f;
+            for (int ch = 0; ch < c->n_chunks; ch++) {
+                const float *acc = part_of(c, ch, g), *m = acc + (size_t)R * hd, *l = m + R;
+                if (l[r] == 0.0f) continue; /* the chunk holds no key this row sees */
+                float w = expf(m[r] - M);
+                L += l[r] * w;
+                for (int e = 0; e < hd; e++) o[e] += acc[(size_t)r * hd + e] * w;
+            }
+            float inv = 1.0f / L;
+            for (int e = 0; e < hd; e++) o[e] *= inv;
+            if (c->lse) c->lse[(size_t)i * nh + h] = M + logf(L);
+        }
+}
+
+static int check_dims(const zc_attn_dims *d, int n_q, int pos0, int kv_type, size_t kv_stride, int n_kv) {
+    if (!d || d->n_heads <= 0 || d->n_kv_heads <= 0 || d->head_dim <= 0 || d->n_heads % d->n_kv_heads)
+        return zc_error(ZC_ERR_ARG, "attention: bad head counts");
+    if (n_q < 0 || pos0 < 0 || (n_q > 0 && n_kv <= 0))
+        return zc_error(ZC_ERR_ARG, "attention: bad query/key counts (n_q=%d pos0=%d n_kv=%d)", n_q, pos0, n_kv);
+    if (kv_type != ZC_TYPE_F32 && kv_type != ZC_TYPE_F16)
+        return zc_error(ZC_ERR_ARG, "attention: K/V type %d is not f32 or f16", kv_type);
+    if (kv_stride < (size_t)d->n_kv_heads * d->head_dim)
+        return zc_error(ZC_ERR_ARG, "attention: kv_stride %zu below n_kv_heads*head_dim", kv_stride);
+    return ZC_OK;
+}
+
+int zc_attn_forward(zc_pool *pool, const zc_attn_dims *d, const float *q, int n_q, int pos0, const void *k,
+                    const void *v, int kv_type, size_t kv_stride, int n_kv, float *out, float *lse,
+                    zc_attn_scratch *scratch) {
+    int rc = check_dims(d, n_q, pos0, kv_type, kv_stride, n_kv);
+    if (rc) return rc;
+    if (n_q == 0) return ZC_OK;
+    fwd_ctx c = {
+        .d = d, .q = q, .n_q = n_q, .pos0 = pos0, .n_kv = n_kv, .kv_type = kv_type,
+        .G = d->n_heads / d->n_kv_heads, .k = k, .v = v, .kv_stride = kv_stride,
+        .scale = 1.0f / sqrtf((float)d->head_dim), .out = out, .lse = lse,
+        .tile = zc_cpu_has_avx2() ? zc_attn_tile_avx2 : zc_attn_tile_scalar,
+    };
+    int threads = zc_pool_size(pool), hd = d->head_dim;
+    int decode = n_q <= ZC_ATTN_BQ;
+    int rows = (decode ? n_q : ZC_ATTN_BQ) * c.G;
+    c.tl = layout_for(rows, hd, !decode);
+    size_t part = 0;
+    if (decode) {
+        /* Enough (head, chunk) tasks to balance ~4 per thread, chunks no
+         * shorter than DECODE_MIN_CHUNK keys, chunk length a tile multiple. */
+        int kend = key_end(&c, 0, n_q);
+        int want = (4 * threads + d->n_kv_heads - 1) / d->n_kv_heads;
+        int most = (kend + DECODE_MIN_CHUNK - 1) / DECODE_MIN_CHUNK;
+        int n_chunks = want < most ? want : most;
+        if (n_chunks < 1) n_chunks = 1;
+        int len = (kend + n_chunks - 1) / n_chunks;
+        c.chunk_len = (len + ZC_ATTN_BK - 1) / ZC_ATTN_BK * ZC_ATTN_BK;
+        c.n_chunks = (kend + c.chunk_len - 1) / c.chunk_len;
+        part = round16((size_t)c.n_chunks * d->n_kv_heads * rows * (hd + 2));
+    } else {
+        c.n_qblocks = (n_q + ZC_ATTN_BQ - 1) / ZC_ATTN_BQ;
+    }
+    size_t total;
+    if (zc_mul_size(c.tl.total, (size_t)threads, &total) || zc_add_size(total, part, &total))
+        return zc_error(ZC_ERR_LIMIT, "attention: scratch size overflows");
+    if ((rc = scratch_reserve(scratch, total))) return rc;
+    c.part = scratch->buf;
+    c.scratch = scratch->buf + part;
+    if (decode) {
+        zc_pool_run(pool, c.n_chunks * d->n_kv_heads, decode_task, &c);
+        decode_merge(&c);
+    } else {
+        zc_pool_run(pool, c.n_qblocks * d->n_kv_heads, prefill_task, &c);
+    }
+    return ZC_OK;
+}
+
+static double load_kv(const void *p, int kv_type, size_t i) {
+    return kv_type == ZC_TYPE_F32 ? (double)((const float *)p)[i] : (double)zc_fp16_to_f32(((const zc_fp16 *)p)[i]);
+}
+
+void zc_attn_reference(const zc_attn_dims *d, const float *q, int n_q, int pos0, const void *k, const void *v,
+                       int kv_type, size_t kv_stride, int n_kv, float *out, float *lse) {
+    int hd = d->head_dim, nh = d->n_heads, G = d->n_heads / d->n_kv_heads;
+    double scale = 1.0 / sqrt((double)hd);
+    double *row = zc_malloc((size_t)n_kv * sizeof(double)); /* one score row [n_kv] */
+    double *o = zc_malloc((size_t)hd * sizeof(double));      /* [hd] */
+    if (!row || !o) goto done;
+    for (int i = 0; i < n_q; i++)
+        for (int h = 0; h < nh; h++) {
+            int g = h / G, n = pos0 + i + 1 < n_kv ? pos0 + i + 1 : n_kv;
+            const float *qr = q + (size_t)i * nh * hd + (size_t)h * hd;
+            double mx = -INFINITY;
+            for (int t = 0; t < n; t++) {
+                double dot = 0.0;
+                for (int e = 0; e < hd; e++) dot += (double)qr[e] * load_kv(k, kv_type, t * kv_stride + g * hd + e);
+                row[t] = dot * scale;
+                if (row[t] > mx) mx = row[t];
+            }
+            double sum = 0.0;
+            for (int t = 0; t < n; t++) sum += (row[t] = exp(row[t] - mx));
+            memset(o, 0, (size_t)hd * sizeof(double));
+            for (int t = 0; t < n; t++)
+                for (int e = 0; e < hd; e++) o[e] += row[t] * load_kv(v, kv_type, t * kv_stride + g * hd + e);
+            float *dst = out + (size_t)i * nh * hd + (size_t)h * hd;
+            for (int e = 0; e < hd; e++) dst[e] = (float)(o[e] / sum);
+            if (lse) lse[(size_t)i * nh + h] = (float)(mx + log(sum));
+        }
+done:
+    free(row);
+    free(o);
+}

@@ -1,0 +1,118 @@
+/* AVX2 + FMA + F16C attention tile kernel (see attn_impl.h for the contract).
+ *
+ * Scores are computed eight keys at a time: eight dot-product accumulators
+ * are reduced together with a transposing hadd tree, so one score vector
+ * costs hd/8 FMAs per key plus a few shuffles. The head_dim tail (hd % 8)
+ * goes through masked loads, so every head_dim works.
+ */
+#include <math.h>
+
+#include "attn/attn_impl.h"
+
+/* Transpose-reduce eight accumulators: lane i of the result = sum of a[i]. */
+static inline __m256 hsum8x8(__m256 a0, __m256 a1, __m256 a2, __m256 a3, __m256 a4, __m256 a5, __m256 a6,
+                             __m256 a7) {
+    __m256 t0 = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+    __m256 t1 = _mm256_hadd_ps(_mm256_hadd_ps(a4, a5), _mm256_hadd_ps(a6, a7));
+    return _mm256_add_ps(_mm256_permute2f128_ps(t0, t1, 0x20), _mm256_permute2f128_ps(t0, t1, 0x31));
+}
+
+static inline float dot_one(const float *q, const float *k, int hd, int hd8, __m256i tail) {
+    __m256 a = _mm256_setzero_ps();
+    for (int d = 0; d < hd8; d += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), _mm256_loadu_ps(k + d), a);
+    if (hd8 < hd) a = _mm256_fmadd_ps(_mm256_maskload_ps(q + hd8, tail), _mm256_maskload_ps(k + hd8, tail), a);
+    return zc_hsum256(a);
+}
+
+void zc_attn_tile_avx2(int n_rows, int G, const int *nvalid, const float *q, int hd, int nk, const float *k,
+                       size_t ks, const float *v, size_t vs, float *s, float *m, float *l, float *acc) {
+    (void)nk;
+    int hd8 = hd & ~7;
+    __m256i tail = zc_mask8(hd - hd8);
+    for (int r = 0; r < n_rows; r++) {
+        int n = nvalid[r / G];
+        if (n <= 0) continue;
+        const float *qr = q + (size_t)r * hd;
+
+        /* scores s[0..n) and their max */
+        __m256 vmax = _mm256_set1_ps(-INFINITY);
+        int j = 0;
+        for (; j + 8 <= n; j += 8) {
+            const float *kj = k + (size_t)j * ks;
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+            for (int d = 0; d < hd8; d += 8) {
+                __m256 qv = _mm256_loadu_ps(qr + d);
+                a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kj + d), a0);
+                a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kj + ks + d), a1);
+                a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kj + 2 * ks + d), a2);
+                a3 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kj + 3 * ks + d), a3);
+                a4 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kj + 4 * ks + d), a4);
+                a5 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kj + 5 * ks + d), a5);
+                a6 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kj + 6 * ks + d), a6);
+                a7 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kj + 7 * ks + d), a7);
+            }
+            if (hd8 < hd) {
+                __m256 qv = _mm256_maskload_ps(qr + hd8, tail);
+                const float *kt = kj + hd8;
+                a0 = _mm256_fmadd_ps(qv, _mm256_maskload_ps(kt, tail), a0);
+                a1 = _mm256_fmadd_ps(qv, _mm256_maskload_ps(kt + ks, tail), a1);
+                a2 = _mm256_fmadd_ps(qv, _mm256_maskload_ps(kt + 2 * ks, tail), a2);
+                a3 = _mm256_fmadd_ps(qv, _mm256_maskload_ps(kt + 3 * ks, tail), a3);
+                a4 = _mm256_fmadd_ps(qv, _mm256_maskload_ps(kt + 4 * ks, tail), a4);
+                a5 = _mm256_fmadd_ps(qv, _mm256_maskload_ps(kt + 5 * ks, tail), a5);
+                a6 = _mm256_fmadd_ps(qv, _mm256_maskload_ps(kt + 6 * ks, tail), a6);
+                a7 = _mm256_fmadd_ps(qv, _mm256_maskload_ps(kt + 7 * ks, tail), a7);
+            }
+            __m256 sv = hsum8x8(a0, a1, a2, a3, a4, a5, a6, a7);
+            _mm256_storeu_ps(s + j, sv);
+            vmax = _mm256_max_ps(vmax, sv);
+        }
+        float mx = zc_hmax256(vmax);
+        for (; j < n; j++) {
+            s[j] = dot_one(qr, k + (size_t)j * ks, hd, hd8, tail);
+            if (s[j] > mx) mx = s[j];
+        }
+        if (m[r] > mx) mx = m[r];
+
+        /* p = exp(s - mx); -inf padding up to a multiple of 8 gives exact zeros */
+        int n8 = (n + 7) & ~7;
+        for (j = n; j < n8; j++) s[j] = -INFINITY;
+        __m256 vm = _mm256_set1_ps(mx), vsum = _mm256_setzero_ps();
+        for (j = 0; j < n8; j += 8) {
+            __m256 p = zc_exp256(_mm256_sub_ps(_mm256_loadu_ps(s + j), vm));
+            _mm256_storeu_ps(s + j, p);
+            vsum = _mm256_add_ps(vsum, p);
+        }
+        float corr = expf(m[r] - mx); /* 0 while m[r] is still -inf */
+        m[r] = mx;
+        l[r] = l[r] * corr + zc_hsum256(vsum);
+
+        /* acc = acc * corr + sum_j p_j v_j, one 8-wide slice of the row at a time */
+        float *ar = acc + (size_t)r * hd;
+        __m256 vc = _mm256_set1_ps(corr);
+        for (int d = 0; d < hd8; d += 8) {
+            __m256 a = _mm256_mul_ps(_mm256_loadu_ps(ar + d), vc);
+            const float *vd = v + d;
+            for (j = 0; j < n; j++) a = _mm256_fmadd_ps(_mm256_set1_ps(s[j]), _mm256_loadu_ps(vd + (size_t)j * vs), a);
+            _mm256_storeu_ps(ar + d, a);
+        }
+        if (hd8 < hd) {
+            __m256 a = _mm256_mul_ps(_mm256_maskload_ps(ar + hd8, tail), vc);
+            const float *vd = v + hd8;
+            for (j = 0; j < n; j++)
+                a = _mm256_fmadd_ps(_mm256_set1_ps(s[j]), _mm256_maskload_ps(vd + (size_t)j * vs, tail), a);
+            _mm256_maskstore_ps(ar + hd8, tail, a);
+        }
+    }
+}
+
+void zc_attn_f16_rows_avx2(const uint16_t *src, size_t stride, int n, int hd, float *dst) {
+    int hd8 = hd & ~7;
+    for (int j = 0; j < n; j++) {
+        const uint16_t *sr = src + (size_t)j * stride;
+        float *o = dst + (size_t)j * hd;
+        int d = 0;
+        for (; d < hd8; d += 8) _mm256_storeu_ps(o + d, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(sr + d))));
+        for (; d < hd; d++) o[d] = _cvtsh_ss(sr[d]);
+    }
+}

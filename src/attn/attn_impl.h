@@ -1,0 +1,87 @@
+/* Kernels shared by the attention files (not part of the library API).
+ *
+ * attn.c holds the scalar versions and the drivers; attn_avx2.c and
+ * attn_packed_avx2.c the AVX2 versions, entered only after zc_cpu_has_avx2().
+ */
+#ifndef ZC_ATTN_IMPL_H
+#define ZC_ATTN_IMPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Keys per K/V tile: 64 keys x 128 dims x 4 bytes = 32 KiB per tile, so a
+ * K tile, a V tile and the scores of a query block stay in L2 while every
+ * query row of the block (all G heads of the group) passes over them. */
+#define ZC_ATTN_BK 64
+/* Queries per prefill block: rows = BQ * G (16 x 8 = 128 rows at most for
+ * common GQA ratios) share each K/V tile. */
+#define ZC_ATTN_BQ 16
+
+/* Online-softmax update of a block of query rows with one K/V tile.
+ *   q       [n_rows][hd]   query rows, already multiplied by 1/sqrt(hd);
+ *                          row r belongs to query r / G of the block
+ *   nvalid  [n_rows / G]   keys 0..nvalid[i]-1 of the tile are visible to query i
+ *                          (0 <= nvalid[i] <= nk; causal masking)
+ *   k, v    [nk] rows of hd floats at strides ks, vs (floats)
+ *   s       [ZC_ATTN_BK]   scratch for one score row
+ *   m, l    [n_rows]       running max and running sum of exp(score - m)
+ *   acc     [n_rows][hd]   running sum of exp(score - m) * v
+ * Rows start as m = -inf, l = 0, acc = 0. */
+typedef void (*zc_attn_tile_fn)(int n_rows, int G, const int *nvalid, const float *q, int hd, int nk,
+                                const float *k, size_t ks, const float *v, size_t vs, float *s, float *m,
+                                float *l, float *acc);
+
+void zc_attn_tile_scalar(int n_rows, int G, const int *nvalid, const float *q, int hd, int nk, const float *k,
+                         size_t ks, const float *v, size_t vs, float *s, float *m, float *l, float *acc);
+void zc_attn_tile_avx2(int n_rows, int G, const int *nvalid, const float *q, int hd, int nk, const float *k,
+                       size_t ks, const float *v, size_t vs, float *s, float *m, float *l, float *acc);
+
+/* n rows of hd halves at stride `stride` (halves) -> dst [n][hd] floats. Exact. */
+void zc_attn_f16_rows_avx2(const uint16_t *src, size_t stride, int n, int hd, float *dst);
+
+#ifdef __AVX2__
+#include <immintrin.h>
+
+/* exp(x) for 8 floats, within 2 ulp of expf on [-87, 88]; exactly 0 below
+ * -87.3 (so -inf padding contributes nothing). Cephes' expf polynomial on
+ * the reduced argument r = x - n*ln2, |r| <= ln2/2, then scaled by 2^n. */
+static inline __m256 zc_exp256(__m256 x) {
+    const __m256 lo = _mm256_set1_ps(-87.3f), hi = _mm256_set1_ps(88.3f);
+    __m256 live = _mm256_cmp_ps(x, lo, _CMP_GE_OQ);
+    x = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_and_ps(_mm256_mul_ps(p, _mm256_castsi256_ps(e)), live);
+}
+
+static inline float zc_hsum256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline float zc_hmax256(__m256 v) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* Lane mask selecting the first n (0..8) of 8 floats, for maskload/maskstore. */
+static inline __m256i zc_mask8(int n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+#endif
+
+#endif
