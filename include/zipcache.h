@@ -38,6 +38,160 @@ void zc_clear_error(void);
 /* A short fixed description of an error code. */
 const char *zc_strerror(int code);
 
+/* ---- Models ------------------------------------------------------------- */
+/* A loaded model: hyperparameters, memory-mapped weights and its tokenizer.
+ * Immutable after loading, so one model can serve several contexts. */
+typedef struct zc_model zc_model;
+
+/* Read-only facts about a loaded model. */
+typedef struct {
+    const char *arch;        /* "llama" or "qwen2" */
+    const char *format;      /* "gguf" or "hf" (config.json + safetensors) */
+    int n_layers;
+    int n_embd;              /* hidden size */
+    int n_ff;                /* feed-forward size */
+    int n_heads, n_kv_heads; /* query heads, key/value heads (GQA when fewer) */
+    int head_dim;
+    int n_vocab;
+    int n_ctx_train;         /* context length the file declares */
+    float rope_base;
+    float norm_eps;
+    int weight_type;         /* ggml type id of the attention/FFN weights (the most common one) */
+    const char *weight_type_name;
+    int64_t n_params;        /* scalars in the weights the engine uses */
+    size_t weight_bytes;     /* bytes of those weights */
+    size_t mapped_bytes;     /* bytes of the model file(s) mapped read-only (shared page cache) */
+    size_t resident_bytes;   /* weight bytes the engine holds in its own memory (converted tensors) */
+    int bos, eos;            /* token ids, -1 if none */
+    int add_bos;             /* 1 if prompts start with BOS by default */
+} zc_model_info;
+
+/* Load a model from a GGUF file or a Hugging Face directory (config.json,
+ * *.safetensors, tokenizer.json). Weights are mapped, not copied, when the
+ * engine can compute with their type. Every tensor's presence, type and
+ * shape is checked against the hyperparameters.
+ * Errors: ZC_ERR_IO (cannot open), ZC_ERR_FORMAT (malformed file, missing or
+ * mis-shaped tensor, missing tokenizer, absurd hyperparameters),
+ * ZC_ERR_UNSUPPORTED (unknown architecture or weight type), ZC_ERR_NOMEM. */
+int zc_model_load(const char *path, zc_model **out);
+void zc_model_free(zc_model *m);
+/* Never NULL for a loaded model; valid until zc_model_free. */
+const zc_model_info *zc_model_get_info(const zc_model *m);
+
+/* Tokens of `len` bytes of text. add_bos: prepend BOS (pass info->add_bos
+ * for the model's default); parse_special: match special-token texts such
+ * as "<|start_story|>". *ids is malloc'ed (caller frees); *n_ids its count.
+ * Errors: ZC_ERR_NOMEM, ZC_ERR_LIMIT (text too long). */
+int zc_model_tokenize(const zc_model *m, const char *text, size_t len, int add_bos, int parse_special,
+                      int32_t **ids, int *n_ids);
+
+/* Streaming detokenizer state: holds back the bytes of a UTF-8 character
+ * split across tokens. Initialize with zc_detok_init before the first token. */
+typedef struct {
+    char pending[8];
+    int n_pending;
+    int at_start;
+} zc_detok;
+void zc_detok_init(zc_detok *d);
+/* Append the text of token `id` to out (cap bytes; 64 is always enough for
+ * one token plus held-back bytes), *len receives the bytes written (only
+ * complete UTF-8 characters). Errors: ZC_ERR_ARG (id outside the vocab),
+ * ZC_ERR_LIMIT (cap too small). */
+int zc_detokenize(const zc_model *m, zc_detok *d, int32_t id, char *out, size_t cap, size_t *len);
+/* Whether generation should stop after token `id` (EOS, end of turn...). */
+int zc_model_is_eog(const zc_model *m, int32_t id);
+
+/* ---- Contexts (one sequence with its KV cache) -------------------------- */
+typedef struct zc_context zc_context;
+struct zc_kv_config; /* src/kv/kv.h: policy name and its options */
+struct zc_kv_usage;  /* src/kv/kv.h: bytes held by the cache, by part */
+
+/* Called after RoPE in every layer of every zc_decode, for research code that
+ * needs the real queries, keys and values: tokens pos..pos+n-1 of `layer`,
+ * q [n][n_heads*head_dim], k and v [n][n_kv_heads*head_dim], valid only
+ * during the call. Keys are in the layout the cache sees (for HF llama
+ * weights the rotate-half channel order, see src/model/model.h). */
+typedef void (*zc_observer_fn)(void *user, int layer, int pos, int n, const float *q, const float *k,
+                               const float *v);
+
+typedef struct {
+    int n_ctx;            /* positions the context holds; 0 = the model's n_ctx_train. May exceed
+                             n_ctx_train (a warning is printed to stderr). */
+    int n_threads;        /* threads of the context's pool; 0 = all cores */
+    int n_batch;          /* most tokens one forward step processes (bounds scratch memory) */
+    const struct zc_kv_config *kv; /* KV cache policy and options; NULL = zc_kv_config_default (fp16) */
+    zc_observer_fn observer;       /* optional, see above */
+    void *observer_user;
+} zc_context_params;
+
+/* Defaults: n_ctx 0, n_threads 0, n_batch 512, kv NULL, no observer. */
+void zc_context_params_default(zc_context_params *p);
+/* Create a context for `model` (which must outlive it): thread pool, KV
+ * cache of the chosen policy, activations for n_batch tokens.
+ * Errors: ZC_ERR_ARG (bad params, unknown KV policy), ZC_ERR_LIMIT (n_ctx too
+ * large), ZC_ERR_NOMEM. */
+int zc_context_create(const zc_model *model, const zc_context_params *p, zc_context **out);
+void zc_context_free(zc_context *c);
+
+enum {
+    ZC_LOGITS_NONE = 0, /* no logits (e.g. the prompt before the last chunk) */
+    ZC_LOGITS_LAST = 1, /* logits of the last token: out[n_vocab] */
+    ZC_LOGITS_ALL = 2,  /* logits of every token: out[n][n_vocab] (perplexity) */
+};
+
+/* Run the model over n tokens appended at the current position (batched in
+ * chunks of n_batch; a prompt and a single decode step are the same call)
+ * and write the logits asked for by logits_mode into `logits`.
+ * Context rule: if position + n would exceed n_ctx, nothing is processed and
+ * ZC_ERR_LIMIT is returned (callers stop generating there).
+ * Errors: ZC_ERR_ARG (token id outside the vocab, n < 1, NULL logits when
+ * asked for), ZC_ERR_LIMIT, ZC_ERR_NOMEM, or an error of the KV policy; after
+ * an error other than ZC_ERR_ARG/ZC_ERR_LIMIT the context must be reset. */
+int zc_decode(zc_context *c, const int32_t *tokens, int n, int logits_mode, float *logits);
+/* Tokens processed so far (the next token's position). */
+int zc_context_pos(const zc_context *c);
+int zc_context_n_ctx(const zc_context *c);
+/* Forget everything: position 0, empty cache. */
+int zc_context_reset(zc_context *c);
+/* Bytes the KV cache holds, by part (see struct zc_kv_usage). */
+void zc_context_kv_usage(const zc_context *c, struct zc_kv_usage *u);
+/* The effective KV configuration (policy name and options). */
+const struct zc_kv_config *zc_context_kv_config(const zc_context *c);
+
+/* Memory of a context and its model, in bytes. */
+typedef struct {
+    size_t weights_mapped;   /* model files mapped read-only */
+    size_t weights_resident; /* weights converted into engine memory */
+    size_t kv;               /* the KV cache (details: zc_context_kv_usage) */
+    size_t scratch;          /* activations and kernel scratch */
+} zc_memory;
+void zc_context_memory(const zc_context *c, zc_memory *m);
+
+/* ---- Sampling ----------------------------------------------------------- */
+/* Chain in llama.cpp's order: repetition penalty over the last
+ * repeat_last_n accepted tokens, top-k, top-p, min-p, temperature, then a
+ * draw from the softmax. temp <= 0 means greedy (argmax after penalties). */
+typedef struct {
+    float temp;            /* default 0.8 */
+    int top_k;             /* 0 = off; default 40 */
+    float top_p;           /* 1 = off; default 0.95 */
+    float min_p;           /* 0 = off; default 0.05 */
+    float repeat_penalty;  /* 1 = off (default) */
+    int repeat_last_n;     /* tokens the penalty looks back; default 64 */
+    uint64_t seed;         /* same seed, same logits -> same tokens */
+} zc_sampler_params;
+typedef struct zc_sampler zc_sampler;
+
+void zc_sampler_params_default(zc_sampler_params *p);
+/* Errors: ZC_ERR_ARG (n_vocab < 1, a parameter out of range), ZC_ERR_NOMEM. */
+int zc_sampler_create(const zc_sampler_params *p, int n_vocab, zc_sampler **out);
+void zc_sampler_free(zc_sampler *s);
+/* Pick a token from logits[n_vocab] (not modified) and remember it for the
+ * repetition penalty. */
+int32_t zc_sampler_sample(zc_sampler *s, const float *logits);
+/* Remember a token that was not sampled (prompt tokens) for the penalty. */
+void zc_sampler_accept(zc_sampler *s, int32_t id);
+
 #ifdef __cplusplus
 }
 #endif

@@ -32,8 +32,9 @@ typedef struct {
 } zc_kv_shape;
 
 /* Every option of every policy; a policy reads the ones it uses. The CLI
- * fills this from --kv* flags (zc_kv_config_parse_arg). */
-typedef struct {
+ * fills this from --kv* flags (zc_kv_config_parse_arg). (Tagged so that
+ * include/zipcache.h can forward-declare it.) */
+typedef struct zc_kv_config {
     char policy[16];         /* "fp32", "fp16", "zipcache", "uniform", "kivi", "mikv", "h2o", "q8_0", "q4_0" */
     int k_hi_bits, k_lo_bits;  /* salient / regular bits for keys (zipcache, mikv) */
     int v_hi_bits, v_lo_bits;  /* same for values */
@@ -52,7 +53,7 @@ typedef struct {
 } zc_kv_config;
 
 /* Exact bytes held by a cache, by part. */
-typedef struct {
+typedef struct zc_kv_usage {
     size_t codes;    /* quantized codes / raw K,V values */
     size_t params;   /* scales, zero points, channel normalizers */
     size_t window;   /* full-precision window awaiting compression */

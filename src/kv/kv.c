@@ -1,0 +1,249 @@
+/* KV cache configuration (defaults, --kv* options, description), the policy
+ * registry and the ratio helpers. The policies themselves live one per file
+ * (kv_fp.c, ...); this file only knows their constructors. */
+#include "kv/kv.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/error.h"
+
+/* ---- Registry ------------------------------------------------------------
+ * Adding a policy: define its constructor in src/kv/kv_<name>.c, declare it
+ * here and add one row to POLICIES. Nothing else in the engine changes. */
+typedef int (*zc_kv_create_fn)(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool,
+                               zc_kv_cache **out);
+
+int zc_kv_create_fp32(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out);
+int zc_kv_create_fp16(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out);
+int zc_kv_create_q8_0(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out);
+int zc_kv_create_q4_0(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out);
+
+static const struct {
+    const char *name;
+    zc_kv_create_fn create;
+} POLICIES[] = {
+    {"fp32", zc_kv_create_fp32},
+    {"fp16", zc_kv_create_fp16},
+    {"q8_0", zc_kv_create_q8_0},
+    {"q4_0", zc_kv_create_q4_0},
+};
+#define N_POLICIES (sizeof POLICIES / sizeof POLICIES[0])
+
+static zc_kv_create_fn find_policy(const char *name) {
+    for (size_t i = 0; i < N_POLICIES; i++)
+        if (!strcmp(POLICIES[i].name, name)) return POLICIES[i].create;
+    return NULL;
+}
+
+static int unknown_policy(const char *name) {
+    char avail[256] = "";
+    size_t n = 0;
+    for (size_t i = 0; i < N_POLICIES && n < sizeof avail; i++)
+        n += (size_t)snprintf(avail + n, sizeof avail - n, "%s%s", i ? ", " : "", POLICIES[i].name);
+    return zc_error(ZC_ERR_ARG, "unknown KV policy '%s' (available: %s)", name, avail);
+}
+
+int zc_kv_create(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out) {
+    *out = NULL;
+    zc_kv_create_fn create = find_policy(cfg->policy);
+    if (!create) return unknown_policy(cfg->policy);
+    const zc_kv_shape *s = shape;
+    if (s->n_layers <= 0 || s->n_heads <= 0 || s->n_kv_heads <= 0 || s->head_dim <= 0 || s->max_ctx <= 0 ||
+        s->n_heads % s->n_kv_heads)
+        return zc_error(ZC_ERR_ARG, "kv cache: bad shape (layers %d, heads %d/%d, head_dim %d, max_ctx %d)",
+                        s->n_layers, s->n_heads, s->n_kv_heads, s->head_dim, s->max_ctx);
+    return create(cfg, shape, pool, out);
+}
+
+/* ---- Configuration ------------------------------------------------------ */
+void zc_kv_config_default(zc_kv_config *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    strcpy(cfg->policy, "fp16");
+    cfg->k_hi_bits = cfg->v_hi_bits = 4;
+    cfg->k_lo_bits = cfg->v_lo_bits = 2;
+    cfg->bits = 4;
+    cfg->salient_ratio = 0.6f;
+    cfg->target_bits = 0;
+    strcpy(cfg->probes, "random+recent:0.05:0.05");
+    cfg->stream_gap = 100;
+    cfg->sinks = 0;
+    cfg->key_group = 0;
+    cfg->group_size = 32;
+    cfg->residual = 32;
+    cfg->budget_ratio = 0.2f;
+    cfg->seed = 0;
+    cfg->budget_bytes = 0;
+}
+
+static int bad_value(const char *opt, const char *val, const char *why) {
+    return zc_error(ZC_ERR_ARG, "%s: '%s' %s", opt, val, why);
+}
+
+static int parse_long(const char *opt, const char *val, long lo, long hi, int *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(val, &end, 10);
+    if (!*val || *end || errno) return bad_value(opt, val, "is not an integer");
+    if (v < lo || v > hi) return zc_error(ZC_ERR_ARG, "%s: %ld is out of range [%ld, %ld]", opt, v, lo, hi);
+    *out = (int)v;
+    return ZC_OK;
+}
+
+/* A float in (lo, hi] or [lo, hi] depending on lo_open. */
+static int parse_float(const char *opt, const char *val, double lo, double hi, int lo_open, float *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(val, &end);
+    if (!*val || *end || errno || !isfinite(v)) return bad_value(opt, val, "is not a number");
+    if ((lo_open ? v <= lo : v < lo) || v > hi)
+        return zc_error(ZC_ERR_ARG, "%s: %g is out of range %c%g, %g]", opt, v, lo_open ? '(' : '[', lo, hi);
+    *out = (float)v;
+    return ZC_OK;
+}
+
+/* "all" | "random:F" | "recent:F" | "random+recent:F:F", fractions in (0, 1]. */
+static int check_probes(const char *opt, const char *val) {
+    if (!strcmp(val, "all")) return ZC_OK;
+    const char *kinds[] = {"random+recent:", "random:", "recent:"};
+    for (int k = 0; k < 3; k++) {
+        size_t n = strlen(kinds[k]);
+        if (strncmp(val, kinds[k], n)) continue;
+        const char *p = val + n;
+        for (int f = 0; f < (k == 0 ? 2 : 1); f++) {
+            char *end;
+            errno = 0;
+            double x = strtod(p, &end);
+            if (end == p || errno || !(x > 0 && x <= 1))
+                return bad_value(opt, val, "needs fractions in (0, 1], e.g. random+recent:0.05:0.05");
+            p = end;
+            if (k == 0 && f == 0) {
+                if (*p != ':') return bad_value(opt, val, "needs two fractions: random+recent:R:S");
+                p++;
+            }
+        }
+        if (*p) return bad_value(opt, val, "has trailing characters");
+        return ZC_OK;
+    }
+    return bad_value(opt, val, "is not a probe policy (all, random:F, recent:F, random+recent:F:F)");
+}
+
+/* Bytes with an optional binary K/M/G suffix ("512M"). */
+static int parse_bytes(const char *opt, const char *val, size_t *out) {
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(val, &end, 10);
+    if (!*val || *val == '-' || end == val || errno) return bad_value(opt, val, "is not a byte count");
+    unsigned shift = 0;
+    if (*end) {
+        switch (*end) {
+        case 'K': case 'k': shift = 10; break;
+        case 'M': case 'm': shift = 20; break;
+        case 'G': case 'g': shift = 30; break;
+        default: return bad_value(opt, val, "has an unknown suffix (use K, M or G)");
+        }
+        if (end[1]) return bad_value(opt, val, "has trailing characters");
+    }
+    if (v == 0) return bad_value(opt, val, "must be positive");
+    if (v > (SIZE_MAX >> shift)) return bad_value(opt, val, "is too large");
+    *out = (size_t)(v << shift);
+    return ZC_OK;
+}
+
+int zc_kv_config_parse_arg(zc_kv_config *cfg, const char *opt, const char *val) {
+    int rc = ZC_OK, bits;
+    if (strncmp(opt, "--kv", 4)) return 0;
+    if (!val) return zc_error(ZC_ERR_ARG, "option %s needs a value", opt);
+    if (!strcmp(opt, "--kv")) {
+        if (!find_policy(val)) return unknown_policy(val);
+        snprintf(cfg->policy, sizeof cfg->policy, "%s", val);
+    } else if (!strcmp(opt, "--kv-hi-bits")) {
+        if ((rc = parse_long(opt, val, 1, 8, &bits)) == ZC_OK) cfg->k_hi_bits = cfg->v_hi_bits = bits;
+    } else if (!strcmp(opt, "--kv-lo-bits")) {
+        if ((rc = parse_long(opt, val, 1, 8, &bits)) == ZC_OK) cfg->k_lo_bits = cfg->v_lo_bits = bits;
+    } else if (!strcmp(opt, "--kv-k-hi-bits")) {
+        rc = parse_long(opt, val, 1, 8, &cfg->k_hi_bits);
+    } else if (!strcmp(opt, "--kv-k-lo-bits")) {
+        rc = parse_long(opt, val, 1, 8, &cfg->k_lo_bits);
+    } else if (!strcmp(opt, "--kv-v-hi-bits")) {
+        rc = parse_long(opt, val, 1, 8, &cfg->v_hi_bits);
+    } else if (!strcmp(opt, "--kv-v-lo-bits")) {
+        rc = parse_long(opt, val, 1, 8, &cfg->v_lo_bits);
+    } else if (!strcmp(opt, "--kv-bits")) {
+        /* One flag, two readings: an average bit budget for mixed-precision
+         * policies (target_bits) and, when integral, the width of the uniform
+         * ones (bits). */
+        float b;
+        if ((rc = parse_float(opt, val, 1, 8, 0, &b)) == ZC_OK) {
+            cfg->target_bits = b;
+            if (b == floorf(b)) cfg->bits = (int)b;
+        }
+    } else if (!strcmp(opt, "--kv-salient-ratio")) {
+        /* An explicit ratio replaces any bit budget given before it. */
+        if ((rc = parse_float(opt, val, 0, 1, 0, &cfg->salient_ratio)) == ZC_OK) cfg->target_bits = 0;
+    } else if (!strcmp(opt, "--kv-probes")) {
+        if (strlen(val) >= sizeof cfg->probes) return bad_value(opt, val, "is too long");
+        if ((rc = check_probes(opt, val)) == ZC_OK) snprintf(cfg->probes, sizeof cfg->probes, "%s", val);
+    } else if (!strcmp(opt, "--kv-stream-gap")) {
+        rc = parse_long(opt, val, 1, 1 << 20, &cfg->stream_gap);
+    } else if (!strcmp(opt, "--kv-sinks")) {
+        rc = parse_long(opt, val, 0, 1 << 20, &cfg->sinks);
+    } else if (!strcmp(opt, "--kv-key-group")) {
+        rc = parse_long(opt, val, 0, 1 << 20, &cfg->key_group);
+    } else if (!strcmp(opt, "--kv-group")) {
+        rc = parse_long(opt, val, 1, 1 << 16, &cfg->group_size);
+    } else if (!strcmp(opt, "--kv-residual")) {
+        rc = parse_long(opt, val, 0, 1 << 20, &cfg->residual);
+    } else if (!strcmp(opt, "--kv-budget-ratio")) {
+        rc = parse_float(opt, val, 0, 1, 1, &cfg->budget_ratio);
+    } else if (!strcmp(opt, "--kv-seed")) {
+        char *end;
+        errno = 0;
+        unsigned long long s = strtoull(val, &end, 10);
+        if (!*val || *val == '-' || *end || errno) return bad_value(opt, val, "is not a non-negative integer");
+        cfg->seed = s;
+    } else if (!strcmp(opt, "--kv-budget")) {
+        rc = parse_bytes(opt, val, &cfg->budget_bytes);
+    } else {
+        return 0;
+    }
+    return rc == ZC_OK ? 1 : rc;
+}
+
+void zc_kv_config_describe(const zc_kv_config *c, char *buf, size_t cap) {
+    const char *p = c->policy;
+    char budget[48] = "";
+    if (c->budget_bytes) snprintf(budget, sizeof budget, ", budget %zu bytes", c->budget_bytes);
+    if (!strcmp(p, "fp32") || !strcmp(p, "fp16")) {
+        snprintf(buf, cap, "%s (uncompressed, %s bits/element)%s", p, p + 2, budget);
+    } else if (!strcmp(p, "zipcache") || !strcmp(p, "mikv")) {
+        char mix[64];
+        if (c->target_bits > 0)
+            snprintf(mix, sizeof mix, "target %.3g bits", (double)c->target_bits);
+        else
+            snprintf(mix, sizeof mix, "salient ratio %.3g", (double)c->salient_ratio);
+        snprintf(buf, cap, "%s (K %d/%d bits, V %d/%d bits, %s, probes %s, stream gap %d, sinks %d, key group %d)%s",
+                 p, c->k_hi_bits, c->k_lo_bits, c->v_hi_bits, c->v_lo_bits, mix, c->probes, c->stream_gap, c->sinks,
+                 c->key_group, budget);
+    } else if (!strcmp(p, "uniform")) {
+        snprintf(buf, cap, "uniform (%d bits, key group %d)%s", c->bits, c->key_group, budget);
+    } else if (!strcmp(p, "kivi")) {
+        snprintf(buf, cap, "kivi (%d bits, group %d, fp16 residual %d)%s", c->bits, c->group_size, c->residual, budget);
+    } else if (!strcmp(p, "h2o")) {
+        snprintf(buf, cap, "h2o (keep %.3g of tokens, sinks %d)%s", (double)c->budget_ratio, c->sinks, budget);
+    } else {
+        snprintf(buf, cap, "%s%s", p, budget);
+    }
+}
+
+/* ---- Ratios ------------------------------------------------------------- */
+double zc_kv_ratio(const zc_kv_usage *u) {
+    return u->total ? 16.0 * (double)u->elements / (8.0 * (double)u->total) : 0.0;
+}
+
+double zc_kv_bits_per_element(const zc_kv_usage *u) {
+    return u->elements ? 8.0 * (double)u->total / (double)u->elements : 0.0;
+}

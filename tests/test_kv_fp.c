@@ -1,0 +1,232 @@
+/* KV registry, configuration parsing and the fp32/fp16 policies: stored
+ * values read back through attention against the double reference,
+ * incremental writes equal one batched write, exact usage, truncation and
+ * every error path. */
+#include "tt.h"
+
+#include "attn/attn.h"
+#include "kv/kv.h"
+#include "quant/ggml_blocks.h"
+#include "util/fp16.h"
+#include "zipcache.h"
+
+/* A random layer set: k, v [n_layers][n][kv_dim], q [n_layers][n][q_dim]. */
+typedef struct {
+    zc_kv_shape s;
+    int n, kv_dim, q_dim;
+    float *k, *v, *q;
+} data;
+
+static data make_data(int n_layers, int n_heads, int n_kv, int hd, int n, unsigned long long seed) {
+    data d = {{n_layers, n_heads, n_kv, hd, n + 8}, n, n_kv * hd, n_heads * hd, NULL, NULL, NULL};
+    size_t nk = (size_t)n_layers * n * d.kv_dim, nq = (size_t)n_layers * n * d.q_dim;
+    d.k = malloc(nk * sizeof(float));
+    d.v = malloc(nk * sizeof(float));
+    d.q = malloc(nq * sizeof(float));
+    for (size_t i = 0; i < nk; i++) d.k[i] = 2 * tt_randf(&seed), d.v[i] = tt_randf(&seed);
+    for (size_t i = 0; i < nq; i++) d.q[i] = 2 * tt_randf(&seed);
+    return d;
+}
+
+static void free_data(data *d) { free(d->k), free(d->v), free(d->q); }
+
+/* The K/V a policy should behave as if it stored (fp16 rounds). */
+static void rounded(const float *x, float *out, size_t n, int type) {
+    for (size_t i = 0; i < n; i++) out[i] = type == ZC_TYPE_F16 ? zc_fp16_to_f32(zc_f32_to_fp16(x[i])) : x[i];
+}
+
+static zc_kv_cache *create(const char *policy, const zc_kv_shape *s, zc_pool *pool) {
+    zc_kv_config cfg;
+    zc_kv_config_default(&cfg);
+    TT_CHECK(zc_kv_config_parse_arg(&cfg, "--kv", policy) == 1, "%s", zc_last_error());
+    zc_kv_cache *c = NULL;
+    TT_CHECK(zc_kv_create(&cfg, s, pool, &c) == ZC_OK, "%s", zc_last_error());
+    return c;
+}
+
+/* Write in uneven chunks, attend each chunk, compare with the reference
+ * over the rounded K/V of positions 0..pos+i. */
+static void check_policy(const char *policy, int type, zc_pool *pool) {
+    data d = make_data(3, 8, 2, 16, 37, 42);
+    zc_kv_cache *c = create(policy, &d.s, pool);
+    if (!c) return;
+    zc_attn_dims ad = {8, 2, 16};
+    size_t nk = (size_t)d.n * d.kv_dim;
+    float *kr = malloc(nk * sizeof(float)), *vr = malloc(nk * sizeof(float));
+    float *out = malloc((size_t)d.n * d.q_dim * sizeof(float)), *ref = malloc((size_t)d.n * d.q_dim * sizeof(float));
+    const int chunks[] = {1, 16, 1, 1, 7, 11};
+    double worst = 0;
+    int pos = 0;
+    for (int ci = 0; ci < 6; ci++) {
+        int n = chunks[ci];
+        for (int l = 0; l < 3; l++) {
+            const float *k = d.k + ((size_t)l * d.n + pos) * d.kv_dim, *v = d.v + ((size_t)l * d.n + pos) * d.kv_dim;
+            const float *q = d.q + ((size_t)l * d.n + pos) * d.q_dim;
+            TT_CHECK(c->ops->write(c, l, pos, n, k, v) == ZC_OK, "%s", zc_last_error());
+            TT_CHECK(c->ops->attend(c, l, pos, n, q, out) == ZC_OK, "%s", zc_last_error());
+            rounded(d.k + (size_t)l * d.n * d.kv_dim, kr, (size_t)(pos + n) * d.kv_dim, type);
+            rounded(d.v + (size_t)l * d.n * d.kv_dim, vr, (size_t)(pos + n) * d.kv_dim, type);
+            zc_attn_reference(&ad, q, n, pos, kr, vr, ZC_TYPE_F32, (size_t)d.kv_dim, pos + n, ref, NULL);
+            for (size_t i = 0; i < (size_t)n * d.q_dim; i++) {
+                double e = fabs((double)out[i] - ref[i]);
+                if (e > worst) worst = e;
+            }
+        }
+        pos += n;
+        TT_CHECK(c->n_tokens == pos, "n_tokens %d, expected %d", c->n_tokens, pos);
+    }
+    TT_CHECK(worst < 1e-5, "%s: max |attention - reference| = %g", policy, worst);
+
+    zc_kv_usage u;
+    c->ops->usage(c, &u);
+    size_t elem = type == ZC_TYPE_F16 ? 2 : 4;
+    TT_CHECK(u.codes == 2 * (size_t)pos * 3 * d.kv_dim * elem && u.total == u.codes, "codes %zu total %zu", u.codes,
+             u.total);
+    TT_CHECK(u.n_tokens == pos && u.elements == 2LL * pos * 3 * d.kv_dim, "tokens %lld elements %lld",
+             (long long)u.n_tokens, (long long)u.elements);
+    TT_NEAR(zc_kv_bits_per_element(&u), 8.0 * elem, 1e-12);
+    TT_NEAR(zc_kv_ratio(&u), 2.0 / elem, 1e-12);
+
+    /* Truncate to 10, rewrite positions 10.. and get the same attention. */
+    TT_CHECK(c->ops->truncate(c, 10) == ZC_OK, "%s", zc_last_error());
+    c->ops->usage(c, &u);
+    TT_CHECK(u.n_tokens == 10 && u.total == 2 * (size_t)10 * 3 * d.kv_dim * elem, "after truncate %zu", u.total);
+    for (int l = 0; l < 3; l++) {
+        int n = d.n - 10;
+        const float *k = d.k + ((size_t)l * d.n + 10) * d.kv_dim, *v = d.v + ((size_t)l * d.n + 10) * d.kv_dim;
+        const float *q = d.q + ((size_t)l * d.n + 10) * d.q_dim;
+        TT_CHECK(c->ops->write(c, l, 10, n, k, v) == ZC_OK, "%s", zc_last_error());
+        TT_CHECK(c->ops->attend(c, l, 10, n, q, out) == ZC_OK, "%s", zc_last_error());
+        rounded(d.k + (size_t)l * d.n * d.kv_dim, kr, nk, type);
+        rounded(d.v + (size_t)l * d.n * d.kv_dim, vr, nk, type);
+        zc_attn_reference(&ad, q, n, 10, kr, vr, ZC_TYPE_F32, (size_t)d.kv_dim, d.n, ref, NULL);
+        for (size_t i = 0; i < (size_t)n * d.q_dim; i++) TT_NEAR(out[i], ref[i], 1e-5);
+    }
+
+    /* Errors: a gap, a past-the-context write, attention beyond what is stored. */
+    TT_CHECK(c->ops->write(c, 0, d.n + 1, 1, d.k, d.v) == ZC_ERR_ARG, "gap accepted");
+    TT_CHECK(c->ops->write(c, 0, d.n, 9, d.k, d.v) == ZC_ERR_LIMIT, "overflow accepted");
+    TT_CHECK(strstr(zc_last_error(), "exceed the context") != NULL, "%s", zc_last_error());
+    TT_CHECK(c->ops->attend(c, 0, d.n, 1, d.q, out) == ZC_ERR_ARG, "attention past the end accepted");
+    TT_CHECK(c->ops->truncate(c, d.n + 1) == ZC_ERR_ARG, "truncate beyond accepted");
+    TT_CHECK(c->ops->truncate(c, 0) == ZC_OK && c->n_tokens == 0, "truncate 0");
+    zc_kv_free(c);
+    free(kr), free(vr), free(out), free(ref);
+    free_data(&d);
+}
+
+static void test_fp32(void) { check_policy("fp32", ZC_TYPE_F32, NULL); }
+static void test_fp16(void) { check_policy("fp16", ZC_TYPE_F16, NULL); }
+static void test_fp16_threads(void) {
+    zc_pool *pool = zc_pool_create(2);
+    check_policy("fp16", ZC_TYPE_F16, pool);
+    zc_pool_destroy(pool);
+}
+
+static void test_registry(void) {
+    zc_kv_config cfg;
+    zc_kv_config_default(&cfg);
+    TT_CHECK(!strcmp(cfg.policy, "fp16") && cfg.k_hi_bits == 4 && cfg.v_lo_bits == 2 && cfg.bits == 4, "defaults");
+    TT_CHECK(cfg.salient_ratio == 0.6f && !strcmp(cfg.probes, "random+recent:0.05:0.05") && cfg.stream_gap == 100 &&
+                 cfg.group_size == 32 && cfg.residual == 32 && cfg.budget_ratio == 0.2f && cfg.seed == 0 &&
+                 cfg.sinks == 0 && cfg.key_group == 0 && cfg.budget_bytes == 0 && cfg.target_bits == 0,
+             "defaults");
+    TT_CHECK(zc_kv_config_parse_arg(&cfg, "--kv", "nosuch") == ZC_ERR_ARG, "unknown accepted");
+    TT_CHECK(strstr(zc_last_error(), "unknown KV policy 'nosuch' (available: fp32, fp16") != NULL, "%s",
+             zc_last_error());
+    strcpy(cfg.policy, "nosuch");
+    zc_kv_shape s = {1, 2, 1, 8, 16};
+    zc_kv_cache *c = (zc_kv_cache *)&cfg; /* must be overwritten with NULL */
+    TT_CHECK(zc_kv_create(&cfg, &s, NULL, &c) == ZC_ERR_ARG && c == NULL, "create of unknown policy");
+    zc_kv_config_default(&cfg);
+    zc_kv_shape bad = {1, 3, 2, 8, 16};
+    TT_CHECK(zc_kv_create(&cfg, &bad, NULL, &c) == ZC_ERR_ARG, "kv heads not dividing heads");
+    zc_kv_shape huge = {1000, 8, 8, 128, 1 << 30};
+    int rc = zc_kv_create(&cfg, &huge, NULL, &c);
+    TT_CHECK(rc == ZC_ERR_LIMIT || rc == ZC_ERR_NOMEM, "absurd context accepted (%d)", rc);
+}
+
+static void test_parse(void) {
+    zc_kv_config cfg;
+    zc_kv_config_default(&cfg);
+    TT_CHECK(zc_kv_config_parse_arg(&cfg, "-n", "5") == 0, "non-KV option consumed");
+    TT_CHECK(zc_kv_config_parse_arg(&cfg, "--kvx", "5") == 0, "unknown --kv* option consumed");
+    struct { const char *opt, *val; } good[] = {
+        {"--kv", "fp32"}, {"--kv-hi-bits", "8"}, {"--kv-lo-bits", "3"}, {"--kv-k-hi-bits", "6"},
+        {"--kv-v-lo-bits", "1"}, {"--kv-bits", "2.5"}, {"--kv-probes", "random:0.1"}, {"--kv-stream-gap", "64"},
+        {"--kv-sinks", "4"}, {"--kv-key-group", "128"}, {"--kv-group", "64"}, {"--kv-residual", "0"},
+        {"--kv-budget-ratio", "0.5"}, {"--kv-seed", "18446744073709551615"}, {"--kv-budget", "3M"},
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        TT_CHECK(zc_kv_config_parse_arg(&cfg, good[i].opt, good[i].val) == 1, "%s %s: %s", good[i].opt, good[i].val,
+                 zc_last_error());
+    TT_CHECK(!strcmp(cfg.policy, "fp32") && cfg.k_hi_bits == 6 && cfg.v_hi_bits == 8 && cfg.k_lo_bits == 3 &&
+                 cfg.v_lo_bits == 1,
+             "bits %d %d %d %d", cfg.k_hi_bits, cfg.v_hi_bits, cfg.k_lo_bits, cfg.v_lo_bits);
+    TT_CHECK(cfg.target_bits == 2.5f && cfg.bits == 4, "--kv-bits 2.5: target %g bits %d", (double)cfg.target_bits,
+             cfg.bits);
+    TT_CHECK(!strcmp(cfg.probes, "random:0.1") && cfg.stream_gap == 64 && cfg.sinks == 4 && cfg.key_group == 128 &&
+                 cfg.group_size == 64 && cfg.residual == 0 && cfg.budget_ratio == 0.5f &&
+                 cfg.seed == 18446744073709551615ull && cfg.budget_bytes == 3u << 20,
+             "values");
+    TT_CHECK(zc_kv_config_parse_arg(&cfg, "--kv-bits", "3") == 1 && cfg.bits == 3 && cfg.target_bits == 3.0f, "bits 3");
+    TT_CHECK(zc_kv_config_parse_arg(&cfg, "--kv-salient-ratio", "0.25") == 1 && cfg.salient_ratio == 0.25f &&
+                 cfg.target_bits == 0,
+             "explicit ratio clears the budget");
+    const char *probes[] = {"all", "recent:1", "random+recent:0.05:0.1"};
+    for (int i = 0; i < 3; i++) TT_CHECK(zc_kv_config_parse_arg(&cfg, "--kv-probes", probes[i]) == 1, "%s", probes[i]);
+    TT_CHECK(zc_kv_config_parse_arg(&cfg, "--kv-budget", "7") == 1 && cfg.budget_bytes == 7, "plain bytes");
+    TT_CHECK(zc_kv_config_parse_arg(&cfg, "--kv-budget", "2g") == 1 && cfg.budget_bytes == 2ull << 30, "2g");
+
+    struct { const char *opt, *val, *msg; } bad[] = {
+        {"--kv-hi-bits", "9", "out of range"},      {"--kv-lo-bits", "0", "out of range"},
+        {"--kv-hi-bits", "4x", "not an integer"},   {"--kv-bits", "nan", "not a number"},
+        {"--kv-bits", "0.5", "out of range"},       {"--kv-salient-ratio", "1.5", "out of range"},
+        {"--kv-probes", "random", "not a probe policy"}, {"--kv-probes", "random:0", "fractions"},
+        {"--kv-probes", "random+recent:0.1", "two fractions"}, {"--kv-probes", "recent:0.1x", "trailing"},
+        {"--kv-stream-gap", "0", "out of range"},   {"--kv-sinks", "-1", "out of range"},
+        {"--kv-group", "", "not an integer"},       {"--kv-budget-ratio", "0", "out of range"},
+        {"--kv-seed", "-3", "non-negative"},        {"--kv-budget", "0", "positive"},
+        {"--kv-budget", "12T", "suffix"},           {"--kv-budget", "1Gb", "trailing"},
+        {"--kv-budget", "99999999999999999999", "byte count"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        zc_kv_config before = cfg;
+        int rc = zc_kv_config_parse_arg(&cfg, bad[i].opt, bad[i].val);
+        TT_CHECK(rc == ZC_ERR_ARG && strstr(zc_last_error(), bad[i].msg) && strstr(zc_last_error(), bad[i].opt),
+                 "%s '%s' -> %d: %s", bad[i].opt, bad[i].val, rc, zc_last_error());
+        TT_CHECK(!memcmp(&before, &cfg, sizeof cfg), "%s '%s' changed the config", bad[i].opt, bad[i].val);
+    }
+    TT_CHECK(zc_kv_config_parse_arg(&cfg, "--kv-seed", NULL) == ZC_ERR_ARG, "missing value");
+}
+
+static void test_describe(void) {
+    zc_kv_config cfg;
+    zc_kv_config_default(&cfg);
+    char buf[256];
+    zc_kv_config_describe(&cfg, buf, sizeof buf);
+    TT_CHECK(!strcmp(buf, "fp16 (uncompressed, 16 bits/element)"), "%s", buf);
+    strcpy(cfg.policy, "zipcache");
+    cfg.target_bits = 3;
+    zc_kv_config_describe(&cfg, buf, sizeof buf);
+    TT_CHECK(strstr(buf, "K 4/2 bits, V 4/2 bits, target 3 bits, probes random+recent:0.05:0.05") != NULL, "%s", buf);
+    char tiny[8];
+    zc_kv_config_describe(&cfg, tiny, sizeof tiny);
+    TT_CHECK(strlen(tiny) == 7, "truncated to the buffer: '%s'", tiny);
+}
+
+static void test_ratio_empty(void) {
+    zc_kv_usage u = {0};
+    TT_CHECK(zc_kv_ratio(&u) == 0 && zc_kv_bits_per_element(&u) == 0, "empty cache ratios");
+}
+
+int main(void) {
+    TT_RUN(test_fp32);
+    TT_RUN(test_fp16);
+    TT_RUN(test_fp16_threads);
+    TT_RUN(test_registry);
+    TT_RUN(test_parse);
+    TT_RUN(test_describe);
+    TT_RUN(test_ratio_empty);
+    return tt_finish();
+}
