@@ -1,0 +1,222 @@
+/* config.json -> zc_hf_config, and the HF checkpoint source. Defaults follow
+ * transformers' LlamaConfig / Qwen2Config where a field may be omitted; the
+ * shape fields (hidden_size, layers, heads, intermediate_size, vocab_size)
+ * are required because their library defaults never describe a real
+ * checkpoint that omits them. */
+#include "model/hfconfig.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/error.h"
+#include "util/file.h"
+#include "util/json.h"
+
+/* Dimension bound: generous for any real model, small enough that products
+ * of two of them cannot overflow int64 in users' size arithmetic. */
+#define HF_MAX_DIM (1 << 24)
+#define HF_MAX_CONFIG (1u << 20)
+
+typedef struct {
+    const zc_json *root;
+    const char *src;
+} cfg_ctx;
+
+/* Integer field in [lo, hi]; absent -> *out = def (or error if def < lo). */
+static int get_int(const cfg_ctx *c, const char *key, int lo, int hi, int def, int *out) {
+    const zc_json *v = zc_json_get(c->root, key);
+    if (!v || v->type == ZC_JSON_NULL) {
+        if (def < lo) return zc_error(ZC_ERR_FORMAT, "%s: missing '%s' (config)", c->src, key);
+        *out = def;
+        return ZC_OK;
+    }
+    int64_t x;
+    if (!zc_json_int(v, &x)) return zc_error(ZC_ERR_FORMAT, "%s: '%s' is not an integer (config)", c->src, key);
+    if (x < lo || x > hi)
+        return zc_error(ZC_ERR_FORMAT, "%s: '%s' = %lld is out of range [%d, %d] (config)", c->src, key, (long long)x,
+                        lo, hi);
+    *out = (int)x;
+    return ZC_OK;
+}
+
+/* Positive finite number from object obj (config root or rope_scaling). */
+static int get_num(const cfg_ctx *c, const zc_json *obj, const char *key, double def, float *out) {
+    const zc_json *v = zc_json_get(obj, key);
+    double x = def;
+    if (v && v->type != ZC_JSON_NULL && !zc_json_num(v, &x))
+        return zc_error(ZC_ERR_FORMAT, "%s: '%s' is not a number (config)", c->src, key);
+    if (!(x > 0) || !isfinite((float)x))
+        return zc_error(ZC_ERR_FORMAT, "%s: '%s' = %g must be positive and finite (config)", c->src, key, x);
+    *out = (float)x;
+    return ZC_OK;
+}
+
+static int get_bool(const cfg_ctx *c, const char *key, bool def, bool *out) {
+    const zc_json *v = zc_json_get(c->root, key);
+    *out = def;
+    if (v && v->type != ZC_JSON_NULL && !zc_json_bool(v, out))
+        return zc_error(ZC_ERR_FORMAT, "%s: '%s' is not a boolean (config)", c->src, key);
+    return ZC_OK;
+}
+
+static int parse_rope_scaling(const cfg_ctx *c, zc_hf_config *h) {
+    const zc_json *rs = zc_json_get(c->root, "rope_scaling");
+    if (!rs || rs->type == ZC_JSON_NULL) return ZC_OK;
+    if (rs->type != ZC_JSON_OBJECT) return zc_error(ZC_ERR_FORMAT, "%s: 'rope_scaling' is not an object (config)", c->src);
+    const char *type = zc_json_str(zc_json_get(rs, "rope_type"));
+    if (!type) type = zc_json_str(zc_json_get(rs, "type")); /* older configs */
+    if (!type) return zc_error(ZC_ERR_FORMAT, "%s: 'rope_scaling' has no 'rope_type' (config)", c->src);
+    if (strcmp(type, "default") == 0) return ZC_OK;
+    if (strcmp(type, "llama3") != 0)
+        return zc_error(ZC_ERR_UNSUPPORTED, "%s: rope_scaling type '%.32s' is not supported (only llama3) (config)",
+                        c->src, type);
+    h->rope_llama3 = true;
+    /* Defaults as in llama.cpp's converter. */
+    int rc = get_num(c, rs, "factor", 8.0, &h->rope_factor);
+    if (!rc) rc = get_num(c, rs, "low_freq_factor", 1.0, &h->rope_low_freq_factor);
+    if (!rc) rc = get_num(c, rs, "high_freq_factor", 4.0, &h->rope_high_freq_factor);
+    if (rc) return rc;
+    if (!(h->rope_high_freq_factor > h->rope_low_freq_factor))
+        return zc_error(ZC_ERR_FORMAT, "%s: rope_scaling high_freq_factor must exceed low_freq_factor (config)", c->src);
+    const zc_json *oc = zc_json_get(rs, "original_max_position_embeddings");
+    int64_t ctx = 8192;
+    if (oc && (!zc_json_int(oc, &ctx) || ctx < 1 || ctx > HF_MAX_DIM))
+        return zc_error(ZC_ERR_FORMAT, "%s: rope_scaling original_max_position_embeddings is invalid (config)", c->src);
+    h->rope_orig_ctx = (int)ctx;
+    return ZC_OK;
+}
+
+static bool token_id(const zc_json *v, int *out) {
+    int64_t id;
+    if (!zc_json_int(v, &id) || id < 0 || id > INT32_MAX) return false;
+    *out = (int)id;
+    return true;
+}
+
+/* bos_token_id: an id or absent/null; eos_token_id: an id, a list of ids
+ * (Llama 3.1 lists its three end tokens), or absent/null. */
+static int parse_special_ids(const cfg_ctx *c, zc_hf_config *h) {
+    const zc_json *b = zc_json_get(c->root, "bos_token_id");
+    h->bos_id = -1;
+    if (b && b->type != ZC_JSON_NULL && !token_id(b, &h->bos_id))
+        return zc_error(ZC_ERR_FORMAT, "%s: 'bos_token_id' is not a token id (config)", c->src);
+    const zc_json *e = zc_json_get(c->root, "eos_token_id");
+    h->n_eos = 0;
+    if (!e || e->type == ZC_JSON_NULL) return ZC_OK;
+    const zc_json *items = e->type == ZC_JSON_ARRAY ? e->items : e;
+    size_t n = e->type == ZC_JSON_ARRAY ? e->len : 1;
+    if (n > ZC_HF_MAX_EOS)
+        return zc_error(ZC_ERR_FORMAT, "%s: more than %d eos_token_id values (config)", c->src, ZC_HF_MAX_EOS);
+    for (size_t i = 0; i < n; i++)
+        if (!token_id(&items[i], &h->eos_ids[h->n_eos++]))
+            return zc_error(ZC_ERR_FORMAT, "%s: 'eos_token_id' is not a token id or a list of them (config)", c->src);
+    return ZC_OK;
+}
+
+int zc_hf_config_parse(const char *json, size_t len, const char *source, zc_hf_config *out) {
+    memset(out, 0, sizeof *out);
+    zc_json_doc *doc;
+    const zc_json *root;
+    int rc = zc_json_parse(json, len, source, &doc, &root);
+    if (rc) return rc;
+    cfg_ctx c = {root, source};
+    zc_hf_config *h = out;
+    const char *mt = zc_json_str(zc_json_get(root, "model_type"));
+    if (root->type != ZC_JSON_OBJECT || !mt) {
+        rc = zc_error(ZC_ERR_FORMAT, "%s: missing string 'model_type' (config)", source);
+        goto out;
+    }
+    bool qwen2 = strcmp(mt, "qwen2") == 0;
+    if (!qwen2 && strcmp(mt, "llama") != 0) {
+        rc = zc_error(ZC_ERR_UNSUPPORTED, "%s: model_type '%.32s' is not supported (llama, qwen2) (config)", source, mt);
+        goto out;
+    }
+    snprintf(h->arch, sizeof h->arch, "%s", mt);
+    if ((rc = get_int(&c, "hidden_size", 1, HF_MAX_DIM, -1, &h->n_embd)) ||
+        (rc = get_int(&c, "num_hidden_layers", 1, 4096, -1, &h->n_layers)) ||
+        (rc = get_int(&c, "num_attention_heads", 1, 65536, -1, &h->n_heads)) ||
+        (rc = get_int(&c, "num_key_value_heads", 1, 65536, h->n_heads, &h->n_kv_heads)) ||
+        (rc = get_int(&c, "head_dim", 1, 65536, h->n_embd / h->n_heads, &h->head_dim)) ||
+        (rc = get_int(&c, "intermediate_size", 1, HF_MAX_DIM, -1, &h->n_ff)) ||
+        (rc = get_int(&c, "vocab_size", 1, HF_MAX_DIM, -1, &h->n_vocab)) ||
+        (rc = get_int(&c, "max_position_embeddings", 1, HF_MAX_DIM, qwen2 ? 32768 : 2048, &h->max_pos)) ||
+        (rc = get_num(&c, root, "rope_theta", 10000.0, &h->rope_theta)) ||
+        (rc = get_num(&c, root, "rms_norm_eps", 1e-6, &h->rms_eps)) ||
+        (rc = get_bool(&c, "tie_word_embeddings", false, &h->tie_word_embeddings)) ||
+        (rc = get_bool(&c, "attention_bias", qwen2, &h->attention_bias)) || (rc = parse_rope_scaling(&c, h)) ||
+        (rc = parse_special_ids(&c, h)))
+        goto out;
+    if (qwen2) h->attention_bias = true; /* Qwen2's q/k/v always carry biases */
+    if (!zc_json_get(root, "head_dim") && h->n_embd % h->n_heads != 0)
+        rc = zc_error(ZC_ERR_FORMAT, "%s: hidden_size %d is not a multiple of num_attention_heads %d (config)", source,
+                      h->n_embd, h->n_heads);
+    else if (h->n_heads % h->n_kv_heads != 0)
+        rc = zc_error(ZC_ERR_FORMAT, "%s: num_attention_heads %d is not a multiple of num_key_value_heads %d (config)",
+                      source, h->n_heads, h->n_kv_heads);
+    else if (h->head_dim % 2 != 0)
+        rc = zc_error(ZC_ERR_FORMAT, "%s: head_dim %d is odd, RoPE needs pairs (config)", source, h->head_dim);
+out:
+    zc_json_free(doc);
+    return rc;
+}
+
+int zc_hf_config_load(const char *path, zc_hf_config *out) {
+    char *text;
+    size_t len;
+    int rc = zc_read_file(path, HF_MAX_CONFIG, &text, &len);
+    if (rc) return rc;
+    rc = zc_hf_config_parse(text, len, path, out);
+    free(text);
+    return rc;
+}
+
+int zc_hf_source_open(const char *dir, zc_hf_source **out) {
+    *out = NULL;
+    zc_hf_source *s = zc_calloc(1, sizeof *s);
+    if (!s) return ZC_ERR_NOMEM;
+    char cfg[4096 + 16];
+    int rc = ZC_OK;
+    if ((size_t)snprintf(s->dir, sizeof s->dir, "%s", dir) >= sizeof s->dir)
+        rc = zc_error(ZC_ERR_ARG, "%s: path too long", dir);
+    if (!rc) {
+        snprintf(cfg, sizeof cfg, "%s/config.json", dir);
+        rc = zc_hf_config_load(cfg, &s->config);
+    }
+    if (!rc) rc = zc_st_open_dir(dir, &s->st);
+    if (rc) {
+        zc_hf_source_free(s);
+        return rc;
+    }
+    *out = s;
+    return ZC_OK;
+}
+
+void zc_hf_source_free(zc_hf_source *src) {
+    if (!src) return;
+    zc_st_close(src->st);
+    free(src);
+}
+
+void zc_hf_llama3_rope_freqs(const zc_hf_config *c, float *out) {
+    /* Same arithmetic as llama.cpp's convert_hf_to_gguf.py: frequencies in
+     * float32 (as torch computes them), the rest in double. */
+    int half = c->head_dim / 2;
+    double low_wavelen = c->rope_orig_ctx / (double)c->rope_low_freq_factor;
+    double high_wavelen = c->rope_orig_ctx / (double)c->rope_high_freq_factor;
+    for (int i = 0; i < half; i++) {
+        float freq = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)c->head_dim);
+        double wavelen = 2.0 * M_PI / freq;
+        if (wavelen < high_wavelen) {
+            out[i] = 1.0f;
+        } else if (wavelen > low_wavelen) {
+            out[i] = c->rope_factor;
+        } else {
+            double smooth = (c->rope_orig_ctx / wavelen - c->rope_low_freq_factor) /
+                            (c->rope_high_freq_factor - c->rope_low_freq_factor);
+            out[i] = (float)(1.0 / ((1.0 - smooth) / c->rope_factor + smooth));
+        }
+    }
+}

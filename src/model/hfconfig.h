@@ -1,0 +1,60 @@
+/* Hugging Face checkpoints: config.json hyperparameters (llama, qwen2) and
+ * the checkpoint directory as one source (config + safetensors weights). */
+#ifndef ZC_MODEL_HFCONFIG_H
+#define ZC_MODEL_HFCONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "model/safetensors.h"
+
+#define ZC_HF_MAX_EOS 8
+
+typedef struct {
+    char arch[16];          /* model_type: "llama" or "qwen2" */
+    int n_layers;           /* num_hidden_layers */
+    int n_embd;             /* hidden_size */
+    int n_heads;            /* num_attention_heads */
+    int n_kv_heads;         /* num_key_value_heads (default n_heads) */
+    int head_dim;           /* head_dim (default n_embd / n_heads) */
+    int n_ff;               /* intermediate_size */
+    int n_vocab;            /* vocab_size */
+    int max_pos;            /* max_position_embeddings */
+    float rope_theta;       /* default 10000 */
+    float rms_eps;          /* rms_norm_eps, default 1e-6 */
+    bool attention_bias;    /* q/k/v projections have biases: qwen2 always, llama if attention_bias */
+    bool tie_word_embeddings;
+    /* rope_scaling {"rope_type": "llama3", ...}; other scaling types are refused. */
+    bool rope_llama3;
+    float rope_factor, rope_low_freq_factor, rope_high_freq_factor;
+    int rope_orig_ctx;      /* original_max_position_embeddings */
+    int bos_id;             /* -1 if absent */
+    int eos_ids[ZC_HF_MAX_EOS]; /* eos_token_id (an int or a list) */
+    int n_eos;
+} zc_hf_config;
+
+/* Parse config.json text; `source` names it in messages. ZC_ERR_FORMAT for
+ * missing/ill-typed/out-of-range fields, ZC_ERR_UNSUPPORTED for other
+ * model types or rope scaling types. */
+int zc_hf_config_parse(const char *json, size_t len, const char *source, zc_hf_config *out);
+/* Read and parse a config.json file. */
+int zc_hf_config_load(const char *path, zc_hf_config *out);
+
+/* A checkpoint directory: config.json + model.safetensors(.index.json). */
+typedef struct zc_hf_source {
+    char dir[4096];
+    zc_hf_config config;
+    zc_safetensors *st;
+} zc_hf_source;
+
+int zc_hf_source_open(const char *dir, zc_hf_source **out);
+void zc_hf_source_free(zc_hf_source *src);
+
+/* llama.cpp's Llama 3 RoPE frequency factors (the GGUF rope_freqs tensor):
+ * for each of the head_dim/2 rotary frequencies f_i = theta^(-2i/head_dim),
+ * wavelength w = 2*pi/f_i: factor 1 when w < orig_ctx/high_freq_factor,
+ * rope_factor when w > orig_ctx/low_freq_factor, else 1/((1-s)/factor + s)
+ * with s = (orig_ctx/w - low)/(high - low). Positions are divided by them. */
+void zc_hf_llama3_rope_freqs(const zc_hf_config *c, float *out /* [head_dim/2] */);
+
+#endif
