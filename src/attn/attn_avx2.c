@@ -9,14 +9,6 @@
 
 #include "attn/attn_impl.h"
 
-/* Transpose-reduce eight accumulators: lane i of the result = sum of a[i]. */
-static inline __m256 hsum8x8(__m256 a0, __m256 a1, __m256 a2, __m256 a3, __m256 a4, __m256 a5, __m256 a6,
-                             __m256 a7) {
-    __m256 t0 = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
-    __m256 t1 = _mm256_hadd_ps(_mm256_hadd_ps(a4, a5), _mm256_hadd_ps(a6, a7));
-    return _mm256_add_ps(_mm256_permute2f128_ps(t0, t1, 0x20), _mm256_permute2f128_ps(t0, t1, 0x31));
-}
-
 static inline float dot_one(const float *q, const float *k, int hd, int hd8, __m256i tail) {
     __m256 a = _mm256_setzero_ps();
     for (int d = 0; d < hd8; d += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), _mm256_loadu_ps(k + d), a);
@@ -63,7 +55,7 @@ void zc_attn_tile_avx2(int n_rows, int G, const int *nvalid, const float *q, int
                 a6 = _mm256_fmadd_ps(qv, _mm256_maskload_ps(kt + 6 * ks, tail), a6);
                 a7 = _mm256_fmadd_ps(qv, _mm256_maskload_ps(kt + 7 * ks, tail), a7);
             }
-            __m256 sv = hsum8x8(a0, a1, a2, a3, a4, a5, a6, a7);
+            __m256 sv = zc_hsum8x8(a0, a1, a2, a3, a4, a5, a6, a7);
             _mm256_storeu_ps(s + j, sv);
             vmax = _mm256_max_ps(vmax, sv);
         }

@@ -36,6 +36,26 @@ void zc_attn_tile_scalar(int n_rows, int G, const int *nvalid, const float *q, i
 void zc_attn_tile_avx2(int n_rows, int G, const int *nvalid, const float *q, int hd, int nk, const float *k,
                        size_t ks, const float *v, size_t vs, float *s, float *m, float *l, float *acc);
 
+/* The hot loops of attention on packed codes (attn_packed.c drives them;
+ * scalar and AVX2 tables below). One call covers one tile of nt <= 64 tokens.
+ *   scores_f32  s[t] = bias + dot(qs, kf[t])          kf [nt][hd] codes as floats
+ *   scores_i8   s[t] = bias + qa * idot(qq, kc[t])    kc [nt][hd] codes (< 16), qq [hd] int8;
+ *               hd % 32 == 0; the integer dot is exact
+ *   exp_sum     s[t] = exp(s[t] - mx) in place, returns the sum; s has room for
+ *               nt rounded up to 8 (the tail may be overwritten)
+ *   accum       u[c] = sum_t w[t] * vf[t][c]            vf [nt][hd]
+ *   to_f32      dst[i] = src[i] for n codes */
+typedef struct {
+    void (*scores_f32)(int nt, int hd, const float *qs, float bias, const float *kf, float *s);
+    void (*scores_i8)(int nt, int hd, const int8_t *qq, float qa, float bias, const uint8_t *kc, float *s);
+    float (*exp_sum)(int nt, float mx, float *s);
+    void (*accum)(int nt, int hd, const float *w, const float *vf, float *u);
+    void (*to_f32)(const uint8_t *src, size_t n, float *dst);
+} zc_packed_kernels;
+
+extern const zc_packed_kernels zc_packed_kernels_scalar;
+extern const zc_packed_kernels zc_packed_kernels_avx2;
+
 /* n rows of hd halves at stride `stride` (halves) -> dst [n][hd] floats. Exact. */
 void zc_attn_f16_rows_avx2(const uint16_t *src, size_t stride, int n, int hd, float *dst);
 
@@ -76,6 +96,14 @@ static inline float zc_hmax256(__m256 v) {
     s = _mm_max_ps(s, _mm_movehl_ps(s, s));
     s = _mm_max_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
+}
+
+/* Transpose-reduce eight accumulators: lane i of the result = sum of a[i]. */
+static inline __m256 zc_hsum8x8(__m256 a0, __m256 a1, __m256 a2, __m256 a3, __m256 a4, __m256 a5, __m256 a6,
+                                __m256 a7) {
+    __m256 t0 = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+    __m256 t1 = _mm256_hadd_ps(_mm256_hadd_ps(a4, a5), _mm256_hadd_ps(a6, a7));
+    return _mm256_add_ps(_mm256_permute2f128_ps(t0, t1, 0x20), _mm256_permute2f128_ps(t0, t1, 0x31));
 }
 
 /* Lane mask selecting the first n (0..8) of 8 floats, for maskload/maskstore. */

@@ -1,0 +1,404 @@
+/* Attention on packed ZipCache segments: driver, scalar kernels, reference.
+ *
+ * Work split: tasks = (block of <= ZC_ATTN_BQ queries, chunk of tokens, KV
+ * head g). The tokens of a head are the concatenation of its segments' sets
+ * (seg 0 salient, seg 0 regular, seg 1 salient, ...); every head has the same
+ * total, so chunk c is the same token range in every head. A task owns the
+ * rows (its queries x the G query heads of g), walks its token range set by
+ * set and leaves an unnormalized partial (m, l, acc) that is merged with the
+ * other chunks' by log-sum-exp afterwards.
+ *
+ * Inside a set the codes are unpacked one tile of <= 64 tokens at a time into
+ * per-thread buffers (codes, not dequantized values), shared by all rows of
+ * the task: every packed byte is read once per query block and head group.
+ */
+#include "attn/attn_packed.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attn/attn_impl.h"
+#include "quant/ggml_blocks.h"
+#include "quant/pack.h"
+#include "util/cpu.h"
+#include "util/error.h"
+
+#define TILE 64           /* tokens per unpacked tile */
+#define MIN_CHUNK 256     /* tokens per task at least */
+
+/* ---- scalar kernels (the reference for the AVX2 ones) ------------------- */
+
+static void scores_f32_scalar(int nt, int hd, const float *qs, float bias, const float *kf, float *s) {
+    for (int t = 0; t < nt; t++) {
+        float dot = 0.0f;
+        for (int c = 0; c < hd; c++) dot += qs[c] * kf[(size_t)t * hd + c];
+        s[t] = bias + dot;
+    }
+}
+
+static void scores_i8_scalar(int nt, int hd, const int8_t *qq, float qa, float bias, const uint8_t *kc, float *s) {
+    for (int t = 0; t < nt; t++) {
+        int32_t dot = 0;
+        for (int c = 0; c < hd; c++) dot += (int32_t)qq[c] * kc[(size_t)t * hd + c];
+        s[t] = fmaf(qa, (float)dot, bias);
+    }
+}
+
+static float exp_sum_scalar(int nt, float mx, float *s) {
+    float sum = 0.0f;
+    for (int t = 0; t < nt; t++) sum += (s[t] = expf(s[t] - mx));
+    return sum;
+}
+
+static void accum_scalar(int nt, int hd, const float *w, const float *vf, float *u) {
+    memset(u, 0, (size_t)hd * sizeof(float));
+    for (int t = 0; t < nt; t++)
+        for (int c = 0; c < hd; c++) u[c] += w[t] * vf[(size_t)t * hd + c];
+}
+
+static void to_f32_scalar(const uint8_t *src, size_t n, float *dst) {
+    for (size_t i = 0; i < n; i++) dst[i] = (float)src[i];
+}
+
+const zc_packed_kernels zc_packed_kernels_scalar = {scores_f32_scalar, scores_i8_scalar, exp_sum_scalar,
+                                                    accum_scalar, to_f32_scalar};
+
+/* ---- driver -------------------------------------------------------------- */
+
+static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+/* Per-thread scratch, offsets in floats. R = rows of a task (<= BQ*G). */
+typedef struct {
+    size_t qb, qs, qmin, qa, qq, kstep, kmin, vnorm, kc, kf, vc, vf, vstep, vmin, s, w, u, total;
+} tlayout;
+
+static tlayout tlayout_for(int R, int hd) {
+    tlayout t;
+    size_t o = 0, rh = (size_t)R * hd;
+    t.qb = o;    o += round16(rh);                   /* [R][hd] queries * 1/sqrt(hd) */
+    t.qs = o;    o += round16(rh);                   /* [R][hd] folded with the key step */
+    t.qmin = o;  o += round16((size_t)R);            /* [R] sum_c q_c min_c */
+    t.qa = o;    o += round16((size_t)R);            /* [R] int8 query scale */
+    t.qq = o;    o += round16((rh + 3) / 4);         /* [R][hd] int8 */
+    t.kstep = o; o += round16((size_t)hd);           /* [hd] */
+    t.kmin = o;  o += round16((size_t)hd);           /* [hd] */
+    t.vnorm = o; o += round16((size_t)hd);           /* [hd] */
+    t.kc = o;    o += round16((size_t)TILE * hd / 4); /* [TILE][hd] uint8 key codes */
+    t.kf = o;    o += round16((size_t)TILE * hd);    /* [TILE][hd] key codes as floats */
+    t.vc = o;    o += round16((size_t)TILE * hd / 4); /* [TILE][hd] uint8 value codes */
+    t.vf = o;    o += round16((size_t)TILE * hd);    /* [TILE][hd] value codes as floats */
+    t.vstep = o; o += round16(TILE);                 /* [TILE] */
+    t.vmin = o;  o += round16(TILE);                 /* [TILE] */
+    t.s = o;     o += round16(TILE);                 /* [TILE] scores, then probabilities */
+    t.w = o;     o += round16(TILE);                 /* [TILE] p_t * step_t */
+    t.u = o;     o += round16((size_t)hd);           /* [hd] */
+    t.total = o;
+    return t;
+}
+
+typedef struct {
+    const zc_attn_dims *d;
+    const float *q;
+    int n_q, G, n_segs, flags_int8;
+    const zc_packed_seg *segs;
+    const zc_packed_kernels *kern;
+    float scale;
+    int n_qblocks, n_chunks, chunk_len, R_max;
+    tlayout tl;
+    float *scratch; /* [threads][tl.total] */
+    float *part;    /* [n_qblocks][n_chunks][n_kv_heads] partials, see part_of() */
+} pk_ctx;
+
+/* acc [R_max][hd], then m [R_max], then l [R_max]. */
+static float *part_of(const pk_ctx *c, int qb, int chunk, int g) {
+    size_t idx = ((size_t)qb * c->n_chunks + chunk) * c->d->n_kv_heads + g;
+    return c->part + idx * (size_t)c->R_max * (c->d->head_dim + 2);
+}
+
+static void half_to_f32(const zc_fp16 *src, int n, float *dst) {
+    for (int i = 0; i < n; i++) dst[i] = zc_fp16_to_f32(src[i]);
+}
+
+/* Fold the rows' queries with key group `grp` of `set`. */
+static void fold_queries(const pk_ctx *c, float *ts, int R, const zc_packed_set *set, int grp, int int8) {
+    int hd = c->d->head_dim;
+    float *kstep = ts + c->tl.kstep, *kmin = ts + c->tl.kmin;
+    half_to_f32(set->k_step + (size_t)grp * hd, hd, kstep);
+    half_to_f32(set->k_min + (size_t)grp * hd, hd, kmin);
+    for (int r = 0; r < R; r++) {
+        const float *qr = ts + c->tl.qb + (size_t)r * hd;
+        float *qs = ts + c->tl.qs + (size_t)r * hd;
+        float bias = 0.0f, amax = 0.0f;
+        for (int e = 0; e < hd; e++) {
+            qs[e] = qr[e] * kstep[e];
+            bias += qr[e] * kmin[e];
+            if (fabsf(qs[e]) > amax) amax = fabsf(qs[e]);
+        }
+        ts[c->tl.qmin + r] = bias;
+        if (int8) {
+            int8_t *qq = (int8_t *)(ts + c->tl.qq) + (size_t)r * hd;
+            float a = amax / 127.0f, inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+            for (int e = 0; e < hd; e++) qq[e] = (int8_t)lrintf(qs[e] * inv);
+            ts[c->tl.qa + r] = a;
+        }
+    }
+}
+
+/* Tokens [a, b) of one set (all inside key group a / key_group). */
+static void run_tiles(const pk_ctx *c, float *ts, int R, const zc_packed_set *set, int a, int b, int int8,
+                      float *m, float *l, float *acc) {
+    const zc_packed_kernels *K = c->kern;
+    int hd = c->d->head_dim;
+    size_t krow = (size_t)hd * set->k_bits / 8, vrow = (size_t)hd * set->v_bits / 8;
+    uint8_t *kc = (uint8_t *)(ts + c->tl.kc), *vc = (uint8_t *)(ts + c->tl.vc);
+    float *kf = ts + c->tl.kf, *vf = ts + c->tl.vf, *vstep = ts + c->tl.vstep, *vmin = ts + c->tl.vmin;
+    float *s = ts + c->tl.s, *w = ts + c->tl.w, *u = ts + c->tl.u, *vnorm = ts + c->tl.vnorm;
+    for (int t0 = a; t0 < b; t0 += TILE) {
+        int nt = b - t0 < TILE ? b - t0 : TILE;
+        zc_unpack(set->k_codes + (size_t)t0 * krow, (size_t)nt * hd, set->k_bits, kc);
+        if (!int8) K->to_f32(kc, (size_t)nt * hd, kf);
+        zc_unpack(set->v_codes + (size_t)t0 * vrow, (size_t)nt * hd, set->v_bits, vc);
+        K->to_f32(vc, (size_t)nt * hd, vf);
+        half_to_f32(set->v_step + t0, nt, vstep);
+        half_to_f32(set->v_min + t0, nt, vmin);
+        for (int r = 0; r < R; r++) {
+            float bias = ts[c->tl.qmin + r];
+            if (int8)
+                K->scores_i8(nt, hd, (const int8_t *)(ts + c->tl.qq) + (size_t)r * hd, ts[c->tl.qa + r], bias, kc, s);
+            else
+                K->scores_f32(nt, hd, ts + c->tl.qs + (size_t)r * hd, bias, kf, s);
+            float mx = m[r];
+            for (int t = 0; t < nt; t++) mx = s[t] > mx ? s[t] : mx;
+            float sum = K->exp_sum(nt, mx, s);
+            float corr = expf(m[r] - mx); /* 0 while m[r] is -inf */
+            m[r] = mx;
+            l[r] = l[r] * corr + sum;
+            float pmin = 0.0f;
+            for (int t = 0; t < nt; t++) {
+                w[t] = s[t] * vstep[t];
+                pmin += s[t] * vmin[t];
+            }
+            K->accum(nt, hd, w, vf, u);
+            float *ar = acc + (size_t)r * hd;
+            for (int e = 0; e < hd; e++) ar[e] = ar[e] * corr + vnorm[e] * (u[e] + pmin);
+        }
+    }
+}
+
+/* Tokens [a, b) of one set, group by group. */
+static void run_set(const pk_ctx *c, float *ts, int R, const zc_packed_set *set, const zc_fp16 *norm, int a, int b,
+                    float *m, float *l, float *acc) {
+    int hd = c->d->head_dim;
+    int int8 = c->flags_int8 && set->k_bits <= 4 && hd % 32 == 0;
+    half_to_f32(norm, hd, ts + c->tl.vnorm);
+    while (a < b) {
+        int grp = a / set->key_group;
+        int gend = (grp + 1) * set->key_group;
+        if (gend > b) gend = b;
+        fold_queries(c, ts, R, set, grp, int8);
+        run_tiles(c, ts, R, set, a, gend, int8, m, l, acc);
+        a = gend;
+    }
+}
+
+static void packed_task(void *ctx, int task, int thread) {
+    const pk_ctx *c = ctx;
+    int nkv = c->d->n_kv_heads, hd = c->d->head_dim, nh = c->d->n_heads, G = c->G;
+    int g = task % nkv, chunk = (task / nkv) % c->n_chunks, qb = task / nkv / c->n_chunks;
+    int q0 = qb * ZC_ATTN_BQ, nq = c->n_q - q0 < ZC_ATTN_BQ ? c->n_q - q0 : ZC_ATTN_BQ, R = nq * G;
+    float *ts = c->scratch + (size_t)thread * c->tl.total;
+    float *acc = part_of(c, qb, chunk, g), *m = acc + (size_t)c->R_max * hd, *l = m + c->R_max;
+    for (int r = 0; r < R; r++) {
+        m[r] = -INFINITY;
+        l[r] = 0.0f;
+    }
+    memset(acc, 0, (size_t)R * hd * sizeof(float));
+    for (int i = 0; i < nq; i++) {
+        const float *src = c->q + (size_t)(q0 + i) * nh * hd + (size_t)g * G * hd;
+        float *dst = ts + c->tl.qb + (size_t)i * G * hd;
+        for (int e = 0; e < G * hd; e++) dst[e] = src[e] * c->scale;
+    }
+    /* token range [c0, c1) of the head's concatenated sets */
+    long c0 = (long)chunk * c->chunk_len, c1 = c0 + c->chunk_len, pos = 0;
+    for (int sg = 0; sg < c->n_segs && pos < c1; sg++) {
+        const zc_packed_seg *seg = &c->segs[(size_t)sg * nkv + g];
+        for (int st = 0; st < 2; st++) {
+            const zc_packed_set *set = &seg->set[st];
+            long a = c0 > pos ? c0 - pos : 0, b = c1 - pos < set->n ? c1 - pos : set->n;
+            if (a < b) run_set(c, ts, R, set, seg->v_norm, (int)a, (int)b, m, l, acc);
+            pos += set->n;
+        }
+    }
+}
+
+static void packed_merge(const pk_ctx *c, float *out, float *lse) {
+    int nkv = c->d->n_kv_heads, hd = c->d->head_dim, nh = c->d->n_heads, G = c->G;
+    for (int qb = 0; qb < c->n_qblocks; qb++) {
+        int q0 = qb * ZC_ATTN_BQ, nq = c->n_q - q0 < ZC_ATTN_BQ ? c->n_q - q0 : ZC_ATTN_BQ;
+        for (int g = 0; g < nkv; g++)
+            for (int r = 0; r < nq * G; r++) {
+                float M = -INFINITY, L = 0.0f;
+                for (int ch = 0; ch < c->n_chunks; ch++) {
+                    const float *p = part_of(c, qb, ch, g);
+                    float mc = p[(size_t)c->R_max * hd + r];
+                    M = mc > M ? mc : M;
+                }
+                int i = q0 + r / G, h = g * G + r % G;
+                float *o = out + (size_t)i * nh * hd + (size_t)h * hd;
+                memset(o, 0, (size_t)hd * sizeof(float));
+                for (int ch = 0; ch < c->n_chunks; ch++) {
+                    const float *acc = part_of(c, qb, ch, g), *m = acc + (size_t)c->R_max * hd, *l = m + c->R_max;
+                    if (l[r] == 0.0f) continue; /* no token of this chunk */
+                    float wgt = expf(m[r] - M);
+                    L += l[r] * wgt;
+                    for (int e = 0; e < hd; e++) o[e] += acc[(size_t)r * hd + e] * wgt;
+                }
+                if (L > 0.0f) {
+                    float inv = 1.0f / L;
+                    for (int e = 0; e < hd; e++) o[e] *= inv;
+                }
+                lse[(size_t)i * nh + h] = L > 0.0f ? M + logf(L) : -INFINITY;
+            }
+    }
+}
+
+static int check_segs(const zc_attn_dims *d, const zc_packed_seg *segs, int n_segs, long *total) {
+    *total = 0;
+    for (int s = 0; s < n_segs; s++) {
+        long n0 = -1;
+        for (int g = 0; g < d->n_kv_heads; g++) {
+            const zc_packed_seg *seg = &segs[(size_t)s * d->n_kv_heads + g];
+            long n = 0;
+            for (int st = 0; st < 2; st++) {
+                const zc_packed_set *set = &seg->set[st];
+                if (set->n < 0 || (set->n > 0 && (set->k_bits < 1 || set->k_bits > 8 || set->v_bits < 1 ||
+                                                  set->v_bits > 8 || set->key_group < 1)))
+                    return zc_error(ZC_ERR_ARG, "packed attention: segment %d head %d set %d: bad widths", s, g, st);
+                n += set->n;
+            }
+            if (n0 >= 0 && n != n0)
+                return zc_error(ZC_ERR_ARG, "packed attention: segment %d: heads hold different token counts", s);
+            n0 = n;
+        }
+        *total += n0;
+        if (*total > 0x7fffffffL) return zc_error(ZC_ERR_LIMIT, "packed attention: too many tokens");
+    }
+    return ZC_OK;
+}
+
+int zc_attn_packed(zc_pool *pool, const zc_attn_dims *d, const float *q, int n_q, const zc_packed_seg *segs,
+                   int n_segs, int flags, float *out, float *lse, zc_attn_scratch *scratch) {
+    if (!d || d->n_heads <= 0 || d->n_kv_heads <= 0 || d->head_dim <= 0 || d->n_heads % d->n_kv_heads || n_q < 0 ||
+        n_segs < 0)
+        return zc_error(ZC_ERR_ARG, "packed attention: bad dims");
+    if (d->head_dim % 8)
+        return zc_error(ZC_ERR_UNSUPPORTED, "packed attention: head_dim %d is not a multiple of 8", d->head_dim);
+    long total;
+    int rc = check_segs(d, segs, n_segs, &total);
+    if (rc) return rc;
+    if (n_q == 0) return ZC_OK;
+    pk_ctx c = {
+        .d = d, .q = q, .n_q = n_q, .G = d->n_heads / d->n_kv_heads, .n_segs = n_segs,
+        .flags_int8 = (flags & ZC_PACKED_INT8Q) != 0, .segs = segs,
+        .kern = zc_cpu_has_avx2() ? &zc_packed_kernels_avx2 : &zc_packed_kernels_scalar,
+        .scale = 1.0f / sqrtf((float)d->head_dim),
+    };
+    int threads = zc_pool_size(pool), hd = d->head_dim;
+    c.n_qblocks = (n_q + ZC_ATTN_BQ - 1) / ZC_ATTN_BQ;
+    c.R_max = (n_q < ZC_ATTN_BQ ? n_q : ZC_ATTN_BQ) * c.G;
+    /* ~4 tasks per thread, chunks of at least MIN_CHUNK tokens */
+    long want = (4L * threads + (long)d->n_kv_heads * c.n_qblocks - 1) / ((long)d->n_kv_heads * c.n_qblocks);
+    long most = (total + MIN_CHUNK - 1) / MIN_CHUNK;
+    long n_chunks = want < most ? want : most;
+    if (n_chunks < 1) n_chunks = 1;
+    c.chunk_len = (int)((total + n_chunks - 1) / n_chunks);
+    if (c.chunk_len < 1) c.chunk_len = 1;
+    c.n_chunks = (int)((total + c.chunk_len - 1) / c.chunk_len);
+    if (c.n_chunks < 1) c.n_chunks = 1;
+    c.tl = tlayout_for(c.R_max, hd);
+
+    size_t part, tot;
+    if (zc_mul_size((size_t)c.n_qblocks * c.n_chunks * d->n_kv_heads, (size_t)c.R_max * (hd + 2), &part) ||
+        zc_mul_size(c.tl.total, (size_t)threads, &tot) || zc_add_size(tot, round16(part), &tot))
+        return zc_error(ZC_ERR_LIMIT, "packed attention: scratch size overflows");
+    if (scratch->cap < tot) {
+        size_t bytes;
+        if (zc_mul_size(tot, sizeof(float), &bytes)) return zc_error(ZC_ERR_LIMIT, "packed attention: scratch");
+        float *p = zc_malloc_aligned(bytes);
+        if (!p) return ZC_ERR_NOMEM;
+        zc_free_aligned(scratch->buf);
+        scratch->buf = p;
+        scratch->cap = tot;
+    }
+    c.part = scratch->buf;
+    c.scratch = scratch->buf + round16(part);
+    zc_pool_run(pool, c.n_qblocks * c.n_chunks * d->n_kv_heads, packed_task, &c);
+    packed_merge(&c, out, lse);
+    return ZC_OK;
+}
+
+/* ---- reference ----------------------------------------------------------- */
+
+void zc_packed_set_dequant(const zc_packed_set *set, const zc_fp16 *norm, int hd, float *k, float *v) {
+    enum { PIECE = 1024 }; /* codes per unpack call; a multiple of 8, so pieces start on whole bytes */
+    size_t krow = (size_t)hd * set->k_bits / 8, vrow = (size_t)hd * set->v_bits / 8;
+    uint8_t kc[PIECE], vc[PIECE];
+    for (int t = 0; t < set->n; t++) {
+        size_t grp = (size_t)(t / set->key_group) * hd;
+        float vs = zc_fp16_to_f32(set->v_step[t]), vm = zc_fp16_to_f32(set->v_min[t]);
+        for (int e0 = 0; e0 < hd; e0 += PIECE) {
+            int n = hd - e0 < PIECE ? hd - e0 : PIECE;
+            zc_unpack_scalar(set->k_codes + (size_t)t * krow + (size_t)e0 * set->k_bits / 8, (size_t)n, set->k_bits, kc);
+            zc_unpack_scalar(set->v_codes + (size_t)t * vrow + (size_t)e0 * set->v_bits / 8, (size_t)n, set->v_bits, vc);
+            for (int i = 0; i < n; i++) {
+                int e = e0 + i;
+                k[(size_t)t * hd + e] = (float)kc[i] * zc_fp16_to_f32(set->k_step[grp + e]) + zc_fp16_to_f32(set->k_min[grp + e]);
+                v[(size_t)t * hd + e] = ((float)vc[i] * vs + vm) * zc_fp16_to_f32(norm[e]);
+            }
+        }
+    }
+}
+
+int zc_attn_packed_reference(const zc_attn_dims *d, const float *q, int n_q, const zc_packed_seg *segs, int n_segs,
+                             float *out, float *lse) {
+    long total;
+    int rc = check_segs(d, segs, n_segs, &total);
+    if (rc) return rc;
+    int hd = d->head_dim, nkv = d->n_kv_heads;
+    if (total == 0) {
+        memset(out, 0, (size_t)n_q * d->n_heads * hd * sizeof(float));
+        for (size_t i = 0; i < (size_t)n_q * d->n_heads; i++) lse[i] = -INFINITY;
+        return ZC_OK;
+    }
+    size_t stride = (size_t)nkv * hd;
+    float *K = zc_malloc((size_t)total * stride * sizeof(float)); /* [total][nkv*hd] */
+    float *V = zc_malloc((size_t)total * stride * sizeof(float)); /* [total][nkv*hd] */
+    float *tk = zc_malloc((size_t)total * hd * sizeof(float));    /* [set n][hd] */
+    float *tv = zc_malloc((size_t)total * hd * sizeof(float));    /* [set n][hd] */
+    if (!K || !V || !tk || !tv) {
+        rc = ZC_ERR_NOMEM;
+        goto done;
+    }
+    for (int g = 0; g < nkv; g++) {
+        long row = 0;
+        for (int s = 0; s < n_segs; s++)
+            for (int st = 0; st < 2; st++) {
+                const zc_packed_seg *seg = &segs[(size_t)s * nkv + g];
+                const zc_packed_set *set = &seg->set[st];
+                zc_packed_set_dequant(set, seg->v_norm, hd, tk, tv);
+                for (int t = 0; t < set->n; t++, row++) {
+                    memcpy(K + (size_t)row * stride + (size_t)g * hd, tk + (size_t)t * hd, (size_t)hd * sizeof(float));
+                    memcpy(V + (size_t)row * stride + (size_t)g * hd, tv + (size_t)t * hd, (size_t)hd * sizeof(float));
+                }
+            }
+    }
+    /* pos0 = total - 1: every query sees every packed token */
+    zc_attn_reference(d, q, n_q, (int)total - 1, K, V, ZC_TYPE_F32, stride, (int)total, out, lse);
+done:
+    free(K);
+    free(V);
+    free(tk);
+    free(tv);
+    return rc;
+}
