@@ -1,0 +1,247 @@
+/* The q8_0 and q4_0 KV cache policies: llama.cpp's per-token block formats.
+ *
+ * Storage, per policy:
+ *   K, V  [n_layers][max_ctx][n_kv_heads][nb] blocks, nb = head_dim / 32
+ * Every token's K and V rows are quantized on write, 32 elements along
+ * head_dim per block, exactly as llama.cpp's set_rows does; the blocks are
+ * bit-exact GGUF blocks (zc_quantize_row). A q8_0 block is 34 bytes (fp16
+ * scale + 32 int8), a q4_0 block 18 bytes (fp16 scale + 32 nibbles): 8.5 and
+ * 4.5 bits per element.
+ *
+ * The arrays are reserved for max_ctx tokens with one calloc: glibc serves
+ * large requests with fresh anonymous mappings whose pages the kernel
+ * commits only when first written, so the memory actually held grows with
+ * the tokens stored and the decode loop never allocates.
+ *
+ * Attention (kv_tiled.c drives the work split): the query is quantized to
+ * q8_0 blocks, K.q is an integer dot product per block (K stays packed),
+ * and each V tile is dequantized once into scratch for all G query heads of
+ * its KV head before the p-weighted accumulation.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kv/kv.h"
+#include "kv/kv_blocks.h"
+#include "kv/kv_tiled.h"
+#include "attn/attn_impl.h"
+#include "util/cpu.h"
+#include "util/error.h"
+#include "util/fp16.h"
+
+/* ---- Scalar kernels (the reference for the AVX2 ones) -------------------- */
+
+static void scores_scalar(int type, const zc_block_q8_0 *qx, const uint8_t *k, size_t kstride, int n, int nb,
+                          float *s) {
+    for (int j = 0; j < n; j++) {
+        const uint8_t *row = k + (size_t)j * kstride;
+        float sum = 0.0f;
+        for (int b = 0; b < nb; b++) {
+            const int8_t *y = qx[b].qs;
+            int isum = 0;
+            float dk;
+            if (type == ZC_TYPE_Q8_0) {
+                const zc_block_q8_0 *x = (const zc_block_q8_0 *)row + b;
+                for (int i = 0; i < 32; i++) isum += x->qs[i] * y[i];
+                dk = zc_fp16_to_f32(x->d);
+            } else {
+                const zc_block_q4_0 *x = (const zc_block_q4_0 *)row + b;
+                for (int i = 0; i < 16; i++)
+                    isum += ((x->qs[i] & 15) - 8) * y[i] + ((x->qs[i] >> 4) - 8) * y[i + 16];
+                dk = zc_fp16_to_f32(x->d);
+            }
+            sum += (float)isum * (dk * zc_fp16_to_f32(qx[b].d));
+        }
+        s[j] = sum;
+    }
+}
+
+static void dequant_scalar(int type, const uint8_t *v, size_t vstride, int n, int nb, float *out) {
+    for (int j = 0; j < n; j++) zc_dequantize_row(type, v + (size_t)j * vstride, out + (size_t)j * nb * 32, nb * 32);
+}
+
+static void update_scalar(float *s, int n, const float *vt, int hd, float *m, float *l, float *acc) {
+    zc_kvt_softmax_step(s, n, m, l, acc, hd);
+    for (int j = 0; j < n; j++)
+        for (int d = 0; d < hd; d++) acc[d] += s[j] * vt[(size_t)j * hd + d];
+}
+
+const zc_kvb_kernels zc_kvb_scalar = {scores_scalar, dequant_scalar, update_scalar};
+
+const zc_kvb_kernels *zc_kvb_kernels_get(void) { return zc_cpu_has_avx2() ? &zc_kvb_avx2 : &zc_kvb_scalar; }
+
+/* ---- The policy ------------------------------------------------------------ */
+
+typedef struct {
+    zc_kv_cache base;
+    int type;            /* ZC_TYPE_Q8_0 or ZC_TYPE_Q4_0 */
+    int nb;              /* blocks per (token, KV head): head_dim / 32 */
+    size_t block_bytes;  /* 34 or 18 */
+    size_t row_bytes;    /* one token of one layer, all KV heads: n_kv_heads * nb * block_bytes */
+    uint8_t *k, *v;      /* [n_layers][max_ctx][row_bytes] */
+    int *n_layer;        /* [n_layers] tokens written to each layer */
+    zc_kvt_scratch scratch;
+} kv_blocks;
+
+/* One layer as the tile callbacks see it. */
+typedef struct {
+    const kv_blocks *c;
+    const uint8_t *k, *v;  /* the layer's rows [max_ctx][row_bytes] */
+    const zc_kvb_kernels *kern;
+} layer_view;
+
+static size_t layer_offset(const kv_blocks *c, int layer) {
+    return (size_t)layer * (size_t)c->base.shape.max_ctx * c->row_bytes;
+}
+
+static int blocks_write(zc_kv_cache *base, int layer, int pos, int n, const float *k, const float *v) {
+    kv_blocks *c = (kv_blocks *)base;
+    if (layer < 0 || layer >= base->shape.n_layers || n < 0 || pos != c->n_layer[layer])
+        return zc_error(ZC_ERR_ARG, "kv %s: write of layer %d at %d, expected position %d", base->ops->name, layer,
+                        pos, layer >= 0 && layer < base->shape.n_layers ? c->n_layer[layer] : -1);
+    if (n > base->shape.max_ctx - pos)
+        return zc_error(ZC_ERR_LIMIT, "kv %s: %d tokens at position %d exceed the context of %d", base->ops->name, n,
+                        pos, base->shape.max_ctx);
+    /* Blocks never straddle heads (head_dim % 32 == 0), so the n tokens'
+     * rows quantize as one run of n * n_kv_heads * head_dim elements. */
+    int64_t elems = (int64_t)n * base->shape.n_kv_heads * base->shape.head_dim;
+    size_t off = layer_offset(c, layer) + (size_t)pos * c->row_bytes;
+    int rc = zc_quantize_row(c->type, k, c->k + off, elems);
+    if (rc == ZC_OK) rc = zc_quantize_row(c->type, v, c->v + off, elems);
+    if (rc) return zc_error_prefix(rc, "kv %s", base->ops->name);
+    c->n_layer[layer] = pos + n;
+    if (layer == base->shape.n_layers - 1) base->n_tokens = pos + n;
+    return ZC_OK;
+}
+
+/* Query rows [n_rows][hd] -> q8_0 blocks [n_rows][nb]. */
+static void blocks_prepare(const void *ctx, int n_rows, const float *q, void *qx) {
+    const layer_view *lv = ctx;
+    int hd = lv->c->base.shape.head_dim;
+    zc_block_q8_0 *out = qx;
+    for (int r = 0; r < n_rows; r++)
+        zc_quantize_row(ZC_TYPE_Q8_0, q + (size_t)r * hd, out + (size_t)r * lv->c->nb, hd);
+}
+
+static void blocks_tile(const void *ctx, int g, int t0, int nk, const zc_kvt_rows *r) {
+    (void)nk;
+    const layer_view *lv = ctx;
+    const kv_blocks *c = lv->c;
+    int hd = c->base.shape.head_dim, nb = c->nb, nq = r->n_rows / r->G;
+    int nmax = 0; /* keys of the tile any query sees */
+    for (int i = 0; i < nq; i++)
+        if (r->nvalid[i] > nmax) nmax = r->nvalid[i];
+    if (!nmax) return;
+    size_t off = (size_t)t0 * c->row_bytes + (size_t)g * nb * c->block_bytes;
+    float *vt = r->tmp; /* [nmax][hd] */
+    lv->kern->dequant(c->type, lv->v + off, c->row_bytes, nmax, nb, vt);
+    const zc_block_q8_0 *qx = r->qx;
+    for (int row = 0; row < r->n_rows; row++) {
+        int n = r->nvalid[row / r->G];
+        if (!n) continue;
+        lv->kern->scores(c->type, qx + (size_t)row * nb, lv->k + off, c->row_bytes, n, nb, r->s);
+        lv->kern->update(r->s, n, vt, hd, &r->m[row], &r->l[row], r->acc + (size_t)row * hd);
+    }
+}
+
+static int blocks_attend(zc_kv_cache *base, int layer, int pos, int n, const float *q, float *out) {
+    kv_blocks *c = (kv_blocks *)base;
+    if (layer < 0 || layer >= base->shape.n_layers || pos < 0 || n < 0 || pos + n > c->n_layer[layer])
+        return zc_error(ZC_ERR_ARG, "kv %s: attention at %d..%d of layer %d, which holds %d tokens",
+                        base->ops->name, pos, pos + n - 1, layer,
+                        layer >= 0 && layer < base->shape.n_layers ? c->n_layer[layer] : -1);
+    layer_view lv = {c, c->k + layer_offset(c, layer), c->v + layer_offset(c, layer), zc_kvb_kernels_get()};
+    zc_kvt_source src = {
+        .ctx = &lv, .n_heads = base->shape.n_heads, .n_kv_heads = base->shape.n_kv_heads,
+        .head_dim = base->shape.head_dim, .tmp_floats = (size_t)ZC_ATTN_BK * base->shape.head_dim,
+        .qx_bytes = (size_t)c->nb * sizeof(zc_block_q8_0), .prepare = blocks_prepare, .tile = blocks_tile,
+    };
+    return zc_kvt_attend(base->pool, &src, q, n, pos, pos + n, out, &c->scratch);
+}
+
+static int blocks_truncate(zc_kv_cache *base, int n_keep) {
+    kv_blocks *c = (kv_blocks *)base;
+    if (n_keep < 0 || n_keep > base->n_tokens)
+        return zc_error(ZC_ERR_ARG, "kv %s: cannot keep %d of %d tokens", base->ops->name, n_keep, base->n_tokens);
+    for (int l = 0; l < base->shape.n_layers; l++)
+        if (c->n_layer[l] > n_keep) c->n_layer[l] = n_keep;
+    base->n_tokens = n_keep;
+    return ZC_OK;
+}
+
+static void blocks_usage(const zc_kv_cache *base, zc_kv_usage *u) {
+    const kv_blocks *c = (const kv_blocks *)base;
+    memset(u, 0, sizeof *u);
+    size_t blocks = 0; /* K and V blocks held, all layers */
+    for (int l = 0; l < base->shape.n_layers; l++)
+        blocks += 2 * (size_t)c->n_layer[l] * (size_t)base->shape.n_kv_heads * (size_t)c->nb;
+    u->params = blocks * sizeof(uint16_t);              /* the fp16 scale d of each block */
+    u->codes = blocks * (c->block_bytes - sizeof(uint16_t)); /* 32 int8 or 32 nibbles */
+    u->total = u->codes + u->params;
+    u->n_tokens = base->n_tokens;
+    u->elements = 2 * (int64_t)base->n_tokens * base->shape.n_layers * base->shape.n_kv_heads * base->shape.head_dim;
+}
+
+static void blocks_destroy(zc_kv_cache *base) {
+    kv_blocks *c = (kv_blocks *)base;
+    free(c->k);
+    free(c->v);
+    free(c->n_layer);
+    zc_kvt_scratch_free(&c->scratch);
+    free(c);
+}
+
+static const zc_kv_ops Q8_0_OPS = {"q8_0", blocks_write, blocks_attend, blocks_truncate, blocks_usage, blocks_destroy};
+static const zc_kv_ops Q4_0_OPS = {"q4_0", blocks_write, blocks_attend, blocks_truncate, blocks_usage, blocks_destroy};
+
+int zc_kv_blocks_rows(const zc_kv_cache *base, int layer, const uint8_t **k, const uint8_t **v,
+                      size_t *row_bytes) {
+    if (!base || (base->ops != &Q8_0_OPS && base->ops != &Q4_0_OPS) || layer < 0 || layer >= base->shape.n_layers)
+        return zc_error(ZC_ERR_ARG, "kv: not a q8_0/q4_0 cache or no layer %d", layer);
+    const kv_blocks *c = (const kv_blocks *)base;
+    *k = c->k + layer_offset(c, layer);
+    *v = c->v + layer_offset(c, layer);
+    *row_bytes = c->row_bytes;
+    return ZC_OK;
+}
+
+static int create_blocks(const zc_kv_ops *ops, int type, const zc_kv_config *cfg, const zc_kv_shape *shape,
+                         zc_pool *pool, zc_kv_cache **out) {
+    if (shape->head_dim % ZC_QK)
+        return zc_error(ZC_ERR_UNSUPPORTED, "kv %s: head_dim %d is not a multiple of %d (a ggml block spans %d "
+                        "elements of one head)", ops->name, shape->head_dim, ZC_QK, ZC_QK);
+    kv_blocks *c = zc_calloc(1, sizeof *c);
+    if (!c) return ZC_ERR_NOMEM;
+    c->base.ops = ops;
+    c->base.shape = *shape;
+    c->base.cfg = *cfg;
+    c->base.pool = pool;
+    c->type = type;
+    c->nb = shape->head_dim / ZC_QK;
+    c->block_bytes = (size_t)zc_type_get(type)->block_bytes;
+    c->row_bytes = (size_t)shape->n_kv_heads * (size_t)c->nb * c->block_bytes;
+    size_t rows;
+    if (zc_mul_size((size_t)shape->n_layers, (size_t)shape->max_ctx, &rows) ||
+        zc_mul_size(rows, c->row_bytes, &(size_t){0})) {
+        blocks_destroy(&c->base);
+        return zc_error(ZC_ERR_LIMIT, "kv %s: a context of %d tokens is too large", ops->name, shape->max_ctx);
+    }
+    c->k = zc_calloc(rows, c->row_bytes);
+    c->v = zc_calloc(rows, c->row_bytes);
+    c->n_layer = zc_calloc((size_t)shape->n_layers, sizeof *c->n_layer);
+    if (!c->k || !c->v || !c->n_layer) {
+        blocks_destroy(&c->base);
+        return ZC_ERR_NOMEM;
+    }
+    *out = &c->base;
+    return ZC_OK;
+}
+
+int zc_kv_create_q8_0(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out) {
+    return create_blocks(&Q8_0_OPS, ZC_TYPE_Q8_0, cfg, shape, pool, out);
+}
+
+int zc_kv_create_q4_0(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out) {
+    return create_blocks(&Q4_0_OPS, ZC_TYPE_Q4_0, cfg, shape, pool, out);
+}

@@ -1,0 +1,223 @@
+/* Tiled causal attention driver for caches that decode K/V a tile at a time
+ * (see kv_tiled.h). The split mirrors attn.c; only the tile source differs. */
+#include "kv/kv_tiled.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "attn/attn_impl.h"
+#include "util/error.h"
+
+/* Keys per decode chunk at least: below this the merge and the task hand-out
+ * cost more than the parallelism gains. A multiple of ZC_ATTN_BK. */
+#define DECODE_MIN_CHUNK 256
+
+static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+void zc_kvt_softmax_step(float *s, int n, float *m, float *l, float *acc_row, int head_dim) {
+    float mx = *m;
+    for (int j = 0; j < n; j++)
+        if (s[j] > mx) mx = s[j];
+    float corr = expf(*m - mx); /* 0 while *m is still -inf */
+    float sum = 0.0f;
+    for (int j = 0; j < n; j++) sum += (s[j] = expf(s[j] - mx));
+    if (corr != 1.0f)
+        for (int d = 0; d < head_dim; d++) acc_row[d] *= corr;
+    *m = mx;
+    *l = *l * corr + sum;
+}
+
+/* Per-thread scratch, in floats. */
+typedef struct {
+    size_t q, qx, s, m, l, acc, tmp, total;
+} thread_layout;
+
+typedef struct {
+    const zc_kvt_source *src;
+    const float *q;
+    int n_q, pos0, n_kv, G;
+    float scale;
+    float *out;
+    thread_layout tl;
+    float *scratch;      /* [threads][tl.total] */
+    int n_qblocks;
+    int n_chunks, chunk_len;
+    float *part;         /* [n_chunks][n_kv_heads][R*(hd+2)]: acc [R][hd], m [R], l [R] */
+} drv;
+
+static thread_layout layout_for(const zc_kvt_source *src, int rows, int with_state) {
+    thread_layout t;
+    size_t o = 0, hd = (size_t)src->head_dim;
+    t.q = o;   o += round16((size_t)rows * hd);                                  /* [rows][hd] */
+    t.qx = o;  o += round16(((size_t)rows * src->qx_bytes + 3) / 4);             /* [rows][qx_bytes] */
+    t.s = o;   o += round16(ZC_ATTN_BK);                                         /* [BK] */
+    t.m = t.l = t.acc = o;
+    if (with_state) {
+        t.m = o;   o += round16((size_t)rows);        /* [rows] */
+        t.l = o;   o += round16((size_t)rows);        /* [rows] */
+        t.acc = o; o += round16((size_t)rows * hd);   /* [rows][hd] */
+    }
+    t.tmp = o; o += round16(src->tmp_floats);
+    t.total = o;
+    return t;
+}
+
+/* Last key (exclusive) any query of block [q0, q0+nq) can see. */
+static int key_end(const drv *c, int q0, int nq) {
+    int last = c->pos0 + q0 + nq - 1;
+    return (last < c->n_kv - 1 ? last : c->n_kv - 1) + 1;
+}
+
+/* Gather and scale the query rows of block [q0, q0+nq) for KV head g, prepare
+ * them, reset the state and walk keys [k0, k1). */
+static void run_rows(const drv *c, float *ts, int g, int q0, int nq, int k0, int k1, float *m, float *l,
+                     float *acc) {
+    const zc_kvt_source *src = c->src;
+    int hd = src->head_dim, nh = src->n_heads, G = c->G, R = nq * G;
+    float *qr = ts + c->tl.q;
+    void *qx = src->qx_bytes ? (void *)(ts + c->tl.qx) : NULL;
+    for (int i = 0; i < nq; i++) {
+        const float *from = c->q + (size_t)(q0 + i) * nh * hd + (size_t)g * G * hd;
+        for (int j = 0; j < G * hd; j++) qr[(size_t)i * G * hd + j] = from[j] * c->scale;
+    }
+    if (qx) src->prepare(src->ctx, R, qr, qx);
+    for (int r = 0; r < R; r++) {
+        m[r] = -INFINITY;
+        l[r] = 0.0f;
+    }
+    memset(acc, 0, (size_t)R * hd * sizeof(float));
+    int nvalid[ZC_ATTN_BQ];
+    zc_kvt_rows rows = {R, G, nvalid, qr, qx, ts + c->tl.s, m, l, acc, ts + c->tl.tmp};
+    for (int t0 = k0; t0 < k1; t0 += ZC_ATTN_BK) {
+        int nk = k1 - t0 < ZC_ATTN_BK ? k1 - t0 : ZC_ATTN_BK;
+        for (int i = 0; i < nq; i++) {
+            int last = c->pos0 + q0 + i;
+            if (last > c->n_kv - 1) last = c->n_kv - 1;
+            int n = last + 1 - t0;
+            nvalid[i] = n < 0 ? 0 : n > nk ? nk : n;
+        }
+        src->tile(src->ctx, g, t0, nk, &rows);
+    }
+}
+
+static void prefill_task(void *ctx, int task, int thread) {
+    const drv *c = ctx;
+    int hd = c->src->head_dim, nh = c->src->n_heads, nkv = c->src->n_kv_heads, G = c->G;
+    int g = task % nkv;
+    int qb = c->n_qblocks - 1 - task / nkv; /* heaviest blocks first */
+    int q0 = qb * ZC_ATTN_BQ;
+    int nq = c->n_q - q0 < ZC_ATTN_BQ ? c->n_q - q0 : ZC_ATTN_BQ;
+    float *ts = c->scratch + (size_t)thread * c->tl.total;
+    float *m = ts + c->tl.m, *l = ts + c->tl.l, *acc = ts + c->tl.acc;
+    run_rows(c, ts, g, q0, nq, 0, key_end(c, q0, nq), m, l, acc);
+    for (int r = 0; r < nq * G; r++) {
+        int i = q0 + r / G, h = g * G + r % G;
+        float inv = 1.0f / l[r];
+        float *o = c->out + (size_t)i * nh * hd + (size_t)h * hd;
+        for (int e = 0; e < hd; e++) o[e] = acc[(size_t)r * hd + e] * inv;
+    }
+}
+
+static float *part_of(const drv *c, int chunk, int g) {
+    size_t R = (size_t)c->n_q * c->G;
+    return c->part + ((size_t)chunk * c->src->n_kv_heads + g) * R * ((size_t)c->src->head_dim + 2);
+}
+
+static void decode_task(void *ctx, int task, int thread) {
+    const drv *c = ctx;
+    int hd = c->src->head_dim, R = c->n_q * c->G, nkv = c->src->n_kv_heads;
+    int g = task % nkv, chunk = task / nkv;
+    float *acc = part_of(c, chunk, g), *m = acc + (size_t)R * hd, *l = m + R;
+    int k0 = chunk * c->chunk_len, k1 = k0 + c->chunk_len, kend = key_end(c, 0, c->n_q);
+    if (k1 > kend) k1 = kend;
+    run_rows(c, c->scratch + (size_t)thread * c->tl.total, g, 0, c->n_q, k0, k1, m, l, acc);
+}
+
+static void decode_merge(const drv *c) {
+    int hd = c->src->head_dim, nh = c->src->n_heads, G = c->G, R = c->n_q * G;
+    for (int g = 0; g < c->src->n_kv_heads; g++)
+        for (int r = 0; r < R; r++) {
+            float M = -INFINITY;
+            for (int ch = 0; ch < c->n_chunks; ch++) {
+                float mc = part_of(c, ch, g)[(size_t)R * hd + r];
+                if (mc > M) M = mc;
+            }
+            int i = r / G, h = g * G + r % G;
+            float *o = c->out + (size_t)i * nh * hd + (size_t)h * hd;
+            memset(o, 0, (size_t)hd * sizeof(float));
+            float L = 0.0f;
+            for (int ch = 0; ch < c->n_chunks; ch++) {
+                const float *acc = part_of(c, ch, g), *m = acc + (size_t)R * hd, *l = m + R;
+                if (l[r] == 0.0f) continue; /* the chunk holds no key this row sees */
+                float w = expf(m[r] - M);
+                L += l[r] * w;
+                for (int e = 0; e < hd; e++) o[e] += acc[(size_t)r * hd + e] * w;
+            }
+            float inv = 1.0f / L;
+            for (int e = 0; e < hd; e++) o[e] *= inv;
+        }
+}
+
+static int reserve(zc_kvt_scratch *s, size_t floats) {
+    if (s->cap >= floats) return ZC_OK;
+    size_t bytes;
+    if (zc_mul_size(floats, sizeof(float), &bytes)) return zc_error(ZC_ERR_LIMIT, "kv attention scratch too large");
+    float *p = zc_malloc_aligned(bytes);
+    if (!p) return ZC_ERR_NOMEM;
+    zc_free_aligned(s->buf);
+    s->buf = p;
+    s->cap = floats;
+    return ZC_OK;
+}
+
+void zc_kvt_scratch_free(zc_kvt_scratch *s) {
+    if (!s) return;
+    zc_free_aligned(s->buf);
+    s->buf = NULL;
+    s->cap = 0;
+}
+
+int zc_kvt_attend(zc_pool *pool, const zc_kvt_source *src, const float *q, int n_q, int pos0, int n_kv,
+                  float *out, zc_kvt_scratch *scratch) {
+    if (n_q <= 0) return ZC_OK;
+    if (pos0 < 0 || n_kv <= 0)
+        return zc_error(ZC_ERR_ARG, "kv attention: bad query/key counts (n_q=%d pos0=%d n_kv=%d)", n_q, pos0, n_kv);
+    drv c = {
+        .src = src, .q = q, .n_q = n_q, .pos0 = pos0, .n_kv = n_kv, .G = src->n_heads / src->n_kv_heads,
+        .scale = 1.0f / sqrtf((float)src->head_dim), .out = out,
+    };
+    int threads = zc_pool_size(pool), hd = src->head_dim;
+    int decode = n_q <= ZC_ATTN_BQ;
+    int rows = (decode ? n_q : ZC_ATTN_BQ) * c.G;
+    c.tl = layout_for(src, rows, !decode);
+    size_t part = 0;
+    if (decode) {
+        /* Enough (head, chunk) tasks for ~4 per thread, chunks no shorter
+         * than DECODE_MIN_CHUNK keys, chunk length a tile multiple. */
+        int kend = key_end(&c, 0, n_q);
+        int want = (4 * threads + src->n_kv_heads - 1) / src->n_kv_heads;
+        int most = (kend + DECODE_MIN_CHUNK - 1) / DECODE_MIN_CHUNK;
+        int n_chunks = want < most ? want : most;
+        if (n_chunks < 1) n_chunks = 1;
+        int len = (kend + n_chunks - 1) / n_chunks;
+        c.chunk_len = (len + ZC_ATTN_BK - 1) / ZC_ATTN_BK * ZC_ATTN_BK;
+        c.n_chunks = (kend + c.chunk_len - 1) / c.chunk_len;
+        part = round16((size_t)c.n_chunks * src->n_kv_heads * rows * (hd + 2));
+    } else {
+        c.n_qblocks = (n_q + ZC_ATTN_BQ - 1) / ZC_ATTN_BQ;
+    }
+    size_t total;
+    if (zc_mul_size(c.tl.total, (size_t)threads, &total) || zc_add_size(total, part, &total))
+        return zc_error(ZC_ERR_LIMIT, "kv attention: scratch size overflows");
+    int rc = reserve(scratch, total);
+    if (rc) return rc;
+    c.part = scratch->buf;
+    c.scratch = scratch->buf + part;
+    if (decode) {
+        zc_pool_run(pool, c.n_chunks * src->n_kv_heads, decode_task, &c);
+        decode_merge(&c);
+    } else {
+        zc_pool_run(pool, c.n_qblocks * src->n_kv_heads, prefill_task, &c);
+    }
+    return ZC_OK;
+}
