@@ -1,39 +1,285 @@
 /* Weight matrix products: Y[m][rows] = X[m][cols] · Wᵀ.
  *
- * First version: each task dequantizes a weight row into a per-thread
- * buffer and takes fp32 dots with every input row. Correct for every
- * loadable type; the integer kernels replace it.
+ * zc_matmul quantizes the activations once (see matmul_kernels.h), then
+ * splits the weight rows into chunks that the pool hands out dynamically.
+ * Inside a chunk, activation rows go ZC_NX at a time through every weight
+ * row of the chunk: the ZC_NX activation rows stay in L1 while the chunk
+ * of weights (sized to stay in L2) is decoded once per ZC_NX tokens.
+ *
+ * This file also holds the scalar kernels. They decode each block to int8
+ * codes and integer scales, the form in which every format's dot product
+ * is an exact integer sum, and are the readable statement of what the AVX2
+ * kernels compute.
  */
 #include "kernels/matmul.h"
 
+#include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "kernels/matmul_kernels.h"
 #include "quant/ggml_blocks.h"
+#include "util/cpu.h"
 #include "util/error.h"
+#include "util/fp16.h"
 
-#define ROWS_PER_TASK 16
+/* ---- activation quantization ------------------------------------------- */
+
+/* amax/127 scale, codes rounded to nearest even (lrintf in the default
+ * rounding mode, like the AVX2 cvtps): the bytes match the AVX2 quantizer. */
+static float quantize_act_block(const float *x, int8_t *q, int n) {
+    float amax = 0.0f;
+    for (int j = 0; j < n; j++) amax = fmaxf(amax, fabsf(x[j]));
+    const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+    for (int j = 0; j < n; j++) q[j] = (int8_t)lrintf(x[j] * id);
+    return amax / 127.0f;
+}
+
+void zc_quantize_act_q8(const float *x, zc_act_q8 *y, int64_t n) {
+    for (int64_t i = 0; i < n / ZC_QK; i++, x += ZC_QK) {
+        y[i].d = quantize_act_block(x, y[i].qs, ZC_QK);
+        int sum = 0;
+        for (int j = 0; j < ZC_QK; j++) sum += y[i].qs[j];
+        y[i].sum = sum;
+    }
+}
+
+void zc_quantize_act_q8k(const float *x, zc_act_q8k *y, int64_t n) {
+    for (int64_t i = 0; i < n / ZC_QK_K; i++, x += ZC_QK_K) {
+        y[i].d = quantize_act_block(x, y[i].qs, ZC_QK_K);
+        for (int g = 0; g < 16; g++) {
+            int sum = 0;
+            for (int j = 0; j < 16; j++) sum += y[i].qs[16 * g + j];
+            y[i].bsums[g] = (int16_t)sum;
+        }
+    }
+}
+
+/* ---- scalar kernels ---------------------------------------------------- */
+
+static const void *act_row(const void *x, size_t x_stride, int k) { return (const char *)x + (size_t)k * x_stride; }
+
+static float load_weight(int type, const void *w, int64_t c) {
+    switch (type) {
+    case ZC_TYPE_F16: return zc_fp16_to_f32(((const uint16_t *)w)[c]);
+    case ZC_TYPE_BF16: return zc_bf16_to_f32(((const uint16_t *)w)[c]);
+    default: return ((const float *)w)[c];
+    }
+}
+
+static void dot_float(int type, int64_t n, const void *w, const void *x, size_t x_stride, int nx, float *out) {
+    for (int k = 0; k < nx; k++) {
+        const float *xk = act_row(x, x_stride, k);
+        float acc = 0.0f;
+        for (int64_t c = 0; c < n; c++) acc += load_weight(type, w, c) * xk[c];
+        out[k] = acc;
+    }
+}
+static void dot_f32(int64_t n, const void *w, const void *x, size_t xs, int nx, float *out) {
+    dot_float(ZC_TYPE_F32, n, w, x, xs, nx, out);
+}
+static void dot_f16(int64_t n, const void *w, const void *x, size_t xs, int nx, float *out) {
+    dot_float(ZC_TYPE_F16, n, w, x, xs, nx, out);
+}
+static void dot_bf16(int64_t n, const void *w, const void *x, size_t xs, int nx, float *out) {
+    dot_float(ZC_TYPE_BF16, n, w, x, xs, nx, out);
+}
+
+/* A 32-element block as x = d*q + m with integer codes q. */
+typedef struct {
+    int8_t q[32];
+    float d, m;
+} block32;
+
+static void decode_block32(int type, const void *blk, block32 *b) {
+    int lo_bias = 0; /* subtracted from the 4- or 5-bit code */
+    uint32_t qh = 0; /* fifth bits, element j at bit j */
+    const uint8_t *qs = NULL;
+    b->m = 0.0f;
+    switch (type) {
+    case ZC_TYPE_Q8_0: {
+        const zc_block_q8_0 *p = blk;
+        b->d = zc_fp16_to_f32(p->d);
+        memcpy(b->q, p->qs, 32);
+        return;
+    }
+    case ZC_TYPE_Q4_0: {
+        const zc_block_q4_0 *p = blk;
+        b->d = zc_fp16_to_f32(p->d), qs = p->qs, lo_bias = 8;
+        break;
+    }
+    case ZC_TYPE_Q4_1: {
+        const zc_block_q4_1 *p = blk;
+        b->d = zc_fp16_to_f32(p->d), b->m = zc_fp16_to_f32(p->m), qs = p->qs;
+        break;
+    }
+    case ZC_TYPE_Q5_0: {
+        const zc_block_q5_0 *p = blk;
+        b->d = zc_fp16_to_f32(p->d), qs = p->qs, lo_bias = 16;
+        memcpy(&qh, p->qh, 4);
+        break;
+    }
+    default: { /* ZC_TYPE_Q5_1 */
+        const zc_block_q5_1 *p = blk;
+        b->d = zc_fp16_to_f32(p->d), b->m = zc_fp16_to_f32(p->m), qs = p->qs;
+        memcpy(&qh, p->qh, 4);
+        break;
+    }
+    }
+    for (int j = 0; j < 16; j++) {
+        b->q[j] = (int8_t)((qs[j] & 0xF) + (int)((qh >> j) & 1) * 16 - lo_bias);
+        b->q[j + 16] = (int8_t)((qs[j] >> 4) + (int)((qh >> (j + 16)) & 1) * 16 - lo_bias);
+    }
+}
+
+/* Σ (d q + m) (dx qx) = d dx Σ q qx + m dx Σ qx, per block. */
+static void dot_blocks32(int type, int64_t n, const void *w, const void *x, size_t x_stride, int nx, float *out) {
+    const int bytes = zc_type_get(type)->block_bytes;
+    for (int k = 0; k < nx; k++) {
+        const zc_act_q8 *a = act_row(x, x_stride, k);
+        float acc = 0.0f;
+        for (int64_t i = 0; i < n / ZC_QK; i++) {
+            block32 b;
+            decode_block32(type, (const char *)w + i * bytes, &b);
+            int sumi = 0;
+            for (int j = 0; j < 32; j++) sumi += b.q[j] * a[i].qs[j];
+            acc += (float)sumi * (b.d * a[i].d) + b.m * (a[i].d * (float)a[i].sum);
+        }
+        out[k] = acc;
+    }
+}
+#define DOT32(name, type)                                                                \
+    static void name(int64_t n, const void *w, const void *x, size_t xs, int nx, float *out) { \
+        dot_blocks32(type, n, w, x, xs, nx, out);                                          \
+    }
+DOT32(dot_q8_0, ZC_TYPE_Q8_0)
+DOT32(dot_q4_0, ZC_TYPE_Q4_0)
+DOT32(dot_q4_1, ZC_TYPE_Q4_1)
+DOT32(dot_q5_0, ZC_TYPE_Q5_0)
+DOT32(dot_q5_1, ZC_TYPE_Q5_1)
+
+/* A K super-block as x = d * sc[g] * q - dmin * mn[g] over groups g of
+ * `group` elements: 8 groups of 32 for q4_K/q5_K, 16 of 16 for q6_K (whose
+ * scales are signed and which has no mins: its -32 is folded into q). */
+typedef struct {
+    int8_t q[256];
+    int sc[16], mn[16];
+    float d, dmin;
+    int group;
+} blockK;
+
+static void decode_blockK(int type, const void *blk, blockK *b) {
+    if (type == ZC_TYPE_Q6_K) {
+        const zc_block_q6_K *p = blk;
+        b->d = zc_fp16_to_f32(p->d), b->dmin = 0.0f, b->group = 16;
+        for (int g = 0; g < 16; g++) b->sc[g] = p->scales[g], b->mn[g] = 0;
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *ql = p->ql + 64 * h, *qh = p->qh + 32 * h;
+            int8_t *q = b->q + 128 * h;
+            for (int l = 0; l < 32; l++) {
+                q[l] = (int8_t)(((ql[l] & 0xF) | ((qh[l] >> 0) & 3) << 4) - 32);
+                q[l + 32] = (int8_t)(((ql[l + 32] & 0xF) | ((qh[l] >> 2) & 3) << 4) - 32);
+                q[l + 64] = (int8_t)(((ql[l] >> 4) | ((qh[l] >> 4) & 3) << 4) - 32);
+                q[l + 96] = (int8_t)(((ql[l + 32] >> 4) | ((qh[l] >> 6) & 3) << 4) - 32);
+            }
+        }
+        return;
+    }
+    /* q4_K and q5_K share the header and the nibble order; q5_K adds qh */
+    const zc_block_q4_K *p4 = blk;
+    const zc_block_q5_K *p5 = blk;
+    const uint8_t *qs = type == ZC_TYPE_Q5_K ? p5->qs : p4->qs;
+    uint8_t sc[8], mn[8];
+    zc_k4_scales_mins(p4->scales, sc, mn);
+    b->d = zc_fp16_to_f32(p4->d), b->dmin = zc_fp16_to_f32(p4->dmin), b->group = 32;
+    for (int g = 0; g < 8; g++) b->sc[g] = sc[g], b->mn[g] = mn[g];
+    for (int g = 0; g < 8; g++) {
+        for (int l = 0; l < 32; l++) {
+            int v = g & 1 ? qs[32 * (g / 2) + l] >> 4 : qs[32 * (g / 2) + l] & 0xF;
+            if (type == ZC_TYPE_Q5_K) v |= ((p5->qh[l] >> g) & 1) << 4;
+            b->q[32 * g + l] = (int8_t)v;
+        }
+    }
+}
+
+/* Σ_g (d sc_g q - dmin mn_g) dx qx = d dx Σ_g sc_g Σ q qx - dmin dx Σ_g mn_g Σ qx */
+static void dot_blocksK(int type, int64_t n, const void *w, const void *x, size_t x_stride, int nx, float *out) {
+    const int bytes = zc_type_get(type)->block_bytes;
+    for (int k = 0; k < nx; k++) {
+        const zc_act_q8k *a = act_row(x, x_stride, k);
+        float acc = 0.0f;
+        for (int64_t i = 0; i < n / ZC_QK_K; i++) {
+            blockK b;
+            decode_blockK(type, (const char *)w + i * bytes, &b);
+            int sumi = 0, summ = 0;
+            for (int g = 0; g < ZC_QK_K / b.group; g++) {
+                int s = 0;
+                for (int l = 0; l < b.group; l++) s += b.q[g * b.group + l] * a[i].qs[g * b.group + l];
+                sumi += b.sc[g] * s;
+                for (int h = 0; h < b.group / 16; h++) summ += b.mn[g] * a[i].bsums[g * b.group / 16 + h];
+            }
+            acc += b.d * a[i].d * (float)sumi - b.dmin * a[i].d * (float)summ;
+        }
+        out[k] = acc;
+    }
+}
+#define DOTK(name, type)                                                                 \
+    static void name(int64_t n, const void *w, const void *x, size_t xs, int nx, float *out) { \
+        dot_blocksK(type, n, w, x, xs, nx, out);                                           \
+    }
+DOTK(dot_q4_K, ZC_TYPE_Q4_K)
+DOTK(dot_q5_K, ZC_TYPE_Q5_K)
+DOTK(dot_q6_K, ZC_TYPE_Q6_K)
+
+zc_dot_fn zc_dot_scalar(int type) {
+    switch (type) {
+    case ZC_TYPE_F32: return dot_f32;
+    case ZC_TYPE_F16: return dot_f16;
+    case ZC_TYPE_BF16: return dot_bf16;
+    case ZC_TYPE_Q8_0: return dot_q8_0;
+    case ZC_TYPE_Q4_0: return dot_q4_0;
+    case ZC_TYPE_Q4_1: return dot_q4_1;
+    case ZC_TYPE_Q5_0: return dot_q5_0;
+    case ZC_TYPE_Q5_1: return dot_q5_1;
+    case ZC_TYPE_Q4_K: return dot_q4_K;
+    case ZC_TYPE_Q5_K: return dot_q5_K;
+    case ZC_TYPE_Q6_K: return dot_q6_K;
+    default: return NULL;
+    }
+}
+
+/* ---- driver ------------------------------------------------------------ */
+
+static zc_act_kind act_kind(int type) {
+    switch (type) {
+    case ZC_TYPE_F32: case ZC_TYPE_F16: case ZC_TYPE_BF16: return ZC_ACT_F32;
+    case ZC_TYPE_Q4_K: case ZC_TYPE_Q5_K: case ZC_TYPE_Q6_K: return ZC_ACT_Q8K;
+    default: return ZC_ACT_Q8;
+    }
+}
 
 typedef struct {
     const zc_mat *w;
-    const float *x; /* [m][cols] */
-    float *y;       /* [m][rows] */
+    zc_dot_fn dot;
+    const char *xa;   /* activation rows, [m][xa_stride] bytes: fp32 x or its quantized blocks */
+    size_t xa_stride;
+    float *y;         /* [m][rows] */
     int m;
-    float *rowbuf;  /* [n_threads][cols] */
+    int64_t chunk;    /* weight rows per task */
 } job;
 
-static void run_rows(void *ctx, int task, int thread) {
+static void run_chunk(void *ctx, int task, int thread) {
+    (void)thread;
     const job *j = ctx;
     const zc_mat *w = j->w;
-    float *row = j->rowbuf + (size_t)thread * (size_t)w->cols;
-    int64_t r0 = (int64_t)task * ROWS_PER_TASK, r1 = r0 + ROWS_PER_TASK;
-    if (r1 > w->rows) r1 = w->rows;
-    for (int64_t r = r0; r < r1; r++) {
-        zc_dequantize_row(w->type, (const char *)w->data + (size_t)r * w->row_bytes, row, w->cols);
-        for (int i = 0; i < j->m; i++) {
-            const float *xi = j->x + (size_t)i * (size_t)w->cols;
-            float s = 0.0f;
-            for (int64_t c = 0; c < w->cols; c++) s += row[c] * xi[c];
-            j->y[(size_t)i * (size_t)w->rows + (size_t)r] = s;
+    const int64_t r0 = (int64_t)task * j->chunk, r1 = r0 + j->chunk < w->rows ? r0 + j->chunk : w->rows;
+    float out[ZC_NX];
+    for (int i0 = 0; i0 < j->m; i0 += ZC_NX) {
+        const int nx = j->m - i0 < ZC_NX ? j->m - i0 : ZC_NX;
+        for (int64_t r = r0; r < r1; r++) {
+            j->dot(w->cols, (const char *)w->data + (size_t)r * w->row_bytes, j->xa + (size_t)i0 * j->xa_stride,
+                   j->xa_stride, nx, out);
+            for (int k = 0; k < nx; k++) j->y[(size_t)(i0 + k) * (size_t)w->rows + (size_t)r] = out[k];
         }
     }
 }
@@ -48,17 +294,49 @@ static int scratch_reserve(zc_matmul_scratch *s, size_t need) {
     return ZC_OK;
 }
 
+/* Rows per task: a chunk of weights small enough to stay in L2 while the
+ * activations sweep over it, and enough chunks (8 per thread) for the
+ * dynamic hand-out to balance. */
+static int64_t chunk_rows(const zc_mat *w, int n_threads) {
+    int64_t by_cache = (int64_t)((256u << 10) / (w->row_bytes ? w->row_bytes : 1));
+    int64_t by_balance = w->rows / (8 * (int64_t)n_threads);
+    int64_t c = by_balance < by_cache ? by_balance : by_cache;
+    return c < 4 ? 4 : c;
+}
+
 int zc_matmul(zc_pool *pool, const zc_mat *w, const float *x, float *y, int m, zc_matmul_scratch *scratch) {
     const zc_type_info *ti = zc_type_get(w->type);
     if (!ti || !ti->can_load) return zc_error(ZC_ERR_UNSUPPORTED, "matmul: weight type %d is not supported", w->type);
-    if (m <= 0 || w->rows <= 0 || w->cols <= 0) return ZC_OK;
-    size_t need;
-    if (zc_mul_size((size_t)zc_pool_size(pool) * sizeof(float), (size_t)w->cols, &need))
-        return zc_error(ZC_ERR_LIMIT, "matmul: scratch size overflows");
-    int rc = scratch_reserve(scratch, need);
-    if (rc) return rc;
-    job j = {w, x, y, m, scratch->buf};
-    zc_pool_run(pool, (int)((w->rows + ROWS_PER_TASK - 1) / ROWS_PER_TASK), run_rows, &j);
+    size_t row_bytes;
+    if (zc_type_row_bytes(w->type, w->cols, &row_bytes) || row_bytes > w->row_bytes)
+        return zc_error(ZC_ERR_ARG, "matmul: %s matrix with %lld columns and rows of %zu bytes", ti->name,
+                        (long long)w->cols, w->row_bytes);
+    if (m <= 0 || w->rows <= 0) return ZC_OK;
+    const bool simd = zc_cpu_has_avx2();
+    const zc_act_kind kind = act_kind(w->type);
+    job j = {w, simd ? zc_dot_avx2(w->type) : zc_dot_scalar(w->type), (const char *)x, (size_t)w->cols * sizeof(float),
+             y, m, 0};
+    if (kind != ZC_ACT_F32) {
+        /* [m][cols / block] activation blocks */
+        const size_t bsize = kind == ZC_ACT_Q8 ? sizeof(zc_act_q8) : sizeof(zc_act_q8k);
+        const int64_t nb = w->cols / (kind == ZC_ACT_Q8 ? ZC_QK : ZC_QK_K);
+        size_t need;
+        j.xa_stride = (size_t)nb * bsize;
+        if (zc_mul_size(j.xa_stride, (size_t)m, &need)) return zc_error(ZC_ERR_LIMIT, "matmul: scratch overflows");
+        int rc = scratch_reserve(scratch, need);
+        if (rc) return rc;
+        for (int i = 0; i < m; i++) {
+            const float *xi = x + (size_t)i * (size_t)w->cols;
+            char *dst = (char *)scratch->buf + (size_t)i * j.xa_stride;
+            if (kind == ZC_ACT_Q8)
+                (simd ? zc_quantize_act_q8_avx2 : zc_quantize_act_q8)(xi, (zc_act_q8 *)dst, w->cols);
+            else
+                (simd ? zc_quantize_act_q8k_avx2 : zc_quantize_act_q8k)(xi, (zc_act_q8k *)dst, w->cols);
+        }
+        j.xa = scratch->buf;
+    }
+    j.chunk = chunk_rows(w, zc_pool_size(pool));
+    zc_pool_run(pool, (int)((w->rows + j.chunk - 1) / j.chunk), run_chunk, &j);
     return ZC_OK;
 }
 
@@ -66,7 +344,7 @@ void zc_matmul_ref(const zc_mat *w, const float *x, float *y, int m) {
     float *row = zc_malloc((size_t)w->cols * sizeof(float));
     if (!row) return;
     for (int64_t r = 0; r < w->rows; r++) {
-        zc_dequantize_row(w->type, (const char *)w->data + (size_t)r * w->row_bytes, row, w->cols);
+        zc_mat_get_row(w, r, row);
         for (int i = 0; i < m; i++) {
             const float *xi = x + (size_t)i * (size_t)w->cols;
             double s = 0.0;

@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef enum {
     ZC_TYPE_F32 = 0, ZC_TYPE_F16 = 1, ZC_TYPE_Q4_0 = 2, ZC_TYPE_Q4_1 = 3,
@@ -69,6 +70,24 @@ static inline void zc_k4_scale_min(int j, const uint8_t *q, uint8_t *sc, uint8_t
         *sc = (uint8_t)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
         *m = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
     }
+}
+
+/* All eight scales and mins of a Q4_K/Q5_K super-block at once (the same
+ * values as zc_k4_scale_min for j = 0..7), working on 32-bit words: bytes
+ * 0-3 hold scales 0-3 in their low 6 bits and the top 2 bits of scales 4-7,
+ * bytes 4-7 likewise for the mins, bytes 8-11 the low 4 bits of scales 4-7
+ * (low nibble) and mins 4-7 (high nibble). */
+static inline void zc_k4_scales_mins(const uint8_t q[12], uint8_t sc[8], uint8_t m[8]) {
+    uint32_t w0, w1, w2, out[4];
+    memcpy(&w0, q, 4);
+    memcpy(&w1, q + 4, 4);
+    memcpy(&w2, q + 8, 4);
+    out[0] = w0 & 0x3f3f3f3fu;
+    out[1] = (w2 & 0x0f0f0f0fu) | ((w0 >> 6) & 0x03030303u) << 4;
+    out[2] = w1 & 0x3f3f3f3fu;
+    out[3] = ((w2 >> 4) & 0x0f0f0f0fu) | ((w1 >> 6) & 0x03030303u) << 4;
+    memcpy(sc, out, 8);
+    memcpy(m, out + 2, 8);
 }
 
 /* Scalar reference dequantization of n elements (n a multiple of the block)
