@@ -25,16 +25,23 @@ static const char *tmp_path(const char *name) {
     return p;
 }
 
-/* Write a safetensors file: u64 len(header) + header + data (data_len bytes). */
-static const char *write_st(const char *name, const char *header, const void *data, size_t data_len) {
+/* Write a safetensors file: u64 len(header) + header + data (data_len bytes).
+ * Like the reference writer, pad the header with spaces to a multiple of 8
+ * unless pad is false. */
+static const char *write_st_pad(const char *name, const char *header, const void *data, size_t data_len, bool pad) {
     const char *p = tmp_path(name);
     FILE *f = fopen(p, "wb");
-    uint64_t n = strlen(header);
+    uint64_t len = strlen(header), n = pad ? (len + 7) / 8 * 8 : len;
     fwrite(&n, 8, 1, f);
-    fwrite(header, 1, n, f);
+    fwrite(header, 1, len, f);
+    for (uint64_t i = len; i < n; i++) fputc(' ', f);
     if (data_len) fwrite(data, 1, data_len, f);
     fclose(f);
     return p;
+}
+
+static const char *write_st(const char *name, const char *header, const void *data, size_t data_len) {
+    return write_st_pad(name, header, data, data_len, true);
 }
 
 static void write_text(const char *path, const char *text) {
@@ -162,6 +169,19 @@ static void test_bad_offsets(void) {
     expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
                "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
                8, ZC_ERR_FORMAT, "duplicate tensor name (tensor 'a'", "duplicate");
+}
+
+static void test_bad_alignment(void) {
+    /* 61-byte header: data starts at file offset 69, F32 elements misaligned. */
+    const char *h = "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}";
+    fill_data();
+    const char *p = write_st_pad("unpadded.safetensors", h, g_data, 4, false);
+    char want[128];
+    snprintf(want, sizeof want, "data at file offset %zu is not aligned to its 4-byte elements", 8 + strlen(h));
+    expect_bad_file(p, ZC_ERR_UNSUPPORTED, want, "unpadded header");
+    /* F32 at data offset 2 of a padded header: misaligned too. */
+    expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[2,6]}}", 8, ZC_ERR_UNSUPPORTED,
+               "not aligned to its 4-byte elements (tensor 'a')", "odd offset");
 }
 
 static void test_bad_size(void) {
@@ -338,6 +358,7 @@ int main(void) {
     TT_RUN(test_bad_json);
     TT_RUN(test_bad_dtype);
     TT_RUN(test_bad_offsets);
+    TT_RUN(test_bad_alignment);
     TT_RUN(test_bad_size);
     TT_RUN(test_sharded);
     TT_RUN(test_config);

@@ -62,8 +62,9 @@ static int push_tensor(zc_safetensors *st, const zc_st_tensor *t) {
 }
 
 /* Parse one tensor entry `v` named `name` of file `path` into *t. */
+/* data: the data section, at file offset data_file_off. */
 static int parse_entry(const char *path, const char *name, const zc_json *v, const uint8_t *data,
-                       size_t data_size, zc_st_tensor *t) {
+                       size_t data_file_off, size_t data_size, zc_st_tensor *t) {
     if (!v || v->type != ZC_JSON_OBJECT)
         return zc_error(ZC_ERR_FORMAT, "%s: entry is not an object (tensor '%s')", path, name);
     const char *dtype = zc_json_str(zc_json_get(v, "dtype"));
@@ -110,6 +111,14 @@ static int parse_entry(const char *path, const char *name, const zc_json *v, con
         return zc_error(ZC_ERR_FORMAT,
                         "%s: data_offsets span %" PRId64 " bytes but shape x %s needs %" PRId64 " x %zu (tensor '%s')",
                         path, end - begin, dtype, t->n_elems, esize, name);
+    /* Consumers read elements in place (as float*, uint16_t*): refuse data
+     * that is not aligned to its element size. The mapping is page aligned,
+     * so this is the file offset's alignment; writers pad the header to a
+     * multiple of 8 bytes precisely so that it holds. */
+    if ((uintptr_t)(data + begin) % esize)
+        return zc_error(ZC_ERR_UNSUPPORTED,
+                        "%s: data at file offset %zu is not aligned to its %zu-byte elements (tensor '%s')",
+                        path, data_file_off + (size_t)begin, esize, name);
     t->name = name;
     t->data = data + begin;
     t->nbytes = (size_t)(end - begin);
@@ -168,7 +177,7 @@ static int add_file(zc_safetensors *st, const char *path) {
             continue;
         }
         zc_st_tensor t = {.file = path};
-        if ((rc = parse_entry(path, name, &root->items[i], data, data_size, &t)) || (rc = push_tensor(st, &t)))
+        if ((rc = parse_entry(path, name, &root->items[i], data, 8 + (size_t)hlen, data_size, &t)) || (rc = push_tensor(st, &t)))
             return rc;
     }
     /* Overlap check within this file: sort its tensors by position. Empty

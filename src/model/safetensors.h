@@ -9,7 +9,9 @@
  * Everything is validated at open: header length inside the file, JSON well
  * formed, dtype supported, shape non-negative without overflow, begin <= end
  * inside the data section, end - begin == product(shape) * dtype size, no two
- * tensors overlapping, no duplicate names (also across shards). Errors are
+ * tensors overlapping, no duplicate names (also across shards), data aligned
+ * to its element size (writers pad the header to a multiple of 8; files that
+ * do not are refused as unsupported rather than read misaligned). Errors are
  * ZC_ERR_FORMAT (ZC_ERR_UNSUPPORTED for a valid but unsupported dtype) with
  * "<path>: <problem> (<where>)".
  */
@@ -27,7 +29,7 @@ typedef struct {
     int n_dims;                       /* 0..ZC_ST_MAX_DIMS (0 = scalar) */
     int64_t shape[ZC_ST_MAX_DIMS];    /* row-major as PyTorch: shape[n_dims-1] is contiguous */
     int64_t n_elems;                  /* product of shape */
-    const void *data;                 /* into the mapping; aligned only as the file placed it */
+    const void *data;                 /* into the mapping, aligned to the element size */
     size_t nbytes;
     const char *file;                 /* path of the file holding it */
 } zc_st_tensor;
