@@ -1,0 +1,250 @@
+/* The transformer forward pass (Llama / Qwen2), read top to bottom in
+ * forward_batch(), and the context that owns its buffers.
+ *
+ * One call processes a batch of n tokens at positions pos..pos+n-1: every
+ * weight matrix is multiplied once with all n rows (matrix-matrix products
+ * for a prompt, matrix-vector for a decode step), so a decode step reads
+ * each weight exactly once. The KV cache is reached only through kv.h ops.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/model.h"
+#include "util/error.h"
+
+#define MAX_CTX (1 << 24)
+
+/* ---- Building blocks ------------------------------------------------------ */
+
+/* out[i] = x[i] / rms(x) * w[i] for each of n rows of d. */
+static void rmsnorm(float *out, const float *x, const float *w, int n, int d, float eps) {
+    for (int r = 0; r < n; r++) {
+        const float *xr = x + (size_t)r * d;
+        float *o = out + (size_t)r * d;
+        double ss = 0;
+        for (int i = 0; i < d; i++) ss += (double)xr[i] * xr[i];
+        float scale = (float)(1.0 / sqrt(ss / d + eps));
+        for (int i = 0; i < d; i++) o[i] = xr[i] * scale * w[i];
+    }
+}
+
+/* y[r][i] += b[i] for n rows of d. */
+static void add_bias(float *y, const float *b, int n, int d) {
+    for (int r = 0; r < n; r++)
+        for (int i = 0; i < d; i++) y[(size_t)r * d + i] += b[i];
+}
+
+/* Rotate the first n_rot channels of each head of n rows (row r at
+ * position pos+r, its angles in cos/sin[r][n_rot/2]). Adjacent style pairs
+ * channel 2i with 2i+1; NeoX style pairs i with i + n_rot/2. */
+static void rope(const zc_context *c, float *x, int n, int n_heads) {
+    const zc_model *m = c->m;
+    int hd = m->info.head_dim, half = m->n_rot / 2;
+    int stride = m->rope_style == ZC_ROPE_NEOX ? 1 : 2, offset = m->rope_style == ZC_ROPE_NEOX ? half : 1;
+    for (int r = 0; r < n; r++) {
+        const float *cs = c->rope_cos + (size_t)r * half, *sn = c->rope_sin + (size_t)r * half;
+        for (int h = 0; h < n_heads; h++) {
+            float *v = x + ((size_t)r * n_heads + h) * hd;
+            for (int i = 0; i < half; i++) {
+                float *a = v + i * stride, *b = a + offset;
+                float x0 = *a, x1 = *b;
+                *a = x0 * cs[i] - x1 * sn[i];
+                *b = x0 * sn[i] + x1 * cs[i];
+            }
+        }
+    }
+}
+
+/* SwiGLU: g = silu(g) * u, elementwise over len values. */
+static void swiglu(float *g, const float *u, size_t len) {
+    for (size_t i = 0; i < len; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+static void add_into(float *x, const float *y, size_t len) {
+    for (size_t i = 0; i < len; i++) x[i] += y[i];
+}
+
+static int matmul(zc_context *c, const zc_mat *w, const float *x, float *y, int m) {
+    return zc_matmul(c->pool, w, x, y, m, &c->mm);
+}
+
+/* ---- The forward pass ------------------------------------------------------ */
+
+/* Run tokens[0..n) at positions c->pos.. through the model. Logits:
+ * ZC_LOGITS_NONE: none; ZC_LOGITS_LAST: the last row into logits[n_vocab];
+ * ZC_LOGITS_ALL: every row into logits[n][n_vocab]. n <= n_batch. */
+static int forward_batch(zc_context *c, const int32_t *tokens, int n, int logits_mode, float *logits) {
+    const zc_model *m = c->m;
+    const zc_model_info *h = &m->info;
+    const int d = h->n_embd, hd = h->head_dim, ff = h->n_ff;
+    const int q_dim = h->n_heads * hd, kv_dim = h->n_kv_heads * hd, half = m->n_rot / 2;
+    const int pos = c->pos;
+    zc_kv_cache *kv = c->kv;
+    int rc;
+
+    /* x [n][d]: token embeddings */
+    for (int i = 0; i < n; i++) zc_mat_get_row(&m->tok_embd, tokens[i], c->x + (size_t)i * d);
+
+    /* rope_cos/sin [n][half]: angles of this batch's positions, shared by all layers */
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < half; j++) {
+            double a = (double)(pos + i) * c->inv_freq[j];
+            c->rope_cos[(size_t)i * half + j] = (float)cos(a);
+            c->rope_sin[(size_t)i * half + j] = (float)sin(a);
+        }
+
+    for (int l = 0; l < h->n_layers; l++) {
+        const zc_layer *L = &m->layers[l];
+
+        /* Attention. xb [n][d] = rmsnorm(x) */
+        rmsnorm(c->xb, c->x, L->attn_norm, n, d, h->norm_eps);
+        /* q [n][q_dim], k and v [n][kv_dim] */
+        if ((rc = matmul(c, &L->wq, c->xb, c->q, n)) || (rc = matmul(c, &L->wk, c->xb, c->k, n)) ||
+            (rc = matmul(c, &L->wv, c->xb, c->v, n)))
+            return rc;
+        if (L->bq) add_bias(c->q, L->bq, n, q_dim);
+        if (L->bk) add_bias(c->k, L->bk, n, kv_dim);
+        if (L->bv) add_bias(c->v, L->bv, n, kv_dim);
+        rope(c, c->q, n, h->n_heads);
+        rope(c, c->k, n, h->n_kv_heads);
+        if (c->observer) c->observer(c->observer_user, l, pos, n, c->q, c->k, c->v);
+
+        /* The cache stores k, v; att [n][q_dim] = softmax(q·Kᵀ/√hd)·V, causal */
+        if ((rc = kv->ops->write(kv, l, pos, n, c->k, c->v)) || (rc = kv->ops->attend(kv, l, pos, n, c->q, c->att)))
+            return rc;
+        /* x += att·Woᵀ (xb [n][d] holds the projection) */
+        if ((rc = matmul(c, &L->wo, c->att, c->xb, n))) return rc;
+        add_into(c->x, c->xb, (size_t)n * d);
+
+        /* Feed-forward. xb = rmsnorm(x); hb, hb2 [n][ff]; x += (silu(xb·Wgᵀ) * xb·Wuᵀ)·Wdᵀ */
+        rmsnorm(c->xb, c->x, L->ffn_norm, n, d, h->norm_eps);
+        if ((rc = matmul(c, &L->w_gate, c->xb, c->hb, n)) || (rc = matmul(c, &L->w_up, c->xb, c->hb2, n)))
+            return rc;
+        swiglu(c->hb, c->hb2, (size_t)n * ff);
+        if ((rc = matmul(c, &L->w_down, c->hb, c->xb, n))) return rc;
+        add_into(c->x, c->xb, (size_t)n * d);
+    }
+
+    /* Logits of the rows asked for: xb = rmsnorm(x rows), logits = xb·Woutᵀ */
+    if (logits_mode == ZC_LOGITS_NONE) return ZC_OK;
+    int first = logits_mode == ZC_LOGITS_ALL ? 0 : n - 1;
+    rmsnorm(c->xb, c->x + (size_t)first * d, m->out_norm, n - first, d, h->norm_eps);
+    return matmul(c, &m->output, c->xb, logits, n - first);
+}
+
+int zc_decode(zc_context *c, const int32_t *tokens, int n, int logits_mode, float *logits) {
+    const zc_model_info *h = &c->m->info;
+    if (n < 1 || !tokens) return zc_error(ZC_ERR_ARG, "decode: %d tokens", n);
+    if (logits_mode < ZC_LOGITS_NONE || logits_mode > ZC_LOGITS_ALL || (logits_mode != ZC_LOGITS_NONE && !logits))
+        return zc_error(ZC_ERR_ARG, "decode: bad logits request (mode %d, buffer %p)", logits_mode, (void *)logits);
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= h->n_vocab)
+            return zc_error(ZC_ERR_ARG, "decode: token %d (index %d) is outside the vocabulary of %d", tokens[i], i,
+                            h->n_vocab);
+    if (n > c->n_ctx - c->pos)
+        return zc_error(ZC_ERR_LIMIT, "context full: %d tokens at position %d exceed the context of %d tokens", n,
+                        c->pos, c->n_ctx);
+    for (int done = 0; done < n;) {
+        int len = n - done < c->n_batch ? n - done : c->n_batch;
+        int last = done + len == n;
+        int mode = logits_mode == ZC_LOGITS_ALL ? ZC_LOGITS_ALL : last ? logits_mode : ZC_LOGITS_NONE;
+        float *out = logits_mode == ZC_LOGITS_ALL ? logits + (size_t)done * h->n_vocab : logits;
+        int rc = forward_batch(c, tokens + done, len, mode, out);
+        if (rc != ZC_OK) return rc;
+        c->pos += len;
+        done += len;
+    }
+    return ZC_OK;
+}
+
+/* ---- Context lifetime ---------------------------------------------------- */
+
+void zc_context_params_default(zc_context_params *p) {
+    memset(p, 0, sizeof *p);
+    p->n_batch = 512;
+}
+
+void zc_context_free(zc_context *c) {
+    if (!c) return;
+    zc_kv_free(c->kv);
+    zc_pool_destroy(c->pool);
+    float *bufs[] = {c->x, c->xb, c->q, c->k, c->v, c->att, c->hb, c->hb2, c->rope_cos, c->rope_sin};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) zc_free_aligned(bufs[i]);
+    free(c->inv_freq);
+    zc_matmul_scratch_free(&c->mm);
+    free(c);
+}
+
+/* An aligned activation buffer of rows x cols floats, counted in act_bytes. */
+static float *alloc_act(zc_context *c, int rows, int64_t cols) {
+    size_t bytes;
+    if (zc_mul_size((size_t)rows, (size_t)cols * sizeof(float), &bytes) != ZC_OK) {
+        zc_error(ZC_ERR_LIMIT, "context: a batch of %d tokens is too large", rows);
+        return NULL;
+    }
+    c->act_bytes += bytes;
+    return zc_malloc_aligned(bytes);
+}
+
+int zc_context_create(const zc_model *m, const zc_context_params *p, zc_context **out) {
+    *out = NULL;
+    const zc_model_info *h = &m->info;
+    int n_ctx = p->n_ctx ? p->n_ctx : h->n_ctx_train;
+    if (n_ctx < 1 || n_ctx > MAX_CTX)
+        return zc_error(ZC_ERR_ARG, "context: n_ctx %d is out of range [1, %d]", n_ctx, MAX_CTX);
+    if (p->n_threads < 0 || p->n_threads > 1024)
+        return zc_error(ZC_ERR_ARG, "context: n_threads %d is out of range [0, 1024]", p->n_threads);
+    if (p->n_batch < 1) return zc_error(ZC_ERR_ARG, "context: n_batch %d must be positive", p->n_batch);
+    zc_context *c = zc_calloc(1, sizeof *c);
+    if (!c) return ZC_ERR_NOMEM;
+    c->m = m;
+    c->n_ctx = n_ctx;
+    c->n_batch = p->n_batch < n_ctx ? p->n_batch : n_ctx;
+    c->observer = p->observer;
+    c->observer_user = p->observer_user;
+    if (p->kv)
+        c->kv_cfg = *p->kv;
+    else
+        zc_kv_config_default(&c->kv_cfg);
+
+    int rc = ZC_ERR_NOMEM, nb = c->n_batch, half = m->n_rot / 2;
+    c->pool = zc_pool_create(p->n_threads);
+    if (!c->pool) {
+        zc_error(ZC_ERR_NOMEM, "context: cannot start %d threads", p->n_threads);
+        goto fail;
+    }
+    zc_kv_shape shape = {h->n_layers, h->n_heads, h->n_kv_heads, h->head_dim, n_ctx};
+    if ((rc = zc_kv_create(&c->kv_cfg, &shape, c->pool, &c->kv)) != ZC_OK) goto fail;
+
+    int64_t q_dim = (int64_t)h->n_heads * h->head_dim, kv_dim = (int64_t)h->n_kv_heads * h->head_dim;
+    rc = ZC_ERR_NOMEM;
+    if (!(c->x = alloc_act(c, nb, h->n_embd)) || !(c->xb = alloc_act(c, nb, h->n_embd)) ||
+        !(c->q = alloc_act(c, nb, q_dim)) || !(c->k = alloc_act(c, nb, kv_dim)) || !(c->v = alloc_act(c, nb, kv_dim)) ||
+        !(c->att = alloc_act(c, nb, q_dim)) || !(c->hb = alloc_act(c, nb, h->n_ff)) ||
+        !(c->hb2 = alloc_act(c, nb, h->n_ff)) || !(c->rope_cos = alloc_act(c, nb, half)) ||
+        !(c->rope_sin = alloc_act(c, nb, half)) || !(c->inv_freq = zc_malloc((size_t)half * sizeof(double)))) {
+        rc = zc_last_error_code() == ZC_ERR_LIMIT ? ZC_ERR_LIMIT : ZC_ERR_NOMEM;
+        goto fail;
+    }
+    /* theta_i = base^(-2i/n_rot), divided by the file's per-pair factor when
+     * it has one (Llama 3 long-context scaling). */
+    for (int i = 0; i < half; i++) {
+        c->inv_freq[i] = pow((double)h->rope_base, -2.0 * i / m->n_rot);
+        if (m->rope_freqs) c->inv_freq[i] /= (double)m->rope_freqs[i];
+    }
+    *out = c;
+    return ZC_OK;
+fail:
+    zc_context_free(c);
+    return rc;
+}
+
+int zc_context_pos(const zc_context *c) { return c->pos; }
+int zc_context_n_ctx(const zc_context *c) { return c->n_ctx; }
+
+int zc_context_reset(zc_context *c) {
+    int rc = c->kv->ops->truncate(c->kv, 0);
+    if (rc == ZC_OK) c->pos = 0;
+    return rc;
+}

@@ -1,0 +1,465 @@
+/* Model loading: hyperparameters and weights from a GGUF file or a Hugging
+ * Face directory, each tensor checked against the hyperparameters before it
+ * is used. Both formats go through one binder (a tensor "source" that finds
+ * a tensor by its role and layer), so validation is written once. */
+#include "model/model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "model/gguf.h"
+#include "model/hfconfig.h"
+#include "quant/ggml_blocks.h"
+#include "util/error.h"
+
+/* ---- Tensor sources ------------------------------------------------------ */
+
+/* The weights a model uses, by role. */
+typedef enum {
+    T_TOK_EMBD, T_OUT_NORM, T_OUTPUT, T_ROPE_FREQS,
+    T_ATTN_NORM, T_WQ, T_WK, T_WV, T_BQ, T_BK, T_BV, T_WO, T_FFN_NORM, T_GATE, T_UP, T_DOWN,
+    T_COUNT
+} tensor_role;
+
+/* Names in each format; %d is the layer. */
+static const char *const GGUF_NAMES[T_COUNT] = {
+    "token_embd.weight", "output_norm.weight", "output.weight", "rope_freqs.weight",
+    "blk.%d.attn_norm.weight", "blk.%d.attn_q.weight", "blk.%d.attn_k.weight", "blk.%d.attn_v.weight",
+    "blk.%d.attn_q.bias", "blk.%d.attn_k.bias", "blk.%d.attn_v.bias", "blk.%d.attn_output.weight",
+    "blk.%d.ffn_norm.weight", "blk.%d.ffn_gate.weight", "blk.%d.ffn_up.weight", "blk.%d.ffn_down.weight",
+};
+static const char *const HF_NAMES[T_COUNT] = {
+    "model.embed_tokens.weight", "model.norm.weight", "lm_head.weight", NULL,
+    "model.layers.%d.input_layernorm.weight", "model.layers.%d.self_attn.q_proj.weight",
+    "model.layers.%d.self_attn.k_proj.weight", "model.layers.%d.self_attn.v_proj.weight",
+    "model.layers.%d.self_attn.q_proj.bias", "model.layers.%d.self_attn.k_proj.bias",
+    "model.layers.%d.self_attn.v_proj.bias", "model.layers.%d.self_attn.o_proj.weight",
+    "model.layers.%d.post_attention_layernorm.weight", "model.layers.%d.mlp.gate_proj.weight",
+    "model.layers.%d.mlp.up_proj.weight", "model.layers.%d.mlp.down_proj.weight",
+};
+
+/* One tensor as the binder sees it, in ggml dimension order (ne[0] is the
+ * contiguous row length) whatever the file's own convention. */
+typedef struct {
+    int type;
+    int n_dims;
+    int64_t ne[ZC_ST_MAX_DIMS];
+    const void *data;
+    size_t nbytes;
+} tensor_view;
+
+typedef struct {
+    const char *path;              /* for messages */
+    const char *const *names;      /* GGUF_NAMES or HF_NAMES */
+    bool row_major_shapes;         /* print shapes as [rows, cols] (HF) instead of ggml's [ne0, ne1] */
+    /* Find a tensor by name; false if absent. */
+    bool (*find)(void *src, const char *name, tensor_view *out);
+    void *src;
+} tensor_source;
+
+static void tensor_name(const tensor_source *s, tensor_role r, int layer, char *buf, size_t cap) {
+    snprintf(buf, cap, s->names[r], layer);
+}
+
+static void format_shape(const tensor_source *s, int n_dims, const int64_t *ne, char *buf, size_t cap) {
+    size_t n = 0;
+    n += (size_t)snprintf(buf, cap, "[");
+    for (int i = 0; i < n_dims && n < cap; i++) {
+        int d = s->row_major_shapes ? n_dims - 1 - i : i;
+        n += (size_t)snprintf(buf + n, cap - n, "%s%lld", i ? "," : "", (long long)ne[d]);
+    }
+    if (n < cap) snprintf(buf + n, cap - n, "]");
+}
+
+/* Find tensor (role, layer) and check its shape is exactly ne[0..n_dims). */
+static int find_shaped(const tensor_source *s, tensor_role r, int layer, int n_dims, const int64_t *ne,
+                       bool optional, tensor_view *t) {
+    char name[128];
+    tensor_name(s, r, layer, name, sizeof name);
+    if (!s->find(s->src, name, t)) {
+        if (optional) return 0;
+        return zc_error(ZC_ERR_FORMAT, "%s: tensor '%s' is missing", s->path, name);
+    }
+    bool ok = t->n_dims == n_dims;
+    for (int i = 0; ok && i < n_dims; i++) ok = t->ne[i] == ne[i];
+    if (!ok) {
+        char got[96], want[96];
+        format_shape(s, t->n_dims, t->ne, got, sizeof got);
+        format_shape(s, n_dims, ne, want, sizeof want);
+        return zc_error(ZC_ERR_FORMAT, "%s: tensor '%s' has shape %s, expected %s", s->path, name, got, want);
+    }
+    const zc_type_info *ti = zc_type_get(t->type);
+    if (!ti) return zc_error(ZC_ERR_FORMAT, "%s: tensor '%s' has unknown type %d", s->path, name, t->type);
+    size_t row_bytes, bytes;
+    int rc = zc_type_row_bytes(t->type, ne[0], &row_bytes);
+    if (rc != ZC_OK) return zc_error_prefix(rc, "%s: tensor '%s'", s->path, name);
+    int64_t rows = n_dims == 2 ? ne[1] : 1;
+    if (zc_mul_size(row_bytes, (size_t)rows, &bytes) != ZC_OK || bytes != t->nbytes)
+        return zc_error(ZC_ERR_FORMAT, "%s: tensor '%s' holds %zu bytes, its shape needs %zu", s->path, name,
+                        t->nbytes, bytes);
+    return 1;
+}
+
+/* An owned buffer of `bytes`, freed with the model and counted as resident. */
+static void *own(zc_model *m, size_t bytes) {
+    void **owned = zc_realloc(m->owned, (size_t)(m->n_owned + 1) * sizeof *owned);
+    if (!owned) return NULL;
+    m->owned = owned;
+    void *p = zc_malloc_aligned(bytes ? bytes : 1);
+    if (!p) return NULL;
+    m->owned[m->n_owned++] = p;
+    m->info.resident_bytes += bytes;
+    return p;
+}
+
+/* A weight matrix [rows][cols] used by the matmul kernels. Used in place;
+ * copied only if the file placed it misaligned for its element type
+ * (safetensors guarantees no alignment; GGUF aligns to 32). */
+static int bind_mat(zc_model *m, const tensor_source *s, tensor_role r, int layer, int64_t rows, int64_t cols,
+                    bool optional, zc_mat *out) {
+    tensor_view t;
+    int64_t ne[2] = {cols, rows};
+    int rc = find_shaped(s, r, layer, 2, ne, optional, &t);
+    if (rc <= 0) return rc;
+    const zc_type_info *ti = zc_type_get(t.type);
+    if (!ti->can_load) {
+        char name[128];
+        tensor_name(s, r, layer, name, sizeof name);
+        return zc_error(ZC_ERR_UNSUPPORTED, "%s: tensor '%s' has type %s, which this engine cannot compute with",
+                        s->path, name, ti->name);
+    }
+    const void *data = t.data;
+    if ((uintptr_t)data % (t.type == ZC_TYPE_F32 ? 4 : 2)) {
+        void *copy = own(m, t.nbytes);
+        if (!copy) return ZC_ERR_NOMEM;
+        memcpy(copy, data, t.nbytes);
+        data = copy;
+    }
+    *out = (zc_mat){t.type, rows, cols, data, t.nbytes / (size_t)rows};
+    m->info.n_params += rows * cols;
+    m->info.weight_bytes += t.nbytes;
+    return 1;
+}
+
+/* A 1-D fp32 vector of n elements; other float types (and misaligned
+ * data) are converted into an owned copy (they are tiny: norms, biases). */
+static int bind_vec(zc_model *m, const tensor_source *s, tensor_role r, int layer, int64_t n, bool optional,
+                    const float **out) {
+    tensor_view t;
+    int rc = find_shaped(s, r, layer, 1, &n, optional, &t);
+    if (rc <= 0) return rc;
+    m->info.n_params += n;
+    m->info.weight_bytes += t.nbytes;
+    if (t.type == ZC_TYPE_F32 && ((uintptr_t)t.data & 3) == 0) {
+        *out = t.data;
+        return 1;
+    }
+    if (t.type != ZC_TYPE_F16 && t.type != ZC_TYPE_BF16 && t.type != ZC_TYPE_F32) {
+        char name[128];
+        tensor_name(s, r, layer, name, sizeof name);
+        return zc_error(ZC_ERR_FORMAT, "%s: tensor '%s' has type %s, expected f32, f16 or bf16", s->path, name,
+                        zc_type_get(t.type)->name);
+    }
+    /* v [n] fp32, followed by an aligned copy of the raw elements: the
+     * converter reads 16-bit elements as uint16_t, so its source must be
+     * aligned too. */
+    float *v = own(m, (size_t)n * sizeof *v + t.nbytes);
+    if (!v) return ZC_ERR_NOMEM;
+    memcpy(v + n, t.data, t.nbytes);
+    zc_dequantize_row(t.type, v + n, v, n);
+    *out = v;
+    return 1;
+}
+
+/* Bind every tensor the hyperparameters call for. qkv_bias: the
+ * architecture has Q/K/V biases (required then). */
+static int bind_weights(zc_model *m, const tensor_source *s, bool qkv_bias) {
+    const zc_model_info *h = &m->info;
+    int64_t d = h->n_embd, q_dim = (int64_t)h->n_heads * h->head_dim, kv_dim = (int64_t)h->n_kv_heads * h->head_dim;
+    int rc;
+    /* Tied embeddings: GGUF files store only the embedding, some HF
+     * checkpoints only lm_head; either one then serves both ends. */
+    int has_embd, has_out;
+    if ((has_out = bind_mat(m, s, T_OUTPUT, 0, h->n_vocab, d, true, &m->output)) < 0) return has_out;
+    if ((has_embd = bind_mat(m, s, T_TOK_EMBD, 0, h->n_vocab, d, has_out, &m->tok_embd)) < 0) return has_embd;
+    if (!has_embd) m->tok_embd = m->output;
+    if (!has_out) m->output = m->tok_embd;
+    if ((rc = bind_vec(m, s, T_OUT_NORM, 0, d, false, &m->out_norm)) < 0) return rc;
+    if (s->names[T_ROPE_FREQS] && (rc = bind_vec(m, s, T_ROPE_FREQS, 0, m->n_rot / 2, true, &m->rope_freqs)) < 0)
+        return rc;
+    for (int i = 0; m->rope_freqs && i < m->n_rot / 2; i++) /* the frequencies are divided by these */
+        if (!(m->rope_freqs[i] > 0 && isfinite(m->rope_freqs[i])))
+            return zc_error(ZC_ERR_FORMAT, "%s: tensor 'rope_freqs.weight' has value %g at %d, expected > 0",
+                            s->path, (double)m->rope_freqs[i], i);
+    m->layers = zc_calloc((size_t)h->n_layers, sizeof *m->layers);
+    if (!m->layers) return ZC_ERR_NOMEM;
+    for (int l = 0; l < h->n_layers; l++) {
+        zc_layer *L = &m->layers[l];
+        if ((rc = bind_vec(m, s, T_ATTN_NORM, l, d, false, &L->attn_norm)) < 0 ||
+            (rc = bind_mat(m, s, T_WQ, l, q_dim, d, false, &L->wq)) < 0 ||
+            (rc = bind_mat(m, s, T_WK, l, kv_dim, d, false, &L->wk)) < 0 ||
+            (rc = bind_mat(m, s, T_WV, l, kv_dim, d, false, &L->wv)) < 0 ||
+            (rc = bind_mat(m, s, T_WO, l, d, q_dim, false, &L->wo)) < 0 ||
+            (rc = bind_vec(m, s, T_FFN_NORM, l, d, false, &L->ffn_norm)) < 0 ||
+            (rc = bind_mat(m, s, T_GATE, l, h->n_ff, d, false, &L->w_gate)) < 0 ||
+            (rc = bind_mat(m, s, T_UP, l, h->n_ff, d, false, &L->w_up)) < 0 ||
+            (rc = bind_mat(m, s, T_DOWN, l, d, h->n_ff, false, &L->w_down)) < 0)
+            return rc;
+        /* Biases: required by qwen2; a llama file may carry them too (some
+         * HF checkpoints set attention_bias), and then they are used. */
+        if ((rc = bind_vec(m, s, T_BQ, l, q_dim, !qkv_bias, &L->bq)) < 0 ||
+            (rc = bind_vec(m, s, T_BK, l, kv_dim, !qkv_bias, &L->bk)) < 0 ||
+            (rc = bind_vec(m, s, T_BV, l, kv_dim, !qkv_bias, &L->bv)) < 0)
+            return rc;
+    }
+    /* The type most of the per-layer matrices have, for display. */
+    int counts[64] = {0}, best = m->layers[0].wq.type;
+    for (int l = 0; l < h->n_layers; l++) {
+        const zc_mat *mats[] = {&m->layers[l].wq, &m->layers[l].wk, &m->layers[l].wv, &m->layers[l].wo,
+                                &m->layers[l].w_gate, &m->layers[l].w_up, &m->layers[l].w_down};
+        for (int i = 0; i < 7; i++)
+            if (mats[i]->type >= 0 && mats[i]->type < 64 && ++counts[mats[i]->type] > counts[best])
+                best = mats[i]->type;
+    }
+    m->info.weight_type = best;
+    m->info.weight_type_name = zc_type_get(best)->name;
+    return ZC_OK;
+}
+
+/* ---- Hyperparameters ----------------------------------------------------- */
+
+#define MAX_DIM (1 << 20)   /* widest embedding / FFN / vocab we accept */
+#define MAX_LAYERS 1024
+#define MAX_HEADS 4096
+
+int zc_model_check_hparams(const zc_model *m) {
+    const zc_model_info *h = &m->info;
+    const char *p = m->path;
+    if (h->n_layers < 1 || h->n_layers > MAX_LAYERS)
+        return zc_error(ZC_ERR_FORMAT, "%s: block count %d is out of range [1, %d]", p, h->n_layers, MAX_LAYERS);
+    if (h->n_embd < 1 || h->n_embd > MAX_DIM)
+        return zc_error(ZC_ERR_FORMAT, "%s: embedding length %d is out of range [1, %d]", p, h->n_embd, MAX_DIM);
+    if (h->n_ff < 1 || h->n_ff > MAX_DIM)
+        return zc_error(ZC_ERR_FORMAT, "%s: feed-forward length %d is out of range [1, %d]", p, h->n_ff, MAX_DIM);
+    if (h->n_heads < 1 || h->n_heads > MAX_HEADS)
+        return zc_error(ZC_ERR_FORMAT, "%s: head count %d is out of range [1, %d]", p, h->n_heads, MAX_HEADS);
+    if (h->n_kv_heads < 1 || h->n_kv_heads > h->n_heads || h->n_heads % h->n_kv_heads)
+        return zc_error(ZC_ERR_FORMAT, "%s: %d key/value heads do not divide %d query heads", p, h->n_kv_heads,
+                        h->n_heads);
+    if (h->head_dim < 2 || h->head_dim % 2 || (int64_t)h->head_dim * h->n_heads > MAX_DIM)
+        return zc_error(ZC_ERR_FORMAT, "%s: head dimension %d is not a positive even number (embedding %d, %d heads)",
+                        p, h->head_dim, h->n_embd, h->n_heads);
+    if (m->n_rot < 2 || m->n_rot % 2 || m->n_rot > h->head_dim)
+        return zc_error(ZC_ERR_FORMAT, "%s: rope dimension %d must be even and in [2, %d]", p, m->n_rot,
+                        h->head_dim);
+    if (h->n_vocab < 1 || h->n_vocab > MAX_DIM)
+        return zc_error(ZC_ERR_FORMAT, "%s: vocabulary size %d is out of range [1, %d]", p, h->n_vocab, MAX_DIM);
+    if (h->n_ctx_train < 1)
+        return zc_error(ZC_ERR_FORMAT, "%s: context length %d is not positive", p, h->n_ctx_train);
+    if (!(h->norm_eps > 0 && h->norm_eps < 1))
+        return zc_error(ZC_ERR_FORMAT, "%s: RMS norm epsilon %g is out of range (0, 1)", p, (double)h->norm_eps);
+    if (!(h->rope_base > 1 && isfinite(h->rope_base)))
+        return zc_error(ZC_ERR_FORMAT, "%s: rope frequency base %g must be finite and > 1", p, (double)h->rope_base);
+    return ZC_OK;
+}
+
+/* ---- GGUF ------------------------------------------------------------------ */
+
+static bool gguf_find(void *src, const char *name, tensor_view *out) {
+    const zc_gguf_tensor *t = zc_gguf_find_tensor(src, name);
+    if (!t) return false;
+    *out = (tensor_view){t->type, t->n_dims, {t->ne[0], t->ne[1], t->ne[2], t->ne[3]}, t->data, t->nbytes};
+    return true;
+}
+
+/* <arch>.<key> as a positive int; `def` if absent and def >= 0. */
+static int gguf_hparam(const zc_gguf *g, const char *path, const char *arch, const char *key, int def, int *out) {
+    char full[128];
+    snprintf(full, sizeof full, "%s.%s", arch, key);
+    int64_t v;
+    if (zc_gguf_find_key(g, full) < 0) {
+        if (def >= 0) {
+            *out = def;
+            return ZC_OK;
+        }
+        return zc_error(ZC_ERR_FORMAT, "%s: metadata key '%s' is missing", path, full);
+    }
+    if (!zc_gguf_get_i64(g, full, &v) || v < 0 || v > INT32_MAX)
+        return zc_error(ZC_ERR_FORMAT, "%s: metadata key '%s' is not a non-negative 32-bit integer", path, full);
+    *out = (int)v;
+    return ZC_OK;
+}
+
+static int gguf_hparam_f32(const zc_gguf *g, const char *path, const char *arch, const char *key, float def,
+                           float *out) {
+    char full[128];
+    snprintf(full, sizeof full, "%s.%s", arch, key);
+    if (zc_gguf_find_key(g, full) < 0) {
+        if (def > 0) {
+            *out = def;
+            return ZC_OK;
+        }
+        return zc_error(ZC_ERR_FORMAT, "%s: metadata key '%s' is missing", path, full);
+    }
+    if (!zc_gguf_get_f32(g, full, out)) return zc_error(ZC_ERR_FORMAT, "%s: metadata key '%s' is not a float", path, full);
+    return ZC_OK;
+}
+
+static const struct {
+    const char *name;
+    zc_rope_style rope;
+    bool qkv_bias;
+} ARCHS[] = {
+    {"llama", ZC_ROPE_ADJACENT, false},
+    {"qwen2", ZC_ROPE_NEOX, true},
+};
+
+static int load_gguf(zc_model *m) {
+    const char *path = m->path;
+    int rc = zc_gguf_open(path, &m->gguf);
+    if (rc != ZC_OK) return rc;
+    zc_gguf *g = m->gguf;
+    size_t len;
+    const char *arch = zc_gguf_get_str(g, "general.architecture", &len);
+    if (!arch) return zc_error(ZC_ERR_FORMAT, "%s: metadata key 'general.architecture' is missing", path);
+    int a = -1;
+    for (int i = 0; i < (int)(sizeof ARCHS / sizeof ARCHS[0]); i++)
+        if (len == strlen(ARCHS[i].name) && !memcmp(arch, ARCHS[i].name, len)) a = i;
+    if (a < 0)
+        return zc_error(ZC_ERR_UNSUPPORTED, "%s: architecture '%.*s' is not supported (llama, qwen2)", path,
+                        (int)(len < 64 ? len : 64), arch);
+    snprintf(m->arch, sizeof m->arch, "%s", ARCHS[a].name);
+    m->rope_style = ARCHS[a].rope;
+
+    zc_model_info *h = &m->info;
+    const char *an = m->arch;
+    if ((rc = gguf_hparam(g, path, an, "block_count", -1, &h->n_layers)) ||
+        (rc = gguf_hparam(g, path, an, "embedding_length", -1, &h->n_embd)) ||
+        (rc = gguf_hparam(g, path, an, "feed_forward_length", -1, &h->n_ff)) ||
+        (rc = gguf_hparam(g, path, an, "attention.head_count", -1, &h->n_heads)) ||
+        (rc = gguf_hparam(g, path, an, "attention.head_count_kv", h->n_heads, &h->n_kv_heads)) ||
+        (rc = gguf_hparam(g, path, an, "context_length", -1, &h->n_ctx_train)) ||
+        (rc = gguf_hparam_f32(g, path, an, "attention.layer_norm_rms_epsilon", -1, &h->norm_eps)) ||
+        (rc = gguf_hparam_f32(g, path, an, "rope.freq_base", 10000.0f, &h->rope_base)))
+        return rc;
+    /* head_dim defaults to n_embd / n_heads; attention.key_length overrides. */
+    if (h->n_heads < 1 || h->n_heads > MAX_HEADS)
+        return zc_error(ZC_ERR_FORMAT, "%s: head count %d is out of range [1, %d]", path, h->n_heads, MAX_HEADS);
+    int def_head_dim = h->n_embd % h->n_heads ? 0 : h->n_embd / h->n_heads;
+    if ((rc = gguf_hparam(g, path, an, "attention.key_length", def_head_dim, &h->head_dim)) ||
+        (rc = gguf_hparam(g, path, an, "rope.dimension_count", h->head_dim, &m->n_rot)))
+        return rc;
+
+    if (zc_gguf_find_key(g, "tokenizer.ggml.tokens") < 0)
+        return zc_error(ZC_ERR_FORMAT, "%s: the file has no tokenizer (metadata 'tokenizer.ggml.tokens' missing)",
+                        path);
+    if ((rc = zc_tokenizer_from_gguf(g, &m->tok)) != ZC_OK) return rc;
+    h->n_vocab = zc_tokenizer_n_vocab(m->tok);
+    if ((rc = zc_model_check_hparams(m)) != ZC_OK) return rc;
+
+    tensor_source s = {path, GGUF_NAMES, false, gguf_find, g};
+    if ((rc = bind_weights(m, &s, ARCHS[a].qkv_bias)) != ZC_OK) return rc;
+    h->format = "gguf";
+    h->mapped_bytes = zc_gguf_file_size(g);
+    return ZC_OK;
+}
+
+/* ---- Hugging Face directories ---------------------------------------------- */
+
+static bool hf_find(void *src, const char *name, tensor_view *out) {
+    const zc_st_tensor *t = zc_st_find(src, name);
+    if (!t) return false;
+    /* safetensors shapes are row-major [rows, cols]; the binder wants ne[0] = cols */
+    *out = (tensor_view){t->type, t->n_dims, {0}, t->data, t->nbytes};
+    for (int i = 0; i < t->n_dims; i++) out->ne[i] = t->shape[t->n_dims - 1 - i];
+    return true;
+}
+
+static int load_hf(zc_model *m) {
+    const char *dir = m->path;
+    int rc = zc_hf_source_open(dir, &m->hf);
+    if (rc != ZC_OK) return rc;
+    const zc_hf_config *c = &m->hf->config;
+    zc_model_info *h = &m->info;
+    snprintf(m->arch, sizeof m->arch, "%s", c->arch);
+    /* Both llama and qwen2 HF checkpoints rotate halves: see model.h. */
+    m->rope_style = ZC_ROPE_NEOX;
+    h->n_layers = c->n_layers;
+    h->n_embd = c->n_embd;
+    h->n_ff = c->n_ff;
+    h->n_heads = c->n_heads;
+    h->n_kv_heads = c->n_kv_heads;
+    h->head_dim = c->head_dim;
+    h->n_vocab = c->n_vocab;
+    h->n_ctx_train = c->max_pos;
+    h->rope_base = c->rope_theta;
+    h->norm_eps = c->rms_eps;
+    m->n_rot = c->head_dim;
+
+    char tok_path[4200];
+    snprintf(tok_path, sizeof tok_path, "%s/tokenizer.json", dir);
+    struct stat st;
+    if (stat(tok_path, &st) != 0)
+        return zc_error(ZC_ERR_FORMAT, "%s: the checkpoint has no tokenizer (tokenizer.json missing)", dir);
+    if ((rc = zc_model_check_hparams(m)) != ZC_OK) return rc;
+    if ((rc = zc_tokenizer_from_hf(tok_path, &m->tok)) != ZC_OK) return rc;
+    if (zc_tokenizer_n_vocab(m->tok) > h->n_vocab)
+        return zc_error(ZC_ERR_FORMAT, "%s: the tokenizer has %d tokens, more than vocab_size %d", dir,
+                        zc_tokenizer_n_vocab(m->tok), h->n_vocab);
+
+    tensor_source s = {dir, HF_NAMES, true, hf_find, m->hf->st};
+    if ((rc = bind_weights(m, &s, c->attention_bias)) != ZC_OK) return rc;
+    if (c->rope_llama3) { /* the factors GGUF files carry as rope_freqs */
+        float *f = own(m, (size_t)m->n_rot / 2 * sizeof *f);
+        if (!f) return ZC_ERR_NOMEM;
+        zc_hf_llama3_rope_freqs(c, f);
+        m->rope_freqs = f;
+    }
+    h->format = "hf";
+    for (int i = 0; i < zc_st_n_tensors(m->hf->st); i++) h->mapped_bytes += zc_st_tensor_at(m->hf->st, i)->nbytes;
+    return ZC_OK;
+}
+
+/* ---- Public entry points -------------------------------------------------- */
+
+int zc_model_load(const char *path, zc_model **out) {
+    *out = NULL;
+    zc_model *m = zc_calloc(1, sizeof *m);
+    if (!m) return ZC_ERR_NOMEM;
+    snprintf(m->path, sizeof m->path, "%s", path);
+    struct stat st;
+    int rc;
+    if (stat(path, &st) != 0)
+        rc = zc_error(ZC_ERR_IO, "%s: no such file or directory", path);
+    else if (S_ISDIR(st.st_mode))
+        rc = load_hf(m);
+    else
+        rc = load_gguf(m);
+    if (rc != ZC_OK) {
+        zc_model_free(m);
+        return rc;
+    }
+    zc_model_info *h = &m->info;
+    h->arch = m->arch;
+    h->bos = zc_tokenizer_bos(m->tok);
+    h->eos = zc_tokenizer_eos(m->tok);
+    h->add_bos = zc_tokenizer_add_bos(m->tok);
+    *out = m;
+    return ZC_OK;
+}
+
+void zc_model_free(zc_model *m) {
+    if (!m) return;
+    for (int i = 0; i < m->n_owned; i++) zc_free_aligned(m->owned[i]);
+    free(m->owned);
+    free(m->layers);
+    zc_tokenizer_free(m->tok);
+    zc_gguf_close(m->gguf);
+    zc_hf_source_free(m->hf);
+    free(m);
+}
+
+const zc_model_info *zc_model_get_info(const zc_model *m) { return &m->info; }

@@ -1,0 +1,96 @@
+/* A loaded model: hyperparameters, weights and tokenizer (the struct behind
+ * the public zc_model handle), and the forward pass that uses them.
+ *
+ * Weights are used in place: every zc_mat points into the mapped GGUF or
+ * safetensors file. Only 1-D tensors (norm weights, biases, RoPE factors)
+ * stored in a type other than F32, and matrices a safetensors file placed
+ * misaligned, are copied into owned memory.
+ *
+ * RoPE. GGUF llama files rotate adjacent channel pairs (2i, 2i+1): the
+ * converter permuted the Q/K rows of the original checkpoint for that.
+ * Hugging Face llama checkpoints keep the original "rotate-half" order,
+ * pairing channel i with i + n_rot/2, which is exactly NeoX-style RoPE. So
+ * instead of permuting the HF Q/K weights at load time we run NeoX-style
+ * rotation on them: the attention scores are identical (the permutation
+ * applies to q and k alike), the weights stay mapped, and the cache simply
+ * sees the keys in rotate-half channel order. qwen2 is NeoX-style in both
+ * formats.
+ */
+#ifndef ZC_MODEL_MODEL_H
+#define ZC_MODEL_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/matmul.h"
+#include "kv/kv.h"
+#include "model/tokenizer.h"
+#include "zipcache.h"
+
+typedef enum {
+    ZC_ROPE_ADJACENT = 0, /* pairs (2i, 2i+1): GGUF llama */
+    ZC_ROPE_NEOX = 1,     /* pairs (i, i + n_rot/2): qwen2, HF llama */
+} zc_rope_style;
+
+typedef struct {
+    const float *attn_norm;      /* [n_embd] */
+    zc_mat wq;                   /* [n_heads*head_dim][n_embd] */
+    zc_mat wk, wv;               /* [n_kv_heads*head_dim][n_embd] */
+    const float *bq, *bk, *bv;   /* biases of q, k, v (qwen2) or NULL */
+    zc_mat wo;                   /* [n_embd][n_heads*head_dim] */
+    const float *ffn_norm;       /* [n_embd] */
+    zc_mat w_gate, w_up;         /* [n_ff][n_embd] */
+    zc_mat w_down;               /* [n_embd][n_ff] */
+} zc_layer;
+
+struct zc_gguf;
+struct zc_hf_source;
+
+struct zc_model {
+    zc_model_info info;
+    char path[1024];
+    char arch[16];
+    zc_rope_style rope_style;
+    int n_rot;                   /* channels rotated per head (even, <= head_dim) */
+    const float *rope_freqs;     /* [n_rot/2] frequency divisors (Llama 3 scaling) or NULL */
+    zc_mat tok_embd;             /* [n_vocab][n_embd] */
+    zc_layer *layers;            /* [n_layers] */
+    const float *out_norm;       /* [n_embd] */
+    zc_mat output;               /* [n_vocab][n_embd]; the embedding when tied */
+    zc_tokenizer *tok;
+    struct zc_gguf *gguf;        /* the GGUF file, or NULL */
+    struct zc_hf_source *hf;     /* the HF checkpoint, or NULL */
+    void **owned;                /* converted or realigned tensors, freed with the model */
+    int n_owned;
+};
+
+/* A context: one sequence, its KV cache and the activations of one batch
+ * of up to n_batch tokens, all allocated at creation (forward.c). */
+struct zc_context {
+    const zc_model *m;
+    int n_ctx, n_batch;
+    int pos;                     /* tokens processed = next position */
+    zc_pool *pool;
+    zc_kv_config kv_cfg;
+    zc_kv_cache *kv;
+    zc_observer_fn observer;
+    void *observer_user;
+    /* Activations for one batch of n <= n_batch tokens: */
+    float *x;                    /* [n_batch][n_embd] residual stream */
+    float *xb;                   /* [n_batch][n_embd] normed input of a sublayer, then its output */
+    float *q;                    /* [n_batch][n_heads*head_dim] queries */
+    float *k, *v;                /* [n_batch][n_kv_heads*head_dim] new keys and values */
+    float *att;                  /* [n_batch][n_heads*head_dim] attention output */
+    float *hb, *hb2;             /* [n_batch][n_ff] FFN gate and up */
+    double *inv_freq;            /* [n_rot/2] RoPE angle per position of each channel pair */
+    float *rope_cos, *rope_sin;  /* [n_batch][n_rot/2] per position of the batch */
+    zc_matmul_scratch mm;
+    size_t act_bytes;            /* bytes of the activation buffers above */
+};
+
+/* Check the hyperparameters in m->info (and n_rot) for sanity: positive,
+ * bounded, heads dividing evenly, head_dim and n_rot even. ZC_ERR_FORMAT. */
+int zc_model_check_hparams(const zc_model *m);
+
+#endif
