@@ -55,21 +55,24 @@ typedef struct {
     int64_t n_scored;
     int64_t n_top1_same;  /* argmax(run) == argmax(base) */
     int64_t n_compressed; /* scored tokens whose step saw compressed cache entries */
-    double *kl;           /* [n_scored] per-token KL(base || run), only with a base */
-    size_t kl_cap;
+    double *kl;           /* [n_kl] per-token KL(base || run); n_kl == n_scored with a base, else 0 */
+    size_t n_kl, kl_cap;
 } zc_eval_ppl_acc;
 
 /* Add one scored token. base_logp/base_top1/base_nll: that token's base
  * record, or base_logp == NULL without a base. */
 int zc_eval_ppl_add(zc_eval_ppl_acc *a, const float *logits, int n_vocab, int target, const zc_fp16 *base_logp,
                     int base_top1, double base_nll, bool saw_compressed);
+/* Add everything `part` holds to `a` (resumed chunks, per-chunk totals). */
+int zc_eval_ppl_merge(zc_eval_ppl_acc *a, const zc_eval_ppl_acc *part);
 void zc_eval_ppl_acc_free(zc_eval_ppl_acc *a);
 
 /* ---- KL base file -------------------------------------------------------------
  * The fp16-cache run's next-token distributions for every scored token, so a
  * later run can be compared without recomputing the base. Layout (little
  * endian):
- *   header  "ZCKLBASE" u32 version=1, u32 n_vocab, u32 ctx, u32 reserved, u64 n_records
+ *   header  "ZCKLBASE" u32 version=1, u32 n_vocab, u32 ctx, u32 first_chunk, u64 n_records
+ *           (records cover chunks first_chunk, first_chunk+1, ... in order, ctx - ctx/2 per chunk)
  *   record  i32 target, i32 argmax of the base logits, f32 base NLL of target,
  *           fp16 log_softmax(logits)[n_vocab]
  * Log-probabilities (not logits) in fp16 because they are <= 0 and the
@@ -83,12 +86,12 @@ void zc_eval_ppl_acc_free(zc_eval_ppl_acc *a);
 typedef struct {
     FILE *f;
     char *path;
-    int n_vocab, ctx;
+    int n_vocab, ctx, first_chunk;
     uint64_t n_records;
     zc_fp16 *row; /* [n_vocab] scratch */
 } zc_klbase_writer;
 
-int zc_klbase_create(zc_klbase_writer *w, const char *path, int n_vocab, int ctx);
+int zc_klbase_create(zc_klbase_writer *w, const char *path, int n_vocab, int ctx, int first_chunk);
 int zc_klbase_append(zc_klbase_writer *w, const float *logits, int target);
 /* Writes the record count into the header and closes. */
 int zc_klbase_close(zc_klbase_writer *w);
@@ -98,7 +101,7 @@ void zc_klbase_abandon(zc_klbase_writer *w);
 typedef struct {
     uint8_t *data; /* whole file */
     size_t size;
-    int n_vocab, ctx;
+    int n_vocab, ctx, first_chunk;
     uint64_t n_records;
 } zc_klbase;
 

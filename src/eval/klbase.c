@@ -21,18 +21,19 @@ static uint32_t get_u32(const uint8_t *p) {
 }
 static uint64_t get_u64(const uint8_t *p) { return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32; }
 
-static void make_header(uint8_t h[ZC_KLBASE_HEADER_BYTES], int n_vocab, int ctx, uint64_t n_records) {
+static void make_header(uint8_t h[ZC_KLBASE_HEADER_BYTES], int n_vocab, int ctx, int first_chunk, uint64_t n_records) {
     memset(h, 0, ZC_KLBASE_HEADER_BYTES);
     memcpy(h, KLBASE_MAGIC, 8);
     put_u32(h + 8, KLBASE_VERSION);
     put_u32(h + 12, (uint32_t)n_vocab);
     put_u32(h + 16, (uint32_t)ctx);
+    put_u32(h + 20, (uint32_t)first_chunk);
     put_u64(h + 24, n_records);
 }
 
-int zc_klbase_create(zc_klbase_writer *w, const char *path, int n_vocab, int ctx) {
+int zc_klbase_create(zc_klbase_writer *w, const char *path, int n_vocab, int ctx, int first_chunk) {
     memset(w, 0, sizeof *w);
-    if (n_vocab <= 0 || ctx <= 0) return zc_error(ZC_ERR_ARG, "%s: bad KL base shape (vocab %d, ctx %d)", path, n_vocab, ctx);
+    if (n_vocab <= 0 || ctx <= 0 || first_chunk < 0) return zc_error(ZC_ERR_ARG, "%s: bad KL base shape (vocab %d, ctx %d)", path, n_vocab, ctx);
     w->path = strdup(path);
     w->row = zc_malloc((size_t)n_vocab * sizeof *w->row);
     if (!w->path || !w->row) {
@@ -42,9 +43,10 @@ int zc_klbase_create(zc_klbase_writer *w, const char *path, int n_vocab, int ctx
     }
     w->n_vocab = n_vocab;
     w->ctx = ctx;
+    w->first_chunk = first_chunk;
     w->f = fopen(path, "wb");
     uint8_t h[ZC_KLBASE_HEADER_BYTES];
-    make_header(h, n_vocab, ctx, 0);
+    make_header(h, n_vocab, ctx, first_chunk, 0);
     if (!w->f || fwrite(h, 1, sizeof h, w->f) != sizeof h) {
         int rc = zc_error(ZC_ERR_IO, "%s: cannot write KL base file", path);
         zc_klbase_abandon(w);
@@ -75,7 +77,7 @@ int zc_klbase_append(zc_klbase_writer *w, const float *logits, int target) {
 int zc_klbase_close(zc_klbase_writer *w) {
     /* The record count is known only now: rewrite the header. */
     uint8_t h[ZC_KLBASE_HEADER_BYTES];
-    make_header(h, w->n_vocab, w->ctx, w->n_records);
+    make_header(h, w->n_vocab, w->ctx, w->first_chunk, w->n_records);
     int rc = ZC_OK;
     if (fseek(w->f, 0, SEEK_SET) || fwrite(h, 1, sizeof h, w->f) != sizeof h)
         rc = zc_error(ZC_ERR_IO, "%s: write failed", w->path);
@@ -109,13 +111,13 @@ int zc_klbase_open(zc_klbase *b, const char *path) {
         free(data);
         return zc_error(ZC_ERR_FORMAT, "%s: not a KL base file (made by eval ppl --save-kl-base)", path);
     }
-    uint32_t version = get_u32(h + 8), n_vocab = get_u32(h + 12), ctx = get_u32(h + 16);
+    uint32_t version = get_u32(h + 8), n_vocab = get_u32(h + 12), ctx = get_u32(h + 16), first = get_u32(h + 20);
     uint64_t n = get_u64(h + 24);
     if (version != KLBASE_VERSION) {
         free(data);
         return zc_error(ZC_ERR_FORMAT, "%s: KL base version %u, expected %d", path, version, KLBASE_VERSION);
     }
-    if (n_vocab == 0 || n_vocab > (1u << 24) || ctx == 0 || ctx > (1u << 30)) {
+    if (n_vocab == 0 || n_vocab > (1u << 24) || ctx == 0 || ctx > (1u << 30) || first > (1u << 30)) {
         free(data);
         return zc_error(ZC_ERR_FORMAT, "%s: bad KL base header (vocab %u, ctx %u)", path, n_vocab, ctx);
     }
@@ -138,6 +140,7 @@ int zc_klbase_open(zc_klbase *b, const char *path) {
     b->size = size;
     b->n_vocab = (int)n_vocab;
     b->ctx = (int)ctx;
+    b->first_chunk = (int)first;
     b->n_records = n;
     return ZC_OK;
 }

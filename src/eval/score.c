@@ -93,23 +93,40 @@ void zc_eval_wilson(int64_t k, int64_t n, double *lo, double *hi) {
     *hi = fmin(1.0, center + half);
 }
 
+static int kl_reserve(zc_eval_ppl_acc *a, size_t n) {
+    if (n <= a->kl_cap) return ZC_OK;
+    size_t cap = a->kl_cap ? a->kl_cap : 1024;
+    while (cap < n) cap *= 2;
+    double *kl = zc_realloc(a->kl, cap * sizeof *kl);
+    if (!kl) return ZC_ERR_NOMEM;
+    a->kl = kl;
+    a->kl_cap = cap;
+    return ZC_OK;
+}
+
 int zc_eval_ppl_add(zc_eval_ppl_acc *a, const float *logits, int n_vocab, int target, const zc_fp16 *base_logp,
                     int base_top1, double base_nll, bool saw_compressed) {
     if (base_logp) {
-        if ((size_t)a->n_scored >= a->kl_cap) {
-            size_t cap = a->kl_cap ? 2 * a->kl_cap : 1024;
-            double *kl = zc_realloc(a->kl, cap * sizeof *kl);
-            if (!kl) return ZC_ERR_NOMEM;
-            a->kl = kl;
-            a->kl_cap = cap;
-        }
-        a->kl[a->n_scored] = zc_eval_kl_fp16(base_logp, logits, n_vocab);
+        if (kl_reserve(a, a->n_kl + 1)) return ZC_ERR_NOMEM;
+        a->kl[a->n_kl++] = zc_eval_kl_fp16(base_logp, logits, n_vocab);
         a->n_top1_same += zc_eval_argmax(logits, n_vocab) == base_top1;
         a->sum_base_nll += base_nll;
     }
     a->sum_nll += zc_eval_nll(logits, n_vocab, target);
     a->n_compressed += saw_compressed;
     a->n_scored++;
+    return ZC_OK;
+}
+
+int zc_eval_ppl_merge(zc_eval_ppl_acc *a, const zc_eval_ppl_acc *part) {
+    if (kl_reserve(a, a->n_kl + part->n_kl)) return ZC_ERR_NOMEM;
+    if (part->n_kl) memcpy(a->kl + a->n_kl, part->kl, part->n_kl * sizeof *a->kl);
+    a->n_kl += part->n_kl;
+    a->sum_nll += part->sum_nll;
+    a->sum_base_nll += part->sum_base_nll;
+    a->n_scored += part->n_scored;
+    a->n_top1_same += part->n_top1_same;
+    a->n_compressed += part->n_compressed;
     return ZC_OK;
 }
 

@@ -1,0 +1,97 @@
+/* The end-of-run report every eval shares: a human table and one JSON record
+ * with the model, the KV policy and all its parameters, the measured
+ * compression, the score and the speed. */
+#include <math.h>
+#include <string.h>
+
+#include "eval/eval_tasks.h"
+
+void zc_eval_opts_default(zc_eval_opts *o) {
+    memset(o, 0, sizeof *o);
+    zc_kv_config_default(&o->kv);
+    o->progress = true;
+}
+
+void zc_eval_metric_add(zc_eval_summary *s, const char *name, double value) {
+    if (s->n_metrics < ZC_EVAL_MAX_METRICS) s->metrics[s->n_metrics++] = (zc_eval_metric){name, value};
+}
+
+double zc_eval_summary_ratio(const zc_eval_summary *s) {
+    return s->kv_total_bytes > 0 ? 16.0 * s->kv_elements / (8.0 * s->kv_total_bytes) : NAN;
+}
+
+double zc_eval_summary_bits(const zc_eval_summary *s) {
+    return s->kv_elements > 0 ? 8.0 * s->kv_total_bytes / s->kv_elements : NAN;
+}
+
+void zc_eval_summary_print(FILE *f, const zc_eval_summary *s) {
+    fprintf(f, "\n%-26s %s\n", "task", s->task);
+    fprintf(f, "%-26s %s\n", "model", s->model);
+    fprintf(f, "%-26s %s\n", "data", s->data);
+    fprintf(f, "%-26s %s\n", "kv cache", s->kv_desc);
+    fprintf(f, "%-26s %d\n", "context", s->n_ctx);
+    fprintf(f, "%-26s %.4f\n", s->score_name, s->score);
+    for (int i = 0; i < s->n_metrics; i++) {
+        double v = s->metrics[i].value;
+        if (v == floor(v) && fabs(v) < 1e15)
+            fprintf(f, "%-26s %.0f\n", s->metrics[i].name, v);
+        else
+            fprintf(f, "%-26s %.6g\n", s->metrics[i].name, v);
+    }
+    fprintf(f, "%-26s %.3fx (%.3f bits/element, all bytes counted)\n", "kv compression vs fp16",
+            zc_eval_summary_ratio(s), zc_eval_summary_bits(s));
+    fprintf(f, "%-26s %.1f (%.0f tokens in %.1f s)\n", "tokens/s", s->seconds > 0 ? s->tokens / s->seconds : 0.0,
+            s->tokens, s->seconds);
+    if (s->note[0]) fprintf(f, "note: %s\n", s->note);
+}
+
+void zc_eval_summary_json(const zc_eval_summary *s, zc_strbuf *b) {
+    const zc_kv_config *k = &s->kv;
+    zc_sb_printf(b, "{\"task\":");
+    zc_sb_json_str(b, s->task, strlen(s->task));
+    zc_sb_printf(b, ",\"model\":");
+    zc_sb_json_str(b, s->model, strlen(s->model));
+    zc_sb_printf(b, ",\"data\":");
+    zc_sb_json_str(b, s->data, strlen(s->data));
+    zc_sb_printf(b, ",\"n_ctx\":%d,\"policy\":", s->n_ctx);
+    zc_sb_json_str(b, k->policy, strlen(k->policy));
+    zc_sb_printf(b, ",\"kv\":");
+    zc_sb_json_str(b, s->kv_desc, strlen(s->kv_desc));
+    zc_sb_printf(b,
+                 ",\"kv_params\":{\"k_hi_bits\":%d,\"k_lo_bits\":%d,\"v_hi_bits\":%d,\"v_lo_bits\":%d,\"bits\":%d,"
+                 "\"salient_ratio\":",
+                 k->k_hi_bits, k->k_lo_bits, k->v_hi_bits, k->v_lo_bits, k->bits);
+    zc_sb_json_num(b, k->salient_ratio);
+    zc_sb_printf(b, ",\"target_bits\":");
+    zc_sb_json_num(b, k->target_bits);
+    zc_sb_printf(b, ",\"probes\":");
+    zc_sb_json_str(b, k->probes, strlen(k->probes));
+    zc_sb_printf(b, ",\"stream_gap\":%d,\"sinks\":%d,\"key_group\":%d,\"group_size\":%d,\"residual\":%d,"
+                    "\"budget_ratio\":",
+                 k->stream_gap, k->sinks, k->key_group, k->group_size, k->residual);
+    zc_sb_json_num(b, k->budget_ratio);
+    zc_sb_printf(b, ",\"seed\":%llu,\"budget_bytes\":%zu}", (unsigned long long)k->seed, k->budget_bytes);
+    zc_sb_printf(b, ",\"compression_ratio\":");
+    zc_sb_json_num(b, zc_eval_summary_ratio(s));
+    zc_sb_printf(b, ",\"bits_per_element\":");
+    zc_sb_json_num(b, zc_eval_summary_bits(s));
+    zc_sb_printf(b, ",\"score_name\":");
+    zc_sb_json_str(b, s->score_name, strlen(s->score_name));
+    zc_sb_printf(b, ",\"score\":");
+    zc_sb_json_num(b, s->score);
+    for (int i = 0; i < s->n_metrics; i++) {
+        zc_sb_printf(b, ",");
+        zc_sb_json_str(b, s->metrics[i].name, strlen(s->metrics[i].name));
+        zc_sb_printf(b, ":");
+        zc_sb_json_num(b, s->metrics[i].value);
+    }
+    zc_sb_printf(b, ",\"tokens\":");
+    zc_sb_json_num(b, s->tokens);
+    zc_sb_printf(b, ",\"seconds\":");
+    zc_sb_json_num(b, s->seconds);
+    zc_sb_printf(b, ",\"tokens_per_s\":");
+    zc_sb_json_num(b, s->seconds > 0 ? s->tokens / s->seconds : 0.0);
+    zc_sb_printf(b, ",\"note\":");
+    zc_sb_json_str(b, s->note, strlen(s->note));
+    zc_sb_printf(b, "}");
+}

@@ -1,0 +1,291 @@
+/* Compression sweeps: perplexity/KL of many cache configurations on the same
+ * chunks against one fp16 base, written as CSV and plotted (KL and top-1
+ * agreement against the measured compression ratio, one line per policy or
+ * variant). The presets are the paper's ablations. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "eval/eval_tasks.h"
+#include "util/error.h"
+
+bool zc_eval_budget_config(const char *policy, double bits, zc_kv_config *cfg) {
+    snprintf(cfg->policy, sizeof cfg->policy, "%s", policy);
+    if (!strcmp(policy, "zipcache") || !strcmp(policy, "mikv")) {
+        cfg->target_bits = (float)bits; /* the policy derives its salient ratio from it */
+    } else if (!strcmp(policy, "uniform") || !strcmp(policy, "kivi")) {
+        int b = (int)floor(bits + 1e-9); /* never above the budget */
+        cfg->bits = b < 1 ? 1 : b;
+    } else if (!strcmp(policy, "h2o")) {
+        double keep = bits / 16.0; /* kept tokens stay fp16: 16 bits each, evicted ones 0 */
+        cfg->budget_ratio = (float)(keep > 1 ? 1 : keep);
+    } else if (strcmp(policy, "fp16") && strcmp(policy, "fp32") && strcmp(policy, "q8_0") && strcmp(policy, "q4_0")) {
+        return false;
+    }
+    return true;
+}
+
+/* One configuration to run: a label (one plot line each) and its config. */
+typedef struct {
+    char label[48];
+    double budget;
+    zc_kv_config cfg;
+    char desc[320];
+} sweep_run;
+
+typedef struct {
+    sweep_run *runs;
+    int n, cap;
+} run_list;
+
+/* Append unless the same label already has an identical configuration
+ * (fixed-width policies and integer-width ones repeat across budgets). */
+static int add_run(run_list *l, const char *label, double budget, const zc_kv_config *cfg) {
+    char desc[320];
+    zc_kv_config_describe(cfg, desc, sizeof desc);
+    for (int i = 0; i < l->n; i++)
+        if (!strcmp(l->runs[i].label, label) && !strcmp(l->runs[i].desc, desc)) return ZC_OK;
+    if (l->n == l->cap) {
+        int cap = l->cap ? 2 * l->cap : 16;
+        sweep_run *r = zc_realloc(l->runs, (size_t)cap * sizeof *r);
+        if (!r) return ZC_ERR_NOMEM;
+        l->runs = r;
+        l->cap = cap;
+    }
+    sweep_run *r = &l->runs[l->n++];
+    snprintf(r->label, sizeof r->label, "%s", label);
+    r->budget = budget;
+    r->cfg = *cfg;
+    snprintf(r->desc, sizeof r->desc, "%s", desc);
+    return ZC_OK;
+}
+
+static bool policy_available(const char *name) {
+    zc_kv_config tmp;
+    zc_kv_config_default(&tmp);
+    int rc = zc_kv_config_parse_arg(&tmp, "--kv", name);
+    zc_clear_error();
+    return rc == 1;
+}
+
+/* The variants of the paper's ablations (Table A and Table 2), each run at
+ * every budget. */
+static int preset_runs(const char *preset, const zc_eval_opts *o, const zc_eval_sweep_opts *sw, run_list *l,
+                       FILE *log) {
+    static const struct {
+        const char *label, *policy, *probes;
+    } SALIENCY[] = {
+        {"normalized (zipcache)", "zipcache", NULL},
+        {"accumulated (mikv)", "mikv", NULL},
+    },
+      PROBES[] = {
+          {"probes all", "zipcache", "all"},
+          {"probes random 10%", "zipcache", "random:0.1"},
+          {"probes recent 10%", "zipcache", "recent:0.1"},
+          {"probes random+recent 5+5%", "zipcache", "random+recent:0.05:0.05"},
+          {"probes random+recent 2.5+2.5%", "zipcache", "random+recent:0.025:0.025"},
+          {"probes random+recent 10+10%", "zipcache", "random+recent:0.1:0.1"},
+      };
+    bool sal = !strcmp(preset, "ablation-saliency");
+    if (!sal && strcmp(preset, "ablation-probes"))
+        return zc_error(ZC_ERR_ARG, "eval sweep: unknown preset '%s' (ablation-saliency, ablation-probes)", preset);
+    int n = sal ? 2 : (int)(sizeof PROBES / sizeof PROBES[0]);
+    for (int v = 0; v < n; v++) {
+        const char *label = sal ? SALIENCY[v].label : PROBES[v].label;
+        const char *policy = sal ? SALIENCY[v].policy : PROBES[v].policy;
+        const char *probes = sal ? SALIENCY[v].probes : PROBES[v].probes;
+        if (!policy_available(policy)) {
+            fprintf(log, "sweep: policy %s is not in this build: '%s' skipped\n", policy, label);
+            continue;
+        }
+        for (int b = 0; b < sw->n_bits; b++) {
+            zc_kv_config cfg = o->kv;
+            zc_eval_budget_config(policy, sw->bits[b], &cfg);
+            if (probes) snprintf(cfg.probes, sizeof cfg.probes, "%s", probes);
+            int rc = add_run(l, label, sw->bits[b], &cfg);
+            if (rc != ZC_OK) return rc;
+        }
+    }
+    return ZC_OK;
+}
+
+static int policy_runs(const zc_eval_opts *o, const zc_eval_sweep_opts *sw, run_list *l, FILE *log) {
+    char buf[512];
+    if (strlen(sw->policies) >= sizeof buf) return zc_error(ZC_ERR_ARG, "eval sweep: --policies list too long");
+    strcpy(buf, sw->policies);
+    for (char *save = NULL, *name = strtok_r(buf, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
+        zc_kv_config cfg = o->kv;
+        if (!zc_eval_budget_config(name, 0, &cfg))
+            return zc_error(ZC_ERR_ARG, "eval sweep: no bit-budget mapping for policy '%s'", name);
+        if (!policy_available(name)) {
+            fprintf(log, "sweep: policy %s is not in this build: skipped\n", name);
+            continue;
+        }
+        for (int b = 0; b < sw->n_bits; b++) {
+            cfg = o->kv;
+            zc_eval_budget_config(name, sw->bits[b], &cfg);
+            int rc = add_run(l, name, sw->bits[b], &cfg);
+            if (rc != ZC_OK) return rc;
+        }
+    }
+    return ZC_OK;
+}
+
+static double metric(const zc_eval_summary *s, const char *name) {
+    for (int i = 0; i < s->n_metrics; i++)
+        if (!strcmp(s->metrics[i].name, name)) return s->metrics[i].value;
+    return NAN;
+}
+
+/* A CSV field: quoted, with quotes doubled. */
+static void csv_str(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"') fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+typedef struct {
+    double ratio, bits, ppl, ppl_ratio, kl_mean, kl_median, kl_p99, top1, comp_frac, tps;
+} sweep_row;
+
+static int write_csv(const char *path, const run_list *l, const sweep_row *rows) {
+    FILE *f = fopen(path, "w");
+    if (!f) return zc_error(ZC_ERR_IO, "%s: cannot create", path);
+    fprintf(f, "label,policy,budget_bits,kv,compression_ratio,bits_per_element,perplexity,ppl_ratio,kl_mean,"
+               "kl_median,kl_p99,top1_agreement,scored_on_compressed,tokens_per_s\n");
+    for (int i = 0; i < l->n; i++) {
+        const sweep_row *r = &rows[i];
+        csv_str(f, l->runs[i].label);
+        fprintf(f, ",%s,%g,", l->runs[i].cfg.policy, l->runs[i].budget);
+        csv_str(f, l->runs[i].desc);
+        fprintf(f, ",%.4f,%.4f,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.4f,%.1f\n", r->ratio, r->bits, r->ppl, r->ppl_ratio,
+                r->kl_mean, r->kl_median, r->kl_p99, r->top1, r->comp_frac, r->tps);
+    }
+    int bad = ferror(f);
+    if (fclose(f) || bad) return zc_error(ZC_ERR_IO, "%s: write failed", path);
+    return ZC_OK;
+}
+
+/* A self-contained gnuplot script (data inline as datablocks, one per
+ * label) drawing mean KL (log scale) and top-1 agreement against the
+ * compression ratio; run by gnuplot if installed. */
+static int write_plot(const char *svg, const char *title, const run_list *l, const sweep_row *rows, FILE *log) {
+    char gp[1100];
+    snprintf(gp, sizeof gp, "%s.gp", svg);
+    FILE *f = fopen(gp, "w");
+    if (!f) return zc_error(ZC_ERR_IO, "%s: cannot create", gp);
+    fprintf(f, "# generated by zipcache eval sweep; run: gnuplot '%s'\n", gp);
+    int n_labels = 0;
+    const char *labels[64];
+    for (int i = 0; i < l->n; i++) {
+        bool seen = false;
+        for (int k = 0; k < n_labels; k++) seen |= !strcmp(labels[k], l->runs[i].label);
+        if (seen || n_labels == 64) continue;
+        labels[n_labels] = l->runs[i].label;
+        fprintf(f, "$d%d << EOD\n", n_labels);
+        for (int j = 0; j < l->n; j++)
+            if (!strcmp(l->runs[j].label, labels[n_labels]))
+                fprintf(f, "%.6g %.6g %.6g\n", rows[j].ratio, rows[j].kl_mean > 0 ? rows[j].kl_mean : 1e-9,
+                        rows[j].top1);
+        fprintf(f, "EOD\n");
+        n_labels++;
+    }
+    fprintf(f, "set terminal svg size 1100,460 dynamic font 'sans,12'\nset output '%s'\n", svg);
+    fprintf(f, "set multiplot layout 1,2 title \"%s\"\n", title);
+    fprintf(f, "set grid\nset key outside bottom center horizontal\nset xlabel 'KV compression ratio vs fp16 "
+               "(measured, all bytes)'\n");
+    for (int panel = 0; panel < 2; panel++) {
+        if (panel == 0)
+            fprintf(f, "set logscale y\nset ylabel 'mean KL(fp16 || policy), nats'\nplot ");
+        else
+            fprintf(f, "unset logscale y\nset ylabel 'top-1 agreement with fp16'\nset yrange [*:1]\nplot ");
+        for (int k = 0; k < n_labels; k++)
+            fprintf(f, "%s$d%d using 1:%d with linespoints lw 2 pt %d title '%s'", k ? ", " : "", k, panel ? 3 : 2,
+                    k + 4, labels[k]);
+        fprintf(f, "\n");
+    }
+    fprintf(f, "unset multiplot\n");
+    int bad = ferror(f);
+    if (fclose(f) || bad) return zc_error(ZC_ERR_IO, "%s: write failed", gp);
+    if (access("/usr/bin/gnuplot", X_OK) != 0) {
+        fprintf(log, "sweep: gnuplot not found; the plot script is %s\n", gp);
+        return ZC_OK;
+    }
+    char cmd[2400];
+    snprintf(cmd, sizeof cmd, "/usr/bin/gnuplot '%s'", gp);
+    if (strchr(gp, '\'') || system(cmd) != 0) return zc_error(ZC_ERR_IO, "%s: gnuplot failed", gp);
+    return ZC_OK;
+}
+
+int zc_eval_sweep(const zc_model *m, const char *model_path, const zc_eval_opts *o, const zc_eval_ppl_opts *p,
+                  const zc_eval_sweep_opts *sw, FILE *log) {
+    if (!sw->csv) return zc_error(ZC_ERR_ARG, "eval sweep: an output CSV is needed (--csv FILE)");
+    if (o->results) return zc_error(ZC_ERR_ARG, "eval sweep: --results is per run; not supported for sweeps");
+    run_list l = {0};
+    int rc = sw->preset ? preset_runs(sw->preset, o, sw, &l, log) : policy_runs(o, sw, &l, log);
+    if (rc == ZC_OK && l.n == 0) rc = zc_error(ZC_ERR_ARG, "eval sweep: nothing to run");
+    sweep_row *rows = rc == ZC_OK ? zc_calloc((size_t)l.n, sizeof *rows) : NULL;
+    if (rc == ZC_OK && !rows) rc = ZC_ERR_NOMEM;
+    char base_path[1100] = "";
+    zc_eval_ppl_opts pp = *p;
+    pp.save_kl_base = NULL;
+    if (rc == ZC_OK && !p->kl_base) {
+        /* The fp16 base, once for all runs, computed the same way as they are. */
+        snprintf(base_path, sizeof base_path, "%s.klbase", sw->csv);
+        zc_eval_opts bo = *o;
+        zc_kv_config_default(&bo.kv);
+        zc_eval_ppl_opts bp = *p;
+        bp.kl_base = NULL;
+        bp.save_kl_base = base_path;
+        zc_eval_summary bs;
+        fprintf(log, "sweep: fp16 base ...\n");
+        rc = zc_eval_ppl(m, model_path, &bo, &bp, &bs);
+        if (rc == ZC_OK) fprintf(log, "sweep: fp16 base perplexity %.4f\n", bs.score);
+        pp.kl_base = base_path;
+    }
+    for (int i = 0; rc == ZC_OK && i < l.n; i++) {
+        zc_eval_opts ro = *o;
+        ro.kv = l.runs[i].cfg;
+        zc_eval_summary s;
+        fprintf(log, "sweep: [%d/%d] %s @ %g bits: %s\n", i + 1, l.n, l.runs[i].label, l.runs[i].budget,
+                l.runs[i].desc);
+        if ((rc = zc_eval_ppl(m, model_path, &ro, &pp, &s)) != ZC_OK) break;
+        sweep_row *r = &rows[i];
+        r->ratio = zc_eval_summary_ratio(&s);
+        r->bits = zc_eval_summary_bits(&s);
+        r->ppl = s.score;
+        r->ppl_ratio = metric(&s, "ppl_ratio");
+        r->kl_mean = metric(&s, "kl_mean");
+        r->kl_median = metric(&s, "kl_median");
+        r->kl_p99 = metric(&s, "kl_p99");
+        r->top1 = metric(&s, "top1_agreement");
+        r->comp_frac = metric(&s, "scored_on_compressed") / metric(&s, "scored_tokens");
+        r->tps = s.seconds > 0 ? s.tokens / s.seconds : 0;
+        fprintf(log, "sweep:   ratio %.2fx (%.2f bits)  ppl %.4f (x%.4f)  KL mean %.4g median %.4g p99 %.4g  top-1 %.4f\n",
+                r->ratio, r->bits, r->ppl, r->ppl_ratio, r->kl_mean, r->kl_median, r->kl_p99, r->top1);
+    }
+    if (rc == ZC_OK) rc = write_csv(sw->csv, &l, rows);
+    if (rc == ZC_OK && sw->plot) {
+        char title[600];
+        const char *slash = strrchr(model_path, '/');
+        snprintf(title, sizeof title, "%s on %s", slash ? slash + 1 : model_path,
+                 strrchr(p->text, '/') ? strrchr(p->text, '/') + 1 : p->text);
+        rc = write_plot(sw->plot, title, &l, rows, log);
+    }
+    if (rc == ZC_OK) {
+        fprintf(log, "\n%-30s %6s %8s %7s %10s %10s %10s %10s %7s\n", "run", "budget", "ratio", "bits", "ppl",
+                "KL mean", "KL median", "KL p99", "top-1");
+        for (int i = 0; i < l.n; i++)
+            fprintf(log, "%-30.30s %6g %7.2fx %7.2f %10.4f %10.3g %10.3g %10.3g %7.4f\n", l.runs[i].label,
+                    l.runs[i].budget, rows[i].ratio, rows[i].bits, rows[i].ppl, rows[i].kl_mean, rows[i].kl_median,
+                    rows[i].kl_p99, rows[i].top1);
+    }
+    if (base_path[0]) remove(base_path);
+    free(rows);
+    free(l.runs);
+    return rc;
+}
