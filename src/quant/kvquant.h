@@ -21,7 +21,9 @@
  *            or 0 for every element when step16 == 0 (zero range);
  *            NaN input gives code 0, +-inf clamps (only reachable through the
  *            *_encode functions with given parameters).
- *   decode = code * step16 + min16        (two roundings: multiply, then add)
+ *   decode = code * step16 + min16
+ *            code * step16 is exact in fp32 (8 x 11 significant bits), so
+ *            this is one rounding and an FMA gives the same bits.
  *   Bound, parameters fitted to the data: |x - decode| <= step16/2, plus
  *   fp32 rounding (a few ulp of max(|x|, |min16| + maxq*step16)).
  *
@@ -45,7 +47,7 @@
  *   is stored as 1 so no division by zero ever happens.
  *   Then per token t over the C channels of x'[t][c] = x[t][c] / n[c]:
  *   min[t], step[t] fp16 as above;
- *   y[t][c] = (code[t][c] * step[t] + min[t]) * n[c]   (three roundings).
+ *   y[t][c] = (code[t][c] * step[t] + min[t]) * n[c]   (two roundings).
  *
  * Tokenwise: CSTQuant without normalizer (n[c] = 1, not stored).
  *
