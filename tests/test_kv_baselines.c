@@ -14,6 +14,7 @@
 #include "kv/kv.h"
 #include "kv/kv_blocks.h"
 #include "quant/ggml_blocks.h"
+#include "quant/kvquant.h"
 #include "util/cpu.h"
 #include "util/fp16.h"
 #include "util/threads.h"
@@ -444,6 +445,128 @@ static void test_h2o_truncate_and_misuse(void) {
     free_data(&d);
 }
 
+/* ---- kivi ------------------------------------------------------------------- */
+
+/* The cache KIVI should hold after n tokens of layer l, decoded: keys of whole
+ * G-token groups before n - R quantized per channel (kvquant's group-tok
+ * format), values before n - R per token in channel groups of min(G, hd)
+ * (group-ch, per head), everything else the fp16 of the input. */
+static void kivi_model(const data *d, int l, int n, int bits, int G, int R, float *k, float *v) {
+    int kv = d->kv_dim, hd = d->s.head_dim, nkq = n > R ? (n - R) / G * G : 0, nvq = n > R ? n - R : 0;
+    for (size_t i = 0; i < (size_t)n * kv; i++) {
+        k[i] = (float)f16r(rows_of(d, d->k, l, 0, kv)[i]);
+        v[i] = (float)f16r(rows_of(d, d->v, l, 0, kv)[i]);
+    }
+    zc_kvq kq = {ZC_KVQ_GROUP_TOK, bits, G, ZC_CST_SQRT_MAX}, vq = {ZC_KVQ_GROUP_CH, bits, G < hd ? G : hd, 0};
+    zc_kvq_layout lay;
+    for (int t0 = 0; t0 < nkq; t0 += G) {
+        TT_CHECK(zc_kvq_layout_of(&kq, G, kv, &lay) == ZC_OK, "%s", zc_last_error());
+        void *blob = malloc(lay.total_bytes);
+        zc_kvq_quantize(&kq, k + (size_t)t0 * kv, kv, G, kv, blob);
+        zc_kvq_dequantize(&kq, blob, G, kv, k + (size_t)t0 * kv, kv);
+        free(blob);
+    }
+    if (nvq)
+        for (int h = 0; h < d->s.n_kv_heads; h++) {
+            TT_CHECK(zc_kvq_layout_of(&vq, nvq, hd, &lay) == ZC_OK, "%s", zc_last_error());
+            void *blob = malloc(lay.total_bytes);
+            zc_kvq_quantize(&vq, v + h * hd, kv, nvq, hd, blob);
+            zc_kvq_dequantize(&vq, blob, nvq, hd, v + h * hd, kv);
+            free(blob);
+        }
+}
+
+/* Stream tokens in uneven writes; after each: attention equals the reference
+ * on the modelled cache, and usage() equals the hand count of quantized key
+ * groups, quantized value tokens and fp16 window rows. */
+static void check_kivi(int nh, int nkv, int hd, int bits, int G, int R, zc_pool *pool) {
+    const int n_layers = 2;
+    data d = make_data(n_layers, nh, nkv, hd, 170, 23 + hd + G + R);
+    zc_kv_config cfg;
+    zc_kv_config_default(&cfg);
+    strcpy(cfg.policy, "kivi");
+    cfg.bits = bits, cfg.group_size = G, cfg.residual = R;
+    zc_kv_cache *c = create_cfg(&cfg, &d.s, pool);
+    if (!c) return;
+    zc_attn_dims ad = {nh, nkv, hd};
+    float *k = malloc((size_t)d.n * d.kv_dim * sizeof(float)), *v = malloc((size_t)d.n * d.kv_dim * sizeof(float));
+    float *out = malloc((size_t)n_layers * d.n * d.q_dim * sizeof(float)), *ref = malloc((size_t)d.n * d.q_dim * sizeof(float));
+    int vg = G < hd ? G : hd, vng = (hd + vg - 1) / vg;
+    size_t krow = (size_t)(hd * bits + 7) / 8, vrow = 0;
+    for (int i = 0; i < vng; i++) vrow += (size_t)((i < vng - 1 ? vg : hd - (vng - 1) * vg) * bits + 7) / 8;
+    const int chunks[] = {20, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 50, 1, 1, 1, 64, 2};
+    double worst = 0;
+    int pos = 0, bad_usage = 0;
+    for (size_t ci = 0; ci < sizeof chunks / sizeof chunks[0]; ci++) {
+        int n = chunks[ci];
+        TT_CHECK(step(c, &d, pos, n, out) == ZC_OK, "%s", zc_last_error());
+        int end = pos + n;
+        for (int l = 0; l < n_layers; l++) {
+            kivi_model(&d, l, end, bits, G, R, k, v);
+            zc_attn_reference(&ad, rows_of(&d, d.q, l, pos, d.q_dim), n, pos, k, v, ZC_TYPE_F32, d.kv_dim, end, ref, NULL);
+            double e = max_abs_diff(out + (size_t)l * n * d.q_dim, ref, (size_t)n * d.q_dim);
+            if (e > worst) worst = e;
+        }
+        pos = end;
+        size_t nkq = pos > R ? (size_t)(pos - R) / G * G : 0, nvq = pos > R ? (size_t)(pos - R) : 0;
+        zc_kv_usage u;
+        c->ops->usage(c, &u);
+        size_t codes = n_layers * nkv * (nkq * krow + nvq * vrow);
+        size_t params = n_layers * 2 * 2 * (nkq / G * d.kv_dim + nvq * nkv * vng);
+        size_t window = n_layers * 2 * d.kv_dim * ((pos - nkq) + (pos - nvq));
+        bad_usage += u.codes != codes || u.params != params || u.window != window ||
+                     u.total != codes + params + window || u.n_tokens != pos;
+        /* the window holds at least the last R tokens of both K and V */
+        TT_CHECK(pos - (int)nkq >= (pos < R ? pos : R) && pos - (int)nvq == (pos < R ? pos : R), "window at %d", pos);
+    }
+    TT_CHECK(bad_usage == 0, "usage differed from the hand count at %d steps", bad_usage);
+    TT_CHECK(worst < 2e-5, "kivi %d bits G %d R %d hd %d: max |out - model| %g", bits, G, R, hd, worst);
+    TT_CHECK(c->ops->truncate(c, 3) == ZC_ERR_UNSUPPORTED && c->ops->truncate(c, 0) == ZC_OK, "truncate");
+    zc_kv_usage u;
+    c->ops->usage(c, &u);
+    TT_CHECK(u.total == 0 && u.n_tokens == 0, "after truncate: %zu bytes", u.total);
+    TT_CHECK(step(c, &d, 0, 70, out) == ZC_OK, "%s", zc_last_error());
+    kivi_model(&d, 1, 70, bits, G, R, k, v);
+    zc_attn_reference(&ad, rows_of(&d, d.q, 1, 0, d.q_dim), 70, 0, k, v, ZC_TYPE_F32, d.kv_dim, 70, ref, NULL);
+    TT_CHECK(max_abs_diff(out + (size_t)70 * d.q_dim, ref, (size_t)70 * d.q_dim) < 2e-5, "after truncate to 0");
+    zc_kv_free(c);
+    free(k), free(v), free(out), free(ref);
+    free_data(&d);
+}
+
+static void test_kivi_stream(void) {
+    check_kivi(8, 2, 64, 2, 32, 32, NULL);  /* KIVI-2 as published, head_dim 64 */
+    check_kivi(8, 4, 16, 3, 16, 0, NULL);   /* no residual, odd width, groups = head_dim */
+    check_kivi(8, 4, 8, 4, 32, 40, NULL);   /* head_dim 8 < G: value groups are whole heads */
+    zc_pool *pool = zc_pool_create(2);
+    check_kivi(8, 2, 64, 2, 24, 8, pool);   /* G not dividing anything, threads */
+    zc_pool_destroy(pool);
+}
+
+static void test_kivi_bits_per_element(void) {
+    /* 2 bits, G = 32, R = 32, head_dim 64, 4096 tokens: codes 2 bits, key
+     * params 2*16/32 = 1 bit, value params 2*16/32 = 1 bit, window 32 (+ up
+     * to 31 key) tokens at 16 bits */
+    zc_kv_shape s = {1, 8, 8, 64, 4096};
+    zc_kv_config cfg;
+    zc_kv_config_default(&cfg);
+    strcpy(cfg.policy, "kivi");
+    cfg.bits = 2;
+    zc_kv_cache *c = create_cfg(&cfg, &s, NULL);
+    if (!c) return;
+    float *x = calloc((size_t)4096 * 512, sizeof(float));
+    unsigned long long seed = 1;
+    for (size_t i = 0; i < (size_t)4096 * 512; i++) x[i] = tt_randf(&seed);
+    TT_CHECK(c->ops->write(c, 0, 0, 4096, x, x) == ZC_OK, "%s", zc_last_error());
+    zc_kv_usage u;
+    c->ops->usage(c, &u);
+    /* keys: 4064 quantized (127 groups), 32 fp16; values: 4064 quantized, 32 fp16 */
+    double want = (4064.0 * 3 * 2 + 32.0 * 16 * 2) / (2 * 4096.0);
+    TT_NEAR(zc_kv_bits_per_element(&u), want, 1e-12);
+    zc_kv_free(c);
+    free(x);
+}
+
 int main(void) {
     TT_RUN(test_q8_0);
     TT_RUN(test_q4_0);
@@ -454,5 +577,7 @@ int main(void) {
     TT_RUN(test_h2o_matches_model);
     TT_RUN(test_h2o_heavy_hitters);
     TT_RUN(test_h2o_truncate_and_misuse);
+    TT_RUN(test_kivi_stream);
+    TT_RUN(test_kivi_bits_per_element);
     return tt_finish();
 }

@@ -1,0 +1,330 @@
+/* The kivi KV cache policy (Liu et al., "KIVI: A Tuning-Free Asymmetric 2bit
+ * Quantization for KV Cache", ICML 2024).
+ *
+ * Keys are quantized per channel over groups of G tokens (G = group_size),
+ * values per token over groups of G channels within a head (G capped at
+ * head_dim), both at `bits` bits with fp16 (min, step) per group
+ * (quant/kvquant.h: channelwise and tokenwise primitives, dense packing).
+ * The most recent tokens stay in fp16 (R = residual):
+ *   values  leave the window one token at a time: the last min(n, R) tokens
+ *           are fp16, the rest quantized;
+ *   keys    need a whole group of G tokens, so a group is quantized only once
+ *           the fp16 window holds R + G keys: the last R..R+G-1 keys are fp16.
+ * After n tokens: quantized keys nkq = floor(max(0, n - R) / G) * G, quantized
+ * values nvq = max(0, n - R). Tokens are rounded to fp16 on arrival and
+ * quantized from those fp16 values, so the result does not depend on how the
+ * tokens were split into writes.
+ *
+ * Storage, per layer (arrays sized for max_ctx with calloc: pages are
+ * committed by the kernel only when written):
+ *   kq           [max_ctx][n_kv_heads][krow]   key codes, krow = ceil(head_dim*bits/8)
+ *   kmin, kstep  [max_ctx/G + 1][kv_dim]       fp16, per key group and channel
+ *   vq           [max_ctx][n_kv_heads][vrow]   value codes, each channel group from a byte boundary
+ *   vmin, vstep  [n_kv_heads][vng][max_ctx]    fp16, per (head, channel group) over tokens
+ *   kwin         [R + G][kv_dim]               fp16 keys of tokens nkq..n-1
+ *   vwin         [R + 1][kv_dim]               fp16 values of tokens nvq..n-1
+ *
+ * Attention: kv_tiled.c walks 64-key tiles; each tile of one KV head is
+ * decoded into fp32 scratch (quantized part and window alike) and folded in
+ * by the full-precision tile kernel. There is never a dequantized copy of
+ * the cache, only one tile per thread.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "attn/attn_impl.h"
+#include "kv/kv.h"
+#include "kv/kv_tiled.h"
+#include "quant/kvquant.h"
+#include "quant/pack.h"
+#include "util/cpu.h"
+#include "util/error.h"
+#include "util/fp16.h"
+
+typedef struct {
+    uint8_t *kq, *vq;
+    zc_fp16 *kmin, *kstep, *vmin, *vstep;
+    zc_fp16 *kwin, *vwin;
+    int n;    /* tokens written */
+    int nkq;  /* keys quantized: tokens 0..nkq-1 (a multiple of G) */
+    int nvq;  /* values quantized: tokens 0..nvq-1 */
+} kivi_layer;
+
+typedef struct {
+    zc_kv_cache base;
+    int bits, G, R;        /* width, key token group, fp16 residual */
+    int kv_dim, hd, n_kv;
+    int vg, vng;           /* value channel group (G capped at head_dim) and groups per head */
+    size_t vgroup_bytes;   /* bytes of one full value channel group */
+    size_t krow, vrow;     /* packed bytes of one (token, head) */
+    size_t kstride, vstride; /* one token, all heads: n_kv * krow, n_kv * vrow */
+    kivi_layer *layers;
+    float *stage;          /* [max(G, ZC_ATTN_BK)][kv_dim] rows on their way into a quantizer */
+    int stage_rows;
+    zc_kvt_scratch scratch;
+} kv_kivi;
+
+/* Width of value channel group i of a head. */
+static int vgroup_len(const kv_kivi *c, int i) { return i < c->vng - 1 ? c->vg : c->hd - (c->vng - 1) * c->vg; }
+
+static void to_f16(const float *src, zc_fp16 *dst, size_t n) {
+    for (size_t i = 0; i < n; i++) dst[i] = zc_f32_to_fp16(src[i]);
+}
+
+/* Row j of (window ++ new rows), as the fp32 value of its fp16. */
+static void stage_row(const kv_kivi *c, const zc_fp16 *win, int wn, const float *x, int j, float *dst) {
+    if (j < wn) {
+        for (int e = 0; e < c->kv_dim; e++) dst[e] = zc_fp16_to_f32(win[(size_t)j * c->kv_dim + e]);
+    } else {
+        const float *r = x + (size_t)(j - wn) * c->kv_dim;
+        for (int e = 0; e < c->kv_dim; e++) dst[e] = zc_fp16_to_f32(zc_f32_to_fp16(r[e]));
+    }
+}
+
+/* The window keeps rows [used, wn + n) of (window ++ new rows). */
+static void slide_window(const kv_kivi *c, zc_fp16 *win, int wn, const float *x, int n, int used) {
+    size_t row = (size_t)c->kv_dim;
+    if (used < wn) {
+        memmove(win, win + (size_t)used * row, (size_t)(wn - used) * row * sizeof(zc_fp16));
+        to_f16(x, win + (size_t)(wn - used) * row, (size_t)n * row);
+    } else {
+        to_f16(x + (size_t)(used - wn) * row, win, (size_t)(wn + n - used) * row);
+    }
+}
+
+/* Quantize the keys of whole groups leaving the window. */
+static int push_keys(kv_kivi *c, kivi_layer *L, const float *k, int n) {
+    int wn = L->n - L->nkq, total = wn + n;
+    int groups = total > c->R ? (total - c->R) / c->G : 0;
+    for (int gi = 0; gi < groups; gi++) {
+        for (int j = 0; j < c->G; j++) stage_row(c, L->kwin, wn, k, gi * c->G + j, c->stage + (size_t)j * c->kv_dim);
+        size_t grp = (size_t)(L->nkq / c->G + gi) * c->kv_dim, t0 = (size_t)L->nkq + (size_t)gi * c->G;
+        int rc = zc_chan_params(c->stage, c->kv_dim, NULL, c->G, c->kv_dim, c->bits, L->kmin + grp, L->kstep + grp);
+        if (rc) return rc;
+        for (int h = 0; h < c->n_kv; h++)
+            zc_chan_encode(c->stage + (size_t)h * c->hd, c->kv_dim, NULL, c->G, c->hd, c->bits,
+                           L->kmin + grp + (size_t)h * c->hd, L->kstep + grp + (size_t)h * c->hd,
+                           L->kq + t0 * c->kstride + (size_t)h * c->krow, c->kstride);
+    }
+    slide_window(c, L->kwin, wn, k, n, groups * c->G);
+    L->nkq += groups * c->G;
+    return ZC_OK;
+}
+
+/* Quantize the values of the tokens leaving the window, a stage at a time. */
+static int push_values(kv_kivi *c, kivi_layer *L, const float *v, int n) {
+    int wn = L->n - L->nvq, total = wn + n, cap = c->base.shape.max_ctx;
+    int out = total > c->R ? total - c->R : 0;
+    for (int j0 = 0; j0 < out; j0 += c->stage_rows) {
+        int rows = out - j0 < c->stage_rows ? out - j0 : c->stage_rows;
+        for (int j = 0; j < rows; j++) stage_row(c, L->vwin, wn, v, j0 + j, c->stage + (size_t)j * c->kv_dim);
+        size_t t0 = (size_t)L->nvq + j0;
+        for (int h = 0; h < c->n_kv; h++)
+            for (int i = 0; i < c->vng; i++) {
+                size_t p = ((size_t)h * c->vng + i) * cap + t0;
+                int rc = zc_token_quant(c->stage + (size_t)h * c->hd + (size_t)i * c->vg, c->kv_dim, NULL, rows,
+                                        vgroup_len(c, i), c->bits, NULL,
+                                        L->vq + t0 * c->vstride + (size_t)h * c->vrow + i * c->vgroup_bytes,
+                                        c->vstride, L->vmin + p, L->vstep + p);
+                if (rc) return rc;
+            }
+    }
+    slide_window(c, L->vwin, wn, v, n, out);
+    L->nvq += out;
+    return ZC_OK;
+}
+
+static int kivi_write(zc_kv_cache *base, int layer, int pos, int n, const float *k, const float *v) {
+    kv_kivi *c = (kv_kivi *)base;
+    if (layer < 0 || layer >= base->shape.n_layers || n < 0 || pos != c->layers[layer].n)
+        return zc_error(ZC_ERR_ARG, "kv kivi: write of layer %d at %d, expected position %d", layer, pos,
+                        layer >= 0 && layer < base->shape.n_layers ? c->layers[layer].n : -1);
+    if (n > base->shape.max_ctx - pos)
+        return zc_error(ZC_ERR_LIMIT, "kv kivi: %d tokens at position %d exceed the context of %d", n, pos,
+                        base->shape.max_ctx);
+    kivi_layer *L = &c->layers[layer];
+    /* Keys first, then values: a failure (non-finite input) leaves the layer
+     * unusable, which the error says. */
+    int rc = push_keys(c, L, k, n);
+    if (rc == ZC_OK) rc = push_values(c, L, v, n);
+    if (rc) return zc_error_prefix(rc, "kv kivi: layer %d tokens %d..%d (cache now inconsistent; truncate to 0)",
+                                   layer, pos, pos + n - 1);
+    L->n = pos + n;
+    if (layer == base->shape.n_layers - 1) base->n_tokens = pos + n;
+    return ZC_OK;
+}
+
+typedef struct {
+    const kv_kivi *c;
+    const kivi_layer *L;
+    zc_attn_tile_fn kernel;
+    int simd;
+} layer_view;
+
+/* fp16 rows [n] at stride kv_dim (one head's slice) -> dst [n][hd]. */
+static void window_rows(const layer_view *lv, const zc_fp16 *src, int n, float *dst) {
+    const kv_kivi *c = lv->c;
+    if (lv->simd) {
+        zc_attn_f16_rows_avx2(src, (size_t)c->kv_dim, n, c->hd, dst);
+        return;
+    }
+    for (int j = 0; j < n; j++)
+        for (int e = 0; e < c->hd; e++) dst[(size_t)j * c->hd + e] = zc_fp16_to_f32(src[(size_t)j * c->kv_dim + e]);
+}
+
+/* Keys [a, b) of head g -> kt [b-a][hd]. */
+static void key_rows(const layer_view *lv, int g, int a, int b, float *kt) {
+    const kv_kivi *c = lv->c;
+    const kivi_layer *L = lv->L;
+    int t = a;
+    while (t < b && t < L->nkq) { /* quantized groups, one run per group */
+        int gi = t / c->G, end = (gi + 1) * c->G < b ? (gi + 1) * c->G : b;
+        size_t p = (size_t)gi * c->kv_dim + (size_t)g * c->hd;
+        zc_chan_decode(L->kq + (size_t)t * c->kstride + (size_t)g * c->krow, c->kstride, end - t, c->hd, c->bits,
+                       L->kmin + p, L->kstep + p, kt + (size_t)(t - a) * c->hd, (size_t)c->hd);
+        t = end;
+    }
+    if (t < b) window_rows(lv, L->kwin + (size_t)(t - L->nkq) * c->kv_dim + (size_t)g * c->hd, b - t,
+                           kt + (size_t)(t - a) * c->hd);
+}
+
+/* Values [a, b) of head g -> vt [b-a][hd]. */
+static void value_rows(const layer_view *lv, int g, int a, int b, float *vt) {
+    const kv_kivi *c = lv->c;
+    const kivi_layer *L = lv->L;
+    int q = b < L->nvq ? b : L->nvq, cap = c->base.shape.max_ctx;
+    if (a < q)
+        for (int i = 0; i < c->vng; i++) {
+            size_t p = ((size_t)g * c->vng + i) * cap + a;
+            zc_token_decode(L->vq + (size_t)a * c->vstride + (size_t)g * c->vrow + i * c->vgroup_bytes, c->vstride,
+                            q - a, vgroup_len(c, i), c->bits, NULL, L->vmin + p, L->vstep + p, vt + (size_t)i * c->vg,
+                            (size_t)c->hd);
+        }
+    int t = a > q ? a : q;
+    if (t < b) window_rows(lv, L->vwin + (size_t)(t - L->nvq) * c->kv_dim + (size_t)g * c->hd, b - t,
+                           vt + (size_t)(t - a) * c->hd);
+}
+
+static void kivi_tile(const void *ctx, int g, int t0, int nk, const zc_kvt_rows *r) {
+    const layer_view *lv = ctx;
+    int hd = lv->c->hd, nq = r->n_rows / r->G, nmax = 0; /* keys of the tile any query sees */
+    for (int i = 0; i < nq; i++)
+        if (r->nvalid[i] > nmax) nmax = r->nvalid[i];
+    if (!nmax) return;
+    (void)nk;
+    float *kt = r->tmp, *vt = r->tmp + (size_t)ZC_ATTN_BK * hd; /* [BK][hd] each */
+    key_rows(lv, g, t0, t0 + nmax, kt);
+    value_rows(lv, g, t0, t0 + nmax, vt);
+    lv->kernel(r->n_rows, r->G, r->nvalid, r->q, hd, nmax, kt, (size_t)hd, vt, (size_t)hd, r->s, r->m, r->l, r->acc);
+}
+
+static int kivi_attend(zc_kv_cache *base, int layer, int pos, int n, const float *q, float *out) {
+    kv_kivi *c = (kv_kivi *)base;
+    if (layer < 0 || layer >= base->shape.n_layers || pos < 0 || n < 0 || pos + n > c->layers[layer].n)
+        return zc_error(ZC_ERR_ARG, "kv kivi: attention at %d..%d of layer %d, which holds %d tokens", pos,
+                        pos + n - 1, layer, layer >= 0 && layer < base->shape.n_layers ? c->layers[layer].n : -1);
+    int simd = zc_cpu_has_avx2();
+    layer_view lv = {c, &c->layers[layer], simd ? zc_attn_tile_avx2 : zc_attn_tile_scalar, simd};
+    zc_kvt_source src = {
+        .ctx = &lv, .n_heads = base->shape.n_heads, .n_kv_heads = c->n_kv, .head_dim = c->hd,
+        .tmp_floats = 2 * (size_t)ZC_ATTN_BK * c->hd, .tile = kivi_tile,
+    };
+    return zc_kvt_attend(base->pool, &src, q, n, pos, pos + n, out, &c->scratch);
+}
+
+static int kivi_truncate(zc_kv_cache *base, int n_keep) {
+    kv_kivi *c = (kv_kivi *)base;
+    if (n_keep == base->n_tokens) return ZC_OK;
+    if (n_keep != 0)
+        return zc_error(ZC_ERR_UNSUPPORTED, "kv kivi: cannot keep %d of %d tokens: quantized groups cannot be split "
+                        "(only truncation to 0 is supported)", n_keep, base->n_tokens);
+    for (int l = 0; l < base->shape.n_layers; l++) c->layers[l].n = c->layers[l].nkq = c->layers[l].nvq = 0;
+    base->n_tokens = 0;
+    return ZC_OK;
+}
+
+static void kivi_usage(const zc_kv_cache *base, zc_kv_usage *u) {
+    const kv_kivi *c = (const kv_kivi *)base;
+    memset(u, 0, sizeof *u);
+    for (int l = 0; l < base->shape.n_layers; l++) {
+        const kivi_layer *L = &c->layers[l];
+        u->codes += (size_t)L->nkq * c->kstride + (size_t)L->nvq * c->vstride;
+        u->params += 2 * sizeof(zc_fp16) * ((size_t)(L->nkq / c->G) * c->kv_dim + (size_t)L->nvq * c->n_kv * c->vng);
+        u->window += sizeof(zc_fp16) * (size_t)c->kv_dim * (size_t)((L->n - L->nkq) + (L->n - L->nvq));
+    }
+    u->total = u->codes + u->params + u->window;
+    u->n_tokens = base->n_tokens;
+    u->elements = 2 * (int64_t)base->n_tokens * base->shape.n_layers * c->kv_dim;
+}
+
+static void kivi_destroy(zc_kv_cache *base) {
+    kv_kivi *c = (kv_kivi *)base;
+    if (c->layers)
+        for (int l = 0; l < base->shape.n_layers; l++) {
+            kivi_layer *L = &c->layers[l];
+            free(L->kq), free(L->vq), free(L->kmin), free(L->kstep), free(L->vmin), free(L->vstep);
+            free(L->kwin), free(L->vwin);
+        }
+    free(c->layers);
+    free(c->stage);
+    zc_kvt_scratch_free(&c->scratch);
+    free(c);
+}
+
+static const zc_kv_ops KIVI_OPS = {"kivi", kivi_write, kivi_attend, kivi_truncate, kivi_usage, kivi_destroy};
+
+int zc_kv_create_kivi(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out) {
+    if (cfg->bits < 1 || cfg->bits > 8) return zc_error(ZC_ERR_ARG, "kv kivi: %d bits (1..8)", cfg->bits);
+    if (cfg->group_size < 1 || cfg->group_size > shape->max_ctx)
+        return zc_error(ZC_ERR_ARG, "kv kivi: group size %d outside 1..%d (the context)", cfg->group_size,
+                        shape->max_ctx);
+    if (cfg->residual < 0 || cfg->residual > shape->max_ctx)
+        return zc_error(ZC_ERR_ARG, "kv kivi: residual %d outside 0..%d (the context)", cfg->residual, shape->max_ctx);
+    kv_kivi *c = zc_calloc(1, sizeof *c);
+    if (!c) return ZC_ERR_NOMEM;
+    c->base.ops = &KIVI_OPS;
+    c->base.shape = *shape;
+    c->base.cfg = *cfg;
+    c->base.pool = pool;
+    c->bits = cfg->bits;
+    c->G = cfg->group_size;
+    c->R = cfg->residual;
+    c->hd = shape->head_dim;
+    c->n_kv = shape->n_kv_heads;
+    c->kv_dim = c->n_kv * c->hd;
+    c->vg = c->G < c->hd ? c->G : c->hd;
+    c->vng = (c->hd + c->vg - 1) / c->vg;
+    c->vgroup_bytes = zc_pack_bytes((size_t)c->vg, c->bits);
+    c->krow = zc_pack_bytes((size_t)c->hd, c->bits);
+    c->vrow = (size_t)(c->vng - 1) * c->vgroup_bytes + zc_pack_bytes((size_t)vgroup_len(c, c->vng - 1), c->bits);
+    c->kstride = (size_t)c->n_kv * c->krow;
+    c->vstride = (size_t)c->n_kv * c->vrow;
+    c->stage_rows = c->G > ZC_ATTN_BK ? c->G : ZC_ATTN_BK;
+    size_t cap = (size_t)shape->max_ctx, groups = cap / (size_t)c->G + 1, vparams;
+    if (zc_mul_size(cap, c->kstride + c->vstride, &(size_t){0}) ||
+        zc_mul_size(cap, (size_t)c->n_kv * c->vng, &vparams) || zc_mul_size(groups, (size_t)c->kv_dim, &(size_t){0})) {
+        kivi_destroy(&c->base);
+        return zc_error(ZC_ERR_LIMIT, "kv kivi: a context of %d tokens is too large", shape->max_ctx);
+    }
+    c->layers = zc_calloc((size_t)shape->n_layers, sizeof *c->layers);
+    c->stage = zc_calloc((size_t)c->stage_rows * c->kv_dim, sizeof(float));
+    int ok = c->layers && c->stage;
+    for (int l = 0; ok && l < shape->n_layers; l++) {
+        kivi_layer *L = &c->layers[l];
+        L->kq = zc_calloc(cap, c->kstride);
+        L->vq = zc_calloc(cap, c->vstride);
+        L->kmin = zc_calloc(groups * c->kv_dim, sizeof(zc_fp16));
+        L->kstep = zc_calloc(groups * c->kv_dim, sizeof(zc_fp16));
+        L->vmin = zc_calloc(vparams, sizeof(zc_fp16));
+        L->vstep = zc_calloc(vparams, sizeof(zc_fp16));
+        L->kwin = zc_calloc((size_t)(c->R + c->G) * c->kv_dim, sizeof(zc_fp16));
+        L->vwin = zc_calloc((size_t)(c->R + 1) * c->kv_dim, sizeof(zc_fp16));
+        ok = L->kq && L->vq && L->kmin && L->kstep && L->vmin && L->vstep && L->kwin && L->vwin;
+    }
+    if (!ok) {
+        kivi_destroy(&c->base);
+        return ZC_ERR_NOMEM;
+    }
+    *out = &c->base;
+    return ZC_OK;
+}
