@@ -23,6 +23,7 @@ int zc_kv_create_q8_0(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool
 int zc_kv_create_q4_0(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out);
 int zc_kv_create_h2o(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out);
 int zc_kv_create_kivi(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out);
+int zc_kv_create_zipcache(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out);
 
 static const struct {
     const char *name;
@@ -34,6 +35,7 @@ static const struct {
     {"q4_0", zc_kv_create_q4_0},
     {"h2o", zc_kv_create_h2o},
     {"kivi", zc_kv_create_kivi},
+    {"zipcache", zc_kv_create_zipcache},
 };
 #define N_POLICIES (sizeof POLICIES / sizeof POLICIES[0])
 

@@ -1,0 +1,816 @@
+/* The zipcache KV policy: mixed-precision compression by token saliency
+ * (He et al., ZipCache, NeurIPS 2024; /work/shared/reference/ZIPCACHE-SPEC.md).
+ *
+ * Per layer, tokens live in
+ *   - compressed segments: runs of tokens compressed together. Per KV head a
+ *     segment splits into a salient set (hi bits) and a regular set (lo
+ *     bits); each set is its own uniform-width packed array with its own
+ *     parameters (attn_packed.h), so attention on it never branches per token:
+ *       keys    channelwise per set (min, step per channel; per key group of
+ *               cfg->key_group tokens when set)
+ *       values  CSTQuant per set: channel normalizer sqrt(max |v|) over the
+ *               whole segment (both sets share it, as the reference code),
+ *               then (min, step) per token per KV head row of head_dim values
+ *   - a window of recent tokens in fp16 (2 bytes per element, counted in
+ *     usage().window), awaiting compression.
+ *
+ * Value parameters per (token, KV head), spec §15 option (b): 2 fp16 per
+ * head_dim values = 32/head_dim extra bits per value element (0.25 bit at
+ * d = 128, 0.5 at d = 64, 4 at d = 8) where the reference code's rows of
+ * n_kv_heads*head_dim (the j-th salient token of every head in one row) cost
+ * 32/(n_kv_heads*head_dim). We pay it because heads then stay independent:
+ * a token's parameters never depend on which tokens other heads chose, each
+ * head's sets are contiguous for the kernels, and a row's range is that of
+ * one head's values instead of the widest head's.
+ *
+ * Prefill (attend with n > 1): the block's own attention runs on the fp16
+ * window (zc_attn_forward, which also returns each row's log-sum-exp) plus
+ * the packed segments, merged by log-sum-exp. The probe queries' exact
+ * softmax rows are then recomputed from that total lse (one light pass over
+ * the probes only), summed over the G query heads of each KV head into
+ * column scores, normalized (zc_zip_denom), and the top ceil(r*L) tokens of
+ * every (layer, KV head) are salient (the first cfg->sinks positions always).
+ * The window is then compressed into one segment and its fp16 copy dropped.
+ *
+ * Decode (attend with n = 1): packed segments + fp16 window, merged by
+ * log-sum-exp. Probe rows of window queries are gathered as the window fills
+ * (or, with ZC_ZIP_DECODE_LAST, only the compressing step's row is used);
+ * every cfg->stream_gap tokens the window becomes a new segment. Older
+ * segments are never touched again: the reference code re-quantizes the
+ * whole cache every gap with fresh parameters, so old tokens go through
+ * quantize -> dequantize -> quantize again and their error compounds; here a
+ * token is quantized exactly once.
+ *
+ * Storage of a segment: one blob in the layer's arena (a byte buffer grown by
+ * doubling, so steady decode allocates nothing but the rare doubling):
+ *   params  fp16, per head g: v_norm[hd], then per set (salient, regular):
+ *           k_min[ng][hd], k_step[ng][hd], v_min[n_set], v_step[n_set]
+ *   codes   per head, per set: k codes [n_set][hd*kb/8], v codes [n_set][hd*vb/8]
+ *   index   per head: salient bitmap [ceil(n/8)] (bit j = token j of the segment)
+ * Blobs start 8-byte aligned; the padding is reported as usage().other.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attn/attn.h"
+#include "attn/attn_packed.h"
+#include "kv/zipcache_internal.h"
+#include "quant/ggml_blocks.h"
+#include "quant/kvquant.h"
+#include "util/error.h"
+#include "util/fp16.h"
+
+typedef struct {
+    size_t off;                  /* blob offset in the layer arena (8-aligned) */
+    size_t codes, params, index; /* bytes of each part; the blob is their sum */
+    int n;                       /* tokens */
+} seg_info;
+
+typedef struct {
+    int n_tok;            /* tokens written */
+    int w0;               /* position of the first window token; earlier ones are in segments */
+    int wlen;             /* tokens in the window (n_tok - w0) */
+    int wcap;             /* window capacity, tokens */
+    zc_fp16 *wk, *wv;     /* [wcap][kv_dim] window K and V */
+    float *col;           /* [n_kv_heads][wcap] decode probe column sums */
+    int *ncol;            /* [wcap] decode probes that saw column j */
+    int n_segs;
+    size_t segs_cap;
+    zc_packed_seg *heads; /* [segs_cap][n_kv_heads] */
+    seg_info *info;       /* [segs_cap] */
+    uint8_t *arena;       /* segment blobs */
+    size_t arena_used, arena_cap;
+    float *last_scores;   /* [n_kv_heads][last_n] scores of the latest compression */
+    int last_n;
+    size_t last_cap;      /* floats */
+    int n_stream;         /* compressions of a full decode window */
+} zlayer;
+
+typedef struct {
+    zc_kv_cache base;
+    zc_zip_opts opts;
+    int kv_dim;
+    float ratio;              /* salient fraction r */
+    float rand_frac, recent_frac; /* probe fractions; both 1 with probes "all" */
+    int all_probes;
+    zlayer *L;                /* [n_layers] */
+    /* scratch, grown on demand and reused */
+    float *out_p, *lse_p, *lse_t, *lse_w; /* [n][n_heads*hd], [n][n_heads] x3 */
+    size_t cap_q;             /* queries the above hold */
+    float *xk, *xv;           /* [n][kv_dim] window in fp32 for the quantizers */
+    float *sc;                /* [n_kv_heads][n] scores */
+    int32_t *ibuf;            /* [3][n]: salient rows, regular rows, order / probes */
+    size_t cap_w;             /* tokens the above hold */
+    zc_attn_scratch s_fwd, s_packed;
+} kv_zip;
+
+static const zc_kv_ops ZIP_OPS;
+
+/* ---- small helpers ------------------------------------------------------- */
+
+static int grow(void **p, size_t *cap, size_t need, size_t elsize) {
+    if (need <= *cap) return ZC_OK;
+    size_t n = *cap * 2 > need ? *cap * 2 : need, bytes;
+    if (zc_mul_size(n, elsize, &bytes)) return zc_error(ZC_ERR_LIMIT, "kv zipcache: buffer too large");
+    void *q = zc_realloc(*p, bytes);
+    if (!q) return ZC_ERR_NOMEM;
+    *p = q;
+    *cap = n;
+    return ZC_OK;
+}
+
+static uint64_t splitmix64(uint64_t x) {
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+static double unit_rand(uint64_t *state) { /* uniform in [0, 1) */
+    *state = splitmix64(*state);
+    return (double)(*state >> 11) * (1.0 / 9007199254740992.0);
+}
+
+static int key_groups(const kv_zip *c, int n) {
+    if (n == 0) return 0;
+    int kg = c->base.cfg.key_group;
+    return kg > 0 ? (n + kg - 1) / kg : 1;
+}
+
+static int set_bits(const kv_zip *c, int st, int keys) {
+    const zc_kv_config *f = &c->base.cfg;
+    return keys ? (st == 0 ? f->k_hi_bits : f->k_lo_bits) : (st == 0 ? f->v_hi_bits : f->v_lo_bits);
+}
+
+/* ---- segment layout ------------------------------------------------------ */
+
+/* Bytes of each part of a segment of n tokens with ns salient per head. */
+static void seg_sizes(const kv_zip *c, int n, int ns, seg_info *si) {
+    int hd = c->base.shape.head_dim, nkv = c->base.shape.n_kv_heads;
+    size_t halves = (size_t)hd, codes = 0;
+    for (int st = 0; st < 2; st++) {
+        int m = st == 0 ? ns : n - ns;
+        halves += 2 * (size_t)key_groups(c, m) * hd + 2 * (size_t)m;
+        codes += (size_t)m * hd * (size_t)(set_bits(c, st, 1) + set_bits(c, st, 0)) / 8;
+    }
+    si->n = n;
+    si->params = (size_t)nkv * halves * sizeof(zc_fp16);
+    si->codes = (size_t)nkv * codes;
+    si->index = (size_t)nkv * (((size_t)n + 7) / 8);
+}
+
+/* Point the zc_packed_seg of every head of segment s into the arena. The
+ * sets' n, bits and key_group are already filled. */
+static void seg_bind(const kv_zip *c, zlayer *L, int s) {
+    int hd = c->base.shape.head_dim, nkv = c->base.shape.n_kv_heads;
+    uint8_t *base = L->arena + L->info[s].off;
+    zc_fp16 *h = (zc_fp16 *)base;
+    uint8_t *b = base + L->info[s].params;
+    for (int g = 0; g < nkv; g++) {
+        zc_packed_seg *seg = &L->heads[(size_t)s * nkv + g];
+        seg->v_norm = h;
+        h += hd;
+        for (int st = 0; st < 2; st++) {
+            zc_packed_set *set = &seg->set[st];
+            size_t ng = (size_t)key_groups(c, set->n);
+            set->k_min = h;
+            h += ng * hd;
+            set->k_step = h;
+            h += ng * hd;
+            set->v_min = h;
+            h += set->n;
+            set->v_step = h;
+            h += set->n;
+        }
+    }
+    for (int g = 0; g < nkv; g++)
+        for (int st = 0; st < 2; st++) {
+            zc_packed_set *set = &L->heads[(size_t)s * nkv + g].set[st];
+            set->k_codes = b;
+            b += (size_t)set->n * hd * set->k_bits / 8;
+            set->v_codes = b;
+            b += (size_t)set->n * hd * set->v_bits / 8;
+        }
+}
+
+static uint8_t *seg_bitmap(const zlayer *L, int s, int g) {
+    const seg_info *si = &L->info[s];
+    return L->arena + si->off + si->params + si->codes + (size_t)g * (((size_t)si->n + 7) / 8);
+}
+
+/* ---- window -------------------------------------------------------------- */
+
+static int window_reserve(kv_zip *c, zlayer *L, int need) {
+    if (need <= L->wcap) return ZC_OK;
+    int nkv = c->base.shape.n_kv_heads;
+    int cap = L->wcap * 2 > need ? L->wcap * 2 : need;
+    if (cap < c->base.cfg.stream_gap) cap = c->base.cfg.stream_gap;
+    if (cap > c->base.shape.max_ctx) cap = c->base.shape.max_ctx;
+    if (cap < need) cap = need;
+    size_t rows = (size_t)cap * c->kv_dim;
+    zc_fp16 *wk = zc_realloc(L->wk, rows * sizeof(zc_fp16));
+    if (!wk) return ZC_ERR_NOMEM;
+    L->wk = wk;
+    zc_fp16 *wv = zc_realloc(L->wv, rows * sizeof(zc_fp16));
+    if (!wv) return ZC_ERR_NOMEM;
+    L->wv = wv;
+    float *col = zc_realloc(L->col, (size_t)nkv * cap * sizeof(float));
+    if (!col) return ZC_ERR_NOMEM;
+    /* rows of col are [wcap] long: move head rows to their new stride */
+    for (int g = nkv - 1; g > 0; g--) memmove(col + (size_t)g * cap, col + (size_t)g * L->wcap, (size_t)L->wcap * sizeof(float));
+    L->col = col;
+    int *ncol = zc_realloc(L->ncol, (size_t)cap * sizeof(int));
+    if (!ncol) return ZC_ERR_NOMEM;
+    L->ncol = ncol;
+    L->wcap = cap;
+    return ZC_OK;
+}
+
+static void probe_stats_clear(kv_zip *c, zlayer *L) {
+    memset(L->col, 0, (size_t)c->base.shape.n_kv_heads * L->wcap * sizeof(float));
+    memset(L->ncol, 0, (size_t)L->wcap * sizeof(int));
+}
+
+/* ---- scratch ------------------------------------------------------------- */
+
+static int reserve_queries(kv_zip *c, int n) {
+    if ((size_t)n <= c->cap_q) return ZC_OK;
+    size_t nh = (size_t)c->base.shape.n_heads, hd = (size_t)c->base.shape.head_dim, cap = (size_t)n;
+    float *a = zc_realloc(c->out_p, cap * nh * hd * sizeof(float));
+    if (!a) return ZC_ERR_NOMEM;
+    c->out_p = a;
+    float **ls[3] = {&c->lse_p, &c->lse_t, &c->lse_w};
+    for (int i = 0; i < 3; i++) {
+        float *b = zc_realloc(*ls[i], cap * nh * sizeof(float));
+        if (!b) return ZC_ERR_NOMEM;
+        *ls[i] = b;
+    }
+    c->cap_q = cap;
+    return ZC_OK;
+}
+
+static int reserve_window_scratch(kv_zip *c, int n) {
+    if ((size_t)n <= c->cap_w) return ZC_OK;
+    size_t cap = (size_t)n, nkv = (size_t)c->base.shape.n_kv_heads;
+    float *xk = zc_realloc(c->xk, cap * c->kv_dim * sizeof(float));
+    if (!xk) return ZC_ERR_NOMEM;
+    c->xk = xk;
+    float *xv = zc_realloc(c->xv, cap * c->kv_dim * sizeof(float));
+    if (!xv) return ZC_ERR_NOMEM;
+    c->xv = xv;
+    float *sc = zc_realloc(c->sc, cap * nkv * sizeof(float));
+    if (!sc) return ZC_ERR_NOMEM;
+    c->sc = sc;
+    int32_t *ib = zc_realloc(c->ibuf, 3 * cap * sizeof(int32_t));
+    if (!ib) return ZC_ERR_NOMEM;
+    c->ibuf = ib;
+    c->cap_w = cap;
+    return ZC_OK;
+}
+
+/* ---- saliency -------------------------------------------------------------- */
+
+/* Exact attention probability of window token j for query row (q, h):
+ * exp(q.k_j / sqrt(hd) - lse), lse the row's total log-sum-exp. */
+static float row_prob(const kv_zip *c, const float *qh, const float *kj, float scale, float lse) {
+    int hd = c->base.shape.head_dim;
+    float dot = 0.0f;
+    for (int e = 0; e < hd; e++) dot += qh[e] * kj[e];
+    return expf(dot * scale - lse);
+}
+
+typedef struct {
+    kv_zip *c;
+    const float *q;        /* [n][n_heads*hd] */
+    const int32_t *probes; /* [n_probes] query indices of the block */
+    int n_probes, q_off;   /* window index of query 0 */
+    int n_cols;            /* window tokens */
+    float *colsum;         /* [n_kv_heads][n_cols] */
+} probe_ctx;
+
+/* One KV head: sum the probe rows of its G query heads into colsum[g]. */
+static void probe_task(void *ctx, int g, int thread) {
+    (void)thread;
+    const probe_ctx *p = ctx;
+    const kv_zip *c = p->c;
+    int hd = c->base.shape.head_dim, nh = c->base.shape.n_heads, G = nh / c->base.shape.n_kv_heads;
+    float scale = 1.0f / sqrtf((float)hd);
+    float *col = p->colsum + (size_t)g * p->n_cols;
+    memset(col, 0, (size_t)p->n_cols * sizeof(float));
+    for (int k = 0; k < p->n_probes; k++) {
+        int i = p->probes[k], last = p->q_off + i;
+        for (int h = g * G; h < (g + 1) * G; h++) {
+            const float *qh = p->q + (size_t)i * nh * hd + (size_t)h * hd;
+            float lse = c->lse_t[(size_t)i * nh + h];
+            for (int j = 0; j <= last; j++) col[j] += row_prob(c, qh, c->xk + (size_t)j * c->kv_dim + (size_t)g * hd, scale, lse);
+        }
+    }
+}
+
+/* Probe queries of a block of n (indices into the block, ascending):
+ * the last ceil(S*n) (at least 1) and floor(R*n) distinct random ones among
+ * the rest, drawn with a generator seeded by cfg->seed and the block's first
+ * position, so every layer of a block uses the same probes. */
+static int pick_probes(const kv_zip *c, int n, int pos, int32_t *out) {
+    if (c->all_probes) {
+        for (int i = 0; i < n; i++) out[i] = i;
+        return n;
+    }
+    int n_rec = (int)ceil((double)c->recent_frac * n - 1e-9);
+    if (n_rec < 1) n_rec = 1;
+    if (n_rec > n) n_rec = n;
+    int pool_n = n - n_rec, n_rand = (int)floor((double)c->rand_frac * n + 1e-9);
+    if (n_rand > pool_n) n_rand = pool_n;
+    /* partial Fisher-Yates over 0..pool_n-1, kept in out[] */
+    for (int i = 0; i < pool_n; i++) out[i] = i;
+    uint64_t st = c->base.cfg.seed ^ ((uint64_t)(unsigned)pos * 0x9e3779b97f4a7c15ull);
+    for (int i = 0; i < n_rand; i++) {
+        int j = i + (int)(unit_rand(&st) * (pool_n - i));
+        int32_t t = out[i];
+        out[i] = out[j];
+        out[j] = t;
+    }
+    /* sort the random picks, then append the recent ones */
+    for (int i = 1; i < n_rand; i++)
+        for (int j = i; j > 0 && out[j - 1] > out[j]; j--) {
+            int32_t t = out[j];
+            out[j] = out[j - 1];
+            out[j - 1] = t;
+        }
+    for (int i = 0; i < n_rec; i++) out[n_rand + i] = pool_n + i;
+    return n_rand + n_rec;
+}
+
+/* Is the decode query at window index i (position pos) a probe? */
+static int decode_probe(const kv_zip *c, int i, int pos) {
+    if (c->all_probes) return 1;
+    int gap = c->base.cfg.stream_gap;
+    if (c->recent_frac > 0 && i >= gap - (int)ceil((double)c->recent_frac * gap - 1e-9)) return 1;
+    uint64_t st = c->base.cfg.seed ^ 0x5bd1e9955bd1e995ull ^ (uint64_t)(unsigned)pos;
+    return unit_rand(&st) < c->rand_frac;
+}
+
+/* ---- compression ----------------------------------------------------------- */
+
+/* Does token i rank before token j? Higher score first, then earlier token. */
+static int ranks_before(const float *sc, int32_t i, int32_t j) {
+    return sc[i] > sc[j] || (sc[i] == sc[j] && i < j);
+}
+
+static void sift_down(const float *sc, int32_t *a, int root, int n) {
+    for (int child; (child = 2 * root + 1) < n; root = child) {
+        /* a min-heap in rank order: the root is the token ranked last */
+        if (child + 1 < n && ranks_before(sc, a[child], a[child + 1])) child++;
+        if (!ranks_before(sc, a[root], a[child])) return;
+        int32_t t = a[root];
+        a[root] = a[child];
+        a[child] = t;
+    }
+}
+
+/* Sort idx[0..n) by rank (best first); heapsort, no allocation, no global state. */
+static void sort_by_rank(const float *sc, int32_t *idx, int n) {
+    for (int i = n / 2 - 1; i >= 0; i--) sift_down(sc, idx, i, n);
+    for (int end = n - 1; end > 0; end--) {
+        int32_t t = idx[0];
+        idx[0] = idx[end];
+        idx[end] = t;
+        sift_down(sc, idx, 0, end);
+    }
+}
+
+static int salient_count(const kv_zip *c, const zlayer *L, int n) {
+    /* ceil(r*n), forgiving the float r's representation error (0.6f*200 = 120.000005) */
+    int ns = (int)ceil((double)c->ratio * n - 1e-6 * n - 1e-9);
+    int sinks = c->base.cfg.sinks - L->w0;
+    if (sinks > n) sinks = n;
+    if (ns < sinks) ns = sinks;
+    if (ns > n) ns = n;
+    if (ns < 0) ns = 0;
+    return ns;
+}
+
+/* Room for `need` segments in both per-segment arrays. */
+static int segs_reserve(zlayer *L, int nkv, int need) {
+    if ((size_t)need <= L->segs_cap) return ZC_OK;
+    size_t cap = L->segs_cap * 2 > (size_t)need ? L->segs_cap * 2 : (size_t)need;
+    zc_packed_seg *h = zc_realloc(L->heads, cap * nkv * sizeof *h);
+    if (!h) return ZC_ERR_NOMEM;
+    L->heads = h;
+    seg_info *i = zc_realloc(L->info, cap * sizeof *i);
+    if (!i) return ZC_ERR_NOMEM;
+    L->info = i;
+    L->segs_cap = cap;
+    return ZC_OK;
+}
+
+static int arena_reserve(kv_zip *c, zlayer *L, size_t need) {
+    if (need <= L->arena_cap) return ZC_OK;
+    size_t cap = L->arena_cap * 2 > need ? L->arena_cap * 2 : need;
+    uint8_t *a = zc_realloc(L->arena, cap);
+    if (!a) return ZC_ERR_NOMEM;
+    L->arena = a;
+    L->arena_cap = cap;
+    for (int s = 0; s < L->n_segs; s++) seg_bind(c, L, s); /* the blobs moved */
+    return ZC_OK;
+}
+
+/* Compress the whole window of layer L into a new segment, using scores
+ * sc [n_kv_heads][wlen]. c->xk, c->xv hold the window in fp32. */
+static int compress_window(kv_zip *c, zlayer *L, const float *sc, int stream) {
+    const zc_kv_shape *sh = &c->base.shape;
+    int n = L->wlen, nkv = sh->n_kv_heads, hd = sh->head_dim, kd = c->kv_dim;
+    if (n == 0) return ZC_OK;
+    int ns = salient_count(c, L, n), rc;
+    if ((rc = segs_reserve(L, nkv, L->n_segs + 1))) return rc;
+
+    int s = L->n_segs;
+    seg_info *si = &L->info[s];
+    seg_sizes(c, n, ns, si);
+    si->off = (L->arena_used + 7) & ~(size_t)7;
+    if ((rc = arena_reserve(c, L, si->off + si->params + si->codes + si->index))) return rc;
+    for (int g = 0; g < nkv; g++)
+        for (int st = 0; st < 2; st++) {
+            zc_packed_set *set = &L->heads[(size_t)s * nkv + g].set[st];
+            set->n = st == 0 ? ns : n - ns;
+            set->k_bits = set_bits(c, st, 1);
+            set->v_bits = set_bits(c, st, 0);
+            set->key_group = c->base.cfg.key_group > 0 ? c->base.cfg.key_group : (set->n > 0 ? set->n : 1);
+        }
+    seg_bind(c, L, s);
+
+    int32_t *sal = c->ibuf, *reg = c->ibuf + c->cap_w, *order = c->ibuf + 2 * c->cap_w;
+    for (int g = 0; g < nkv; g++) {
+        zc_packed_seg *seg = &L->heads[(size_t)s * nkv + g];
+        uint8_t *bm = seg_bitmap(L, s, g);
+        memset(bm, 0, ((size_t)n + 7) / 8);
+        /* sinks first, then the best scores (ties: earlier token) */
+        int sinks = c->base.cfg.sinks - L->w0, taken = 0;
+        for (int j = 0; j < n && j < sinks; j++, taken++) bm[j >> 3] |= (uint8_t)(1u << (j & 7));
+        for (int j = 0; j < n; j++) order[j] = j;
+        sort_by_rank(sc + (size_t)g * n, order, n);
+        for (int k = 0; k < n && taken < ns; k++) {
+            int j = order[k];
+            if (bm[j >> 3] & (1u << (j & 7))) continue;
+            bm[j >> 3] |= (uint8_t)(1u << (j & 7));
+            taken++;
+        }
+        int a = 0, b = 0;
+        for (int j = 0; j < n; j++) {
+            if (bm[j >> 3] & (1u << (j & 7)))
+                sal[a++] = j;
+            else
+                reg[b++] = j;
+        }
+        const float *xk = c->xk + (size_t)g * hd, *xv = c->xv + (size_t)g * hd;
+        zc_fp16 *norm = (zc_fp16 *)seg->v_norm;
+        if ((rc = zc_cst_norms(xv, (size_t)kd, NULL, n, hd, ZC_CST_SQRT_MAX, norm))) return rc;
+        for (int st = 0; st < 2; st++) {
+            zc_packed_set *set = &seg->set[st];
+            const int32_t *rows = st == 0 ? sal : reg;
+            size_t krow = (size_t)hd * set->k_bits / 8, vrow = (size_t)hd * set->v_bits / 8;
+            for (int t0 = 0, grp = 0; t0 < set->n; t0 += set->key_group, grp++) {
+                int cnt = set->n - t0 < set->key_group ? set->n - t0 : set->key_group;
+                zc_fp16 *mn = (zc_fp16 *)set->k_min + (size_t)grp * hd, *step = (zc_fp16 *)set->k_step + (size_t)grp * hd;
+                if ((rc = zc_chan_params(xk, (size_t)kd, rows + t0, cnt, hd, set->k_bits, mn, step))) return rc;
+                zc_chan_encode(xk, (size_t)kd, rows + t0, cnt, hd, set->k_bits, mn, step,
+                               (uint8_t *)set->k_codes + (size_t)t0 * krow, krow);
+            }
+            if (set->n > 0 &&
+                (rc = zc_token_quant(xv, (size_t)kd, rows, set->n, hd, set->v_bits, norm, (uint8_t *)set->v_codes,
+                                     vrow, (zc_fp16 *)set->v_min, (zc_fp16 *)set->v_step)))
+                return rc;
+        }
+    }
+    /* commit: the segment exists, the window restarts after it */
+    L->arena_used = si->off + si->params + si->codes + si->index;
+    L->n_segs++;
+    if ((rc = grow((void **)&L->last_scores, &L->last_cap, (size_t)nkv * n, sizeof(float)))) return rc;
+    memcpy(L->last_scores, sc, (size_t)nkv * n * sizeof(float));
+    L->last_n = n;
+    L->w0 += n;
+    L->wlen = 0;
+    L->n_stream += stream;
+    probe_stats_clear(c, L);
+    return ZC_OK;
+}
+
+/* Window rows 0..n-1 of layer L to fp32 (c->xk, c->xv), for the quantizers
+ * and the probe rows. */
+static void window_to_f32(kv_zip *c, const zlayer *L) {
+    size_t m = (size_t)L->wlen * c->kv_dim;
+    for (size_t i = 0; i < m; i++) {
+        c->xk[i] = zc_fp16_to_f32(L->wk[i]);
+        c->xv[i] = zc_fp16_to_f32(L->wv[i]);
+    }
+}
+
+/* Divide column sums by their denominators: sc[g][j] = col[g][j] / den[j].
+ * col rows are col_stride floats apart (sc rows n); col may be sc. */
+static void normalize(const kv_zip *c, int n, const float *col, size_t col_stride, const int *den, float *sc) {
+    for (int g = 0; g < c->base.shape.n_kv_heads; g++)
+        for (int j = 0; j < n; j++)
+            sc[(size_t)g * n + j] = den[j] > 0 ? col[(size_t)g * col_stride + j] / (float)den[j] : 0.0f;
+}
+
+/* ---- ops ------------------------------------------------------------------- */
+
+static int zip_write(zc_kv_cache *base, int layer, int pos, int n, const float *k, const float *v) {
+    kv_zip *c = (kv_zip *)base;
+    if (layer < 0 || layer >= base->shape.n_layers || n < 0 || pos != c->L[layer].n_tok)
+        return zc_error(ZC_ERR_ARG, "kv zipcache: write of layer %d at %d, expected position %d", layer, pos,
+                        layer >= 0 && layer < base->shape.n_layers ? c->L[layer].n_tok : -1);
+    if (n > base->shape.max_ctx - pos)
+        return zc_error(ZC_ERR_LIMIT, "kv zipcache: %d tokens at position %d exceed the context of %d", n, pos,
+                        base->shape.max_ctx);
+    zlayer *L = &c->L[layer];
+    int rc = window_reserve(c, L, L->wlen + n);
+    if (rc) return rc;
+    size_t off = (size_t)L->wlen * c->kv_dim, m = (size_t)n * c->kv_dim;
+    for (size_t i = 0; i < m; i++) {
+        L->wk[off + i] = zc_f32_to_fp16(k[i]);
+        L->wv[off + i] = zc_f32_to_fp16(v[i]);
+    }
+    L->wlen += n;
+    L->n_tok += n;
+    if (layer == base->shape.n_layers - 1) base->n_tokens = L->n_tok;
+    return ZC_OK;
+}
+
+/* out = (out*e^(lse_w - M) + out_p*e^(lse_p - M)) / (sum), lse_t = M + log(sum). */
+static void merge_parts(kv_zip *c, int n, float *out) {
+    int nh = c->base.shape.n_heads, hd = c->base.shape.head_dim;
+    for (size_t r = 0; r < (size_t)n * nh; r++) {
+        float lw = c->lse_w[r], lp = c->lse_p[r], M = lw > lp ? lw : lp;
+        float a = expf(lw - M), b = lp == -INFINITY ? 0.0f : expf(lp - M), inv = 1.0f / (a + b);
+        float *o = out + r * hd;
+        const float *op = c->out_p + r * hd;
+        for (int e = 0; e < hd; e++) o[e] = (o[e] * a + op[e] * b) * inv;
+        c->lse_t[r] = M + logf(a + b);
+    }
+}
+
+/* Prefill: probe rows of the block's queries -> normalized column scores of
+ * every window token -> compress the window. */
+static int prefill_compress(kv_zip *c, zlayer *L, int pos, int n, const float *q) {
+    int nkv = c->base.shape.n_kv_heads, W = L->wlen, q_off = pos - L->w0;
+    int rc = reserve_window_scratch(c, W);
+    if (rc) return rc;
+    window_to_f32(c, L);
+    int32_t *probes = c->ibuf + 2 * c->cap_w; /* reused as the sort order after this pass */
+    int n_probes = pick_probes(c, n, pos, probes);
+    probe_ctx p = {c, q, probes, n_probes, q_off, W, c->sc};
+    zc_pool_run(c->base.pool, nkv, probe_task, &p);
+    /* denominators: queries of the block (full) or probes (probe) seeing column j */
+    int *den = (int *)c->ibuf; /* [W], the salient/regular lists are filled later */
+    for (int j = 0; j < W; j++) {
+        if (c->opts.denom == ZC_ZIP_DENOM_FULL) {
+            den[j] = n - (j > q_off ? j - q_off : 0);
+        } else {
+            int cnt = 0;
+            for (int k = 0; k < n_probes; k++) cnt += q_off + probes[k] >= j;
+            den[j] = cnt;
+        }
+    }
+    normalize(c, W, c->sc, (size_t)W, den, c->sc);
+    return compress_window(c, L, c->sc, 0);
+}
+
+/* Decode: gather this query's row into the probe statistics (paper rule),
+ * and compress once the window holds stream_gap tokens. */
+static int decode_step(kv_zip *c, zlayer *L, int pos, const float *q) {
+    const zc_kv_shape *sh = &c->base.shape;
+    int nkv = sh->n_kv_heads, nh = sh->n_heads, hd = sh->head_dim, G = nh / nkv, W = L->wlen, i = W - 1;
+    float scale = 1.0f / sqrtf((float)hd);
+    int full = W >= c->base.cfg.stream_gap;
+    int paper = c->opts.decode_rule == ZC_ZIP_DECODE_PAPER;
+    int rc = reserve_window_scratch(c, W);
+    if (rc) return rc;
+    if (paper ? decode_probe(c, i, pos) : full) {
+        /* this query's exact softmax row over the window, summed over G heads */
+        float *dst = paper ? L->col : c->sc; /* paper: accumulate across steps; last: this row only */
+        size_t stride = paper ? (size_t)L->wcap : (size_t)W;
+        for (int g = 0; g < nkv; g++) {
+            float *col = dst + (size_t)g * stride;
+            if (!paper) memset(col, 0, (size_t)W * sizeof(float));
+            for (int h = g * G; h < (g + 1) * G; h++) {
+                const float *qh = q + (size_t)h * hd;
+                float lse = c->lse_t[h];
+                for (int j = 0; j <= i; j++) {
+                    const zc_fp16 *kj = L->wk + (size_t)j * c->kv_dim + (size_t)g * hd;
+                    float dot = 0.0f;
+                    for (int e = 0; e < hd; e++) dot += qh[e] * zc_fp16_to_f32(kj[e]);
+                    col[j] += expf(dot * scale - lse);
+                }
+            }
+        }
+        if (paper)
+            for (int j = 0; j <= i; j++) L->ncol[j]++;
+    }
+    if (!full) return ZC_OK;
+    if (paper) {
+        int *den = (int *)c->ibuf;
+        for (int j = 0; j < W; j++) den[j] = c->opts.denom == ZC_ZIP_DENOM_FULL ? W - j : L->ncol[j];
+        normalize(c, W, L->col, (size_t)L->wcap, den, c->sc);
+    }
+    window_to_f32(c, L);
+    return compress_window(c, L, c->sc, 1);
+}
+
+static int zip_attend(zc_kv_cache *base, int layer, int pos, int n, const float *q, float *out) {
+    kv_zip *c = (kv_zip *)base;
+    const zc_kv_shape *sh = &base->shape;
+    if (layer < 0 || layer >= sh->n_layers || pos < 0 || n < 0 || pos + n > c->L[layer].n_tok)
+        return zc_error(ZC_ERR_ARG, "kv zipcache: attention at %d..%d of layer %d, which holds %d tokens", pos,
+                        pos + n - 1, layer, layer >= 0 && layer < sh->n_layers ? c->L[layer].n_tok : -1);
+    zlayer *L = &c->L[layer];
+    if (n == 0) return ZC_OK;
+    if (pos + n != L->n_tok || pos < L->w0)
+        return zc_error(ZC_ERR_UNSUPPORTED,
+                        "kv zipcache: attention must be for the latest written tokens (asked %d..%d, layer %d holds "
+                        "%d, window from %d)", pos, pos + n - 1, layer, L->n_tok, L->w0);
+    int rc = reserve_queries(c, n);
+    if (rc) return rc;
+    zc_attn_dims d = {sh->n_heads, sh->n_kv_heads, sh->head_dim};
+    rc = zc_attn_forward(base->pool, &d, q, n, pos - L->w0, L->wk, L->wv, ZC_TYPE_F16, (size_t)c->kv_dim, L->wlen,
+                         out, L->n_segs ? c->lse_w : c->lse_t, &c->s_fwd);
+    if (rc) return rc;
+    if (L->n_segs) {
+        rc = zc_attn_packed(base->pool, &d, q, n, L->heads, L->n_segs, c->opts.int8_query ? ZC_PACKED_INT8Q : 0,
+                            c->out_p, c->lse_p, &c->s_packed);
+        if (rc) return rc;
+        merge_parts(c, n, out);
+    }
+    return n > 1 ? prefill_compress(c, L, pos, n, q) : decode_step(c, L, pos, q);
+}
+
+/* Only the window can be cut: compressed segments are never un-compressed. */
+static int zip_truncate(zc_kv_cache *base, int n_keep) {
+    kv_zip *c = (kv_zip *)base;
+    if (n_keep < 0 || n_keep > base->n_tokens)
+        return zc_error(ZC_ERR_ARG, "kv zipcache: cannot keep %d of %d tokens", n_keep, base->n_tokens);
+    for (int l = 0; l < base->shape.n_layers; l++)
+        if (n_keep != 0 && n_keep < c->L[l].w0)
+            return zc_error(ZC_ERR_UNSUPPORTED,
+                            "kv zipcache: cannot truncate to %d tokens: positions before %d are compressed (only a "
+                            "reset to 0 or a cut inside the fp16 window is possible)", n_keep, c->L[l].w0);
+    for (int l = 0; l < base->shape.n_layers; l++) {
+        zlayer *L = &c->L[l];
+        if (n_keep == 0) {
+            L->n_segs = 0;
+            L->arena_used = 0;
+            L->w0 = L->wlen = L->n_tok = 0;
+            L->n_stream = 0;
+            L->last_n = 0;
+            probe_stats_clear(c, L);
+        } else if (L->n_tok > n_keep) {
+            int cut = n_keep - L->w0; /* window tokens kept */
+            for (int g = 0; g < base->shape.n_kv_heads; g++)
+                memset(L->col + (size_t)g * L->wcap + cut, 0, (size_t)(L->wlen - cut) * sizeof(float));
+            memset(L->ncol + cut, 0, (size_t)(L->wlen - cut) * sizeof(int));
+            L->wlen = cut;
+            L->n_tok = n_keep;
+        }
+    }
+    base->n_tokens = n_keep;
+    return ZC_OK;
+}
+
+static void zip_usage(const zc_kv_cache *base, zc_kv_usage *u) {
+    const kv_zip *c = (const kv_zip *)base;
+    memset(u, 0, sizeof *u);
+    for (int l = 0; l < base->shape.n_layers; l++) {
+        const zlayer *L = &c->L[l];
+        size_t data = 0;
+        for (int s = 0; s < L->n_segs; s++) {
+            u->codes += L->info[s].codes;
+            u->params += L->info[s].params;
+            u->index += L->info[s].index;
+            data += L->info[s].codes + L->info[s].params + L->info[s].index;
+        }
+        u->other += L->arena_used - data; /* alignment padding between blobs */
+        u->window += 2 * (size_t)L->wlen * c->kv_dim * sizeof(zc_fp16);
+    }
+    u->total = u->codes + u->params + u->window + u->index + u->other;
+    u->n_tokens = base->n_tokens;
+    u->elements = 2 * (int64_t)base->n_tokens * base->shape.n_layers * c->kv_dim;
+    u->n_compressions = c->L[base->shape.n_layers - 1].n_stream;
+}
+
+static void zip_destroy(zc_kv_cache *base) {
+    kv_zip *c = (kv_zip *)base;
+    if (c->L)
+        for (int l = 0; l < base->shape.n_layers; l++) {
+            zlayer *L = &c->L[l];
+            free(L->wk);
+            free(L->wv);
+            free(L->col);
+            free(L->ncol);
+            free(L->heads);
+            free(L->info);
+            free(L->arena);
+            free(L->last_scores);
+        }
+    free(c->L);
+    free(c->out_p);
+    free(c->lse_p);
+    free(c->lse_t);
+    free(c->lse_w);
+    free(c->xk);
+    free(c->xv);
+    free(c->sc);
+    free(c->ibuf);
+    zc_attn_scratch_free(&c->s_fwd);
+    zc_attn_scratch_free(&c->s_packed);
+    free(c);
+}
+
+static const zc_kv_ops ZIP_OPS = {"zipcache", zip_write, zip_attend, zip_truncate, zip_usage, zip_destroy};
+
+/* Probe spec (validated by zc_kv_config_parse_arg): all | random:R | recent:S | random+recent:R:S. */
+static void parse_probes(kv_zip *c, const char *s) {
+    c->all_probes = 0;
+    c->rand_frac = c->recent_frac = 0.0f;
+    if (!strcmp(s, "all")) {
+        c->all_probes = 1;
+    } else if (!strncmp(s, "random+recent:", 14)) {
+        char *end;
+        c->rand_frac = strtof(s + 14, &end);
+        c->recent_frac = *end == ':' ? strtof(end + 1, NULL) : 0.0f;
+    } else if (!strncmp(s, "random:", 7)) {
+        c->rand_frac = strtof(s + 7, NULL);
+    } else if (!strncmp(s, "recent:", 7)) {
+        c->recent_frac = strtof(s + 7, NULL);
+    }
+}
+
+int zc_kv_create_zipcache(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out) {
+    *out = NULL;
+    int bits[4] = {cfg->k_hi_bits, cfg->k_lo_bits, cfg->v_hi_bits, cfg->v_lo_bits};
+    for (int i = 0; i < 4; i++)
+        if (bits[i] < 1 || bits[i] > 8)
+            return zc_error(ZC_ERR_ARG, "kv zipcache: bit widths must be 1..8 (K %d/%d, V %d/%d)", bits[0], bits[1],
+                            bits[2], bits[3]);
+    if (shape->head_dim % 8)
+        return zc_error(ZC_ERR_UNSUPPORTED, "kv zipcache: head_dim %d is not a multiple of 8", shape->head_dim);
+    if (cfg->stream_gap < 1) return zc_error(ZC_ERR_ARG, "kv zipcache: stream gap %d < 1", cfg->stream_gap);
+    kv_zip *c = zc_calloc(1, sizeof *c);
+    if (!c) return ZC_ERR_NOMEM;
+    c->base.ops = &ZIP_OPS;
+    c->base.shape = *shape;
+    c->base.cfg = *cfg;
+    c->base.pool = pool;
+    c->kv_dim = shape->n_kv_heads * shape->head_dim;
+    c->opts = (zc_zip_opts){ZC_ZIP_DENOM_FULL, ZC_ZIP_DECODE_PAPER, 0};
+    /* Target bits: the code bits per element r*hi + (1-r)*lo (K and V averaged) hit the target. */
+    float hi = 0.5f * (float)(cfg->k_hi_bits + cfg->v_hi_bits), lo = 0.5f * (float)(cfg->k_lo_bits + cfg->v_lo_bits);
+    c->ratio = cfg->salient_ratio;
+    if (cfg->target_bits > 0 && hi != lo) c->ratio = (cfg->target_bits - lo) / (hi - lo);
+    c->ratio = c->ratio < 0 ? 0 : c->ratio > 1 ? 1 : c->ratio;
+    parse_probes(c, cfg->probes);
+    c->L = zc_calloc((size_t)shape->n_layers, sizeof *c->L);
+    if (!c->L) {
+        zip_destroy(&c->base);
+        return ZC_ERR_NOMEM;
+    }
+    *out = &c->base;
+    return ZC_OK;
+}
+
+int zc_zip_get_opts(const zc_kv_cache *c, zc_zip_opts *o) {
+    if (!c || c->ops != &ZIP_OPS) return zc_error(ZC_ERR_ARG, "kv: not a zipcache cache");
+    *o = ((const kv_zip *)c)->opts;
+    return ZC_OK;
+}
+
+int zc_zip_set_opts(zc_kv_cache *c, const zc_zip_opts *o) {
+    if (!c || c->ops != &ZIP_OPS) return zc_error(ZC_ERR_ARG, "kv: not a zipcache cache");
+    ((kv_zip *)c)->opts = *o;
+    return ZC_OK;
+}
+
+int zc_zip_last_scores(const zc_kv_cache *base, int layer, const float **scores, int *n) {
+    if (!base || base->ops != &ZIP_OPS || layer < 0 || layer >= base->shape.n_layers)
+        return zc_error(ZC_ERR_ARG, "kv zipcache: no layer %d", layer);
+    const zlayer *L = &((const kv_zip *)base)->L[layer];
+    if (!L->n_segs) return zc_error(ZC_ERR_ARG, "kv zipcache: layer %d has not compressed yet", layer);
+    *scores = L->last_scores;
+    *n = L->last_n;
+    return ZC_OK;
+}
+
+int zc_zip_last_salient(const zc_kv_cache *base, int layer, int head, int *n_salient, int *n_tokens) {
+    if (!base || base->ops != &ZIP_OPS || layer < 0 || layer >= base->shape.n_layers || head < 0 ||
+        head >= base->shape.n_kv_heads)
+        return zc_error(ZC_ERR_ARG, "kv zipcache: no layer %d / head %d", layer, head);
+    const zlayer *L = &((const kv_zip *)base)->L[layer];
+    if (!L->n_segs) return zc_error(ZC_ERR_ARG, "kv zipcache: layer %d has not compressed yet", layer);
+    int s = L->n_segs - 1;
+    const uint8_t *bm = seg_bitmap(L, s, head);
+    int cnt = 0;
+    for (int j = 0; j < L->info[s].n; j++) cnt += (bm[j >> 3] >> (j & 7)) & 1;
+    *n_salient = cnt;
+    *n_tokens = L->info[s].n;
+    return ZC_OK;
+}

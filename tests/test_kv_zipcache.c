@@ -1,0 +1,306 @@
+/* The zipcache KV policy through its ops, on random K/V/Q (small shapes so
+ * the suite stays fast): agreement with the fp16 policy at 8 bits, exact
+ * probe scores, the streaming schedule, byte accounting, truncation. */
+#include <stdint.h>
+
+#include "kv/kv.h"
+#include "kv/zipcache_internal.h"
+#include "tt.h"
+#include "util/fp16.h"
+#include "zipcache.h"
+
+static unsigned long long g_seed = 0xc0ffee11ull;
+
+static void fill(float *x, size_t n, float amp) {
+    for (size_t i = 0; i < n; i++) x[i] = amp * tt_randf(&g_seed);
+}
+
+static zc_kv_cache *make(const char *policy, zc_kv_shape sh, int hi, int lo, float ratio, int gap, const char *probes,
+                         int key_group) {
+    zc_kv_config cfg;
+    zc_kv_config_default(&cfg);
+    snprintf(cfg.policy, sizeof cfg.policy, "%s", policy);
+    cfg.k_hi_bits = cfg.v_hi_bits = hi;
+    cfg.k_lo_bits = cfg.v_lo_bits = lo;
+    cfg.salient_ratio = ratio;
+    cfg.stream_gap = gap;
+    cfg.key_group = key_group;
+    if (probes) snprintf(cfg.probes, sizeof cfg.probes, "%s", probes);
+    zc_kv_cache *c = NULL;
+    int rc = !strcmp(policy, "zipcache") ? zc_kv_create_zipcache(&cfg, &sh, NULL, &c) : zc_kv_create(&cfg, &sh, NULL, &c);
+    TT_CHECK(rc == 0 && c, "create %s: %s", policy, zc_last_error());
+    return c;
+}
+
+/* Feed n tokens (one block, or one by one) to every layer of every cache,
+ * attending after each write; returns the worst |out_a - out_b| over the
+ * attends counted from step `from` on. */
+typedef struct {
+    zc_kv_shape sh;
+    float *k, *v, *q, *o1, *o2; /* one block: [n][kv_dim] x2, [n][q_dim] x3 */
+} feeder;
+
+static void feeder_init(feeder *f, zc_kv_shape sh, int max_n) {
+    f->sh = sh;
+    size_t kd = (size_t)sh.n_kv_heads * sh.head_dim, qd = (size_t)sh.n_heads * sh.head_dim;
+    f->k = malloc(max_n * kd * 4);
+    f->v = malloc(max_n * kd * 4);
+    f->q = malloc(max_n * qd * 4);
+    f->o1 = malloc(max_n * qd * 4);
+    f->o2 = malloc(max_n * qd * 4);
+}
+
+static void feeder_free(feeder *f) {
+    free(f->k);
+    free(f->v);
+    free(f->q);
+    free(f->o1);
+    free(f->o2);
+}
+
+/* One block of n tokens at pos into a (and b when not NULL); returns the
+ * worst output difference between the two. */
+static double feed(feeder *f, zc_kv_cache *a, zc_kv_cache *b, int pos, int n) {
+    size_t kd = (size_t)f->sh.n_kv_heads * f->sh.head_dim, qd = (size_t)f->sh.n_heads * f->sh.head_dim;
+    double worst = 0.0;
+    for (int l = 0; l < f->sh.n_layers; l++) {
+        fill(f->k, n * kd, 1.0f);
+        fill(f->v, n * kd, 1.0f);
+        fill(f->q, n * qd, 2.0f);
+        int rc = a->ops->write(a, l, pos, n, f->k, f->v);
+        rc = rc ? rc : a->ops->attend(a, l, pos, n, f->q, f->o1);
+        TT_CHECK(rc == 0, "a: layer %d pos %d n %d: %s", l, pos, n, zc_last_error());
+        if (!b) continue;
+        rc = b->ops->write(b, l, pos, n, f->k, f->v);
+        rc = rc ? rc : b->ops->attend(b, l, pos, n, f->q, f->o2);
+        TT_CHECK(rc == 0, "b: layer %d pos %d n %d: %s", l, pos, n, zc_last_error());
+        for (size_t i = 0; i < n * qd; i++) {
+            double e = fabs((double)f->o1[i] - (double)f->o2[i]);
+            if (!(e <= worst)) worst = e;
+        }
+    }
+    return worst;
+}
+
+/* With hi = lo = 8 bits the policy is the fp16 cache up to 8-bit rounding:
+ * the prompt's own attention is identical (both run on fp16 K/V), decode
+ * steps over compressed tokens differ by ~1e-3; at 2 bits by far more. */
+static void test_8bit_matches_fp16(void) {
+    zc_kv_shape sh = {2, 4, 2, 16, 2048};
+    feeder f;
+    feeder_init(&f, sh, 300);
+    double worst8 = 0, worst2 = 0;
+    for (int bits = 8; bits >= 2; bits -= 6) {
+        zc_kv_cache *z = make("zipcache", sh, bits, bits, 0.5f, 50, NULL, 0), *h = make("fp16", sh, 4, 2, 0.6f, 50, NULL, 0);
+        unsigned long long s0 = g_seed;
+        double e = feed(&f, z, h, 0, 300);
+        TT_CHECK(e <= 1e-6, "bits %d: prefill differs from fp16 by %.3g", bits, e);
+        double wd = 0;
+        for (int p = 300; p < 420; p++) {
+            e = feed(&f, z, h, p, 1);
+            wd = e > wd ? e : wd;
+        }
+        if (bits == 8) worst8 = wd; else worst2 = wd;
+        zc_kv_usage u;
+        z->ops->usage(z, &u);
+        TT_CHECK(u.n_compressions == 2 && u.n_tokens == 420, "compressions %lld tokens %lld",
+                 (long long)u.n_compressions, (long long)u.n_tokens);
+        zc_kv_free(z);
+        zc_kv_free(h);
+        g_seed = s0; /* the same data for both widths */
+    }
+    printf("  decode vs fp16: worst |diff| %.3g at 8 bits, %.3g at 2 bits\n", worst8, worst2);
+    TT_CHECK(worst8 <= 5e-3, "8-bit decode differs from fp16 by %.3g", worst8);
+    TT_CHECK(worst8 > 0 && worst2 > 4 * worst8, "2-bit error %.3g should dwarf 8-bit error %.3g", worst2, worst8);
+    feeder_free(&f);
+}
+
+/* Exact normalized scores of a fresh prompt: column j gets
+ * sum_{i >= j} sum_{h in group} softmax_{i,h}(j) / (n - j). */
+static void exact_scores(const zc_kv_shape *sh, int n, const float *q, const float *k, double *out) {
+    int hd = sh->head_dim, nh = sh->n_heads, nkv = sh->n_kv_heads, G = nh / nkv, kd = nkv * hd;
+    double *row = malloc((size_t)n * sizeof(double));
+    memset(out, 0, (size_t)nkv * n * sizeof(double));
+    for (int i = 0; i < n; i++)
+        for (int h = 0; h < nh; h++) {
+            int g = h / G;
+            double mx = -INFINITY, sum = 0;
+            for (int j = 0; j <= i; j++) {
+                double d = 0;
+                for (int e = 0; e < hd; e++)
+                    d += (double)q[(size_t)i * nh * hd + h * hd + e] *
+                         (double)zc_fp16_to_f32(zc_f32_to_fp16(k[(size_t)j * kd + g * hd + e]));
+                row[j] = d / sqrt((double)hd);
+                mx = row[j] > mx ? row[j] : mx;
+            }
+            for (int j = 0; j <= i; j++) sum += (row[j] = exp(row[j] - mx));
+            for (int j = 0; j <= i; j++) out[(size_t)g * n + j] += row[j] / sum / (double)(n - j);
+        }
+    free(row);
+}
+
+static void test_probe_scores(void) {
+    zc_kv_shape sh = {1, 4, 2, 16, 1024};
+    int n = 200, kd = 32, qd = 64;
+    float *k = malloc(n * kd * 4), *v = malloc(n * kd * 4), *q = malloc(n * qd * 4), *out = malloc(n * qd * 4);
+    double *ex = malloc(2 * n * sizeof(double));
+    fill(k, n * kd, 1.0f);
+    fill(v, n * kd, 1.0f);
+    fill(q, n * qd, 2.0f);
+    exact_scores(&sh, n, q, k, ex);
+    for (int mode = 0; mode < 3; mode++) {
+        /* 0: probes all, full denominator; 1: all, probe denominator (the same
+         * counts); 2: default random+recent probes, full denominator */
+        zc_kv_cache *z = make("zipcache", sh, 4, 2, 0.6f, 100, mode < 2 ? "all" : NULL, 0);
+        zc_zip_opts o;
+        zc_zip_get_opts(z, &o);
+        o.denom = mode == 1 ? ZC_ZIP_DENOM_PROBE : ZC_ZIP_DENOM_FULL;
+        zc_zip_set_opts(z, &o);
+        TT_CHECK(z->ops->write(z, 0, 0, n, k, v) == 0 && z->ops->attend(z, 0, 0, n, q, out) == 0, "prefill");
+        const float *sc;
+        int m;
+        TT_CHECK(zc_zip_last_scores(z, 0, &sc, &m) == 0 && m == n, "scores of %d tokens", m);
+        double worst = 0, worst_tail = 0;
+        int tail = n - (int)ceil(0.05 * n); /* columns only recent probes see: exact under any probe set */
+        for (int g = 0; g < 2; g++)
+            for (int j = 0; j < n; j++) {
+                double e = fabs(sc[g * n + j] - ex[g * n + j]) / (1e-3 + ex[g * n + j]);
+                worst = e > worst ? e : worst;
+                if (j >= tail) worst_tail = e > worst_tail ? e : worst_tail;
+            }
+        if (mode < 2)
+            TT_CHECK(worst <= 1e-4, "mode %d: scores vs exact rel err %.3g", mode, worst);
+        else
+            TT_CHECK(worst_tail <= 1e-4 && worst > 1e-2, "sampled probes: tail err %.3g, overall %.3g", worst_tail,
+                     worst);
+        int ns, nt;
+        TT_CHECK(zc_zip_last_salient(z, 0, 1, &ns, &nt) == 0 && ns == 120 && nt == n, "salient %d of %d", ns, nt);
+        zc_kv_free(z);
+    }
+    free(k);
+    free(v);
+    free(q);
+    free(out);
+    free(ex);
+}
+
+/* A 1000-token prompt then 2000 decode steps: one compression per stream_gap
+ * decode tokens, the rest waiting in the window. */
+static void test_stream_schedule(void) {
+    zc_kv_shape sh = {2, 2, 1, 8, 4096};
+    feeder f;
+    feeder_init(&f, sh, 1000);
+    static const int gaps[] = {100, 128};
+    for (int gi = 0; gi < 2; gi++) {
+        int gap = gaps[gi];
+        for (int rule = 0; rule < 2; rule++) {
+            zc_kv_cache *z = make("zipcache", sh, 4, 2, 0.6f, gap, NULL, 0);
+            zc_zip_opts o;
+            zc_zip_get_opts(z, &o);
+            o.decode_rule = rule ? ZC_ZIP_DECODE_LAST : ZC_ZIP_DECODE_PAPER;
+            zc_zip_set_opts(z, &o);
+            feed(&f, z, NULL, 0, 1000);
+            for (int p = 1000; p < 3000; p++) feed(&f, z, NULL, p, 1);
+            zc_kv_usage u;
+            z->ops->usage(z, &u);
+            int left = 2000 % gap;
+            TT_CHECK(u.n_compressions == 2000 / gap, "gap %d rule %d: %lld compressions, want %d", gap, rule,
+                     (long long)u.n_compressions, 2000 / gap);
+            /* 2 layers x (K, V) x left tokens x 8 values x 2 bytes */
+            TT_CHECK(u.window == (size_t)2 * 2 * left * 8 * 2, "gap %d: window bytes %zu, want %d", gap, u.window,
+                     2 * 2 * left * 8 * 2);
+            TT_CHECK(u.n_tokens == 3000 && u.elements == 2LL * 3000 * 2 * 8, "tokens %lld", (long long)u.n_tokens);
+            zc_kv_free(z);
+        }
+    }
+    feeder_free(&f);
+}
+
+/* Exact bytes for a small case, computed by hand:
+ * 1 layer, 2 KV heads x head_dim 8, 4/2 bits, r = 0.5, prefill of 10 tokens
+ * (5 salient + 5 regular per head), then 3 decode tokens in the window.
+ *   params per head (fp16): v_norm 8 + per set (k min+step 2*8, v min+step 2*5) 26 x2 = 60 -> 120 B
+ *   codes per head: salient 5 tokens * 8 * (4+4)/8 = 40, regular 5 * 8 * (2+2)/8 = 20 -> 60 B
+ *   index per head: ceil(10/8) = 2 B
+ *   window: K and V, 3 tokens * 16 values * 2 B = 192 B
+ * With key_group 4 each set of 5 has 2 key groups: 8 + 2*(2*2*8 + 10) = 92 halves per head. */
+static void test_usage_by_hand(void) {
+    zc_kv_shape sh = {1, 2, 2, 8, 64};
+    feeder f;
+    feeder_init(&f, sh, 10);
+    for (int kg = 0; kg <= 4; kg += 4) {
+        zc_kv_cache *z = make("zipcache", sh, 4, 2, 0.5f, 100, NULL, kg);
+        feed(&f, z, NULL, 0, 10);
+        for (int p = 10; p < 13; p++) feed(&f, z, NULL, p, 1);
+        zc_kv_usage u;
+        z->ops->usage(z, &u);
+        size_t params = 2 * (kg ? 92 : 60) * 2;
+        TT_CHECK(u.params == params && u.codes == 120 && u.index == 4 && u.window == 192 && u.other == 0,
+                 "kg %d: params %zu (want %zu) codes %zu index %zu window %zu other %zu", kg, u.params, params,
+                 u.codes, u.index, u.window, u.other);
+        TT_CHECK(u.total == params + 120 + 4 + 192, "total %zu", u.total);
+        TT_CHECK(u.elements == 2 * 13 * 16 && u.n_compressions == 0, "elements %lld", (long long)u.elements);
+        double want = 16.0 * 2 * 13 * 16 / (8.0 * (double)u.total);
+        TT_NEAR(zc_kv_ratio(&u), want, 1e-12);
+        zc_kv_free(z);
+    }
+    feeder_free(&f);
+}
+
+static void test_truncate(void) {
+    zc_kv_shape sh = {1, 2, 1, 8, 256};
+    feeder f;
+    feeder_init(&f, sh, 40);
+    zc_kv_cache *z = make("zipcache", sh, 4, 2, 0.6f, 100, NULL, 0);
+    feed(&f, z, NULL, 0, 40);
+    for (int p = 40; p < 50; p++) feed(&f, z, NULL, p, 1);
+    TT_CHECK(z->ops->truncate(z, 30) == ZC_ERR_UNSUPPORTED, "cut into compressed tokens must fail");
+    TT_CHECK(z->ops->truncate(z, 45) == 0 && z->n_tokens == 45, "cut inside the window");
+    feed(&f, z, NULL, 45, 1);
+    TT_CHECK(z->ops->truncate(z, 0) == 0 && z->n_tokens == 0, "reset");
+    zc_kv_usage u;
+    z->ops->usage(z, &u);
+    TT_CHECK(u.total == 0 && u.n_tokens == 0, "empty after reset: %zu bytes", u.total);
+    feed(&f, z, NULL, 0, 40); /* reusable after the reset */
+    z->ops->usage(z, &u);
+    TT_CHECK(u.n_tokens == 40 && u.codes > 0 && u.window == 0, "refill");
+    zc_kv_free(z);
+    feeder_free(&f);
+}
+
+/* First tokens forced salient; target_bits picks the ratio. */
+static void test_sinks_and_target(void) {
+    zc_kv_shape sh = {1, 2, 1, 8, 256};
+    feeder f;
+    feeder_init(&f, sh, 100);
+    zc_kv_config cfg;
+    zc_kv_config_default(&cfg);
+    strcpy(cfg.policy, "zipcache");
+    cfg.salient_ratio = 0.0f;
+    cfg.sinks = 4;
+    zc_kv_cache *z;
+    TT_CHECK(zc_kv_create_zipcache(&cfg, &sh, NULL, &z) == 0, "create");
+    feed(&f, z, NULL, 0, 100);
+    int ns, nt;
+    zc_zip_last_salient(z, 0, 0, &ns, &nt);
+    TT_CHECK(ns == 4, "sinks: %d salient", ns);
+    zc_kv_free(z);
+    cfg.sinks = 0;
+    cfg.target_bits = 2.5f; /* 4/2 bits: r = 0.25 */
+    TT_CHECK(zc_kv_create_zipcache(&cfg, &sh, NULL, &z) == 0, "create");
+    feed(&f, z, NULL, 0, 100);
+    zc_zip_last_salient(z, 0, 0, &ns, &nt);
+    TT_CHECK(ns == 25, "target 2.5 bits: %d salient of 100", ns);
+    zc_kv_free(z);
+    feeder_free(&f);
+}
+
+int main(void) {
+    TT_RUN(test_8bit_matches_fp16);
+    TT_RUN(test_probe_scores);
+    TT_RUN(test_stream_schedule);
+    TT_RUN(test_usage_by_hand);
+    TT_RUN(test_truncate);
+    TT_RUN(test_sinks_and_target);
+    return tt_finish();
+}
