@@ -6,6 +6,16 @@
  * in ../shared/data/tokenizer-vectors must be reproduced). Decoding is
  * streaming: zc_tok_decoder emits only complete UTF-8 characters, holding
  * back the bytes of a character that spans tokens.
+ *
+ * tokenizer.json support covers what Llama-family files use: normalizers
+ * Sequence/Prepend/Replace (NFC is accepted and, like llama.cpp, not
+ * applied); pre-tokenizers ByteLevel and Split with the GPT-2, Llama 3 or
+ * Qwen2 regex; decoders Replace(U+2581 -> ' ')/ByteFallback/Fuse/Strip and
+ * ByteLevel; post-processor TemplateProcessing (BOS/EOS). Anything else is
+ * ZC_ERR_UNSUPPORTED naming the file.
+ *
+ * A tokenizer is immutable once built: all functions may be called from
+ * several threads at once.
  */
 #ifndef ZC_MODEL_TOKENIZER_H
 #define ZC_MODEL_TOKENIZER_H
@@ -17,7 +27,12 @@
 typedef struct zc_tokenizer zc_tokenizer;
 struct zc_gguf;
 
-/* Build from GGUF metadata (tokenizer.ggml.*); works on vocab-only files. */
+/* Build from GGUF metadata (tokenizer.ggml.*); works on vocab-only files.
+ * Errors: ZC_ERR_FORMAT (missing or inconsistent metadata: tokens, scores or
+ * token types of the wrong length, token type outside 1..6, ill-formed UTF-8
+ * or duplicate token texts, merges naming unknown tokens, special-token ids
+ * outside the vocabulary), ZC_ERR_UNSUPPORTED (tokenizer model or
+ * pre-tokenizer), ZC_ERR_NOMEM. */
 int zc_tokenizer_from_gguf(const struct zc_gguf *g, zc_tokenizer **out);
 /* Build from a Hugging Face tokenizer.json (+ tokenizer_config.json beside it, if any). */
 int zc_tokenizer_from_hf(const char *tokenizer_json_path, zc_tokenizer **out);
@@ -28,12 +43,21 @@ int zc_tokenizer_bos(const zc_tokenizer *t); /* -1 if none */
 int zc_tokenizer_eos(const zc_tokenizer *t); /* -1 if none */
 /* Whether BOS should be prepended by default (tokenizer.ggml.add_bos_token / HF post-processor). */
 bool zc_tokenizer_add_bos(const zc_tokenizer *t);
+/* Whether the model expects EOS appended to a prompt (tokenizer.ggml.add_eos_token). */
+bool zc_tokenizer_add_eos(const zc_tokenizer *t);
+/* Id of the token whose text is exactly text[0..len), or -1. */
+int zc_tokenizer_token_id(const zc_tokenizer *t, const char *text, size_t len);
 /* Whether generation should stop at token id (EOS, EOT and other end tokens). */
 bool zc_tokenizer_is_eog(const zc_tokenizer *t, int id);
 
-/* Encode `len` bytes of text. add_bos: prepend BOS. parse_special: match
- * control/special token texts in the input (as llama.cpp's parse_special).
- * *ids is malloc'ed (caller frees), *n_ids its length. */
+/* Encode `len` bytes of text. add_bos: prepend BOS (if the tokenizer has
+ * one). parse_special: also match control token texts in the input, e.g.
+ * "<s>" (as llama.cpp's parse_special; user-defined tokens are always
+ * matched, as in llama.cpp and HF). SentencePiece vocabularies and the
+ * tokenizer.json Prepend normalizer put the dummy "\u2581" before every text
+ * fragment (the start, and after each special token). *ids is malloc'ed
+ * (caller frees), *n_ids its length. Errors: ZC_ERR_LIMIT (over 512 MiB of
+ * text), ZC_ERR_NOMEM. */
 int zc_tokenize(const zc_tokenizer *t, const char *text, size_t len, bool add_bos, bool parse_special,
                 int32_t **ids, int *n_ids);
 
@@ -43,13 +67,27 @@ int zc_token_to_bytes(const zc_tokenizer *t, int id, char *buf, size_t cap, size
 
 /* Streaming UTF-8-safe detokenization. */
 typedef struct {
-    char pending[8];
+    char pending[8]; /* bytes of a character continued by the next token (at most 3) */
     int n_pending;
-    bool at_start;  /* strip the SentencePiece leading space of the first piece */
+    /* Strip the leading space of the first non-empty piece, where the
+     * tokenizer adds a dummy space (SentencePiece add_space_prefix,
+     * tokenizer.json Strip decoder): as SentencePiece's and HF's decode do,
+     * so [BOS, "\u2581Once"] decodes to "Once". Set it to false when
+     * continuing text whose start was decoded elsewhere (e.g. feeding only
+     * the generated tokens after a prompt). */
+    bool at_start;
 } zc_tok_decoder;
 void zc_tok_decoder_init(zc_tok_decoder *d);
-/* Append the text of token `id` to out (cap bytes), writing only complete
- * UTF-8 sequences; invalid bytes become U+FFFD. *len gets bytes written. */
+/* Append the text of token `id` to out (cap bytes), writing only complete,
+ * well-formed UTF-8 characters; each maximal ill-formed subsequence becomes
+ * U+FFFD. Control tokens print nothing. *len gets bytes written.
+ * Errors: ZC_ERR_ARG (id outside the vocabulary), ZC_ERR_LIMIT (cap too
+ * small; the decoder is then unchanged). */
 int zc_tok_decode(const zc_tokenizer *t, zc_tok_decoder *d, int id, char *out, size_t cap, size_t *len);
+/* A cap for zc_tok_decode that is always enough for any token. */
+size_t zc_tok_decode_bound(const zc_tokenizer *t);
+/* End of text: a character still held back is unfinished and becomes U+FFFD
+ * (cap >= 3). */
+int zc_tok_decoder_flush(zc_tok_decoder *d, char *out, size_t cap, size_t *len);
 
 #endif

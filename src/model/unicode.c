@@ -1,0 +1,255 @@
+#include "model/unicode.h"
+
+#include <stdbool.h>
+
+int zc_ucd_flags(uint32_t cp) {
+    if (cp > 0x10FFFF) return 0;
+    /* Last range whose first code point is <= cp. */
+    int lo = 0, hi = zc_ucd_n_ranges - 1;
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        if ((zc_ucd_ranges[mid] >> 8) <= cp) lo = mid;
+        else hi = mid - 1;
+    }
+    return (int)(zc_ucd_ranges[lo] & 0xFF);
+}
+
+size_t zc_utf8_len_from_lead(uint8_t b) {
+    static const uint8_t len[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
+    return len[b >> 4];
+}
+
+static bool is_cont(uint8_t b) { return (b & 0xC0) == 0x80; }
+
+uint32_t zc_utf8_decode_lenient(const uint8_t *s, size_t n, size_t *adv) {
+    uint8_t b = s[0];
+    *adv = 1;
+    if (b < 0x80) return b;
+    if (!(b & 0x40)) return 0xFFFD; /* stray continuation byte */
+    if (!(b & 0x20)) {
+        if (n < 2 || !is_cont(s[1])) return 0xFFFD;
+        *adv = 2;
+        return ((uint32_t)(b & 0x1F) << 6) | (s[1] & 0x3F);
+    }
+    if (!(b & 0x10)) {
+        if (n < 3 || !is_cont(s[1]) || !is_cont(s[2])) return 0xFFFD;
+        *adv = 3;
+        return ((uint32_t)(b & 0x0F) << 12) | ((uint32_t)(s[1] & 0x3F) << 6) | (s[2] & 0x3F);
+    }
+    if (!(b & 0x08)) {
+        if (n < 4 || !is_cont(s[1]) || !is_cont(s[2]) || !is_cont(s[3])) return 0xFFFD;
+        uint32_t cp = ((uint32_t)(b & 0x07) << 18) | ((uint32_t)(s[1] & 0x3F) << 12) |
+                      ((uint32_t)(s[2] & 0x3F) << 6) | (s[3] & 0x3F);
+        /* llama.cpp would throw when re-encoding these; we replace them. */
+        if (cp > 0x10FFFF) return 0xFFFD;
+        *adv = 4;
+        return cp;
+    }
+    return 0xFFFD;
+}
+
+size_t zc_utf8_encode(uint32_t cp, uint8_t out[4]) {
+    if (cp < 0x80) {
+        out[0] = (uint8_t)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (uint8_t)(0xC0 | (cp >> 6));
+        out[1] = (uint8_t)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (uint8_t)(0xE0 | (cp >> 12));
+        out[1] = (uint8_t)(0x80 | ((cp >> 6) & 0x3F));
+        out[2] = (uint8_t)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    out[0] = (uint8_t)(0xF0 | (cp >> 18));
+    out[1] = (uint8_t)(0x80 | ((cp >> 12) & 0x3F));
+    out[2] = (uint8_t)(0x80 | ((cp >> 6) & 0x3F));
+    out[3] = (uint8_t)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+int zc_utf8_check(const uint8_t *s, size_t n) {
+    uint8_t b = s[0];
+    if (b < 0x80) return 1;
+    int need;          /* continuation bytes after the lead */
+    uint8_t lo = 0x80, hi = 0xBF; /* allowed range of the first continuation byte */
+    if (b >= 0xC2 && b <= 0xDF) need = 1;
+    else if (b == 0xE0) need = 2, lo = 0xA0;
+    else if (b >= 0xE1 && b <= 0xEC) need = 2;
+    else if (b == 0xED) need = 2, hi = 0x9F; /* no surrogates */
+    else if (b >= 0xEE && b <= 0xEF) need = 2;
+    else if (b == 0xF0) need = 3, lo = 0x90;
+    else if (b >= 0xF1 && b <= 0xF3) need = 3;
+    else if (b == 0xF4) need = 3, hi = 0x8F; /* <= U+10FFFF */
+    else return -1;
+    for (int i = 1; i <= need; i++) {
+        if ((size_t)i >= n) return 0;
+        uint8_t c = s[i];
+        bool ok = i == 1 ? (c >= lo && c <= hi) : is_cont(c);
+        if (!ok) return -i;
+    }
+    return need + 1;
+}
+
+/* GPT-2's bytes_to_unicode: the 188 printable bytes ('!'..'~', 0xA1..0xAC,
+ * 0xAE..0xFF) stand for themselves; the other 68 are numbered from U+0100
+ * in byte order: 0x00..0x20 -> U+0100..U+0120, 0x7F..0xA0 -> U+0121..U+0142,
+ * 0xAD -> U+0143. */
+uint32_t zc_byte_to_cp(uint8_t b) {
+    if (b <= 0x20) return 0x100u + b;
+    if (b >= 0x7F && b <= 0xA0) return 0x121u + (b - 0x7Fu);
+    if (b == 0xAD) return 0x143;
+    return b;
+}
+
+int zc_cp_to_byte(uint32_t cp) {
+    if ((cp >= 0x21 && cp <= 0x7E) || (cp >= 0xA1 && cp <= 0xAC) || (cp >= 0xAE && cp <= 0xFF)) return (int)cp;
+    if (cp >= 0x100 && cp <= 0x120) return (int)(cp - 0x100);
+    if (cp >= 0x121 && cp <= 0x142) return (int)(cp - 0x121 + 0x7F);
+    if (cp == 0x143) return 0xAD;
+    return -1;
+}
+
+/* ---- pre-tokenizer matchers ------------------------------------------------
+ * Both scan left to right and try the regex alternatives in order at each
+ * position, like a backtracking engine would. F(p) is the property set at p,
+ * with IN marking "inside the text" so that [^\s\p{L}\p{N}] can match any
+ * code point but never the end. */
+
+enum { IN = 8 };
+
+typedef struct {
+    const uint32_t *cps;
+    const uint8_t *fl;
+    size_t n;
+    uint32_t *lens;
+    size_t n_words, prev_end;
+} splitter;
+
+static inline int F(const splitter *s, size_t p) { return p < s->n ? s->fl[p] : 0; }
+static inline uint32_t CP(const splitter *s, size_t p) { return p < s->n ? s->cps[p] : 0xFFFFFFFFu; }
+
+/* End the current word at `end` (empty words are dropped); returns end. */
+static size_t emit(splitter *s, size_t end) {
+    if (end > s->prev_end) s->lens[s->n_words++] = (uint32_t)(end - s->prev_end);
+    s->prev_end = end;
+    return end;
+}
+
+static uint32_t ascii_lower(uint32_t c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
+
+/* 's|'t|'re|'ve|'m|'ll|'d at pos (case-insensitive for Llama 3 / Qwen2):
+ * the match length, or 0. No non-ASCII code point lowercases to one of these
+ * letters, so ASCII folding is exact. */
+static size_t match_contraction(const splitter *s, size_t pos, bool fold) {
+    if (CP(s, pos) != '\'' || pos + 1 >= s->n) return 0;
+    uint32_t c1 = CP(s, pos + 1);
+    if (fold) c1 = ascii_lower(c1);
+    if (c1 == 's' || c1 == 't' || c1 == 'm' || c1 == 'd') return 2;
+    if (pos + 2 >= s->n) return 0;
+    uint32_t c2 = CP(s, pos + 2);
+    if (fold) c2 = ascii_lower(c2);
+    if ((c1 == 'r' && c2 == 'e') || (c1 == 'v' && c2 == 'e') || (c1 == 'l' && c2 == 'l')) return 3;
+    return 0;
+}
+
+/* Whitespace alternatives shared by both regexes: \s+(?!\S) then \s+ (and,
+ * for Llama 3, \s*[\r\n]+ first). */
+static size_t match_spaces(splitter *s, size_t pos, bool newline_rule) {
+    size_t k = 0, last_nl = 0;
+    while (F(s, pos + k) & ZC_UCD_WHITESPACE) {
+        uint32_t c = CP(s, pos + k);
+        if (c == '\r' || c == '\n') last_nl = pos + k + 1;
+        k++;
+    }
+    if (newline_rule && last_nl > 0) return emit(s, last_nl);
+    /* \s+(?!\S): leave the last space to prefix the following word. */
+    if (k > 1 && pos + k < s->n) return emit(s, pos + k - 1);
+    if (k > 0) return emit(s, pos + k);
+    return emit(s, pos + 1); /* nothing matched: a word of one code point */
+}
+
+static void split_gpt2(splitter *s) {
+    const int WLN = ZC_UCD_WHITESPACE | ZC_UCD_LETTER | ZC_UCD_NUMBER;
+    for (size_t pos = 0; pos < s->n;) {
+        size_t m = match_contraction(s, pos, false);
+        if (m) {
+            pos = emit(s, pos + m);
+            continue;
+        }
+        bool sp = CP(s, pos) == ' ';
+        int f2 = F(s, pos + sp); /* class after an optional leading space */
+        if (f2 & ZC_UCD_LETTER) { /* ' ?\p{L}+' */
+            size_t p = pos + sp;
+            while (F(s, p) & ZC_UCD_LETTER) p++;
+            pos = emit(s, p);
+        } else if (f2 & ZC_UCD_NUMBER) { /* ' ?\p{N}+' */
+            size_t p = pos + sp;
+            while (F(s, p) & ZC_UCD_NUMBER) p++;
+            pos = emit(s, p);
+        } else if (!(f2 & WLN) && (f2 & IN)) { /* ' ?[^\s\p{L}\p{N}]+' */
+            size_t p = pos + sp;
+            while (!(F(s, p) & WLN) && (F(s, p) & IN)) p++;
+            pos = emit(s, p);
+        } else {
+            pos = match_spaces(s, pos, false);
+        }
+    }
+}
+
+static void split_llama3(splitter *s, size_t max_digits) {
+    const int WLN = ZC_UCD_WHITESPACE | ZC_UCD_LETTER | ZC_UCD_NUMBER;
+    for (size_t pos = 0; pos < s->n;) {
+        size_t m = match_contraction(s, pos, true);
+        if (m) {
+            pos = emit(s, pos + m);
+            continue;
+        }
+        uint32_t c = CP(s, pos);
+        int f = F(s, pos);
+        /* '[^\r\n\p{L}\p{N}]?\p{L}+' */
+        if (!(c == '\r' || c == '\n' || (f & ZC_UCD_NUMBER)) &&
+            ((f & ZC_UCD_LETTER) || (F(s, pos + 1) & ZC_UCD_LETTER))) {
+            size_t p = pos + 1;
+            while (F(s, p) & ZC_UCD_LETTER) p++;
+            pos = emit(s, p);
+            continue;
+        }
+        /* '\p{N}{1,max_digits}', repeated */
+        if (f & ZC_UCD_NUMBER) {
+            size_t p = pos, start = pos;
+            while (F(s, p) & ZC_UCD_NUMBER) {
+                if (++p - start >= max_digits) start = emit(s, p);
+            }
+            pos = emit(s, p);
+            continue;
+        }
+        /* ' ?[^\s\p{L}\p{N}]+[\r\n]*'. As in llama.cpp the entry test looks
+         * at the first code point itself being inside the text, so a lone
+         * trailing space is taken here (the same word \s+ would give). */
+        bool sp = c == ' ';
+        int f2 = F(s, pos + sp);
+        if (!(f2 & WLN) && (f & IN)) {
+            size_t p = pos + sp;
+            while (!(F(s, p) & WLN) && (F(s, p) & IN)) p++;
+            while (CP(s, p) == '\r' || CP(s, p) == '\n') p++;
+            pos = emit(s, p);
+            continue;
+        }
+        pos = match_spaces(s, pos, true);
+    }
+}
+
+size_t zc_pretok_split(zc_pretok_kind kind, const uint32_t *cps, size_t n, uint8_t *flags, uint32_t *lens) {
+    for (size_t i = 0; i < n; i++) flags[i] = (uint8_t)(zc_ucd_flags(cps[i]) | IN);
+    splitter s = {cps, flags, n, lens, 0, 0};
+    switch (kind) {
+    case ZC_PRETOK_GPT2: split_gpt2(&s); break;
+    case ZC_PRETOK_LLAMA3: split_llama3(&s, 3); break;
+    case ZC_PRETOK_QWEN2: split_llama3(&s, 1); break;
+    }
+    return s.n_words;
+}
