@@ -122,6 +122,7 @@ static int parse_entry(const char *path, const char *name, const zc_json *v, con
     t->name = name;
     t->data = data + begin;
     t->nbytes = (size_t)(end - begin);
+    t->offset = (size_t)begin;
     return ZC_OK;
 }
 

@@ -31,6 +31,7 @@ typedef struct {
     int64_t n_elems;                  /* product of shape */
     const void *data;                 /* into the mapping, aligned to the element size */
     size_t nbytes;
+    size_t offset;                    /* data_offsets begin: from the start of the file's data section */
     const char *file;                 /* path of the file holding it */
 } zc_st_tensor;
 
