@@ -1,0 +1,390 @@
+/* Model benchmark: for each KV policy, prefill of p tokens (from an empty
+ * cache) and decode of n tokens at each context depth d, repeated r times.
+ *
+ * The cache is filled to depth d with a real prefill through the model (as
+ * llama-bench -d does), so a compressed policy holds exactly what it would
+ * hold in use. Compressed caches cannot be truncated, so the repetitions of
+ * a decode test run back to back: repetition k starts at depth d + k*n
+ * (n << d, so the depth drifts by a few percent at most; the table shows d).
+ *
+ * Decode reads every weight and the whole cache once per token, so each
+ * decode row is compared with its floor: (weight bytes + KV bytes at that
+ * depth) / read bandwidth measured in the same run.
+ */
+#include "bench_model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "kv/kv.h"
+#include "util/membw.h"
+#include "util/cpu.h"
+#include "util/threads.h"
+#include "util/timer.h"
+#include "zipcache.h"
+
+#define MAX_LIST 16
+#define MAX_POLICIES 12
+
+typedef struct {
+    char policy[16];
+    char test[16];  /* "pp512" or "tg128" */
+    int depth;
+    int n_tokens;
+    double tps_mean, tps_sd;
+    double kv_bytes, bits_per_elem, ratio;
+    double floor_tps;   /* decode rows only: read bandwidth / bytes read per token */
+    double peak_rss_mb;
+} bench_row;
+
+typedef struct {
+    const char *model_path;
+    long long prefill[MAX_LIST], depths[MAX_LIST];
+    int n_prefill, n_depths;
+    int n_gen, reps, n_threads, n_batch;
+    char policies[MAX_POLICIES][16];
+    int n_policies;
+    zc_kv_config kv; /* shared --kv-* options; policy name set per run */
+    const char *json_path, *csv_path, *md_path;
+} bench_opts;
+
+static double proc_status_kb(const char *key) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return 0;
+    char line[256];
+    double v = 0;
+    size_t klen = strlen(key);
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, key, klen)) {
+            v = atof(line + klen + 1);
+            break;
+        }
+    fclose(f);
+    return v;
+}
+
+static uint64_t rng_next(uint64_t *s) {
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* Random non-special token ids: speed does not depend on the text. */
+static void random_tokens(int32_t *ids, int n, int n_vocab, uint64_t *seed) {
+    for (int i = 0; i < n; i++) ids[i] = 3 + (int32_t)(rng_next(seed) % (uint64_t)(n_vocab - 3));
+}
+
+static void mean_sd(const double *x, int n, double *mean, double *sd) {
+    double s = 0, ss = 0;
+    for (int i = 0; i < n; i++) s += x[i];
+    *mean = s / n;
+    for (int i = 0; i < n; i++) ss += (x[i] - *mean) * (x[i] - *mean);
+    *sd = n > 1 ? sqrt(ss / (n - 1)) : 0;
+}
+
+static void fill_kv_columns(bench_row *row, const zc_context *ctx) {
+    zc_kv_usage u;
+    zc_context_kv_usage(ctx, &u);
+    row->kv_bytes = (double)u.total;
+    row->bits_per_elem = zc_kv_bits_per_element(&u);
+    row->ratio = zc_kv_ratio(&u);
+    row->peak_rss_mb = proc_status_kb("VmHWM:") / 1024.0;
+}
+
+/* Feed `n` tokens in chunks of n_batch with a progress line; returns the
+ * seconds spent or a negative value on error. */
+static double prefill(zc_context *ctx, const int32_t *ids, int n, int n_batch, float *logits, const char *what) {
+    double t0 = zc_now();
+    for (int done = 0; done < n;) {
+        int k = n - done < n_batch ? n - done : n_batch;
+        if (zc_decode(ctx, ids + done, k, done + k == n ? ZC_LOGITS_LAST : ZC_LOGITS_NONE, logits) != ZC_OK)
+            return -1;
+        done += k;
+        if (n > n_batch) {
+            double el = zc_now() - t0;
+            fprintf(stderr, "\r  %s: %d/%d tokens, %.0f tok/s, %.0fs left   ", what, done, n, done / el,
+                    el / done * (n - done));
+        }
+    }
+    if (n > n_batch) fputc('\n', stderr);
+    return zc_now() - t0;
+}
+
+static int run_policy(const bench_opts *o, const zc_model *model, const char *policy, double read_gbs,
+                      bench_row *rows, int *n_rows, int32_t *ids, float *logits) {
+    const zc_model_info *mi = zc_model_get_info(model);
+    zc_kv_config kv = o->kv;
+    snprintf(kv.policy, sizeof kv.policy, "%s", policy);
+    int max_ctx = 16;
+    for (int i = 0; i < o->n_prefill; i++) max_ctx = (int)fmax(max_ctx, o->prefill[i]);
+    for (int i = 0; i < o->n_depths; i++) max_ctx = (int)fmax(max_ctx, o->depths[i] + (long long)o->reps * o->n_gen);
+    zc_context_params cp;
+    zc_context_params_default(&cp);
+    cp.n_ctx = max_ctx;
+    cp.n_threads = o->n_threads;
+    cp.n_batch = o->n_batch;
+    cp.kv = &kv;
+    zc_context *ctx;
+    if (zc_context_create(model, &cp, &ctx) != ZC_OK) return cli_lib_error();
+    uint64_t seed = 1234;
+    double tps[64];
+    char what[64];
+    for (int i = 0; i < o->n_prefill; i++) {
+        int p = (int)o->prefill[i];
+        bench_row *row = &rows[(*n_rows)++];
+        memset(row, 0, sizeof *row);
+        snprintf(row->policy, sizeof row->policy, "%s", policy);
+        snprintf(row->test, sizeof row->test, "pp%d", p);
+        row->n_tokens = p;
+        for (int r = 0; r < o->reps; r++) {
+            zc_context_reset(ctx);
+            random_tokens(ids, p, mi->n_vocab, &seed);
+            snprintf(what, sizeof what, "%s pp%d rep %d", policy, p, r + 1);
+            double s = prefill(ctx, ids, p, o->n_batch, logits, what);
+            if (s < 0) goto fail;
+            tps[r] = p / s;
+        }
+        mean_sd(tps, o->reps, &row->tps_mean, &row->tps_sd);
+        fill_kv_columns(row, ctx);
+        fprintf(stderr, "%s %s: %.2f tok/s\n", policy, row->test, row->tps_mean);
+    }
+    for (int i = 0; i < o->n_depths; i++) {
+        int d = (int)o->depths[i];
+        bench_row *row = &rows[(*n_rows)++];
+        memset(row, 0, sizeof *row);
+        snprintf(row->policy, sizeof row->policy, "%s", policy);
+        snprintf(row->test, sizeof row->test, "tg%d", o->n_gen);
+        row->depth = d;
+        row->n_tokens = o->n_gen;
+        zc_context_reset(ctx);
+        if (d > 0) {
+            random_tokens(ids, d, mi->n_vocab, &seed);
+            snprintf(what, sizeof what, "%s fill to depth %d", policy, d);
+            if (prefill(ctx, ids, d, o->n_batch, logits, what) < 0) goto fail;
+        }
+        zc_kv_usage u;
+        zc_context_kv_usage(ctx, &u);
+        double kv_at_depth = (double)u.total;
+        for (int r = 0; r < o->reps; r++) {
+            random_tokens(ids, o->n_gen, mi->n_vocab, &seed);
+            double t0 = zc_now();
+            for (int k = 0; k < o->n_gen; k++)
+                if (zc_decode(ctx, &ids[k], 1, ZC_LOGITS_LAST, logits) != ZC_OK) goto fail;
+            tps[r] = o->n_gen / (zc_now() - t0);
+        }
+        mean_sd(tps, o->reps, &row->tps_mean, &row->tps_sd);
+        fill_kv_columns(row, ctx);
+        /* bytes read per token: every weight once, and the cache as it was at the depth */
+        row->floor_tps = read_gbs * 1e9 / ((double)mi->weight_bytes + kv_at_depth);
+        fprintf(stderr, "%s %s @ d%d: %.2f tok/s (floor %.2f)\n", policy, row->test, d, row->tps_mean,
+                row->floor_tps);
+    }
+    zc_context_free(ctx);
+    return 0;
+fail:
+    fprintf(stderr, "\n");
+    zc_context_free(ctx);
+    return cli_lib_error();
+}
+
+static void print_markdown(FILE *f, const bench_row *rows, int n) {
+    fprintf(f, "| policy | test | depth | tokens/s | KV MiB | bits/elem | ratio vs fp16 | floor tok/s | of floor | peak RSS MiB |\n");
+    fprintf(f, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (int i = 0; i < n; i++) {
+        const bench_row *r = &rows[i];
+        char floor_s[32] = "", pct[32] = "";
+        if (r->floor_tps > 0) {
+            snprintf(floor_s, sizeof floor_s, "%.2f", r->floor_tps);
+            snprintf(pct, sizeof pct, "%.0f%%", 100 * r->tps_mean / r->floor_tps);
+        }
+        fprintf(f, "| %s | %s | %d | %.2f ± %.2f | %.2f | %.2f | %.2fx | %s | %s | %.0f |\n", r->policy, r->test,
+                r->depth, r->tps_mean, r->tps_sd, r->kv_bytes / 1048576.0, r->bits_per_elem, r->ratio, floor_s, pct,
+                r->peak_rss_mb);
+    }
+}
+
+/* Decode speed of each policy relative to fp16 at the same depth. */
+static void print_ratios(FILE *f, const bench_row *rows, int n) {
+    for (int i = 0; i < n; i++) {
+        const bench_row *r = &rows[i];
+        if (r->test[0] != 't' || !strcmp(r->policy, "fp16")) continue;
+        for (int j = 0; j < n; j++)
+            if (!strcmp(rows[j].policy, "fp16") && !strcmp(rows[j].test, r->test) && rows[j].depth == r->depth)
+                fprintf(f, "decode at depth %d: %s / fp16 = %.2fx\n", r->depth, r->policy,
+                        r->tps_mean / rows[j].tps_mean);
+    }
+    for (int i = 0; i < n; i++) {
+        const bench_row *r = &rows[i];
+        if (r->test[0] != 'p' || !strcmp(r->policy, "fp16")) continue;
+        for (int j = 0; j < n; j++)
+            if (!strcmp(rows[j].policy, "fp16") && !strcmp(rows[j].test, r->test))
+                fprintf(f, "prefill %s: %s / fp16 = %.2fx\n", r->test, r->policy, r->tps_mean / rows[j].tps_mean);
+    }
+}
+
+static int write_outputs(const bench_opts *o, const zc_model_info *mi, const zc_membw *bw, const bench_row *rows,
+                         int n) {
+    if (o->csv_path) {
+        FILE *f = fopen(o->csv_path, "w");
+        if (!f) return cli_usage_error("bench", "cannot write %s", o->csv_path);
+        fprintf(f, "policy,test,depth,tokens_per_s,sd,kv_bytes,bits_per_elem,ratio,floor_tokens_per_s,peak_rss_mb\n");
+        for (int i = 0; i < n; i++)
+            fprintf(f, "%s,%s,%d,%.4f,%.4f,%.0f,%.4f,%.4f,%.4f,%.1f\n", rows[i].policy, rows[i].test, rows[i].depth,
+                    rows[i].tps_mean, rows[i].tps_sd, rows[i].kv_bytes, rows[i].bits_per_elem, rows[i].ratio,
+                    rows[i].floor_tps, rows[i].peak_rss_mb);
+        fclose(f);
+    }
+    if (o->json_path) {
+        FILE *f = fopen(o->json_path, "w");
+        if (!f) return cli_usage_error("bench", "cannot write %s", o->json_path);
+        fprintf(f, "{\"model\": \"%s\", \"weight_type\": \"%s\", \"n_layers\": %d, \"weight_bytes\": %zu,\n",
+                o->model_path, mi->weight_type_name, mi->n_layers, mi->weight_bytes);
+        fprintf(f, " \"cpu\": \"%s\", \"threads\": %d, \"read_gbs\": %.2f, \"copy_gbs\": %.2f,\n \"rows\": [\n",
+                zc_cpu_name(), bw->n_threads, bw->read_gbs, bw->copy_gbs);
+        for (int i = 0; i < n; i++)
+            fprintf(f,
+                    "  {\"policy\": \"%s\", \"test\": \"%s\", \"depth\": %d, \"tokens_per_s\": %.4f, \"sd\": %.4f, "
+                    "\"kv_bytes\": %.0f, \"bits_per_elem\": %.4f, \"ratio\": %.4f, \"floor_tokens_per_s\": %.4f, "
+                    "\"peak_rss_mb\": %.1f}%s\n",
+                    rows[i].policy, rows[i].test, rows[i].depth, rows[i].tps_mean, rows[i].tps_sd, rows[i].kv_bytes,
+                    rows[i].bits_per_elem, rows[i].ratio, rows[i].floor_tps, rows[i].peak_rss_mb,
+                    i + 1 < n ? "," : "");
+        fprintf(f, " ]}\n");
+        fclose(f);
+    }
+    if (o->md_path) {
+        FILE *f = fopen(o->md_path, "a");
+        if (!f) return cli_usage_error("bench", "cannot write %s", o->md_path);
+        fprintf(f, "\nModel `%s` (%s, %d layers), %d threads, %s; read bandwidth %.1f GB/s, copy %.1f GB/s.\n\n",
+                o->model_path, mi->weight_type_name, mi->n_layers, bw->n_threads, zc_cpu_name(), bw->read_gbs,
+                bw->copy_gbs);
+        print_markdown(f, rows, n);
+        fputc('\n', f);
+        print_ratios(f, rows, n);
+        fclose(f);
+    }
+    return 0;
+}
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: zipcache bench -m MODEL [-p 512,4096] [-n 128] [-d 0,4096,16384] [--kv fp16,zipcache,q4_0]\n"
+            "                      [-r REPS] [-t N] [-b BATCH] [--json F] [--csv F] [--md F] [--kv-* options]\n"
+            "       zipcache bench quant|kernels ...   (micro-benchmarks)\n");
+}
+
+static bool parse_policies(bench_opts *o, const char *val) {
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", val);
+    o->n_policies = 0;
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (o->n_policies == MAX_POLICIES || strlen(t) >= sizeof o->policies[0]) {
+            cli_usage_error("bench", "--kv: too many policies or name too long");
+            return false;
+        }
+        snprintf(o->policies[o->n_policies++], sizeof o->policies[0], "%s", t);
+    }
+    return o->n_policies > 0;
+}
+
+static int parse_args(int argc, char **argv, bench_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->prefill[0] = 512;
+    o->n_prefill = 1;
+    o->depths[0] = 0;
+    o->n_depths = 1;
+    o->n_gen = 128;
+    o->reps = 3;
+    o->n_batch = 512;
+    zc_kv_config_default(&o->kv);
+    parse_policies(o, "fp16,zipcache");
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        long long x;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return -1;
+        }
+        if (!cli_value("bench", argc, argv, &i, &v)) return CLI_EXIT_USAGE;
+        if (!strcmp(a, "-m")) o->model_path = v;
+        else if (!strcmp(a, "-p")) {
+            if (!cli_int_list("bench", a, v, 1, 1 << 20, o->prefill, MAX_LIST, &o->n_prefill)) return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "-d")) {
+            if (!cli_int_list("bench", a, v, 0, 1 << 21, o->depths, MAX_LIST, &o->n_depths)) return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "-n")) {
+            if (!cli_int("bench", a, v, 1, 1 << 16, &x)) return CLI_EXIT_USAGE;
+            o->n_gen = (int)x;
+        } else if (!strcmp(a, "-r")) {
+            if (!cli_int("bench", a, v, 1, 64, &x)) return CLI_EXIT_USAGE;
+            o->reps = (int)x;
+        } else if (!strcmp(a, "-t")) {
+            if (!cli_int("bench", a, v, 0, 1024, &x)) return CLI_EXIT_USAGE;
+            o->n_threads = (int)x;
+        } else if (!strcmp(a, "-b")) {
+            if (!cli_int("bench", a, v, 1, 1 << 16, &x)) return CLI_EXIT_USAGE;
+            o->n_batch = (int)x;
+        } else if (!strcmp(a, "--kv")) {
+            if (!parse_policies(o, v)) return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "--json")) o->json_path = v;
+        else if (!strcmp(a, "--csv")) o->csv_path = v;
+        else if (!strcmp(a, "--md")) o->md_path = v;
+        else {
+            int rc = zc_kv_config_parse_arg(&o->kv, a, v);
+            if (rc < 0) return cli_usage_error("bench", "%s", zc_last_error());
+            if (rc == 0) return cli_usage_error("bench", "unknown option %s (see zipcache bench --help)", a);
+        }
+    }
+    if (!o->model_path) o->model_path = cli_default_model();
+    if (!o->model_path)
+        return cli_usage_error("bench", "no model: pass -m FILE.gguf or -m HF_DIR (e.g. from zipcache synth)");
+    return 0;
+}
+
+int bench_model_main(int argc, char **argv) {
+    bench_opts o;
+    int rc = parse_args(argc, argv, &o);
+    if (rc) return rc < 0 ? 0 : rc;
+    zc_model *model;
+    double t0 = zc_now();
+    if (zc_model_load(o.model_path, &model) != ZC_OK) return cli_lib_error();
+    const zc_model_info *mi = zc_model_get_info(model);
+    fprintf(stderr, "loaded %s in %.2fs: %s, %d layers, %s weights %.1f MiB\n", o.model_path, zc_now() - t0,
+            mi->arch, mi->n_layers, mi->weight_type_name, mi->weight_bytes / 1048576.0);
+    zc_pool *pool = zc_pool_create(o.n_threads);
+    zc_membw bw;
+    int brc = pool ? zc_membw_measure(pool, 0, 0, &bw) : ZC_ERR_NOMEM;
+    zc_pool_destroy(pool); /* the contexts have their own pools */
+    if (brc != ZC_OK) {
+        zc_model_free(model);
+        return cli_lib_error();
+    }
+    fprintf(stderr, "memory bandwidth (%d threads): read %.1f GB/s, copy %.1f GB/s\n", bw.n_threads, bw.read_gbs,
+            bw.copy_gbs);
+    int max_tokens = o.n_gen;
+    for (int i = 0; i < o.n_prefill; i++) max_tokens = (int)fmax(max_tokens, o.prefill[i]);
+    for (int i = 0; i < o.n_depths; i++) max_tokens = (int)fmax(max_tokens, o.depths[i]);
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)max_tokens);
+    float *logits = malloc(sizeof(float) * (size_t)mi->n_vocab);
+    bench_row *rows = calloc((size_t)o.n_policies * (MAX_LIST * 2), sizeof *rows);
+    int n_rows = 0;
+    rc = (!ids || !logits || !rows) ? cli_usage_error("bench", "out of memory") : 0;
+    for (int p = 0; p < o.n_policies && !rc; p++)
+        rc = run_policy(&o, model, o.policies[p], bw.read_gbs, rows, &n_rows, ids, logits);
+    if (!rc) {
+        printf("\nModel %s (%s, %d layers), %d threads, %s; read bandwidth %.1f GB/s\n\n", o.model_path,
+               mi->weight_type_name, mi->n_layers, bw.n_threads, zc_cpu_name(), bw.read_gbs);
+        print_markdown(stdout, rows, n_rows);
+        putchar('\n');
+        print_ratios(stdout, rows, n_rows);
+        rc = write_outputs(&o, mi, &bw, rows, n_rows);
+    }
+    free(ids);
+    free(logits);
+    free(rows);
+    zc_model_free(model);
+    return rc;
+}
