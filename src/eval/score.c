@@ -89,8 +89,9 @@ void zc_eval_wilson(int64_t k, int64_t n, double *lo, double *hi) {
     double nn = (double)n, p = (double)k / nn, z2n = z * z / nn;
     double center = (p + z2n / 2) / (1 + z2n);
     double half = z / (1 + z2n) * sqrt(p * (1 - p) / nn + z2n / (4 * nn));
-    *lo = fmax(0.0, center - half);
-    *hi = fmin(1.0, center + half);
+    /* At k = 0 and k = n the bound is exactly 0 / 1; rounding would give 1e-17 off. */
+    *lo = k <= 0 ? 0.0 : fmax(0.0, center - half);
+    *hi = k >= n ? 1.0 : fmin(1.0, center + half);
 }
 
 static int kl_reserve(zc_eval_ppl_acc *a, size_t n) {
