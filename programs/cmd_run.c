@@ -1,12 +1,301 @@
-/* Placeholder until the owning change lands. */
+/* zipcache run: generate text from a prompt, streaming it to stdout (the
+ * prompt first, as llama.cpp does), with timings and memory on stderr.
+ *
+ * Context rule: a prompt longer than the context is an error; generation
+ * stops when the context is full (with a note on stderr), at an
+ * end-of-generation token, or after -n tokens. */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include "cli.h"
 #include "cmds.h"
+#include "kv/kv.h"
+#include "util/file.h"
+#include "util/timer.h"
+#include "zipcache.h"
+
+#define MAX_PROMPT_FILE (64u << 20)
+
+static const char USAGE[] =
+    "usage: zipcache run [-m MODEL] [-p PROMPT | -f FILE] [options]\n"
+    "  -m PATH              GGUF file or Hugging Face directory (default: stories260K from the assets)\n"
+    "  -p TEXT              prompt (default: empty, i.e. start from BOS)\n"
+    "  -f FILE              read the prompt from a file\n"
+    "  -n N                 tokens to generate (default -1: until end of text or full context)\n"
+    "  -c N                 context size in tokens (default: the model's)\n"
+    "  -t N                 threads (default: all cores)\n"
+    "  -b N                 prompt tokens per forward batch (default 512)\n"
+    "  --temp T             temperature, 0 = greedy (default 0.8)\n"
+    "  --top-k K            (default 40, 0 = off)\n"
+    "  --top-p P            (default 0.95, 1 = off)\n"
+    "  --min-p P            (default 0.05, 0 = off)\n"
+    "  --repeat-penalty R   (default 1 = off)\n"
+    "  --repeat-last-n N    tokens the penalty looks back (default 64)\n"
+    "  --seed S             sampling seed (default: from the clock, printed)\n"
+    "  --kv POLICY          KV cache policy: fp32, fp16 (default), and the compressed ones\n"
+    "  --kv-*               policy options: --kv-hi-bits, --kv-lo-bits, --kv-k-hi-bits, --kv-k-lo-bits,\n"
+    "                       --kv-v-hi-bits, --kv-v-lo-bits, --kv-bits, --kv-salient-ratio, --kv-probes,\n"
+    "                       --kv-stream-gap, --kv-sinks, --kv-key-group, --kv-group, --kv-residual,\n"
+    "                       --kv-budget-ratio, --kv-seed, --kv-budget\n";
+
+typedef struct {
+    const char *model, *prompt, *prompt_file, *dump_logits;
+    long long n_predict;
+    zc_context_params cp;
+    zc_sampler_params sp;
+    zc_kv_config kv;
+    int seed_given;
+} run_opts;
+
+/* Returns -1 to go on, else the exit code. */
+static int parse(int argc, char **argv, run_opts *o) {
+    const char *cmd = "run";
+    zc_context_params_default(&o->cp);
+    zc_sampler_params_default(&o->sp);
+    zc_kv_config_default(&o->kv);
+    o->n_predict = -1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        long long n;
+        double f;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(USAGE, stdout);
+            return CLI_EXIT_OK;
+        }
+        if (!cli_value(cmd, argc, argv, &i, &v)) return CLI_EXIT_USAGE;
+        int kv = zc_kv_config_parse_arg(&o->kv, a, v);
+        if (kv < 0) return cli_usage_error(cmd, "%s", zc_last_error());
+        if (kv == 1) continue;
+        if (!strcmp(a, "-m")) {
+            o->model = v;
+        } else if (!strcmp(a, "-p")) {
+            o->prompt = v;
+        } else if (!strcmp(a, "-f")) {
+            o->prompt_file = v;
+        } else if (!strcmp(a, "--dump-logits")) { /* hidden: for the reference tests */
+            o->dump_logits = v;
+        } else if (!strcmp(a, "-n")) {
+            if (!cli_int(cmd, a, v, -1, 1 << 30, &o->n_predict)) return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "-c")) {
+            if (!cli_int(cmd, a, v, 1, 1 << 24, &n)) return CLI_EXIT_USAGE;
+            o->cp.n_ctx = (int)n;
+        } else if (!strcmp(a, "-t")) {
+            if (!cli_int(cmd, a, v, 1, 1024, &n)) return CLI_EXIT_USAGE;
+            o->cp.n_threads = (int)n;
+        } else if (!strcmp(a, "-b")) {
+            if (!cli_int(cmd, a, v, 1, 1 << 16, &n)) return CLI_EXIT_USAGE;
+            o->cp.n_batch = (int)n;
+        } else if (!strcmp(a, "--temp")) {
+            if (!cli_float(cmd, a, v, 0, 100, &f)) return CLI_EXIT_USAGE;
+            o->sp.temp = (float)f;
+        } else if (!strcmp(a, "--top-k")) {
+            if (!cli_int(cmd, a, v, 0, 1 << 24, &n)) return CLI_EXIT_USAGE;
+            o->sp.top_k = (int)n;
+        } else if (!strcmp(a, "--top-p")) {
+            if (!cli_float(cmd, a, v, 1e-6, 1, &f)) return CLI_EXIT_USAGE;
+            o->sp.top_p = (float)f;
+        } else if (!strcmp(a, "--min-p")) {
+            if (!cli_float(cmd, a, v, 0, 1, &f)) return CLI_EXIT_USAGE;
+            o->sp.min_p = (float)f;
+        } else if (!strcmp(a, "--repeat-penalty")) {
+            if (!cli_float(cmd, a, v, 1e-3, 100, &f)) return CLI_EXIT_USAGE;
+            o->sp.repeat_penalty = (float)f;
+        } else if (!strcmp(a, "--repeat-last-n")) {
+            if (!cli_int(cmd, a, v, 0, 1 << 20, &n)) return CLI_EXIT_USAGE;
+            o->sp.repeat_last_n = (int)n;
+        } else if (!strcmp(a, "--seed")) {
+            if (!cli_int(cmd, a, v, 0, INT64_MAX, &n)) return CLI_EXIT_USAGE;
+            o->sp.seed = (uint64_t)n;
+            o->seed_given = 1;
+        } else {
+            return cli_usage_error(cmd, "unknown option %s (see zipcache run --help)", a);
+        }
+    }
+    if (o->prompt && o->prompt_file) return cli_usage_error(cmd, "give either -p or -f, not both");
+    if (!o->model && !(o->model = cli_default_model()))
+        return cli_usage_error(cmd, "no model: the default stories260K was not found under $ZIPCACHE_ASSETS "
+                                    "(or ../shared); point -m at any GGUF file or Hugging Face directory");
+    o->cp.kv = &o->kv;
+    return -1;
+}
+
+static void human(size_t bytes, char *buf, size_t cap) {
+    if (bytes >= (1u << 30)) snprintf(buf, cap, "%.2f GiB", bytes / 1073741824.0);
+    else if (bytes >= (1u << 20)) snprintf(buf, cap, "%.2f MiB", bytes / 1048576.0);
+    else if (bytes >= (1u << 10)) snprintf(buf, cap, "%.1f KiB", bytes / 1024.0);
+    else snprintf(buf, cap, "%zu B", bytes);
+}
+
+static void print_memory(const zc_context *ctx) {
+    zc_memory mem;
+    zc_kv_usage u;
+    zc_context_memory(ctx, &mem);
+    zc_context_kv_usage(ctx, &u);
+    char a[32], b[32], c[32], parts[5][32], desc[256];
+    human(mem.weights_mapped, a, sizeof a);
+    human(mem.weights_resident, b, sizeof b);
+    human(mem.scratch, c, sizeof c);
+    fprintf(stderr, "memory: weights %s mapped, %s resident; scratch %s\n", a, b, c);
+    const size_t vals[5] = {u.codes, u.params, u.window, u.index, u.other};
+    for (int i = 0; i < 5; i++) human(vals[i], parts[i], sizeof parts[i]);
+    human(u.total, a, sizeof a);
+    zc_kv_config_describe(zc_context_kv_config(ctx), desc, sizeof desc);
+    fprintf(stderr, "kv cache: %s\n", desc);
+    fprintf(stderr,
+            "kv cache: %s for %lld tokens (codes %s, params %s, window %s, index %s, other %s), "
+            "%.2f bits/element, %.2fx vs fp16\n",
+            a, (long long)u.n_tokens, parts[0], parts[1], parts[2], parts[3], parts[4], zc_kv_bits_per_element(&u),
+            zc_kv_ratio(&u));
+}
+
+/* --dump-logits: int32 n_tokens, int32 n_vocab, int32 ids[n], f32 logits[n][n_vocab]. */
+static int dump_logits(const char *path, const int32_t *ids, int n, int n_vocab, const float *logits) {
+    FILE *f = fopen(path, "wb");
+    int32_t hdr[2] = {n, n_vocab};
+    int ok = f && fwrite(hdr, sizeof hdr, 1, f) == 1 && fwrite(ids, sizeof *ids, (size_t)n, f) == (size_t)n &&
+             fwrite(logits, sizeof *logits * (size_t)n_vocab, (size_t)n, f) == (size_t)n;
+    if (f && fclose(f)) ok = 0;
+    if (!ok) fprintf(stderr, "zipcache: %s: cannot write logits\n", path);
+    return ok ? CLI_EXIT_OK : CLI_EXIT_DATA;
+}
+
+/* Print token `id` through the streaming detokenizer. */
+static void emit(const zc_model *m, zc_detok *d, int32_t id) {
+    char piece[256];
+    size_t len;
+    if (zc_detokenize(m, d, id, piece, sizeof piece, &len) == ZC_OK) fwrite(piece, 1, len, stdout);
+}
 
 int cmd_run(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "zipcache run: not built yet\n");
-    return CLI_EXIT_USAGE;
+    run_opts o = {0};
+    int rc = parse(argc, argv, &o);
+    if (rc >= 0) return rc;
+    if (!o.seed_given) o.sp.seed = (uint64_t)time(NULL);
+
+    zc_model *m = NULL;
+    zc_context *ctx = NULL;
+    zc_sampler *smp = NULL;
+    int32_t *ids = NULL;
+    float *logits = NULL;
+    char *file_text = NULL;
+    int n_ids = 0;
+    rc = CLI_EXIT_DATA;
+
+    double t0 = zc_now();
+    if (zc_model_load(o.model, &m) != ZC_OK) {
+        rc = cli_lib_error();
+        goto done;
+    }
+    const zc_model_info *info = zc_model_get_info(m);
+    if (o.cp.n_ctx > info->n_ctx_train)
+        fprintf(stderr, "warning: context %d is above the %d tokens the model declares; quality may drop past it\n",
+                o.cp.n_ctx, info->n_ctx_train);
+    if (zc_context_create(m, &o.cp, &ctx) != ZC_OK || zc_sampler_create(&o.sp, info->n_vocab, &smp) != ZC_OK) {
+        rc = cli_lib_error();
+        goto done;
+    }
+    double t_load = zc_now() - t0;
+    fprintf(stderr, "model: %s (%s %s, %d layers, %d/%d heads, dim %d, %s weights, %.2fM params), loaded in %.3f s\n",
+            o.model, info->format, info->arch, info->n_layers, info->n_heads, info->n_kv_heads, info->n_embd,
+            info->weight_type_name, info->n_params / 1e6, t_load);
+    fprintf(stderr, "sampling: temp %g, top-k %d, top-p %g, min-p %g, repeat penalty %g (last %d), seed %llu\n",
+            (double)o.sp.temp, o.sp.top_k, (double)o.sp.top_p, (double)o.sp.min_p, (double)o.sp.repeat_penalty,
+            o.sp.repeat_last_n, (unsigned long long)o.sp.seed);
+
+    const char *text = o.prompt ? o.prompt : "";
+    size_t text_len = strlen(text);
+    if (o.prompt_file) {
+        if (zc_read_file(o.prompt_file, MAX_PROMPT_FILE, &file_text, &text_len) != ZC_OK) {
+            rc = cli_lib_error();
+            goto done;
+        }
+        text = file_text;
+    }
+    if (zc_model_tokenize(m, text, text_len, info->add_bos, 0, &ids, &n_ids) != ZC_OK) {
+        rc = cli_lib_error();
+        goto done;
+    }
+    if (n_ids == 0) {
+        fprintf(stderr, "zipcache: the prompt is empty and the model adds no BOS token: nothing to start from\n");
+        goto done;
+    }
+    if (n_ids > zc_context_n_ctx(ctx)) {
+        fprintf(stderr, "zipcache: the prompt has %d tokens, more than the context of %d (raise -c)\n", n_ids,
+                zc_context_n_ctx(ctx));
+        goto done;
+    }
+
+    zc_detok d;
+    zc_detok_init(&d);
+    for (int i = 0; i < n_ids; i++) {
+        emit(m, &d, ids[i]);
+        zc_sampler_accept(smp, ids[i]);
+    }
+    fflush(stdout);
+
+    /* logits: [n_ids][n_vocab] when dumping, else [n_vocab] */
+    size_t rows = o.dump_logits ? (size_t)n_ids : 1;
+    if (!(logits = malloc(rows * (size_t)info->n_vocab * sizeof *logits))) {
+        fprintf(stderr, "zipcache: out of memory for logits\n");
+        goto done;
+    }
+    t0 = zc_now();
+    if (zc_decode(ctx, ids, n_ids, o.dump_logits ? ZC_LOGITS_ALL : ZC_LOGITS_LAST, logits) != ZC_OK) {
+        rc = cli_lib_error();
+        goto done;
+    }
+    double t_prompt = zc_now() - t0;
+    if (o.dump_logits && dump_logits(o.dump_logits, ids, n_ids, info->n_vocab, logits) != CLI_EXIT_OK) goto done;
+    const float *last = logits + (rows - 1) * (size_t)info->n_vocab;
+
+    /* Generate: sample from `last`, print, feed back. */
+    double t_gen = 0;
+    int n_gen = 0, n_steps = 0;
+    const char *why = NULL;
+    for (;;) {
+        if (o.n_predict >= 0 && n_gen >= o.n_predict) break;
+        int32_t tok = zc_sampler_sample(smp, last);
+        if (zc_model_is_eog(m, tok)) {
+            why = "end of text";
+            break;
+        }
+        emit(m, &d, tok);
+        fflush(stdout);
+        n_gen++;
+        if (o.n_predict >= 0 && n_gen >= o.n_predict) break;
+        if (zc_context_pos(ctx) >= zc_context_n_ctx(ctx)) {
+            why = "context full";
+            break;
+        }
+        t0 = zc_now();
+        if (zc_decode(ctx, &tok, 1, ZC_LOGITS_LAST, logits) != ZC_OK) {
+            rc = cli_lib_error();
+            goto done;
+        }
+        t_gen += zc_now() - t0;
+        n_steps++;
+        last = logits;
+    }
+    printf("\n");
+    fflush(stdout);
+    if (why && !strcmp(why, "context full"))
+        fprintf(stderr, "[stopped: context full at %d tokens; raise -c for more]\n", zc_context_n_ctx(ctx));
+    else if (why)
+        fprintf(stderr, "[stopped: %s]\n", why);
+    fprintf(stderr, "prompt: %d tokens in %.3f s, %.1f tokens/s\n", n_ids, t_prompt,
+            t_prompt > 0 ? n_ids / t_prompt : 0.0);
+    fprintf(stderr, "generated: %d tokens; %d decode steps in %.3f s, %.1f tokens/s\n", n_gen, n_steps, t_gen,
+            t_gen > 0 ? n_steps / t_gen : 0.0);
+    print_memory(ctx);
+    rc = CLI_EXIT_OK;
+done:
+    free(logits);
+    free(ids);
+    free(file_text);
+    zc_sampler_free(smp);
+    zc_context_free(ctx);
+    zc_model_free(m);
+    return rc;
 }
