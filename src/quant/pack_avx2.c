@@ -1,7 +1,8 @@
 /* AVX2 bit packing for widths 2, 3, 4 and 8, in chunks of 64 codes (8*bits
- * bytes, so every chunk starts on a byte boundary); the tail of a row that is
- * not a multiple of 64 goes to the scalar reference, which writes the same
- * bytes. Unpacking uses the inline row helpers of pack.h. */
+ * bytes, so every chunk starts on a byte boundary). A tail shorter than 64
+ * goes through a zero-padded chunk, so short rows (e.g. 32-channel groups)
+ * stay on the SIMD path; the bytes equal the scalar reference's. Unpacking
+ * uses the inline row helpers of pack.h. */
 #include <immintrin.h>
 #include <string.h>
 
@@ -57,45 +58,61 @@ static void pack64_b3(const uint8_t *codes, uint8_t *dst) {
     for (int k = 0; k < 4; k++) memcpy(dst + 6 * k, &h[k], 6); /* little-endian: low 6 bytes */
 }
 
-void zc_pack_avx2(const uint8_t *codes, size_t n, int bits, uint8_t *dst) {
-    size_t n64 = n / 64, i;
+static void pack64(const uint8_t *codes, int bits, uint8_t *dst) {
     switch (bits) {
-    case 2: for (i = 0; i < n64; i++) pack64_b2(codes + 64 * i, dst + 16 * i); break;
-    case 3: for (i = 0; i < n64; i++) pack64_b3(codes + 64 * i, dst + 24 * i); break;
-    case 4: for (i = 0; i < n64; i++) pack64_b4(codes + 64 * i, dst + 32 * i); break;
-    case 8: memcpy(dst, codes, n); return;
-    default: n64 = 0; break;
+    case 2: pack64_b2(codes, dst); break;
+    case 3: pack64_b3(codes, dst); break;
+    default: pack64_b4(codes, dst); break;
     }
-    zc_pack_scalar(codes + 64 * n64, n - 64 * n64, bits, dst + 8 * (size_t)bits * n64);
+}
+
+void zc_pack_avx2(const uint8_t *codes, size_t n, int bits, uint8_t *dst) {
+    if (bits == 8) {
+        memcpy(dst, codes, n);
+        return;
+    }
+    if (bits != 2 && bits != 3 && bits != 4) {
+        zc_pack_scalar(codes, n, bits, dst);
+        return;
+    }
+    size_t n64 = n / 64, rest = n - 64 * n64;
+    for (size_t i = 0; i < n64; i++) pack64(codes + 64 * i, bits, dst + 8 * (size_t)bits * i);
+    if (rest) {
+        /* zero codes pack to zero bits, so a zero-padded chunk yields the
+         * tail's bytes with the unused high bits of its last byte clear */
+        uint8_t in[64] = {0}, out[64];
+        memcpy(in, codes + 64 * n64, rest);
+        pack64(in, bits, out);
+        memcpy(dst + 8 * (size_t)bits * n64, out, zc_pack_bytes(rest, bits));
+    }
+}
+
+static void unpack64(const uint8_t *src, int bits, uint8_t *codes) {
+    __m256i c0, c1;
+    switch (bits) {
+    case 2: zc_unpack64_b2(src, &c0, &c1); break;
+    case 3: zc_unpack64_b3(src, &c0, &c1); break;
+    default: zc_unpack64_b4(src, &c0, &c1); break;
+    }
+    _mm256_storeu_si256((__m256i *)codes, c0);
+    _mm256_storeu_si256((__m256i *)(codes + 32), c1);
 }
 
 void zc_unpack_avx2(const uint8_t *src, size_t n, int bits, uint8_t *codes) {
-    size_t n64 = n / 64, i;
-    __m256i c0, c1;
-    switch (bits) {
-    case 8: memcpy(codes, src, n); return;
-    case 2:
-        for (i = 0; i < n64; i++) {
-            zc_unpack64_b2(src + 16 * i, &c0, &c1);
-            _mm256_storeu_si256((__m256i *)(codes + 64 * i), c0);
-            _mm256_storeu_si256((__m256i *)(codes + 64 * i + 32), c1);
-        }
-        break;
-    case 3:
-        for (i = 0; i < n64; i++) {
-            zc_unpack64_b3(src + 24 * i, &c0, &c1);
-            _mm256_storeu_si256((__m256i *)(codes + 64 * i), c0);
-            _mm256_storeu_si256((__m256i *)(codes + 64 * i + 32), c1);
-        }
-        break;
-    case 4:
-        for (i = 0; i < n64; i++) {
-            zc_unpack64_b4(src + 32 * i, &c0, &c1);
-            _mm256_storeu_si256((__m256i *)(codes + 64 * i), c0);
-            _mm256_storeu_si256((__m256i *)(codes + 64 * i + 32), c1);
-        }
-        break;
-    default: n64 = 0; break;
+    if (bits == 8) {
+        memcpy(codes, src, n);
+        return;
     }
-    zc_unpack_scalar(src + 8 * (size_t)bits * n64, n - 64 * n64, bits, codes + 64 * n64);
+    if (bits != 2 && bits != 3 && bits != 4) {
+        zc_unpack_scalar(src, n, bits, codes);
+        return;
+    }
+    size_t n64 = n / 64, rest = n - 64 * n64;
+    for (size_t i = 0; i < n64; i++) unpack64(src + 8 * (size_t)bits * i, bits, codes + 64 * i);
+    if (rest) { /* read only the tail's bytes: copy them into a padded chunk */
+        uint8_t in[64] = {0}, out[64];
+        memcpy(in, src + 8 * (size_t)bits * n64, zc_pack_bytes(rest, bits));
+        unpack64(in, bits, out);
+        memcpy(codes + 64 * n64, out, rest);
+    }
 }
