@@ -970,9 +970,6 @@ static int hf_merges(zc_tokenizer *t, const zc_json *merges) {
 }
 
 static int hf_model_options(zc_tokenizer *t, const zc_json *model) {
-    const char *type = jtype(model);
-    if (type && strcmp(type, "BPE"))
-        return zc_error(ZC_ERR_UNSUPPORTED, "%s: model type '%s' is not supported (only BPE)", t->path, type);
     const zc_json *dropout = zc_json_get(model, "dropout");
     if (dropout && dropout->type != ZC_JSON_NULL)
         return zc_error(ZC_ERR_UNSUPPORTED, "%s: BPE dropout is not supported", t->path);
@@ -1009,6 +1006,11 @@ int zc_tokenizer_from_hf(const char *path, zc_tokenizer **out) {
     model = zc_json_get(root, "model");
     if (!model || model->type != ZC_JSON_OBJECT) {
         rc = zc_error(ZC_ERR_FORMAT, "%s: no model object", path);
+        goto done;
+    }
+    const char *type = jtype(model);
+    if (type && strcmp(type, "BPE")) {
+        rc = zc_error(ZC_ERR_UNSUPPORTED, "%s: model type '%s' is not supported (only BPE)", path, type);
         goto done;
     }
     /* The decoder decides whether <0xXX> tokens are bytes, so it comes first. */
