@@ -283,9 +283,9 @@ int zc_eval_ppl(const zc_model *m, const char *model_path, const zc_eval_opts *o
     }
     ppl_summary(sum, &acc, c1 - c0, p->block, with_base);
     snprintf(sum->note, sizeof sum->note,
-             "%d tokens in %lld chunks available; scored tokens %d..%d of each chunk, decoded %d per call against "
+             "chunks %lld..%lld of %d tokens; scored tokens %d..%d of each chunk, decoded %d per call against "
              "the cache after a prefill of %d tokens%s%s",
-             n_ids, (long long)(n_ids / n_ctx), n_ctx / 2, n_ctx - 1, p->block, n_ctx / 2 - 1,
+             (long long)c0, (long long)c1 - 1, n_ctx, n_ctx / 2, n_ctx - 1, p->block, n_ctx / 2 - 1,
              p->save_kl_base ? "; KL base written to " : "", p->save_kl_base ? p->save_kl_base : "");
 done:
     if (rc != ZC_OK && save.f) zc_klbase_abandon(&save);

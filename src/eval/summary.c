@@ -2,6 +2,7 @@
  * with the model, the KV policy and all its parameters, the measured
  * compression, the score and the speed. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "eval/eval_tasks.h"
@@ -45,6 +46,20 @@ void zc_eval_summary_print(FILE *f, const zc_eval_summary *s) {
     if (s->note[0]) fprintf(f, "note: %s\n", s->note);
 }
 
+/* A float option: its shortest decimal form ("0.6", not 0.60000002384185791). */
+static void json_float(zc_strbuf *b, float x) {
+    if (!isfinite(x)) {
+        zc_sb_append(b, "null", 4);
+        return;
+    }
+    char buf[32];
+    for (int prec = 1; prec <= 9; prec++) { /* 9 digits always round-trip a float */
+        snprintf(buf, sizeof buf, "%.*g", prec, (double)x);
+        if (strtof(buf, NULL) == x) break;
+    }
+    zc_sb_append(b, buf, strlen(buf));
+}
+
 void zc_eval_summary_json(const zc_eval_summary *s, zc_strbuf *b) {
     const zc_kv_config *k = &s->kv;
     zc_sb_printf(b, "{\"task\":");
@@ -61,15 +76,15 @@ void zc_eval_summary_json(const zc_eval_summary *s, zc_strbuf *b) {
                  ",\"kv_params\":{\"k_hi_bits\":%d,\"k_lo_bits\":%d,\"v_hi_bits\":%d,\"v_lo_bits\":%d,\"bits\":%d,"
                  "\"salient_ratio\":",
                  k->k_hi_bits, k->k_lo_bits, k->v_hi_bits, k->v_lo_bits, k->bits);
-    zc_sb_json_num(b, k->salient_ratio);
+    json_float(b, k->salient_ratio);
     zc_sb_printf(b, ",\"target_bits\":");
-    zc_sb_json_num(b, k->target_bits);
+    json_float(b, k->target_bits);
     zc_sb_printf(b, ",\"probes\":");
     zc_sb_json_str(b, k->probes, strlen(k->probes));
     zc_sb_printf(b, ",\"stream_gap\":%d,\"sinks\":%d,\"key_group\":%d,\"group_size\":%d,\"residual\":%d,"
                     "\"budget_ratio\":",
                  k->stream_gap, k->sinks, k->key_group, k->group_size, k->residual);
-    zc_sb_json_num(b, k->budget_ratio);
+    json_float(b, k->budget_ratio);
     zc_sb_printf(b, ",\"seed\":%llu,\"budget_bytes\":%zu}", (unsigned long long)k->seed, k->budget_bytes);
     zc_sb_printf(b, ",\"compression_ratio\":");
     zc_sb_json_num(b, zc_eval_summary_ratio(s));

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# End-to-end `zipcache eval` on small subsets with the real tiny models:
+# every eval completes and writes a well-formed JSON record with the fields
+# the results page relies on; resumption skips finished items and reproduces
+# the score; a KL base run against itself shows KL ~0; bad options exit 2.
+set -u
+BIN=${ZIPCACHE_BIN:-build/zipcache}
+ASSETS=${ZIPCACHE_ASSETS:-../shared}
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
+S260=$ASSETS/models/stories260K/stories260K.gguf
+S656=$ASSETS/models/tinystories656K
+TEXT=$ASSETS/data/tinystories/validation_head.txt
+DATA=$ASSETS/data
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+# One thread: the tiny models are faster on one core than on a shared pool.
+COMMON=(-t 1 --no-progress)
+
+pass() { echo "PASS $1"; }
+fail() { echo "FAIL $1${2:+: $2}"; }
+skip() { echo "SKIP $1: $2"; }
+
+# check_json NAME FILE 'python expression over r' : the record parses and the expression holds.
+check_json() {
+    local name=$1 file=$2 expr=$3 out
+    if out=$("$PY" - "$file" "$expr" 2>&1 <<'EOF'
+import json, math, sys
+r = json.load(open(sys.argv[1]))
+for k in ("task", "model", "policy", "kv", "kv_params", "compression_ratio", "bits_per_element", "score",
+          "score_name", "tokens_per_s"):
+    assert k in r, "missing " + k
+assert eval(sys.argv[2], {"math": math}, {"r": r}), "failed: " + sys.argv[2] + " on " + json.dumps(r)[:600]
+EOF
+    ); then pass "$name"; else fail "$name" "$out"; fi
+}
+
+if [ ! -x "$BIN" ]; then fail eval_cli_binary "no $BIN"; exit 1; fi
+
+# ---- ppl on both models, with a KL base ----
+for spec in "stories260K:$S260" "tinystories656K:$S656"; do
+    name=${spec%%:*} model=${spec#*:}
+    if [ ! -e "$model" ] || [ ! -f "$TEXT" ]; then skip "eval_ppl_$name" "model or text missing"; continue; fi
+    if "$BIN" eval ppl -m "$model" -f "$TEXT" -c 128 --chunks 2 "${COMMON[@]}" --save-kl-base "$TMP/$name.klb" \
+        --json "$TMP/$name.base.json" >"$TMP/out" 2>&1; then
+        check_json "eval_ppl_$name" "$TMP/$name.base.json" \
+            'r["task"] == "ppl" and r["policy"] == "fp16" and 1 < r["score"] < 1e4 and r["scored_tokens"] == 128 and r["scored_on_compressed"] == 0 and abs(r["compression_ratio"] - 1) < 1e-9'
+    else
+        fail "eval_ppl_$name" "$(tail -3 "$TMP/out")"; continue
+    fi
+    if "$BIN" eval ppl -m "$model" -f "$TEXT" -c 128 --chunks 2 "${COMMON[@]}" --kl-base "$TMP/$name.klb" \
+        --json "$TMP/$name.kl.json" >"$TMP/out" 2>&1; then
+        check_json "eval_ppl_kl_self_$name" "$TMP/$name.kl.json" \
+            'r["kl_mean"] < 1e-5 and r["top1_agreement"] == 1 and abs(r["ppl_ratio"] - 1) < 1e-6'
+    else
+        fail "eval_ppl_kl_self_$name" "$(tail -3 "$TMP/out")"
+    fi
+done
+
+# ---- a compressed policy reads its compressed cache while scoring ----
+if [ -f "$TMP/stories260K.klb" ]; then
+    pol=""
+    for p in zipcache kivi q4_0; do
+        if "$BIN" eval ppl -m "$S260" -f "$TEXT" -c 128 --chunks 2 "${COMMON[@]}" --kv "$p" --kl-base \
+            "$TMP/stories260K.klb" --json "$TMP/c.json" >"$TMP/out" 2>&1; then pol=$p; break; fi
+    done
+    if [ -n "$pol" ]; then
+        check_json "eval_ppl_compressed_$pol" "$TMP/c.json" \
+            'r["compression_ratio"] > 1.2 and r["scored_on_compressed"] > 0 and r["kl_mean"] > 0 and 0 < r["top1_agreement"] <= 1'
+    else
+        skip eval_ppl_compressed "no compressed policy (zipcache, kivi, q4_0) in this build"
+    fi
+fi
+
+# ---- resumption: the second run finds every chunk in --results and reproduces the score ----
+if [ -f "$S260" ] && [ -f "$TEXT" ]; then
+    "$BIN" eval ppl -m "$S260" -f "$TEXT" -c 128 --chunks 3 "${COMMON[@]}" --results "$TMP/r.jsonl" \
+        --json "$TMP/r1.json" >/dev/null 2>&1
+    head -n 2 "$TMP/r.jsonl" >"$TMP/r2.jsonl" # as if interrupted after two chunks
+    printf '{"run":"cut' >>"$TMP/r2.jsonl"
+    "$BIN" eval ppl -m "$S260" -f "$TEXT" -c 128 --chunks 3 "${COMMON[@]}" --results "$TMP/r2.jsonl" \
+        --json "$TMP/r2.json" >/dev/null 2>&1
+    if [ "$(wc -l <"$TMP/r2.jsonl")" -eq 3 ] && "$PY" -c '
+import json, sys
+a, b = (json.load(open(f)) for f in sys.argv[1:3])
+assert abs(a["score"] - b["score"]) < 1e-9 * a["score"], (a["score"], b["score"])
+' "$TMP/r1.json" "$TMP/r2.json" 2>"$TMP/err"; then
+        pass eval_ppl_resume
+    else
+        fail eval_ppl_resume "$(cat "$TMP/err") lines=$(wc -l <"$TMP/r2.jsonl")"
+    fi
+    # the same file with other options is refused
+    if "$BIN" eval ppl -m "$S260" -f "$TEXT" -c 128 --chunks 3 "${COMMON[@]}" --kv fp32 --results "$TMP/r.jsonl" \
+        >/dev/null 2>&1; then fail eval_resume_other_run "accepted"; else pass eval_resume_other_run; fi
+fi
+
+# ---- generation tasks ----
+if [ -f "$S260" ] && [ -d "$DATA" ]; then
+    if "$BIN" eval lines -m "$S260" --data "$DATA/longeval_lines/200_lines.jsonl" --limit 2 "${COMMON[@]}" \
+        --json "$TMP/l.json" >"$TMP/out" 2>&1; then
+        check_json eval_lines "$TMP/l.json" \
+            'r["items"] == 2 and r["skipped_too_long"] + r["scored"] == 2 and "context" in r["note"]'
+    else fail eval_lines "$(tail -3 "$TMP/out")"; fi
+    if "$BIN" eval gsm8k -m "$S260" -c 512 --shots 1 --max-new 24 --data "$DATA/gsm8k/test.jsonl" --limit 1 \
+        "${COMMON[@]}" --json "$TMP/g.json" >"$TMP/out" 2>&1; then
+        check_json eval_gsm8k "$TMP/g.json" \
+            'r["items"] == 1 and r["scored"] == 1 and r["generated_tokens"] >= 1 and 0 <= r["score"] <= 1'
+    else fail eval_gsm8k "$(tail -3 "$TMP/out")"; fi
+    if "$BIN" eval humaneval -m "$S260" -c 512 --max-new 24 --data "$DATA/humaneval/HumanEval.jsonl" --limit 2 \
+        --execute --out "$TMP/comp.jsonl" "${COMMON[@]}" --json "$TMP/h.json" >"$TMP/out" 2>&1; then
+        check_json eval_humaneval "$TMP/h.json" 'r["items"] == 2 and r["scored"] == 2 and r["score"] == 0'
+        if "$PY" -c '
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+assert [r["task_id"] for r in rows] == ["HumanEval/0", "HumanEval/1"] and all("completion" in r for r in rows)
+' "$TMP/comp.jsonl"; then pass eval_humaneval_out; else fail eval_humaneval_out; fi
+    else fail eval_humaneval "$(tail -3 "$TMP/out")"; fi
+else
+    skip eval_tasks "stories260K or data missing"
+fi
+
+# ---- usage errors exit 2 with one line ----
+bad=0
+for args in "nonesuch" "ppl --chunks 0 -f x" "ppl --data x -f y" "lines --kv nonesuch --data x" "sweep -f x --bits 2,abc"; do
+    # shellcheck disable=SC2086
+    "$BIN" eval $args >/dev/null 2>&1
+    rc=$?
+    [ $rc -eq 2 ] || { bad=1; echo "  eval $args: exit $rc" >&2; }
+done
+[ $bad -eq 0 ] && pass eval_usage_errors || fail eval_usage_errors
+exit 0
