@@ -16,8 +16,9 @@
 #pragma STDC FP_CONTRACT OFF /* decode is multiply, then add: never an FMA */
 #endif
 
-/* Columns per stack buffer when fitting channel statistics. */
-enum { COLS = 256 };
+/* Columns per stack buffer when fitting channel statistics; longest row
+ * normalized into a stack buffer by CSTQuant (longer rows divide twice). */
+enum { COLS = 256, ROWBUF = 4096 };
 
 static const float *row_ptr(const float *x, size_t ldx, const int32_t *rows, int t) {
     return x + (size_t)(rows ? rows[t] : t) * ldx;
@@ -44,6 +45,10 @@ static int s_col_stats(const float *x, size_t ldx, const int32_t *rows, int T, i
         }
     }
     return bad;
+}
+
+static void s_row_div(const float *x, const zc_fp16 *div, int n, float *out) {
+    for (int i = 0; i < n; i++) out[i] = x[i] / zc_fp16_to_f32(div[i]);
 }
 
 static int s_row_stats(const float *x, const zc_fp16 *div, int n, float *mn, float *mx) {
@@ -114,8 +119,8 @@ static void s_dec_tok(const uint8_t *src, int n, int bits, zc_fp16 mn, zc_fp16 s
     }
 }
 
-const zc_kvq_kernels zc_kvq_kernels_scalar = {s_col_stats, s_row_stats, s_enc_chan,
-                                              s_enc_tok,   s_dec_chan,  s_dec_tok};
+const zc_kvq_kernels zc_kvq_kernels_scalar = {s_col_stats, s_row_div,  s_row_stats, s_enc_chan,
+                                              s_enc_tok,   s_dec_chan, s_dec_tok};
 
 const zc_kvq_kernels *zc_kvq_kernels_get(void) {
     return zc_cpu_has_avx2() ? &zc_kvq_kernels_avx2 : &zc_kvq_kernels_scalar;
@@ -215,12 +220,19 @@ int zc_token_quant(const float *x, size_t ldx, const int32_t *rows, int T, int C
     int rc = check_block(T, C, bits, ldx);
     if (rc) return rc;
     const zc_kvq_kernels *k = zc_kvq_kernels_get();
+    float xn[ROWBUF]; /* [C] the normalized row, when it fits: one division per element, not two */
     for (int t = 0; t < T; t++) {
         const float *r = row_ptr(x, ldx, rows, t);
+        const zc_fp16 *div = n;
+        if (n && C <= ROWBUF) {
+            k->row_div(r, n, C, xn);
+            r = xn;
+            div = NULL;
+        }
         float lo, hi;
-        if (k->row_stats(r, n, C, &lo, &hi)) return non_finite();
+        if (k->row_stats(r, div, C, &lo, &hi)) return non_finite();
         if ((rc = fit_params(lo, hi, bits, &min[t], &step[t]))) return rc;
-        k->enc_tok(r, n, C, bits, min[t], step[t], codes + (size_t)t * ldc);
+        k->enc_tok(r, div, C, bits, min[t], step[t], codes + (size_t)t * ldc);
     }
     return ZC_OK;
 }

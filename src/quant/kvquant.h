@@ -163,6 +163,9 @@ typedef struct {
      * if any input is NaN or infinite, else 0. */
     int (*col_stats)(const float *x, size_t ldx, const int32_t *rows, int T, int n, float *mn, float *mx,
                      float *absmax);
+    /* out[i] = x[i] / div[i] (the CSTQuant normalization, done once per row
+     * when the row fits a stack buffer instead of inside both passes). */
+    void (*row_div)(const float *x, const zc_fp16 *div, int n, float *out);
     /* Min / max over x[i] / div[i] (div NULL: x[i]); 1 if any is non-finite. */
     int (*row_stats)(const float *x, const zc_fp16 *div, int n, float *mn, float *mx);
     /* Quantize + pack n elements with per-element parameters (channelwise). */

@@ -65,6 +65,12 @@ static inline float hmax8(__m256 v) {
     return _mm_cvtss_f32(m);
 }
 
+static void a_row_div(const float *x, const zc_fp16 *div, int n, float *out) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, _mm256_div_ps(_mm256_loadu_ps(x + i), ld_h8(div + i)));
+    for (; i < n; i++) out[i] = x[i] / zc_fp16_to_f32(div[i]);
+}
+
 static int a_row_stats(const float *x, const zc_fp16 *div, int n, float *mn, float *mx) {
     __m256 lo = _mm256_set1_ps(INFINITY), hi = _mm256_set1_ps(-INFINITY), bad = _mm256_setzero_ps();
     int i = 0, sbad = 0;
@@ -184,4 +190,5 @@ static void a_dec_tok(const uint8_t *src, int n, int bits, zc_fp16 mn, zc_fp16 s
     }
 }
 
-const zc_kvq_kernels zc_kvq_kernels_avx2 = {a_col_stats, a_row_stats, a_enc_chan, a_enc_tok, a_dec_chan, a_dec_tok};
+const zc_kvq_kernels zc_kvq_kernels_avx2 = {a_col_stats, a_row_div,  a_row_stats, a_enc_chan,
+                                            a_enc_tok,   a_dec_chan, a_dec_tok};

@@ -80,6 +80,10 @@ def main():
         if C % 32 == 0:
             for fmt in ("q8_0", "q4_0"):
                 cases.append((f"{fmt} {T}x{C}", x, fmt, 8, {}))
+    # rows longer than the C code's CSTQuant row buffer (4096)
+    wide = block(rng, 3, 4100)
+    for norm in ("sqrt", "max"):
+        cases.append((f"cst{norm} b3 3x4100", wide, "cst", 3, {"norm": norm}))
     # special values: exact zeros, a constant channel, ties at half steps
     z = block(rng, 20, 64)
     z[:, 5] = 0
