@@ -1,0 +1,127 @@
+"""Independent reference for tokenizer.json BPE (tinystories656K).
+
+A plain-Python Hugging Face BPE written from the tokenizers semantics, not
+from the C code: the normalizer steps (Prepend, Replace) run on the text,
+there is no pre-tokenizer so the whole text is one word; each character is
+its vocabulary id, or its <0xXX> tokens (byte_fallback, when all exist), or
+<unk> (consecutive unknown characters fused); then, repeatedly, the adjacent
+pair with the lowest merge rank (leftmost on ties) is merged. The
+TemplateProcessing post-processor adds <|start_story|>.
+
+The C tokenizer is run through `zipcache tokenize` ($ZIPCACHE_BIN) and must
+give the same ids for every sentence.
+"""
+import json
+import os
+import subprocess
+import sys
+
+ASSETS = os.environ.get("ZIPCACHE_ASSETS", os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared"))
+MODEL = os.path.join(ASSETS, "models", "tinystories656K")
+BIN = os.environ.get("ZIPCACHE_BIN", "")
+
+SENTENCES = [
+    "Once upon a time",
+    "Once upon a time, there was a little girl named Lily.",
+    "Tom said, \"Let's go to the park!\" and they ran.\nThe end.",
+    "  two leading spaces and  double  spaces ",
+    "Numbers 12345 and symbols $%& (parens) [brackets]",
+    "Unknown: \u20ac\u20ac caf\u00e9 \U0001F999 \u4f60\u597d",
+    "tab\there",
+]
+
+
+class HFBPE:
+    def __init__(self, path):
+        with open(path, encoding="utf-8") as f:
+            tj = json.load(f)
+        model = tj["model"]
+        assert model["type"] == "BPE"
+        self.vocab = dict(model["vocab"])
+        for a in tj.get("added_tokens", []):
+            self.vocab[a["content"]] = a["id"]
+        self.ranks = {}
+        for rank, m in enumerate(model["merges"]):
+            a, b = m.split(" ") if isinstance(m, str) else m
+            self.ranks.setdefault((a, b), rank)
+        self.unk = model.get("unk_token")
+        self.byte_fallback = model.get("byte_fallback", False)
+        self.fuse_unk = model.get("fuse_unk", False)
+        self.norm = tj["normalizer"]
+        assert tj["pre_tokenizer"] is None
+        single = tj["post_processor"]["single"]
+        self.prefix = [self.vocab[s["SpecialToken"]["id"]] for s in single[:1] if "SpecialToken" in s]
+
+    def normalize(self, text, n):
+        kind = n["type"]
+        if kind == "Sequence":
+            for sub in n["normalizers"]:
+                text = self.normalize(text, sub)
+            return text
+        if kind == "Prepend":
+            return n["prepend"] + text if text else text
+        if kind == "Replace":
+            return text.replace(n["pattern"]["String"], n["content"])
+        raise ValueError("normalizer " + kind)
+
+    def symbols(self, word):
+        out = []
+        unk_run = False
+        for ch in word:
+            if ch in self.vocab:
+                out.append(ch)
+                unk_run = False
+                continue
+            byte_toks = ["<0x%02X>" % b for b in ch.encode("utf-8")]
+            if self.byte_fallback and all(t in self.vocab for t in byte_toks):
+                out.extend(byte_toks)
+                unk_run = False
+            elif self.unk is not None:
+                if not (unk_run and self.fuse_unk):
+                    out.append(self.unk)
+                unk_run = True
+        return out
+
+    def encode(self, text):
+        word = self.normalize(text, self.norm)
+        syms = self.symbols(word)
+        while True:
+            best = None
+            for i in range(len(syms) - 1):
+                r = self.ranks.get((syms[i], syms[i + 1]))
+                if r is not None and (best is None or r < best[0]):
+                    best = (r, i)
+            if best is None:
+                break
+            i = best[1]
+            syms[i:i + 2] = [syms[i] + syms[i + 1]]
+        return self.prefix + [self.vocab[s] for s in syms]
+
+
+def main():
+    path = os.path.join(MODEL, "tokenizer.json")
+    if not os.path.exists(path):
+        print("SKIP tokenizer_hf_python_reference: %s not found" % path)
+        return 0
+    if not BIN or not os.access(BIN, os.X_OK):
+        print("SKIP tokenizer_hf_python_reference: zipcache binary not built ($ZIPCACHE_BIN)")
+        return 0
+    ref = HFBPE(path)
+    bad = 0
+    for s in SENTENCES:
+        want = ref.encode(s)
+        res = subprocess.run([BIN, "tokenize", "-m", MODEL, "-p", s], capture_output=True, text=True)
+        got = [int(x) for x in res.stdout.split()] if res.returncode == 0 else None
+        if got != want:
+            bad += 1
+            sys.stderr.write("  %r: python %s, zipcache %s (%s)\n" % (s, want, got, res.stderr.strip()))
+    # The reference itself: "Once upon a time" as the HF tokenizer gives it.
+    if ref.encode("Once upon a time") != [1, 80, 147, 201, 282, 57]:
+        bad += 1
+        sys.stderr.write("  reference changed: %s\n" % ref.encode("Once upon a time"))
+    print("%s tokenizer_hf_python_reference" % ("FAIL" if bad else "PASS"))
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
