@@ -66,20 +66,6 @@
 
 enum { TOK_NORMAL = 1, TOK_UNKNOWN = 2, TOK_CONTROL = 3, TOK_USER = 4, TOK_UNUSED = 5, TOK_BYTE = 6 };
 
-/* llama.cpp's general.file_type for an all-<type> model. */
-static int file_type_of(int type) {
-    switch (type) {
-    case ZC_TYPE_F32: return 0;
-    case ZC_TYPE_F16: return 1;
-    case ZC_TYPE_Q4_0: return 2;
-    case ZC_TYPE_Q4_1: return 3;
-    case ZC_TYPE_Q8_0: return 7;
-    case ZC_TYPE_Q5_0: return 8;
-    case ZC_TYPE_Q5_1: return 9;
-    case ZC_TYPE_BF16: return 32;
-    default: return -1;
-    }
-}
 
 /* ---- tensor conversion jobs ------------------------------------------------ */
 
@@ -178,12 +164,6 @@ static int write_out(converter *cv, const char *out, float **scratch) {
     return zc_gguf_write(cv->w, out);
 }
 
-static int set_file_type(converter *cv) {
-    int rc = zc_gguf_set_u32(cv->w, "general.file_type", (uint32_t)file_type_of(cv->want));
-    bool quant = cv->want != ZC_TYPE_F32 && cv->want != ZC_TYPE_F16 && cv->want != ZC_TYPE_BF16;
-    if (!rc && quant) rc = zc_gguf_set_u32(cv->w, "general.quantization_version", 2);
-    return rc;
-}
 
 /* ---- GGUF -> GGUF ---------------------------------------------------------- */
 
@@ -196,7 +176,7 @@ static int convert_gguf(converter *cv, const char *in, const char *out) {
     cv->jobs = zc_calloc((size_t)(cv->cap ? cv->cap : 1), sizeof *cv->jobs);
     if (!cv->jobs) rc = ZC_ERR_NOMEM;
     if (!rc) rc = zc_gguf_copy_kv(cv->w, g);
-    if (!rc) rc = set_file_type(cv);
+    if (!rc) rc = zc_gguf_set_file_type(cv->w, cv->want);
     for (int i = 0; i < zc_gguf_n_tensors(g) && !rc; i++) {
         const zc_gguf_tensor *t = zc_gguf_tensor_at(g, i);
         rc = convert_tensor(cv, t->name, t->n_dims, t->ne, t->data, t->type, 0);
@@ -516,41 +496,12 @@ static int hf_tensor(hf_ctx *h, const char *hf_name, const char *gguf_name, int6
     h->used[t - zc_st_tensor_at(h->src->st, 0)] = true;
     int n_dims = cols ? 2 : 1;
     if (t->n_dims != n_dims || t->shape[0] != rows || (cols && t->shape[1] != cols))
-        return zc_error(ZC_ERR_FORMAT, "%s: tensor '%s' has %d dims [%" PRId64 ", %" PRId64 "], config.json implies [%" PRId64
+        return zc_error(ZC_ERR_FORMAT,
+                        "%s: tensor '%s' has %d dims [%" PRId64 ", %" PRId64 "], config.json implies [%" PRId64
                         ", %" PRId64 "]",
                         t->file, hf_name, t->n_dims, t->shape[0], t->n_dims > 1 ? t->shape[1] : 0, rows, cols);
     int64_t ne[2] = {cols ? cols : rows, rows}; /* ggml order: contiguous dimension first */
     return convert_tensor(h->cv, gguf_name, n_dims, ne, t->data, t->type, perm_heads);
-}
-
-static int hf_metadata(zc_gguf_writer *w, const zc_hf_config *c, const char *dir) {
-    char key[96];
-    const char *a = c->arch;
-    const char *base = strrchr(dir, '/');
-    base = base && base[1] ? base + 1 : dir;
-    int rc = zc_gguf_set_str(w, "general.architecture", a);
-    if (!rc) rc = zc_gguf_set_str(w, "general.name", base);
-#define SET_U32(suffix, v) \
-    if (!rc) rc = (snprintf(key, sizeof key, "%s." suffix, a), zc_gguf_set_u32(w, key, (uint32_t)(v)))
-#define SET_F32(suffix, v) \
-    if (!rc) rc = (snprintf(key, sizeof key, "%s." suffix, a), zc_gguf_set_f32(w, key, (v)))
-    SET_U32("block_count", c->n_layers);
-    SET_U32("context_length", c->max_pos);
-    SET_U32("embedding_length", c->n_embd);
-    SET_U32("feed_forward_length", c->n_ff);
-    SET_U32("attention.head_count", c->n_heads);
-    SET_U32("attention.head_count_kv", c->n_kv_heads);
-    SET_F32("rope.freq_base", c->rope_theta);
-    SET_F32("attention.layer_norm_rms_epsilon", c->rms_eps);
-    SET_U32("vocab_size", c->n_vocab);
-    SET_U32("rope.dimension_count", c->head_dim);
-    if (c->head_dim * c->n_heads != c->n_embd) { /* explicit head_dim, as llama.cpp writes it */
-        SET_U32("attention.key_length", c->head_dim);
-        SET_U32("attention.value_length", c->head_dim);
-    }
-#undef SET_U32
-#undef SET_F32
-    return rc;
 }
 
 static int convert_hf(converter *cv, const char *dir, const char *out) {
@@ -569,7 +520,10 @@ static int convert_hf(converter *cv, const char *dir, const char *out) {
         goto out;
     }
     bool llama = strcmp(c->arch, "llama") == 0;
-    if ((rc = hf_metadata(cv->w, c, dir)) || (rc = set_file_type(cv)) || (rc = convert_tokenizer(cv->w, dir, c)))
+    const char *base = strrchr(dir, '/');
+    base = base && base[1] ? base + 1 : dir;
+    if ((rc = zc_hf_config_write_gguf(c, base, cv->w)) || (rc = zc_gguf_set_file_type(cv->w, cv->want)) ||
+        (rc = convert_tokenizer(cv->w, dir, c)))
         goto out;
     /* Embedding: embed_tokens, or lm_head when tied and only that is stored. */
     const char *embd = zc_st_find(src->st, "model.embed_tokens.weight") || !c->tie_word_embeddings
@@ -647,7 +601,7 @@ int cmd_convert(int argc, char **argv) {
     }
     if (!in || !out) return cli_usage_error("convert", "need IN and -o OUT.gguf (try --help)");
     int want = zc_type_from_name(type);
-    if (want < 0 || file_type_of(want) < 0)
+    if (want < 0 || zc_gguf_file_type_of(want) < 0)
         return cli_usage_error("convert", "--type '%s' is not one of f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1",
                                type);
     struct stat si, so;

@@ -146,7 +146,8 @@ static int info_hf(const char *dir) {
         const zc_st_tensor *t = zc_st_tensor_at(src->st, i);
         char shape[96];
         int k = snprintf(shape, sizeof shape, "[");
-        for (int d = 0; d < t->n_dims; d++) k += snprintf(shape + k, sizeof shape - (size_t)k, d ? ", %" PRId64 : "%" PRId64, t->shape[d]);
+        for (int d = 0; d < t->n_dims; d++)
+            k += snprintf(shape + k, sizeof shape - (size_t)k, d ? ", %" PRId64 : "%" PRId64, t->shape[d]);
         snprintf(shape + k, sizeof shape - (size_t)k, "]");
         const char *base = strrchr(t->file, '/');
         printf("  %-48s %-6s %-20s %12zu %12zu  %s\n", t->name, zc_type_get(t->type)->name, shape, t->nbytes,

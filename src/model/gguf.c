@@ -902,8 +902,10 @@ static int add_tensor(zc_gguf_writer *w, const char *name, int type, int n_dims,
     t.n_rows = 1;
     for (int d = 0; d < 4; d++) {
         t.ne[d] = d < n_dims ? ne[d] : 1;
-        if (t.ne[d] < 1) return zc_error(ZC_ERR_ARG, "gguf writer: tensor '%s': dimension %d is %" PRId64, name, d, t.ne[d]);
-        if (d > 0 && __builtin_mul_overflow(t.n_rows, t.ne[d], &t.n_rows)) return zc_error(ZC_ERR_LIMIT, "gguf writer: tensor '%s' too large", name);
+        if (t.ne[d] < 1)
+            return zc_error(ZC_ERR_ARG, "gguf writer: tensor '%s': dimension %d is %" PRId64, name, d, t.ne[d]);
+        if (d > 0 && __builtin_mul_overflow(t.n_rows, t.ne[d], &t.n_rows))
+            return zc_error(ZC_ERR_LIMIT, "gguf writer: tensor '%s' too large", name);
     }
     int rc = zc_type_row_bytes(type, t.ne[0], &t.row_bytes);
     if (rc) return zc_error_prefix(rc, "gguf writer: tensor '%s'", name);
@@ -936,6 +938,29 @@ int zc_gguf_add_tensor(zc_gguf_writer *w, const char *name, int type, int n_dims
 int zc_gguf_add_tensor_fill(zc_gguf_writer *w, const char *name, int type, int n_dims, const int64_t *ne,
                             zc_gguf_fill_fn fill, void *ctx) {
     return add_tensor(w, name, type, n_dims, ne, (wtensor){.fill = fill, .fill_ctx = ctx});
+}
+
+int zc_gguf_file_type_of(int type) {
+    switch (type) {
+    case ZC_TYPE_F32: return 0;
+    case ZC_TYPE_F16: return 1;
+    case ZC_TYPE_Q4_0: return 2;
+    case ZC_TYPE_Q4_1: return 3;
+    case ZC_TYPE_Q8_0: return 7;
+    case ZC_TYPE_Q5_0: return 8;
+    case ZC_TYPE_Q5_1: return 9;
+    case ZC_TYPE_BF16: return 32;
+    default: return -1;
+    }
+}
+
+int zc_gguf_set_file_type(zc_gguf_writer *w, int type) {
+    int ft = zc_gguf_file_type_of(type);
+    if (ft < 0) return zc_error(ZC_ERR_ARG, "gguf writer: no general.file_type for type %d", type);
+    int rc = zc_gguf_set_u32(w, "general.file_type", (uint32_t)ft);
+    bool quant = type != ZC_TYPE_F32 && type != ZC_TYPE_F16 && type != ZC_TYPE_BF16;
+    if (!rc && quant) rc = zc_gguf_set_u32(w, "general.quantization_version", 2);
+    return rc;
 }
 
 /* Buffered output with error tracking; the position is needed for padding. */

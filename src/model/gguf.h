@@ -107,6 +107,13 @@ int zc_gguf_add_tensor(zc_gguf_writer *w, const char *name, int type, int n_dims
 typedef int (*zc_gguf_fill_fn)(void *ctx, const char *name, int64_t row0, int64_t n_rows, void *dst);
 int zc_gguf_add_tensor_fill(zc_gguf_writer *w, const char *name, int type, int n_dims, const int64_t *ne,
                             zc_gguf_fill_fn fill, void *ctx);
+/* llama.cpp's general.file_type for a model whose weights are all `type`
+ * (0 f32, 1 f16, 2 q4_0, 3 q4_1, 7 q8_0, 8 q5_0, 9 q5_1, 32 bf16), -1 for
+ * types we do not write. */
+int zc_gguf_file_type_of(int type);
+/* Set general.file_type, and general.quantization_version = 2 (the ggml
+ * block format revision) for quantized types. ZC_ERR_ARG if -1 above. */
+int zc_gguf_set_file_type(zc_gguf_writer *w, int type);
 /* Write GGUF v3, 32-byte alignment unless general.alignment was set (u32,
  * power of two). Metadata in insertion order, tensors in insertion order. A
  * partial file is removed on failure. */

@@ -65,7 +65,8 @@ static int get_bool(const cfg_ctx *c, const char *key, bool def, bool *out) {
 static int parse_rope_scaling(const cfg_ctx *c, zc_hf_config *h) {
     const zc_json *rs = zc_json_get(c->root, "rope_scaling");
     if (!rs || rs->type == ZC_JSON_NULL) return ZC_OK;
-    if (rs->type != ZC_JSON_OBJECT) return zc_error(ZC_ERR_FORMAT, "%s: 'rope_scaling' is not an object (config)", c->src);
+    if (rs->type != ZC_JSON_OBJECT)
+        return zc_error(ZC_ERR_FORMAT, "%s: 'rope_scaling' is not an object (config)", c->src);
     const char *type = zc_json_str(zc_json_get(rs, "rope_type"));
     if (!type) type = zc_json_str(zc_json_get(rs, "type")); /* older configs */
     if (!type) return zc_error(ZC_ERR_FORMAT, "%s: 'rope_scaling' has no 'rope_type' (config)", c->src);
@@ -80,7 +81,8 @@ static int parse_rope_scaling(const cfg_ctx *c, zc_hf_config *h) {
     if (!rc) rc = get_num(c, rs, "high_freq_factor", 4.0, &h->rope_high_freq_factor);
     if (rc) return rc;
     if (!(h->rope_high_freq_factor > h->rope_low_freq_factor))
-        return zc_error(ZC_ERR_FORMAT, "%s: rope_scaling high_freq_factor must exceed low_freq_factor (config)", c->src);
+        return zc_error(ZC_ERR_FORMAT, "%s: rope_scaling high_freq_factor must exceed low_freq_factor (config)",
+                        c->src);
     const zc_json *oc = zc_json_get(rs, "original_max_position_embeddings");
     int64_t ctx = 8192;
     if (oc && (!zc_json_int(oc, &ctx) || ctx < 1 || ctx > HF_MAX_DIM))
@@ -131,7 +133,8 @@ int zc_hf_config_parse(const char *json, size_t len, const char *source, zc_hf_c
     }
     bool qwen2 = strcmp(mt, "qwen2") == 0;
     if (!qwen2 && strcmp(mt, "llama") != 0) {
-        rc = zc_error(ZC_ERR_UNSUPPORTED, "%s: model_type '%.32s' is not supported (llama, qwen2) (config)", source, mt);
+        rc = zc_error(ZC_ERR_UNSUPPORTED, "%s: model_type '%.32s' is not supported (llama, qwen2) (config)", source,
+                      mt);
         goto out;
     }
     snprintf(h->arch, sizeof h->arch, "%s", mt);
@@ -219,4 +222,41 @@ void zc_hf_llama3_rope_freqs(const zc_hf_config *c, float *out) {
             out[i] = (float)(1.0 / ((1.0 - smooth) / c->rope_factor + smooth));
         }
     }
+}
+
+int zc_hf_config_write_gguf(const zc_hf_config *c, const char *name, zc_gguf_writer *w) {
+    const struct {
+        const char *suffix;
+        uint32_t v;
+    } u32s[] = {
+        {"block_count", (uint32_t)c->n_layers},
+        {"context_length", (uint32_t)c->max_pos},
+        {"embedding_length", (uint32_t)c->n_embd},
+        {"feed_forward_length", (uint32_t)c->n_ff},
+        {"attention.head_count", (uint32_t)c->n_heads},
+        {"attention.head_count_kv", (uint32_t)c->n_kv_heads},
+        {"vocab_size", (uint32_t)c->n_vocab},
+        {"rope.dimension_count", (uint32_t)c->head_dim},
+        /* last two: only for an explicit head_dim, as llama.cpp writes them */
+        {"attention.key_length", (uint32_t)c->head_dim},
+        {"attention.value_length", (uint32_t)c->head_dim},
+    };
+    bool explicit_head_dim = c->head_dim * c->n_heads != c->n_embd;
+    size_t n_u32 = sizeof u32s / sizeof u32s[0] - (explicit_head_dim ? 0 : 2);
+    char key[96];
+    int rc = zc_gguf_set_str(w, "general.architecture", c->arch);
+    if (!rc) rc = zc_gguf_set_str(w, "general.name", name);
+    for (size_t i = 0; i < n_u32 && !rc; i++) {
+        snprintf(key, sizeof key, "%s.%s", c->arch, u32s[i].suffix);
+        rc = zc_gguf_set_u32(w, key, u32s[i].v);
+    }
+    if (!rc) {
+        snprintf(key, sizeof key, "%s.rope.freq_base", c->arch);
+        rc = zc_gguf_set_f32(w, key, c->rope_theta);
+    }
+    if (!rc) {
+        snprintf(key, sizeof key, "%s.attention.layer_norm_rms_epsilon", c->arch);
+        rc = zc_gguf_set_f32(w, key, c->rms_eps);
+    }
+    return rc;
 }

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "model/gguf.h"
 #include "model/safetensors.h"
 
 #define ZC_HF_MAX_EOS 8
@@ -39,6 +40,14 @@ typedef struct {
 int zc_hf_config_parse(const char *json, size_t len, const char *source, zc_hf_config *out);
 /* Read and parse a config.json file. */
 int zc_hf_config_load(const char *path, zc_hf_config *out);
+
+/* Write the GGUF architecture metadata of c as llama.cpp names it:
+ * general.architecture, general.name, <arch>.block_count, context_length,
+ * embedding_length, feed_forward_length, attention.head_count(_kv),
+ * rope.freq_base, attention.layer_norm_rms_epsilon, vocab_size,
+ * rope.dimension_count (+ attention.key_length/value_length when head_dim
+ * is not n_embd/n_heads). Used by convert and synth. */
+int zc_hf_config_write_gguf(const zc_hf_config *c, const char *name, zc_gguf_writer *w);
 
 /* A checkpoint directory: config.json + model.safetensors(.index.json). */
 typedef struct zc_hf_source {

@@ -178,8 +178,8 @@ static int add_file(zc_safetensors *st, const char *path) {
             continue;
         }
         zc_st_tensor t = {.file = path};
-        if ((rc = parse_entry(path, name, &root->items[i], data, 8 + (size_t)hlen, data_size, &t)) || (rc = push_tensor(st, &t)))
-            return rc;
+        rc = parse_entry(path, name, &root->items[i], data, 8 + (size_t)hlen, data_size, &t);
+        if (rc || (rc = push_tensor(st, &t))) return rc;
     }
     /* Overlap check within this file: sort its tensors by position. Empty
      * tensors occupy no bytes and cannot overlap anything. */
