@@ -129,8 +129,9 @@ static int create_fp(const zc_kv_ops *ops, int type, const zc_kv_config *cfg, co
     }
     void *m = mmap(NULL, c->map_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (m == MAP_FAILED) {
+        size_t bytes_wanted = c->map_bytes;
         fp_destroy(&c->base);
-        return zc_error(ZC_ERR_NOMEM, "kv %s: cannot reserve %zu bytes of address space", ops->name, c->map_bytes);
+        return zc_error(ZC_ERR_NOMEM, "kv %s: cannot reserve %zu bytes of address space", ops->name, bytes_wanted);
     }
     c->map = m;
     c->n_layer = zc_calloc((size_t)shape->n_layers, sizeof *c->n_layer);
