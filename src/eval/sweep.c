@@ -150,20 +150,26 @@ static void csv_str(FILE *f, const char *s) {
 
 typedef struct {
     double ratio, bits, ppl, ppl_ratio, kl_mean, kl_median, kl_p99, top1, comp_frac, tps;
+    char failed[200]; /* the error of a run that could not run ("" if it ran) */
 } sweep_row;
 
 static int write_csv(const char *path, const run_list *l, const sweep_row *rows) {
     FILE *f = fopen(path, "w");
     if (!f) return zc_error(ZC_ERR_IO, "%s: cannot create", path);
     fprintf(f, "label,policy,budget_bits,kv,compression_ratio,bits_per_element,perplexity,ppl_ratio,kl_mean,"
-               "kl_median,kl_p99,top1_agreement,scored_on_compressed,tokens_per_s\n");
+               "kl_median,kl_p99,top1_agreement,scored_on_compressed,tokens_per_s,error\n");
     for (int i = 0; i < l->n; i++) {
         const sweep_row *r = &rows[i];
         csv_str(f, l->runs[i].label);
         fprintf(f, ",%s,%g,", l->runs[i].cfg.policy, l->runs[i].budget);
         csv_str(f, l->runs[i].desc);
-        fprintf(f, ",%.4f,%.4f,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.4f,%.1f\n", r->ratio, r->bits, r->ppl, r->ppl_ratio,
-                r->kl_mean, r->kl_median, r->kl_p99, r->top1, r->comp_frac, r->tps);
+        if (r->failed[0])
+            fprintf(f, ",,,,,,,,,,,");
+        else
+            fprintf(f, ",%.4f,%.4f,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.4f,%.1f,", r->ratio, r->bits, r->ppl, r->ppl_ratio,
+                    r->kl_mean, r->kl_median, r->kl_p99, r->top1, r->comp_frac, r->tps);
+        csv_str(f, r->failed);
+        fputc('\n', f);
     }
     int bad = ferror(f);
     if (fclose(f) || bad) return zc_error(ZC_ERR_IO, "%s: write failed", path);
@@ -182,17 +188,24 @@ static int write_plot(const char *svg, const char *title, const run_list *l, con
     int n_labels = 0;
     const char *labels[64];
     for (int i = 0; i < l->n; i++) {
+        if (rows[i].failed[0]) continue;
         bool seen = false;
         for (int k = 0; k < n_labels; k++) seen |= !strcmp(labels[k], l->runs[i].label);
         if (seen || n_labels == 64) continue;
         labels[n_labels] = l->runs[i].label;
         fprintf(f, "$d%d << EOD\n", n_labels);
         for (int j = 0; j < l->n; j++)
-            if (!strcmp(l->runs[j].label, labels[n_labels]))
+            if (!strcmp(l->runs[j].label, labels[n_labels]) && !rows[j].failed[0])
                 fprintf(f, "%.6g %.6g %.6g\n", rows[j].ratio, rows[j].kl_mean > 0 ? rows[j].kl_mean : 1e-9,
                         rows[j].top1);
         fprintf(f, "EOD\n");
         n_labels++;
+    }
+    if (n_labels == 0) {
+        fclose(f);
+        remove(gp);
+        fprintf(log, "sweep: no run succeeded; no plot\n");
+        return ZC_OK;
     }
     fprintf(f, "set terminal svg size 1100,460 dynamic font 'sans,12'\nset output '%s'\n", svg);
     fprintf(f, "set multiplot layout 1,2 title \"%s\"\n", title);
@@ -253,8 +266,15 @@ int zc_eval_sweep(const zc_model *m, const char *model_path, const zc_eval_opts 
         zc_eval_summary s;
         fprintf(log, "sweep: [%d/%d] %s @ %g bits: %s\n", i + 1, l.n, l.runs[i].label, l.runs[i].budget,
                 l.runs[i].desc);
-        if ((rc = zc_eval_ppl(m, model_path, &ro, &pp, &s)) != ZC_OK) break;
         sweep_row *r = &rows[i];
+        rc = zc_eval_ppl(m, model_path, &ro, &pp, &s);
+        if (rc == ZC_ERR_NOMEM || rc == ZC_ERR_IO) break;
+        if (rc != ZC_OK) { /* e.g. a policy that cannot handle this model's head size: the others still run */
+            fprintf(log, "sweep:   failed: %s\n", zc_last_error());
+            snprintf(r->failed, sizeof r->failed, "%s", zc_last_error());
+            rc = ZC_OK;
+            continue;
+        }
         r->ratio = zc_eval_summary_ratio(&s);
         r->bits = zc_eval_summary_bits(&s);
         r->ppl = s.score;
@@ -280,9 +300,12 @@ int zc_eval_sweep(const zc_model *m, const char *model_path, const zc_eval_opts 
         fprintf(log, "\n%-30s %6s %8s %7s %10s %10s %10s %10s %7s\n", "run", "budget", "ratio", "bits", "ppl",
                 "KL mean", "KL median", "KL p99", "top-1");
         for (int i = 0; i < l.n; i++)
-            fprintf(log, "%-30.30s %6g %7.2fx %7.2f %10.4f %10.3g %10.3g %10.3g %7.4f\n", l.runs[i].label,
-                    l.runs[i].budget, rows[i].ratio, rows[i].bits, rows[i].ppl, rows[i].kl_mean, rows[i].kl_median,
-                    rows[i].kl_p99, rows[i].top1);
+            if (rows[i].failed[0])
+                fprintf(log, "%-30.30s %6g   failed: %s\n", l.runs[i].label, l.runs[i].budget, rows[i].failed);
+            else
+                fprintf(log, "%-30.30s %6g %7.2fx %7.2f %10.4f %10.3g %10.3g %10.3g %7.4f\n", l.runs[i].label,
+                        l.runs[i].budget, rows[i].ratio, rows[i].bits, rows[i].ppl, rows[i].kl_mean,
+                        rows[i].kl_median, rows[i].kl_p99, rows[i].top1);
     }
     if (base_path[0]) remove(base_path);
     free(rows);
