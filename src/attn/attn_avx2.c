@@ -79,15 +79,11 @@ void zc_attn_tile_avx2(int n_rows, int G, const int *nvalid, const float *q, int
         m[r] = mx;
         l[r] = l[r] * corr + zc_hsum256(vsum);
 
-        /* acc = acc * corr + sum_j p_j v_j, one 8-wide slice of the row at a time */
+        /* acc = acc * corr + sum_j p_j v_j */
         float *ar = acc + (size_t)r * hd;
         __m256 vc = _mm256_set1_ps(corr);
-        for (int d = 0; d < hd8; d += 8) {
-            __m256 a = _mm256_mul_ps(_mm256_loadu_ps(ar + d), vc);
-            const float *vd = v + d;
-            for (j = 0; j < n; j++) a = _mm256_fmadd_ps(_mm256_set1_ps(s[j]), _mm256_loadu_ps(vd + (size_t)j * vs), a);
-            _mm256_storeu_ps(ar + d, a);
-        }
+        for (int d = 0; d < hd8; d += 8) _mm256_storeu_ps(ar + d, _mm256_mul_ps(_mm256_loadu_ps(ar + d), vc));
+        zc_axpy_rows(n, s, v, vs, hd8, ar);
         if (hd8 < hd) {
             __m256 a = _mm256_mul_ps(_mm256_maskload_ps(ar + hd8, tail), vc);
             const float *vd = v + hd8;

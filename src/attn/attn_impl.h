@@ -38,19 +38,26 @@ void zc_attn_tile_avx2(int n_rows, int G, const int *nvalid, const float *q, int
 
 /* The hot loops of attention on packed codes (attn_packed.c drives them;
  * scalar and AVX2 tables below). One call covers one tile of nt <= 64 tokens.
+ *   unpack      n codes of `bits` bits -> bytes (quant/pack.h layout)
+ *   to_f32      dst[i] = src[i] for n codes
+ *   h2f         dst[i] = half src[i] for n values (exact)
  *   scores_f32  s[t] = bias + dot(qs, kf[t])          kf [nt][hd] codes as floats
  *   scores_i8   s[t] = bias + qa * idot(qq, kc[t])    kc [nt][hd] codes (< 16), qq [hd] int8;
  *               hd % 32 == 0; the integer dot is exact
  *   exp_sum     s[t] = exp(s[t] - mx) in place, returns the sum; s has room for
  *               nt rounded up to 8 (the tail may be overwritten)
- *   accum       u[c] = sum_t w[t] * vf[t][c]            vf [nt][hd]
- *   to_f32      dst[i] = src[i] for n codes */
+ *   value_row   one row's value update from its probabilities p [nt]:
+ *               acc[c] = acc[c] * corr + norm[c] * (sum_t p[t] step[t] vf[t][c] + sum_t p[t] min[t])
+ *               (w [nt] scratch; vf [nt][hd] value codes as floats) */
 typedef struct {
+    void (*unpack)(const uint8_t *src, size_t n, int bits, uint8_t *codes);
+    void (*to_f32)(const uint8_t *src, size_t n, float *dst);
+    void (*h2f)(const uint16_t *src, int n, float *dst);
     void (*scores_f32)(int nt, int hd, const float *qs, float bias, const float *kf, float *s);
     void (*scores_i8)(int nt, int hd, const int8_t *qq, float qa, float bias, const uint8_t *kc, float *s);
     float (*exp_sum)(int nt, float mx, float *s);
-    void (*accum)(int nt, int hd, const float *w, const float *vf, float *u);
-    void (*to_f32)(const uint8_t *src, size_t n, float *dst);
+    void (*value_row)(int nt, int hd, const float *p, const float *step, const float *min, const float *vf,
+                      const float *norm, float corr, float *w, float *acc);
 } zc_packed_kernels;
 
 extern const zc_packed_kernels zc_packed_kernels_scalar;
@@ -104,6 +111,53 @@ static inline __m256 zc_hsum8x8(__m256 a0, __m256 a1, __m256 a2, __m256 a3, __m2
     __m256 t0 = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
     __m256 t1 = _mm256_hadd_ps(_mm256_hadd_ps(a4, a5), _mm256_hadd_ps(a6, a7));
     return _mm256_add_ps(_mm256_permute2f128_ps(t0, t1, 0x20), _mm256_permute2f128_ps(t0, t1, 0x31));
+}
+
+/* acc[c] += sum_{j<n} w[j] * v[j*vs + c] for c < hd8 (hd8 a multiple of 8).
+ * FMA latency (4 cycles) times n would bound a single accumulator chain, so
+ * 64-channel slices run 8 independent chains and the last narrow slices
+ * split the tokens over 4 chains instead. */
+static inline void zc_axpy_rows(int n, const float *w, const float *v, size_t vs, int hd8, float *acc) {
+    int c = 0;
+    for (; c + 64 <= hd8; c += 64) {
+        __m256 a0 = _mm256_loadu_ps(acc + c), a1 = _mm256_loadu_ps(acc + c + 8), a2 = _mm256_loadu_ps(acc + c + 16),
+               a3 = _mm256_loadu_ps(acc + c + 24), a4 = _mm256_loadu_ps(acc + c + 32),
+               a5 = _mm256_loadu_ps(acc + c + 40), a6 = _mm256_loadu_ps(acc + c + 48),
+               a7 = _mm256_loadu_ps(acc + c + 56);
+        for (int j = 0; j < n; j++) {
+            __m256 wj = _mm256_broadcast_ss(w + j);
+            const float *vj = v + (size_t)j * vs + c;
+            a0 = _mm256_fmadd_ps(wj, _mm256_loadu_ps(vj), a0);
+            a1 = _mm256_fmadd_ps(wj, _mm256_loadu_ps(vj + 8), a1);
+            a2 = _mm256_fmadd_ps(wj, _mm256_loadu_ps(vj + 16), a2);
+            a3 = _mm256_fmadd_ps(wj, _mm256_loadu_ps(vj + 24), a3);
+            a4 = _mm256_fmadd_ps(wj, _mm256_loadu_ps(vj + 32), a4);
+            a5 = _mm256_fmadd_ps(wj, _mm256_loadu_ps(vj + 40), a5);
+            a6 = _mm256_fmadd_ps(wj, _mm256_loadu_ps(vj + 48), a6);
+            a7 = _mm256_fmadd_ps(wj, _mm256_loadu_ps(vj + 56), a7);
+        }
+        _mm256_storeu_ps(acc + c, a0);
+        _mm256_storeu_ps(acc + c + 8, a1);
+        _mm256_storeu_ps(acc + c + 16, a2);
+        _mm256_storeu_ps(acc + c + 24, a3);
+        _mm256_storeu_ps(acc + c + 32, a4);
+        _mm256_storeu_ps(acc + c + 40, a5);
+        _mm256_storeu_ps(acc + c + 48, a6);
+        _mm256_storeu_ps(acc + c + 56, a7);
+    }
+    for (; c < hd8; c += 8) {
+        __m256 a0 = _mm256_loadu_ps(acc + c), a1 = _mm256_setzero_ps(), a2 = a1, a3 = a1;
+        const float *vc = v + c;
+        int j = 0;
+        for (; j + 4 <= n; j += 4) {
+            a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(w + j), _mm256_loadu_ps(vc + (size_t)j * vs), a0);
+            a1 = _mm256_fmadd_ps(_mm256_broadcast_ss(w + j + 1), _mm256_loadu_ps(vc + (size_t)(j + 1) * vs), a1);
+            a2 = _mm256_fmadd_ps(_mm256_broadcast_ss(w + j + 2), _mm256_loadu_ps(vc + (size_t)(j + 2) * vs), a2);
+            a3 = _mm256_fmadd_ps(_mm256_broadcast_ss(w + j + 3), _mm256_loadu_ps(vc + (size_t)(j + 3) * vs), a3);
+        }
+        for (; j < n; j++) a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(w + j), _mm256_loadu_ps(vc + (size_t)j * vs), a0);
+        _mm256_storeu_ps(acc + c, _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    }
 }
 
 /* Lane mask selecting the first n (0..8) of 8 floats, for maskload/maskstore. */

@@ -51,26 +51,38 @@ static float exp_sum_scalar(int nt, float mx, float *s) {
     return sum;
 }
 
-static void accum_scalar(int nt, int hd, const float *w, const float *vf, float *u) {
-    memset(u, 0, (size_t)hd * sizeof(float));
-    for (int t = 0; t < nt; t++)
-        for (int c = 0; c < hd; c++) u[c] += w[t] * vf[(size_t)t * hd + c];
+static void value_row_scalar(int nt, int hd, const float *p, const float *step, const float *min, const float *vf,
+                             const float *norm, float corr, float *w, float *acc) {
+    float pmin = 0.0f;
+    for (int t = 0; t < nt; t++) {
+        w[t] = p[t] * step[t];
+        pmin += p[t] * min[t];
+    }
+    for (int c = 0; c < hd; c++) {
+        float u = 0.0f;
+        for (int t = 0; t < nt; t++) u += w[t] * vf[(size_t)t * hd + c];
+        acc[c] = acc[c] * corr + norm[c] * (u + pmin);
+    }
 }
 
 static void to_f32_scalar(const uint8_t *src, size_t n, float *dst) {
     for (size_t i = 0; i < n; i++) dst[i] = (float)src[i];
 }
 
-const zc_packed_kernels zc_packed_kernels_scalar = {scores_f32_scalar, scores_i8_scalar, exp_sum_scalar,
-                                                    accum_scalar, to_f32_scalar};
+static void h2f_scalar(const uint16_t *src, int n, float *dst) {
+    for (int i = 0; i < n; i++) dst[i] = zc_fp16_to_f32(src[i]);
+}
 
+const zc_packed_kernels zc_packed_kernels_scalar = {zc_unpack_scalar, to_f32_scalar,  h2f_scalar,
+                                                    scores_f32_scalar, scores_i8_scalar, exp_sum_scalar,
+                                                    value_row_scalar};
 /* ---- driver -------------------------------------------------------------- */
 
 static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
 
 /* Per-thread scratch, offsets in floats. R = rows of a task (<= BQ*G). */
 typedef struct {
-    size_t qb, qs, qmin, qa, qq, kstep, kmin, vnorm, kc, kf, vc, vf, vstep, vmin, s, w, u, total;
+    size_t qb, qs, qmin, qa, qq, kstep, kmin, vnorm, kc, kf, vc, vf, vstep, vmin, s, w, total;
 } tlayout;
 
 static tlayout tlayout_for(int R, int hd) {
@@ -92,7 +104,6 @@ static tlayout tlayout_for(int R, int hd) {
     t.vmin = o;  o += round16(TILE);                 /* [TILE] */
     t.s = o;     o += round16(TILE);                 /* [TILE] scores, then probabilities */
     t.w = o;     o += round16(TILE);                 /* [TILE] p_t * step_t */
-    t.u = o;     o += round16((size_t)hd);           /* [hd] */
     t.total = o;
     return t;
 }
@@ -116,16 +127,12 @@ static float *part_of(const pk_ctx *c, int qb, int chunk, int g) {
     return c->part + idx * (size_t)c->R_max * (c->d->head_dim + 2);
 }
 
-static void half_to_f32(const zc_fp16 *src, int n, float *dst) {
-    for (int i = 0; i < n; i++) dst[i] = zc_fp16_to_f32(src[i]);
-}
-
 /* Fold the rows' queries with key group `grp` of `set`. */
 static void fold_queries(const pk_ctx *c, float *ts, int R, const zc_packed_set *set, int grp, int int8) {
     int hd = c->d->head_dim;
     float *kstep = ts + c->tl.kstep, *kmin = ts + c->tl.kmin;
-    half_to_f32(set->k_step + (size_t)grp * hd, hd, kstep);
-    half_to_f32(set->k_min + (size_t)grp * hd, hd, kmin);
+    c->kern->h2f(set->k_step + (size_t)grp * hd, hd, kstep);
+    c->kern->h2f(set->k_min + (size_t)grp * hd, hd, kmin);
     for (int r = 0; r < R; r++) {
         const float *qr = ts + c->tl.qb + (size_t)r * hd;
         float *qs = ts + c->tl.qs + (size_t)r * hd;
@@ -153,15 +160,15 @@ static void run_tiles(const pk_ctx *c, float *ts, int R, const zc_packed_set *se
     size_t krow = (size_t)hd * set->k_bits / 8, vrow = (size_t)hd * set->v_bits / 8;
     uint8_t *kc = (uint8_t *)(ts + c->tl.kc), *vc = (uint8_t *)(ts + c->tl.vc);
     float *kf = ts + c->tl.kf, *vf = ts + c->tl.vf, *vstep = ts + c->tl.vstep, *vmin = ts + c->tl.vmin;
-    float *s = ts + c->tl.s, *w = ts + c->tl.w, *u = ts + c->tl.u, *vnorm = ts + c->tl.vnorm;
+    float *s = ts + c->tl.s, *w = ts + c->tl.w, *vnorm = ts + c->tl.vnorm;
     for (int t0 = a; t0 < b; t0 += TILE) {
         int nt = b - t0 < TILE ? b - t0 : TILE;
-        zc_unpack(set->k_codes + (size_t)t0 * krow, (size_t)nt * hd, set->k_bits, kc);
+        K->unpack(set->k_codes + (size_t)t0 * krow, (size_t)nt * hd, set->k_bits, kc);
         if (!int8) K->to_f32(kc, (size_t)nt * hd, kf);
-        zc_unpack(set->v_codes + (size_t)t0 * vrow, (size_t)nt * hd, set->v_bits, vc);
+        K->unpack(set->v_codes + (size_t)t0 * vrow, (size_t)nt * hd, set->v_bits, vc);
         K->to_f32(vc, (size_t)nt * hd, vf);
-        half_to_f32(set->v_step + t0, nt, vstep);
-        half_to_f32(set->v_min + t0, nt, vmin);
+        K->h2f(set->v_step + t0, nt, vstep);
+        K->h2f(set->v_min + t0, nt, vmin);
         for (int r = 0; r < R; r++) {
             float bias = ts[c->tl.qmin + r];
             if (int8)
@@ -174,14 +181,7 @@ static void run_tiles(const pk_ctx *c, float *ts, int R, const zc_packed_set *se
             float corr = expf(m[r] - mx); /* 0 while m[r] is -inf */
             m[r] = mx;
             l[r] = l[r] * corr + sum;
-            float pmin = 0.0f;
-            for (int t = 0; t < nt; t++) {
-                w[t] = s[t] * vstep[t];
-                pmin += s[t] * vmin[t];
-            }
-            K->accum(nt, hd, w, vf, u);
-            float *ar = acc + (size_t)r * hd;
-            for (int e = 0; e < hd; e++) ar[e] = ar[e] * corr + vnorm[e] * (u[e] + pmin);
+            K->value_row(nt, hd, s, vstep, vmin, vf, vnorm, corr, w, acc + (size_t)r * hd);
         }
     }
 }
@@ -191,7 +191,7 @@ static void run_set(const pk_ctx *c, float *ts, int R, const zc_packed_set *set,
                     float *m, float *l, float *acc) {
     int hd = c->d->head_dim;
     int int8 = c->flags_int8 && set->k_bits <= 4 && hd % 32 == 0;
-    half_to_f32(norm, hd, ts + c->tl.vnorm);
+    c->kern->h2f(norm, hd, ts + c->tl.vnorm);
     while (a < b) {
         int grp = a / set->key_group;
         int gend = (grp + 1) * set->key_group;

@@ -4,6 +4,7 @@
 #include <math.h>
 
 #include "attn/attn_impl.h"
+#include "quant/pack.h"
 
 static void scores_f32_avx2(int nt, int hd, const float *qs, float bias, const float *kf, float *s) {
     __m256 vb = _mm256_set1_ps(bias);
@@ -87,27 +88,33 @@ static float exp_sum_avx2(int nt, float mx, float *s) {
     return zc_hsum256(sum);
 }
 
-static void accum_avx2(int nt, int hd, const float *w, const float *vf, float *u) {
-    int c = 0;
-    for (; c + 32 <= hd; c += 32) { /* four independent FMA chains per pass */
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        for (int t = 0; t < nt; t++) {
-            __m256 wt = _mm256_set1_ps(w[t]);
-            const float *v = vf + (size_t)t * hd + c;
-            a0 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(v), a0);
-            a1 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(v + 8), a1);
-            a2 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(v + 16), a2);
-            a3 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(v + 24), a3);
-        }
-        _mm256_storeu_ps(u + c, a0);
-        _mm256_storeu_ps(u + c + 8, a1);
-        _mm256_storeu_ps(u + c + 16, a2);
-        _mm256_storeu_ps(u + c + 24, a3);
+static void value_row_avx2(int nt, int hd, const float *p, const float *step, const float *min, const float *vf,
+                           const float *norm, float corr, float *w, float *acc) {
+    int n8 = nt & ~7;
+    __m256 pm = _mm256_setzero_ps();
+    for (int t = 0; t < n8; t += 8) {
+        __m256 pt = _mm256_loadu_ps(p + t);
+        _mm256_storeu_ps(w + t, _mm256_mul_ps(pt, _mm256_loadu_ps(step + t)));
+        pm = _mm256_fmadd_ps(pt, _mm256_loadu_ps(min + t), pm);
     }
-    for (; c < hd; c += 8) {
-        __m256 a = _mm256_setzero_ps();
-        for (int t = 0; t < nt; t++) a = _mm256_fmadd_ps(_mm256_set1_ps(w[t]), _mm256_loadu_ps(vf + (size_t)t * hd + c), a);
-        _mm256_storeu_ps(u + c, a);
+    float pmin = zc_hsum256(pm);
+    for (int t = n8; t < nt; t++) {
+        w[t] = p[t] * step[t];
+        pmin += p[t] * min[t];
+    }
+    /* acc = acc*corr + norm*pmin first, then += norm * sum_t w_t vf_t: the
+     * normalizer is per channel, so fold it in after the token sum */
+    float u[512];
+    for (int c0 = 0; c0 < hd; c0 += 512) { /* u holds up to 512 channels at a time */
+        int nc = hd - c0 < 512 ? hd - c0 : 512;
+        for (int c = 0; c < nc; c += 8) _mm256_storeu_ps(u + c, _mm256_setzero_ps());
+        zc_axpy_rows(nt, w, vf + c0, (size_t)hd, nc, u);
+        __m256 vc = _mm256_set1_ps(corr), vp = _mm256_set1_ps(pmin);
+        for (int c = 0; c < nc; c += 8) {
+            float *a = acc + c0 + c;
+            __m256 sum = _mm256_add_ps(_mm256_loadu_ps(u + c), vp);
+            _mm256_storeu_ps(a, _mm256_fmadd_ps(_mm256_loadu_ps(norm + c0 + c), sum, _mm256_mul_ps(_mm256_loadu_ps(a), vc)));
+        }
     }
 }
 
@@ -118,5 +125,12 @@ static void to_f32_avx2(const uint8_t *src, size_t n, float *dst) {
     for (; i < n; i++) dst[i] = (float)src[i];
 }
 
-const zc_packed_kernels zc_packed_kernels_avx2 = {scores_f32_avx2, scores_i8_avx2, exp_sum_avx2, accum_avx2,
-                                                  to_f32_avx2};
+static void h2f_avx2(const uint16_t *src, int n, float *dst) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
+    for (; i < n; i++) dst[i] = _cvtsh_ss(src[i]);
+}
+
+const zc_packed_kernels zc_packed_kernels_avx2 = {zc_unpack_avx2, to_f32_avx2,    h2f_avx2,
+                                                  scores_f32_avx2, scores_i8_avx2, exp_sum_avx2,
+                                                  value_row_avx2};
