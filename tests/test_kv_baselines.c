@@ -181,29 +181,47 @@ static void test_blocks_threads(void) {
     zc_pool_destroy(pool);
 }
 
-/* Kernel level: scores and dequantization bit-identical, softmax update
- * within a few ulp (exp polynomial). */
+/* Kernel level: key unpacking, scores and dequantization bit-identical,
+ * softmax update within a few ulp (exp polynomial). */
 static void test_blocks_avx2_vs_scalar(void) {
     zc_cpu_set_simd(-1);
-    if (!zc_cpu_has_avx2()) TT_SKIP("no AVX2 on this CPU");
+    if (!zc_cpu_has_avx2()) TT_SKIP("AVX2 unavailable or disabled (ZIPCACHE_NO_SIMD)");
     unsigned long long seed = 99;
-    enum { HD = 128, NB = HD / 32, N = 61 };
-    float x[N * HD], q[HD], vt[N * HD], s0[64], s1[64], acc0[HD], acc1[HD];
-    zc_block_q8_0 qx[NB];
+    enum { HD = 128, NB = HD / 32, N = 61 }; /* 61: seven groups of 8 keys and a tail */
+    static float x[N * HD], vt[N * HD], dk0[NB * ZC_ATTN_BK], dk1[NB * ZC_ATTN_BK];
+    static int8_t kc0[N * HD], kc1[N * HD];
     static uint8_t kb[N * NB * 34];
+    float q[HD], s0[64], s1[64], acc0[HD], acc1[HD];
+    zc_block_q8_0 qx[NB];
     for (int i = 0; i < HD; i++) q[i] = tt_randf(&seed);
     zc_quantize_row(ZC_TYPE_Q8_0, q, qx, HD);
     for (int t = 0; t < 2; t++) {
         int type = t ? ZC_TYPE_Q4_0 : ZC_TYPE_Q8_0;
+        const char *name = zc_type_get(type)->name;
         size_t rb = (size_t)NB * zc_type_get(type)->block_bytes;
         for (int i = 0; i < N * HD; i++) x[i] = 3 * tt_randf(&seed);
         zc_quantize_row(type, x, kb, N * HD);
-        zc_kvb_scalar.scores(type, qx, kb, rb, N, NB, s0);
-        zc_kvb_avx2.scores(type, qx, kb, rb, N, NB, s1);
-        TT_CHECK(!memcmp(s0, s1, sizeof(float) * N), "%s scores differ", zc_type_get(type)->name);
+        zc_kvb_scalar.unpack_keys(type, kb, rb, N, NB, kc0, dk0);
+        zc_kvb_avx2.unpack_keys(type, kb, rb, N, NB, kc1, dk1);
+        TT_CHECK(!memcmp(kc0, kc1, sizeof kc0), "%s key codes differ", name);
+        int dk_same = 1;
+        for (int b = 0; b < NB; b++) dk_same &= !memcmp(dk0 + b * ZC_ATTN_BK, dk1 + b * ZC_ATTN_BK, N * sizeof(float));
+        TT_CHECK(dk_same, "%s key scales differ", name);
+        zc_kvb_scalar.scores(qx, kc0, dk0, N, NB, s0);
+        zc_kvb_avx2.scores(qx, kc0, dk0, N, NB, s1);
+        TT_CHECK(!memcmp(s0, s1, sizeof(float) * N), "%s scores differ", name);
+        /* the scores are the dot products of the dequantized rows (up to float rounding) */
+        zc_dequantize_row(type, kb, x, N * HD);
+        float qd[HD];
+        zc_dequantize_row(ZC_TYPE_Q8_0, qx, qd, HD);
+        for (int j = 0; j < N; j++) {
+            double dot = 0;
+            for (int e = 0; e < HD; e++) dot += (double)qd[e] * x[j * HD + e];
+            TT_NEAR(s0[j], dot, 1e-5);
+        }
         zc_kvb_scalar.dequant(type, kb, rb, N, NB, x);
         zc_kvb_avx2.dequant(type, kb, rb, N, NB, vt);
-        TT_CHECK(!memcmp(x, vt, sizeof(float) * N * HD), "%s dequant differs", zc_type_get(type)->name);
+        TT_CHECK(!memcmp(x, vt, sizeof(float) * N * HD), "%s dequant differs", name);
         float m0 = 0.5f, l0 = 2.0f, m1 = m0, l1 = l0;
         for (int e = 0; e < HD; e++) acc0[e] = acc1[e] = tt_randf(&seed);
         zc_kvb_scalar.update(s0, N, vt, HD, &m0, &l0, acc0);
@@ -217,7 +235,7 @@ static void test_blocks_avx2_vs_scalar(void) {
 /* The whole policy, scalar vs AVX2: outputs within float rounding. */
 static void test_blocks_simd_end_to_end(void) {
     zc_cpu_set_simd(-1);
-    if (!zc_cpu_has_avx2()) TT_SKIP("no AVX2 on this CPU");
+    if (!zc_cpu_has_avx2()) TT_SKIP("AVX2 unavailable or disabled (ZIPCACHE_NO_SIMD)");
     data d = make_data(1, 8, 2, 64, 70, 5);
     size_t qn = (size_t)d.n * d.q_dim;
     float *o[2] = {malloc(qn * sizeof(float)), malloc(qn * sizeof(float))};

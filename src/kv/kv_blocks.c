@@ -14,9 +14,10 @@
  * the tokens stored and the decode loop never allocates.
  *
  * Attention (kv_tiled.c drives the work split): the query is quantized to
- * q8_0 blocks, K.q is an integer dot product per block (K stays packed),
- * and each V tile is dequantized once into scratch for all G query heads of
- * its KV head before the p-weighted accumulation.
+ * q8_0 blocks and K.q is an integer dot product per block, as ggml does (K
+ * is never dequantized: a tile's codes are unpacked to int8 once for all G
+ * query heads of its KV head); each V tile is dequantized once into scratch
+ * for those G heads before the p-weighted accumulation.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -32,26 +33,35 @@
 
 /* ---- Scalar kernels (the reference for the AVX2 ones) -------------------- */
 
-static void scores_scalar(int type, const zc_block_q8_0 *qx, const uint8_t *k, size_t kstride, int n, int nb,
-                          float *s) {
+static void unpack_keys_scalar(int type, const uint8_t *k, size_t kstride, int n, int nb, int8_t *kc, float *dk) {
     for (int j = 0; j < n; j++) {
         const uint8_t *row = k + (size_t)j * kstride;
-        float sum = 0.0f;
         for (int b = 0; b < nb; b++) {
-            const int8_t *y = qx[b].qs;
-            int isum = 0;
-            float dk;
+            int8_t *o = kc + ((size_t)j * nb + b) * 32;
             if (type == ZC_TYPE_Q8_0) {
                 const zc_block_q8_0 *x = (const zc_block_q8_0 *)row + b;
-                for (int i = 0; i < 32; i++) isum += x->qs[i] * y[i];
-                dk = zc_fp16_to_f32(x->d);
+                memcpy(o, x->qs, 32);
+                dk[b * ZC_ATTN_BK + j] = zc_fp16_to_f32(x->d);
             } else {
                 const zc_block_q4_0 *x = (const zc_block_q4_0 *)row + b;
-                for (int i = 0; i < 16; i++)
-                    isum += ((x->qs[i] & 15) - 8) * y[i] + ((x->qs[i] >> 4) - 8) * y[i + 16];
-                dk = zc_fp16_to_f32(x->d);
+                for (int i = 0; i < 16; i++) {
+                    o[i] = (int8_t)((x->qs[i] & 15) - 8);
+                    o[i + 16] = (int8_t)((x->qs[i] >> 4) - 8);
+                }
+                dk[b * ZC_ATTN_BK + j] = zc_fp16_to_f32(x->d);
             }
-            sum += (float)isum * (dk * zc_fp16_to_f32(qx[b].d));
+        }
+    }
+}
+
+static void scores_scalar(const zc_block_q8_0 *qx, const int8_t *kc, const float *dk, int n, int nb, float *s) {
+    for (int j = 0; j < n; j++) {
+        float sum = 0.0f;
+        for (int b = 0; b < nb; b++) {
+            const int8_t *x = kc + ((size_t)j * nb + b) * 32, *y = qx[b].qs;
+            int isum = 0;
+            for (int i = 0; i < 32; i++) isum += x[i] * y[i];
+            sum += (float)isum * (dk[b * ZC_ATTN_BK + j] * zc_fp16_to_f32(qx[b].d));
         }
         s[j] = sum;
     }
@@ -67,7 +77,7 @@ static void update_scalar(float *s, int n, const float *vt, int hd, float *m, fl
         for (int d = 0; d < hd; d++) acc[d] += s[j] * vt[(size_t)j * hd + d];
 }
 
-const zc_kvb_kernels zc_kvb_scalar = {scores_scalar, dequant_scalar, update_scalar};
+const zc_kvb_kernels zc_kvb_scalar = {unpack_keys_scalar, scores_scalar, dequant_scalar, update_scalar};
 
 const zc_kvb_kernels *zc_kvb_kernels_get(void) { return zc_cpu_has_avx2() ? &zc_kvb_avx2 : &zc_kvb_scalar; }
 
@@ -134,13 +144,16 @@ static void blocks_tile(const void *ctx, int g, int t0, int nk, const zc_kvt_row
         if (r->nvalid[i] > nmax) nmax = r->nvalid[i];
     if (!nmax) return;
     size_t off = (size_t)t0 * c->row_bytes + (size_t)g * nb * c->block_bytes;
-    float *vt = r->tmp; /* [nmax][hd] */
+    float *vt = r->tmp;                          /* [BK][hd] values */
+    float *dk = vt + (size_t)ZC_ATTN_BK * hd;    /* [nb][BK] key block scales */
+    int8_t *kc = (int8_t *)(dk + (size_t)nb * ZC_ATTN_BK); /* [BK][hd] key codes */
+    lv->kern->unpack_keys(c->type, lv->k + off, c->row_bytes, nmax, nb, kc, dk);
     lv->kern->dequant(c->type, lv->v + off, c->row_bytes, nmax, nb, vt);
     const zc_block_q8_0 *qx = r->qx;
     for (int row = 0; row < r->n_rows; row++) {
         int n = r->nvalid[row / r->G];
         if (!n) continue;
-        lv->kern->scores(c->type, qx + (size_t)row * nb, lv->k + off, c->row_bytes, n, nb, r->s);
+        lv->kern->scores(qx + (size_t)row * nb, kc, dk, n, nb, r->s);
         lv->kern->update(r->s, n, vt, hd, &r->m[row], &r->l[row], r->acc + (size_t)row * hd);
     }
 }
@@ -154,7 +167,8 @@ static int blocks_attend(zc_kv_cache *base, int layer, int pos, int n, const flo
     layer_view lv = {c, c->k + layer_offset(c, layer), c->v + layer_offset(c, layer), zc_kvb_kernels_get()};
     zc_kvt_source src = {
         .ctx = &lv, .n_heads = base->shape.n_heads, .n_kv_heads = base->shape.n_kv_heads,
-        .head_dim = base->shape.head_dim, .tmp_floats = (size_t)ZC_ATTN_BK * base->shape.head_dim,
+        .head_dim = base->shape.head_dim,
+        .tmp_floats = (size_t)ZC_ATTN_BK * (base->shape.head_dim + c->nb + base->shape.head_dim / 4),
         .qx_bytes = (size_t)c->nb * sizeof(zc_block_q8_0), .prepare = blocks_prepare, .tile = blocks_tile,
     };
     return zc_kvt_attend(base->pool, &src, q, n, pos, pos + n, out, &c->scratch);

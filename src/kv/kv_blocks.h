@@ -12,12 +12,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "attn/attn_impl.h"
 #include "quant/ggml_blocks.h"
 
+/* Key tiles are unpacked once for all query rows of a task: codes to int8
+ * (q4_0 nibbles minus 8), block scales to fp32, so the score loop is the
+ * same for both formats and never converts an fp16 twice. */
 typedef struct {
-    /* s[j] = K row j . query, j < n. qx [nb] q8_0 blocks; key rows of `type`
-     * (ZC_TYPE_Q8_0 or ZC_TYPE_Q4_0) at k + j*kstride bytes. */
-    void (*scores)(int type, const zc_block_q8_0 *qx, const uint8_t *k, size_t kstride, int n, int nb, float *s);
+    /* n key rows of `type` at k + j*kstride bytes -> kc [n][nb*32] int8 codes,
+     * dk [nb][ZC_ATTN_BK] block scales (dk[b*ZC_ATTN_BK + j]); n <= ZC_ATTN_BK. */
+    void (*unpack_keys)(int type, const uint8_t *k, size_t kstride, int n, int nb, int8_t *kc, float *dk);
+    /* s[j] = sum over blocks b, in order, of (float)idot(kc_j,b, qx_b) * (dk_b,j * d(qx_b)), j < n.
+     * qx [nb] q8_0 blocks. */
+    void (*scores)(const zc_block_q8_0 *qx, const int8_t *kc, const float *dk, int n, int nb, float *s);
     /* out [n][nb*32] = the n value rows at v + j*vstride, dequantized (exact, as ggml). */
     void (*dequant)(int type, const uint8_t *v, size_t vstride, int n, int nb, float *out);
     /* Online-softmax update of one row with scores s[0..n) (n >= 1) and the
