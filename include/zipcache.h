@@ -93,11 +93,14 @@ typedef struct {
     int at_start;
 } zc_detok;
 void zc_detok_init(zc_detok *d);
-/* Append the text of token `id` to out (cap bytes; 64 is always enough for
- * one token plus held-back bytes), *len receives the bytes written (only
- * complete UTF-8 characters). Errors: ZC_ERR_ARG (id outside the vocab),
- * ZC_ERR_LIMIT (cap too small). */
+/* Append the text of token `id` to out (cap bytes), *len receives the bytes
+ * written (only complete UTF-8 characters). Errors: ZC_ERR_ARG (id outside
+ * the vocab), ZC_ERR_LIMIT (cap too small: nothing written, state unchanged,
+ * so the call can be repeated with a larger buffer). */
 int zc_detokenize(const zc_model *m, zc_detok *d, int32_t id, char *out, size_t cap, size_t *len);
+/* At the end of a stream: a character left unfinished becomes U+FFFD
+ * (3 bytes; cap >= 3). Errors: ZC_ERR_LIMIT. */
+int zc_detok_flush(zc_detok *d, char *out, size_t cap, size_t *len);
 /* Whether generation should stop after token `id` (EOS, end of turn...). */
 int zc_model_is_eog(const zc_model *m, int32_t id);
 
@@ -116,7 +119,7 @@ typedef void (*zc_observer_fn)(void *user, int layer, int pos, int n, const floa
 
 typedef struct {
     int n_ctx;            /* positions the context holds; 0 = the model's n_ctx_train. May exceed
-                             n_ctx_train (a warning is printed to stderr). */
+                             n_ctx_train (callers should warn: quality may drop past it). */
     int n_threads;        /* threads of the context's pool; 0 = all cores */
     int n_batch;          /* most tokens one forward step processes (bounds scratch memory) */
     const struct zc_kv_config *kv; /* KV cache policy and options; NULL = zc_kv_config_default (fp16) */

@@ -161,11 +161,24 @@ static int dump_logits(const char *path, const int32_t *ids, int n, int n_vocab,
     return ok ? CLI_EXIT_OK : CLI_EXIT_DATA;
 }
 
-/* Print token `id` through the streaming detokenizer. */
-static void emit(const zc_model *m, zc_detok *d, int32_t id) {
-    char piece[256];
+/* Print token `id` through the streaming detokenizer. The piece buffer
+ * grows (outside the hot path: only for unusually long pieces). */
+typedef struct {
+    char *buf;
+    size_t cap;
+} piece_buf;
+
+static int emit(const zc_model *m, zc_detok *d, int32_t id, piece_buf *p) {
     size_t len;
-    if (zc_detokenize(m, d, id, piece, sizeof piece, &len) == ZC_OK) fwrite(piece, 1, len, stdout);
+    int rc;
+    while ((rc = zc_detokenize(m, d, id, p->buf, p->cap, &len)) == ZC_ERR_LIMIT && p->cap < (1u << 24)) {
+        char *b = realloc(p->buf, p->cap * 2);
+        if (!b) break;
+        p->buf = b;
+        p->cap *= 2;
+    }
+    if (rc == ZC_OK) fwrite(p->buf, 1, len, stdout);
+    return rc;
 }
 
 int cmd_run(int argc, char **argv) {
@@ -180,9 +193,14 @@ int cmd_run(int argc, char **argv) {
     int32_t *ids = NULL;
     float *logits = NULL;
     char *file_text = NULL;
+    piece_buf piece = {malloc(256), 256};
     int n_ids = 0;
     rc = CLI_EXIT_DATA;
 
+    if (!piece.buf) {
+        fprintf(stderr, "zipcache: out of memory\n");
+        goto done;
+    }
     double t0 = zc_now();
     if (zc_model_load(o.model, &m) != ZC_OK) {
         rc = cli_lib_error();
@@ -230,7 +248,10 @@ int cmd_run(int argc, char **argv) {
     zc_detok d;
     zc_detok_init(&d);
     for (int i = 0; i < n_ids; i++) {
-        emit(m, &d, ids[i]);
+        if (emit(m, &d, ids[i], &piece) != ZC_OK) {
+            rc = cli_lib_error();
+            goto done;
+        }
         zc_sampler_accept(smp, ids[i]);
     }
     fflush(stdout);
@@ -261,7 +282,10 @@ int cmd_run(int argc, char **argv) {
             why = "end of text";
             break;
         }
-        emit(m, &d, tok);
+        if (emit(m, &d, tok, &piece) != ZC_OK) {
+            rc = cli_lib_error();
+            goto done;
+        }
         fflush(stdout);
         n_gen++;
         if (o.n_predict >= 0 && n_gen >= o.n_predict) break;
@@ -278,6 +302,8 @@ int cmd_run(int argc, char **argv) {
         n_steps++;
         last = logits;
     }
+    size_t tail;
+    if (zc_detok_flush(&d, piece.buf, piece.cap, &tail) == ZC_OK) fwrite(piece.buf, 1, tail, stdout);
     printf("\n");
     fflush(stdout);
     if (why && !strcmp(why, "context full"))
@@ -294,6 +320,7 @@ done:
     free(logits);
     free(ids);
     free(file_text);
+    free(piece.buf);
     zc_sampler_free(smp);
     zc_context_free(ctx);
     zc_model_free(m);

@@ -10,29 +10,39 @@ int zc_model_tokenize(const zc_model *m, const char *text, size_t len, int add_b
     return zc_tokenize(m->tok, text, len, add_bos != 0, parse_special != 0, ids, n_ids);
 }
 
+/* The public zc_detok mirrors the tokenizer's zc_tok_decoder field by field,
+ * so the public header needs no internal type. */
+static void to_internal(const zc_detok *d, zc_tok_decoder *t) {
+    memcpy(t->pending, d->pending, sizeof t->pending);
+    t->n_pending = d->n_pending;
+    t->at_start = d->at_start != 0;
+}
+
+static void from_internal(const zc_tok_decoder *t, zc_detok *d) {
+    memcpy(d->pending, t->pending, sizeof d->pending);
+    d->n_pending = t->n_pending;
+    d->at_start = t->at_start;
+}
+
 void zc_detok_init(zc_detok *d) {
     zc_tok_decoder t;
     zc_tok_decoder_init(&t);
-    memcpy(d->pending, t.pending, sizeof d->pending);
-    d->n_pending = t.n_pending;
-    d->at_start = t.at_start;
+    from_internal(&t, d);
 }
 
 int zc_detokenize(const zc_model *m, zc_detok *d, int32_t id, char *out, size_t cap, size_t *len) {
-    *len = 0;
-    if (id < 0 || id >= zc_tokenizer_n_vocab(m->tok))
-        return zc_error(ZC_ERR_ARG, "detokenize: token %d is outside the vocabulary of %d", id,
-                        zc_tokenizer_n_vocab(m->tok));
-    /* The public state mirrors the tokenizer's decoder field by field, so the
-     * public header needs no internal type. */
     zc_tok_decoder t;
-    memcpy(t.pending, d->pending, sizeof t.pending);
-    t.n_pending = d->n_pending;
-    t.at_start = d->at_start != 0;
+    to_internal(d, &t);
     int rc = zc_tok_decode(m->tok, &t, id, out, cap, len);
-    memcpy(d->pending, t.pending, sizeof d->pending);
-    d->n_pending = t.n_pending;
-    d->at_start = t.at_start;
+    if (rc == ZC_OK) from_internal(&t, d);
+    return rc;
+}
+
+int zc_detok_flush(zc_detok *d, char *out, size_t cap, size_t *len) {
+    zc_tok_decoder t;
+    to_internal(d, &t);
+    int rc = zc_tok_decoder_flush(&t, out, cap, len);
+    if (rc == ZC_OK) from_internal(&t, d);
     return rc;
 }
 

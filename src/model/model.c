@@ -115,9 +115,9 @@ static void *own(zc_model *m, size_t bytes) {
     return p;
 }
 
-/* A weight matrix [rows][cols] used by the matmul kernels. Used in place;
- * copied only if the file placed it misaligned for its element type
- * (safetensors guarantees no alignment; GGUF aligns to 32). */
+/* A weight matrix [rows][cols] used by the matmul kernels, in place: both
+ * readers guarantee data aligned at least to the element size (GGUF to 32
+ * bytes, safetensors refuses misaligned tensors). */
 static int bind_mat(zc_model *m, const tensor_source *s, tensor_role r, int layer, int64_t rows, int64_t cols,
                     bool optional, zc_mat *out) {
     tensor_view t;
@@ -131,21 +131,14 @@ static int bind_mat(zc_model *m, const tensor_source *s, tensor_role r, int laye
         return zc_error(ZC_ERR_UNSUPPORTED, "%s: tensor '%s' has type %s, which this engine cannot compute with",
                         s->path, name, ti->name);
     }
-    const void *data = t.data;
-    if ((uintptr_t)data % (t.type == ZC_TYPE_F32 ? 4 : 2)) {
-        void *copy = own(m, t.nbytes);
-        if (!copy) return ZC_ERR_NOMEM;
-        memcpy(copy, data, t.nbytes);
-        data = copy;
-    }
-    *out = (zc_mat){t.type, rows, cols, data, t.nbytes / (size_t)rows};
+    *out = (zc_mat){t.type, rows, cols, t.data, t.nbytes / (size_t)rows};
     m->info.n_params += rows * cols;
     m->info.weight_bytes += t.nbytes;
     return 1;
 }
 
-/* A 1-D fp32 vector of n elements; other float types (and misaligned
- * data) are converted into an owned copy (they are tiny: norms, biases). */
+/* A 1-D fp32 vector of n elements; f16/bf16 ones are converted into an
+ * owned copy (they are tiny: norms, biases). */
 static int bind_vec(zc_model *m, const tensor_source *s, tensor_role r, int layer, int64_t n, bool optional,
                     const float **out) {
     tensor_view t;
@@ -153,7 +146,7 @@ static int bind_vec(zc_model *m, const tensor_source *s, tensor_role r, int laye
     if (rc <= 0) return rc;
     m->info.n_params += n;
     m->info.weight_bytes += t.nbytes;
-    if (t.type == ZC_TYPE_F32 && ((uintptr_t)t.data & 3) == 0) {
+    if (t.type == ZC_TYPE_F32) {
         *out = t.data;
         return 1;
     }
@@ -163,13 +156,9 @@ static int bind_vec(zc_model *m, const tensor_source *s, tensor_role r, int laye
         return zc_error(ZC_ERR_FORMAT, "%s: tensor '%s' has type %s, expected f32, f16 or bf16", s->path, name,
                         zc_type_get(t.type)->name);
     }
-    /* v [n] fp32, followed by an aligned copy of the raw elements: the
-     * converter reads 16-bit elements as uint16_t, so its source must be
-     * aligned too. */
-    float *v = own(m, (size_t)n * sizeof *v + t.nbytes);
+    float *v = own(m, (size_t)n * sizeof *v);
     if (!v) return ZC_ERR_NOMEM;
-    memcpy(v + n, t.data, t.nbytes);
-    zc_dequantize_row(t.type, v + n, v, n);
+    zc_dequantize_row(t.type, t.data, v, n);
     *out = v;
     return 1;
 }

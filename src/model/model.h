@@ -3,8 +3,7 @@
  *
  * Weights are used in place: every zc_mat points into the mapped GGUF or
  * safetensors file. Only 1-D tensors (norm weights, biases, RoPE factors)
- * stored in a type other than F32, and matrices a safetensors file placed
- * misaligned, are copied into owned memory.
+ * stored as f16/bf16 are converted into owned fp32 copies.
  *
  * RoPE. GGUF llama files rotate adjacent channel pairs (2i, 2i+1): the
  * converter permuted the Q/K rows of the original checkpoint for that.
@@ -61,7 +60,7 @@ struct zc_model {
     zc_tokenizer *tok;
     struct zc_gguf *gguf;        /* the GGUF file, or NULL */
     struct zc_hf_source *hf;     /* the HF checkpoint, or NULL */
-    void **owned;                /* converted or realigned tensors, freed with the model */
+    void **owned;                /* converted tensors, freed with the model */
     int n_owned;
 };
 
