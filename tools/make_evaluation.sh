@@ -70,15 +70,17 @@ out, cpu, ncpu, commit, elapsed, chunks, policies, bits = sys.argv[1:9]
 
 def table(name):
     rows = list(csv.DictReader(open(os.path.join(out, name + ".csv"))))
-    print("| run | budget | KV config as run | ratio | bits/elt | ppl | ppl ratio | KL mean | KL median | KL p99 | top-1 |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print()
+    print("| run | budget | KV config as run | ratio | bits/elt | window | ppl | ppl ratio | KL mean | KL median | KL p99 | top-1 |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         if r["error"]:
-            print(f"| {r['label']} | {r['budget_bits']} | {r['kv']} | failed: {r['error']} |||||||| |")
+            print(f"| {r['label']} | {r['budget_bits']} | {r['kv']} | failed: {r['error']} |" + " |" * 8)
             continue
         f = lambda k, p: format(float(r[k]), p)
         print(f"| {r['label']} | {r['budget_bits']} | {r['kv']} | {f('compression_ratio', '.2f')}x | "
-              f"{f('bits_per_element', '.2f')} | {f('perplexity', '.4f')} | {f('ppl_ratio', '.4f')} | "
+              f"{f('bits_per_element', '.2f')} | {100 * float(r['window_share']):.0f}% | {f('perplexity', '.4f')} | "
+              f"{f('ppl_ratio', '.4f')} | "
               f"{f('kl_mean', '.3g')} | {f('kl_median', '.3g')} | {f('kl_p99', '.3g')} | {f('top1_agreement', '.4f')} |")
     print()
 
@@ -99,7 +101,8 @@ print(f"Every perplexity/KL number below: context 512, the first {chunks} chunks
       "prefill that the policy compresses; KL is KL(fp16 || policy) of the next-token distributions against an fp16 "
       "run made the same way (`zipcache eval ppl --save-kl-base` / `--kl-base`). Compression ratios are measured: "
       "every byte the cache holds at the end of each chunk (codes, scales, saliency index, fp16 windows) against "
-      "fp16 for the same tokens.\n")
+      "fp16 for the same tokens; 'window' is the share of those bytes in the policy's full-precision window "
+      "(zipcache's stream buffer, kivi's residual).\n")
 print("## What these numbers show and do not show\n")
 print("- They compare cache policies on two real but tiny models (260K and 656K parameters, head dims 8 and 16, "
       "512-token context). Head dims of 8 and 16 make per-token and per-group scales weigh 2 to 8 times more than "

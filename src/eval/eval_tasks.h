@@ -50,12 +50,20 @@ typedef struct {
     zc_eval_metric metrics[ZC_EVAL_MAX_METRICS]; /* task-specific numbers, in print order */
     int n_metrics;
     /* KV usage summed over items, each measured when the item's cache was
-     * fullest (end of a chunk / of a generation). */
-    double kv_total_bytes, kv_elements;
+     * fullest (end of a chunk / of a generation); kv_window_bytes is the part
+     * held in the policy's full-precision window. */
+    double kv_total_bytes, kv_window_bytes, kv_elements;
     double tokens;                 /* tokens run through the model (prompt + generated) */
     double seconds;                /* model time */
     char note[512];                /* caveats the table prints below itself */
 } zc_eval_summary;
+
+/* What one item (a chunk, a prompt) cost, summed into the summary. */
+typedef struct {
+    double tokens, seconds;
+    double kv_total, kv_window, kv_elements; /* KV usage at the item's end */
+} zc_eval_cost;
+void zc_eval_summary_add_cost(zc_eval_summary *s, const zc_eval_cost *c);
 
 /* Add a named number to the summary (names are string literals). */
 void zc_eval_metric_add(zc_eval_summary *s, const char *name, double value);

@@ -87,10 +87,7 @@ static int gen_run(gen_task *t, const zc_model *m, const char *model_path, const
         zc_eval_gen_result g;
         if ((rc = zc_eval_generate(&s, ids, n_ids, max_new, t->stops, t->n_stops, &text, &g)) != ZC_OK) break;
         const char *out = text.s ? text.s : "";
-        sum->tokens += g.tokens;
-        sum->seconds += g.seconds;
-        sum->kv_total_bytes += g.kv_total;
-        sum->kv_elements += g.kv_elements;
+        zc_eval_summary_add_cost(sum, &g.cost);
         generated += g.n_generated;
         n_stop += g.hit_stop;
         n_eos += g.hit_eos;
@@ -100,7 +97,7 @@ static int gen_run(gen_task *t, const zc_model *m, const char *model_path, const
         if (rc == ZC_OK) rc = fields.err;
         if (rc == ZC_OK) {
             rec.len = 0;
-            zc_eval_record_begin(&rec, &s, i, score, g.tokens, g.seconds, g.kv_total, g.kv_elements);
+            zc_eval_record_begin(&rec, &s, i, score, &g.cost);
             zc_sb_printf(&rec, ",\"prompt_tokens\":%d,\"generated\":%d,\"stop\":\"%s\",\"output\":", n_ids,
                          g.n_generated, g.hit_stop ? "string" : g.hit_eos ? "eos" : g.hit_ctx ? "context" : "length");
             zc_sb_json_str(&rec, out, strlen(out));

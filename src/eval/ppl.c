@@ -132,9 +132,8 @@ static int run_chunk(zc_eval_session *s, const zc_eval_ppl_opts *p, const int32_
 }
 
 static void chunk_record(zc_strbuf *b, const zc_eval_session *s, int64_t item, const zc_eval_ppl_acc *part,
-                         double tokens, double seconds, double kv_total, double kv_elements, bool with_base) {
-    zc_eval_record_begin(b, s, item, exp(part->sum_nll / (double)part->n_scored), tokens, seconds, kv_total,
-                         kv_elements);
+                         const zc_eval_cost *cost, bool with_base) {
+    zc_eval_record_begin(b, s, item, exp(part->sum_nll / (double)part->n_scored), cost);
     zc_sb_printf(b, ",\"nll_sum\":");
     zc_sb_json_num(b, part->sum_nll);
     zc_sb_printf(b, ",\"n\":%lld,\"n_compressed\":%lld", (long long)part->n_scored, (long long)part->n_compressed);
@@ -256,19 +255,17 @@ int zc_eval_ppl(const zc_model *m, const char *model_path, const zc_eval_opts *o
         }
         memcpy(chunk, ids + c * n_ctx, (size_t)n_ctx * sizeof *chunk);
         if (s.info->bos >= 0) chunk[0] = s.info->bos;
-        double t0 = zc_now(), tokens, kv_total, kv_elements;
+        double t0 = zc_now();
+        zc_eval_cost cost;
         zc_eval_ppl_acc_free(&part);
-        rc = run_chunk(&s, p, chunk, c, with_base ? &base : NULL, p->save_kl_base ? &save : NULL, &part, &tokens);
+        rc = run_chunk(&s, p, chunk, c, with_base ? &base : NULL, p->save_kl_base ? &save : NULL, &part, &cost.tokens);
         if (rc != ZC_OK) goto done;
-        double seconds = zc_now() - t0;
-        zc_eval_session_sample_kv(&s, &kv_total, &kv_elements);
-        sum->tokens += tokens;
-        sum->seconds += seconds;
-        sum->kv_total_bytes += kv_total;
-        sum->kv_elements += kv_elements;
+        cost.seconds = zc_now() - t0;
+        zc_eval_session_sample_kv(&s, &cost);
+        zc_eval_summary_add_cost(sum, &cost);
         if ((rc = zc_eval_ppl_merge(&acc, &part)) != ZC_OK) goto done;
         rec.len = 0;
-        chunk_record(&rec, &s, c, &part, tokens, seconds, kv_total, kv_elements, with_base);
+        chunk_record(&rec, &s, c, &part, &cost, with_base);
         if (rec.err) {
             rc = rec.err;
             goto done;

@@ -59,22 +59,23 @@ void zc_eval_session_close(zc_eval_session *s) {
     s->logits = NULL;
 }
 
-void zc_eval_session_sample_kv(zc_eval_session *s, double *total_bytes, double *elements) {
+void zc_eval_session_sample_kv(zc_eval_session *s, zc_eval_cost *c) {
     zc_kv_usage u;
     zc_context_kv_usage(s->ctx, &u);
-    *total_bytes = (double)u.total;
-    *elements = (double)u.elements;
+    c->kv_total = (double)u.total;
+    c->kv_window = (double)u.window;
+    c->kv_elements = (double)u.elements;
 }
 
-void zc_eval_record_begin(zc_strbuf *b, const zc_eval_session *s, int64_t item, double score, double tokens,
-                          double seconds, double kv_total, double kv_elements) {
+void zc_eval_record_begin(zc_strbuf *b, const zc_eval_session *s, int64_t item, double score, const zc_eval_cost *c) {
     zc_sb_printf(b, "{\"run\":");
     zc_sb_json_str(b, s->run, strlen(s->run));
     zc_sb_printf(b, ",\"item\":%lld,\"score\":", (long long)item);
     zc_sb_json_num(b, score);
-    zc_sb_printf(b, ",\"tokens\":%.0f,\"seconds\":", tokens);
-    zc_sb_json_num(b, seconds);
-    zc_sb_printf(b, ",\"kv_total\":%.0f,\"kv_elements\":%.0f", kv_total, kv_elements);
+    zc_sb_printf(b, ",\"tokens\":%.0f,\"seconds\":", c->tokens);
+    zc_sb_json_num(b, c->seconds);
+    zc_sb_printf(b, ",\"kv_total\":%.0f,\"kv_window\":%.0f,\"kv_elements\":%.0f", c->kv_total, c->kv_window,
+                 c->kv_elements);
 }
 
 int zc_eval_record_resume(zc_eval_session *s, const zc_eval_done *d) {
@@ -82,18 +83,17 @@ int zc_eval_record_resume(zc_eval_session *s, const zc_eval_done *d) {
     const zc_json *root;
     int rc = zc_json_parse(d->json, strlen(d->json), s->results.path, &doc, &root);
     if (rc != ZC_OK) return rc;
-    double tokens, seconds, total, elements;
-    bool ok = zc_json_num(zc_json_get(root, "tokens"), &tokens) && zc_json_num(zc_json_get(root, "seconds"), &seconds) &&
-              zc_json_num(zc_json_get(root, "kv_total"), &total) &&
-              zc_json_num(zc_json_get(root, "kv_elements"), &elements);
+    zc_eval_cost c;
+    bool ok = zc_json_num(zc_json_get(root, "tokens"), &c.tokens) &&
+              zc_json_num(zc_json_get(root, "seconds"), &c.seconds) &&
+              zc_json_num(zc_json_get(root, "kv_total"), &c.kv_total) &&
+              zc_json_num(zc_json_get(root, "kv_window"), &c.kv_window) &&
+              zc_json_num(zc_json_get(root, "kv_elements"), &c.kv_elements);
     zc_json_free(doc);
     if (!ok)
         return zc_error(ZC_ERR_FORMAT, "%s: item %lld: record lacks tokens/seconds/kv fields", s->results.path,
                         (long long)d->item);
-    s->sum->tokens += tokens;
-    s->sum->seconds += seconds;
-    s->sum->kv_total_bytes += total;
-    s->sum->kv_elements += elements;
+    zc_eval_summary_add_cost(s->sum, &c);
     return ZC_OK;
 }
 
@@ -114,7 +114,7 @@ int zc_eval_generate(zc_eval_session *s, const int32_t *prompt, int n_prompt, in
     double t0 = zc_now();
     rc = zc_decode(s->ctx, prompt, n_prompt, ZC_LOGITS_LAST, s->logits);
     if (rc != ZC_OK) return rc;
-    r->tokens = n_prompt;
+    r->cost.tokens = n_prompt;
     zc_detok dt;
     zc_detok_init(&dt);
     while (r->n_generated < max_new) {
@@ -149,10 +149,10 @@ int zc_eval_generate(zc_eval_session *s, const int32_t *prompt, int n_prompt, in
             break;
         }
         if ((rc = zc_decode(s->ctx, &tok, 1, ZC_LOGITS_LAST, s->logits)) != ZC_OK) return rc;
-        r->tokens += 1;
+        r->cost.tokens += 1;
     }
-    r->seconds = zc_now() - t0;
-    zc_eval_session_sample_kv(s, &r->kv_total, &r->kv_elements);
+    r->cost.seconds = zc_now() - t0;
+    zc_eval_session_sample_kv(s, &r->cost);
     return ZC_OK;
 }
 

@@ -29,13 +29,12 @@ int zc_eval_session_open(zc_eval_session *s, const zc_model *m, const char *mode
                          zc_eval_summary *sum);
 void zc_eval_session_close(zc_eval_session *s);
 
-/* Add the cache's current usage to the summary (call when an item's cache is fullest). */
-void zc_eval_session_sample_kv(zc_eval_session *s, double *total_bytes, double *elements);
+/* Store the cache's current usage in c (call when an item's cache is fullest). */
+void zc_eval_session_sample_kv(zc_eval_session *s, zc_eval_cost *c);
 
-/* The common fields of an item record: run, item, score, tokens, seconds, kv bytes/elements.
+/* The common fields of an item record: run, item, score and its cost.
  * The caller appends its own fields and the closing brace. */
-void zc_eval_record_begin(zc_strbuf *b, const zc_eval_session *s, int64_t item, double score, double tokens,
-                          double seconds, double kv_total, double kv_elements);
+void zc_eval_record_begin(zc_strbuf *b, const zc_eval_session *s, int64_t item, double score, const zc_eval_cost *c);
 /* Read those common fields back from a resumed record into the summary. */
 int zc_eval_record_resume(zc_eval_session *s, const zc_eval_done *d);
 
@@ -45,8 +44,7 @@ int zc_eval_record_resume(zc_eval_session *s, const zc_eval_done *d);
 typedef struct {
     int n_generated;
     bool hit_stop, hit_eos, hit_ctx;
-    double tokens, seconds;   /* model work for this item */
-    double kv_total, kv_elements;
+    zc_eval_cost cost;
 } zc_eval_gen_result;
 int zc_eval_generate(zc_eval_session *s, const int32_t *prompt, int n_prompt, int max_new,
                      const char *const *stops, int n_stops, zc_strbuf *out, zc_eval_gen_result *r);

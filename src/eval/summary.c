@@ -17,6 +17,14 @@ void zc_eval_metric_add(zc_eval_summary *s, const char *name, double value) {
     if (s->n_metrics < ZC_EVAL_MAX_METRICS) s->metrics[s->n_metrics++] = (zc_eval_metric){name, value};
 }
 
+void zc_eval_summary_add_cost(zc_eval_summary *s, const zc_eval_cost *c) {
+    s->tokens += c->tokens;
+    s->seconds += c->seconds;
+    s->kv_total_bytes += c->kv_total;
+    s->kv_window_bytes += c->kv_window;
+    s->kv_elements += c->kv_elements;
+}
+
 double zc_eval_summary_ratio(const zc_eval_summary *s) {
     return s->kv_total_bytes > 0 ? 16.0 * s->kv_elements / (8.0 * s->kv_total_bytes) : NAN;
 }
@@ -39,8 +47,12 @@ void zc_eval_summary_print(FILE *f, const zc_eval_summary *s) {
         else
             fprintf(f, "%-26s %.6g\n", s->metrics[i].name, v);
     }
-    fprintf(f, "%-26s %.3fx (%.3f bits/element, all bytes counted)\n", "kv compression vs fp16",
-            zc_eval_summary_ratio(s), zc_eval_summary_bits(s));
+    if (s->kv_total_bytes > 0)
+        fprintf(f, "%-26s %.3fx (%.3f bits/element, all bytes counted; %.1f%% of them in the full-precision window)\n",
+                "kv compression vs fp16", zc_eval_summary_ratio(s), zc_eval_summary_bits(s),
+                100.0 * s->kv_window_bytes / s->kv_total_bytes);
+    else
+        fprintf(f, "%-26s n/a (nothing ran)\n", "kv compression vs fp16");
     fprintf(f, "%-26s %.1f (%.0f tokens in %.1f s)\n", "tokens/s", s->seconds > 0 ? s->tokens / s->seconds : 0.0,
             s->tokens, s->seconds);
     if (s->note[0]) fprintf(f, "note: %s\n", s->note);
@@ -90,6 +102,8 @@ void zc_eval_summary_json(const zc_eval_summary *s, zc_strbuf *b) {
     zc_sb_json_num(b, zc_eval_summary_ratio(s));
     zc_sb_printf(b, ",\"bits_per_element\":");
     zc_sb_json_num(b, zc_eval_summary_bits(s));
+    zc_sb_printf(b, ",\"kv_window_share\":");
+    zc_sb_json_num(b, s->kv_total_bytes > 0 ? s->kv_window_bytes / s->kv_total_bytes : NAN);
     zc_sb_printf(b, ",\"score_name\":");
     zc_sb_json_str(b, s->score_name, strlen(s->score_name));
     zc_sb_printf(b, ",\"score\":");

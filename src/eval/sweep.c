@@ -149,14 +149,14 @@ static void csv_str(FILE *f, const char *s) {
 }
 
 typedef struct {
-    double ratio, bits, ppl, ppl_ratio, kl_mean, kl_median, kl_p99, top1, comp_frac, tps;
+    double ratio, bits, window_share, ppl, ppl_ratio, kl_mean, kl_median, kl_p99, top1, comp_frac, tps;
     char failed[200]; /* the error of a run that could not run ("" if it ran) */
 } sweep_row;
 
 static int write_csv(const char *path, const run_list *l, const sweep_row *rows) {
     FILE *f = fopen(path, "w");
     if (!f) return zc_error(ZC_ERR_IO, "%s: cannot create", path);
-    fprintf(f, "label,policy,budget_bits,kv,compression_ratio,bits_per_element,perplexity,ppl_ratio,kl_mean,"
+    fprintf(f, "label,policy,budget_bits,kv,compression_ratio,bits_per_element,window_share,perplexity,ppl_ratio,kl_mean,"
                "kl_median,kl_p99,top1_agreement,scored_on_compressed,tokens_per_s,error\n");
     for (int i = 0; i < l->n; i++) {
         const sweep_row *r = &rows[i];
@@ -164,10 +164,10 @@ static int write_csv(const char *path, const run_list *l, const sweep_row *rows)
         fprintf(f, ",%s,%g,", l->runs[i].cfg.policy, l->runs[i].budget);
         csv_str(f, l->runs[i].desc);
         if (r->failed[0])
-            fprintf(f, ",,,,,,,,,,,");
+            fprintf(f, ",,,,,,,,,,,,");
         else
-            fprintf(f, ",%.4f,%.4f,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.4f,%.1f,", r->ratio, r->bits, r->ppl, r->ppl_ratio,
-                    r->kl_mean, r->kl_median, r->kl_p99, r->top1, r->comp_frac, r->tps);
+            fprintf(f, ",%.4f,%.4f,%.4f,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.4f,%.1f,", r->ratio, r->bits, r->window_share,
+                    r->ppl, r->ppl_ratio, r->kl_mean, r->kl_median, r->kl_p99, r->top1, r->comp_frac, r->tps);
         csv_str(f, r->failed);
         fputc('\n', f);
     }
@@ -207,7 +207,7 @@ static int write_plot(const char *svg, const char *title, const run_list *l, con
         fprintf(log, "sweep: no run succeeded; no plot\n");
         return ZC_OK;
     }
-    fprintf(f, "set terminal svg size 1100,460 dynamic font 'sans,12'\nset output '%s'\n", svg);
+    fprintf(f, "set terminal svg size 1100,460 dynamic font 'sans,12' noenhanced\nset output '%s'\n", svg);
     fprintf(f, "set multiplot layout 1,2 title \"%s\"\n", title);
     fprintf(f, "set grid\nset key outside bottom center horizontal\nset xlabel 'KV compression ratio vs fp16 "
                "(measured, all bytes)'\n");
@@ -277,6 +277,7 @@ int zc_eval_sweep(const zc_model *m, const char *model_path, const zc_eval_opts 
         }
         r->ratio = zc_eval_summary_ratio(&s);
         r->bits = zc_eval_summary_bits(&s);
+        r->window_share = s.kv_window_bytes / s.kv_total_bytes;
         r->ppl = s.score;
         r->ppl_ratio = metric(&s, "ppl_ratio");
         r->kl_mean = metric(&s, "kl_mean");
