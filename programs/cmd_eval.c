@@ -7,12 +7,13 @@
 #include "cli.h"
 #include "cmds.h"
 #include "eval/eval_tasks.h"
+#include "eval/kvstudy.h"
 #include "util/error.h"
 #include "util/file.h"
 #include "zipcache.h"
 
 static const char *const USAGE =
-    "usage: zipcache eval ppl|lines|gsm8k|humaneval|sweep [options]\n"
+    "usage: zipcache eval ppl|lines|gsm8k|humaneval|sweep|saliency [options]\n"
     "\n"
     "  ppl        perplexity over -f TEXT in chunks of the context (second half of each chunk scored,\n"
     "             decoded token by token against the cache); with --kl-base also KL(fp16 || run)\n"
@@ -20,6 +21,7 @@ static const char *const USAGE =
     "  gsm8k      GSM8K accuracy with the 8-shot chain-of-thought prompt (--data test.jsonl)\n"
     "  humaneval  HumanEval completions (--data HumanEval.jsonl); --execute runs the tests: pass@1\n"
     "  sweep      ppl/KL for --policies x --bits (or a --preset ablation) -> CSV + SVG plot\n"
+    "  saliency   how well cheap saliency estimates recover the exact normalized salient set (-f TEXT)\n"
     "\n"
     "common:  -m MODEL  -c CTX  -t THREADS  --limit N  --offset K  --results FILE.jsonl (resume)\n"
     "         --json FILE (summary record)  --no-progress  --kv POLICY  --kv-* (see zipcache run --help)\n"
@@ -28,7 +30,8 @@ static const char *const USAGE =
     "tasks:   --data FILE  --max-new N  --shots N (gsm8k, 0..8, default 8)\n"
     "         --execute  --out completions.jsonl  --python PATH  --timeout S (humaneval)\n"
     "sweep:   -f TEXT  --chunks N  --policies a,b,c  --bits 2.5,3,3.5,4  --preset ablation-saliency|\n"
-    "         ablation-probes  --csv FILE  --plot FILE.svg\n";
+    "         ablation-probes  --csv FILE  --plot FILE.svg\n"
+    "saliency: -f TEXT  --chunks N  --tokens N (per chunk)  --seeds N (random probe draws)\n";
 
 typedef struct {
     const char *sub, *model, *json;
@@ -36,6 +39,7 @@ typedef struct {
     zc_eval_ppl_opts ppl;
     zc_eval_gen_opts gen;
     zc_eval_sweep_opts sweep;
+    zc_eval_study_opts study;
     double bits[16];
 } eval_args;
 
@@ -102,14 +106,21 @@ static int parse(int argc, char **argv, eval_args *a) {
         } else if (!strcmp(opt, "--results")) {
             a->o.results = val;
         } else if (!strcmp(opt, "--json")) {
-            if (!allowed(sub, opt, "ppl,lines,gsm8k,humaneval")) return CLI_EXIT_USAGE;
+            if (!allowed(sub, opt, "ppl,lines,gsm8k,humaneval,saliency")) return CLI_EXIT_USAGE;
             a->json = val;
         } else if (!strcmp(opt, "-f") || !strcmp(opt, "--file")) {
-            if (!allowed(sub, opt, "ppl,sweep")) return CLI_EXIT_USAGE;
-            a->ppl.text = val;
+            if (!allowed(sub, opt, "ppl,sweep,saliency")) return CLI_EXIT_USAGE;
+            a->ppl.text = a->study.text = val;
         } else if (!strcmp(opt, "--chunks")) {
-            if (!allowed(sub, opt, "ppl,sweep") || !cli_int("eval", opt, val, 1, INT64_MAX, &n)) return CLI_EXIT_USAGE;
-            a->ppl.chunks = n;
+            if (!allowed(sub, opt, "ppl,sweep,saliency") || !cli_int("eval", opt, val, 1, INT64_MAX, &n))
+                return CLI_EXIT_USAGE;
+            a->ppl.chunks = a->study.chunks = n;
+        } else if (!strcmp(opt, "--tokens")) {
+            if (!allowed(sub, opt, "saliency") || !cli_int("eval", opt, val, 8, 1 << 20, &n)) return CLI_EXIT_USAGE;
+            a->study.tokens = (int)n;
+        } else if (!strcmp(opt, "--seeds")) {
+            if (!allowed(sub, opt, "saliency") || !cli_int("eval", opt, val, 1, 1000, &n)) return CLI_EXIT_USAGE;
+            a->study.seeds = (int)n;
         } else if (!strcmp(opt, "--block")) {
             if (!allowed(sub, opt, "ppl,sweep") || !cli_int("eval", opt, val, 1, 4096, &n)) return CLI_EXIT_USAGE;
             a->ppl.block = (int)n;
@@ -177,10 +188,11 @@ int cmd_eval(int argc, char **argv) {
     eval_args a;
     memset(&a, 0, sizeof a);
     a.sub = argv[1];
-    static const char *const SUBS[] = {"ppl", "lines", "gsm8k", "humaneval", "sweep"};
+    static const char *const SUBS[] = {"ppl", "lines", "gsm8k", "humaneval", "sweep", "saliency"};
     bool known = false;
     for (size_t i = 0; i < sizeof SUBS / sizeof SUBS[0]; i++) known |= !strcmp(a.sub, SUBS[i]);
-    if (!known) return cli_usage_error("eval", "unknown evaluation '%s' (ppl, lines, gsm8k, humaneval, sweep)", a.sub);
+    if (!known)
+        return cli_usage_error("eval", "unknown evaluation '%s' (ppl, lines, gsm8k, humaneval, sweep, saliency)", a.sub);
     zc_eval_opts_default(&a.o);
     a.ppl.block = 1;
     a.gen.shots = ZC_GSM8K_MAX_SHOTS;
@@ -196,7 +208,8 @@ int cmd_eval(int argc, char **argv) {
     }
     a.sweep.bits = a.bits;
     if (!a.model && !(a.model = cli_default_model())) return cli_usage_error("eval", "no model given (-m MODEL)");
-    if (!strcmp(a.sub, "ppl") || !strcmp(a.sub, "sweep")) {
+    bool study = !strcmp(a.sub, "saliency");
+    if (!strcmp(a.sub, "ppl") || !strcmp(a.sub, "sweep") || study) {
         if (!a.ppl.text) return cli_usage_error("eval", "eval %s needs a text file (-f FILE)", a.sub);
     } else if (!a.gen.data) {
         return cli_usage_error("eval", "eval %s needs --data FILE.jsonl", a.sub);
@@ -213,9 +226,11 @@ int cmd_eval(int argc, char **argv) {
         rc = zc_eval_gsm8k(m, a.model, &a.o, &a.gen, &s);
     else if (!strcmp(a.sub, "humaneval"))
         rc = zc_eval_humaneval(m, a.model, &a.o, &a.gen, &s);
+    else if (study)
+        rc = zc_eval_saliency_report(m, a.model, &a.o, &a.study, stdout, a.json);
     else
         rc = zc_eval_sweep(m, a.model, &a.o, &a.ppl, &a.sweep, stdout);
-    if (rc == ZC_OK && strcmp(a.sub, "sweep")) {
+    if (rc == ZC_OK && strcmp(a.sub, "sweep") && !study) {
         zc_eval_summary_print(stdout, &s);
         if (a.json) rc = write_json(a.json, &s);
     }

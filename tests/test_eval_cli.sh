@@ -119,6 +119,16 @@ else
     skip eval_tasks "stories260K or data missing"
 fi
 
+# ---- eval saliency dispatches to the saliency study (src/eval/saliency_report.c) ----
+if [ -f "$S260" ] && [ -f "$TEXT" ]; then
+    if "$BIN" eval saliency -m "$S260" -f "$TEXT" --chunks 1 --tokens 64 -t 1 --json "$TMP/sal.json" >"$TMP/out" 2>&1 &&
+        grep -q "recall" "$TMP/out" && "$PY" -c 'import json, sys; json.load(open(sys.argv[1]))' "$TMP/sal.json"; then
+        pass eval_saliency
+    else
+        fail eval_saliency "$(tail -3 "$TMP/out")"
+    fi
+fi
+
 # ---- usage errors exit 2 with one line ----
 bad=0
 for args in "nonesuch" "ppl --chunks 0 -f x" "ppl --data x -f y" "lines --kv nonesuch --data x" "sweep -f x --bits 2,abc"; do
