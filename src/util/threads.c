@@ -1,23 +1,32 @@
 #include "util/threads.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "util/cpu.h"
 
-#define SPIN_ITERS 20000
+/* Spins before a waiting thread yields its core (caller) or sleeps (worker). */
+#define SPIN_ITERS 4000
 
+/* Tasks are claimed from one 64-bit word holding (region << 32 | next task),
+ * so a worker that saw an old region can never claim a task of a newer one:
+ * its compare-and-swap fails once the region number changed. A region ends
+ * when all its tasks have completed, not when every worker has checked in,
+ * so a worker that the OS has not scheduled yet (2 cores shared with other
+ * processes) never delays the caller: the caller runs the tasks itself. */
 struct zc_pool {
     int n_threads;
     pthread_t *workers;
     pthread_mutex_t mu;
     pthread_cond_t wake;
-    atomic_uint generation;   /* bumped for every region; workers wait for a change */
-    atomic_int next_task;     /* next task index to hand out */
-    atomic_int workers_done;  /* workers finished with the current region */
+    atomic_uint_fast64_t claim;  /* region << 32 | next unclaimed task */
+    atomic_uint region;          /* current region number; sleepers wait for a change */
+    atomic_int tasks_done;
     atomic_int stop;
-    int n_tasks;
+    atomic_int n_tasks;          /* of the current region; written before it is published */
     zc_task_fn fn;
     void *ctx;
 };
@@ -27,11 +36,23 @@ typedef struct {
     int thread;
 } worker_arg;
 
-static void drain_tasks(zc_pool *p, int thread) {
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* Claim and run tasks of `region` until none is left. */
+static void drain_tasks(zc_pool *p, unsigned region, int thread) {
     for (;;) {
-        int t = atomic_fetch_add_explicit(&p->next_task, 1, memory_order_relaxed);
-        if (t >= p->n_tasks) break;
-        p->fn(p->ctx, t, thread);
+        uint_fast64_t c = atomic_load_explicit(&p->claim, memory_order_acquire);
+        if ((unsigned)(c >> 32) != region || (int)(c & 0xffffffffu) >= atomic_load_explicit(&p->n_tasks, memory_order_relaxed))
+            return;
+        if (!atomic_compare_exchange_weak_explicit(&p->claim, &c, c + 1, memory_order_acq_rel,
+                                                   memory_order_relaxed))
+            continue;
+        p->fn(p->ctx, (int)(c & 0xffffffffu), thread);
+        atomic_fetch_add_explicit(&p->tasks_done, 1, memory_order_release);
     }
 }
 
@@ -41,25 +62,20 @@ static void *worker_main(void *argp) {
     zc_pool *p = arg.pool;
     unsigned seen = 0;
     for (;;) {
-        unsigned gen;
+        unsigned r;
         int spins = 0;
-        while ((gen = atomic_load_explicit(&p->generation, memory_order_acquire)) == seen &&
-               !atomic_load(&p->stop)) {
+        while ((r = atomic_load_explicit(&p->region, memory_order_acquire)) == seen && !atomic_load(&p->stop)) {
             if (++spins < SPIN_ITERS) {
-#if defined(__x86_64__) || defined(__i386__)
-                __builtin_ia32_pause();
-#endif
+                cpu_relax();
                 continue;
             }
             pthread_mutex_lock(&p->mu);
-            while (atomic_load(&p->generation) == seen && !atomic_load(&p->stop))
-                pthread_cond_wait(&p->wake, &p->mu);
+            while (atomic_load(&p->region) == seen && !atomic_load(&p->stop)) pthread_cond_wait(&p->wake, &p->mu);
             pthread_mutex_unlock(&p->mu);
         }
         if (atomic_load(&p->stop)) return NULL;
-        seen = gen;
-        drain_tasks(p, arg.thread);
-        atomic_fetch_add_explicit(&p->workers_done, 1, memory_order_release);
+        seen = r;
+        drain_tasks(p, r, arg.thread);
     }
 }
 
@@ -73,20 +89,14 @@ zc_pool *zc_pool_create(int n_threads) {
     if (n_threads > 1) {
         p->workers = calloc((size_t)n_threads - 1, sizeof(pthread_t));
         if (!p->workers) {
+            p->n_threads = 1;
             zc_pool_destroy(p);
             return NULL;
         }
     }
     for (int i = 1; i < n_threads; i++) {
         worker_arg *a = malloc(sizeof *a);
-        if (!a) {
-            p->n_threads = i;
-            zc_pool_destroy(p);
-            return NULL;
-        }
-        a->pool = p;
-        a->thread = i;
-        if (pthread_create(&p->workers[i - 1], NULL, worker_main, a) != 0) {
+        if (!a || pthread_create(&p->workers[i - 1], NULL, worker_main, a ? (a->pool = p, a->thread = i, a) : a)) {
             free(a);
             p->n_threads = i;
             zc_pool_destroy(p);
@@ -117,20 +127,22 @@ void zc_pool_run(zc_pool *p, int n_tasks, zc_task_fn fn, void *ctx) {
         for (int t = 0; t < n_tasks; t++) fn(ctx, t, 0);
         return;
     }
+    /* The previous region is complete, so no thread reads these now. */
     p->fn = fn;
     p->ctx = ctx;
-    p->n_tasks = n_tasks;
-    atomic_store_explicit(&p->next_task, 0, memory_order_relaxed);
-    atomic_store_explicit(&p->workers_done, 0, memory_order_relaxed);
+    atomic_store_explicit(&p->n_tasks, n_tasks, memory_order_relaxed);
+    atomic_store_explicit(&p->tasks_done, 0, memory_order_relaxed);
+    unsigned region = atomic_load_explicit(&p->region, memory_order_relaxed) + 1;
+    atomic_store_explicit(&p->claim, (uint_fast64_t)region << 32, memory_order_release);
     pthread_mutex_lock(&p->mu);
-    atomic_fetch_add_explicit(&p->generation, 1, memory_order_release);
+    atomic_store_explicit(&p->region, region, memory_order_release);
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mu);
-    drain_tasks(p, 0);
-    int workers = p->n_threads - 1;
-    while (atomic_load_explicit(&p->workers_done, memory_order_acquire) < workers) {
-#if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#endif
+    drain_tasks(p, region, 0);
+    /* Wait for tasks other threads are still running; yield the core now and
+     * then in case the thread running one is waiting for it. */
+    for (int spins = 0; atomic_load_explicit(&p->tasks_done, memory_order_acquire) < n_tasks; spins++) {
+        if (spins < SPIN_ITERS) cpu_relax();
+        else sched_yield();
     }
 }
