@@ -227,6 +227,61 @@ static void test_scalar_vs_simd(void) {
     zc_attn_scratch_free(&scr);
 }
 
+/* Probe column sums against a double computation of the same softmax rows:
+ * |fast - ref| <= 1e-5 (1 + |ref|); threads and scalar/AVX2 within tolerance. */
+static void test_colsum(void) {
+    static const int shapes[][2] = {{1, 8}, {4, 64}, {2, 13}, {8, 128}};
+    zc_attn_scratch scr = {0};
+    zc_pool *pool = zc_pool_create(2);
+    for (int t = 0; t < 2; t++)
+        for (int si = 0; si < 4; si++) {
+            int G = shapes[si][0], hd = shapes[si][1], n_q = 50, pos0 = 120, hkv = 2;
+            problem p;
+            problem_make(&p, hkv, G, hd, n_q, pos0, pos0 + n_q, t ? ZC_TYPE_F16 : ZC_TYPE_F32, 0);
+            int nh = hkv * G, n_kv = p.n_kv;
+            float *out = malloc((size_t)n_q * nh * hd * 4), *lse = malloc((size_t)n_q * nh * 4);
+            zc_attn_reference(&p.d, p.q, n_q, pos0, p.k, p.v, p.kv_type, p.stride, n_kv, out, lse);
+            int rows[20], n_rows = 0;
+            for (int i = 1; i < n_q; i += 3) rows[n_rows++] = i;
+            double *ref = calloc((size_t)hkv * n_kv, sizeof(double));
+            for (int r = 0; r < n_rows; r++)
+                for (int h = 0; h < nh; h++) {
+                    int i = rows[r], g = h / G;
+                    for (int j = 0; j <= pos0 + i; j++) {
+                        double dot = 0;
+                        for (int e = 0; e < hd; e++) {
+                            size_t at = (size_t)j * p.stride + (size_t)g * hd + e;
+                            double kv = t ? zc_fp16_to_f32(((zc_fp16 *)p.k)[at]) : ((float *)p.k)[at];
+                            dot += (double)p.q[(size_t)i * nh * hd + (size_t)h * hd + e] * kv;
+                        }
+                        ref[(size_t)g * n_kv + j] += exp(dot / sqrt((double)hd) - lse[(size_t)i * nh + h]);
+                    }
+                }
+            float *col[3];
+            for (int v = 0; v < 3; v++) { /* 0: avx2 single, 1: avx2 two threads, 2: scalar */
+                col[v] = calloc((size_t)hkv * n_kv, sizeof(float));
+                zc_cpu_set_simd(v == 2 ? 0 : -1);
+                int rc = zc_attn_colsum(v == 1 ? pool : NULL, &p.d, p.q, rows, n_rows, pos0, p.k, p.kv_type, p.stride,
+                                        n_kv, lse, col[v], (size_t)n_kv, &scr);
+                TT_CHECK(rc == 0, "colsum rc %d", rc);
+                double worst = 0;
+                for (size_t j = 0; j < (size_t)hkv * n_kv; j++) {
+                    double e = fabs(col[v][j] - ref[j]) / (1.0 + fabs(ref[j]));
+                    worst = e > worst ? e : worst;
+                }
+                TT_CHECK(worst <= TOL, "colsum variant %d type %d G=%d hd=%d err %.3g", v, t, G, hd, worst);
+                free(col[v]);
+            }
+            zc_cpu_set_simd(-1);
+            free(ref);
+            free(out);
+            free(lse);
+            problem_free(&p);
+        }
+    zc_pool_destroy(pool);
+    zc_attn_scratch_free(&scr);
+}
+
 static void test_bad_args(void) {
     zc_attn_scratch scr = {0};
     float q[8] = {0}, kv[8] = {0}, out[8];
@@ -245,6 +300,7 @@ int main(void) {
     TT_RUN(test_edges);
     TT_RUN(test_threads);
     TT_RUN(test_scalar_vs_simd);
+    TT_RUN(test_colsum);
     TT_RUN(test_bad_args);
     return tt_finish();
 }

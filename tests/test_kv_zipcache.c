@@ -154,7 +154,7 @@ static void test_probe_scores(void) {
         zc_kv_cache *z = make("zipcache", sh, 4, 2, 0.6f, 100, mode < 2 ? "all" : NULL, 0);
         zc_zip_opts o;
         zc_zip_get_opts(z, &o);
-        o.denom = mode == 1 ? ZC_ZIP_DENOM_PROBE : ZC_ZIP_DENOM_FULL;
+        o.denom = mode == 1 ? ZC_DENOM_PROBES : ZC_DENOM_CAUSAL;
         zc_zip_set_opts(z, &o);
         TT_CHECK(z->ops->write(z, 0, 0, n, k, v) == 0 && z->ops->attend(z, 0, 0, n, q, out) == 0, "prefill");
         const float *sc;

@@ -59,6 +59,17 @@ void zc_attn_tile_scalar(int n_rows, int G, const int *nvalid, const float *q, i
     }
 }
 
+void zc_attn_colsum_row_scalar(const float *qh, float scale, float lse, int n, int hd, const float *k, size_t ks,
+                               float *s, float *col) {
+    (void)s;
+    for (int j = 0; j < n; j++) {
+        const float *kr = k + (size_t)j * ks;
+        float dot = 0.0f;
+        for (int d = 0; d < hd; d++) dot += qh[d] * kr[d];
+        col[j] += expf(dot * scale - lse);
+    }
+}
+
 static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
 
 /* Per-thread scratch, in floats: query rows, fp16->fp32 K and V tiles, one
@@ -312,6 +323,82 @@ int zc_attn_forward(zc_pool *pool, const zc_attn_dims *d, const float *q, int n_
     } else {
         zc_pool_run(pool, c.n_qblocks * d->n_kv_heads, prefill_task, &c);
     }
+    return ZC_OK;
+}
+
+/* ---- probe column sums ---------------------------------------------------- */
+
+typedef struct {
+    const zc_attn_dims *d;
+    const float *q, *lse;
+    const int *rows;
+    int n_rows, pos0, n_kv, kv_type, n_chunks, chunk_len;
+    const void *k;
+    size_t kv_stride, ldc;
+    float *colsum, *scratch; /* scratch: [threads][2*BK*hd] (K tile, score row) */
+    zc_attn_colsum_fn row;
+    int simd;
+} colsum_ctx;
+
+static void colsum_task(void *ctx, int task, int thread) {
+    const colsum_ctx *c = ctx;
+    int hd = c->d->head_dim, nh = c->d->n_heads, G = nh / c->d->n_kv_heads;
+    int g = task % c->d->n_kv_heads, chunk = task / c->d->n_kv_heads;
+    float scale = 1.0f / sqrtf((float)hd);
+    float *kt = c->scratch + (size_t)thread * 2 * ZC_ATTN_BK * hd, *s = kt + (size_t)ZC_ATTN_BK * hd;
+    int k0 = chunk * c->chunk_len, k1 = k0 + c->chunk_len < c->n_kv ? k0 + c->chunk_len : c->n_kv;
+    for (int t0 = k0; t0 < k1; t0 += ZC_ATTN_BK) {
+        int nk = k1 - t0 < ZC_ATTN_BK ? k1 - t0 : ZC_ATTN_BK;
+        size_t off = (size_t)t0 * c->kv_stride + (size_t)g * hd, ks;
+        const float *k;
+        if (c->kv_type == ZC_TYPE_F32) {
+            k = (const float *)c->k + off;
+            ks = c->kv_stride;
+        } else {
+            const zc_fp16 *kh = (const zc_fp16 *)c->k + off;
+            if (c->simd)
+                zc_attn_f16_rows_avx2(kh, c->kv_stride, nk, hd, kt);
+            else
+                for (int j = 0; j < nk; j++)
+                    for (int e = 0; e < hd; e++) kt[(size_t)j * hd + e] = zc_fp16_to_f32(kh[(size_t)j * c->kv_stride + e]);
+            k = kt;
+            ks = (size_t)hd;
+        }
+        float *col = c->colsum + (size_t)g * c->ldc + t0;
+        for (int r = 0; r < c->n_rows; r++) {
+            int i = c->rows[r], last = c->pos0 + i < c->n_kv - 1 ? c->pos0 + i : c->n_kv - 1;
+            int n = last + 1 - t0;
+            if (n <= 0) continue;
+            if (n > nk) n = nk;
+            for (int h = g * G; h < (g + 1) * G; h++)
+                c->row(c->q + (size_t)i * nh * hd + (size_t)h * hd, scale, c->lse[(size_t)i * nh + h], n, hd, k, ks,
+                       s, col);
+        }
+    }
+}
+
+int zc_attn_colsum(zc_pool *pool, const zc_attn_dims *d, const float *q, const int *rows, int n_rows, int pos0,
+                   const void *k, int kv_type, size_t kv_stride, int n_kv, const float *lse, float *colsum,
+                   size_t ldc, zc_attn_scratch *scratch) {
+    int rc = check_dims(d, n_rows, pos0, kv_type, kv_stride, n_kv);
+    if (rc) return rc;
+    if (n_rows == 0) return ZC_OK;
+    int threads = zc_pool_size(pool), simd = zc_cpu_has_avx2();
+    colsum_ctx c = {.d = d, .q = q, .lse = lse, .rows = rows, .n_rows = n_rows, .pos0 = pos0, .n_kv = n_kv,
+                    .kv_type = kv_type, .k = k, .kv_stride = kv_stride, .ldc = ldc, .colsum = colsum,
+                    .row = simd ? zc_attn_colsum_row_avx2 : zc_attn_colsum_row_scalar, .simd = simd};
+    /* ~4 tasks per thread over (head, chunk); chunks are whole tiles */
+    int want = (4 * threads + d->n_kv_heads - 1) / d->n_kv_heads;
+    int tiles = (n_kv + ZC_ATTN_BK - 1) / ZC_ATTN_BK;
+    int n_chunks = want < tiles ? want : tiles;
+    c.chunk_len = (tiles + n_chunks - 1) / n_chunks * ZC_ATTN_BK;
+    c.n_chunks = (n_kv + c.chunk_len - 1) / c.chunk_len;
+    size_t need;
+    if (zc_mul_size((size_t)threads * 2 * ZC_ATTN_BK, (size_t)d->head_dim, &need))
+        return zc_error(ZC_ERR_LIMIT, "attention: scratch size overflows");
+    if ((rc = scratch_reserve(scratch, need))) return rc;
+    c.scratch = scratch->buf;
+    zc_pool_run(pool, c.n_chunks * d->n_kv_heads, colsum_task, &c);
     return ZC_OK;
 }
 

@@ -38,6 +38,19 @@ int zc_attn_forward(zc_pool *pool, const zc_attn_dims *d, const float *q, int n_
                     const void *v, int kv_type, size_t kv_stride, int n_kv, float *out, float *lse,
                     zc_attn_scratch *scratch);
 
+/* Column sums of exact softmax rows, for saliency probes: for each listed
+ * query row i = rows[r] (position pos0 + i, seeing keys 0..min(pos0+i, n_kv-1))
+ * and each query head h of KV head g,
+ *   colsum[g*ldc + j] += exp(q_{i,h} . k_j / sqrt(head_dim) - lse[i*n_heads + h])
+ * i.e. the row's softmax weight on key j, given the row's total log-sum-exp
+ * (from zc_attn_forward, possibly merged with other parts of the cache).
+ * The rows are recomputed from scores, never stored: cost n_rows x n_kv dot
+ * products, memory O(tile). Work is split over (KV head, key chunk), each
+ * task owning its slice of colsum. rows ascending. */
+int zc_attn_colsum(zc_pool *pool, const zc_attn_dims *d, const float *q, const int *rows, int n_rows, int pos0,
+                   const void *k, int kv_type, size_t kv_stride, int n_kv, const float *lse, float *colsum,
+                   size_t ldc, zc_attn_scratch *scratch);
+
 /* Plain reference: materializes each score row, double accumulation. For tests. */
 void zc_attn_reference(const zc_attn_dims *d, const float *q, int n_q, int pos0, const void *k, const void *v,
                        int kv_type, size_t kv_stride, int n_kv, float *out, float *lse);

@@ -16,6 +16,50 @@ static inline float dot_one(const float *q, const float *k, int hd, int hd8, __m
     return zc_hsum256(a);
 }
 
+/* s[j] = dot(qr, k_j) for j < n; returns max_j s[j] (-inf when n == 0). */
+static float scores_avx2(const float *qr, int hd, int n, const float *k, size_t ks, float *s) {
+    int hd8 = hd & ~7;
+    __m256i tail = zc_mask8(hd - hd8);
+    __m256 vmax = _mm256_set1_ps(-INFINITY);
+    int j = 0;
+    for (; j + 8 <= n; j += 8) {
+        const float *kj = k + (size_t)j * ks;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+        for (int d = 0; d < hd8; d += 8) {
+            __m256 qv = _mm256_loadu_ps(qr + d);
+            a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kj + d), a0);
+            a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kj + ks + d), a1);
+            a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kj + 2 * ks + d), a2);
+            a3 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kj + 3 * ks + d), a3);
+            a4 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kj + 4 * ks + d), a4);
+            a5 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kj + 5 * ks + d), a5);
+            a6 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kj + 6 * ks + d), a6);
+            a7 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kj + 7 * ks + d), a7);
+        }
+        if (hd8 < hd) {
+            __m256 qv = _mm256_maskload_ps(qr + hd8, tail);
+            const float *kt = kj + hd8;
+            a0 = _mm256_fmadd_ps(qv, _mm256_maskload_ps(kt, tail), a0);
+            a1 = _mm256_fmadd_ps(qv, _mm256_maskload_ps(kt + ks, tail), a1);
+            a2 = _mm256_fmadd_ps(qv, _mm256_maskload_ps(kt + 2 * ks, tail), a2);
+            a3 = _mm256_fmadd_ps(qv, _mm256_maskload_ps(kt + 3 * ks, tail), a3);
+            a4 = _mm256_fmadd_ps(qv, _mm256_maskload_ps(kt + 4 * ks, tail), a4);
+            a5 = _mm256_fmadd_ps(qv, _mm256_maskload_ps(kt + 5 * ks, tail), a5);
+            a6 = _mm256_fmadd_ps(qv, _mm256_maskload_ps(kt + 6 * ks, tail), a6);
+            a7 = _mm256_fmadd_ps(qv, _mm256_maskload_ps(kt + 7 * ks, tail), a7);
+        }
+        __m256 sv = zc_hsum8x8(a0, a1, a2, a3, a4, a5, a6, a7);
+        _mm256_storeu_ps(s + j, sv);
+        vmax = _mm256_max_ps(vmax, sv);
+    }
+    float mx = zc_hmax256(vmax);
+    for (; j < n; j++) {
+        s[j] = dot_one(qr, k + (size_t)j * ks, hd, hd8, tail);
+        if (s[j] > mx) mx = s[j];
+    }
+    return mx;
+}
+
 void zc_attn_tile_avx2(int n_rows, int G, const int *nvalid, const float *q, int hd, int nk, const float *k,
                        size_t ks, const float *v, size_t vs, float *s, float *m, float *l, float *acc) {
     (void)nk;
@@ -24,53 +68,14 @@ void zc_attn_tile_avx2(int n_rows, int G, const int *nvalid, const float *q, int
     for (int r = 0; r < n_rows; r++) {
         int n = nvalid[r / G];
         if (n <= 0) continue;
-        const float *qr = q + (size_t)r * hd;
-
-        /* scores s[0..n) and their max */
-        __m256 vmax = _mm256_set1_ps(-INFINITY);
-        int j = 0;
-        for (; j + 8 <= n; j += 8) {
-            const float *kj = k + (size_t)j * ks;
-            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
-            for (int d = 0; d < hd8; d += 8) {
-                __m256 qv = _mm256_loadu_ps(qr + d);
-                a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kj + d), a0);
-                a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kj + ks + d), a1);
-                a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kj + 2 * ks + d), a2);
-                a3 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kj + 3 * ks + d), a3);
-                a4 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kj + 4 * ks + d), a4);
-                a5 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kj + 5 * ks + d), a5);
-                a6 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kj + 6 * ks + d), a6);
-                a7 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kj + 7 * ks + d), a7);
-            }
-            if (hd8 < hd) {
-                __m256 qv = _mm256_maskload_ps(qr + hd8, tail);
-                const float *kt = kj + hd8;
-                a0 = _mm256_fmadd_ps(qv, _mm256_maskload_ps(kt, tail), a0);
-                a1 = _mm256_fmadd_ps(qv, _mm256_maskload_ps(kt + ks, tail), a1);
-                a2 = _mm256_fmadd_ps(qv, _mm256_maskload_ps(kt + 2 * ks, tail), a2);
-                a3 = _mm256_fmadd_ps(qv, _mm256_maskload_ps(kt + 3 * ks, tail), a3);
-                a4 = _mm256_fmadd_ps(qv, _mm256_maskload_ps(kt + 4 * ks, tail), a4);
-                a5 = _mm256_fmadd_ps(qv, _mm256_maskload_ps(kt + 5 * ks, tail), a5);
-                a6 = _mm256_fmadd_ps(qv, _mm256_maskload_ps(kt + 6 * ks, tail), a6);
-                a7 = _mm256_fmadd_ps(qv, _mm256_maskload_ps(kt + 7 * ks, tail), a7);
-            }
-            __m256 sv = zc_hsum8x8(a0, a1, a2, a3, a4, a5, a6, a7);
-            _mm256_storeu_ps(s + j, sv);
-            vmax = _mm256_max_ps(vmax, sv);
-        }
-        float mx = zc_hmax256(vmax);
-        for (; j < n; j++) {
-            s[j] = dot_one(qr, k + (size_t)j * ks, hd, hd8, tail);
-            if (s[j] > mx) mx = s[j];
-        }
+        float mx = scores_avx2(q + (size_t)r * hd, hd, n, k, ks, s);
         if (m[r] > mx) mx = m[r];
 
         /* p = exp(s - mx); -inf padding up to a multiple of 8 gives exact zeros */
         int n8 = (n + 7) & ~7;
-        for (j = n; j < n8; j++) s[j] = -INFINITY;
+        for (int j = n; j < n8; j++) s[j] = -INFINITY;
         __m256 vm = _mm256_set1_ps(mx), vsum = _mm256_setzero_ps();
-        for (j = 0; j < n8; j += 8) {
+        for (int j = 0; j < n8; j += 8) {
             __m256 p = zc_exp256(_mm256_sub_ps(_mm256_loadu_ps(s + j), vm));
             _mm256_storeu_ps(s + j, p);
             vsum = _mm256_add_ps(vsum, p);
@@ -87,11 +92,23 @@ void zc_attn_tile_avx2(int n_rows, int G, const int *nvalid, const float *q, int
         if (hd8 < hd) {
             __m256 a = _mm256_mul_ps(_mm256_maskload_ps(ar + hd8, tail), vc);
             const float *vd = v + hd8;
-            for (j = 0; j < n; j++)
+            for (int j = 0; j < n; j++)
                 a = _mm256_fmadd_ps(_mm256_set1_ps(s[j]), _mm256_maskload_ps(vd + (size_t)j * vs, tail), a);
             _mm256_maskstore_ps(ar + hd8, tail, a);
         }
     }
+}
+
+void zc_attn_colsum_row_avx2(const float *qh, float scale, float lse, int n, int hd, const float *k, size_t ks,
+                             float *s, float *col) {
+    scores_avx2(qh, hd, n, k, ks, s);
+    int j = 0;
+    __m256 vs = _mm256_set1_ps(scale), vl = _mm256_set1_ps(lse);
+    for (; j + 8 <= n; j += 8) {
+        __m256 p = zc_exp256(_mm256_fmsub_ps(_mm256_loadu_ps(s + j), vs, vl));
+        _mm256_storeu_ps(col + j, _mm256_add_ps(_mm256_loadu_ps(col + j), p));
+    }
+    for (; j < n; j++) col[j] += expf(s[j] * scale - lse);
 }
 
 void zc_attn_f16_rows_avx2(const uint16_t *src, size_t stride, int n, int hd, float *dst) {

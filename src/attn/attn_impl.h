@@ -63,6 +63,15 @@ typedef struct {
 extern const zc_packed_kernels zc_packed_kernels_scalar;
 extern const zc_packed_kernels zc_packed_kernels_avx2;
 
+/* col[j] += exp(dot(qh, k_j) * scale - lse) for j < n; k rows ks floats apart;
+ * s [ZC_ATTN_BK] scratch. */
+typedef void (*zc_attn_colsum_fn)(const float *qh, float scale, float lse, int n, int hd, const float *k, size_t ks,
+                                  float *s, float *col);
+void zc_attn_colsum_row_scalar(const float *qh, float scale, float lse, int n, int hd, const float *k, size_t ks,
+                               float *s, float *col);
+void zc_attn_colsum_row_avx2(const float *qh, float scale, float lse, int n, int hd, const float *k, size_t ks,
+                             float *s, float *col);
+
 /* n rows of hd halves at stride `stride` (halves) -> dst [n][hd] floats. Exact. */
 void zc_attn_f16_rows_avx2(const uint16_t *src, size_t stride, int n, int hd, float *dst);
 

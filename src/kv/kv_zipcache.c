@@ -58,6 +58,7 @@
 #include "kv/zipcache_internal.h"
 #include "quant/ggml_blocks.h"
 #include "quant/kvquant.h"
+#include "quant/saliency.h"
 #include "util/error.h"
 #include "util/fp16.h"
 
@@ -91,16 +92,16 @@ typedef struct {
     zc_kv_cache base;
     zc_zip_opts opts;
     int kv_dim;
-    float ratio;              /* salient fraction r */
-    float rand_frac, recent_frac; /* probe fractions; both 1 with probes "all" */
-    int all_probes;
+    double ratio;             /* salient fraction r */
+    zc_probe_cfg probes;      /* from cfg->probes and cfg->seed */
     zlayer *L;                /* [n_layers] */
     /* scratch, grown on demand and reused */
     float *out_p, *lse_p, *lse_t, *lse_w; /* [n][n_heads*hd], [n][n_heads] x3 */
     size_t cap_q;             /* queries the above hold */
     float *xk, *xv;           /* [n][kv_dim] window in fp32 for the quantizers */
     float *sc;                /* [n_kv_heads][n] scores */
-    int32_t *ibuf;            /* [3][n]: salient rows, regular rows, order / probes */
+    int32_t *ibuf;            /* [3][n]: salient rows, regular rows, probes / denominators */
+    uint64_t *u64;            /* [n] zc_sal_select scratch */
     size_t cap_w;             /* tokens the above hold */
     zc_attn_scratch s_fwd, s_packed;
 } kv_zip;
@@ -265,131 +266,30 @@ static int reserve_window_scratch(kv_zip *c, int n) {
     int32_t *ib = zc_realloc(c->ibuf, 3 * cap * sizeof(int32_t));
     if (!ib) return ZC_ERR_NOMEM;
     c->ibuf = ib;
+    uint64_t *u = zc_realloc(c->u64, cap * sizeof(uint64_t));
+    if (!u) return ZC_ERR_NOMEM;
+    c->u64 = u;
     c->cap_w = cap;
     return ZC_OK;
 }
 
 /* ---- saliency -------------------------------------------------------------- */
 
-/* Exact attention probability of window token j for query row (q, h):
- * exp(q.k_j / sqrt(hd) - lse), lse the row's total log-sum-exp. */
-static float row_prob(const kv_zip *c, const float *qh, const float *kj, float scale, float lse) {
-    int hd = c->base.shape.head_dim;
-    float dot = 0.0f;
-    for (int e = 0; e < hd; e++) dot += qh[e] * kj[e];
-    return expf(dot * scale - lse);
-}
-
-typedef struct {
-    kv_zip *c;
-    const float *q;        /* [n][n_heads*hd] */
-    const int32_t *probes; /* [n_probes] query indices of the block */
-    int n_probes, q_off;   /* window index of query 0 */
-    int n_cols;            /* window tokens */
-    float *colsum;         /* [n_kv_heads][n_cols] */
-} probe_ctx;
-
-/* One KV head: sum the probe rows of its G query heads into colsum[g]. */
-static void probe_task(void *ctx, int g, int thread) {
-    (void)thread;
-    const probe_ctx *p = ctx;
-    const kv_zip *c = p->c;
-    int hd = c->base.shape.head_dim, nh = c->base.shape.n_heads, G = nh / c->base.shape.n_kv_heads;
-    float scale = 1.0f / sqrtf((float)hd);
-    float *col = p->colsum + (size_t)g * p->n_cols;
-    memset(col, 0, (size_t)p->n_cols * sizeof(float));
-    for (int k = 0; k < p->n_probes; k++) {
-        int i = p->probes[k], last = p->q_off + i;
-        for (int h = g * G; h < (g + 1) * G; h++) {
-            const float *qh = p->q + (size_t)i * nh * hd + (size_t)h * hd;
-            float lse = c->lse_t[(size_t)i * nh + h];
-            for (int j = 0; j <= last; j++) col[j] += row_prob(c, qh, c->xk + (size_t)j * c->kv_dim + (size_t)g * hd, scale, lse);
-        }
-    }
-}
-
-/* Probe queries of a block of n (indices into the block, ascending):
- * the last ceil(S*n) (at least 1) and floor(R*n) distinct random ones among
- * the rest, drawn with a generator seeded by cfg->seed and the block's first
- * position, so every layer of a block uses the same probes. */
-static int pick_probes(const kv_zip *c, int n, int pos, int32_t *out) {
-    if (c->all_probes) {
-        for (int i = 0; i < n; i++) out[i] = i;
-        return n;
-    }
-    int n_rec = (int)ceil((double)c->recent_frac * n - 1e-9);
-    if (n_rec < 1) n_rec = 1;
-    if (n_rec > n) n_rec = n;
-    int pool_n = n - n_rec, n_rand = (int)floor((double)c->rand_frac * n + 1e-9);
-    if (n_rand > pool_n) n_rand = pool_n;
-    /* partial Fisher-Yates over 0..pool_n-1, kept in out[] */
-    for (int i = 0; i < pool_n; i++) out[i] = i;
-    uint64_t st = c->base.cfg.seed ^ ((uint64_t)(unsigned)pos * 0x9e3779b97f4a7c15ull);
-    for (int i = 0; i < n_rand; i++) {
-        int j = i + (int)(unit_rand(&st) * (pool_n - i));
-        int32_t t = out[i];
-        out[i] = out[j];
-        out[j] = t;
-    }
-    /* sort the random picks, then append the recent ones */
-    for (int i = 1; i < n_rand; i++)
-        for (int j = i; j > 0 && out[j - 1] > out[j]; j--) {
-            int32_t t = out[j];
-            out[j] = out[j - 1];
-            out[j - 1] = t;
-        }
-    for (int i = 0; i < n_rec; i++) out[n_rand + i] = pool_n + i;
-    return n_rand + n_rec;
-}
-
-/* Is the decode query at window index i (position pos) a probe? */
+/* Is the decode query at window index i (position pos) a probe? Algorithm 3:
+ * the window's last recent_frac of stream_gap queries, plus each query with
+ * probability random_frac (a hash of seed and position, so every layer
+ * agrees and runs repeat). */
 static int decode_probe(const kv_zip *c, int i, int pos) {
-    if (c->all_probes) return 1;
+    const zc_probe_cfg *p = &c->probes;
+    if (p->kind == ZC_PROBES_ALL) return 1;
     int gap = c->base.cfg.stream_gap;
-    if (c->recent_frac > 0 && i >= gap - (int)ceil((double)c->recent_frac * gap - 1e-9)) return 1;
-    uint64_t st = c->base.cfg.seed ^ 0x5bd1e9955bd1e995ull ^ (uint64_t)(unsigned)pos;
-    return unit_rand(&st) < c->rand_frac;
+    if (p->kind != ZC_PROBES_RANDOM && i >= gap - (int)ceil(p->recent_frac * gap - 1e-9)) return 1;
+    if (p->kind == ZC_PROBES_RECENT) return 0;
+    uint64_t st = p->seed ^ 0x5bd1e9955bd1e995ull ^ (uint64_t)(unsigned)pos;
+    return unit_rand(&st) < p->random_frac;
 }
 
 /* ---- compression ----------------------------------------------------------- */
-
-/* Does token i rank before token j? Higher score first, then earlier token. */
-static int ranks_before(const float *sc, int32_t i, int32_t j) {
-    return sc[i] > sc[j] || (sc[i] == sc[j] && i < j);
-}
-
-static void sift_down(const float *sc, int32_t *a, int root, int n) {
-    for (int child; (child = 2 * root + 1) < n; root = child) {
-        /* a min-heap in rank order: the root is the token ranked last */
-        if (child + 1 < n && ranks_before(sc, a[child], a[child + 1])) child++;
-        if (!ranks_before(sc, a[root], a[child])) return;
-        int32_t t = a[root];
-        a[root] = a[child];
-        a[child] = t;
-    }
-}
-
-/* Sort idx[0..n) by rank (best first); heapsort, no allocation, no global state. */
-static void sort_by_rank(const float *sc, int32_t *idx, int n) {
-    for (int i = n / 2 - 1; i >= 0; i--) sift_down(sc, idx, i, n);
-    for (int end = n - 1; end > 0; end--) {
-        int32_t t = idx[0];
-        idx[0] = idx[end];
-        idx[end] = t;
-        sift_down(sc, idx, 0, end);
-    }
-}
-
-static int salient_count(const kv_zip *c, const zlayer *L, int n) {
-    /* ceil(r*n), forgiving the float r's representation error (0.6f*200 = 120.000005) */
-    int ns = (int)ceil((double)c->ratio * n - 1e-6 * n - 1e-9);
-    int sinks = c->base.cfg.sinks - L->w0;
-    if (sinks > n) sinks = n;
-    if (ns < sinks) ns = sinks;
-    if (ns > n) ns = n;
-    if (ns < 0) ns = 0;
-    return ns;
-}
 
 /* Room for `need` segments in both per-segment arrays. */
 static int segs_reserve(zlayer *L, int nkv, int need) {
@@ -422,7 +322,10 @@ static int compress_window(kv_zip *c, zlayer *L, const float *sc, int stream) {
     const zc_kv_shape *sh = &c->base.shape;
     int n = L->wlen, nkv = sh->n_kv_heads, hd = sh->head_dim, kd = c->kv_dim;
     if (n == 0) return ZC_OK;
-    int ns = salient_count(c, L, n), rc;
+    int sinks = c->base.cfg.sinks - L->w0;
+    sinks = sinks < 0 ? 0 : sinks > n ? n : sinks;
+    int ns = zc_sal_count(c->ratio, n), rc;
+    if (ns < sinks) ns = sinks; /* zc_sal_select keeps every sink */
     if ((rc = segs_reserve(L, nkv, L->n_segs + 1))) return rc;
 
     int s = L->n_segs;
@@ -440,29 +343,15 @@ static int compress_window(kv_zip *c, zlayer *L, const float *sc, int stream) {
         }
     seg_bind(c, L, s);
 
-    int32_t *sal = c->ibuf, *reg = c->ibuf + c->cap_w, *order = c->ibuf + 2 * c->cap_w;
+    int32_t *sal = c->ibuf, *reg = c->ibuf + c->cap_w;
     for (int g = 0; g < nkv; g++) {
         zc_packed_seg *seg = &L->heads[(size_t)s * nkv + g];
         uint8_t *bm = seg_bitmap(L, s, g);
-        memset(bm, 0, ((size_t)n + 7) / 8);
-        /* sinks first, then the best scores (ties: earlier token) */
-        int sinks = c->base.cfg.sinks - L->w0, taken = 0;
-        for (int j = 0; j < n && j < sinks; j++, taken++) bm[j >> 3] |= (uint8_t)(1u << (j & 7));
-        for (int j = 0; j < n; j++) order[j] = j;
-        sort_by_rank(sc + (size_t)g * n, order, n);
-        for (int k = 0; k < n && taken < ns; k++) {
-            int j = order[k];
-            if (bm[j >> 3] & (1u << (j & 7))) continue;
-            bm[j >> 3] |= (uint8_t)(1u << (j & 7));
-            taken++;
-        }
-        int a = 0, b = 0;
-        for (int j = 0; j < n; j++) {
-            if (bm[j >> 3] & (1u << (j & 7)))
-                sal[a++] = j;
-            else
-                reg[b++] = j;
-        }
+        int got = zc_sal_select(sc + (size_t)g * n, n, ns, sinks, bm, sal, c->u64);
+        if (got != ns)
+            return got < 0 ? got : zc_error(ZC_ERR_FORMAT, "kv zipcache: picked %d salient tokens, sized %d", got, ns);
+        for (int j = 0, b = 0; j < n; j++)
+            if (!(bm[j >> 3] >> (j & 7) & 1)) reg[b++] = j;
         const float *xk = c->xk + (size_t)g * hd, *xv = c->xv + (size_t)g * hd;
         zc_fp16 *norm = (zc_fp16 *)seg->v_norm;
         if ((rc = zc_cst_norms(xv, (size_t)kd, NULL, n, hd, ZC_CST_SQRT_MAX, norm))) return rc;
@@ -551,29 +440,51 @@ static void merge_parts(kv_zip *c, int n, float *out) {
     }
 }
 
+/* Denominators of column sums (zc_sal_denom): den[j] for the W window
+ * columns, given the number of queries of the block that see column j
+ * (seen(j)) and the probe counts ncol (NULL: none tracked). */
+static void denominators(const kv_zip *c, int W, int n_block, int q_off, const int32_t *probes, int n_probes,
+                         const int *ncol, int *den) {
+    for (int j = 0; j < W; j++) {
+        switch (c->opts.denom) {
+        case ZC_DENOM_NONE:
+            den[j] = 1;
+            break;
+        case ZC_DENOM_CAUSAL: /* queries of the block at or after j: L - j for a fresh prompt */
+            den[j] = n_block - (j > q_off ? j - q_off : 0);
+            break;
+        case ZC_DENOM_PROBES:
+            if (ncol) {
+                den[j] = ncol[j];
+            } else {
+                int cnt = 0;
+                for (int k = 0; k < n_probes; k++) cnt += q_off + probes[k] >= j;
+                den[j] = cnt;
+            }
+            break;
+        }
+    }
+}
+
 /* Prefill: probe rows of the block's queries -> normalized column scores of
  * every window token -> compress the window. */
 static int prefill_compress(kv_zip *c, zlayer *L, int pos, int n, const float *q) {
-    int nkv = c->base.shape.n_kv_heads, W = L->wlen, q_off = pos - L->w0;
+    const zc_kv_shape *sh = &c->base.shape;
+    int nkv = sh->n_kv_heads, W = L->wlen, q_off = pos - L->w0;
     int rc = reserve_window_scratch(c, W);
     if (rc) return rc;
-    window_to_f32(c, L);
-    int32_t *probes = c->ibuf + 2 * c->cap_w; /* reused as the sort order after this pass */
-    int n_probes = pick_probes(c, n, pos, probes);
-    probe_ctx p = {c, q, probes, n_probes, q_off, W, c->sc};
-    zc_pool_run(c->base.pool, nkv, probe_task, &p);
-    /* denominators: queries of the block (full) or probes (probe) seeing column j */
-    int *den = (int *)c->ibuf; /* [W], the salient/regular lists are filled later */
-    for (int j = 0; j < W; j++) {
-        if (c->opts.denom == ZC_ZIP_DENOM_FULL) {
-            den[j] = n - (j > q_off ? j - q_off : 0);
-        } else {
-            int cnt = 0;
-            for (int k = 0; k < n_probes; k++) cnt += q_off + probes[k] >= j;
-            den[j] = cnt;
-        }
-    }
+    int32_t *probes = c->ibuf + 2 * c->cap_w, *den = c->ibuf;
+    /* stream = the block's first position: every layer of a block uses the same probes */
+    int n_probes = zc_probe_select(&c->probes, n, (uint64_t)(unsigned)pos, probes);
+    if (n_probes < 0) return n_probes;
+    memset(c->sc, 0, (size_t)nkv * W * sizeof(float));
+    zc_attn_dims d = {sh->n_heads, nkv, sh->head_dim};
+    rc = zc_attn_colsum(c->base.pool, &d, q, probes, n_probes, q_off, L->wk, ZC_TYPE_F16, (size_t)c->kv_dim, W,
+                        c->lse_t, c->sc, (size_t)W, &c->s_fwd);
+    if (rc) return rc;
+    denominators(c, W, n, q_off, probes, n_probes, NULL, den);
     normalize(c, W, c->sc, (size_t)W, den, c->sc);
+    window_to_f32(c, L);
     return compress_window(c, L, c->sc, 0);
 }
 
@@ -581,38 +492,28 @@ static int prefill_compress(kv_zip *c, zlayer *L, int pos, int n, const float *q
  * and compress once the window holds stream_gap tokens. */
 static int decode_step(kv_zip *c, zlayer *L, int pos, const float *q) {
     const zc_kv_shape *sh = &c->base.shape;
-    int nkv = sh->n_kv_heads, nh = sh->n_heads, hd = sh->head_dim, G = nh / nkv, W = L->wlen, i = W - 1;
-    float scale = 1.0f / sqrtf((float)hd);
+    int nkv = sh->n_kv_heads, W = L->wlen, i = W - 1;
     int full = W >= c->base.cfg.stream_gap;
     int paper = c->opts.decode_rule == ZC_ZIP_DECODE_PAPER;
     int rc = reserve_window_scratch(c, W);
     if (rc) return rc;
-    if (paper ? decode_probe(c, i, pos) : full) {
-        /* this query's exact softmax row over the window, summed over G heads */
-        float *dst = paper ? L->col : c->sc; /* paper: accumulate across steps; last: this row only */
-        size_t stride = paper ? (size_t)L->wcap : (size_t)W;
-        for (int g = 0; g < nkv; g++) {
-            float *col = dst + (size_t)g * stride;
-            if (!paper) memset(col, 0, (size_t)W * sizeof(float));
-            for (int h = g * G; h < (g + 1) * G; h++) {
-                const float *qh = q + (size_t)h * hd;
-                float lse = c->lse_t[h];
-                for (int j = 0; j <= i; j++) {
-                    const zc_fp16 *kj = L->wk + (size_t)j * c->kv_dim + (size_t)g * hd;
-                    float dot = 0.0f;
-                    for (int e = 0; e < hd; e++) dot += qh[e] * zc_fp16_to_f32(kj[e]);
-                    col[j] += expf(dot * scale - lse);
-                }
-            }
-        }
-        if (paper)
-            for (int j = 0; j <= i; j++) L->ncol[j]++;
+    zc_attn_dims d = {sh->n_heads, nkv, sh->head_dim};
+    const int row0 = 0;
+    if (paper && decode_probe(c, i, pos)) { /* accumulate this row into the window's column sums */
+        rc = zc_attn_colsum(NULL, &d, q, &row0, 1, i, L->wk, ZC_TYPE_F16, (size_t)c->kv_dim, W, c->lse_t, L->col,
+                            (size_t)L->wcap, &c->s_fwd);
+        if (rc) return rc;
+        for (int j = 0; j <= i; j++) L->ncol[j]++;
     }
     if (!full) return ZC_OK;
     if (paper) {
-        int *den = (int *)c->ibuf;
-        for (int j = 0; j < W; j++) den[j] = c->opts.denom == ZC_ZIP_DENOM_FULL ? W - j : L->ncol[j];
-        normalize(c, W, L->col, (size_t)L->wcap, den, c->sc);
+        denominators(c, W, W, 0, NULL, 0, L->ncol, c->ibuf);
+        normalize(c, W, L->col, (size_t)L->wcap, c->ibuf, c->sc);
+    } else { /* the reference code: this query's row, unnormalized */
+        memset(c->sc, 0, (size_t)nkv * W * sizeof(float));
+        rc = zc_attn_colsum(NULL, &d, q, &row0, 1, i, L->wk, ZC_TYPE_F16, (size_t)c->kv_dim, W, c->lse_t, c->sc,
+                            (size_t)W, &c->s_fwd);
+        if (rc) return rc;
     }
     window_to_f32(c, L);
     return compress_window(c, L, c->sc, 1);
@@ -721,29 +622,13 @@ static void zip_destroy(zc_kv_cache *base) {
     free(c->xv);
     free(c->sc);
     free(c->ibuf);
+    free(c->u64);
     zc_attn_scratch_free(&c->s_fwd);
     zc_attn_scratch_free(&c->s_packed);
     free(c);
 }
 
 static const zc_kv_ops ZIP_OPS = {"zipcache", zip_write, zip_attend, zip_truncate, zip_usage, zip_destroy};
-
-/* Probe spec (validated by zc_kv_config_parse_arg): all | random:R | recent:S | random+recent:R:S. */
-static void parse_probes(kv_zip *c, const char *s) {
-    c->all_probes = 0;
-    c->rand_frac = c->recent_frac = 0.0f;
-    if (!strcmp(s, "all")) {
-        c->all_probes = 1;
-    } else if (!strncmp(s, "random+recent:", 14)) {
-        char *end;
-        c->rand_frac = strtof(s + 14, &end);
-        c->recent_frac = *end == ':' ? strtof(end + 1, NULL) : 0.0f;
-    } else if (!strncmp(s, "random:", 7)) {
-        c->rand_frac = strtof(s + 7, NULL);
-    } else if (!strncmp(s, "recent:", 7)) {
-        c->recent_frac = strtof(s + 7, NULL);
-    }
-}
 
 int zc_kv_create_zipcache(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out) {
     *out = NULL;
@@ -762,13 +647,22 @@ int zc_kv_create_zipcache(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_
     c->base.cfg = *cfg;
     c->base.pool = pool;
     c->kv_dim = shape->n_kv_heads * shape->head_dim;
-    c->opts = (zc_zip_opts){ZC_ZIP_DENOM_FULL, ZC_ZIP_DECODE_PAPER, 0};
+    c->opts = (zc_zip_opts){ZC_DENOM_CAUSAL, ZC_ZIP_DECODE_PAPER, 0};
     /* Target bits: the code bits per element r*hi + (1-r)*lo (K and V averaged) hit the target. */
     float hi = 0.5f * (float)(cfg->k_hi_bits + cfg->v_hi_bits), lo = 0.5f * (float)(cfg->k_lo_bits + cfg->v_lo_bits);
     c->ratio = cfg->salient_ratio;
-    if (cfg->target_bits > 0 && hi != lo) c->ratio = (cfg->target_bits - lo) / (hi - lo);
+    if (cfg->target_bits > 0 && hi != lo) c->ratio = ((double)cfg->target_bits - lo) / (hi - lo);
     c->ratio = c->ratio < 0 ? 0 : c->ratio > 1 ? 1 : c->ratio;
-    parse_probes(c, cfg->probes);
+    /* cfg keeps r as a float (0.6f = 0.60000002); recover the decimal given so
+     * that int((1 - r) * L) counts like the reference code's double */
+    c->ratio = round(c->ratio * 1e6) / 1e6;
+    zc_probe_default(&c->probes);
+    c->probes.seed = cfg->seed;
+    int rc = zc_probe_parse(cfg->probes, &c->probes);
+    if (rc) {
+        zip_destroy(&c->base);
+        return rc;
+    }
     c->L = zc_calloc((size_t)shape->n_layers, sizeof *c->L);
     if (!c->L) {
         zip_destroy(&c->base);

@@ -9,22 +9,17 @@
 #define ZC_KV_ZIPCACHE_INTERNAL_H
 
 #include "kv/kv.h"
-
-/* How probe column sums are normalized (spec §7, Eq. 8 with probes). */
-typedef enum {
-    ZC_ZIP_DENOM_FULL = 0,  /* / number of queries of the block that see column j (L - j: the reference code) */
-    ZC_ZIP_DENOM_PROBE = 1, /* / number of probe queries that see column j (the literal nnz of A_probe) */
-} zc_zip_denom;
+#include "quant/saliency.h"
 
 /* Which queries measure saliency of the decode window (spec §10, §13.1). */
 typedef enum {
     ZC_ZIP_DECODE_PAPER = 0, /* Algorithm 3: rows of the window's last ~5% queries plus ~5% random ones,
-                                gathered as the window fills, normalized as above */
+                                gathered as the window fills, normalized by opts.denom */
     ZC_ZIP_DECODE_LAST = 1,  /* the reference code: the compressing step's query row only, unnormalized */
 } zc_zip_decode_rule;
 
 typedef struct {
-    zc_zip_denom denom;
+    zc_sal_denom denom;  /* normalization of probe column sums (quant/saliency.h); default ZC_DENOM_CAUSAL */
     zc_zip_decode_rule decode_rule;
     int int8_query; /* packed key scores with int8-quantized queries (attn_packed.h, ZC_PACKED_INT8Q) */
 } zc_zip_opts;
