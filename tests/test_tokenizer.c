@@ -509,14 +509,14 @@ static void test_encode_speed(void) {
     memset(same, 'a', big);
     zc_tokenizer *spm = load_gguf_tok("data/tokenizer-vectors/ggml-vocab-llama-spm.gguf");
     zc_tokenizer *gpt2 = load_gguf_tok("data/tokenizer-vectors/ggml-vocab-gpt-2.gguf");
-    time_tokenize("llama-spm, TinyStories", spm, text, len, 3.0);
-    time_tokenize("llama-spm, 1 MiB of 'a'", spm, same, big, 3.0);
-    time_tokenize("gpt-2, TinyStories", gpt2, text, len, 3.0);
-    time_tokenize("gpt-2, 1 MiB of 'a' (one word)", gpt2, same, big, 3.0);
+    time_tokenize("llama-spm, TinyStories", spm, text, len, 10.0);
+    time_tokenize("llama-spm, 1 MiB of 'a'", spm, same, big, 10.0);
+    time_tokenize("gpt-2, TinyStories", gpt2, text, len, 10.0);
+    time_tokenize("gpt-2, 1 MiB of 'a' (one word)", gpt2, same, big, 10.0);
     const char *hf = tt_asset("models/tinystories656K/tokenizer.json");
     zc_tokenizer *ts = NULL;
     if (hf && zc_tokenizer_from_hf(hf, &ts) == ZC_OK) {
-        time_tokenize("tinystories656K, TinyStories", ts, text, len, 3.0);
+        time_tokenize("tinystories656K, TinyStories", ts, text, len, 10.0);
         zc_tokenizer_free(ts);
     }
     zc_tokenizer_free(spm);

@@ -39,6 +39,16 @@ typedef struct {
     size_t from_len, to_len;
 } norm_op;
 
+/* A tokenizer.json added token as its input pattern: the content itself
+ * (normalized = false) or the content passed through the normalizer, which
+ * is then matched in normalized text. */
+typedef struct {
+    char *pat;
+    size_t len;
+    int32_t id;
+    bool normalized, special;
+} hf_added;
+
 typedef struct {
     uint64_t key; /* merge_key(left, right); 0 marks an empty slot */
     int32_t rank, id;
@@ -83,6 +93,9 @@ struct zc_tokenizer {
     int n_norm;
     bool byte_fallback, fuse_unk;
     int unk;
+    hf_added *added; /* longest pattern first */
+    int n_added;
+    bool added_first[256]; /* bytes that start an added-token pattern */
     /* decoding */
     bool strip_first_space;
 
@@ -187,6 +200,8 @@ void zc_tokenizer_free(zc_tokenizer *t) {
         free(t->norm[i].to);
     }
     free(t->norm);
+    for (int i = 0; i < t->n_added; i++) free(t->added[i].pat);
+    free(t->added);
     free(t->path);
     free(t->text);
     free(t->text_off);
@@ -685,6 +700,61 @@ static int hf_normalizer(zc_tokenizer *t, const zc_json *n) {
     return ZC_OK;
 }
 
+/* Run the normalizer steps, in order, on b. */
+static int normalize(const zc_tokenizer *t, bytes *b) {
+    for (int k = 0; k < t->n_norm; k++) {
+        const norm_op *op = &t->norm[k];
+        bytes out = {0};
+        int rc = ZC_OK;
+        if (op->kind == NORM_PREPEND) {
+            if (b->n) rc = bytes_put(&out, op->to, op->to_len);
+            if (!rc) rc = bytes_put(&out, b->p, b->n);
+        } else {
+            for (size_t i = 0; !rc && i < b->n;) {
+                if (i + op->from_len <= b->n && !memcmp(b->p + i, op->from, op->from_len)) {
+                    rc = bytes_put(&out, op->to, op->to_len);
+                    i += op->from_len;
+                } else {
+                    rc = bytes_put(&out, b->p + i, 1);
+                    i++;
+                }
+            }
+        }
+        if (rc) {
+            free(out.p);
+            return rc;
+        }
+        free(b->p);
+        *b = out;
+    }
+    return ZC_OK;
+}
+
+static int cmp_added(const void *pa, const void *pb) {
+    const hf_added *a = pa, *b = pb;
+    if (a->len != b->len) return a->len > b->len ? -1 : 1;
+    return a->id < b->id ? -1 : a->id > b->id;
+}
+
+/* Added tokens with normalized = true are looked for in normalized text, as
+ * their normalized content (so with a Prepend("\u2581") normalizer
+ * "<|end_story|>" is found as "\u2581<|end_story|>"). Longest first. */
+static int hf_added_patterns(zc_tokenizer *t) {
+    for (int i = 0; i < t->n_added; i++) {
+        hf_added *a = &t->added[i];
+        if (!a->normalized) continue;
+        bytes b = {a->pat, a->len, a->len};
+        int rc = normalize(t, &b);
+        a->pat = b.p;
+        a->len = b.n;
+        if (rc) return rc;
+    }
+    qsort(t->added, (size_t)t->n_added, sizeof *t->added, cmp_added);
+    for (int i = 0; i < t->n_added; i++)
+        if (t->added[i].len) t->added_first[(uint8_t)t->added[i].pat[0]] = true;
+    return ZC_OK;
+}
+
 /* The regexes of Split pre-tokenizers we match by hand. */
 static int regex_kind(const char *re, zc_pretok_kind *kind) {
     static const struct {
@@ -909,7 +979,8 @@ static int hf_vocab(zc_tokenizer *t, const zc_json *model, const zc_json *added,
     size_t *tlen = zc_calloc((size_t)n ? (size_t)n : 1, sizeof *tlen);
     uint8_t *ty = zc_calloc((size_t)n ? (size_t)n : 1, 1);
     size_t total = 0;
-    rc = (!txt || !tlen || !ty) ? ZC_ERR_NOMEM : ZC_OK;
+    t->added = zc_calloc(n_added ? n_added : 1, sizeof *t->added);
+    rc = (!txt || !tlen || !ty || !t->added) ? ZC_ERR_NOMEM : ZC_OK;
     for (size_t i = 0; !rc && i < vocab->len; i++) {
         zc_json_int(&vocab->items[i], &id);
         if (txt[id]) rc = zc_error(ZC_ERR_FORMAT, "%s: token id %lld is used twice", t->path, (long long)id);
@@ -927,7 +998,12 @@ static int hf_vocab(zc_tokenizer *t, const zc_json *model, const zc_json *added,
                           t->path, (long long)id);
         txt[id] = content->str;
         tlen[id] = content->len;
-        ty[id] = jbool_or(a, "special", false) ? TT_CONTROL : TT_USER;
+        bool special = jbool_or(a, "special", false);
+        ty[id] = special ? TT_CONTROL : TT_USER;
+        char *pat = dup_bytes(content->str, content->len);
+        if (!pat) rc = ZC_ERR_NOMEM;
+        else t->added[t->n_added++] = (hf_added){pat, content->len, (int32_t)id,
+                                                 jbool_or(a, "normalized", !special), special};
     }
     for (int64_t i = 0; !rc && i < n; i++) {
         if (!txt[i]) rc = zc_error(ZC_ERR_FORMAT, "%s: token id %lld is missing from the vocabulary", t->path, (long long)i);
@@ -1018,7 +1094,7 @@ int zc_tokenizer_from_hf(const char *path, zc_tokenizer **out) {
         (rc = hf_vocab(t, model, zc_json_get(root, "added_tokens"),
                        jbool_or(model, "byte_fallback", false) || dec.byte_fallback)) != ZC_OK ||
         (rc = hf_model_options(t, model)) != ZC_OK || (rc = hf_merges(t, zc_json_get(model, "merges"))) != ZC_OK ||
-        (rc = hf_normalizer(t, zc_json_get(root, "normalizer"))) != ZC_OK ||
+        (rc = hf_normalizer(t, zc_json_get(root, "normalizer"))) != ZC_OK || (rc = hf_added_patterns(t)) != ZC_OK ||
         (rc = hf_pre_tokenizer(t, zc_json_get(root, "pre_tokenizer"))) != ZC_OK ||
         (rc = hf_post_processor(t, zc_json_get(root, "post_processor"))) != ZC_OK || (rc = hf_config(t)) != ZC_OK)
         goto done;
@@ -1037,12 +1113,15 @@ done:
 
 /* ---- encoding ------------------------------------------------------------- */
 
-/* A pending merge. key orders the heap (larger first, ties: smaller left);
- * a/b/c: SPM: a = merged byte length; BPE: the left and right ids and the
- * merged id, to recognise entries made stale by an earlier merge. */
+/* A pending merge of symbol `left` with the symbol after it. key orders
+ * the heap (larger first, ties: smaller left, i.e. leftmost). aux: SPM: the
+ * merged byte length; BPE: the merged token. An entry is stale when the
+ * pair at `left` no longer has that length (SPM) or no longer merges into
+ * that token (BPE): symbols only grow, so that identifies exactly the
+ * entries whose pair has changed. 12 bytes: the heap of a long text is
+ * large and its traffic dominates. */
 typedef struct {
-    int64_t key;
-    int32_t left, right, a, b, c;
+    int32_t key, left, aux;
 } qent;
 
 typedef struct {
@@ -1151,11 +1230,11 @@ static void sym_merge(session *s, int32_t l, int32_t r) {
 
 /* SPM: higher score first. Map the float to an integer with the same order
  * (+0.0f folds -0 into +0, which compare equal as floats). */
-static int64_t score_key(float f) {
+static int32_t score_key(float f) {
     f += 0.0f;
     uint32_t u;
     memcpy(&u, &f, 4);
-    return (u & 0x80000000u) ? -(int64_t)(u & 0x7FFFFFFFu) : (int64_t)u;
+    return (u & 0x80000000u) ? -(int32_t)(u & 0x7FFFFFFFu) : (int32_t)u;
 }
 
 static int spm_try(session *s, const char *w, int32_t l, int32_t r) {
@@ -1163,7 +1242,7 @@ static int spm_try(session *s, const char *w, int32_t l, int32_t r) {
     size_t n = (size_t)s->len[l] + s->len[r];
     int id = lookup(s->t, w + s->off[l], n);
     if (id < 0) return ZC_OK;
-    return q_push(s, (qent){score_key(s->t->score[id]), l, r, (int32_t)n, 0, 0});
+    return q_push(s, (qent){score_key(s->t->score[id]), l, (int32_t)n});
 }
 
 /* llama.cpp's llm_tokenizer_spm_session on one fragment. */
@@ -1190,9 +1269,10 @@ static int spm_encode(session *s, const char *text, size_t len, bool space_prefi
         if ((rc = spm_try(s, w, (int32_t)i - 1, (int32_t)i))) return rc;
     while (s->nq) {
         qent e = q_pop(s);
-        if (s->len[e.left] == 0 || s->len[e.right] == 0 || s->len[e.left] + s->len[e.right] != (uint32_t)e.a)
+        int32_t r = s->next[e.left];
+        if (s->len[e.left] == 0 || r < 0 || s->len[e.left] + s->len[r] != (uint32_t)e.aux)
             continue; /* one side was merged since */
-        sym_merge(s, e.left, e.right);
+        sym_merge(s, e.left, r);
         if ((rc = spm_try(s, w, s->prev[e.left], e.left)) || (rc = spm_try(s, w, e.left, s->next[e.left]))) return rc;
     }
     for (int32_t i = 0; i >= 0; i = s->next[i]) {
@@ -1213,7 +1293,7 @@ static int bpe_try(session *s, int32_t l, int32_t r) {
     if (l < 0 || r < 0 || s->sid[l] < 0 || s->sid[r] < 0) return ZC_OK;
     const merge_slot *m = merge_find(s->t, s->sid[l], s->sid[r]);
     if (!m) return ZC_OK;
-    return q_push(s, (qent){-(int64_t)m->rank, l, r, s->sid[l], s->sid[r], m->id});
+    return q_push(s, (qent){-m->rank, l, m->id});
 }
 
 /* Initial symbols of a word, Hugging Face style: a character not in the
@@ -1274,10 +1354,12 @@ static int bpe_word(session *s, const char *w, size_t wn) {
         if ((rc = bpe_try(s, (int32_t)i - 1, (int32_t)i))) return rc;
     while (s->nq) {
         qent e = q_pop(s);
-        if (s->len[e.left] == 0 || s->len[e.right] == 0 || s->sid[e.left] != e.a || s->sid[e.right] != e.b)
-            continue; /* stale: a side was merged since */
-        sym_merge(s, e.left, e.right);
-        s->sid[e.left] = e.c;
+        int32_t r = s->next[e.left];
+        if (s->len[e.left] == 0 || r < 0 || s->sid[r] < 0) continue;
+        const merge_slot *m = merge_find(t, s->sid[e.left], s->sid[r]);
+        if (!m || m->id != e.aux) continue; /* stale: a side was merged since */
+        sym_merge(s, e.left, r);
+        s->sid[e.left] = e.aux;
         if ((rc = bpe_try(s, s->prev[e.left], e.left)) || (rc = bpe_try(s, e.left, s->next[e.left]))) return rc;
     }
     for (int32_t i = 0; i >= 0; i = s->next[i]) {
@@ -1311,9 +1393,8 @@ static int word_put_cps(session *s, const uint32_t *cps, size_t n) {
 }
 
 /* Hugging Face input is Unicode text: ill-formed UTF-8 becomes U+FFFD
- * first, then the normalizer steps run in order. Result in s->text. */
+ * first, then the normalizer runs. Result in s->text. */
 static int hf_normalize(session *s, const char *text, size_t len) {
-    const zc_tokenizer *t = s->t;
     int rc;
     s->text.n = 0;
     for (size_t i = 0; i < len;) {
@@ -1323,43 +1404,13 @@ static int hf_normalize(session *s, const char *text, size_t len) {
         if (rc) return rc;
         i += (size_t)(r > 0 ? r : -r);
     }
-    for (int k = 0; k < t->n_norm; k++) {
-        const norm_op *op = &t->norm[k];
-        bytes out = {0};
-        rc = ZC_OK;
-        if (op->kind == NORM_PREPEND) {
-            if (s->text.n) rc = bytes_put(&out, op->to, op->to_len);
-            if (!rc) rc = bytes_put(&out, s->text.p, s->text.n);
-        } else {
-            for (size_t i = 0; !rc && i < s->text.n;) {
-                if (i + op->from_len <= s->text.n && !memcmp(s->text.p + i, op->from, op->from_len)) {
-                    rc = bytes_put(&out, op->to, op->to_len);
-                    i += op->from_len;
-                } else {
-                    rc = bytes_put(&out, s->text.p + i, 1);
-                    i++;
-                }
-            }
-        }
-        if (rc) {
-            free(out.p);
-            return rc;
-        }
-        free(s->text.p);
-        s->text = out;
-    }
-    return ZC_OK;
+    return normalize(s->t, &s->text);
 }
 
 /* BPE (GGUF or tokenizer.json) on one text fragment. */
 static int bpe_encode(session *s, const char *text, size_t len) {
     const zc_tokenizer *t = s->t;
     int rc;
-    if (t->hf) {
-        if ((rc = hf_normalize(s, text, len))) return rc;
-        text = s->text.p;
-        len = s->text.n;
-    }
     /* Code points, decoded as llama.cpp does (ill-formed bytes -> U+FFFD). */
     if (len > s->cp_cap) {
         free(s->cps);
@@ -1458,18 +1509,75 @@ static int partition(const zc_tokenizer *t, const char *text, size_t len, bool p
     return ZC_OK;
 }
 
+/* Hugging Face added tokens: leftmost-longest matches of the patterns of
+ * one kind (normalized or not) in text[0..len); special ones only with
+ * parse_special. Appends the pieces to *v (n, cap: its size and capacity). */
+static int split_added(const zc_tokenizer *t, const char *text, size_t len, bool normalized, bool parse_special,
+                       frag **v, size_t *n, size_t *cap) {
+    size_t start = 0;
+    for (size_t i = 0; i <= len; i++) {
+        int hit = -1;
+        for (int k = 0; i < len && t->added_first[(uint8_t)text[i]] && k < t->n_added; k++) {
+            const hf_added *a = &t->added[k];
+            if (a->normalized != normalized || (a->special && !parse_special) || a->len == 0 || a->len > len - i ||
+                memcmp(text + i, a->pat, a->len))
+                continue;
+            hit = k;
+            break;
+        }
+        if (hit < 0 && i < len) continue;
+        if (*n + 2 > *cap) {
+            size_t c = *cap ? *cap * 2 : 16;
+            frag *nv = zc_realloc(*v, c * sizeof *nv);
+            if (!nv) return ZC_ERR_NOMEM;
+            *v = nv;
+            *cap = c;
+        }
+        if (i > start) (*v)[(*n)++] = (frag){start, i - start, -1};
+        if (hit < 0) break;
+        (*v)[(*n)++] = (frag){i, t->added[hit].len, t->added[hit].id};
+        start = i + t->added[hit].len;
+        i = start - 1;
+    }
+    return ZC_OK;
+}
+
+/* tokenizer.json: added tokens are cut out of the raw text (normalized =
+ * false ones) and, after normalization, out of each normalized piece; the
+ * rest goes through the pre-tokenizer and BPE. */
+static int hf_encode(session *s, const char *text, size_t len, bool parse_special) {
+    frag *raw = NULL, *norm = NULL;
+    size_t n_raw = 0, cap_raw = 0, cap_norm = 0;
+    int rc = split_added(s->t, text, len, false, parse_special, &raw, &n_raw, &cap_raw);
+    for (size_t i = 0; !rc && i < n_raw; i++) {
+        if (raw[i].id >= 0) {
+            rc = ids_push(&s->out, raw[i].id);
+            continue;
+        }
+        size_t n_norm = 0;
+        if ((rc = hf_normalize(s, text + raw[i].off, raw[i].len)) ||
+            (rc = split_added(s->t, s->text.p, s->text.n, true, parse_special, &norm, &n_norm, &cap_norm)))
+            break;
+        for (size_t j = 0; !rc && j < n_norm; j++)
+            rc = norm[j].id >= 0 ? ids_push(&s->out, norm[j].id) : bpe_encode(s, s->text.p + norm[j].off, norm[j].len);
+    }
+    free(raw);
+    free(norm);
+    return rc;
+}
+
 int zc_tokenize(const zc_tokenizer *t, const char *text, size_t len, bool add_bos, bool parse_special, int32_t **ids_out,
                 int *n_ids) {
     *ids_out = NULL;
     *n_ids = 0;
     /* Symbol offsets and counts are 32-bit; the escaped text can triple. */
     if (len > (1u << 29)) return zc_error(ZC_ERR_LIMIT, "text of %zu bytes is too long to tokenize", len);
-    frag *fr;
-    size_t n_fr;
-    int rc = partition(t, text, len, parse_special, &fr, &n_fr);
-    if (rc) return rc;
     session s = {.t = t};
-    if (add_bos && t->bos >= 0) rc = ids_push(&s.out, t->bos);
+    int rc = add_bos && t->bos >= 0 ? ids_push(&s.out, t->bos) : ZC_OK;
+    frag *fr = NULL;
+    size_t n_fr = 0;
+    if (!rc && t->hf) rc = hf_encode(&s, text, len, parse_special);
+    else if (!rc) rc = partition(t, text, len, parse_special, &fr, &n_fr);
     bool prev_special = true; /* SPM: a dummy space before text that starts the input or follows a special token */
     for (size_t i = 0; !rc && i < n_fr; i++) {
         if (fr[i].id >= 0) {

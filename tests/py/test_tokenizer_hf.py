@@ -8,6 +8,11 @@ its vocabulary id, or its <0xXX> tokens (byte_fallback, when all exist), or
 pair with the lowest merge rank (leftmost on ties) is merged. The
 TemplateProcessing post-processor adds <|start_story|>.
 
+Added tokens (with parse_special, i.e. split_special_tokens=False) are
+cut out first: those with normalized=false from the raw text, those with
+normalized=true from the normalized text, as their normalized content,
+leftmost-longest (tokenizers' AddedVocabulary).
+
 The C tokenizer is run through `zipcache tokenize` ($ZIPCACHE_BIN) and must
 give the same ids for every sentence.
 """
@@ -30,6 +35,15 @@ SENTENCES = [
     "tab\there",
 ]
 
+# With --parse-special: the added tokens are normalized=true, so they are
+# found as "\u2581<|...|>" in the normalized text.
+SPECIAL_SENTENCES = [
+    "<|start_story|>Once upon a time",
+    "The end <|end_story|>",
+    "a <|end_story|> <|start_story|>b",
+    "no space<|end_story|>",
+]
+
 
 class HFBPE:
     def __init__(self, path):
@@ -38,7 +52,8 @@ class HFBPE:
         model = tj["model"]
         assert model["type"] == "BPE"
         self.vocab = dict(model["vocab"])
-        for a in tj.get("added_tokens", []):
+        self.added = tj.get("added_tokens", [])
+        for a in self.added:
             self.vocab[a["content"]] = a["id"]
         self.ranks = {}
         for rank, m in enumerate(model["merges"]):
@@ -82,8 +97,42 @@ class HFBPE:
                 unk_run = True
         return out
 
-    def encode(self, text):
-        word = self.normalize(text, self.norm)
+    @staticmethod
+    def split(text, patterns):
+        """Leftmost-longest split: list of str (text) and int (token id)."""
+        out, start, i = [], 0, 0
+        while i < len(text):
+            best = None
+            for pat, tid in patterns:
+                if pat and text.startswith(pat, i) and (best is None or len(pat) > len(best[0])):
+                    best = (pat, tid)
+            if best is None:
+                i += 1
+                continue
+            if i > start:
+                out.append(text[start:i])
+            out.append(best[1])
+            i += len(best[0])
+            start = i
+        if start < len(text):
+            out.append(text[start:])
+        return out
+
+    def encode(self, text, parse_special=False):
+        usable = [a for a in self.added if parse_special or not a.get("special", False)]
+        raw_pats = [(a["content"], a["id"]) for a in usable if not a.get("normalized", not a.get("special"))]
+        norm_pats = [(self.normalize(a["content"], self.norm), a["id"]) for a in usable
+                     if a.get("normalized", not a.get("special"))]
+        ids = list(self.prefix)
+        for piece in self.split(text, raw_pats):
+            if isinstance(piece, int):
+                ids.append(piece)
+                continue
+            for sub in self.split(self.normalize(piece, self.norm), norm_pats):
+                ids.extend([sub] if isinstance(sub, int) else self.bpe(sub))
+        return ids
+
+    def bpe(self, word):
         syms = self.symbols(word)
         while True:
             best = None
@@ -95,7 +144,7 @@ class HFBPE:
                 break
             i = best[1]
             syms[i:i + 2] = [syms[i] + syms[i + 1]]
-        return self.prefix + [self.vocab[s] for s in syms]
+        return [self.vocab[s] for s in syms]
 
 
 def main():
@@ -108,9 +157,11 @@ def main():
         return 0
     ref = HFBPE(path)
     bad = 0
-    for s in SENTENCES:
-        want = ref.encode(s)
-        res = subprocess.run([BIN, "tokenize", "-m", MODEL, "-p", s], capture_output=True, text=True)
+    cases = [(s, False) for s in SENTENCES] + [(s, True) for s in SPECIAL_SENTENCES]
+    for s, special in cases:
+        want = ref.encode(s, special)
+        cmd = [BIN, "tokenize", "-m", MODEL, "-p", s] + (["--parse-special"] if special else [])
+        res = subprocess.run(cmd, capture_output=True, text=True)
         got = [int(x) for x in res.stdout.split()] if res.returncode == 0 else None
         if got != want:
             bad += 1
