@@ -299,10 +299,10 @@ static void test_malformed_gguf(void) {
     /* the well-formed version loads and merges */
     const char *good = tmp_path("good.gguf");
     TT_CHECK(write_vocab(good, BAD_NONE) == ZC_OK, "%s", zc_last_error());
-    zc_gguf *g;
-    zc_tokenizer *t;
+    zc_gguf *g = NULL;
+    zc_tokenizer *t = NULL;
     TT_CHECK(zc_gguf_open(good, &g) == ZC_OK && zc_tokenizer_from_gguf(g, &t) == ZC_OK, "%s", zc_last_error());
-    TT_CHECK(ids_equal(t, "ab", false, false, (int32_t[]){2}, 1), "merge a b");
+    if (t) TT_CHECK(ids_equal(t, "ab", false, false, (int32_t[]){2}, 1), "merge a b");
     zc_tokenizer_free(t);
     zc_gguf_close(g);
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
@@ -471,7 +471,7 @@ static void test_load_speed(void) {
     free(mg);
     free(mp);
     double t0 = now();
-    zc_gguf *g;
+    zc_gguf *g = NULL;
     zc_tokenizer *t = NULL;
     TT_CHECK(zc_gguf_open(path, &g) == ZC_OK && zc_tokenizer_from_gguf(g, &t) == ZC_OK, "%s", zc_last_error());
     double dt = now() - t0;
