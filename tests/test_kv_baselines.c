@@ -585,6 +585,41 @@ static void test_kivi_bits_per_element(void) {
     free(x);
 }
 
+/* ---- uniform ---------------------------------------------------------------- */
+
+/* uniform is zipcache with one width and every token in one set: outputs
+ * identical to zipcache configured so by hand, codes exactly `bits` per
+ * element once the prompt is compressed. */
+static void test_uniform(void) {
+    data d = make_data(2, 8, 2, 64, 230, 31);
+    zc_kv_config cu, cz;
+    zc_kv_config_default(&cu);
+    TT_CHECK(zc_kv_config_parse_arg(&cu, "--kv", "uniform") == 1 && zc_kv_config_parse_arg(&cu, "--kv-bits", "3") == 1,
+             "%s", zc_last_error());
+    cz = cu;
+    strcpy(cz.policy, "zipcache");
+    cz.k_hi_bits = cz.k_lo_bits = cz.v_hi_bits = cz.v_lo_bits = 3;
+    cz.salient_ratio = 1.0f, cz.target_bits = 0;
+    zc_kv_cache *u = create_cfg(&cu, &d.s, NULL), *z = create_cfg(&cz, &d.s, NULL);
+    if (!u || !z) return;
+    size_t qn = (size_t)2 * d.n * d.q_dim;
+    float *ou = malloc(qn * sizeof(float)), *oz = malloc(qn * sizeof(float));
+    TT_CHECK(step(u, &d, 0, 100, ou) == ZC_OK && step(z, &d, 0, 100, oz) == ZC_OK, "%s", zc_last_error());
+    zc_kv_usage us;
+    u->ops->usage(u, &us);
+    TT_CHECK(us.window == 0 && us.codes == (size_t)2 * 2 * 100 * d.kv_dim * 3 / 8, "after the prompt: codes %zu window %zu",
+             us.codes, us.window);
+    int same = !memcmp(ou, oz, (size_t)2 * 100 * d.q_dim * sizeof(float));
+    for (int p = 100; p < d.n; p++) { /* decode through a stream compression (gap 100) */
+        TT_CHECK(step(u, &d, p, 1, ou) == ZC_OK && step(z, &d, p, 1, oz) == ZC_OK, "%s", zc_last_error());
+        same &= !memcmp(ou, oz, (size_t)2 * d.q_dim * sizeof(float));
+    }
+    TT_CHECK(same, "uniform differs from zipcache at one width");
+    zc_kv_free(u), zc_kv_free(z);
+    free(ou), free(oz);
+    free_data(&d);
+}
+
 int main(void) {
     TT_RUN(test_q8_0);
     TT_RUN(test_q4_0);
@@ -597,5 +632,6 @@ int main(void) {
     TT_RUN(test_h2o_truncate_and_misuse);
     TT_RUN(test_kivi_stream);
     TT_RUN(test_kivi_bits_per_element);
+    TT_RUN(test_uniform);
     return tt_finish();
 }

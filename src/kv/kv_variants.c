@@ -1,0 +1,23 @@
+/* Baselines that are configurations of the zipcache machinery (kv_zipcache.c):
+ *
+ *   uniform  ZipCache's quantizers (channelwise keys, CSTQuant values, the
+ *            same fp16 decode window and streaming) at one width for every
+ *            token, cfg->bits: no saliency split. Implemented as zipcache with
+ *            hi = lo = bits and every token in the (single) salient set, so
+ *            the two policies differ in nothing but the bit allocation, which
+ *            is the point of the comparison. The machinery still keeps its
+ *            per-segment salient bitmaps (1 bit per token and KV head,
+ *            reported in usage().index) and runs its probe pass, whose result
+ *            cannot change anything here.
+ */
+#include "kv/kv.h"
+#include "kv/zipcache_internal.h"
+
+int zc_kv_create_uniform(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out) {
+    zc_kv_config z = *cfg;
+    z.k_hi_bits = z.k_lo_bits = z.v_hi_bits = z.v_lo_bits = cfg->bits;
+    z.salient_ratio = 1.0f;
+    z.target_bits = 0.0f;
+    z.sinks = 0;
+    return zc_kv_create_zipcache(&z, shape, pool, out);
+}
