@@ -182,7 +182,7 @@ static void test_act_quant_simd_matches_scalar(void) {
     zc_quantize_act_q8k_avx2(x, bk, N);
     TT_CHECK(memcmp(a, b, sizeof a) == 0, "q8 activation blocks differ");
     TT_CHECK(memcmp(ak, bk, sizeof ak) == 0, "q8k activation blocks differ");
-    TT_CHECK(a[2].qs[1] == 2 && a[2].qs[2] == -4 && a[1].d == 0.0f && a[1].sum == 0,
+    TT_CHECK(a[2].qs[1] == 2 && a[2].qs[2] == -4 && a[1].d == 0.0f && a[1].s == 0.0f,
              "ties to even: %d %d, zero block d=%g", a[2].qs[1], a[2].qs[2], a[1].d);
 }
 

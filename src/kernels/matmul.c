@@ -40,7 +40,7 @@ void zc_quantize_act_q8(const float *x, zc_act_q8 *y, int64_t n) {
         y[i].d = quantize_act_block(x, y[i].qs, ZC_QK);
         int sum = 0;
         for (int j = 0; j < ZC_QK; j++) sum += y[i].qs[j];
-        y[i].sum = sum;
+        y[i].s = y[i].d * (float)sum;
     }
 }
 
@@ -143,7 +143,7 @@ static void dot_blocks32(int type, int64_t n, const void *w, const void *x, size
             decode_block32(type, (const char *)w + i * bytes, &b);
             int sumi = 0;
             for (int j = 0; j < 32; j++) sumi += b.q[j] * a[i].qs[j];
-            acc += (float)sumi * (b.d * a[i].d) + b.m * (a[i].d * (float)a[i].sum);
+            acc += (float)sumi * (b.d * a[i].d) + b.m * a[i].s;
         }
         out[k] = acc;
     }

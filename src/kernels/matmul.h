@@ -40,10 +40,10 @@ void zc_matmul_scratch_free(zc_matmul_scratch *s);
 /* Embedding lookup: dequantize row `row` of w into out[cols]. */
 void zc_mat_get_row(const zc_mat *w, int64_t row, float *out);
 
-/* Micro-benchmark for `zipcache bench kernels`: memcpy bandwidth, then for
+/* Micro-benchmark for `zipcache bench kernels`: read and memcpy bandwidth, then for
  * 2048x8192 q8_0/q4_0/q4_K/f16 matrices the matvec (m = 1) weight bandwidth
  * and the m = 64 GFLOP/s, on 1 and n_threads threads (0 = all cores).
- * Prints to out; ZC_OK or ZC_ERR_NOMEM. Takes a few seconds and ~600 MiB. */
+ * Prints to out; ZC_OK or ZC_ERR_NOMEM. Takes ~10 s and ~1 GiB. */
 int zc_kernels_bench(FILE *out, int n_threads);
 
 #endif

@@ -4,9 +4,10 @@
  * unsigned weight codes with signed activation codes into 16-bit pair sums
  * (at most 2*63*127 here, no saturation), _mm256_madd_epi16 widens them to
  * 32 bits, optionally weighting each 16-bit pair sum by a sub-block scale.
- * Formats with a zero point (q4_0's 8, q5_0's 16, q6_K's 32) multiply the
- * unsigned code and subtract zero point × Σ activation codes, which the
- * activation blocks carry. q8_0 weights are signed: |w| times x with w's sign.
+ * Signed weight codes (q8_0, and q4_0/q5_0 once their zero point 8/16 is
+ * subtracted) go in as |w| with w's sign moved onto x. q6_K keeps its
+ * unsigned code and subtracts 32 × Σ activation codes per group of 16, from
+ * the sums the activation blocks carry.
  *
  * Each kernel is written once for nx activation rows and instantiated for
  * nx = 1..ZC_NX, so the per-row accumulators live in registers; a weight
@@ -14,6 +15,7 @@
  * activation row does not depend on nx.
  */
 #include <immintrin.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "kernels/matmul_kernels.h"
@@ -84,7 +86,7 @@ void zc_quantize_act_q8_avx2(const float *x, zc_act_q8 *y, int64_t n) {
         __m256i q = quantize32(x, _mm256_set1_ps(amax > 0.0f ? 127.0f / amax : 0.0f), &lo, &hi);
         _mm256_storeu_si256((__m256i *)y[i].qs, q);
         y[i].d = amax / 127.0f;
-        y[i].sum = lo + hi;
+        y[i].s = y[i].d * (float)(lo + hi);
     }
 }
 
@@ -123,27 +125,32 @@ static inline float load1(int type, const void *w, int64_t c) {
     }
 }
 
-/* Two accumulators per row (16 elements a step) hide the FMA latency. */
-ALWAYS_INLINE void dot_float_nx(int type, int64_t n, const void *w, const void *x, size_t xs, int nx, float *out) {
-    __m256 acc[ZC_NX][2];
-    const float *xk[ZC_NX];
-    UNROLL for (int k = 0; k < nx; k++) {
-        acc[k][0] = acc[k][1] = _mm256_setzero_ps();
-        xk[k] = act_row(x, xs, k);
-    }
+/* Four accumulators per activation row (32 elements a step) cover the FMA
+ * latency; with 16 registers that allows two rows per pass, so the kernel
+ * takes activation rows in pairs. */
+ALWAYS_INLINE void dot_float_pair(int type, int64_t n, const void *w, const float *const xk[], int nx, float *out) {
+    __m256 acc[2][4];
+    UNROLL for (int k = 0; k < nx; k++) acc[k][0] = acc[k][1] = acc[k][2] = acc[k][3] = _mm256_setzero_ps();
     int64_t c = 0;
-    for (; c + 16 <= n; c += 16) {
-        const __m256 w0 = load8(type, w, c), w1 = load8(type, w, c + 8);
-        UNROLL for (int k = 0; k < nx; k++) {
-            acc[k][0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xk[k] + c), acc[k][0]);
-            acc[k][1] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xk[k] + c + 8), acc[k][1]);
+    for (; c + 32 <= n; c += 32) {
+        UNROLL for (int v = 0; v < 4; v++) {
+            const __m256 wv = load8(type, w, c + 8 * v);
+            UNROLL for (int k = 0; k < nx; k++) acc[k][v] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(xk[k] + c + 8 * v), acc[k][v]);
         }
     }
     UNROLL for (int k = 0; k < nx; k++) {
-        float s = hsum_ps(_mm256_add_ps(acc[k][0], acc[k][1]));
+        float s = hsum_ps(_mm256_add_ps(_mm256_add_ps(acc[k][0], acc[k][1]), _mm256_add_ps(acc[k][2], acc[k][3])));
         for (int64_t t = c; t < n; t++) s += load1(type, w, t) * xk[k][t];
         out[k] = s;
     }
+}
+
+ALWAYS_INLINE void dot_float_nx(int type, int64_t n, const void *w, const void *x, size_t xs, int nx, float *out) {
+    const float *xk[ZC_NX];
+    UNROLL for (int k = 0; k < nx; k++) xk[k] = act_row(x, xs, k);
+    if (nx >= 2) dot_float_pair(type, n, w, xk, 2, out);
+    if (nx == 1 || nx == 3) dot_float_pair(type, n, w, xk + nx - 1, 1, out + nx - 1);
+    if (nx == 4) dot_float_pair(type, n, w, xk + 2, 2, out + 2);
 }
 #define FLOAT_KERNEL(name, type)                                                                  \
     ALWAYS_INLINE void name##_nx(int64_t n, const void *w, const void *x, size_t xs, int nx, float *out) { \
@@ -173,74 +180,79 @@ static inline __m256i nibbles(const uint8_t *qs) {
     return _mm256_and_si256(v, _mm256_set1_epi8(0x0F));
 }
 
-/* One 32-element weight block: unsigned codes u (signed for q8_0), scale d,
- * min m and zero point z, so that w = d (u - z) + m. */
+static inline __m256i fifth_bits(const uint8_t *qh) {
+    uint32_t bits;
+    memcpy(&bits, qh, 4);
+    return _mm256_and_si256(bits_to_bytes(bits), _mm256_set1_epi8(0x10));
+}
+
+static inline float half_at(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+
+/* One 32-element weight block as w = d q + m: the zero-point formats
+ * (q8_0, q4_0, q5_0) give signed codes q and m = 0, the min formats (q4_1,
+ * q5_1) unsigned codes and their min m. */
 typedef struct {
-    __m256i u;
+    __m256i q;
     float d, m;
-    int z;
 } wblock;
 
+static inline bool has_min(int type) { return type == ZC_TYPE_Q4_1 || type == ZC_TYPE_Q5_1; }
+
 ALWAYS_INLINE wblock decode32(int type, const uint8_t *p) {
-    wblock b = {_mm256_setzero_si256(), 0.0f, 0.0f, 0};
-    uint16_t d, m;
-    uint32_t qh;
-    memcpy(&d, p, 2);
-    b.d = _cvtsh_ss(d);
+    const __m256i eight = _mm256_set1_epi8(8), sixteen = _mm256_set1_epi8(16);
     switch (type) {
-    case ZC_TYPE_Q8_0: b.u = _mm256_loadu_si256((const __m256i *)(p + 2)); break;
-    case ZC_TYPE_Q4_0: b.u = nibbles(p + 2), b.z = 8; break;
-    case ZC_TYPE_Q4_1:
-        memcpy(&m, p + 2, 2);
-        b.m = _cvtsh_ss(m), b.u = nibbles(p + 4);
-        break;
+    case ZC_TYPE_Q8_0: return (wblock){_mm256_loadu_si256((const __m256i *)(p + 2)), half_at(p), 0.0f};
+    case ZC_TYPE_Q4_0: return (wblock){_mm256_sub_epi8(nibbles(p + 2), eight), half_at(p), 0.0f};
+    case ZC_TYPE_Q4_1: return (wblock){nibbles(p + 4), half_at(p), half_at(p + 2)};
     case ZC_TYPE_Q5_0:
-        memcpy(&qh, p + 2, 4);
-        b.u = _mm256_or_si256(nibbles(p + 6), _mm256_and_si256(bits_to_bytes(qh), _mm256_set1_epi8(0x10)));
-        b.z = 16;
-        break;
+        return (wblock){_mm256_sub_epi8(_mm256_or_si256(nibbles(p + 6), fifth_bits(p + 2)), sixteen), half_at(p), 0.0f};
     default: /* ZC_TYPE_Q5_1 */
-        memcpy(&m, p + 2, 2);
-        memcpy(&qh, p + 4, 4);
-        b.m = _cvtsh_ss(m);
-        b.u = _mm256_or_si256(nibbles(p + 8), _mm256_and_si256(bits_to_bytes(qh), _mm256_set1_epi8(0x10)));
-        break;
+        return (wblock){_mm256_or_si256(nibbles(p + 8), fifth_bits(p + 4)), half_at(p), half_at(p + 2)};
     }
-    return b;
 }
 
-/* 8 lanes summing to Σ w_code x_code (zero point not yet removed). */
-ALWAYS_INLINE __m256i dot32_i32(int type, __m256i u, const int8_t *xq) {
-    const __m256i xv = _mm256_loadu_si256((const __m256i *)xq);
-    const __m256i p = type == ZC_TYPE_Q8_0 ? _mm256_maddubs_epi16(_mm256_sign_epi8(u, u), _mm256_sign_epi8(xv, u))
-                                           : _mm256_maddubs_epi16(u, xv);
-    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+/* One weight block times block i of nx activation rows, added to acc[k]
+ * (and the min term to mins[k]). Signed codes: |q| times x with q's sign,
+ * as maddubs wants its first operand unsigned. */
+ALWAYS_INLINE void block32(int type, const uint8_t *blk, const zc_act_q8 *const a[], int64_t i, int nx, __m256 acc[],
+                           float mins[]) {
+    const wblock b = decode32(type, blk);
+    const __m256i u = has_min(type) ? b.q : _mm256_sign_epi8(b.q, b.q);
+    UNROLL for (int k = 0; k < nx; k++) {
+        __m256i xv = _mm256_loadu_si256((const __m256i *)a[k][i].qs);
+        if (!has_min(type)) xv = _mm256_sign_epi8(xv, b.q);
+        const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(u, xv), _mm256_set1_epi16(1));
+        acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(b.d * a[k][i].d), acc[k]);
+        if (has_min(type)) mins[k] += b.m * a[k][i].s;
+    }
 }
 
-/* Even and odd blocks go to separate accumulators (two FMA chains). */
+/* Even and odd blocks go to separate accumulators: two dependency chains. */
 ALWAYS_INLINE void dot32_nx(int type, int64_t n, const void *w, const void *x, size_t xs, int nx, float *out) {
-    const int bytes = type == ZC_TYPE_Q8_0 ? 34 : type == ZC_TYPE_Q4_0 ? 18 : type == ZC_TYPE_Q4_1 ? 20
-                      : type == ZC_TYPE_Q5_0 ? 22 : 24;
+    const size_t bytes = type == ZC_TYPE_Q8_0 ? sizeof(zc_block_q8_0) : type == ZC_TYPE_Q4_0 ? sizeof(zc_block_q4_0)
+                         : type == ZC_TYPE_Q4_1 ? sizeof(zc_block_q4_1) : type == ZC_TYPE_Q5_0 ? sizeof(zc_block_q5_0)
+                                                                                              : sizeof(zc_block_q5_1);
     const uint8_t *wb = w;
     const zc_act_q8 *a[ZC_NX];
-    __m256 acc[ZC_NX][2];
-    float mins[ZC_NX]; /* Σ m dx Σqx of the formats with a min */
+    __m256 acc0[ZC_NX], acc1[ZC_NX];
+    float mins0[ZC_NX], mins1[ZC_NX];
     UNROLL for (int k = 0; k < nx; k++) {
         a[k] = act_row(x, xs, k);
-        acc[k][0] = acc[k][1] = _mm256_setzero_ps();
-        mins[k] = 0.0f;
+        acc0[k] = acc1[k] = _mm256_setzero_ps();
+        mins0[k] = mins1[k] = 0.0f;
     }
     const int64_t nb = n / ZC_QK;
-    for (int64_t i = 0; i < nb; i++) {
-        const wblock b = decode32(type, wb + i * bytes);
-        UNROLL for (int k = 0; k < nx; k++) {
-            __m256i s = dot32_i32(type, b.u, a[k][i].qs);
-            if (b.z) s = _mm256_add_epi32(s, _mm256_setr_epi32(-b.z * a[k][i].sum, 0, 0, 0, 0, 0, 0, 0)); /* Σ(u - z)x */
-            acc[k][i & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(b.d * a[k][i].d), acc[k][i & 1]);
-            if (type == ZC_TYPE_Q4_1 || type == ZC_TYPE_Q5_1) mins[k] += b.m * (a[k][i].d * (float)a[k][i].sum);
-        }
+    int64_t i = 0;
+    for (; i + 2 <= nb; i += 2) {
+        block32(type, wb + i * bytes, a, i, nx, acc0, mins0);
+        block32(type, wb + (i + 1) * bytes, a, i + 1, nx, acc1, mins1);
     }
-    UNROLL for (int k = 0; k < nx; k++) out[k] = hsum_ps(_mm256_add_ps(acc[k][0], acc[k][1])) + mins[k];
+    if (i < nb) block32(type, wb + i * bytes, a, i, nx, acc0, mins0);
+    UNROLL for (int k = 0; k < nx; k++) out[k] = hsum_ps(_mm256_add_ps(acc0[k], acc1[k])) + (mins0[k] + mins1[k]);
 }
 #define BLOCK32_KERNEL(name, type)                                                                 \
     ALWAYS_INLINE void name##_nx(int64_t n, const void *w, const void *x, size_t xs, int nx, float *out) { \

@@ -3,7 +3,8 @@
  *
  * Decode multiplies every weight once per token, so a matvec (m = 1) can go
  * no faster than memory delivers the weights; its GB/s of weight bytes over
- * the memcpy GB/s says how close it gets. Several copies of each matrix
+ * the streaming-read GB/s (util/membw.h) says how close it gets, and the
+ * memcpy GB/s (read + write, as STREAM counts) is printed beside it. Several copies of each matrix
  * (>= 256 MiB together) are cycled so the weights come from DRAM, not from
  * the last-level cache, as a model's would. Prefill (m = 64) reuses each
  * weight block for 4 tokens at a time and is reported in GFLOP/s.
@@ -17,37 +18,12 @@
 #include "util/cpu.h"
 #include "util/error.h"
 #include "util/fp16.h"
+#include "util/membw.h"
 #include "util/timer.h"
 
 #define BENCH_ROWS 2048
 #define BENCH_COLS 8192
 #define STREAM_BYTES ((size_t)256 << 20)
-
-typedef struct {
-    const char *src;
-    char *dst;
-    size_t part; /* bytes per task */
-} copy_job;
-
-static void copy_task(void *ctx, int task, int thread) {
-    (void)thread;
-    const copy_job *j = ctx;
-    memcpy(j->dst + (size_t)task * j->part, j->src + (size_t)task * j->part, j->part);
-}
-
-/* Copy bandwidth counted as STREAM does: bytes read plus bytes written per
- * second, best of 5, split over the pool in 64 parts. */
-static double copy_gbs(zc_pool *pool, const char *src, char *dst, size_t n) {
-    copy_job j = {src, dst, n / 64};
-    double best = 1e30;
-    for (int rep = 0; rep < 5; rep++) {
-        double t0 = zc_now();
-        zc_pool_run(pool, 64, copy_task, &j);
-        double t = zc_now() - t0;
-        if (t < best) best = t;
-    }
-    return 2.0 * (double)(j.part * 64) / best * 1e-9;
-}
 
 static uint64_t next_rand(uint64_t *s) {
     *s ^= *s << 13;
@@ -95,27 +71,24 @@ int zc_kernels_bench(FILE *out, int n_threads) {
     const int thread_counts[2] = {1, n_threads};
     const int n_counts = n_threads > 1 ? 2 : 1;
     zc_pool *pools[2] = {zc_pool_create(1), n_threads > 1 ? zc_pool_create(n_threads) : NULL};
-    char *src = zc_malloc_aligned(STREAM_BYTES), *dst = zc_malloc_aligned(STREAM_BYTES);
     float *x = zc_malloc(sizeof(float) * BENCH_COLS * m_prefill);
     float *y = zc_malloc(sizeof(float) * BENCH_ROWS * m_prefill);
     void *weights = zc_malloc_aligned(STREAM_BYTES + ((size_t)64 << 20));
     zc_matmul_scratch s = {0};
     int rc = ZC_OK;
-    if (!pools[0] || (n_threads > 1 && !pools[1]) || !src || !dst || !x || !y || !weights) {
+    if (!pools[0] || (n_threads > 1 && !pools[1]) || !x || !y || !weights) {
         rc = zc_error(ZC_ERR_NOMEM, "kernel bench: out of memory");
         goto done;
     }
     uint64_t seed = 0x9E3779B97F4A7C15ull;
-    memset(src, 1, STREAM_BYTES);
-    memset(dst, 0, STREAM_BYTES);
     for (int i = 0; i < BENCH_COLS * m_prefill; i++) x[i] = (float)(int)(next_rand(&seed) % 2001 - 1000) / 1000.0f;
 
     fprintf(out, "kernel bench on %s, %s path\n", zc_cpu_name(), zc_cpu_has_avx2() ? "AVX2" : "scalar");
-    double copy[2];
+    zc_membw bw[2];
     for (int c = 0; c < n_counts; c++) {
-        copy[c] = copy_gbs(pools[c], src, dst, STREAM_BYTES);
-        fprintf(out, "memcpy %zu MiB, %d thread%s: %.1f GB/s (read + write)\n", STREAM_BYTES >> 20, thread_counts[c],
-                thread_counts[c] > 1 ? "s" : "", copy[c]);
+        if ((rc = zc_membw_measure(pools[c], STREAM_BYTES, 5, &bw[c])) != ZC_OK) goto done;
+        fprintf(out, "memory, %d thread%s: read %.1f GB/s, memcpy %.1f GB/s (read + write)\n", thread_counts[c],
+                thread_counts[c] > 1 ? "s" : "", bw[c].read_gbs, bw[c].copy_gbs);
     }
     for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
         size_t row_bytes;
@@ -135,9 +108,12 @@ int zc_kernels_bench(FILE *out, int n_threads) {
                 goto done;
             }
             const double gbs = (double)mat_bytes / t1 * 1e-9;
-            fprintf(out, "%-4s %dx%d, %d thread%s: m=1 %6.3f ms %5.1f GB/s (%3.0f%% of memcpy)   m=%d %6.1f GFLOP/s\n",
+            fprintf(out,
+                    "%-4s %dx%d, %d thread%s: m=1 %6.3f ms %5.1f GB/s (%3.0f%% of read, %3.0f%% of memcpy)   "
+                    "m=%d %6.1f GFLOP/s\n",
                     zc_type_get(types[t])->name, BENCH_ROWS, BENCH_COLS, thread_counts[c],
-                    thread_counts[c] > 1 ? "s" : " ", t1 * 1e3, gbs, 100.0 * gbs / copy[c], m_prefill,
+                    thread_counts[c] > 1 ? "s" : " ", t1 * 1e3, gbs, 100.0 * gbs / bw[c].read_gbs,
+                    100.0 * gbs / bw[c].copy_gbs, m_prefill,
                     2.0 * BENCH_ROWS * BENCH_COLS * m_prefill / t64 * 1e-9);
         }
     }
@@ -146,8 +122,6 @@ done:
     zc_free_aligned(weights);
     free(x);
     free(y);
-    zc_free_aligned(src);
-    zc_free_aligned(dst);
     zc_pool_destroy(pools[0]);
     zc_pool_destroy(pools[1]);
     return rc;

@@ -28,7 +28,7 @@
 
 typedef struct {
     float d;       /* scale: x ≈ d * qs */
-    int32_t sum;   /* Σ qs, for the offset formats */
+    float s;       /* d * Σ qs ≈ Σ x, for the formats with a min (q4_1, q5_1) */
     int8_t qs[32]; /* codes in [-127, 127] */
 } zc_act_q8;
 
