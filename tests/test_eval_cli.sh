@@ -57,19 +57,23 @@ for spec in "stories260K:$S260" "tinystories656K:$S656"; do
     fi
 done
 
-# ---- a compressed policy reads its compressed cache while scoring ----
+# ---- a compressed policy reads its compressed cache while scoring (the first one registered) ----
 if [ -f "$TMP/stories260K.klb" ]; then
     pol=""
     for p in zipcache kivi q4_0; do
         if "$BIN" eval ppl -m "$S260" -f "$TEXT" -c 128 --chunks 2 "${COMMON[@]}" --kv "$p" --kl-base \
-            "$TMP/stories260K.klb" --json "$TMP/c.json" >"$TMP/out" 2>&1; then pol=$p; break; fi
+            "$TMP/stories260K.klb" --json "$TMP/c.json" >"$TMP/out" 2>&1; then
+            pol=$p
+            check_json "eval_ppl_compressed_$pol" "$TMP/c.json" \
+                'r["compression_ratio"] > 1.2 and r["scored_on_compressed"] > 0 and r["kl_mean"] > 0 and 0 < r["top1_agreement"] <= 1'
+            break
+        elif ! grep -q "unknown KV policy" "$TMP/out"; then
+            pol=$p
+            fail "eval_ppl_compressed_$p" "$(tail -3 "$TMP/out")"
+            break
+        fi
     done
-    if [ -n "$pol" ]; then
-        check_json "eval_ppl_compressed_$pol" "$TMP/c.json" \
-            'r["compression_ratio"] > 1.2 and r["scored_on_compressed"] > 0 and r["kl_mean"] > 0 and 0 < r["top1_agreement"] <= 1'
-    else
-        skip eval_ppl_compressed "no compressed policy (zipcache, kivi, q4_0) in this build"
-    fi
+    [ -n "$pol" ] || skip eval_ppl_compressed "no compressed policy (zipcache, kivi, q4_0) in this build"
 fi
 
 # ---- resumption: the second run finds every chunk in --results and reproduces the score ----
