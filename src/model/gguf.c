@@ -79,21 +79,32 @@ static int table_init(name_table *t, size_t n) {
     return t->slots ? ZC_OK : ZC_ERR_NOMEM;
 }
 
-/* Returns the index stored under `name`, or -1 after inserting `idx` when
- * idx >= 0, or -1 when absent and idx < 0 (lookup only). `name_of` gives the
- * stored name of an index. */
-static int table_probe(name_table *t, const char *name, size_t len, int idx,
-                       const char *(*name_of)(const void *, int), const void *owner) {
-    if (!t->slots) return -1;
+/* Slot holding `name`, or the empty slot where it would go. `name_of`
+ * gives the stored name of an index. */
+static size_t table_slot(const name_table *t, const char *name, size_t len,
+                         const char *(*name_of)(const void *, int), const void *owner) {
     for (size_t s = hash_bytes(name, len) & t->mask;; s = (s + 1) & t->mask) {
         int32_t v = t->slots[s];
-        if (v == 0) {
-            if (idx >= 0) t->slots[s] = idx + 1;
-            return -1;
-        }
+        if (v == 0) return s;
         const char *other = name_of(owner, v - 1);
-        if (strlen(other) == len && memcmp(other, name, len) == 0) return v - 1;
+        if (strlen(other) == len && memcmp(other, name, len) == 0) return s;
     }
+}
+
+/* Index stored under name, or -1. */
+static int table_find(const name_table *t, const char *name, const char *(*name_of)(const void *, int),
+                      const void *owner) {
+    if (!t->slots) return -1; /* no table: the file failed to open before it was built */
+    return t->slots[table_slot(t, name, strlen(name), name_of, owner)] - 1;
+}
+
+/* Insert idx under name; false if the name is already present. */
+static bool table_insert(name_table *t, const char *name, int idx, const char *(*name_of)(const void *, int),
+                         const void *owner) {
+    size_t s = table_slot(t, name, strlen(name), name_of, owner);
+    if (t->slots[s]) return false;
+    t->slots[s] = idx + 1;
+    return true;
 }
 
 /* ---- reader ---------------------------------------------------------------- */
@@ -298,8 +309,7 @@ static int parse_kvs(zc_gguf *g, cursor *c, uint64_t n_kv) {
         if (rc) return rc;
         g->n_kv = (int)i + 1; /* so close() frees what was parsed so far */
         snprintf(c->where, sizeof c->where, "key %" PRIu64 " '%.100s'", i, kv->key);
-        if (table_probe(&g->kv_index, kv->key, strlen(kv->key), (int)i, kv_name_of, g) >= 0)
-            return fail(c, "duplicate key");
+        if (!table_insert(&g->kv_index, kv->key, (int)i, kv_name_of, g)) return fail(c, "duplicate key");
         uint32_t t;
         rc = rd_u32(c, &t, "value type");
         if (rc) return rc;
@@ -344,8 +354,7 @@ static int parse_tensor_infos(zc_gguf *g, cursor *c, uint64_t n_tensors) {
         t->name = name;
         g->n_tensors = (int)i + 1;
         snprintf(c->where, sizeof c->where, "tensor %" PRIu64 " '%.100s'", i, name);
-        if (table_probe(&g->tensor_index, name, strlen(name), (int)i, tensor_name_of, g) >= 0)
-            return fail(c, "duplicate tensor name");
+        if (!table_insert(&g->tensor_index, name, (int)i, tensor_name_of, g)) return fail(c, "duplicate tensor name");
         uint32_t n_dims;
         rc = rd_u32(c, &n_dims, "n_dims");
         if (rc) return rc;
@@ -529,7 +538,7 @@ size_t zc_gguf_file_size(const zc_gguf *g) { return g->file.size; }
 int zc_gguf_n_kv(const zc_gguf *g) { return g->n_kv; }
 
 int zc_gguf_find_key(const zc_gguf *g, const char *key) {
-    return table_probe((name_table *)&g->kv_index, key, strlen(key), -1, kv_name_of, g);
+    return table_find(&g->kv_index, key, kv_name_of, g);
 }
 
 const char *zc_gguf_key_name(const zc_gguf *g, int i) { return g->kv[i].key; }
@@ -751,7 +760,7 @@ int zc_gguf_n_tensors(const zc_gguf *g) { return g->n_tensors; }
 const zc_gguf_tensor *zc_gguf_tensor_at(const zc_gguf *g, int i) { return &g->tensors[i]; }
 
 const zc_gguf_tensor *zc_gguf_find_tensor(const zc_gguf *g, const char *name) {
-    int i = table_probe((name_table *)&g->tensor_index, name, strlen(name), -1, tensor_name_of, g);
+    int i = table_find(&g->tensor_index, name, tensor_name_of, g);
     return i < 0 ? NULL : &g->tensors[i];
 }
 
