@@ -296,12 +296,17 @@ static int scratch_reserve(zc_matmul_scratch *s, size_t need) {
 
 /* Rows per task: a chunk of weights small enough to stay in L2 while the
  * activations sweep over it, and enough chunks (8 per thread) for the
- * dynamic hand-out to balance. */
-static int64_t chunk_rows(const zc_mat *w, int n_threads) {
+ * dynamic hand-out to balance, but at least MIN_TASK_MACS multiply-adds per
+ * task so that small matrices (the tiny models' 64x64) run as one task on
+ * the caller instead of paying the pool's wake-up for microseconds of work. */
+#define MIN_TASK_MACS 65536
+static int64_t chunk_rows(const zc_mat *w, int m, int n_threads) {
     int64_t by_cache = (int64_t)((256u << 10) / (w->row_bytes ? w->row_bytes : 1));
     int64_t by_balance = w->rows / (8 * (int64_t)n_threads);
+    int64_t by_work = MIN_TASK_MACS / (w->cols * m) + 1;
     int64_t c = by_balance < by_cache ? by_balance : by_cache;
-    return c < 4 ? 4 : c;
+    if (c < by_work) c = by_work;
+    return c < w->rows ? c : w->rows;
 }
 
 int zc_matmul(zc_pool *pool, const zc_mat *w, const float *x, float *y, int m, zc_matmul_scratch *scratch) {
@@ -335,7 +340,7 @@ int zc_matmul(zc_pool *pool, const zc_mat *w, const float *x, float *y, int m, z
         }
         j.xa = scratch->buf;
     }
-    j.chunk = chunk_rows(w, zc_pool_size(pool));
+    j.chunk = chunk_rows(w, m, zc_pool_size(pool));
     zc_pool_run(pool, (int)((w->rows + j.chunk - 1) / j.chunk), run_chunk, &j);
     return ZC_OK;
 }
