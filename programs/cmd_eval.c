@@ -13,7 +13,7 @@
 #include "zipcache.h"
 
 static const char *const USAGE =
-    "usage: zipcache eval ppl|lines|gsm8k|humaneval|sweep|saliency [options]\n"
+    "usage: zipcache eval ppl|lines|gsm8k|humaneval|sweep|saliency|recon [options]\n"
     "\n"
     "  ppl        perplexity over -f TEXT in chunks of the context (second half of each chunk scored,\n"
     "             decoded token by token against the cache); with --kl-base also KL(fp16 || run)\n"
@@ -22,6 +22,7 @@ static const char *const USAGE =
     "  humaneval  HumanEval completions (--data HumanEval.jsonl); --execute runs the tests: pass@1\n"
     "  sweep      ppl/KL for --policies x --bits (or a --preset ablation) -> CSV + SVG plot\n"
     "  saliency   how well cheap saliency estimates recover the exact normalized salient set (-f TEXT)\n"
+    "  recon      reconstruction error of every KV quantizer on the model's real keys and values (-f TEXT)\n"
     "\n"
     "common:  -m MODEL  -c CTX  -t THREADS  --limit N  --offset K  --results FILE.jsonl (resume)\n"
     "         --json FILE (summary record)  --no-progress  --kv POLICY  --kv-* (see zipcache run --help)\n"
@@ -31,7 +32,7 @@ static const char *const USAGE =
     "         --execute  --out completions.jsonl  --python PATH  --timeout S (humaneval)\n"
     "sweep:   -f TEXT  --chunks N  --policies a,b,c  --bits 2.5,3,3.5,4  --preset ablation-saliency|\n"
     "         ablation-probes  --csv FILE  --plot FILE.svg\n"
-    "saliency: -f TEXT  --chunks N  --tokens N (per chunk)  --seeds N (random probe draws)\n";
+    "saliency, recon: -f TEXT  --chunks N  --tokens N (per chunk)  --seeds N (saliency: random probe draws)\n";
 
 typedef struct {
     const char *sub, *model, *json;
@@ -106,17 +107,18 @@ static int parse(int argc, char **argv, eval_args *a) {
         } else if (!strcmp(opt, "--results")) {
             a->o.results = val;
         } else if (!strcmp(opt, "--json")) {
-            if (!allowed(sub, opt, "ppl,lines,gsm8k,humaneval,saliency")) return CLI_EXIT_USAGE;
+            if (!allowed(sub, opt, "ppl,lines,gsm8k,humaneval,saliency,recon")) return CLI_EXIT_USAGE;
             a->json = val;
         } else if (!strcmp(opt, "-f") || !strcmp(opt, "--file")) {
-            if (!allowed(sub, opt, "ppl,sweep,saliency")) return CLI_EXIT_USAGE;
+            if (!allowed(sub, opt, "ppl,sweep,saliency,recon")) return CLI_EXIT_USAGE;
             a->ppl.text = a->study.text = val;
         } else if (!strcmp(opt, "--chunks")) {
-            if (!allowed(sub, opt, "ppl,sweep,saliency") || !cli_int("eval", opt, val, 1, INT64_MAX, &n))
+            if (!allowed(sub, opt, "ppl,sweep,saliency,recon") || !cli_int("eval", opt, val, 1, INT64_MAX, &n))
                 return CLI_EXIT_USAGE;
             a->ppl.chunks = a->study.chunks = n;
         } else if (!strcmp(opt, "--tokens")) {
-            if (!allowed(sub, opt, "saliency") || !cli_int("eval", opt, val, 8, 1 << 20, &n)) return CLI_EXIT_USAGE;
+            if (!allowed(sub, opt, "saliency,recon") || !cli_int("eval", opt, val, 8, 1 << 20, &n))
+                return CLI_EXIT_USAGE;
             a->study.tokens = (int)n;
         } else if (!strcmp(opt, "--seeds")) {
             if (!allowed(sub, opt, "saliency") || !cli_int("eval", opt, val, 1, 1000, &n)) return CLI_EXIT_USAGE;
@@ -188,11 +190,11 @@ int cmd_eval(int argc, char **argv) {
     eval_args a;
     memset(&a, 0, sizeof a);
     a.sub = argv[1];
-    static const char *const SUBS[] = {"ppl", "lines", "gsm8k", "humaneval", "sweep", "saliency"};
+    static const char *const SUBS[] = {"ppl", "lines", "gsm8k", "humaneval", "sweep", "saliency", "recon"};
     bool known = false;
     for (size_t i = 0; i < sizeof SUBS / sizeof SUBS[0]; i++) known |= !strcmp(a.sub, SUBS[i]);
     if (!known)
-        return cli_usage_error("eval", "unknown evaluation '%s' (ppl, lines, gsm8k, humaneval, sweep, saliency)", a.sub);
+        return cli_usage_error("eval", "unknown evaluation '%s' (ppl, lines, gsm8k, humaneval, sweep, saliency, recon)", a.sub);
     zc_eval_opts_default(&a.o);
     a.ppl.block = 1;
     a.gen.shots = ZC_GSM8K_MAX_SHOTS;
@@ -208,7 +210,7 @@ int cmd_eval(int argc, char **argv) {
     }
     a.sweep.bits = a.bits;
     if (!a.model && !(a.model = cli_default_model())) return cli_usage_error("eval", "no model given (-m MODEL)");
-    bool study = !strcmp(a.sub, "saliency");
+    bool study = !strcmp(a.sub, "saliency") || !strcmp(a.sub, "recon");
     if (!strcmp(a.sub, "ppl") || !strcmp(a.sub, "sweep") || study) {
         if (!a.ppl.text) return cli_usage_error("eval", "eval %s needs a text file (-f FILE)", a.sub);
     } else if (!a.gen.data) {
@@ -226,8 +228,10 @@ int cmd_eval(int argc, char **argv) {
         rc = zc_eval_gsm8k(m, a.model, &a.o, &a.gen, &s);
     else if (!strcmp(a.sub, "humaneval"))
         rc = zc_eval_humaneval(m, a.model, &a.o, &a.gen, &s);
-    else if (study)
+    else if (!strcmp(a.sub, "saliency"))
         rc = zc_eval_saliency_report(m, a.model, &a.o, &a.study, stdout, a.json);
+    else if (!strcmp(a.sub, "recon"))
+        rc = zc_eval_recon_report(m, a.model, &a.o, &a.study, stdout, a.json);
     else
         rc = zc_eval_sweep(m, a.model, &a.o, &a.ppl, &a.sweep, stdout);
     if (rc == ZC_OK && strcmp(a.sub, "sweep") && !study) {

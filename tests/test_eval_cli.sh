@@ -123,14 +123,17 @@ else
     skip eval_tasks "stories260K or data missing"
 fi
 
-# ---- eval saliency dispatches to the saliency study (src/eval/saliency_report.c) ----
+# ---- eval saliency / recon dispatch to the studies (src/eval/saliency_report.c, recon_report.c) ----
 if [ -f "$S260" ] && [ -f "$TEXT" ]; then
-    if "$BIN" eval saliency -m "$S260" -f "$TEXT" --chunks 1 --tokens 64 -t 1 --json "$TMP/sal.json" >"$TMP/out" 2>&1 &&
-        grep -q "recall" "$TMP/out" && "$PY" -c 'import json, sys; json.load(open(sys.argv[1]))' "$TMP/sal.json"; then
-        pass eval_saliency
-    else
-        fail eval_saliency "$(tail -3 "$TMP/out")"
-    fi
+    for study in saliency recon; do
+        if "$BIN" eval $study -m "$S260" -f "$TEXT" --chunks 1 --tokens 64 -t 1 --json "$TMP/$study.json" \
+            >"$TMP/out" 2>&1 && grep -q "^|" "$TMP/out" &&
+            "$PY" -c 'import json, sys; json.load(open(sys.argv[1]))' "$TMP/$study.json"; then
+            pass "eval_$study"
+        else
+            fail "eval_$study" "$(tail -3 "$TMP/out")"
+        fi
+    done
 fi
 
 # ---- usage errors exit 2 with one line ----
