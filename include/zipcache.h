@@ -148,8 +148,9 @@ enum {
  * Context rule: if position + n would exceed n_ctx, nothing is processed and
  * ZC_ERR_LIMIT is returned (callers stop generating there).
  * Errors: ZC_ERR_ARG (token id outside the vocab, n < 1, NULL logits when
- * asked for), ZC_ERR_LIMIT, ZC_ERR_NOMEM, or an error of the KV policy; after
- * an error other than ZC_ERR_ARG/ZC_ERR_LIMIT the context must be reset. */
+ * asked for), ZC_ERR_LIMIT, ZC_ERR_NOMEM, or an error of the KV policy. After
+ * a failure inside the forward pass the partial batch is dropped from the
+ * cache when the policy can truncate; otherwise the context must be reset. */
 int zc_decode(zc_context *c, const int32_t *tokens, int n, int logits_mode, float *logits);
 /* Tokens processed so far (the next token's position). */
 int zc_context_pos(const zc_context *c);

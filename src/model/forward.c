@@ -7,6 +7,7 @@
  * each weight exactly once. The KV cache is reached only through kv.h ops.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -151,7 +152,15 @@ int zc_decode(zc_context *c, const int32_t *tokens, int n, int logits_mode, floa
         int mode = logits_mode == ZC_LOGITS_ALL ? ZC_LOGITS_ALL : last ? logits_mode : ZC_LOGITS_NONE;
         float *out = logits_mode == ZC_LOGITS_ALL ? logits + (size_t)done * h->n_vocab : logits;
         int rc = forward_batch(c, tokens + done, len, mode, out);
-        if (rc != ZC_OK) return rc;
+        if (rc != ZC_OK) {
+            /* Some layers may hold this batch already: drop it so the cache
+             * is consistent again (a policy that cannot truncate keeps it,
+             * and the caller must reset, as documented). */
+            char why[512];
+            snprintf(why, sizeof why, "%s", zc_last_error());
+            c->kv->ops->truncate(c->kv, c->pos);
+            return zc_error(rc, "%s", why);
+        }
         c->pos += len;
         done += len;
     }
