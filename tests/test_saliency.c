@@ -160,6 +160,9 @@ static void test_selection(void) {
     TT_CHECK(zc_sal_count(0.6, 840) == 504 && zc_sal_count(0.6, 10) == 6 && zc_sal_count(0, 7) == 0 &&
                  zc_sal_count(1, 7) == 7 && zc_sal_count(0.4, 100) == 40,
              "counts %d %d", zc_sal_count(0.6, 840), zc_sal_count(0.6, 10));
+    /* ratios that arrive as float count as their decimal value */
+    TT_CHECK(zc_sal_count(0.6f, 200) == 120 && zc_sal_count(0.7f, 1000) == 700 && zc_sal_count(0.05f, 840) == 42,
+             "float ratios %d %d %d", zc_sal_count(0.6f, 200), zc_sal_count(0.7f, 1000), zc_sal_count(0.05f, 840));
 }
 
 /* On a random causal softmax matrix, all-rows probes with the CAUSAL

@@ -95,7 +95,10 @@ static uint64_t splitmix64(uint64_t *s) {
     return z ^ (z >> 31);
 }
 
-static int floor_frac(double f, int L) { return (int)floor(f * L + 1e-9); }
+/* floor(f*L) for a fraction given to at most 6 decimals: rounding f to 6
+ * decimals first makes a float 0.6f count as 0.6, and the 1e-9 makes
+ * 0.95*840 give 798 despite binary fractions. */
+static int floor_frac(double f, int L) { return (int)floor(nearbyint(f * 1e6) / 1e6 * L + 1e-9); }
 
 int zc_probe_select(const zc_probe_cfg *cfg, int L, uint64_t stream, int32_t *pos) {
     if (L < 1) return zc_error(ZC_ERR_ARG, "probes: empty sequence");

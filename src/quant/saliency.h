@@ -75,8 +75,9 @@ int zc_probe_parse(const char *spec, zc_probe_cfg *cfg);
  *     none when L < 20, as in the reference code;
  *   a strategy that would pick nothing (RANDOM with L < 20) picks the last
  *     position, so every score is defined.
- * floor() is taken of the product plus 1e-9, so 0.95*840 gives 798 despite
- * binary fractions. The draw is a pure function of (seed, stream, L):
+ * Fractions count to 6 decimals (a float 0.05f is 0.05) and floor() is
+ * taken of the product plus 1e-9, so 0.95*840 gives 798 despite binary
+ * fractions. The draw is a pure function of (seed, stream, L):
  * splitmix64 seeded with seed and stream mixed, selection sampling (Knuth's
  * Algorithm S); pass e.g. layer*n_kv_heads + head as the stream for
  * independent draws per head. */
@@ -84,8 +85,9 @@ int zc_probe_select(const zc_probe_cfg *cfg, int L, uint64_t stream, int32_t *po
 
 /* ---- Salient set ------------------------------------------------------------ */
 
-/* Salient tokens for a saliency ratio r in [0, 1]: L - floor((1 - r)*L + 1e-9),
- * i.e. the reference code's regular count int((1 - r)*L) taken out. */
+/* Salient tokens for a saliency ratio r in [0, 1]: L - floor((1 - r)*L), i.e.
+ * the reference code's regular count int((1 - r)*L) taken out; r counts to 6
+ * decimals, so a float 0.6f gives the same count as 0.6. */
 int zc_sal_count(double ratio, int L);
 
 /* Pick the salient tokens: the first min(n_sinks, L) positions always, then
