@@ -274,16 +274,21 @@ int zc_eval_ppl(const zc_model *m, const char *model_path, const zc_eval_opts *o
         if (s.show_progress) zc_eval_progress_update(&s.progress, ++done_items, false);
     }
     if (s.show_progress) zc_eval_progress_update(&s.progress, c1 - c0, true);
+    char saved[1200] = "";
     if (p->save_kl_base) {
+        uint64_t n_rec = save.n_records;
         rc = zc_klbase_close(&save);
         if (rc != ZC_OK) goto done;
+        snprintf(saved, sizeof saved, "; KL base written to %s: %llu scored tokens x %d bytes + %d = %.2f MB",
+                 p->save_kl_base, (unsigned long long)n_rec, 12 + 2 * s.n_vocab, ZC_KLBASE_HEADER_BYTES,
+                 ((double)n_rec * (12 + 2 * s.n_vocab) + ZC_KLBASE_HEADER_BYTES) / 1e6);
     }
     ppl_summary(sum, &acc, c1 - c0, p->block, with_base);
     snprintf(sum->note, sizeof sum->note,
              "chunks %lld..%lld of %d tokens; scored tokens %d..%d of each chunk, decoded %d per call against "
-             "the cache after a prefill of %d tokens%s%s",
+             "the cache after a prefill of %d tokens%s",
              (long long)c0, (long long)c1 - 1, n_ctx, n_ctx / 2, n_ctx - 1, p->block, n_ctx / 2 - 1,
-             p->save_kl_base ? "; KL base written to " : "", p->save_kl_base ? p->save_kl_base : "");
+             saved);
 done:
     if (rc != ZC_OK && save.f) zc_klbase_abandon(&save);
     zc_sb_free(&rec);

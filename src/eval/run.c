@@ -117,6 +117,9 @@ int zc_eval_generate(zc_eval_session *s, const int32_t *prompt, int n_prompt, in
     r->cost.tokens = n_prompt;
     zc_detok dt;
     zc_detok_init(&dt);
+    size_t longest = 0;
+    for (int k = 0; k < n_stops; k++)
+        if (strlen(stops[k]) > longest) longest = strlen(stops[k]);
     while (r->n_generated < max_new) {
         int32_t tok = zc_eval_argmax(s->logits, s->n_vocab);
         if (zc_model_is_eog(s->model, tok)) {
@@ -132,9 +135,6 @@ int zc_eval_generate(zc_eval_session *s, const int32_t *prompt, int n_prompt, in
         zc_sb_append(out, piece, n);
         if (out->err) return out->err;
         r->n_generated++;
-        size_t longest = 0;
-        for (int k = 0; k < n_stops; k++)
-            if (strlen(stops[k]) > longest) longest = strlen(stops[k]);
         size_t from = before > longest ? before - longest : 0;
         size_t cut = from + zc_eval_stop_at(out->s + from, out->len - from, stops, n_stops);
         if (cut < out->len) {
