@@ -13,9 +13,15 @@ model was trained:
 The C engine's logits for every prompt position come from
 `zipcache run --dump-logits FILE` (fp32 KV cache so that only fp32
 arithmetic separates the two) and must match to 1e-4.
+
+Two synthetic Hugging Face checkpoints written here with numpy (random
+weights, tinystories656K's tokenizer) cover what the real models do not:
+qwen2 with Q/K/V biases and bf16 weights, and llama with f16 weights and
+Llama 3 RoPE scaling, computed here from transformers' formula.
 """
 import json
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -37,14 +43,36 @@ def read_safetensors(path):
     (n,) = struct.unpack_from("<Q", raw, 0)
     header = json.loads(raw[8:8 + n])
     data = 8 + n
-    dtypes = {"F32": "<f4", "F16": "<f2"}
+    dtypes = {"F32": "<f4", "F16": "<f2", "BF16": "<u2"}
     out = {}
     for name, t in header.items():
         if name == "__metadata__":
             continue
         b, e = t["data_offsets"]
-        out[name] = np.frombuffer(raw[data + b:data + e], dtype=dtypes[t["dtype"]]).reshape(t["shape"]).astype(np.float64)
+        a = np.frombuffer(raw[data + b:data + e], dtype=dtypes[t["dtype"]])
+        if t["dtype"] == "BF16":  # the high half of an fp32
+            a = (a.astype(np.uint32) << 16).view(np.float32)
+        out[name] = a.reshape(t["shape"]).astype(np.float64)
     return out
+
+
+def write_safetensors(path, tensors, dtype):
+    """tensors: name -> float array; stored as F32, F16 or BF16 (round to nearest even)."""
+    header, blobs, off = {}, [], 0
+    for name, a in tensors.items():
+        a32 = np.ascontiguousarray(a, dtype=np.float32)
+        if dtype == "BF16":
+            u = a32.view(np.uint32).astype(np.uint64)
+            raw = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype("<u2").tobytes()
+        else:
+            raw = a32.astype({"F32": "<f4", "F16": "<f2"}[dtype]).tobytes()
+        header[name] = {"dtype": dtype, "shape": list(a.shape), "data_offsets": [off, off + len(raw)]}
+        blobs.append(raw)
+        off += len(raw)
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)  # keep the data section 8-byte aligned
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
 
 
 def read_gguf(path):
@@ -119,6 +147,29 @@ def rope_rotate_half(x, pos, base):
     return x * cos + rot * sin
 
 
+def llama3_inv_freq(hd, base, rs):
+    """transformers' _compute_llama3_parameters."""
+    inv = base ** (-np.arange(0, hd, 2, dtype=np.float64) / hd)
+    factor, lo, hi, old = rs["factor"], rs["low_freq_factor"], rs["high_freq_factor"], rs["original_max_position_embeddings"]
+    wavelen = 2 * np.pi / inv
+    out = np.where(wavelen > old / lo, inv / factor, inv)
+    smooth = (old / wavelen - lo) / (hi - lo)
+    smoothed = (1 - smooth) * out / factor + smooth * out
+    medium = ~(wavelen < old / hi) & ~(wavelen > old / lo)
+    return np.where(medium, smoothed, out)
+
+
+def rope_rotate_half_scaled(rs):
+    def rope(x, pos, base):
+        hd = x.shape[-1]
+        freqs = np.outer(pos, llama3_inv_freq(hd, base, rs))
+        emb = np.concatenate([freqs, freqs], axis=-1)
+        cos, sin = np.cos(emb)[:, None, :], np.sin(emb)[:, None, :]
+        rot = np.concatenate([-x[..., hd // 2:], x[..., :hd // 2]], axis=-1)
+        return x * cos + rot * sin
+    return rope
+
+
 def rope_adjacent(x, pos, base):
     """x [n, heads, hd]; pairs (2i, 2i+1) rotated by pos * base^(-2i/hd)."""
     hd = x.shape[-1]
@@ -140,9 +191,9 @@ def forward(W, ids, hp, rope):
     mask = np.triu(np.full((n, n), -np.inf), 1)
     for L in W["layers"]:
         h = rmsnorm(x, L["attn_norm"], eps)
-        q = (h @ L["wq"].T).reshape(n, H, hd)
-        k = (h @ L["wk"].T).reshape(n, KV, hd)
-        v = (h @ L["wv"].T).reshape(n, KV, hd)
+        q = (h @ L["wq"].T + L.get("bq", 0)).reshape(n, H, hd)
+        k = (h @ L["wk"].T + L.get("bk", 0)).reshape(n, KV, hd)
+        v = (h @ L["wv"].T + L.get("bv", 0)).reshape(n, KV, hd)
         q, k = rope(q, pos, hp["base"]), rope(k, pos, hp["base"])
         att = np.empty((n, H, hd))
         for head in range(H):
@@ -172,6 +223,9 @@ def load_hf(d):
             "wv": t[p + "self_attn.v_proj.weight"], "wo": t[p + "self_attn.o_proj.weight"],
             "w_gate": t[p + "mlp.gate_proj.weight"], "w_up": t[p + "mlp.up_proj.weight"],
             "w_down": t[p + "mlp.down_proj.weight"]})
+        for b in "qkv":
+            if p + f"self_attn.{b}_proj.bias" in t:
+                W["layers"][-1]["b" + b] = t[p + f"self_attn.{b}_proj.bias"]
     H = cfg["num_attention_heads"]
     hp = {"heads": H, "kv_heads": cfg.get("num_key_value_heads", H), "head_dim": cfg["hidden_size"] // H,
           "eps": cfg["rms_norm_eps"], "base": cfg.get("rope_theta", 10000.0)}
@@ -224,8 +278,44 @@ def check(name, model_path, loader, rope, prompt, extra=()):
     want = forward(W, ids, hp, rope)
     err = np.max(np.abs(got - want))
     ok = len(ids) > 8 and got.shape == want.shape and err <= TOL
-    print(f"{'PASS' if ok else 'FAIL'} {name}")
-    print(f"  {len(ids)} tokens, max |logit - reference| = {err:.3g} (tolerance {TOL})", file=sys.stderr)
+    print(f"  {name}: {len(ids)} tokens, max |logit - reference| = {err:.3g} (tolerance {TOL})", file=sys.stderr,
+          flush=True)
+    print(f"{'PASS' if ok else 'FAIL'} {name}", flush=True)
+
+
+def synth_hf(d, model_type, dtype, biases, rope_scaling):
+    """A random 2-layer checkpoint (GQA 4/2, head_dim 16) with tinystories656K's tokenizer."""
+    src = os.path.join(ASSETS, "models", "tinystories656K")
+    os.makedirs(d)
+    for f in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(os.path.join(src, f), d)
+    V, D, FF, H, KV, L = 2048, 64, 96, 4, 2, 2
+    hd = D // H
+    rng = np.random.default_rng(7)
+    r = lambda *shape, s=0.3: rng.uniform(-s, s, shape)
+    t = {"model.embed_tokens.weight": r(V, D, s=1.0), "lm_head.weight": r(V, D), "model.norm.weight": 1 + r(D, s=0.2)}
+    for i in range(L):
+        p = f"model.layers.{i}."
+        t[p + "input_layernorm.weight"] = 1 + r(D, s=0.2)
+        t[p + "post_attention_layernorm.weight"] = 1 + r(D, s=0.2)
+        t[p + "self_attn.q_proj.weight"] = r(H * hd, D)
+        t[p + "self_attn.k_proj.weight"] = r(KV * hd, D)
+        t[p + "self_attn.v_proj.weight"] = r(KV * hd, D)
+        t[p + "self_attn.o_proj.weight"] = r(D, H * hd)
+        t[p + "mlp.gate_proj.weight"] = r(FF, D)
+        t[p + "mlp.up_proj.weight"] = r(FF, D)
+        t[p + "mlp.down_proj.weight"] = r(D, FF)
+        if biases:
+            for b, n in (("q", H * hd), ("k", KV * hd), ("v", KV * hd)):
+                t[p + f"self_attn.{b}_proj.bias"] = r(n, s=0.5)
+    write_safetensors(os.path.join(d, "model.safetensors"), t, dtype)
+    cfg = {"architectures": ["Qwen2ForCausalLM" if model_type == "qwen2" else "LlamaForCausalLM"],
+           "model_type": model_type, "hidden_size": D, "intermediate_size": FF, "num_attention_heads": H,
+           "num_key_value_heads": KV, "num_hidden_layers": L, "vocab_size": V, "max_position_embeddings": 256,
+           "rms_norm_eps": 1e-6, "rope_theta": 10000.0, "tie_word_embeddings": False, "bos_token_id": 1,
+           "eos_token_id": 2, "attention_bias": biases, "rope_scaling": rope_scaling}
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(cfg, f)
 
 
 PROMPT = "Once upon a time, there was a little dog named Max. Max liked to run in the big green park with his friend."
@@ -234,3 +324,16 @@ check("forward_hf_tinystories656K", os.path.join(ASSETS, "models", "tinystories6
 # -b 5: several prefill batches, so chunking is compared too.
 check("forward_gguf_stories260K_batched", os.path.join(ASSETS, "models", "stories260K", "stories260K.gguf"),
       load_gguf, rope_adjacent, PROMPT, ("-b", "5"))
+
+if not os.path.isdir(os.path.join(ASSETS, "models", "tinystories656K")):
+    print("SKIP forward_hf_synthetic: models/tinystories656K (its tokenizer) not found")
+else:
+    with tempfile.TemporaryDirectory() as tmp:
+        qwen = os.path.join(tmp, "qwen2")
+        synth_hf(qwen, "qwen2", "BF16", True, None)
+        check("forward_hf_synth_qwen2_bf16_biases", qwen, load_hf, rope_rotate_half, PROMPT, ("-b", "16"))
+        rs = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+              "original_max_position_embeddings": 64}
+        llama3 = os.path.join(tmp, "llama3")
+        synth_hf(llama3, "llama", "F16", False, rs)
+        check("forward_hf_synth_llama3_rope_scaling_f16", llama3, load_hf, rope_rotate_half_scaled(rs), PROMPT)
