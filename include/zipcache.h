@@ -60,7 +60,7 @@ typedef struct {
     const char *weight_type_name;
     int64_t n_params;        /* scalars in the weights the engine uses */
     size_t weight_bytes;     /* bytes of those weights */
-    size_t mapped_bytes;     /* bytes of the model file(s) mapped read-only (shared page cache) */
+    size_t mapped_bytes;     /* bytes mapped read-only (GGUF: the file; HF: the tensors), in the page cache */
     size_t resident_bytes;   /* weight bytes the engine holds in its own memory (converted tensors) */
     int bos, eos;            /* token ids, -1 if none */
     int add_bos;             /* 1 if prompts start with BOS by default */
@@ -81,7 +81,7 @@ const zc_model_info *zc_model_get_info(const zc_model *m);
 /* Tokens of `len` bytes of text. add_bos: prepend BOS (pass info->add_bos
  * for the model's default); parse_special: match special-token texts such
  * as "<|start_story|>". *ids is malloc'ed (caller frees); *n_ids its count.
- * Errors: ZC_ERR_NOMEM, ZC_ERR_LIMIT (text too long). */
+ * Errors: the tokenizer's (ZC_ERR_NOMEM; ZC_ERR_LIMIT for a text too long). */
 int zc_model_tokenize(const zc_model *m, const char *text, size_t len, int add_bos, int parse_special,
                       int32_t **ids, int *n_ids);
 
@@ -131,8 +131,9 @@ typedef struct {
 void zc_context_params_default(zc_context_params *p);
 /* Create a context for `model` (which must outlive it): thread pool, KV
  * cache of the chosen policy, activations for n_batch tokens.
- * Errors: ZC_ERR_ARG (bad params, unknown KV policy), ZC_ERR_LIMIT (n_ctx too
- * large), ZC_ERR_NOMEM. */
+ * Errors: ZC_ERR_ARG (n_ctx outside [1, 2^24], n_batch < 1, unknown KV policy
+ * or bad policy options), ZC_ERR_LIMIT or ZC_ERR_NOMEM (the cache or the
+ * activations do not fit). */
 int zc_context_create(const zc_model *model, const zc_context_params *p, zc_context **out);
 void zc_context_free(zc_context *c);
 
