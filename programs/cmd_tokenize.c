@@ -15,12 +15,13 @@
 #include "util/file.h"
 
 static const char usage[] =
-    "usage: zipcache tokenize [-m MODEL] (-p TEXT | -f FILE) [--no-bos] [--parse-special]\n"
+    "usage: zipcache tokenize [-m MODEL] (-p TEXT | -f FILE) [--no-bos] [--parse-special] [--no-space-prefix]\n"
     "  -m MODEL         GGUF file, Hugging Face directory or tokenizer.json (default: stories260K)\n"
     "  -p TEXT          text to tokenize\n"
     "  -f FILE          read the text from FILE (bytes as they are)\n"
     "  --no-bos         do not add BOS (and EOS) even where the model asks for them\n"
-    "  --parse-special  match control tokens such as <s> written in the text\n";
+    "  --parse-special  match control tokens such as <s> written in the text\n"
+    "  --no-space-prefix  no dummy leading space (SentencePiece / tokenizer.json Prepend)\n";
 
 /* A directory means its tokenizer.json; a name ending in .json is one. */
 static int load_tokenizer(const char *path, zc_tokenizer **tok) {
@@ -45,7 +46,7 @@ static int load_tokenizer(const char *path, zc_tokenizer **tok) {
 
 int cmd_tokenize(int argc, char **argv) {
     const char *cmd = "tokenize", *model = NULL, *text = NULL, *file = NULL;
-    bool no_bos = false, parse_special = false;
+    bool no_bos = false, parse_special = false, no_space_prefix = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -61,6 +62,8 @@ int cmd_tokenize(int argc, char **argv) {
             no_bos = true;
         } else if (!strcmp(a, "--parse-special")) {
             parse_special = true;
+        } else if (!strcmp(a, "--no-space-prefix")) {
+            no_space_prefix = true;
         } else {
             return cli_usage_error(cmd, "unknown option '%s' (see --help)", a);
         }
@@ -75,6 +78,11 @@ int cmd_tokenize(int argc, char **argv) {
     zc_tokenizer *tok;
     if (load_tokenizer(model, &tok) != 0) {
         free(buf);
+        return cli_lib_error();
+    }
+    if (no_space_prefix && zc_tokenizer_set_space_prefix(tok, false) != 0) {
+        free(buf);
+        zc_tokenizer_free(tok);
         return cli_lib_error();
     }
     int32_t *ids;

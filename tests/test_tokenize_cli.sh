@@ -67,6 +67,9 @@ fi
 if [ -d "$S656" ]; then
     expect tokenize_hf_dir "1 80 147 201 282 57" "$BIN" tokenize -m "$S656" -p "Once upon a time"
     expect tokenize_hf_json "80 147 201 282 57" "$BIN" tokenize -m "$S656/tokenizer.json" -p "Once upon a time" --no-bos
+    # Without the dummy space: how the model's own stories begin.
+    expect tokenize_hf_no_space_prefix "1 147 201 282 57" \
+        "$BIN" tokenize -m "$S656" -p "Once upon a time" --no-space-prefix
 else
     skip tokenize_hf "$S656 not found"
 fi

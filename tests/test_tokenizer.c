@@ -18,10 +18,10 @@
 #include "util/file.h"
 
 #if defined(__SANITIZE_ADDRESS__)
-#define SLOW 8.0 /* time limits are for optimized builds */
+#define SLOW 20.0 /* time limits are for optimized builds */
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer)
-#define SLOW 8.0
+#define SLOW 20.0
 #endif
 #endif
 #ifndef SLOW
@@ -239,10 +239,19 @@ static void test_tinystories_hf(void) {
     /* Special tokens in the text only with parse_special. */
     TT_CHECK(zc_tokenize(t, "<|end_story|>", 13, false, true, &ids, &n) == ZC_OK && n == 1 && ids[0] == 2, "special");
     free(ids);
+    /* Without the dummy space a story starts as the model's own generations
+     * do ("On", "ce\u2581", ...), and a leading space survives decoding. */
+    TT_CHECK(zc_tokenizer_set_space_prefix(t, false) == ZC_OK, "%s", zc_last_error());
+    TT_CHECK(ids_equal(t, "Once upon a time", true, false, (int32_t[]){1, 147, 201, 282, 57}, 5), "no prefix");
+    TT_CHECK(ids_equal(t, "<|end_story|>", false, true, (int32_t[]){2}, 1), "special without prefix");
+    size_t len;
+    char *back = decode_all(t, (int32_t[]){1, 80, 147, 201}, 4, &len);
+    TT_CHECK(!strcmp(back, " Once "), "decoded '%s'", back);
+    free(back);
+    TT_CHECK(zc_tokenizer_set_space_prefix(t, true) == ZC_OK, "%s", zc_last_error());
     const char *story = "Lily and Ben went to the park. They saw a big dog!\nThe dog said \"hi\".";
     TT_CHECK(zc_tokenize(t, story, strlen(story), true, false, &ids, &n) == ZC_OK, "story");
-    size_t len;
-    char *back = decode_all(t, ids, n, &len);
+    back = decode_all(t, ids, n, &len);
     TT_CHECK(len == strlen(story) && !memcmp(back, story, len), "round trip '%s'", back);
     free(back);
     free(ids);

@@ -43,8 +43,8 @@ typedef struct {
  * (normalized = false) or the content passed through the normalizer, which
  * is then matched in normalized text. */
 typedef struct {
-    char *pat;
-    size_t len;
+    char *content, *pat;
+    size_t content_len, len;
     int32_t id;
     bool normalized, special;
 } hf_added;
@@ -98,6 +98,9 @@ struct zc_tokenizer {
     bool added_first[256]; /* bytes that start an added-token pattern */
     /* decoding */
     bool strip_first_space;
+    /* zc_tokenizer_set_space_prefix(false): no SPM dummy space, no
+     * tokenizer.json Prepend, and so no space stripped when decoding */
+    bool no_prefix;
 
     int bos, eos;
     bool add_bos, add_eos;
@@ -200,7 +203,10 @@ void zc_tokenizer_free(zc_tokenizer *t) {
         free(t->norm[i].to);
     }
     free(t->norm);
-    for (int i = 0; i < t->n_added; i++) free(t->added[i].pat);
+    for (int i = 0; i < t->n_added; i++) {
+        free(t->added[i].content);
+        free(t->added[i].pat);
+    }
     free(t->added);
     free(t->path);
     free(t->text);
@@ -707,7 +713,7 @@ static int normalize(const zc_tokenizer *t, bytes *b) {
         bytes out = {0};
         int rc = ZC_OK;
         if (op->kind == NORM_PREPEND) {
-            if (b->n) rc = bytes_put(&out, op->to, op->to_len);
+            if (b->n && !t->no_prefix) rc = bytes_put(&out, op->to, op->to_len);
             if (!rc) rc = bytes_put(&out, b->p, b->n);
         } else {
             for (size_t i = 0; !rc && i < b->n;) {
@@ -742,14 +748,17 @@ static int cmp_added(const void *pa, const void *pb) {
 static int hf_added_patterns(zc_tokenizer *t) {
     for (int i = 0; i < t->n_added; i++) {
         hf_added *a = &t->added[i];
-        if (!a->normalized) continue;
-        bytes b = {a->pat, a->len, a->len};
-        int rc = normalize(t, &b);
+        free(a->pat);
+        a->pat = NULL;
+        bytes b = {0};
+        int rc = bytes_put(&b, a->content, a->content_len);
+        if (!rc && a->normalized) rc = normalize(t, &b);
         a->pat = b.p;
         a->len = b.n;
         if (rc) return rc;
     }
     qsort(t->added, (size_t)t->n_added, sizeof *t->added, cmp_added);
+    memset(t->added_first, 0, sizeof t->added_first);
     for (int i = 0; i < t->n_added; i++)
         if (t->added[i].len) t->added_first[(uint8_t)t->added[i].pat[0]] = true;
     return ZC_OK;
@@ -939,8 +948,9 @@ static int hf_config(zc_tokenizer *t) {
     if (!rc) rc = config_token(t, zc_json_get(root, "bos_token"), cfg, "bos_token", &t->bos);
     if (!rc) rc = config_token(t, zc_json_get(root, "eos_token"), cfg, "eos_token", &t->eos);
     if (!rc) {
-        t->add_bos = jbool_or(root, "add_bos_token", t->add_bos);
-        t->add_eos = jbool_or(root, "add_eos_token", t->add_eos);
+        /* transformers ignores add_*_token when the token itself is unset. */
+        t->add_bos = jbool_or(root, "add_bos_token", t->add_bos) && t->bos >= 0;
+        t->add_eos = jbool_or(root, "add_eos_token", t->add_eos) && t->eos >= 0;
     }
     zc_json_free(doc);
     free(buf);
@@ -1000,9 +1010,9 @@ static int hf_vocab(zc_tokenizer *t, const zc_json *model, const zc_json *added,
         tlen[id] = content->len;
         bool special = jbool_or(a, "special", false);
         ty[id] = special ? TT_CONTROL : TT_USER;
-        char *pat = dup_bytes(content->str, content->len);
-        if (!pat) rc = ZC_ERR_NOMEM;
-        else t->added[t->n_added++] = (hf_added){pat, content->len, (int32_t)id,
+        char *copy = dup_bytes(content->str, content->len);
+        if (!copy) rc = ZC_ERR_NOMEM;
+        else t->added[t->n_added++] = (hf_added){copy, NULL, content->len, 0, (int32_t)id,
                                                  jbool_or(a, "normalized", !special), special};
     }
     for (int64_t i = 0; !rc && i < n; i++) {
@@ -1584,7 +1594,7 @@ int zc_tokenize(const zc_tokenizer *t, const char *text, size_t len, bool add_bo
             rc = ids_push(&s.out, fr[i].id);
             prev_special = true;
         } else if (t->algo == ALGO_SPM) {
-            rc = spm_encode(&s, text + fr[i].off, fr[i].len, t->add_space_prefix && prev_special);
+            rc = spm_encode(&s, text + fr[i].off, fr[i].len, t->add_space_prefix && !t->no_prefix && prev_special);
             prev_special = false;
         } else {
             rc = bpe_encode(&s, text + fr[i].off, fr[i].len);
@@ -1613,6 +1623,11 @@ bool zc_tokenizer_add_eos(const zc_tokenizer *t) { return t->add_eos; }
 bool zc_tokenizer_is_eog(const zc_tokenizer *t, int id) { return id >= 0 && id < t->n_vocab && t->eog[id]; }
 
 int zc_tokenizer_token_id(const zc_tokenizer *t, const char *text, size_t len) { return lookup(t, text, len); }
+
+int zc_tokenizer_set_space_prefix(zc_tokenizer *t, bool on) {
+    t->no_prefix = !on;
+    return t->hf ? hf_added_patterns(t) : ZC_OK;
+}
 
 size_t zc_tok_decode_bound(const zc_tokenizer *t) {
     /* Every byte, held-back ones included, may become a 3-byte U+FFFD. */
@@ -1656,7 +1671,7 @@ int zc_tok_decode(const zc_tokenizer *t, zc_tok_decoder *d, int id, char *out, s
     size_t n = t->piece_off[id + 1] - t->piece_off[id];
     bool at_start = d->at_start;
     if (at_start && n > 0) {
-        if (t->strip_first_space && p[0] == ' ') p++, n--;
+        if (t->strip_first_space && !t->no_prefix && p[0] == ' ') p++, n--;
         at_start = false;
     }
     sink o = {out, 0, cap, false};

@@ -47,6 +47,14 @@ bool zc_tokenizer_add_bos(const zc_tokenizer *t);
 bool zc_tokenizer_add_eos(const zc_tokenizer *t);
 /* Id of the token whose text is exactly text[0..len), or -1. */
 int zc_tokenizer_token_id(const zc_tokenizer *t, const char *text, size_t len);
+/* The dummy leading space: SentencePiece's add_space_prefix and a
+ * tokenizer.json Prepend normalizer put "\u2581" before each text fragment,
+ * as the reference tokenizers do (the default). Models trained on text
+ * encoded without it (tinystories656K: a story starts "On", "ce\u2581")
+ * want prompts encoded with on = false; the decoder then keeps a leading
+ * space too. Call before the tokenizer is shared between threads.
+ * Errors: ZC_ERR_NOMEM. */
+int zc_tokenizer_set_space_prefix(zc_tokenizer *t, bool on);
 /* Whether generation should stop at token id (EOS, EOT and other end tokens). */
 bool zc_tokenizer_is_eog(const zc_tokenizer *t, int id);
 
