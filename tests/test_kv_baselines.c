@@ -13,6 +13,7 @@
 #include "attn/attn.h"
 #include "kv/kv.h"
 #include "kv/kv_blocks.h"
+#include "kv/zipcache_internal.h"
 #include "quant/ggml_blocks.h"
 #include "quant/kvquant.h"
 #include "util/cpu.h"
@@ -620,6 +621,70 @@ static void test_uniform(void) {
     free_data(&d);
 }
 
+/* ---- mikv ------------------------------------------------------------------- */
+
+/* mikv's saliency after a prompt block is the accumulated attention of every
+ * query (explicit softmax rows, summed over the G heads of a KV head, not
+ * normalized): compare with a double computation on the fp16 keys, and check
+ * that mikv equals zipcache with probes "all" and ZC_DENOM_NONE set by hand. */
+static void test_mikv(void) {
+    enum { N = 96 };
+    data d = make_data(1, 8, 2, 32, N + 40, 41);
+    zc_kv_config cm;
+    zc_kv_config_default(&cm);
+    strcpy(cm.policy, "mikv");
+    zc_kv_config cz = cm;
+    strcpy(cz.policy, "zipcache");
+    strcpy(cz.probes, "all");
+    zc_kv_cache *m = create_cfg(&cm, &d.s, NULL), *z = create_cfg(&cz, &d.s, NULL);
+    if (!m || !z) return;
+    zc_zip_opts o;
+    zc_zip_get_opts(z, &o);
+    o.denom = ZC_DENOM_NONE;
+    zc_zip_set_opts(z, &o);
+    float *om = malloc((size_t)N * d.q_dim * sizeof(float)), *oz = malloc((size_t)N * d.q_dim * sizeof(float));
+    TT_CHECK(step(m, &d, 0, N, om) == ZC_OK && step(z, &d, 0, N, oz) == ZC_OK, "%s", zc_last_error());
+    int same = !memcmp(om, oz, (size_t)N * d.q_dim * sizeof(float));
+    const float *sc;
+    int n = 0;
+    TT_CHECK(zc_zip_last_scores(m, 0, &sc, &n) == ZC_OK && n == N, "%s (n %d)", zc_last_error(), n);
+    int hd = 32, G = 4;
+    double worst = 0, total = 0;
+    for (int g = 0; g < 2 && n == N; g++) {
+        double acc[N] = {0}, row[N];
+        for (int i = 0; i < N; i++)
+            for (int h = g * G; h < (g + 1) * G; h++) {
+                const float *q = rows_of(&d, d.q, 0, i, d.q_dim) + h * hd;
+                double mx = -INFINITY, sum = 0;
+                for (int t = 0; t <= i; t++) {
+                    const float *k = rows_of(&d, d.k, 0, t, d.kv_dim) + g * hd;
+                    double dot = 0;
+                    for (int e = 0; e < hd; e++) dot += (double)q[e] * f16r(k[e]);
+                    row[t] = dot / sqrt((double)hd);
+                    if (row[t] > mx) mx = row[t];
+                }
+                for (int t = 0; t <= i; t++) sum += (row[t] = exp(row[t] - mx));
+                for (int t = 0; t <= i; t++) acc[t] += row[t] / sum;
+            }
+        for (int t = 0; t < N; t++) {
+            double e = fabs(sc[g * N + t] - acc[t]) / (1 + acc[t]);
+            if (e > worst) worst = e;
+            total += acc[t];
+        }
+    }
+    /* every row sums to 1: N queries x G heads x 2 KV heads */
+    TT_NEAR(total, (double)N * G * 2, 1e-9);
+    TT_CHECK(worst < 1e-4, "mikv scores vs accumulated attention: %g", worst);
+    for (int p = N; p < d.n; p++) {
+        TT_CHECK(step(m, &d, p, 1, om) == ZC_OK && step(z, &d, p, 1, oz) == ZC_OK, "%s", zc_last_error());
+        same &= !memcmp(om, oz, (size_t)d.q_dim * sizeof(float));
+    }
+    TT_CHECK(same, "mikv differs from zipcache with probes all and accumulated scores");
+    zc_kv_free(m), zc_kv_free(z);
+    free(om), free(oz);
+    free_data(&d);
+}
+
 int main(void) {
     TT_RUN(test_q8_0);
     TT_RUN(test_q4_0);
@@ -633,5 +698,6 @@ int main(void) {
     TT_RUN(test_kivi_stream);
     TT_RUN(test_kivi_bits_per_element);
     TT_RUN(test_uniform);
+    TT_RUN(test_mikv);
     return tt_finish();
 }

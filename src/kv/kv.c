@@ -25,6 +25,7 @@ int zc_kv_create_h2o(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool 
 int zc_kv_create_kivi(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out);
 int zc_kv_create_zipcache(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out);
 int zc_kv_create_uniform(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out);
+int zc_kv_create_mikv(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out);
 
 static const struct {
     const char *name;
@@ -38,6 +39,7 @@ static const struct {
     {"kivi", zc_kv_create_kivi},
     {"zipcache", zc_kv_create_zipcache},
     {"uniform", zc_kv_create_uniform},
+    {"mikv", zc_kv_create_mikv},
 };
 #define N_POLICIES (sizeof POLICIES / sizeof POLICIES[0])
 

@@ -9,7 +9,20 @@
  *            per-segment salient bitmaps (1 bit per token and KV head,
  *            reported in usage().index) and runs its probe pass, whose result
  *            cannot change anything here.
+ *
+ *   mikv     MiKV ("No Token Left Behind", Yang et al. 2024): mixed precision
+ *            (cfg's hi/lo bits and salient ratio or bit target) with saliency
+ *            from the ACCUMULATED attention score, H2O-style: every query's
+ *            softmax row computed explicitly (probes "all"), summed over the
+ *            G query heads, no normalization by the number of queries that
+ *            see a token (ZC_DENOM_NONE). During decode every query's row
+ *            adds to the window's scores too. What remains is ZipCache's
+ *            machinery (quantizers, streaming), so a mikv / zipcache
+ *            comparison isolates the saliency metric and the probe
+ *            approximation.
  */
+#include <string.h>
+
 #include "kv/kv.h"
 #include "kv/zipcache_internal.h"
 
@@ -20,4 +33,20 @@ int zc_kv_create_uniform(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_p
     z.target_bits = 0.0f;
     z.sinks = 0;
     return zc_kv_create_zipcache(&z, shape, pool, out);
+}
+
+int zc_kv_create_mikv(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out) {
+    zc_kv_config z = *cfg;
+    strcpy(z.probes, "all");
+    int rc = zc_kv_create_zipcache(&z, shape, pool, out);
+    if (rc) return rc;
+    zc_zip_opts o;
+    zc_zip_get_opts(*out, &o);
+    o.denom = ZC_DENOM_NONE;
+    o.decode_rule = ZC_ZIP_DECODE_PAPER; /* with every query a probe: every decode row accumulates */
+    if ((rc = zc_zip_set_opts(*out, &o))) {
+        zc_kv_free(*out);
+        *out = NULL;
+    }
+    return rc;
 }
