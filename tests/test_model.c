@@ -268,6 +268,7 @@ typedef struct {
 typedef struct {
     const char *arch;
     int layers, d, ff, heads, kv_heads, vocab, head_dim;
+    int n_rot;            /* rope.dimension_count; 0 = head_dim */
     int wtype;            /* type of the 2-D matrices */
     bool rope_freqs, tied, biases;
     /* faults */
@@ -322,9 +323,10 @@ static int syn_write(synth *s, const char *path) {
     syn_add(s, "token_embd.weight", s->d, s->vocab, s->wtype, &rng, 1.0f, 0);
     syn_add(s, "output_norm.weight", s->d, 0, ZC_TYPE_F32, &rng, 0.2f, 1.0f);
     if (!s->tied) syn_add(s, "output.weight", s->d, s->vocab, s->wtype, &rng, 0.3f, 0);
+    int n_rot = s->n_rot ? s->n_rot : hd;
     if (s->rope_freqs) {
-        syn_tensor *t = syn_add(s, "rope_freqs.weight", hd / 2, 0, ZC_TYPE_F32, &rng, 0, 1.0f);
-        for (int i = 0; i < hd / 2; i++) t->f[i] = ((float *)t->raw)[i] = 1.0f + (float)i; /* strong scaling */
+        syn_tensor *t = syn_add(s, "rope_freqs.weight", n_rot / 2, 0, ZC_TYPE_F32, &rng, 0, 1.0f);
+        for (int i = 0; i < n_rot / 2; i++) t->f[i] = ((float *)t->raw)[i] = 1.0f + (float)i; /* strong scaling */
     }
     for (int l = 0; l < s->layers; l++) {
 #define ADD(fmt, cols, rows, type, scale, off) \
@@ -358,6 +360,7 @@ static int syn_write(synth *s, const char *path) {
     zc_gguf_set_u32(w, KEY("attention.head_count_kv"),
                     s->meta_kv_heads ? META(s->meta_kv_heads) : (uint32_t)s->kv_heads);
     if (hd * s->heads != s->d) zc_gguf_set_u32(w, KEY("attention.key_length"), (uint32_t)hd);
+    if (s->n_rot) zc_gguf_set_u32(w, KEY("rope.dimension_count"), (uint32_t)s->n_rot);
     zc_gguf_set_u32(w, KEY("context_length"), 64);
     zc_gguf_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), 1e-5f);
     zc_gguf_set_f32(w, KEY("rope.freq_base"), 500.0f);
@@ -426,10 +429,11 @@ static void ref_matvec(double *y, const float *W, const double *x, int rows, int
     }
 }
 
-static void ref_rope(double *v, int pos, int hd, bool neox, const float *freqs) {
-    for (int i = 0; i < hd / 2; i++) {
-        double a = pos * pow(500.0, -2.0 * i / hd) / (freqs ? freqs[i] : 1.0);
-        int i0 = neox ? i : 2 * i, i1 = neox ? i + hd / 2 : 2 * i + 1;
+/* Rotate the first n_rot channels of a head; the rest pass through. */
+static void ref_rope(double *v, int pos, int n_rot, bool neox, const float *freqs) {
+    for (int i = 0; i < n_rot / 2; i++) {
+        double a = pos * pow(500.0, -2.0 * i / n_rot) / (freqs ? freqs[i] : 1.0);
+        int i0 = neox ? i : 2 * i, i1 = neox ? i + n_rot / 2 : 2 * i + 1;
         double x0 = v[i0], x1 = v[i1];
         v[i0] = x0 * cos(a) - x1 * sin(a);
         v[i1] = x0 * sin(a) + x1 * cos(a);
@@ -439,6 +443,7 @@ static void ref_rope(double *v, int pos, int hd, bool neox, const float *freqs) 
 /* Plain per-token reference with a full K/V history: logits [n][vocab]. */
 static void ref_forward(const synth *s, const int32_t *ids, int n, double *logits) {
     int d = s->d, hd = s->head_dim, qd = s->heads * hd, kvd = s->kv_heads * hd, ff = s->ff;
+    int n_rot = s->n_rot ? s->n_rot : hd;
     bool neox = !strcmp(s->arch, "qwen2");
     double *K = calloc((size_t)s->layers * n * kvd, sizeof *K), *Vv = calloc((size_t)s->layers * n * kvd, sizeof *Vv);
     double *x = malloc(d * sizeof *x), *xb = malloc(d * sizeof *xb), *q = malloc(qd * sizeof *q),
@@ -460,8 +465,8 @@ static void ref_forward(const synth *s, const int32_t *ids, int n, double *logit
                 for (int i = 0; i < qd; i++) q[i] += bq[i];
                 for (int i = 0; i < kvd; i++) k[i] += bk[i], v[i] += bv[i];
             }
-            for (int h = 0; h < s->heads; h++) ref_rope(q + h * hd, t, hd, neox, freqs);
-            for (int h = 0; h < s->kv_heads; h++) ref_rope(k + h * hd, t, hd, neox, freqs);
+            for (int h = 0; h < s->heads; h++) ref_rope(q + h * hd, t, n_rot, neox, freqs);
+            for (int h = 0; h < s->kv_heads; h++) ref_rope(k + h * hd, t, n_rot, neox, freqs);
             for (int h = 0; h < s->heads; h++) {
                 int gq = h / (s->heads / s->kv_heads);
                 double mx = -INFINITY, z = 0;
@@ -529,13 +534,18 @@ static void test_synth_qwen2(void) {
     synth s = {.arch = "qwen2", .layers = 2, .d = 32, .ff = 48, .heads = 4, .kv_heads = 2, .vocab = 40,
                .head_dim = 8, .wtype = ZC_TYPE_F32, .biases = true};
     check_synth(&s, 1e-4);
+    /* Partial rotary (rope.dimension_count 4 of 8) in NeoX style. */
+    synth p = {.arch = "qwen2", .layers = 2, .d = 32, .ff = 48, .heads = 4, .kv_heads = 2, .vocab = 40,
+               .head_dim = 8, .n_rot = 4, .wtype = ZC_TYPE_F32, .biases = true};
+    check_synth(&p, 1e-4);
 }
 
 static void test_synth_llama_f16_rope_freqs(void) {
     /* head_dim 12 from attention.key_length (not d / heads), GQA 6/2,
-     * f16 matrices, Llama 3 style rope_freqs, tied output. */
+     * f16 matrices, Llama 3 style rope_freqs, tied output, rotary on 8 of
+     * the 12 channels. */
     synth s = {.arch = "llama", .layers = 3, .d = 32, .ff = 40, .heads = 6, .kv_heads = 2, .vocab = 48,
-               .head_dim = 12, .wtype = ZC_TYPE_F16, .rope_freqs = true, .tied = true};
+               .head_dim = 12, .n_rot = 8, .wtype = ZC_TYPE_F16, .rope_freqs = true, .tied = true};
     check_synth(&s, 1e-4);
 }
 
@@ -579,6 +589,8 @@ static void test_bad_models(void) {
     expect_bad(&s, ZC_ERR_FORMAT, "head dimension 5 is not a positive even number");
     s = base, s.heads = 3, s.kv_heads = 3, s.head_dim = 10; /* 32 % 3 != 0: key_length 10 written */
     check_synth(&s, 1e-4);                                  /* ... and then valid */
+    s = base, s.n_rot = 10;
+    expect_bad(&s, ZC_ERR_FORMAT, "rope dimension 10 must be even and in [2, 8]");
     s = base, s.meta_arch = "gpt2";
     expect_bad(&s, ZC_ERR_UNSUPPORTED, "architecture 'gpt2' is not supported");
     s = base, s.biases = false, s.arch = "qwen2";
