@@ -231,7 +231,8 @@ int cmd_run(int argc, char **argv) {
         }
         text = file_text;
     }
-    if (zc_model_tokenize(m, text, text_len, info->add_bos, 0, &ids, &n_ids) != ZC_OK) {
+    /* Special-token texts in the prompt are parsed, as llama.cpp does. */
+    if (zc_model_tokenize(m, text, text_len, info->add_bos, 1, &ids, &n_ids) != ZC_OK) {
         rc = cli_lib_error();
         goto done;
     }
