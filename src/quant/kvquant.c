@@ -16,9 +16,10 @@
 #pragma STDC FP_CONTRACT OFF /* decode is multiply, then add: never an FMA */
 #endif
 
-/* Columns per stack buffer when fitting channel statistics; longest row
- * normalized into a stack buffer by CSTQuant (longer rows divide twice). */
-enum { COLS = 256, ROWBUF = 4096 };
+/* Columns per stack buffer when fitting channel statistics (wide enough
+ * that a layer's K/V rows are one pass over the block, in row order); longest
+ * row normalized into a stack buffer by CSTQuant (longer rows divide twice). */
+enum { COLS = 2048, ROWBUF = 4096 };
 
 static const float *row_ptr(const float *x, size_t ldx, const int32_t *rows, int t) {
     return x + (size_t)(rows ? rows[t] : t) * ldx;

@@ -21,32 +21,57 @@ static inline __m256 nonfinite_acc(__m256 acc, __m256 v) {
     return _mm256_or_ps(acc, _mm256_cmp_ps(_mm256_sub_ps(v, v), _mm256_sub_ps(v, v), _CMP_UNORD_Q));
 }
 
+/* Rows in tiles of 32; within a tile, columns in blocks of 32 (then 8)
+ * accumulate in registers, so the statistics arrays are touched once per
+ * tile, the input is read once in near row order (no page-per-row strides
+ * across the whole block), and 32 rows of up to COLS columns stay in L2. */
+enum { ROW_TILE = 32 };
+
 static int a_col_stats(const float *x, size_t ldx, const int32_t *rows, int T, int n, float *mn, float *mx,
                        float *absmax) {
     const __m256 sign = _mm256_set1_ps(-0.0f);
     __m256 bad = _mm256_setzero_ps();
-    int sbad = 0, n8 = n & ~7;
+    int sbad = 0;
     for (int i = 0; i < n; i++) {
         mn[i] = INFINITY;
         mx[i] = -INFINITY;
         if (absmax) absmax[i] = 0.0f;
     }
-    for (int t = 0; t < T; t++) {
-        const float *r = x + (size_t)(rows ? rows[t] : t) * ldx;
-        for (int i = 0; i < n8; i += 8) {
-            __m256 v = _mm256_loadu_ps(r + i);
-            bad = nonfinite_acc(bad, v);
-            _mm256_storeu_ps(mn + i, _mm256_min_ps(v, _mm256_loadu_ps(mn + i)));
-            _mm256_storeu_ps(mx + i, _mm256_max_ps(v, _mm256_loadu_ps(mx + i)));
-            if (absmax) _mm256_storeu_ps(absmax + i, _mm256_max_ps(_mm256_andnot_ps(sign, v), _mm256_loadu_ps(absmax + i)));
-        }
-        for (int i = n8; i < n; i++) {
-            float v = r[i];
-            sbad |= !(v - v == 0.0f);
-            mn[i] = v < mn[i] ? v : mn[i];
-            mx[i] = v > mx[i] ? v : mx[i];
-            if (absmax) absmax[i] = fabsf(v) > absmax[i] ? fabsf(v) : absmax[i];
-        }
+    for (int t0 = 0; t0 < T; t0 += ROW_TILE) {
+        int t1 = T - t0 < ROW_TILE ? T : t0 + ROW_TILE, i = 0;
+        for (int width = 32; width >= 8; width -= 24) /* 32-column blocks, then 8-column blocks */
+            for (; i + width <= n; i += width) {
+                const int nv = width / 8;
+                __m256 lo[4], hi[4], ab[4];
+                for (int k = 0; k < nv; k++) {
+                    lo[k] = _mm256_loadu_ps(mn + i + 8 * k);
+                    hi[k] = _mm256_loadu_ps(mx + i + 8 * k);
+                    ab[k] = absmax ? _mm256_loadu_ps(absmax + i + 8 * k) : _mm256_setzero_ps();
+                }
+                for (int t = t0; t < t1; t++) {
+                    const float *r = x + (size_t)(rows ? rows[t] : t) * ldx + i;
+                    for (int k = 0; k < nv; k++) {
+                        __m256 v = _mm256_loadu_ps(r + 8 * k);
+                        bad = nonfinite_acc(bad, v);
+                        lo[k] = _mm256_min_ps(v, lo[k]);
+                        hi[k] = _mm256_max_ps(v, hi[k]);
+                        ab[k] = _mm256_max_ps(_mm256_andnot_ps(sign, v), ab[k]);
+                    }
+                }
+                for (int k = 0; k < nv; k++) {
+                    _mm256_storeu_ps(mn + i + 8 * k, lo[k]);
+                    _mm256_storeu_ps(mx + i + 8 * k, hi[k]);
+                    if (absmax) _mm256_storeu_ps(absmax + i + 8 * k, ab[k]);
+                }
+            }
+        for (int t = t0; t < t1; t++) /* columns past the last multiple of 8 */
+            for (int c = i; c < n; c++) {
+                float v = x[(size_t)(rows ? rows[t] : t) * ldx + c];
+                sbad |= !(v - v == 0.0f);
+                mn[c] = v < mn[c] ? v : mn[c];
+                mx[c] = v > mx[c] ? v : mx[c];
+                if (absmax) absmax[c] = fabsf(v) > absmax[c] ? fabsf(v) : absmax[c];
+            }
     }
     return sbad | (_mm256_movemask_ps(bad) != 0);
 }
