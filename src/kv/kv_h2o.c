@@ -19,8 +19,8 @@
  * over its G query heads, from every query that ever saw it (prompt and
  * decode). They need explicit softmax rows, which flash attention never
  * forms: attend() runs zc_attn_forward with the log-sum-exp of every row,
- * then recomputes each row p = exp(q.k/sqrt(d) - lse) against the kept keys
- * and adds it up (one more pass over K; fine for these context sizes).
+ * then zc_attn_colsum recomputes each row p = exp(q.k/sqrt(d) - lse) against
+ * the kept keys and adds it up (one more pass over K per block).
  *
  * Storage, per layer (max_ctx slots reserved with calloc, pages committed by
  * the kernel on first touch):
@@ -39,7 +39,6 @@
 #include <string.h>
 
 #include "attn/attn.h"
-#include "attn/attn_impl.h"
 #include "kv/kv.h"
 #include "quant/ggml_blocks.h"
 #include "util/error.h"
@@ -66,12 +65,12 @@ typedef struct {
     double ratio;         /* budget_ratio, rounded to 1e-6 so that 0.7 means 0.7 */
     h2o_layer *layers;    /* [n_layers] */
     int n_threads;
-    /* per-thread scratch of the scoring/eviction tasks */
-    float *ktile;         /* [threads][ZC_ATTN_BK][head_dim] */
+    /* per-thread scratch of the eviction tasks */
     cand *cands;          /* [threads][max_ctx] */
     uint8_t *marks;       /* [threads][max_ctx] */
-    float *lse;           /* [lse_cap] log-sum-exp of each query row: [n][n_heads] */
-    size_t lse_cap;
+    float *lse;           /* [q_cap][n_heads] log-sum-exp of each query row of a block */
+    int *rows;            /* [q_cap] 0, 1, 2, ...: every query of a block is scored */
+    size_t q_cap;
     zc_attn_scratch scratch;
 } kv_h2o;
 
@@ -140,40 +139,8 @@ static void select_smallest(cand *c, int n, int k) {
 typedef struct {
     kv_h2o *c;
     h2o_layer *L;
-    const float *q;   /* [n][n_heads*head_dim] */
-    int n;            /* queries of the block: the last n slots */
     int budget;
 } task_ctx;
-
-/* Add the softmax rows of the block's queries to head g's slot scores. */
-static void accumulate(const task_ctx *t, int g, float *ktile) {
-    const kv_h2o *c = t->c;
-    h2o_layer *L = t->L;
-    int hd = c->base.shape.head_dim, nh = c->base.shape.n_heads, G = nh / c->base.shape.n_kv_heads;
-    float scale = 1.0f / sqrtf((float)hd);
-    float *score = L->score + (size_t)g * c->base.shape.max_ctx;
-    int first = L->n_slots - t->n; /* slot of query 0 */
-    for (int t0 = 0; t0 < L->n_slots; t0 += ZC_ATTN_BK) {
-        int nk = L->n_slots - t0 < ZC_ATTN_BK ? L->n_slots - t0 : ZC_ATTN_BK;
-        for (int j = 0; j < nk; j++)
-            for (int e = 0; e < hd; e++)
-                ktile[(size_t)j * hd + e] = zc_fp16_to_f32(L->k[(size_t)(t0 + j) * c->kv_dim + (size_t)g * hd + e]);
-        for (int i = t->n - 1; i >= 0 && first + i >= t0; i--) { /* queries that see part of the tile */
-            int vis = first + i + 1 - t0;
-            if (vis > nk) vis = nk;
-            for (int h = g * G; h < (g + 1) * G; h++) {
-                const float *qr = t->q + (size_t)i * nh * hd + (size_t)h * hd;
-                float lse = c->lse[(size_t)i * nh + h];
-                for (int j = 0; j < vis; j++) {
-                    const float *kr = ktile + (size_t)j * hd;
-                    float dot = 0.0f;
-                    for (int e = 0; e < hd; e++) dot += qr[e] * kr[e];
-                    score[t0 + j] += expf(dot * scale - lse);
-                }
-            }
-        }
-    }
-}
 
 /* Evict head g's slots down to the budget. */
 static void evict(const task_ctx *t, int g, cand *cands, uint8_t *marks) {
@@ -211,12 +178,10 @@ static void evict(const task_ctx *t, int g, cand *cands, uint8_t *marks) {
     }
 }
 
-static void head_task(void *ctx, int g, int thread) {
+static void evict_task(void *ctx, int g, int thread) {
     const task_ctx *t = ctx;
-    kv_h2o *c = t->c;
-    int cap = c->base.shape.max_ctx;
-    accumulate(t, g, c->ktile + (size_t)thread * ZC_ATTN_BK * c->base.shape.head_dim);
-    evict(t, g, c->cands + (size_t)thread * cap, c->marks + (size_t)thread * cap);
+    int cap = t->c->base.shape.max_ctx;
+    evict(t, g, t->c->cands + (size_t)thread * cap, t->c->marks + (size_t)thread * cap);
 }
 
 static int h2o_attend(zc_kv_cache *base, int layer, int pos, int n, const float *q, float *out) {
@@ -229,19 +194,26 @@ static int h2o_attend(zc_kv_cache *base, int layer, int pos, int n, const float 
                         "once, right after writing it (unattended: %d..%d)", pos, pos + n - 1, layer,
                         L->n_seen - L->n_new, L->n_seen - 1);
     if (n == 0) return ZC_OK;
-    size_t need = (size_t)n * base->shape.n_heads;
-    if (need > c->lse_cap) {
-        float *p = zc_realloc(c->lse, need * sizeof(float));
-        if (!p) return ZC_ERR_NOMEM;
-        c->lse = p;
-        c->lse_cap = need;
+    if ((size_t)n > c->q_cap) { /* grown for a longer block; decode steps reuse it */
+        float *lse = zc_realloc(c->lse, (size_t)n * base->shape.n_heads * sizeof(float));
+        if (lse) c->lse = lse;
+        int *rows = lse ? zc_realloc(c->rows, (size_t)n * sizeof(int)) : NULL;
+        if (!rows) return ZC_ERR_NOMEM;
+        c->rows = rows;
+        for (size_t i = c->q_cap; i < (size_t)n; i++) c->rows[i] = (int)i;
+        c->q_cap = (size_t)n;
     }
     zc_attn_dims d = {base->shape.n_heads, base->shape.n_kv_heads, base->shape.head_dim};
-    int rc = zc_attn_forward(base->pool, &d, q, n, L->n_slots - n, L->k, L->v, ZC_TYPE_F16, (size_t)c->kv_dim,
-                             L->n_slots, out, c->lse, &c->scratch);
+    int first = L->n_slots - n; /* slot of query 0 */
+    int rc = zc_attn_forward(base->pool, &d, q, n, first, L->k, L->v, ZC_TYPE_F16, (size_t)c->kv_dim, L->n_slots, out,
+                             c->lse, &c->scratch);
+    /* every query's softmax row, recomputed from its lse, added to its KV head's slot scores */
+    if (rc == ZC_OK)
+        rc = zc_attn_colsum(base->pool, &d, q, c->rows, n, first, L->k, ZC_TYPE_F16, (size_t)c->kv_dim, L->n_slots,
+                            c->lse, L->score, (size_t)base->shape.max_ctx, &c->scratch);
     if (rc) return rc;
-    task_ctx t = {c, L, q, n, budget_for(c, L->n_seen)};
-    zc_pool_run(base->pool, base->shape.n_kv_heads, head_task, &t);
+    task_ctx t = {c, L, budget_for(c, L->n_seen)};
+    zc_pool_run(base->pool, base->shape.n_kv_heads, evict_task, &t);
     if (L->n_slots > t.budget) L->n_slots = t.budget;
     L->n_new = 0;
     return ZC_OK;
@@ -282,10 +254,10 @@ static void h2o_destroy(zc_kv_cache *base) {
             free(c->layers[l].pos);
         }
     free(c->layers);
-    free(c->ktile);
     free(c->cands);
     free(c->marks);
     free(c->lse);
+    free(c->rows);
     zc_attn_scratch_free(&c->scratch);
     free(c);
 }
@@ -311,10 +283,9 @@ int zc_kv_create_h2o(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool 
         return zc_error(ZC_ERR_LIMIT, "kv h2o: a context of %d tokens is too large", shape->max_ctx);
     }
     c->layers = zc_calloc((size_t)shape->n_layers, sizeof *c->layers);
-    c->ktile = zc_calloc((size_t)c->n_threads * ZC_ATTN_BK, (size_t)shape->head_dim * sizeof(float));
     c->cands = zc_calloc((size_t)c->n_threads * cap, sizeof(cand));
     c->marks = zc_calloc((size_t)c->n_threads, cap);
-    int ok = c->layers && c->ktile && c->cands && c->marks;
+    int ok = c->layers && c->cands && c->marks;
     for (int l = 0; ok && l < shape->n_layers; l++) {
         h2o_layer *L = &c->layers[l];
         L->k = zc_calloc(cap * c->kv_dim, sizeof(zc_fp16));
