@@ -3,10 +3,16 @@
  * A weight matrix W has `rows` output rows of `cols` inputs each, stored
  * row-major in ggml type `type` (one row = cols/block_elems blocks).
  * Y[m][rows] = X[m][cols] · Wᵀ. For quantized types the activations are
- * quantized once per call (to q8 blocks) and dot products are integer where
- * the format allows. Work is split across the pool by row blocks; the
- * scratch is owned by the caller and reused, so a decode step allocates
- * nothing once the scratch has grown to its largest size.
+ * quantized once per call to int8 blocks (amax/127 scale per 32, or per 256
+ * for the K formats) and every block product is an exact integer sum, as in
+ * ggml; this costs at most amax/254 of error per activation. f32/f16/bf16
+ * weights use the fp32 activations. Work is split across the pool by chunks
+ * of rows; the scratch is owned by the caller and reused, so a decode step
+ * allocates nothing once the scratch has grown to its largest size.
+ *
+ * Results are deterministic: the same bits whatever the pool size, and a
+ * row of X gives the same output row whether it comes alone (decode) or
+ * among m rows (prefill).
  */
 #ifndef ZC_KERNELS_MATMUL_H
 #define ZC_KERNELS_MATMUL_H
@@ -26,14 +32,17 @@ typedef struct {
 } zc_mat;
 
 typedef struct {
-    void *buf;   /* quantized activations and per-thread temporaries */
-    size_t cap;
+    void *buf;   /* quantized activations: [m][cols / block] activation blocks */
+    size_t cap;  /* bytes allocated; start from {0} */
 } zc_matmul_scratch;
 
-/* Y = X · Wᵀ for m input vectors (m >= 1). Returns ZC_ERR_NOMEM if the
- * scratch cannot grow, ZC_ERR_UNSUPPORTED for a type we cannot compute. */
+/* Y = X · Wᵀ: x is [m][cols], y is [m][rows] (m >= 1; m <= 0 does nothing).
+ * Returns ZC_ERR_NOMEM if the scratch cannot grow, ZC_ERR_UNSUPPORTED for a
+ * type we cannot compute, ZC_ERR_ARG if cols is not a multiple of the
+ * type's block or row_bytes is shorter than a row. */
 int zc_matmul(zc_pool *pool, const zc_mat *w, const float *x, float *y, int m, zc_matmul_scratch *scratch);
-/* The scalar reference (dequantize each row, fp32 dot), for tests. */
+/* The reference for tests: dequantize each row, dot in double with the
+ * unquantized x. Allocates one row (silently does nothing if it cannot). */
 void zc_matmul_ref(const zc_mat *w, const float *x, float *y, int m);
 void zc_matmul_scratch_free(zc_matmul_scratch *s);
 
