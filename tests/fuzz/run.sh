@@ -14,9 +14,12 @@ for bin in build-fuzz/fuzz_*; do
     work=build-fuzz/corpus/$name
     findings=build-fuzz/findings/$name
     mkdir -p "$work" "$findings"
-    seeds=(tests/fuzz/corpus/$name)
+    # libFuzzer takes corpus directories: the real seed files go into one of their own
+    seeddir=build-fuzz/seeds/$name
+    mkdir -p "$seeddir"
+    seeds=(tests/fuzz/corpus/$name "$seeddir")
     [ -f tests/fuzz/seeds_$name.txt ] && while read -r rel; do
-        [ -e "$ASSETS/$rel" ] && seeds+=("$ASSETS/$rel")
+        [ -e "$ASSETS/$rel" ] && cp "$ASSETS/$rel" "$seeddir/"
     done < tests/fuzz/seeds_$name.txt
     log=build-fuzz/$name.log
     echo "fuzz $name: ${SECS}s, seeds: ${seeds[*]}" >&2
