@@ -8,14 +8,14 @@
 #     strategies and probe ratios);
 #   - the generation tasks on small subsets (to show what the tiny models can
 #     and cannot say).
-# Usage: tools/make_evaluation.sh            (BUILD=build, CHUNKS=8, THREADS=1)
+# Usage: tools/make_evaluation.sh            (BUILD=build, CHUNKS=16, THREADS=1)
 # Takes a few minutes on 2 cores. Not part of the test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 BIN=$BUILD/zipcache
 ASSETS=${ZIPCACHE_ASSETS:-../shared}
-CHUNKS=${CHUNKS:-8}
+CHUNKS=${CHUNKS:-16}
 THREADS=${THREADS:-1}
 POLICIES=${POLICIES:-zipcache,uniform,kivi,mikv,h2o,q4_0}
 BITS=${BITS:-2.5,3,3.5,4}
@@ -47,6 +47,15 @@ for m in "stories260K:$S260" "tinystories656K:$S656"; do
     done
     sweep "ablation-saliency-${m%%:*}" "${m#*:}" "$TS" --preset ablation-saliency --bits "$BITS"
     sweep "ablation-probes-${m%%:*}" "${m#*:}" "$TS" --preset ablation-probes --bits 3
+done
+
+# The studies of saliency estimates and quantizer error on real activations.
+for m in "stories260K:$S260" "tinystories656K:$S656"; do
+    for study in saliency recon; do
+        echo "== $study ${m%%:*}" >&2
+        "$BIN" eval $study -m "${m#*:}" -f "$TS" -c 512 --chunks 4 -t "$THREADS" --json "$OUT/$study-${m%%:*}.json" \
+            >"$OUT/$study-${m%%:*}.md" 2>"$OUT/$study-${m%%:*}.log"
+    done
 done
 
 # Generation tasks on small subsets, fp16 and zipcache.
@@ -83,6 +92,17 @@ def table(name):
               f"{f('ppl_ratio', '.4f')} | "
               f"{f('kl_mean', '.3g')} | {f('kl_median', '.3g')} | {f('kl_p99', '.3g')} | {f('top1_agreement', '.4f')} |")
     print()
+
+def pareto(name):
+    """Runs no other run beats on both stored bits and mean KL: the ones worth choosing."""
+    rows = [r for r in csv.DictReader(open(os.path.join(out, name + ".csv"))) if not r["error"]]
+    front = [r for r in rows
+             if not any(float(o["bits_per_element"]) <= float(r["bits_per_element"]) and
+                        float(o["kl_mean"]) < float(r["kl_mean"]) for o in rows if o is not r)]
+    front.sort(key=lambda r: float(r["bits_per_element"]))
+    items = [f"{r['label']} @ {r['budget_bits']} ({float(r['bits_per_element']):.2f} bits, KL {float(r['kl_mean']):.3g})"
+             for r in front]
+    print("Pareto front (no other run has both fewer stored bits and lower mean KL): " + "; ".join(items) + ".\n")
 
 def base_ppl(name):
     for line in open(os.path.join(out, name + ".log")):
@@ -125,6 +145,7 @@ for model in ("stories260K", "tinystories656K"):
         print(f"![{name}]({out}/{name}.svg)\n")
         for s in skipped(name):
             print(f"- {s}")
+        pareto(name)
         table(name)
     for ab, what in (("saliency", "Normalized (ZipCache) vs accumulated (MiKV-style) saliency at equal bit budgets "
                                   "(paper Table A), TinyStories text."),
@@ -137,6 +158,36 @@ for model in ("stories260K", "tinystories656K"):
             print(f"- {s}")
         table(name)
 
+for study, title, what in (
+        ("saliency", "Saliency estimates against the exact normalized score",
+         "How much of the exact salient set (normalized attention over all queries, paper Eq. 8) each cheap "
+         "estimate recovers, per (layer, KV head), on 4 chunks of 512 TinyStories tokens (`zipcache eval saliency`). "
+         "This is the paper's Table A / Table 2 question asked directly of the saliency ranking, independent of "
+         "quantization."),
+        ("recon", "Quantizer reconstruction error on real keys and values",
+         "Relative MSE of every KV quantizer on the models' real keys (after RoPE) and values, with the bits each "
+         "stores (`zipcache eval recon`).")):
+    print(f"## {title}\n\n{what}\n")
+    for model in ("stories260K", "tinystories656K"):
+        path = os.path.join(out, f"{study}-{model}.md")
+        if not os.path.exists(path):
+            continue
+        print(f"### {model}\n")
+        for line in open(path):
+            # the tool's '# ...' comment lines are prose here, not headings
+            print(line[2:].rstrip() + "\n" if line.startswith("# ") else line.rstrip())
+        print()
+
+print("## Reproducing one number\n")
+print("```")
+print("zipcache eval ppl -m MODEL -f TEXT -c 512 --chunks N -t 1 --kv fp16 --save-kl-base base.klb")
+print("zipcache eval ppl -m MODEL -f TEXT -c 512 --chunks N -t 1 --kv zipcache --kv-bits 3 --kl-base base.klb --json r.json")
+print("zipcache eval sweep -m MODEL -f TEXT -c 512 --chunks N --policies zipcache,kivi --bits 3,4 --csv s.csv --plot s.svg")
+print("```\n")
+print(f"Sweeps map a bit budget to each policy's knobs (printed per run above): zipcache and mikv get it as "
+      "`--kv-bits` (the salient ratio follows from 4/2 bits), uniform and kivi take the widest integer width not "
+      "above it, h2o keeps budget/16 of the tokens at fp16, q4_0/q8_0 have one fixed width. Policies: "
+      f"{policies}; budgets {bits}.\n")
 print("## Generation tasks (harness check only)\n")
 print("| task | model | kv | score | scored | skipped (too long) | 95% interval | ratio | tokens/s |")
 print("|---|---|---|---|---|---|---|---|---|")
