@@ -685,6 +685,54 @@ static void test_mikv(void) {
     free_data(&d);
 }
 
+/* ---- long-context decode: the split-KV path --------------------------------- */
+
+/* Decode at 700+ keys splits the keys into chunks merged by log-sum-exp
+ * (kv_tiled.c); the outputs must still match the references. */
+static void test_split_kv_decode(void) {
+    enum { N = 706, PRE = 700 };
+    data d = make_data(1, 8, 2, 64, N, 53);
+    zc_attn_dims ad = {8, 2, 64};
+    float *out = malloc((size_t)PRE * d.q_dim * sizeof(float)), *ref = malloc((size_t)d.q_dim * sizeof(float));
+    float *qq = malloc((size_t)d.q_dim * sizeof(float));
+    float *k = malloc((size_t)N * d.kv_dim * sizeof(float)), *v = malloc((size_t)N * d.kv_dim * sizeof(float));
+    zc_pool *pool = zc_pool_create(3);
+    zc_kv_config cfg;
+    zc_kv_config_default(&cfg);
+    const char *policies[] = {"q4_0", "kivi"};
+    for (int pi = 0; pi < 2; pi++) {
+        snprintf(cfg.policy, sizeof cfg.policy, "%s", policies[pi]);
+        cfg.bits = 2;
+        zc_kv_cache *c = create_cfg(&cfg, &d.s, pool);
+        if (!c) continue;
+        double worst = 0;
+        TT_CHECK(step(c, &d, 0, PRE, out) == ZC_OK, "%s", zc_last_error());
+        for (int p = PRE; p < N; p++) {
+            TT_CHECK(step(c, &d, p, 1, out) == ZC_OK, "%s", zc_last_error());
+            const float *q = rows_of(&d, d.q, 0, p, d.q_dim);
+            if (pi == 0) {
+                const uint8_t *ks, *vs;
+                size_t rb;
+                zc_kv_blocks_rows(c, 0, &ks, &vs, &rb);
+                zc_dequantize_row(ZC_TYPE_Q4_0, ks, k, (int64_t)(p + 1) * d.kv_dim);
+                zc_dequantize_row(ZC_TYPE_Q4_0, vs, v, (int64_t)(p + 1) * d.kv_dim);
+                q8_query(q, qq, 8, 64);
+                q = qq;
+            } else {
+                kivi_model(&d, 0, p + 1, 2, cfg.group_size, cfg.residual, k, v);
+            }
+            zc_attn_reference(&ad, q, 1, p, k, v, ZC_TYPE_F32, d.kv_dim, p + 1, ref, NULL);
+            double e = max_abs_diff(out, ref, d.q_dim);
+            if (e > worst) worst = e;
+        }
+        TT_CHECK(worst < 2e-5, "%s decode at %d keys: max |out - ref| %g", policies[pi], N, worst);
+        zc_kv_free(c);
+    }
+    zc_pool_destroy(pool);
+    free(out), free(ref), free(qq), free(k), free(v);
+    free_data(&d);
+}
+
 int main(void) {
     TT_RUN(test_q8_0);
     TT_RUN(test_q4_0);
@@ -699,5 +747,6 @@ int main(void) {
     TT_RUN(test_kivi_bits_per_element);
     TT_RUN(test_uniform);
     TT_RUN(test_mikv);
+    TT_RUN(test_split_kv_decode);
     return tt_finish();
 }
