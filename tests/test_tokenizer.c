@@ -396,6 +396,34 @@ static void test_hf_byte_level(void) {
     zc_tokenizer_free(t);
 }
 
+/* tokenizer.json byte fallback: a character not in the vocabulary becomes
+ * its <0xXX> tokens when all exist, else <unk> (not fused here). */
+static void test_hf_byte_fallback(void) {
+    const char *json =
+        "{\"normalizer\":{\"type\":\"Replace\",\"pattern\":{\"String\":\" \"},\"content\":\"\\u2581\"},"
+        "\"decoder\":{\"type\":\"Sequence\",\"decoders\":[{\"type\":\"Replace\",\"pattern\":{\"String\":"
+        "\"\\u2581\"},\"content\":\" \"},{\"type\":\"ByteFallback\"},{\"type\":\"Fuse\"}]},"
+        "\"model\":{\"type\":\"BPE\",\"byte_fallback\":true,\"fuse_unk\":false,\"unk_token\":\"<unk>\","
+        "\"vocab\":{\"<unk>\":0,\"<0xC3>\":1,\"<0xA9>\":2,\"a\":3,\"\\u2581\":4,\"\\u2581a\":5},"
+        "\"merges\":[\"\\u2581 a\"]}}";
+    const char *path = tmp_path("tokenizer.json");
+    TT_CHECK(zc_write_file(path, json, strlen(json)) == ZC_OK, "%s", zc_last_error());
+    zc_tokenizer *t = NULL;
+    int rc = zc_tokenizer_from_hf(path, &t);
+    TT_CHECK(rc == ZC_OK, "%s", zc_last_error());
+    unlink(path);
+    if (rc) return;
+    /* "a é€€ a": a, ▁, C3 A9, ▁, <unk>, <unk>, ▁a */
+    TT_CHECK(ids_equal(t, "a \xC3\xA9 \xE2\x82\xAC\xE2\x82\xAC a", false, false, (int32_t[]){3, 4, 1, 2, 4, 0, 0, 5}, 8),
+             "ids");
+    size_t len;
+    char *back = decode_all(t, (int32_t[]){3, 4, 1, 2, 0, 5}, 6, &len);
+    /* <unk> is an ordinary vocabulary entry here (not an added special token), so it prints. */
+    TT_CHECK(!strcmp(back, "a \xC3\xA9<unk> a"), "decoded '%s'", back);
+    free(back);
+    zc_tokenizer_free(t);
+}
+
 /* The pre-tokenizer matchers on cases where the regex alternatives interact. */
 static void test_pretok(void) {
     static const struct {
@@ -485,7 +513,8 @@ static void test_load_speed(void) {
     TT_CHECK(zc_gguf_open(path, &g) == ZC_OK && zc_tokenizer_from_gguf(g, &t) == ZC_OK, "%s", zc_last_error());
     double dt = now() - t0;
     printf("  load %d tokens + %d merges: %.3f s\n", n, m, dt);
-    TT_CHECK(dt < 1.0 * SLOW, "load took %.3f s", dt);
+    /* About 0.3 s on an idle core; the margin is for a loaded machine. */
+    TT_CHECK(dt < 3.0 * SLOW, "load took %.3f s", dt);
     /* "abcd" is token 20 + 400 + 8000 + ((1 * 20) + 2) * 20 + 3 = 8863, taken whole. */
     if (t) TT_CHECK(ids_equal(t, "abcd", false, false, (int32_t[]){8863}, 1), "abcd");
     zc_tokenizer_free(t);
@@ -548,6 +577,7 @@ int main(void) {
     TT_RUN(test_streaming_decode);
     TT_RUN(test_tinystories_hf);
     TT_RUN(test_hf_byte_level);
+    TT_RUN(test_hf_byte_fallback);
     TT_RUN(test_malformed_gguf);
     TT_RUN(test_malformed_hf);
     TT_RUN(test_load_speed);

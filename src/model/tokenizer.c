@@ -10,8 +10,9 @@
  *        the normalizers, pre-tokenizers and decoders real Llama-family files
  *        use; it shares the BPE merge loop and the pre-tokenizers.
  *
- * Special tokens are cut out of the text first (llama.cpp's
- * tokenizer_st_partition); every remaining text fragment is encoded on its own.
+ * Special tokens are cut out of the text first (GGUF: llama.cpp's
+ * tokenizer_st_partition; tokenizer.json: the added-token matching of HF's
+ * AddedVocabulary); every remaining text fragment is encoded on its own.
  * Merging uses a binary heap, so a word of n symbols costs O(n log n).
  */
 #include "model/tokenizer.h"
@@ -57,7 +58,7 @@ typedef struct {
 struct zc_tokenizer {
     char *path; /* for error messages */
     algo_kind algo;
-    bool hf;    /* tokenizer.json semantics for unknown characters */
+    bool hf;    /* tokenizer.json semantics: added tokens, normalizer, unknown characters */
     int n_vocab;
 
     char *text;        /* all token texts, concatenated */
@@ -77,7 +78,7 @@ struct zc_tokenizer {
     size_t *piece_off; /* [n_vocab + 1] */
     size_t max_piece;
 
-    int32_t *special;  /* CONTROL/USER/UNKNOWN ids, longest text first */
+    int32_t *special;  /* CONTROL/USER/UNKNOWN ids, longest text first (GGUF partition) */
     int n_special;
 
     /* SPM */
@@ -414,7 +415,10 @@ static int vocab_finish(zc_tokenizer *t, bool replace_space) {
         const char *s = tok_str(t, id, &len);
         if (ty == TT_BYTE) {
             int v = parse_byte_token(s, len);
-            if (v < 0) return zc_error(ZC_ERR_FORMAT, "%s: byte token %d is not of the form <0xXX>", t->path, id);
+            if (v < 0) {
+                free(pb.p);
+                return zc_error(ZC_ERR_FORMAT, "%s: byte token %d is not of the form <0xXX>", t->path, id);
+            }
             if (t->byte_tok[v] < 0) t->byte_tok[v] = id;
         }
         if (is_eog_text(s, len)) t->eog[id] = 1;
@@ -1316,9 +1320,12 @@ static size_t hf_symbols(session *s, const char *w, size_t wn) {
         size_t cl = zc_utf8_len_from_lead((uint8_t)w[i]);
         if (cl > wn - i) cl = wn - i;
         int id = lookup(t, w + i, cl);
-        bool bytes_ok = t->byte_fallback;
-        for (size_t j = 0; id < 0 && bytes_ok && j < cl; j++) bytes_ok = t->type[t->byte_tok[(uint8_t)w[i + j]]] == TT_BYTE;
-        if (id >= 0 || (bytes_ok && t->byte_tok[(uint8_t)w[i]] >= 0)) {
+        bool as_bytes = id < 0 && t->byte_fallback;
+        for (size_t j = 0; as_bytes && j < cl; j++) {
+            int b = t->byte_tok[(uint8_t)w[i + j]];
+            as_bytes = b >= 0 && t->type[b] == TT_BYTE;
+        }
+        if (id >= 0 || as_bytes) {
             if (unk_len) sym_add(s, &n, t->unk, unk_off, unk_len);
             unk_len = 0;
             if (id >= 0) sym_add(s, &n, id, i, cl);
