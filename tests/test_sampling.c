@@ -155,6 +155,48 @@ static void test_chain_order(void) {
     zc_sampler_free(s);
 }
 
+/* top-p on a large vocabulary whose nucleus needs several hundred tokens
+ * (the partial sort has to grow past its first steps): every draw lies in
+ * the nucleus computed here by a full sort, and the draws cover it. */
+static int desc_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x < y) - (x > y);
+}
+
+static void test_top_p_large_vocab(void) {
+    enum { V = 20000, HEAD = 400, N = 4000 };
+    float *l = malloc(V * sizeof *l);
+    double *sorted = malloc(V * sizeof *sorted);
+    unsigned long long r = 5;
+    for (int i = 0; i < V; i++) l[i] = -20.0f + tt_randf(&r); /* the tail */
+    int *head = malloc(HEAD * sizeof *head);
+    for (int j = 0; j < HEAD; j++) { /* the head at scattered ids, slowly decreasing */
+        int id;
+        do id = (int)(tt_rand_u64(&r) % V); while (l[id] > -15.0f);
+        head[j] = id;
+        l[id] = -0.005f * (float)j;
+    }
+    double z = 0, cum = 0;
+    for (int i = 0; i < V; i++) z += exp((double)l[i]);
+    for (int i = 0; i < V; i++) sorted[i] = exp((double)l[i]) / z;
+    qsort(sorted, V, sizeof *sorted, desc_double);
+    int K = 0;
+    while (cum < 0.9) cum += sorted[K++];
+    TT_CHECK(K > 256 && K < HEAD, "nucleus of %d tokens", K);
+    double cut = sorted[K - 1] * z; /* smallest kept exp(logit) */
+    zc_sampler *s = make(1.0f, 0, 0.9f, 0, 1, 0, 21, V);
+    int outside = 0, *seen = calloc(V, sizeof *seen), distinct = 0;
+    for (int i = 0; i < N; i++) {
+        int t = zc_sampler_sample(s, l);
+        if (exp((double)l[t]) < cut * (1 - 1e-9)) outside++;
+        if (!seen[t]++) distinct++;
+    }
+    TT_CHECK(outside == 0, "%d draws outside the nucleus", outside);
+    TT_CHECK(distinct > K * 9 / 10 && distinct <= K, "%d distinct tokens for a nucleus of %d", distinct, K);
+    zc_sampler_free(s);
+    free(l), free(sorted), free(head), free(seen);
+}
+
 static void test_seed(void) {
     enum { V = 1000, N = 200 };
     float *l = malloc(V * sizeof *l);
@@ -201,6 +243,7 @@ int main(void) {
     TT_RUN(test_min_p);
     TT_RUN(test_temperature);
     TT_RUN(test_chain_order);
+    TT_RUN(test_top_p_large_vocab);
     TT_RUN(test_seed);
     TT_RUN(test_bad_params);
     return tt_finish();

@@ -103,16 +103,66 @@ static void sift_down(cand *c, int k, int j) {
     }
 }
 
-/* Keep the k best of c[0..n) in c[0..k), sorted: a heap of size k scanned
- * over the rest, O(n log k) instead of sorting the whole vocabulary. */
+/* Move the k best of c[0..n) to c[0..k), sorted: a heap of size k scanned
+ * over the rest, O(n log k) instead of sorting the whole vocabulary. The
+ * evicted candidates are swapped, not dropped, so c stays a permutation and
+ * a later call with a larger k sees every candidate. */
 static void top_k_sorted(cand *c, int n, int k) {
     for (int i = k / 2 - 1; i >= 0; i--) sift_down(c, k, i);
     for (int i = k; i < n; i++) {
         if (cand_cmp(&c[i], &c[0]) >= 0) continue; /* not better than the worst kept */
+        cand evicted = c[0];
         c[0] = c[i];
+        c[i] = evicted;
         sift_down(c, k, 0);
     }
     qsort(c, (size_t)k, sizeof *c, cand_cmp);
+}
+
+/* Smallest best-first prefix whose probability reaches top_p. The list is
+ * sorted only as far as needed, in growing steps, so a 128k vocabulary is
+ * never fully sorted for a distribution whose mass sits in a few tokens.
+ * *sorted: length of the already sorted prefix (updated). */
+static int top_p_cut(cand *c, int n, int *sorted, float top, float top_p) {
+    double z = 0, cum = 0;
+    for (int i = 0; i < n; i++) z += exp((double)c[i].logit - top);
+    for (int i = 0, k = 64;; k *= 4) {
+        if (k > n) k = n;
+        if (*sorted < k) {
+            top_k_sorted(c, n, k); /* keeps the sorted prefix: the order is total */
+            *sorted = k;
+        }
+        for (; i < k; i++) {
+            cum += exp((double)c[i].logit - top) / z;
+            if (cum >= top_p) return i + 1;
+        }
+        if (k == n) return n;
+    }
+}
+
+/* Keep p_i >= min_p * p_max, i.e. logit >= cut. On a sorted list that is a
+ * prefix; otherwise the survivors move to the front, keeping their order. */
+static int min_p_cut(cand *c, int n, int sorted, float cut) {
+    int keep = 0;
+    if (sorted >= n) {
+        while (keep < n && c[keep].logit >= cut) keep++;
+        return keep;
+    }
+    for (int i = 0; i < n; i++)
+        if (c[i].logit >= cut) c[keep++] = c[i];
+    return keep;
+}
+
+/* Draw from softmax(logit / temp) over c[0..n) (top = the largest logit). */
+static int32_t draw(const cand *c, int n, float top, float temp, uint64_t *rng) {
+    double z = 0, cum = 0;
+    for (int i = 0; i < n; i++) z += exp(((double)c[i].logit - top) / temp);
+    double u = (double)(splitmix64(rng) >> 11) * (1.0 / 9007199254740992.0) * z;
+    for (int i = 0; i < n; i++) {
+        cum += exp(((double)c[i].logit - top) / temp);
+        if (u < cum) return c[i].id;
+    }
+    return c[n - 1].id; /* u within rounding of z */
 }
 
 int32_t zc_sampler_sample(zc_sampler *s, const float *logits) {
@@ -133,48 +183,23 @@ int32_t zc_sampler_sample(zc_sampler *s, const float *logits) {
         for (int i = 0; i < s->n_recent; i++) s->seen[s->recent[i]] = 0;
     }
 
+    /* The best candidate survives every filter, so `top` stays the maximum. */
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (c[i].logit > c[best].logit) best = i;
+    float top = c[best].logit;
     int32_t tok;
     if (p->temp <= 0) {
-        int best = 0;
-        for (int i = 1; i < n; i++)
-            if (c[i].logit > c[best].logit) best = i;
         tok = c[best].id;
     } else {
-        /* From here candidates are kept sorted best first and truncated. */
+        int sorted = 0; /* length of the best-first sorted prefix */
         if (p->top_k > 0 && p->top_k < n) {
             top_k_sorted(c, n, p->top_k);
-            n = p->top_k;
-        } else {
-            qsort(c, (size_t)n, sizeof *c, cand_cmp);
+            n = sorted = p->top_k;
         }
-        if (p->top_p < 1.0f) { /* smallest prefix whose probability reaches top_p */
-            double z = 0, cum = 0;
-            for (int i = 0; i < n; i++) z += exp((double)c[i].logit - (double)c[0].logit);
-            for (int i = 0; i < n; i++) {
-                cum += exp((double)c[i].logit - (double)c[0].logit) / z;
-                if (cum >= p->top_p) {
-                    n = i + 1;
-                    break;
-                }
-            }
-        }
-        if (p->min_p > 0) { /* keep p_i >= min_p * p_max, i.e. logit_i >= logit_max + ln(min_p) */
-            float cut = c[0].logit + logf(p->min_p);
-            int keep = 1;
-            while (keep < n && c[keep].logit >= cut) keep++;
-            n = keep;
-        }
-        double z = 0;
-        for (int i = 0; i < n; i++) z += exp(((double)c[i].logit - (double)c[0].logit) / p->temp);
-        double u = (double)(splitmix64(&s->rng) >> 11) * (1.0 / 9007199254740992.0) * z, cum = 0;
-        tok = c[n - 1].id;
-        for (int i = 0; i < n; i++) {
-            cum += exp(((double)c[i].logit - (double)c[0].logit) / p->temp);
-            if (u < cum) {
-                tok = c[i].id;
-                break;
-            }
-        }
+        if (p->top_p < 1.0f) n = top_p_cut(c, n, &sorted, top, p->top_p);
+        if (p->min_p > 0) n = min_p_cut(c, n, sorted, top + logf(p->min_p));
+        tok = draw(c, n, top, p->temp, &s->rng);
     }
     zc_sampler_accept(s, tok);
     return tok;
