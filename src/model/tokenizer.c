@@ -83,6 +83,11 @@ struct zc_tokenizer {
 
     /* SPM */
     bool add_space_prefix;
+    /* No token has U+2581 right after another character, so no merge can
+     * cross the start of a "\u2581word": words merge independently, with
+     * the same result and small heaps (SentencePiece vocabularies trained
+     * with split_by_whitespace). */
+    bool spm_word_split;
     int32_t byte_tok[256]; /* byte fallback id per byte, -1 if none */
     /* BPE */
     bool has_pretok;
@@ -438,6 +443,18 @@ static int vocab_finish(zc_tokenizer *t, bool replace_space) {
     return ZC_OK;
 }
 
+/* True if no token contains U+2581 right after a character other than U+2581. */
+static bool no_inner_space(const zc_tokenizer *t) {
+    static const char sp[] = "\xE2\x96\x81";
+    for (int id = 0; id < t->n_vocab; id++) {
+        size_t len;
+        const char *s = tok_str(t, id, &len);
+        for (const char *p = s; (p = memmem(p, len - (size_t)(p - s), sp, 3)) != NULL; p += 3)
+            if (p > s && !(p - s >= 3 && !memcmp(p - 3, sp, 3))) return false;
+    }
+    return true;
+}
+
 /* ---- GGUF ----------------------------------------------------------------- */
 
 /* Optional special-token id: absent (or -1 / 0xFFFFFFFF, the "none" that
@@ -626,6 +643,7 @@ int zc_tokenizer_from_gguf(const zc_gguf *g, zc_tokenizer **out) {
     if ((rc = vocab_finish(t, algo == ALGO_SPM)) != ZC_OK) goto fail;
     if (eot >= 0) t->eog[eot] = 1;
     if (eom >= 0) t->eog[eom] = 1;
+    if (algo == ALGO_SPM) t->spm_word_split = no_inner_space(t);
     *out = t;
     return ZC_OK;
 fail:
@@ -1259,6 +1277,11 @@ static int spm_try(session *s, const char *w, int32_t l, int32_t r) {
     return q_push(s, (qent){score_key(s->t->score[id]), l, (int32_t)n});
 }
 
+/* Whether symbol i (not merged yet) is the escaped space U+2581. */
+static bool is_escaped_space(const session *s, const char *w, size_t i) {
+    return s->len[i] == 3 && !memcmp(w + s->off[i], "\xE2\x96\x81", 3);
+}
+
 /* llama.cpp's llm_tokenizer_spm_session on one fragment. */
 static int spm_encode(session *s, const char *text, size_t len, bool space_prefix) {
     const zc_tokenizer *t = s->t;
@@ -1278,16 +1301,24 @@ static int spm_encode(session *s, const char *text, size_t len, bool space_prefi
         sym_add(s, &n, -1, i, cl);
         i += cl;
     }
-    s->nq = 0;
-    for (size_t i = 1; i < n; i++)
-        if ((rc = spm_try(s, w, (int32_t)i - 1, (int32_t)i))) return rc;
-    while (s->nq) {
-        qent e = q_pop(s);
-        int32_t r = s->next[e.left];
-        if (s->len[e.left] == 0 || r < 0 || s->len[e.left] + s->len[r] != (uint32_t)e.aux)
-            continue; /* one side was merged since */
-        sym_merge(s, e.left, r);
-        if ((rc = spm_try(s, w, s->prev[e.left], e.left)) || (rc = spm_try(s, w, e.left, s->next[e.left]))) return rc;
+    /* Merge each chunk [start, end) on its own; with spm_word_split a chunk
+     * ends before every U+2581 that follows another character. */
+    for (size_t start = 0, end = 1; end <= n; end++) {
+        if (end < n && !(t->spm_word_split && is_escaped_space(s, w, end) && !is_escaped_space(s, w, end - 1)))
+            continue;
+        s->nq = 0;
+        for (size_t i = start + 1; i < end; i++)
+            if ((rc = spm_try(s, w, (int32_t)i - 1, (int32_t)i))) return rc;
+        while (s->nq) {
+            qent e = q_pop(s);
+            int32_t r = s->next[e.left];
+            if (s->len[e.left] == 0 || r < 0 || s->len[e.left] + s->len[r] != (uint32_t)e.aux)
+                continue; /* one side was merged since */
+            sym_merge(s, e.left, r);
+            if ((rc = spm_try(s, w, s->prev[e.left], e.left)) || (rc = spm_try(s, w, e.left, s->next[e.left])))
+                return rc;
+        }
+        start = end;
     }
     for (int32_t i = 0; i >= 0; i = s->next[i]) {
         int id = lookup(t, w + s->off[i], s->len[i]);
