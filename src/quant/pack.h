@@ -18,7 +18,9 @@
  *   any n and any width, and a row of 64 codes is 8*b bytes.
  *
  * Functions below dispatch at run time to AVX2 (b = 2, 3, 4, 8) or to the
- * scalar reference (all widths); both produce identical bytes.
+ * scalar reference (all widths); both produce identical bytes. The dispatch
+ * asks zc_cpu_has_avx2() on every call; a loop over many short rows can ask
+ * once and call zc_pack_avx2 / zc_unpack_avx2 directly.
  *
  * SIMD users (decode attention on packed rows): a translation unit compiled
  * with AVX2 (a *_avx2.c file) gets the inline row helpers at the end of this
