@@ -119,6 +119,16 @@ rows = [json.loads(l) for l in open(sys.argv[1])]
 assert [r["task_id"] for r in rows] == ["HumanEval/0", "HumanEval/1"] and all("completion" in r for r in rows)
 ' "$TMP/comp.jsonl"; then pass eval_humaneval_out; else fail eval_humaneval_out; fi
     else fail eval_humaneval "$(tail -3 "$TMP/out")"; fi
+    # resumption of a generation task: two items, then three with the same --results file
+    "$BIN" eval gsm8k -m "$S260" -c 512 --shots 0 --max-new 8 --data "$DATA/gsm8k/test.jsonl" --limit 2 \
+        "${COMMON[@]}" --results "$TMP/g.jsonl" >/dev/null 2>&1
+    if "$BIN" eval gsm8k -m "$S260" -c 512 --shots 0 --max-new 8 --data "$DATA/gsm8k/test.jsonl" --limit 3 \
+        "${COMMON[@]}" --results "$TMP/g.jsonl" --json "$TMP/g3.json" >"$TMP/out" 2>&1 &&
+        [ "$(wc -l <"$TMP/g.jsonl")" -eq 3 ]; then
+        check_json eval_gsm8k_resume "$TMP/g3.json" 'r["scored"] == 3 and r["generated_tokens"] >= 3'
+    else
+        fail eval_gsm8k_resume "$(tail -3 "$TMP/out") lines=$(wc -l <"$TMP/g.jsonl")"
+    fi
 else
     skip eval_tasks "stories260K or data missing"
 fi

@@ -32,6 +32,107 @@ struct gen_task {
 };
 
 /* ---- Driver ----------------------------------------------------------------------- */
+typedef struct {
+    int64_t scored, skipped, by_stop, by_eos, generated, longest_prompt;
+    double correct;
+} gen_tally;
+
+/* Buffers reused across items. */
+typedef struct {
+    zc_strbuf prompt, text, rec;
+    int32_t *ids;
+} gen_bufs;
+
+/* An item finished by an earlier run: take its numbers from the record. */
+static int gen_resume(gen_task *t, zc_eval_session *s, const zc_eval_done *d, gen_tally *y) {
+    int rc = zc_eval_record_resume(s, d);
+    zc_json_doc *doc;
+    const zc_json *root;
+    if (rc != ZC_OK || (rc = zc_json_parse(d->json, strlen(d->json), s->results.path, &doc, &root)) != ZC_OK)
+        return rc;
+    int64_t n = 0;
+    zc_json_int(zc_json_get(root, "generated"), &n);
+    y->generated += n;
+    if (t->keep) rc = t->keep(t, (size_t)d->item, root);
+    zc_json_free(doc);
+    y->correct += d->score;
+    y->scored++;
+    return rc;
+}
+
+/* Run item i: prompt, skip if too long, generate, judge, record. */
+static int gen_item(gen_task *t, zc_eval_session *s, int64_t i, int max_new, gen_bufs *b, gen_tally *y) {
+    b->prompt.len = 0;
+    int rc = t->prompt(t, (size_t)i, &b->prompt), n_ids = 0;
+    if (rc == ZC_OK) rc = b->prompt.err;
+    free(b->ids);
+    b->ids = NULL;
+    if (rc == ZC_OK) rc = zc_model_tokenize(s->model, b->prompt.s, b->prompt.len, s->info->add_bos, 0, &b->ids, &n_ids);
+    if (rc != ZC_OK) return rc;
+    if (n_ids > y->longest_prompt) y->longest_prompt = n_ids;
+    if (n_ids + 1 > s->n_ctx) { /* not even one answer token fits: counted, never scored */
+        y->skipped++;
+        return ZC_OK;
+    }
+    zc_eval_gen_result g;
+    if ((rc = zc_eval_generate(s, b->ids, n_ids, max_new, t->stops, t->n_stops, &b->text, &g)) != ZC_OK) return rc;
+    const char *out = b->text.s ? b->text.s : "";
+    zc_eval_summary_add_cost(s->sum, &g.cost);
+    y->generated += g.n_generated;
+    y->by_stop += g.hit_stop;
+    y->by_eos += g.hit_eos;
+    double score = 0;
+    zc_strbuf fields = {0};
+    rc = t->judge(t, (size_t)i, out, &score, &fields);
+    if (rc == ZC_OK) rc = fields.err;
+    if (rc == ZC_OK) {
+        zc_strbuf *r = &b->rec;
+        r->len = 0;
+        zc_eval_record_begin(r, s, i, score, &g.cost);
+        zc_sb_printf(r, ",\"prompt_tokens\":%d,\"generated\":%d,\"stop\":\"%s\",\"output\":", n_ids, g.n_generated,
+                     g.hit_stop ? "string" : g.hit_eos ? "eos" : g.hit_ctx ? "context" : "length");
+        zc_sb_json_str(r, out, strlen(out));
+        zc_sb_append(r, fields.s ? fields.s : "", fields.len);
+        zc_sb_append(r, "}", 1);
+        rc = r->err;
+    }
+    zc_sb_free(&fields);
+    if (rc == ZC_OK) rc = zc_eval_results_append(&s->results, b->rec.s);
+    if (rc == ZC_OK && t->keep) {
+        zc_json_doc *doc;
+        const zc_json *root;
+        if ((rc = zc_json_parse(b->rec.s, b->rec.len, "record", &doc, &root)) == ZC_OK) {
+            rc = t->keep(t, (size_t)i, root);
+            zc_json_free(doc);
+        }
+    }
+    y->correct += score;
+    y->scored++;
+    return rc;
+}
+
+static void gen_summary(const gen_task *t, const zc_eval_session *s, const gen_tally *y, int64_t items, int max_new,
+                        zc_eval_summary *sum) {
+    double lo, hi;
+    zc_eval_wilson((int64_t)llround(y->correct), y->scored, &lo, &hi);
+    sum->score_name = t->score_name;
+    sum->score = y->scored ? y->correct / (double)y->scored : NAN;
+    zc_eval_metric_add(sum, "items", (double)items);
+    zc_eval_metric_add(sum, "scored", (double)y->scored);
+    zc_eval_metric_add(sum, "correct", y->correct);
+    zc_eval_metric_add(sum, "skipped_too_long", (double)y->skipped);
+    zc_eval_metric_add(sum, "wilson95_lo", y->scored ? lo : NAN);
+    zc_eval_metric_add(sum, "wilson95_hi", y->scored ? hi : NAN);
+    zc_eval_metric_add(sum, "generated_tokens", (double)y->generated);
+    zc_eval_metric_add(sum, "stopped_by_string", (double)y->by_stop);
+    zc_eval_metric_add(sum, "stopped_by_eos", (double)y->by_eos);
+    zc_eval_metric_add(sum, "max_new", max_new);
+    snprintf(sum->note, sizeof sum->note,
+             "the model context is %d tokens (the bundled tiny models were trained at 512): %lld of %lld prompts "
+             "were longer and skipped (longest seen: %lld tokens); stop reasons cover this session's items",
+             s->n_ctx, (long long)y->skipped, (long long)items, (long long)y->longest_prompt);
+}
+
 static int gen_run(gen_task *t, const zc_model *m, const char *model_path, const zc_eval_opts *o,
                    zc_eval_summary *sum) {
     if (!t->g->data) return zc_error(ZC_ERR_ARG, "eval %s: a data file is needed (--data FILE.jsonl)", t->name);
@@ -46,106 +147,31 @@ static int gen_run(gen_task *t, const zc_model *m, const char *model_path, const
         zc_eval_jsonl_free(&t->data);
         return rc;
     }
-    int64_t first, end;
+    int64_t first, end, resumed = 0;
     zc_eval_item_range(o, (int64_t)t->data.n, &first, &end);
-    zc_strbuf prompt = {0}, text = {0}, rec = {0};
-    int32_t *ids = NULL;
-    int n_ids = 0;
-    int64_t n_scored = 0, n_skipped = 0, n_stop = 0, n_eos = 0, generated = 0, longest = 0;
-    double correct = 0;
-    int64_t resumed = 0;
     for (int64_t i = first; i < end; i++) resumed += zc_eval_results_find(&s.results, i) != NULL;
     zc_eval_progress_start(&s.progress, t->name, end - first, resumed);
-    int64_t done_items = resumed;
+    gen_tally y = {0};
+    gen_bufs b = {0};
+    int64_t done = resumed;
     for (int64_t i = first; i < end && rc == ZC_OK; i++) {
         const zc_eval_done *d = zc_eval_results_find(&s.results, i);
         if (d) {
-            zc_json_doc *doc;
-            const zc_json *root;
-            if ((rc = zc_eval_record_resume(&s, d)) != ZC_OK) break;
-            if ((rc = zc_json_parse(d->json, strlen(d->json), s.results.path, &doc, &root)) != ZC_OK) break;
-            int64_t gen_n = 0;
-            zc_json_int(zc_json_get(root, "generated"), &gen_n);
-            generated += gen_n;
-            if (t->keep) rc = t->keep(t, (size_t)i, root);
-            zc_json_free(doc);
-            correct += d->score;
-            n_scored++;
+            rc = gen_resume(t, &s, d, &y);
             continue;
         }
-        prompt.len = 0;
-        if ((rc = t->prompt(t, (size_t)i, &prompt)) != ZC_OK || (rc = prompt.err) != ZC_OK) break;
-        free(ids);
-        ids = NULL;
-        if ((rc = zc_model_tokenize(m, prompt.s, prompt.len, s.info->add_bos, 0, &ids, &n_ids)) != ZC_OK) break;
-        if (n_ids > longest) longest = n_ids;
-        if (n_ids + 1 > s.n_ctx) { /* not even one answer token fits */
-            n_skipped++;
-            if (s.show_progress) zc_eval_progress_update(&s.progress, ++done_items, false);
-            continue;
-        }
-        zc_eval_gen_result g;
-        if ((rc = zc_eval_generate(&s, ids, n_ids, max_new, t->stops, t->n_stops, &text, &g)) != ZC_OK) break;
-        const char *out = text.s ? text.s : "";
-        zc_eval_summary_add_cost(sum, &g.cost);
-        generated += g.n_generated;
-        n_stop += g.hit_stop;
-        n_eos += g.hit_eos;
-        double score = 0;
-        zc_strbuf fields = {0};
-        rc = t->judge(t, (size_t)i, out, &score, &fields);
-        if (rc == ZC_OK) rc = fields.err;
-        if (rc == ZC_OK) {
-            rec.len = 0;
-            zc_eval_record_begin(&rec, &s, i, score, &g.cost);
-            zc_sb_printf(&rec, ",\"prompt_tokens\":%d,\"generated\":%d,\"stop\":\"%s\",\"output\":", n_ids,
-                         g.n_generated, g.hit_stop ? "string" : g.hit_eos ? "eos" : g.hit_ctx ? "context" : "length");
-            zc_sb_json_str(&rec, out, strlen(out));
-            zc_sb_append(&rec, fields.s ? fields.s : "", fields.len);
-            zc_sb_append(&rec, "}", 1);
-            rc = rec.err;
-        }
-        zc_sb_free(&fields);
-        if (rc == ZC_OK) rc = zc_eval_results_append(&s.results, rec.s);
-        if (rc == ZC_OK && t->keep) {
-            zc_json_doc *doc;
-            const zc_json *root;
-            if ((rc = zc_json_parse(rec.s, rec.len, "record", &doc, &root)) == ZC_OK) {
-                rc = t->keep(t, (size_t)i, root);
-                zc_json_free(doc);
-            }
-        }
-        correct += score;
-        n_scored++;
-        if (s.show_progress) zc_eval_progress_update(&s.progress, ++done_items, false);
+        rc = gen_item(t, &s, i, max_new, &b, &y);
+        if (s.show_progress) zc_eval_progress_update(&s.progress, ++done, false);
     }
     if (rc == ZC_OK) {
         if (s.show_progress) zc_eval_progress_update(&s.progress, end - first, true);
-        double lo, hi;
-        zc_eval_wilson((int64_t)llround(correct), n_scored, &lo, &hi);
-        sum->score_name = t->score_name;
-        sum->score = n_scored ? correct / (double)n_scored : NAN;
-        zc_eval_metric_add(sum, "items", (double)(end - first));
-        zc_eval_metric_add(sum, "scored", (double)n_scored);
-        zc_eval_metric_add(sum, "correct", correct);
-        zc_eval_metric_add(sum, "skipped_too_long", (double)n_skipped);
-        zc_eval_metric_add(sum, "wilson95_lo", n_scored ? lo : NAN);
-        zc_eval_metric_add(sum, "wilson95_hi", n_scored ? hi : NAN);
-        zc_eval_metric_add(sum, "generated_tokens", (double)generated);
-        zc_eval_metric_add(sum, "stopped_by_string", (double)n_stop);
-        zc_eval_metric_add(sum, "stopped_by_eos", (double)n_eos);
-        zc_eval_metric_add(sum, "max_new", max_new);
+        gen_summary(t, &s, &y, end - first, max_new, sum);
         if (t->finish) rc = t->finish(t);
-        snprintf(sum->note, sizeof sum->note,
-                 "the model context is %d tokens (the bundled tiny models were trained at 512): %lld of %lld prompts "
-                 "were longer and skipped (longest seen: %lld tokens); counts and stop reasons cover this session's "
-                 "items",
-                 s.n_ctx, (long long)n_skipped, (long long)(end - first), (long long)longest);
     }
-    free(ids);
-    zc_sb_free(&prompt);
-    zc_sb_free(&text);
-    zc_sb_free(&rec);
+    free(b.ids);
+    zc_sb_free(&b.prompt);
+    zc_sb_free(&b.text);
+    zc_sb_free(&b.rec);
     zc_eval_session_close(&s);
     zc_eval_jsonl_free(&t->data);
     return rc;
