@@ -84,7 +84,7 @@ static thread_layout layout_for(int rows, int hd, int with_state) {
     t.q = o;   o += round16((size_t)rows * hd);         /* [rows][hd] */
     t.kt = o;  o += round16((size_t)ZC_ATTN_BK * hd);   /* [BK][hd] */
     t.vt = o;  o += round16((size_t)ZC_ATTN_BK * hd);   /* [BK][hd] */
-    t.s = o;   o += round16(ZC_ATTN_BK);                /* [BK] */
+    t.s = o;   o += round16(2 * ZC_ATTN_BK);            /* [2][BK] score rows */
     t.m = t.l = t.acc = o;
     if (with_state) {
         t.m = o;   o += round16((size_t)rows);          /* [rows] */

@@ -23,7 +23,7 @@
  *   nvalid  [n_rows / G]   keys 0..nvalid[i]-1 of the tile are visible to query i
  *                          (0 <= nvalid[i] <= nk; causal masking)
  *   k, v    [nk] rows of hd floats at strides ks, vs (floats)
- *   s       [ZC_ATTN_BK]   scratch for one score row
+ *   s       [2*ZC_ATTN_BK] scratch for two score rows
  *   m, l    [n_rows]       running max and running sum of exp(score - m)
  *   acc     [n_rows][hd]   running sum of exp(score - m) * v
  * Rows start as m = -inf, l = 0, acc = 0. */
