@@ -147,23 +147,31 @@ static void causal_attention(const zc_kv_capture *c, int layer, int g, float *A)
 enum { N_RATIOS = 2 };
 static const double RATIOS[N_RATIOS] = {0.4, 0.6};
 
+typedef enum {
+    EST_PROBES,   /* scores from the probe rows (all rows for "all") */
+    EST_LOCALITY, /* the most recent tokens */
+    EST_LAYER,    /* the exact normalized score summed over every head of the layer: one set for all heads */
+} est_kind;
+
 typedef struct {
     const char *name;
-    const char *probes; /* NULL: locality (the most recent tokens) */
+    est_kind kind;
+    const char *probes; /* EST_PROBES: zc_probe_parse text */
     zc_sal_denom denom;
     int random;         /* draws differ per seed */
 } strategy;
 
 static const strategy STRATS[] = {
-    {"accumulated, all queries (H2O/MiKV)", "all", ZC_DENOM_NONE, 0},
-    {"locality (most recent tokens)", NULL, ZC_DENOM_NONE, 0},
-    {"probes random+recent 5%+5%, / (L-j)", "random+recent:0.05:0.05", ZC_DENOM_CAUSAL, 1},
-    {"probes random+recent 5%+5%, / probes", "random+recent:0.05:0.05", ZC_DENOM_PROBES, 1},
-    {"probes random+recent 5%+5%, accumulated", "random+recent:0.05:0.05", ZC_DENOM_NONE, 1},
-    {"probes random 10%, / (L-j)", "random:0.1", ZC_DENOM_CAUSAL, 1},
-    {"probes random 10%, / probes", "random:0.1", ZC_DENOM_PROBES, 1},
-    {"probes recent 10%, / (L-j)", "recent:0.1", ZC_DENOM_CAUSAL, 0},
-    {"probes recent 10%, / probes", "recent:0.1", ZC_DENOM_PROBES, 0},
+    {"accumulated, all queries (H2O/MiKV)", EST_PROBES, "all", ZC_DENOM_NONE, 0},
+    {"exact normalized, one set per layer (all heads summed)", EST_LAYER, NULL, ZC_DENOM_CAUSAL, 0},
+    {"locality (most recent tokens)", EST_LOCALITY, NULL, ZC_DENOM_NONE, 0},
+    {"probes random+recent 5%+5%, / (L-j)", EST_PROBES, "random+recent:0.05:0.05", ZC_DENOM_CAUSAL, 1},
+    {"probes random+recent 5%+5%, / probes", EST_PROBES, "random+recent:0.05:0.05", ZC_DENOM_PROBES, 1},
+    {"probes random+recent 5%+5%, accumulated", EST_PROBES, "random+recent:0.05:0.05", ZC_DENOM_NONE, 1},
+    {"probes random 10%, / (L-j)", EST_PROBES, "random:0.1", ZC_DENOM_CAUSAL, 1},
+    {"probes random 10%, / probes", EST_PROBES, "random:0.1", ZC_DENOM_PROBES, 1},
+    {"probes recent 10%, / (L-j)", EST_PROBES, "recent:0.1", ZC_DENOM_CAUSAL, 0},
+    {"probes recent 10%, / probes", EST_PROBES, "recent:0.1", ZC_DENOM_PROBES, 0},
 };
 enum { N_STRATS = sizeof STRATS / sizeof STRATS[0] };
 
@@ -184,19 +192,26 @@ int zc_eval_saliency_report(const zc_model *m, const char *model_path, const zc_
     zc_kv_capture cap = {0};
     float *A = zc_malloc(sizeof(float) * (size_t)G * L * L);  /* [G][L][L] full attention */
     float *Ap = zc_malloc(sizeof(float) * (size_t)G * L * L); /* [G][P][L] probe rows */
-    float *score = zc_malloc(sizeof(float) * (size_t)L);
+    float *score = zc_malloc(sizeof(float) * (size_t)L), *layer_score = zc_malloc(sizeof(float) * (size_t)L);
     int32_t *pos = zc_malloc(sizeof(int32_t) * (size_t)L);
     uint64_t *scratch = zc_malloc(sizeof(uint64_t) * (size_t)L);
     uint8_t *exact = zc_malloc((size_t)N_RATIOS * nb), *got = zc_malloc((size_t)nb);
     double recall[N_STRATS][N_RATIOS] = {{0}};
     long n_cases[N_STRATS] = {0};
-    if (!A || !Ap || !score || !pos || !scratch || !exact || !got) {
+    if (!A || !Ap || !score || !layer_score || !pos || !scratch || !exact || !got) {
         rc = ZC_ERR_NOMEM;
         goto done;
     }
     for (int c = 0; c < n_chunks; c++) {
         if ((rc = zc_kv_capture_run(m, o, tokens + (size_t)c * L, L, &cap))) goto done;
-        for (int layer = 0; layer < mi->n_layers; layer++)
+        for (int layer = 0; layer < mi->n_layers; layer++) {
+            /* the per-layer estimate: exact normalized scores of all heads, summed */
+            memset(layer_score, 0, sizeof(float) * (size_t)L);
+            for (int g = 0; g < mi->n_kv_heads; g++) {
+                causal_attention(&cap, layer, g, A);
+                if ((rc = zc_sal_scores(A, (size_t)L, (size_t)L * L, G, NULL, L, L, ZC_DENOM_CAUSAL, score))) goto done;
+                for (int j = 0; j < L; j++) layer_score[j] += score[j];
+            }
             for (int g = 0; g < mi->n_kv_heads; g++) {
                 causal_attention(&cap, layer, g, A);
                 if ((rc = zc_sal_scores(A, (size_t)L, (size_t)L * L, G, NULL, L, L, ZC_DENOM_CAUSAL, score))) goto done;
@@ -205,8 +220,10 @@ int zc_eval_saliency_report(const zc_model *m, const char *model_path, const zc_
                 for (int s = 0; s < N_STRATS; s++)
                     for (int seed = 0; seed < (STRATS[s].random ? seeds : 1); seed++) {
                         const strategy *st = &STRATS[s];
-                        if (!st->probes) {
+                        if (st->kind == EST_LOCALITY) {
                             for (int j = 0; j < L; j++) score[j] = (float)j;
+                        } else if (st->kind == EST_LAYER) {
+                            memcpy(score, layer_score, sizeof(float) * (size_t)L);
                         } else {
                             zc_probe_cfg pc;
                             zc_probe_default(&pc);
@@ -232,6 +249,7 @@ int zc_eval_saliency_report(const zc_model *m, const char *model_path, const zc_
                         n_cases[s]++;
                     }
             }
+        }
         if (o->progress) fprintf(stderr, "eval saliency: chunk %d/%d\n", c + 1, n_chunks);
     }
 
@@ -262,6 +280,7 @@ done:
     free(A);
     free(Ap);
     free(score);
+    free(layer_score);
     free(pos);
     free(scratch);
     free(exact);
