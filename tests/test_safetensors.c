@@ -104,6 +104,20 @@ out:
     zc_st_close(st);
 }
 
+/* A header with no tensors is valid and yields an empty set (found by fuzzing:
+ * the empty table must not reach qsort/bsearch). */
+static void test_empty(void) {
+    const char *headers[] = {"{}", "{\"__metadata__\":{\"format\":\"pt\"}}"};
+    for (int i = 0; i < 2; i++) {
+        zc_safetensors *st = NULL;
+        int rc = zc_st_open_file(write_st("empty.safetensors", headers[i], NULL, 0), &st);
+        TT_CHECK(rc == ZC_OK, "header %d: %s", i, zc_last_error());
+        if (rc) continue;
+        TT_CHECK(zc_st_n_tensors(st) == 0 && !zc_st_find(st, "a"), "empty set");
+        zc_st_close(st);
+    }
+}
+
 /* Open and expect failure `code` with every '|'-separated part of want in the message. */
 static void expect_bad_file(const char *p, int code, const char *want, const char *label) {
     zc_safetensors *st = NULL;
@@ -354,6 +368,7 @@ int main(void) {
         return 1;
     }
     TT_RUN(test_valid);
+    TT_RUN(test_empty);
     TT_RUN(test_bad_header_length);
     TT_RUN(test_bad_json);
     TT_RUN(test_bad_dtype);

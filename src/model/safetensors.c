@@ -183,6 +183,7 @@ static int add_file(zc_safetensors *st, const char *path) {
     }
     /* Overlap check within this file: sort its tensors by position. Empty
      * tensors occupy no bytes and cannot overlap anything. */
+    if (st->n == first) return ZC_OK; /* no tensors (st->t may still be NULL) */
     qsort(st->t + first, (size_t)(st->n - first), sizeof *st->t, cmp_by_data);
     for (int i = first + 1; i < st->n; i++) {
         const zc_st_tensor *a = &st->t[i - 1], *b = &st->t[i];
@@ -194,6 +195,7 @@ static int add_file(zc_safetensors *st, const char *path) {
 }
 
 static int finish(zc_safetensors *st) {
+    if (st->n == 0) return ZC_OK;
     qsort(st->t, (size_t)st->n, sizeof *st->t, cmp_by_name);
     for (int i = 1; i < st->n; i++)
         if (strcmp(st->t[i - 1].name, st->t[i].name) == 0)
@@ -301,5 +303,6 @@ const zc_st_tensor *zc_st_tensor_at(const zc_safetensors *st, int i) { return &s
 
 const zc_st_tensor *zc_st_find(const zc_safetensors *st, const char *name) {
     zc_st_tensor key = {.name = name};
+    if (st->n == 0) return NULL;
     return bsearch(&key, st->t, (size_t)st->n, sizeof *st->t, cmp_by_name);
 }
