@@ -50,7 +50,7 @@ static thread_layout layout_for(const zc_kvt_source *src, int rows, int with_sta
     size_t o = 0, hd = (size_t)src->head_dim;
     t.q = o;   o += round16((size_t)rows * hd);                                  /* [rows][hd] */
     t.qx = o;  o += round16(((size_t)rows * src->qx_bytes + 3) / 4);             /* [rows][qx_bytes] */
-    t.s = o;   o += round16(ZC_ATTN_BK);                                         /* [BK] */
+    t.s = o;   o += round16(2 * ZC_ATTN_BK); /* [2][BK]: zc_attn_tile_* scores query rows in pairs */
     t.m = t.l = t.acc = o;
     if (with_state) {
         t.m = o;   o += round16((size_t)rows);        /* [rows] */

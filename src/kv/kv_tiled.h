@@ -27,7 +27,7 @@ typedef struct {
     const int *nvalid;   /* [n_rows / G] keys of the tile visible to each query (0..nk) */
     const float *q;      /* [n_rows][head_dim] query rows times 1/sqrt(head_dim) */
     const void *qx;      /* [n_rows][qx_bytes] the rows as prepare() left them, or NULL */
-    float *s;            /* [ZC_ATTN_BK] one score row */
+    float *s;            /* [2 * ZC_ATTN_BK] score rows (two: the zc_attn_tile_* contract) */
     float *m, *l;        /* [n_rows] running max, running sum of exp(score - m) */
     float *acc;          /* [n_rows][head_dim] running sum of exp(score - m) * v */
     float *tmp;          /* [tmp_floats] the thread's scratch for the tile */
