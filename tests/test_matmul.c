@@ -186,6 +186,57 @@ static void test_act_quant_simd_matches_scalar(void) {
              "ties to even: %d %d, zero block d=%g", a[2].qs[1], a[2].qs[2], a[1].d);
 }
 
+/* The kernels directly, on the same quantized activations: AVX-512 VNNI must
+ * equal AVX2 bit for bit (same integer sums, same float steps), and AVX2
+ * must match the scalar kernels up to float summation order. This is what
+ * tests the AVX2 kernels that zc_matmul passes over on a VNNI machine. */
+static void test_kernels_agree(void) {
+    if (!zc_cpu_has_avx2()) TT_SKIP("no AVX2 on this CPU");
+    const int64_t cols = 1024;
+    float *x = random_x(ZC_NX, cols), *row = malloc(sizeof(float) * cols);
+    static zc_act_q8 a8[ZC_NX][1024 / 32];
+    static zc_act_q8k ak[ZC_NX][1024 / 256];
+    for (int k = 0; k < ZC_NX; k++) {
+        zc_quantize_act_q8(x + k * cols, a8[k], cols);
+        zc_quantize_act_q8k(x + k * cols, ak[k], cols);
+    }
+    int n_vnni = 0;
+    for (int t = 0; t < N_LOADABLE; t++) {
+        const int type = LOADABLE[t];
+        const zc_type_info *ti = zc_type_get(type);
+        zc_mat w = random_matrix(type, 3, cols);
+        const void *xa = ti->block_elems == 1 ? (const void *)x : ti->block_elems == 32 ? (const void *)a8 : (const void *)ak;
+        const size_t xs = ti->block_elems == 1 ? sizeof(float) * cols : ti->block_elems == 32 ? sizeof a8[0] : sizeof ak[0];
+        zc_dot_fn vnni = zc_cpu_has_avx512vnni() ? zc_dot_avx512vnni(type) : NULL;
+        int bad_vnni = 0;
+        double worst = 0;
+        for (int64_t r = 0; r < w.rows; r++) {
+            const void *wr = (const char *)w.data + r * w.row_bytes;
+            zc_mat_get_row(&w, r, row);
+            for (int nx = 1; nx <= ZC_NX; nx++) {
+                float o_s[ZC_NX], o_a[ZC_NX], o_v[ZC_NX];
+                zc_dot_scalar(type)(cols, wr, xa, xs, nx, o_s);
+                zc_dot_avx2(type)(cols, wr, xa, xs, nx, o_a);
+                if (vnni) {
+                    vnni(cols, wr, xa, xs, nx, o_v);
+                    bad_vnni += memcmp(o_v, o_a, sizeof(float) * nx) != 0;
+                }
+                for (int k = 0; k < nx; k++) {
+                    double mag = 0;
+                    for (int64_t c = 0; c < cols; c++) mag += fabs((double)row[c] * x[k * cols + c]);
+                    worst = fmax(worst, fabs((double)o_a[k] - o_s[k]) / (1e-5 * mag));
+                }
+            }
+        }
+        n_vnni += vnni != NULL;
+        TT_CHECK(bad_vnni == 0, "%s: %d VNNI results differ from AVX2", ti->name, bad_vnni);
+        TT_CHECK(worst <= 1.0, "%s: AVX2 vs scalar %.3g of 1e-5 sum|w x|", ti->name, worst);
+        free((void *)w.data);
+    }
+    TT_CHECK(!zc_cpu_has_avx512vnni() || n_vnni == 5, "VNNI kernels for the 5 formats of 32, got %d", n_vnni);
+    free(x), free(row);
+}
+
 static void test_matmul_errors_and_scratch(void) {
     zc_mat w = random_matrix(ZC_TYPE_Q4_0, 8, 64);
     float x[2 * 64] = {0}, y[16];
@@ -214,6 +265,7 @@ int main(void) {
     TT_RUN(test_matmul_scalar_vs_ref);
     TT_RUN(test_matmul_simd_vs_ref);
     TT_RUN(test_matmul_deterministic);
+    TT_RUN(test_kernels_agree);
     TT_RUN(test_matmul_errors_and_scratch);
     return tt_finish();
 }

@@ -319,8 +319,9 @@ int zc_matmul(zc_pool *pool, const zc_mat *w, const float *x, float *y, int m, z
     if (m <= 0 || w->rows <= 0) return ZC_OK;
     const bool simd = zc_cpu_has_avx2();
     const zc_act_kind kind = act_kind(w->type);
-    job j = {w, simd ? zc_dot_avx2(w->type) : zc_dot_scalar(w->type), (const char *)x, (size_t)w->cols * sizeof(float),
-             y, m, 0};
+    zc_dot_fn dot = zc_cpu_has_avx512vnni() ? zc_dot_avx512vnni(w->type) : NULL;
+    if (!dot) dot = simd ? zc_dot_avx2(w->type) : zc_dot_scalar(w->type);
+    job j = {w, dot, (const char *)x, (size_t)w->cols * sizeof(float), y, m, 0};
     if (kind != ZC_ACT_F32) {
         /* [m][cols / block] activation blocks */
         const size_t bsize = kind == ZC_ACT_Q8 ? sizeof(zc_act_q8) : sizeof(zc_act_q8k);

@@ -19,30 +19,9 @@
 #include <string.h>
 
 #include "kernels/matmul_kernels.h"
+#include "kernels/matmul_x86.h"
 #include "quant/ggml_blocks.h"
 #include "util/fp16.h"
-
-#define ALWAYS_INLINE static inline __attribute__((always_inline))
-#define UNROLL _Pragma("GCC unroll 4")
-
-/* Dispatcher over the compile-time tile width: name(n, w, x, xs, nx, out)
- * calls name_nx(..., nx) with nx a constant so the k loops unroll. */
-#define TILED(name)                                                                      \
-    static void name(int64_t n, const void *w, const void *x, size_t xs, int nx, float *out) { \
-        switch (nx) {                                                                      \
-        case 1: name##_nx(n, w, x, xs, 1, out); break;                                     \
-        case 2: name##_nx(n, w, x, xs, 2, out); break;                                     \
-        case 3: name##_nx(n, w, x, xs, 3, out); break;                                     \
-        default: name##_nx(n, w, x, xs, 4, out); break;                                    \
-        }                                                                                  \
-    }
-
-static inline float hsum_ps(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 static inline int hsum_epi32(__m256i v) {
     __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
@@ -50,8 +29,6 @@ static inline int hsum_epi32(__m256i v) {
     s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
     return _mm_cvtsi128_si32(s);
 }
-
-static inline const void *act_row(const void *x, size_t xs, int k) { return (const char *)x + (size_t)k * xs; }
 
 /* ---- activation quantization (same bytes as the scalar quantizer) ------- */
 
@@ -161,109 +138,10 @@ FLOAT_KERNEL(dot_f32, ZC_TYPE_F32)
 FLOAT_KERNEL(dot_f16, ZC_TYPE_F16)
 FLOAT_KERNEL(dot_bf16, ZC_TYPE_BF16)
 
-/* ---- 32-element formats ------------------------------------------------ */
+/* ---- 32-element formats: the shared kernel with maddubs + madd ---------- */
 
-/* Byte j of the result is 0xFF where bit j of the 32-bit word is set. */
-static inline __m256i bits_to_bytes(uint32_t bits) {
-    /* byte j takes byte j/8 of the word, then tests bit j%8 */
-    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3,
-                                            3, 3, 3, 3, 3, 3, 3);
-    const __m256i bit = _mm256_set1_epi64x(0x8040201008040201);
-    __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)bits), spread);
-    return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
-}
-
-/* 16 bytes of nibble pairs -> 32 codes: low nibbles are elements 0..15, high 16..31. */
-static inline __m256i nibbles(const uint8_t *qs) {
-    const __m128i b = _mm_loadu_si128((const __m128i *)qs);
-    const __m256i v = _mm256_set_m128i(_mm_srli_epi16(b, 4), b);
-    return _mm256_and_si256(v, _mm256_set1_epi8(0x0F));
-}
-
-static inline __m256i fifth_bits(const uint8_t *qh) {
-    uint32_t bits;
-    memcpy(&bits, qh, 4);
-    return _mm256_and_si256(bits_to_bytes(bits), _mm256_set1_epi8(0x10));
-}
-
-static inline float half_at(const uint8_t *p) {
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return _cvtsh_ss(h);
-}
-
-/* One 32-element weight block as w = d q + m: the zero-point formats
- * (q8_0, q4_0, q5_0) give signed codes q and m = 0, the min formats (q4_1,
- * q5_1) unsigned codes and their min m. */
-typedef struct {
-    __m256i q;
-    float d, m;
-} wblock;
-
-static inline bool has_min(int type) { return type == ZC_TYPE_Q4_1 || type == ZC_TYPE_Q5_1; }
-
-ALWAYS_INLINE wblock decode32(int type, const uint8_t *p) {
-    const __m256i eight = _mm256_set1_epi8(8), sixteen = _mm256_set1_epi8(16);
-    switch (type) {
-    case ZC_TYPE_Q8_0: return (wblock){_mm256_loadu_si256((const __m256i *)(p + 2)), half_at(p), 0.0f};
-    case ZC_TYPE_Q4_0: return (wblock){_mm256_sub_epi8(nibbles(p + 2), eight), half_at(p), 0.0f};
-    case ZC_TYPE_Q4_1: return (wblock){nibbles(p + 4), half_at(p), half_at(p + 2)};
-    case ZC_TYPE_Q5_0:
-        return (wblock){_mm256_sub_epi8(_mm256_or_si256(nibbles(p + 6), fifth_bits(p + 2)), sixteen), half_at(p), 0.0f};
-    default: /* ZC_TYPE_Q5_1 */
-        return (wblock){_mm256_or_si256(nibbles(p + 8), fifth_bits(p + 4)), half_at(p), half_at(p + 2)};
-    }
-}
-
-/* One weight block times block i of nx activation rows, added to acc[k]
- * (and the min term to mins[k]). Signed codes: |q| times x with q's sign,
- * as maddubs wants its first operand unsigned. */
-ALWAYS_INLINE void block32(int type, const uint8_t *blk, const zc_act_q8 *const a[], int64_t i, int nx, __m256 acc[],
-                           float mins[]) {
-    const wblock b = decode32(type, blk);
-    const __m256i u = has_min(type) ? b.q : _mm256_sign_epi8(b.q, b.q);
-    UNROLL for (int k = 0; k < nx; k++) {
-        __m256i xv = _mm256_loadu_si256((const __m256i *)a[k][i].qs);
-        if (!has_min(type)) xv = _mm256_sign_epi8(xv, b.q);
-        const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(u, xv), _mm256_set1_epi16(1));
-        acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(b.d * a[k][i].d), acc[k]);
-        if (has_min(type)) mins[k] += b.m * a[k][i].s;
-    }
-}
-
-/* Even and odd blocks go to separate accumulators: two dependency chains. */
-ALWAYS_INLINE void dot32_nx(int type, int64_t n, const void *w, const void *x, size_t xs, int nx, float *out) {
-    const size_t bytes = type == ZC_TYPE_Q8_0 ? sizeof(zc_block_q8_0) : type == ZC_TYPE_Q4_0 ? sizeof(zc_block_q4_0)
-                         : type == ZC_TYPE_Q4_1 ? sizeof(zc_block_q4_1) : type == ZC_TYPE_Q5_0 ? sizeof(zc_block_q5_0)
-                                                                                              : sizeof(zc_block_q5_1);
-    const uint8_t *wb = w;
-    const zc_act_q8 *a[ZC_NX];
-    __m256 acc0[ZC_NX], acc1[ZC_NX];
-    float mins0[ZC_NX], mins1[ZC_NX];
-    UNROLL for (int k = 0; k < nx; k++) {
-        a[k] = act_row(x, xs, k);
-        acc0[k] = acc1[k] = _mm256_setzero_ps();
-        mins0[k] = mins1[k] = 0.0f;
-    }
-    const int64_t nb = n / ZC_QK;
-    int64_t i = 0;
-    for (; i + 2 <= nb; i += 2) {
-        block32(type, wb + i * bytes, a, i, nx, acc0, mins0);
-        block32(type, wb + (i + 1) * bytes, a, i + 1, nx, acc1, mins1);
-    }
-    if (i < nb) block32(type, wb + i * bytes, a, i, nx, acc0, mins0);
-    UNROLL for (int k = 0; k < nx; k++) out[k] = hsum_ps(_mm256_add_ps(acc0[k], acc1[k])) + (mins0[k] + mins1[k]);
-}
-#define BLOCK32_KERNEL(name, type)                                                                 \
-    ALWAYS_INLINE void name##_nx(int64_t n, const void *w, const void *x, size_t xs, int nx, float *out) { \
-        dot32_nx(type, n, w, x, xs, nx, out);                                                        \
-    }                                                                                                \
-    TILED(name)
-BLOCK32_KERNEL(dot_q8_0, ZC_TYPE_Q8_0)
-BLOCK32_KERNEL(dot_q4_0, ZC_TYPE_Q4_0)
-BLOCK32_KERNEL(dot_q4_1, ZC_TYPE_Q4_1)
-BLOCK32_KERNEL(dot_q5_0, ZC_TYPE_Q5_0)
-BLOCK32_KERNEL(dot_q5_1, ZC_TYPE_Q5_1)
+#define ZC_DOT_U8S8(u, x) _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), _mm256_set1_epi16(1))
+#include "kernels/matmul_q32_x86.h"
 
 /* ---- K formats ------------------------------------------------------------ */
 

@@ -51,8 +51,10 @@ void zc_quantize_act_q8k(const float *x, zc_act_q8k *y, int64_t n);
 void zc_quantize_act_q8_avx2(const float *x, zc_act_q8 *y, int64_t n);
 void zc_quantize_act_q8k_avx2(const float *x, zc_act_q8k *y, int64_t n);
 
-/* The dot kernel for a weight type (NULL if none), scalar or AVX2. */
+/* The dot kernel for a weight type (NULL if none): scalar, AVX2, or AVX-512
+ * VNNI (the 32-element formats only; the others use AVX2 there). */
 zc_dot_fn zc_dot_scalar(int type);
 zc_dot_fn zc_dot_avx2(int type);
+zc_dot_fn zc_dot_avx512vnni(int type);
 
 #endif
