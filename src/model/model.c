@@ -224,7 +224,9 @@ static int bind_weights(zc_model *m, const tensor_source *s, bool qkv_bias) {
 #define MAX_LAYERS 1024
 #define MAX_HEADS 4096
 
-int zc_model_check_hparams(const zc_model *m) {
+/* Hyperparameters in m->info (and n_rot) positive, bounded, heads dividing
+ * evenly, head_dim and n_rot even: checked before any tensor is looked at. */
+static int check_hparams(const zc_model *m) {
     const zc_model_info *h = &m->info;
     const char *p = m->path;
     if (h->n_layers < 1 || h->n_layers > MAX_LAYERS)
@@ -347,7 +349,7 @@ static int load_gguf(zc_model *m) {
                         path);
     if ((rc = zc_tokenizer_from_gguf(g, &m->tok)) != ZC_OK) return rc;
     h->n_vocab = zc_tokenizer_n_vocab(m->tok);
-    if ((rc = zc_model_check_hparams(m)) != ZC_OK) return rc;
+    if ((rc = check_hparams(m)) != ZC_OK) return rc;
 
     tensor_source s = {path, GGUF_NAMES, false, gguf_find, g};
     if ((rc = bind_weights(m, &s, ARCHS[a].qkv_bias)) != ZC_OK) return rc;
@@ -393,7 +395,7 @@ static int load_hf(zc_model *m) {
     struct stat st;
     if (stat(tok_path, &st) != 0)
         return zc_error(ZC_ERR_FORMAT, "%s: the checkpoint has no tokenizer (tokenizer.json missing)", dir);
-    if ((rc = zc_model_check_hparams(m)) != ZC_OK) return rc;
+    if ((rc = check_hparams(m)) != ZC_OK) return rc;
     if ((rc = zc_tokenizer_from_hf(tok_path, &m->tok)) != ZC_OK) return rc;
     if (zc_tokenizer_n_vocab(m->tok) > h->n_vocab)
         return zc_error(ZC_ERR_FORMAT, "%s: the tokenizer has %d tokens, more than vocab_size %d", dir,

@@ -88,8 +88,4 @@ struct zc_context {
     size_t act_bytes;            /* bytes of the activation buffers above */
 };
 
-/* Check the hyperparameters in m->info (and n_rot) for sanity: positive,
- * bounded, heads dividing evenly, head_dim and n_rot even. ZC_ERR_FORMAT. */
-int zc_model_check_hparams(const zc_model *m);
-
 #endif
