@@ -164,15 +164,16 @@ static int bind_vec(zc_model *m, const tensor_source *s, tensor_role r, int laye
 }
 
 /* Bind every tensor the hyperparameters call for. qkv_bias: the
- * architecture has Q/K/V biases (required then). */
-static int bind_weights(zc_model *m, const tensor_source *s, bool qkv_bias) {
+ * architecture has Q/K/V biases (required then); tied: the output matrix
+ * may be absent (the embedding serves). */
+static int bind_weights(zc_model *m, const tensor_source *s, bool qkv_bias, bool tied) {
     const zc_model_info *h = &m->info;
     int64_t d = h->n_embd, q_dim = (int64_t)h->n_heads * h->head_dim, kv_dim = (int64_t)h->n_kv_heads * h->head_dim;
     int rc;
     /* Tied embeddings: GGUF files store only the embedding, some HF
      * checkpoints only lm_head; either one then serves both ends. */
     int has_embd, has_out;
-    if ((has_out = bind_mat(m, s, T_OUTPUT, 0, h->n_vocab, d, true, &m->output)) < 0) return has_out;
+    if ((has_out = bind_mat(m, s, T_OUTPUT, 0, h->n_vocab, d, tied, &m->output)) < 0) return has_out;
     if ((has_embd = bind_mat(m, s, T_TOK_EMBD, 0, h->n_vocab, d, has_out, &m->tok_embd)) < 0) return has_embd;
     if (!has_embd) m->tok_embd = m->output;
     if (!has_out) m->output = m->tok_embd;
@@ -352,7 +353,8 @@ static int load_gguf(zc_model *m) {
     if ((rc = check_hparams(m)) != ZC_OK) return rc;
 
     tensor_source s = {path, GGUF_NAMES, false, gguf_find, g};
-    if ((rc = bind_weights(m, &s, ARCHS[a].qkv_bias)) != ZC_OK) return rc;
+    /* GGUF files mark tied embeddings by leaving output.weight out. */
+    if ((rc = bind_weights(m, &s, ARCHS[a].qkv_bias, true)) != ZC_OK) return rc;
     h->format = "gguf";
     h->mapped_bytes = zc_gguf_file_size(g);
     return ZC_OK;
@@ -402,7 +404,7 @@ static int load_hf(zc_model *m) {
                         zc_tokenizer_n_vocab(m->tok), h->n_vocab);
 
     tensor_source s = {dir, HF_NAMES, true, hf_find, m->hf->st};
-    if ((rc = bind_weights(m, &s, c->attention_bias)) != ZC_OK) return rc;
+    if ((rc = bind_weights(m, &s, c->attention_bias, c->tie_word_embeddings)) != ZC_OK) return rc;
     if (c->rope_llama3) { /* the factors GGUF files carry as rope_freqs */
         float *f = own(m, (size_t)m->n_rot / 2 * sizeof *f);
         if (!f) return ZC_ERR_NOMEM;

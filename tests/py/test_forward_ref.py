@@ -283,7 +283,7 @@ def check(name, model_path, loader, rope, prompt, extra=()):
     print(f"{'PASS' if ok else 'FAIL'} {name}", flush=True)
 
 
-def synth_hf(d, model_type, dtype, biases, rope_scaling):
+def synth_hf(d, model_type, dtype, biases, rope_scaling, drop=()):
     """A random 2-layer checkpoint (GQA 4/2, head_dim 16) with tinystories656K's tokenizer."""
     src = os.path.join(ASSETS, "models", "tinystories656K")
     os.makedirs(d)
@@ -308,7 +308,7 @@ def synth_hf(d, model_type, dtype, biases, rope_scaling):
         if biases:
             for b, n in (("q", H * hd), ("k", KV * hd), ("v", KV * hd)):
                 t[p + f"self_attn.{b}_proj.bias"] = r(n, s=0.5)
-    write_safetensors(os.path.join(d, "model.safetensors"), t, dtype)
+    write_safetensors(os.path.join(d, "model.safetensors"), {k: v for k, v in t.items() if k not in drop}, dtype)
     cfg = {"architectures": ["Qwen2ForCausalLM" if model_type == "qwen2" else "LlamaForCausalLM"],
            "model_type": model_type, "hidden_size": D, "intermediate_size": FF, "num_attention_heads": H,
            "num_key_value_heads": KV, "num_hidden_layers": L, "vocab_size": V, "max_position_embeddings": 256,
@@ -337,3 +337,11 @@ else:
         llama3 = os.path.join(tmp, "llama3")
         synth_hf(llama3, "llama", "F16", False, rs)
         check("forward_hf_synth_llama3_rope_scaling_f16", llama3, load_hf, rope_rotate_half_scaled(rs), PROMPT)
+        # Untied embeddings (tie_word_embeddings false) without lm_head: refused, exit 1.
+        untied = os.path.join(tmp, "untied")
+        synth_hf(untied, "llama", "F32", False, None, drop=("lm_head.weight",))
+        r = subprocess.run([BIN, "run", "-m", untied, "-n", "1"], capture_output=True)
+        ok = r.returncode == 1 and b"tensor 'lm_head.weight' is missing" in r.stderr
+        print(f"{'PASS' if ok else 'FAIL'} hf_untied_without_lm_head", flush=True)
+        if not ok:
+            print(f"  exit {r.returncode}: {r.stderr.decode(errors='replace')}", file=sys.stderr)
