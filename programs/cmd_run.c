@@ -128,26 +128,30 @@ static void human(size_t bytes, char *buf, size_t cap) {
     else snprintf(buf, cap, "%zu B", bytes);
 }
 
+/* Memory on stderr: weights, scratch, and the KV cache by part, each part
+ * also in bits per cached K/V element. */
 static void print_memory(const zc_context *ctx) {
     zc_memory mem;
     zc_kv_usage u;
     zc_context_memory(ctx, &mem);
     zc_context_kv_usage(ctx, &u);
-    char a[32], b[32], c[32], parts[5][32], desc[256];
+    char a[32], b[32], c[32], desc[256];
     human(mem.weights_mapped, a, sizeof a);
     human(mem.weights_resident, b, sizeof b);
     human(mem.scratch, c, sizeof c);
     fprintf(stderr, "memory: weights %s mapped, %s resident; scratch %s\n", a, b, c);
-    const size_t vals[5] = {u.codes, u.params, u.window, u.index, u.other};
-    for (int i = 0; i < 5; i++) human(vals[i], parts[i], sizeof parts[i]);
-    human(u.total, a, sizeof a);
     zc_kv_config_describe(zc_context_kv_config(ctx), desc, sizeof desc);
-    fprintf(stderr, "kv cache: %s\n", desc);
-    fprintf(stderr,
-            "kv cache: %s for %lld tokens (codes %s, params %s, window %s, index %s, other %s), "
-            "%.2f bits/element, %.2fx vs fp16\n",
-            a, (long long)u.n_tokens, parts[0], parts[1], parts[2], parts[3], parts[4], zc_kv_bits_per_element(&u),
-            zc_kv_ratio(&u));
+    human(u.total, a, sizeof a);
+    fprintf(stderr, "kv cache: %s\nkv cache: %s for %lld tokens, %.2f bits/element, %.2fx vs fp16\n", desc, a,
+            (long long)u.n_tokens, zc_kv_bits_per_element(&u), zc_kv_ratio(&u));
+    const char *names[5] = {"codes", "params", "window", "index", "other"};
+    const size_t parts[5] = {u.codes, u.params, u.window, u.index, u.other};
+    fprintf(stderr, "kv cache parts:");
+    for (int i = 0; i < 5; i++) {
+        human(parts[i], a, sizeof a);
+        fprintf(stderr, " %s %s (%.2f)%s", names[i], a, u.elements ? 8.0 * (double)parts[i] / (double)u.elements : 0.0,
+                i < 4 ? "," : " bits/element\n");
+    }
 }
 
 /* --dump-logits: int32 n_tokens, int32 n_vocab, int32 ids[n], f32 logits[n][n_vocab]. */
