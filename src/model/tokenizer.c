@@ -307,13 +307,14 @@ static int merges_alloc(zc_tokenizer *t, uint64_t n) {
 /* Merge number `rank`: the tokens `a` and `b` become the token a+b. All three
  * must be in the vocabulary. A repeated pair keeps its first (lowest) rank. */
 static int merge_add(zc_tokenizer *t, int rank, const char *a, size_t na, const char *b, size_t nb) {
-    int ia = lookup(t, a, na), ib = lookup(t, b, nb);
-    char buf[512];
-    int ic = -1;
-    if (na + nb <= sizeof buf) {
+    int ia = lookup(t, a, na), ib = lookup(t, b, nb), ic = -1;
+    if (na + nb <= t->max_token_len) { /* else a + b cannot be a token */
+        char small[256], *buf = na + nb <= sizeof small ? small : zc_malloc(na + nb);
+        if (!buf) return ZC_ERR_NOMEM;
         memcpy(buf, a, na);
         memcpy(buf + na, b, nb);
         ic = lookup(t, buf, na + nb);
+        if (buf != small) free(buf);
     }
     if (ia < 0 || ib < 0 || ic < 0)
         return zc_error(ZC_ERR_FORMAT, "%s: merge %d ('%.*s' '%.*s') references a token not in the vocabulary",
@@ -480,15 +481,14 @@ static int gguf_bool(const zc_gguf *g, const zc_tokenizer *t, const char *key, b
     return ZC_OK;
 }
 
-/* Element i of a numeric array as int64 (elements may be unaligned in the mapping). */
-static bool arr_int(zc_gguf_vtype et, const void *data, uint64_t i, int64_t *v) {
+/* Element i of an I32/U32/I8/U8 array as int64 (elements may be unaligned in the mapping). */
+static int64_t arr_int(zc_gguf_vtype et, const void *data, uint64_t i) {
     const uint8_t *p = data;
     switch (et) {
-    case ZC_GGUF_I32: { int32_t x; memcpy(&x, p + i * 4, 4); *v = x; return true; }
-    case ZC_GGUF_U32: { uint32_t x; memcpy(&x, p + i * 4, 4); *v = x; return true; }
-    case ZC_GGUF_I8: { int8_t x; memcpy(&x, p + i, 1); *v = x; return true; }
-    case ZC_GGUF_U8: { *v = p[i]; return true; }
-    default: return false;
+    case ZC_GGUF_I32: { int32_t x; memcpy(&x, p + i * 4, 4); return x; }
+    case ZC_GGUF_U32: { uint32_t x; memcpy(&x, p + i * 4, 4); return x; }
+    case ZC_GGUF_I8: return (int8_t)p[i];
+    default: return p[i];
     }
 }
 
@@ -519,8 +519,8 @@ static int load_gguf_vocab(const zc_gguf *g, zc_tokenizer *t) {
                             (unsigned long long)ns, (unsigned long long)n);
     }
     if (zc_gguf_find_key(g, "tokenizer.ggml.token_type") >= 0) {
-        int64_t probe;
-        if (!zc_gguf_get_arr(g, "tokenizer.ggml.token_type", &tt, &nt, &types) || !arr_int(tt, types, 0, &probe))
+        if (!zc_gguf_get_arr(g, "tokenizer.ggml.token_type", &tt, &nt, &types) ||
+            !(tt == ZC_GGUF_I32 || tt == ZC_GGUF_U32 || tt == ZC_GGUF_I8 || tt == ZC_GGUF_U8))
             return zc_error(ZC_ERR_FORMAT, "%s: tokenizer.ggml.token_type is not an integer array", t->path);
         if (nt != n)
             return zc_error(ZC_ERR_FORMAT, "%s: tokenizer.ggml.token_type has %llu entries for %llu tokens", t->path,
@@ -542,8 +542,7 @@ static int load_gguf_vocab(const zc_gguf *g, zc_tokenizer *t) {
                 t->score[i] = (float)v;
             }
         }
-        int64_t ty = TT_NORMAL;
-        if (types) arr_int(tt, types, i, &ty);
+        int64_t ty = types ? arr_int(tt, types, i) : TT_NORMAL;
         if (ty < TT_NORMAL || ty > TT_BYTE)
             return zc_error(ZC_ERR_FORMAT, "%s: token %llu has token type %lld (expected 1..6)", t->path,
                             (unsigned long long)i, (long long)ty);
