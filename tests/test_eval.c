@@ -193,7 +193,7 @@ static void test_klbase_roundtrip(void) {
     zc_klbase b;
     TT_CHECK(zc_klbase_open(&b, path) == ZC_OK, "%s", zc_last_error());
     TT_CHECK(b.n_vocab == V && b.ctx == 64 && b.first_chunk == 3 && b.n_records == N, "header");
-    TT_CHECK(b.size == ZC_KLBASE_HEADER_BYTES + N * (12 + 2 * V), "size %zu", b.size);
+    TT_CHECK(b.size == ZC_KLBASE_HEADER_BYTES + N * (12 + 2 * V) && ZC_KLBASE_RECORD_BYTES(V) == 12 + 2 * V, "size %zu", b.size);
     for (int t = 0; t < N && b.n_records == N; t++) {
         int tg, top;
         double nll;

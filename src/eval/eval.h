@@ -82,6 +82,7 @@ void zc_eval_ppl_acc_free(zc_eval_ppl_acc *a);
  * and NLL are kept exactly so top-1 agreement and the perplexity ratio do not
  * depend on the fp16 rounding. */
 #define ZC_KLBASE_HEADER_BYTES 32
+#define ZC_KLBASE_RECORD_BYTES(n_vocab) (12 + 2 * (size_t)(n_vocab))
 
 typedef struct {
     FILE *f;

@@ -122,7 +122,7 @@ int zc_klbase_open(zc_klbase *b, const char *path) {
         return zc_error(ZC_ERR_FORMAT, "%s: bad KL base header (vocab %u, ctx %u)", path, n_vocab, ctx);
     }
     /* The records must fill the file exactly: n * (12 + 2*vocab) + header. */
-    size_t rec = KLBASE_RECORD_FIXED + 2 * (size_t)n_vocab, body;
+    size_t rec = ZC_KLBASE_RECORD_BYTES(n_vocab), body;
     if (n > SIZE_MAX || zc_mul_size((size_t)n, rec, &body) || body != size - ZC_KLBASE_HEADER_BYTES) {
         free(data);
         return zc_error(ZC_ERR_FORMAT, "%s: size %zu does not match %llu records of vocab %u (truncated?)", path,
@@ -151,7 +151,7 @@ void zc_klbase_close_reader(zc_klbase *b) {
 }
 
 void zc_klbase_record(const zc_klbase *b, uint64_t i, int *target, int *top1, double *nll, const zc_fp16 **logp) {
-    size_t rec = KLBASE_RECORD_FIXED + 2 * (size_t)b->n_vocab;
+    size_t rec = ZC_KLBASE_RECORD_BYTES(b->n_vocab);
     const uint8_t *p = b->data + ZC_KLBASE_HEADER_BYTES + (size_t)i * rec;
     uint32_t nll_bits = get_u32(p + 8);
     float f;

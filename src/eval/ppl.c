@@ -279,9 +279,10 @@ int zc_eval_ppl(const zc_model *m, const char *model_path, const zc_eval_opts *o
         uint64_t n_rec = save.n_records;
         rc = zc_klbase_close(&save);
         if (rc != ZC_OK) goto done;
-        snprintf(saved, sizeof saved, "; KL base written to %s: %llu scored tokens x %d bytes + %d = %.2f MB",
-                 p->save_kl_base, (unsigned long long)n_rec, 12 + 2 * s.n_vocab, ZC_KLBASE_HEADER_BYTES,
-                 ((double)n_rec * (12 + 2 * s.n_vocab) + ZC_KLBASE_HEADER_BYTES) / 1e6);
+        size_t rec_bytes = ZC_KLBASE_RECORD_BYTES(s.n_vocab);
+        snprintf(saved, sizeof saved, "; KL base written to %s: %llu scored tokens x %zu bytes + %d = %.2f MB",
+                 p->save_kl_base, (unsigned long long)n_rec, rec_bytes, ZC_KLBASE_HEADER_BYTES,
+                 ((double)n_rec * (double)rec_bytes + ZC_KLBASE_HEADER_BYTES) / 1e6);
     }
     ppl_summary(sum, &acc, c1 - c0, p->block, with_base);
     snprintf(sum->note, sizeof sum->note,

@@ -37,7 +37,6 @@ int zc_eval_session_open(zc_eval_session *s, const zc_model *m, const char *mode
     /* The context may have normalized the options: report what runs. */
     sum->kv = *zc_context_kv_config(s->ctx);
     zc_kv_config_describe(&sum->kv, sum->kv_desc, sizeof sum->kv_desc);
-    s->logits_rows = logits_rows;
     size_t n;
     if (zc_mul_size((size_t)logits_rows, (size_t)s->n_vocab * sizeof(float), &n) ||
         !(s->logits = zc_malloc(n))) {

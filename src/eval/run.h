@@ -13,7 +13,6 @@ typedef struct {
     zc_context *ctx;
     int n_ctx, n_vocab;
     float *logits;          /* [n_batch_max][n_vocab] */
-    int logits_rows;
     zc_eval_results results;
     zc_eval_progress progress;
     bool show_progress;
