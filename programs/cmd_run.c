@@ -295,7 +295,7 @@ int cmd_run(int argc, char **argv) {
         n_gen++;
         if (o.n_predict >= 0 && n_gen >= o.n_predict) break;
         if (zc_context_pos(ctx) >= zc_context_n_ctx(ctx)) {
-            why = "context full";
+            why = "context full (raise -c for more)";
             break;
         }
         t0 = zc_now();
@@ -311,10 +311,7 @@ int cmd_run(int argc, char **argv) {
     if (zc_detok_flush(&d, piece.buf, piece.cap, &tail) == ZC_OK) fwrite(piece.buf, 1, tail, stdout);
     printf("\n");
     fflush(stdout);
-    if (why && !strcmp(why, "context full"))
-        fprintf(stderr, "[stopped: context full at %d tokens; raise -c for more]\n", zc_context_n_ctx(ctx));
-    else if (why)
-        fprintf(stderr, "[stopped: %s]\n", why);
+    if (why) fprintf(stderr, "[stopped at %d tokens: %s]\n", zc_context_pos(ctx), why);
     fprintf(stderr, "prompt: %d tokens in %.3f s, %.1f tokens/s\n", n_ids, t_prompt,
             t_prompt > 0 ? n_ids / t_prompt : 0.0);
     fprintf(stderr, "generated: %d tokens; %d decode steps in %.3f s, %.1f tokens/s\n", n_gen, n_steps, t_gen,

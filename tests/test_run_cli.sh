@@ -71,7 +71,7 @@ else
 
     # Context rule: generation stops at -c with a note; exit 0.
     "$BIN" run -m "$S260" -p "Once upon a time" -n 100 --temp 0 -c 12 -t 1 >"$TMP/out" 2>"$TMP/err"
-    rc=$?; [ $rc -eq 0 ] && grep -q "context full at 12 tokens" "$TMP/err" && grep -q "generated: 8 tokens" "$TMP/err"
+    rc=$?; [ $rc -eq 0 ] && grep -q "stopped at 12 tokens: context full" "$TMP/err" && grep -q "generated: 8 tokens" "$TMP/err"
     check run_context_full_stops $? "exit $rc" "$(cat "$TMP/err")"
     # A prompt longer than the context is an error.
     run_rc 1 run_prompt_too_long -m "$S260" -p "Once upon a time there was a little girl" -c 4
