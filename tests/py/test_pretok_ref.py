@@ -1,0 +1,100 @@
+"""The hand-written pre-tokenizer matchers (src/model/unicode.c) against a
+real backtracking regex engine.
+
+Python's `re` has no \\p{..}, so the GPT-2, Llama 3 and Qwen2 expressions
+are rebuilt with explicit classes: \\p{L} and \\p{N} from unicodedata's
+general categories, \\s as the Unicode White_Space property (PropList.txt,
+written out below; Python's own \\s also matches U+001C..U+001F). The
+contractions use the explicit-case form llama.cpp uses, (?:'[sS]|'[tT]|...).
+Random strings over an alphabet chosen to make the alternatives interact
+are split by both and must give the same words. zc_pretok_split is called
+in $ZIPCACHE_BUILD/libzipcache.so through ctypes.
+"""
+import ctypes
+import os
+import random
+import re
+import sys
+import unicodedata
+
+WHITE_SPACE = [(0x09, 0x0D), (0x20, 0x20), (0x85, 0x85), (0xA0, 0xA0), (0x1680, 0x1680), (0x2000, 0x200A),
+               (0x2028, 0x2029), (0x202F, 0x202F), (0x205F, 0x205F), (0x3000, 0x3000)]
+
+
+def ranges(pred):
+    out, start = [], None
+    for cp in range(0x110000):
+        if pred(cp):
+            if start is None:
+                start = cp
+        elif start is not None:
+            out.append((start, cp - 1))
+            start = None
+    if start is not None:
+        out.append((start, 0x10FFFF))
+    return out
+
+
+def cls_items(rs):
+    esc = lambda cp: "\\U%08x" % cp
+    return "".join(esc(a) if a == b else esc(a) + "-" + esc(b) for a, b in rs)
+
+
+def patterns():
+    L = cls_items(ranges(lambda c: unicodedata.category(chr(c))[0] == "L"))
+    N = cls_items(ranges(lambda c: unicodedata.category(chr(c))[0] == "N"))
+    S = cls_items(WHITE_SPACE)
+    l, n, s, ns = "[%s]" % L, "[%s]" % N, "[%s]" % S, "[^%s]" % S
+    other = "[^%s%s%s]" % (S, L, N)
+    gpt2 = "'s|'t|'re|'ve|'m|'ll|'d| ?%s+| ?%s+| ?%s+|%s+(?!%s)|%s+" % (l, n, other, s, ns, s)
+    contr = "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])"
+    def llama(digits):
+        return "%s|[^\\r\\n%s%s]?%s+|%s%s| ?%s+[\\r\\n]*|%s*[\\r\\n]+|%s+(?!%s)|%s+" % (
+            contr, L, N, l, n, digits, other, s, s, ns, s)
+    return {0: re.compile(gpt2), 1: re.compile(llama("{1,3}")), 2: re.compile(llama(""))}
+
+
+ALPHABET = (list("aZq'sStTrReEvVmMlLdD") + ["'"] * 4 + list("0189") + [" "] * 6 + list("\t\n\r") * 2 +
+            list(".,!?-()$") + ["\u00e9", "\u4f60", "\u0663", "\u00bd", "\u2167", "\u0301", "\u3000", "\u00a0",
+                                "\u0085", "\u001c", "\u2028", "\U0001F999", "\u200b", "\u0378", "\U000E0001"])
+
+
+def main():
+    build = os.environ.get("ZIPCACHE_BUILD", "build")
+    lib_path = os.path.join(build, "libzipcache.so")
+    if not os.path.exists(lib_path):
+        print("SKIP pretok_regex_reference: %s not built" % lib_path)
+        return 0
+    lib = ctypes.CDLL(lib_path)
+    lib.zc_pretok_split.restype = ctypes.c_size_t
+    lib.zc_pretok_split.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_uint32), ctypes.c_size_t,
+                                    ctypes.POINTER(ctypes.c_uint8), ctypes.POINTER(ctypes.c_uint32)]
+    pats = patterns()
+    rng = random.Random(1234)
+    names = {0: "gpt2", 1: "llama3", 2: "qwen2"}
+    bad = {k: 0 for k in names}
+    for trial in range(3000):
+        text = "".join(rng.choice(ALPHABET) for _ in range(rng.randint(1, 40)))
+        n = len(text)
+        cps = (ctypes.c_uint32 * n)(*[ord(c) for c in text])
+        flags = (ctypes.c_uint8 * n)()
+        lens = (ctypes.c_uint32 * n)()
+        for kind, pat in pats.items():
+            want = pat.findall(text)
+            assert "".join(want) == text, "regex left characters unmatched"
+            nw = lib.zc_pretok_split(kind, cps, n, flags, lens)
+            got, pos = [], 0
+            for i in range(nw):
+                got.append(text[pos:pos + lens[i]])
+                pos += lens[i]
+            if got != want:
+                bad[kind] += 1
+                if bad[kind] <= 3:
+                    sys.stderr.write("  %s %r: regex %r, zipcache %r\n" % (names[kind], text, want, got))
+    for kind, name in names.items():
+        print("%s pretok_regex_reference_%s" % ("FAIL" if bad[kind] else "PASS", name))
+    return 1 if any(bad.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
