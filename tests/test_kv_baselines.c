@@ -733,6 +733,39 @@ static void test_split_kv_decode(void) {
     free_data(&d);
 }
 
+/* A write the quantizers refuse (a NaN key) fails and leaves the cache as it
+ * was: the same write without the NaN then gives the modelled cache. */
+static void test_kivi_refusal_is_atomic(void) {
+    data d = make_data(1, 4, 2, 16, 48, 61);
+    zc_kv_config cfg;
+    zc_kv_config_default(&cfg);
+    strcpy(cfg.policy, "kivi");
+    cfg.bits = 2, cfg.group_size = 16, cfg.residual = 0;
+    zc_kv_cache *c = create_cfg(&cfg, &d.s, NULL);
+    if (!c) return;
+    zc_attn_dims ad = {4, 2, 16};
+    float *out = malloc((size_t)d.n * d.q_dim * sizeof(float)), *ref = malloc((size_t)d.n * d.q_dim * sizeof(float));
+    float *k = malloc((size_t)d.n * d.kv_dim * sizeof(float)), *v = malloc((size_t)d.n * d.kv_dim * sizeof(float));
+    TT_CHECK(step(c, &d, 0, 20, out) == ZC_OK, "%s", zc_last_error());
+    zc_kv_usage before, after;
+    c->ops->usage(c, &before);
+    float *bad = d.k + (size_t)30 * d.kv_dim + 3, keep = *bad; /* token 30, layer 0 */
+    *bad = NAN;
+    TT_CHECK(c->ops->write(c, 0, 20, 28, rows_of(&d, d.k, 0, 20, d.kv_dim), rows_of(&d, d.v, 0, 20, d.kv_dim)) == ZC_ERR_ARG,
+             "a NaN key must be refused");
+    *bad = keep;
+    c->ops->usage(c, &after);
+    TT_CHECK(!memcmp(&before, &after, sizeof before), "a refused write changed the cache");
+    TT_CHECK(step(c, &d, 20, 28, out) == ZC_OK, "%s", zc_last_error());
+    kivi_model(&d, 0, 48, 2, 16, 0, k, v);
+    zc_attn_reference(&ad, rows_of(&d, d.q, 0, 20, d.q_dim), 28, 20, k, v, ZC_TYPE_F32, d.kv_dim, 48, ref, NULL);
+    TT_CHECK(max_abs_diff(out, ref, (size_t)28 * d.q_dim) < 2e-5, "after the refused write: %g",
+             max_abs_diff(out, ref, (size_t)28 * d.q_dim));
+    zc_kv_free(c);
+    free(out), free(ref), free(k), free(v);
+    free_data(&d);
+}
+
 int main(void) {
     TT_RUN(test_q8_0);
     TT_RUN(test_q4_0);
@@ -745,6 +778,7 @@ int main(void) {
     TT_RUN(test_h2o_truncate_and_misuse);
     TT_RUN(test_kivi_stream);
     TT_RUN(test_kivi_bits_per_element);
+    TT_RUN(test_kivi_refusal_is_atomic);
     TT_RUN(test_uniform);
     TT_RUN(test_mikv);
     TT_RUN(test_split_kv_decode);

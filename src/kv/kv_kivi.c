@@ -92,8 +92,10 @@ static void slide_window(const kv_kivi *c, zc_fp16 *win, int wn, const float *x,
     }
 }
 
-/* Quantize the keys of whole groups leaving the window. */
-static int push_keys(kv_kivi *c, kivi_layer *L, const float *k, int n) {
+/* Quantize the keys of the whole groups that leave the window with these n
+ * tokens, past the committed ones (nothing else changes); *used = tokens
+ * quantized. */
+static int quantize_keys(kv_kivi *c, kivi_layer *L, const float *k, int n, int *used) {
     int wn = L->n - L->nkq, total = wn + n;
     int groups = total > c->R ? (total - c->R) / c->G : 0;
     for (int gi = 0; gi < groups; gi++) {
@@ -106,13 +108,13 @@ static int push_keys(kv_kivi *c, kivi_layer *L, const float *k, int n) {
                            L->kmin + grp + (size_t)h * c->hd, L->kstep + grp + (size_t)h * c->hd,
                            L->kq + t0 * c->kstride + (size_t)h * c->krow, c->kstride);
     }
-    slide_window(c, L->kwin, wn, k, n, groups * c->G);
-    L->nkq += groups * c->G;
+    *used = groups * c->G;
     return ZC_OK;
 }
 
-/* Quantize the values of the tokens leaving the window, a stage at a time. */
-static int push_values(kv_kivi *c, kivi_layer *L, const float *v, int n) {
+/* Quantize the values of the tokens that leave the window, a stage at a
+ * time, past the committed ones; *used = tokens quantized. */
+static int quantize_values(kv_kivi *c, kivi_layer *L, const float *v, int n, int *used) {
     int wn = L->n - L->nvq, total = wn + n, cap = c->base.shape.max_ctx;
     int out = total > c->R ? total - c->R : 0;
     for (int j0 = 0; j0 < out; j0 += c->stage_rows) {
@@ -129,8 +131,7 @@ static int push_values(kv_kivi *c, kivi_layer *L, const float *v, int n) {
                 if (rc) return rc;
             }
     }
-    slide_window(c, L->vwin, wn, v, n, out);
-    L->nvq += out;
+    *used = out;
     return ZC_OK;
 }
 
@@ -143,12 +144,17 @@ static int kivi_write(zc_kv_cache *base, int layer, int pos, int n, const float 
         return zc_error(ZC_ERR_LIMIT, "kv kivi: %d tokens at position %d exceed the context of %d", n, pos,
                         base->shape.max_ctx);
     kivi_layer *L = &c->layers[layer];
-    /* Keys first, then values: a failure (non-finite input) leaves the layer
-     * unusable, which the error says. */
-    int rc = push_keys(c, L, k, n);
-    if (rc == ZC_OK) rc = push_values(c, L, v, n);
-    if (rc) return zc_error_prefix(rc, "kv kivi: layer %d tokens %d..%d (cache now inconsistent; truncate to 0)",
-                                   layer, pos, pos + n - 1);
+    /* Quantize first, commit after: the quantizers only write past the
+     * committed codes and read the windows, so a refusal (non-finite input)
+     * leaves the cache as it was. */
+    int kused, vused;
+    int rc = quantize_keys(c, L, k, n, &kused);
+    if (rc == ZC_OK) rc = quantize_values(c, L, v, n, &vused);
+    if (rc) return zc_error_prefix(rc, "kv kivi: layer %d tokens %d..%d", layer, pos, pos + n - 1);
+    slide_window(c, L->kwin, L->n - L->nkq, k, n, kused);
+    slide_window(c, L->vwin, L->n - L->nvq, v, n, vused);
+    L->nkq += kused;
+    L->nvq += vused;
     L->n = pos + n;
     if (layer == base->shape.n_layers - 1) base->n_tokens = pos + n;
     return ZC_OK;
