@@ -237,6 +237,28 @@ static void test_kernels_agree(void) {
     free(x), free(row);
 }
 
+/* A NaN activation poisons its whole output row on every path. */
+static void test_matmul_nan_propagates(void) {
+    const int64_t cols = 256;
+    for (int simd = 0; simd < 2; simd++) {
+        zc_cpu_set_simd(simd);
+        for (int t = 0; t < N_LOADABLE; t++) {
+            zc_mat w = random_matrix(LOADABLE[t], 5, cols);
+            float *x = random_x(2, cols), y[10];
+            x[cols + 77] = NAN;
+            zc_matmul_scratch s = {0};
+            zc_matmul(NULL, &w, x, y, 2, &s);
+            int finite0 = 0, nan1 = 0;
+            for (int r = 0; r < 5; r++) finite0 += isfinite(y[r]), nan1 += isnan(y[5 + r]);
+            TT_CHECK(finite0 == 5 && nan1 == 5, "%s (%s): %d finite in row 0, %d NaN in row 1",
+                     zc_type_get(LOADABLE[t])->name, simd ? "simd" : "scalar", finite0, nan1);
+            zc_matmul_scratch_free(&s);
+            free(x), free((void *)w.data);
+        }
+    }
+    zc_cpu_set_simd(-1);
+}
+
 static void test_matmul_errors_and_scratch(void) {
     zc_mat w = random_matrix(ZC_TYPE_Q4_0, 8, 64);
     float x[2 * 64] = {0}, y[16];
@@ -266,6 +288,7 @@ int main(void) {
     TT_RUN(test_matmul_simd_vs_ref);
     TT_RUN(test_matmul_deterministic);
     TT_RUN(test_kernels_agree);
+    TT_RUN(test_matmul_nan_propagates);
     TT_RUN(test_matmul_errors_and_scratch);
     return tt_finish();
 }

@@ -26,10 +26,17 @@
 /* ---- activation quantization ------------------------------------------- */
 
 /* amax/127 scale, codes rounded to nearest even (lrintf in the default
- * rounding mode, like the AVX2 cvtps): the bytes match the AVX2 quantizer. */
+ * rounding mode, like the AVX2 cvtps): the bytes match the AVX2 quantizer.
+ * A NaN makes the scale NaN, as _mm256_max_ps does, so that it reaches the
+ * output instead of vanishing into a code. */
 static float quantize_act_block(const float *x, int8_t *q, int n) {
     float amax = 0.0f;
-    for (int j = 0; j < n; j++) amax = fmaxf(amax, fabsf(x[j]));
+    bool nan = false;
+    for (int j = 0; j < n; j++) {
+        amax = fmaxf(amax, fabsf(x[j]));
+        nan |= isnan(x[j]);
+    }
+    if (nan) amax = NAN;
     const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
     for (int j = 0; j < n; j++) q[j] = (int8_t)lrintf(x[j] * id);
     return amax / 127.0f;
