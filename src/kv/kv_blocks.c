@@ -19,14 +19,13 @@
  * query heads of its KV head); each V tile is dequantized once into scratch
  * for those G heads before the p-weighted accumulation.
  */
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "attn/attn_impl.h"
 #include "kv/kv.h"
 #include "kv/kv_blocks.h"
 #include "kv/kv_tiled.h"
-#include "attn/attn_impl.h"
 #include "util/cpu.h"
 #include "util/error.h"
 #include "util/fp16.h"
