@@ -34,7 +34,12 @@ struct zc_gguf;
  * outside the vocabulary), ZC_ERR_UNSUPPORTED (tokenizer model or
  * pre-tokenizer), ZC_ERR_NOMEM. */
 int zc_tokenizer_from_gguf(const struct zc_gguf *g, zc_tokenizer **out);
-/* Build from a Hugging Face tokenizer.json (+ tokenizer_config.json beside it, if any). */
+/* Build from a Hugging Face tokenizer.json (+ tokenizer_config.json beside
+ * it, if any: add_bos_token/add_eos_token, bos_token/eos_token).
+ * Errors: ZC_ERR_IO, ZC_ERR_FORMAT (bad JSON, vocabulary ids missing,
+ * repeated or out of range, merges naming unknown tokens, ill-formed UTF-8),
+ * ZC_ERR_UNSUPPORTED (a model, normalizer, pre-tokenizer, decoder or
+ * post-processor this file does not implement), ZC_ERR_NOMEM. */
 int zc_tokenizer_from_hf(const char *tokenizer_json_path, zc_tokenizer **out);
 void zc_tokenizer_free(zc_tokenizer *t);
 
@@ -61,9 +66,11 @@ bool zc_tokenizer_is_eog(const zc_tokenizer *t, int id);
 /* Encode `len` bytes of text. add_bos: prepend BOS (if the tokenizer has
  * one). parse_special: also match control token texts in the input, e.g.
  * "<s>" (as llama.cpp's parse_special; user-defined tokens are always
- * matched, as in llama.cpp and HF). SentencePiece vocabularies and the
- * tokenizer.json Prepend normalizer put the dummy "\u2581" before every text
- * fragment (the start, and after each special token). *ids is malloc'ed
+ * matched, as in llama.cpp and HF). SentencePiece vocabularies put the dummy
+ * "\u2581" before the text and after each special token. tokenizer.json
+ * added tokens are matched as HF does: normalized=false ones in the raw
+ * text, the others (as their normalized content) in the normalized text
+ * between those. *ids is malloc'ed
  * (caller frees), *n_ids its length. Errors: ZC_ERR_LIMIT (over 512 MiB of
  * text), ZC_ERR_NOMEM. */
 int zc_tokenize(const zc_tokenizer *t, const char *text, size_t len, bool add_bos, bool parse_special,
