@@ -66,7 +66,6 @@
 
 enum { TOK_NORMAL = 1, TOK_UNKNOWN = 2, TOK_CONTROL = 3, TOK_USER = 4, TOK_UNUSED = 5, TOK_BYTE = 6 };
 
-
 /* ---- tensor conversion jobs ------------------------------------------------ */
 
 /* RoPE permutation: output row r (head h, position p = 2j + s) comes from
@@ -164,7 +163,6 @@ static int write_out(converter *cv, const char *out, float **scratch) {
     return zc_gguf_write(cv->w, out);
 }
 
-
 /* ---- GGUF -> GGUF ---------------------------------------------------------- */
 
 static int convert_gguf(converter *cv, const char *in, const char *out) {
@@ -217,6 +215,7 @@ typedef struct {
     char *pad_text;     /* storage for "[PAD<id>]" strings */
     vocab_ent *sorted;  /* [n_sorted] by text, for merges and special-token lookup */
     size_t n_sorted;
+    int unk_id;         /* the model's unk_token, -1 if none */
 } vocab;
 
 static void vocab_free(vocab *v) {
@@ -264,7 +263,8 @@ static int build_vocab(const char *src, const zc_json *model, const zc_json *add
     v->text = zc_calloc((size_t)n_vocab, sizeof *v->text);
     v->score = zc_malloc((size_t)n_vocab * sizeof *v->score);
     v->type = zc_malloc((size_t)n_vocab * sizeof *v->type);
-    v->sorted = zc_malloc((vj->len + 1) * sizeof *v->sorted);
+    size_t n_added = added && added->type == ZC_JSON_ARRAY ? added->len : 0;
+    v->sorted = zc_malloc((vj->len + n_added + 1) * sizeof *v->sorted);
     if (!v->text || !v->score || !v->type || !v->sorted) return ZC_ERR_NOMEM;
     for (size_t i = 0; i < vj->len; i++) {
         int64_t id;
@@ -279,21 +279,23 @@ static int build_vocab(const char *src, const zc_json *model, const zc_json *add
         v->score[id] = SCORE_UNMERGED;
         v->sorted[v->n_sorted++] = (vocab_ent){vj->keys[i], vj->key_lens[i], (int)id};
     }
-    for (size_t i = 0; added && added->type == ZC_JSON_ARRAY && i < added->len; i++) {
+    for (size_t i = 0; i < n_added; i++) {
         const zc_json *a = &added->items[i];
         int64_t id;
         const char *content = zc_json_str(zc_json_get(a, "content"));
         bool special = false;
         zc_json_bool(zc_json_get(a, "special"), &special);
-        if (!zc_json_int(zc_json_get(a, "id"), &id) || !content || id < 0 || id >= n_vocab)
+        if (!zc_json_int(zc_json_get(a, "id"), &id) || !content || id < 0 || id >= n_vocab ||
+            strlen(content) != zc_json_get(a, "content")->len)
             return zc_error(ZC_ERR_FORMAT, "%s: added_tokens[%zu] has no valid id/content (vocab_size %d)", src, i,
                             n_vocab);
         if (v->text[id] && strcmp(v->text[id], content) != 0)
             return zc_error(ZC_ERR_FORMAT, "%s: added token %" PRId64 " '%.40s' differs from the vocab's '%.40s'", src,
                             id, content, v->text[id]);
-        if (!v->text[id]) {
+        if (!v->text[id]) { /* added beyond the BPE vocab (Qwen2's specials) */
             v->text[id] = content;
             v->score[id] = SCORE_UNMERGED;
+            v->sorted[v->n_sorted++] = (vocab_ent){content, strlen(content), (int)id};
         }
         v->type[id] = special ? TOK_CONTROL : TOK_USER;
     }
@@ -311,8 +313,8 @@ static int build_vocab(const char *src, const zc_json *model, const zc_json *add
             v->type[id] = TOK_UNUSED;
         }
     const char *unk = zc_json_str(zc_json_get(model, "unk_token"));
-    int unk_id = unk ? vocab_find(v->sorted, v->n_sorted, unk, strlen(unk)) : -1;
-    if (unk_id >= 0) v->type[unk_id] = TOK_UNKNOWN;
+    v->unk_id = unk ? vocab_find(v->sorted, v->n_sorted, unk, strlen(unk)) : -1;
+    if (v->unk_id >= 0) v->type[v->unk_id] = TOK_UNKNOWN;
     return ZC_OK;
 }
 
@@ -324,7 +326,7 @@ static int score_merges(const char *src, const zc_json *merges, vocab *v) {
         size_t alen, blen;
         if (!merge_pieces(&merges->items[r], &a, &alen, &b, &blen))
             return zc_error(ZC_ERR_FORMAT, "%s: merges[%zu] is not \"a b\" or [a, b]", src, r);
-        if (alen + blen > sizeof buf) continue; /* longer than any token we could match */
+        if (alen + blen > sizeof buf) continue; /* pieces over 1 KiB keep SCORE_UNMERGED */
         memcpy(buf, a, alen);
         memcpy(buf + alen, b, blen);
         int id = vocab_find(v->sorted, v->n_sorted, buf, alen + blen);
@@ -428,14 +430,12 @@ static int convert_tokenizer(zc_gguf_writer *w, const char *dir, const zc_hf_con
     if (!rc) rc = zc_gguf_set_arr(w, "tokenizer.ggml.token_type", ZC_GGUF_I32, v.type, (uint64_t)v.n);
     int bos = special_id(cfg->bos_id, tcfg, "bos_token", &v);
     int eos = special_id(cfg->n_eos ? cfg->eos_ids[0] : -1, tcfg, "eos_token", &v);
-    const char *unk = zc_json_str(zc_json_get(model, "unk_token"));
-    int unk_id = unk ? vocab_find(v.sorted, v.n_sorted, unk, strlen(unk)) : -1;
     bool add_bos = true, add_eos = false;
     zc_json_bool(zc_json_get(tcfg, "add_bos_token"), &add_bos);
     zc_json_bool(zc_json_get(tcfg, "add_eos_token"), &add_eos);
     if (!rc && bos >= 0) rc = zc_gguf_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)bos);
     if (!rc && eos >= 0) rc = zc_gguf_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)eos);
-    if (!rc && unk_id >= 0) rc = zc_gguf_set_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)unk_id);
+    if (!rc && v.unk_id >= 0) rc = zc_gguf_set_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)v.unk_id);
     if (!rc) rc = zc_gguf_set_bool(w, "tokenizer.ggml.add_bos_token", add_bos);
     if (!rc) rc = zc_gguf_set_bool(w, "tokenizer.ggml.add_eos_token", add_eos);
 out:

@@ -256,7 +256,6 @@ static int add_vocab(zc_gguf_writer *w, int n_vocab) {
     return rc;
 }
 
-
 static int synthesize(const shape *sh, const zc_hf_config *c, int want, uint64_t seed, int threads, const char *out) {
     zc_gguf_writer *w = zc_gguf_writer_new();
     synth s = {.seed = seed, .t0 = zc_now(), .last_pct = -1, .tty = isatty(2)};

@@ -316,8 +316,12 @@ def make_qwen2(d):
     cfg = {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_size": E,
            "intermediate_size": F, "num_hidden_layers": L, "num_attention_heads": H, "num_key_value_heads": KV,
            "vocab_size": V, "max_position_embeddings": 1024, "rope_theta": 1000000.0, "rms_norm_eps": 1e-6,
-           "tie_word_embeddings": True, "bos_token_id": 290, "eos_token_id": 291, "rope_scaling": None}
+           "tie_word_embeddings": True, "bos_token_id": 290, "rope_scaling": None}
     json.dump(cfg, open(os.path.join(d, "config.json"), "w"))
+    # No eos_token_id in config.json: the converter must find the EOS text
+    # (an added token outside the BPE vocab) from tokenizer_config.json.
+    json.dump({"eos_token": {"content": "<|im_end|>"}, "add_bos_token": False},
+              open(os.path.join(d, "tokenizer_config.json"), "w"))
 
     def f16(*shape):
         return ("F16", (rng.standard_normal(shape) * 0.05).astype("<f2"), shape)
@@ -375,6 +379,7 @@ def check_qwen2(hf_dir, gguf):
     tt = kv["tokenizer.ggml.token_type"]
     check(tt[290] == 3 and tt[292] == 4 and tt[0] == 1 and tt[299] == 5, "token types %s" % tt[288:300])
     check(kv["tokenizer.ggml.bos_token_id"] == 290 and kv["tokenizer.ggml.eos_token_id"] == 291, "bos/eos")
+    check(kv["tokenizer.ggml.add_bos_token"] is False, "add_bos from tokenizer_config.json")
     print("checked %d tensors and the byte-level tokenizer" % n)
 
 
