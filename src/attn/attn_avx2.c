@@ -60,104 +60,6 @@ static float scores_avx2(const float *qr, int hd, int n, const float *k, size_t 
     return mx;
 }
 
-/* Two query rows against keys 0..n-1 (hd % 8 == 0): each K vector loaded once
- * feeds both rows, halving the loads per FMA. Four keys x two rows fill the
- * eight accumulators of one transposing reduction. */
-static void scores2_avx2(const float *q0, const float *q1, int hd, int n, const float *k, size_t ks, float *s0,
-                         float *s1, float *mx0, float *mx1) {
-    __m256 vmax = _mm256_set1_ps(-INFINITY); /* lanes 0..3 row 0, 4..7 row 1 */
-    int j = 0;
-    for (; j + 4 <= n; j += 4) {
-        const float *kj = k + (size_t)j * ks;
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-        for (int d = 0; d < hd; d += 8) {
-            __m256 x = _mm256_loadu_ps(q0 + d), y = _mm256_loadu_ps(q1 + d);
-            __m256 k0 = _mm256_loadu_ps(kj + d), k1 = _mm256_loadu_ps(kj + ks + d);
-            __m256 k2 = _mm256_loadu_ps(kj + 2 * ks + d), k3 = _mm256_loadu_ps(kj + 3 * ks + d);
-            a0 = _mm256_fmadd_ps(x, k0, a0);
-            b0 = _mm256_fmadd_ps(y, k0, b0);
-            a1 = _mm256_fmadd_ps(x, k1, a1);
-            b1 = _mm256_fmadd_ps(y, k1, b1);
-            a2 = _mm256_fmadd_ps(x, k2, a2);
-            b2 = _mm256_fmadd_ps(y, k2, b2);
-            a3 = _mm256_fmadd_ps(x, k3, a3);
-            b3 = _mm256_fmadd_ps(y, k3, b3);
-        }
-        __m256 sv = zc_hsum8x8(a0, a1, a2, a3, b0, b1, b2, b3);
-        _mm_storeu_ps(s0 + j, _mm256_castps256_ps128(sv));
-        _mm_storeu_ps(s1 + j, _mm256_extractf128_ps(sv, 1));
-        vmax = _mm256_max_ps(vmax, sv);
-    }
-    __m128 m0 = _mm256_castps256_ps128(vmax), m1 = _mm256_extractf128_ps(vmax, 1);
-    m0 = _mm_max_ps(m0, _mm_movehl_ps(m0, m0));
-    m1 = _mm_max_ps(m1, _mm_movehl_ps(m1, m1));
-    float x0 = _mm_cvtss_f32(_mm_max_ss(m0, _mm_movehdup_ps(m0)));
-    float x1 = _mm_cvtss_f32(_mm_max_ss(m1, _mm_movehdup_ps(m1)));
-    __m256i all = _mm256_set1_epi32(-1);
-    for (; j < n; j++) {
-        s0[j] = dot_one(q0, k + (size_t)j * ks, hd, hd, all);
-        s1[j] = dot_one(q1, k + (size_t)j * ks, hd, hd, all);
-        x0 = s0[j] > x0 ? s0[j] : x0;
-        x1 = s1[j] > x1 ? s1[j] : x1;
-    }
-    *mx0 = x0;
-    *mx1 = x1;
-}
-
-/* acc0 += sum_j w0[j] v_j and acc1 += sum_j w1[j] v_j (hd % 8 == 0): each V
- * vector loaded once for both rows; 32-channel slices keep 8 FMA chains in
- * flight, the narrow rest splits the tokens over two chains per row. */
-static void axpy2_avx2(int n, const float *w0, const float *w1, const float *v, size_t vs, int hd, float *acc0,
-                       float *acc1) {
-    int c = 0;
-    for (; c + 32 <= hd; c += 32) {
-        __m256 a0 = _mm256_loadu_ps(acc0 + c), a1 = _mm256_loadu_ps(acc0 + c + 8), a2 = _mm256_loadu_ps(acc0 + c + 16),
-               a3 = _mm256_loadu_ps(acc0 + c + 24);
-        __m256 b0 = _mm256_loadu_ps(acc1 + c), b1 = _mm256_loadu_ps(acc1 + c + 8), b2 = _mm256_loadu_ps(acc1 + c + 16),
-               b3 = _mm256_loadu_ps(acc1 + c + 24);
-        for (int j = 0; j < n; j++) {
-            __m256 x = _mm256_broadcast_ss(w0 + j), y = _mm256_broadcast_ss(w1 + j);
-            const float *vj = v + (size_t)j * vs + c;
-            __m256 v0 = _mm256_loadu_ps(vj), v1 = _mm256_loadu_ps(vj + 8), v2 = _mm256_loadu_ps(vj + 16),
-                   v3 = _mm256_loadu_ps(vj + 24);
-            a0 = _mm256_fmadd_ps(x, v0, a0);
-            b0 = _mm256_fmadd_ps(y, v0, b0);
-            a1 = _mm256_fmadd_ps(x, v1, a1);
-            b1 = _mm256_fmadd_ps(y, v1, b1);
-            a2 = _mm256_fmadd_ps(x, v2, a2);
-            b2 = _mm256_fmadd_ps(y, v2, b2);
-            a3 = _mm256_fmadd_ps(x, v3, a3);
-            b3 = _mm256_fmadd_ps(y, v3, b3);
-        }
-        _mm256_storeu_ps(acc0 + c, a0);
-        _mm256_storeu_ps(acc0 + c + 8, a1);
-        _mm256_storeu_ps(acc0 + c + 16, a2);
-        _mm256_storeu_ps(acc0 + c + 24, a3);
-        _mm256_storeu_ps(acc1 + c, b0);
-        _mm256_storeu_ps(acc1 + c + 8, b1);
-        _mm256_storeu_ps(acc1 + c + 16, b2);
-        _mm256_storeu_ps(acc1 + c + 24, b3);
-    }
-    for (; c < hd; c += 8) {
-        __m256 a0 = _mm256_loadu_ps(acc0 + c), b0 = _mm256_loadu_ps(acc1 + c), a1 = _mm256_setzero_ps(), b1 = a1;
-        int j = 0;
-        for (; j + 2 <= n; j += 2) {
-            __m256 v0 = _mm256_loadu_ps(v + (size_t)j * vs + c), v1 = _mm256_loadu_ps(v + (size_t)(j + 1) * vs + c);
-            a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(w0 + j), v0, a0);
-            b0 = _mm256_fmadd_ps(_mm256_broadcast_ss(w1 + j), v0, b0);
-            a1 = _mm256_fmadd_ps(_mm256_broadcast_ss(w0 + j + 1), v1, a1);
-            b1 = _mm256_fmadd_ps(_mm256_broadcast_ss(w1 + j + 1), v1, b1);
-        }
-        if (j < n) {
-            __m256 v0 = _mm256_loadu_ps(v + (size_t)j * vs + c);
-            a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(w0 + j), v0, a0);
-            b0 = _mm256_fmadd_ps(_mm256_broadcast_ss(w1 + j), v0, b0);
-        }
-        _mm256_storeu_ps(acc0 + c, _mm256_add_ps(a0, a1));
-        _mm256_storeu_ps(acc1 + c, _mm256_add_ps(b0, b1));
-    }
-}
-
 /* Online-softmax bookkeeping of one row whose scores s[0..n) have maximum
  * smax: s becomes exp(s - m_new) (zero-padded to a multiple of 8), m and l
  * are updated; returns the factor exp(m_old - m_new) for the row's acc. */
@@ -197,11 +99,11 @@ void zc_attn_tile_avx2(int n_rows, int G, const int *nvalid, const float *q, int
         float *ar = acc + (size_t)r * hd;
         if (hd8 == hd && r + 1 < n_rows && nvalid[(r + 1) / G] == n) { /* two rows that see the same keys */
             float mx0, mx1;
-            scores2_avx2(q + (size_t)r * hd, q + (size_t)(r + 1) * hd, hd, n, k, ks, s, s1, &mx0, &mx1);
+            zc_scores2(q + (size_t)r * hd, q + (size_t)(r + 1) * hd, hd, n, k, ks, s, s1, &mx0, &mx1);
             float c0 = softmax_row(s, n, mx0, m + r, l + r), c1 = softmax_row(s1, n, mx1, m + r + 1, l + r + 1);
             scale_row(ar, hd, c0);
             scale_row(ar + hd, hd, c1);
-            axpy2_avx2(n, s, s1, v, vs, hd, ar, ar + hd);
+            zc_axpy2(n, s, s1, v, vs, hd, ar, ar + hd);
             r += 2;
             continue;
         }

@@ -73,9 +73,22 @@ static void h2f_scalar(const uint16_t *src, int n, float *dst) {
     for (int i = 0; i < n; i++) dst[i] = zc_fp16_to_f32(src[i]);
 }
 
-const zc_packed_kernels zc_packed_kernels_scalar = {zc_unpack_scalar, to_f32_scalar,  h2f_scalar,
-                                                    scores_f32_scalar, scores_i8_scalar, exp_sum_scalar,
-                                                    value_row_scalar};
+static void scores2_f32_scalar(int nt, int hd, const float *qs0, const float *qs1, float bias0, float bias1,
+                               const float *kf, float *s0, float *s1) {
+    scores_f32_scalar(nt, hd, qs0, bias0, kf, s0);
+    scores_f32_scalar(nt, hd, qs1, bias1, kf, s1);
+}
+
+static void value_row2_scalar(int nt, int hd, const float *p0, const float *p1, const float *step, const float *min,
+                              const float *vf, const float *norm, float corr0, float corr1, float *w0, float *w1,
+                              float *acc0, float *acc1) {
+    value_row_scalar(nt, hd, p0, step, min, vf, norm, corr0, w0, acc0);
+    value_row_scalar(nt, hd, p1, step, min, vf, norm, corr1, w1, acc1);
+}
+
+const zc_packed_kernels zc_packed_kernels_scalar = {zc_unpack_scalar,   to_f32_scalar,     h2f_scalar,
+                                                    scores_f32_scalar,  scores_i8_scalar,  exp_sum_scalar,
+                                                    value_row_scalar,   scores2_f32_scalar, value_row2_scalar};
 /* ---- driver -------------------------------------------------------------- */
 
 static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
@@ -102,8 +115,8 @@ static tlayout tlayout_for(int R, int hd) {
     t.vf = o;    o += round16((size_t)TILE * hd);    /* [TILE][hd] value codes as floats */
     t.vstep = o; o += round16(TILE);                 /* [TILE] */
     t.vmin = o;  o += round16(TILE);                 /* [TILE] */
-    t.s = o;     o += round16(TILE);                 /* [TILE] scores, then probabilities */
-    t.w = o;     o += round16(TILE);                 /* [TILE] p_t * step_t */
+    t.s = o;     o += round16(2 * TILE);             /* [2][TILE] scores, then probabilities, of two rows */
+    t.w = o;     o += round16(2 * TILE);             /* [2][TILE] p_t * step_t of two rows */
     t.total = o;
     return t;
 }
@@ -152,6 +165,18 @@ static void fold_queries(const pk_ctx *c, float *ts, int R, const zc_packed_set 
     }
 }
 
+/* Online-softmax step of one row over scores s[0..nt): s becomes the
+ * probabilities exp(s - m_new), m and l advance; returns exp(m_old - m_new). */
+static float softmax_step(const zc_packed_kernels *K, int nt, float *s, float *m, float *l) {
+    float mx = *m;
+    for (int t = 0; t < nt; t++) mx = s[t] > mx ? s[t] : mx;
+    float sum = K->exp_sum(nt, mx, s);
+    float corr = expf(*m - mx); /* 0 while m is -inf */
+    *m = mx;
+    *l = *l * corr + sum;
+    return corr;
+}
+
 /* Tokens [a, b) of one set (all inside key group a / key_group). */
 static void run_tiles(const pk_ctx *c, float *ts, int R, const zc_packed_set *set, int a, int b, int int8,
                       float *m, float *l, float *acc) {
@@ -169,19 +194,24 @@ static void run_tiles(const pk_ctx *c, float *ts, int R, const zc_packed_set *se
         K->to_f32(vc, (size_t)nt * hd, vf);
         K->h2f(set->v_step + t0, nt, vstep);
         K->h2f(set->v_min + t0, nt, vmin);
-        for (int r = 0; r < R; r++) {
-            float bias = ts[c->tl.qmin + r];
+        for (int r = 0; r < R;) {
+            float *qmin = ts + c->tl.qmin;
+            if (!int8 && r + 1 < R) { /* two rows share every code vector they read */
+                const float *qs = ts + c->tl.qs + (size_t)r * hd;
+                K->scores2_f32(nt, hd, qs, qs + hd, qmin[r], qmin[r + 1], kf, s, s + TILE);
+                float corr0 = softmax_step(K, nt, s, m + r, l + r), corr1 = softmax_step(K, nt, s + TILE, m + r + 1, l + r + 1);
+                K->value_row2(nt, hd, s, s + TILE, vstep, vmin, vf, vnorm, corr0, corr1, w, w + TILE,
+                              acc + (size_t)r * hd, acc + (size_t)(r + 1) * hd);
+                r += 2;
+                continue;
+            }
             if (int8)
-                K->scores_i8(nt, hd, (const int8_t *)(ts + c->tl.qq) + (size_t)r * hd, ts[c->tl.qa + r], bias, kc, s);
+                K->scores_i8(nt, hd, (const int8_t *)(ts + c->tl.qq) + (size_t)r * hd, ts[c->tl.qa + r], qmin[r], kc, s);
             else
-                K->scores_f32(nt, hd, ts + c->tl.qs + (size_t)r * hd, bias, kf, s);
-            float mx = m[r];
-            for (int t = 0; t < nt; t++) mx = s[t] > mx ? s[t] : mx;
-            float sum = K->exp_sum(nt, mx, s);
-            float corr = expf(m[r] - mx); /* 0 while m[r] is -inf */
-            m[r] = mx;
-            l[r] = l[r] * corr + sum;
+                K->scores_f32(nt, hd, ts + c->tl.qs + (size_t)r * hd, qmin[r], kf, s);
+            float corr = softmax_step(K, nt, s, m + r, l + r);
             K->value_row(nt, hd, s, vstep, vmin, vf, vnorm, corr, w, acc + (size_t)r * hd);
+            r++;
         }
     }
 }

@@ -88,8 +88,8 @@ static float exp_sum_avx2(int nt, float mx, float *s) {
     return zc_hsum256(sum);
 }
 
-static void value_row_avx2(int nt, int hd, const float *p, const float *step, const float *min, const float *vf,
-                           const float *norm, float corr, float *w, float *acc) {
+/* w = p * step and sum_t p_t min_t for one row. */
+static float weights_avx2(int nt, const float *p, const float *step, const float *min, float *w) {
     int n8 = nt & ~7;
     __m256 pm = _mm256_setzero_ps();
     for (int t = 0; t < n8; t += 8) {
@@ -102,19 +102,27 @@ static void value_row_avx2(int nt, int hd, const float *p, const float *step, co
         w[t] = p[t] * step[t];
         pmin += p[t] * min[t];
     }
-    /* acc = acc*corr + norm*pmin first, then += norm * sum_t w_t vf_t: the
-     * normalizer is per channel, so fold it in after the token sum */
-    float u[512];
-    for (int c0 = 0; c0 < hd; c0 += 512) { /* u holds up to 512 channels at a time */
-        int nc = hd - c0 < 512 ? hd - c0 : 512;
+    return pmin;
+}
+
+/* acc = acc * corr + norm * (u + pmin), u the row's token sum. */
+static void finish_row(int nc, const float *u, const float *norm, float corr, float pmin, float *acc) {
+    __m256 vc = _mm256_set1_ps(corr), vp = _mm256_set1_ps(pmin);
+    for (int c = 0; c < nc; c += 8) {
+        __m256 sum = _mm256_add_ps(_mm256_loadu_ps(u + c), vp);
+        _mm256_storeu_ps(acc + c, _mm256_fmadd_ps(_mm256_loadu_ps(norm + c), sum, _mm256_mul_ps(_mm256_loadu_ps(acc + c), vc)));
+    }
+}
+
+static void value_row_avx2(int nt, int hd, const float *p, const float *step, const float *min, const float *vf,
+                           const float *norm, float corr, float *w, float *acc) {
+    float pmin = weights_avx2(nt, p, step, min, w);
+    float u[256];
+    for (int c0 = 0; c0 < hd; c0 += 256) { /* u holds up to 256 channels at a time */
+        int nc = hd - c0 < 256 ? hd - c0 : 256;
         for (int c = 0; c < nc; c += 8) _mm256_storeu_ps(u + c, _mm256_setzero_ps());
         zc_axpy_rows(nt, w, vf + c0, (size_t)hd, nc, u);
-        __m256 vc = _mm256_set1_ps(corr), vp = _mm256_set1_ps(pmin);
-        for (int c = 0; c < nc; c += 8) {
-            float *a = acc + c0 + c;
-            __m256 sum = _mm256_add_ps(_mm256_loadu_ps(u + c), vp);
-            _mm256_storeu_ps(a, _mm256_fmadd_ps(_mm256_loadu_ps(norm + c0 + c), sum, _mm256_mul_ps(_mm256_loadu_ps(a), vc)));
-        }
+        finish_row(nc, u, norm + c0, corr, pmin, acc + c0);
     }
 }
 
@@ -131,6 +139,33 @@ static void h2f_avx2(const uint16_t *src, int n, float *dst) {
     for (; i < n; i++) dst[i] = _cvtsh_ss(src[i]);
 }
 
-const zc_packed_kernels zc_packed_kernels_avx2 = {zc_unpack_avx2, to_f32_avx2,    h2f_avx2,
+static void scores2_f32_avx2(int nt, int hd, const float *qs0, const float *qs1, float bias0, float bias1,
+                             const float *kf, float *s0, float *s1) {
+    float mx0, mx1;
+    zc_scores2(qs0, qs1, hd, nt, kf, (size_t)hd, s0, s1, &mx0, &mx1);
+    for (int t = 0; t < nt; t++) {
+        s0[t] += bias0;
+        s1[t] += bias1;
+    }
+}
+
+static void value_row2_avx2(int nt, int hd, const float *p0, const float *p1, const float *step, const float *min,
+                            const float *vf, const float *norm, float corr0, float corr1, float *w0, float *w1,
+                            float *acc0, float *acc1) {
+    float pmin0 = weights_avx2(nt, p0, step, min, w0), pmin1 = weights_avx2(nt, p1, step, min, w1);
+    float u0[256], u1[256];
+    for (int c0 = 0; c0 < hd; c0 += 256) { /* u0, u1 hold up to 256 channels at a time */
+        int nc = hd - c0 < 256 ? hd - c0 : 256;
+        for (int c = 0; c < nc; c += 8) {
+            _mm256_storeu_ps(u0 + c, _mm256_setzero_ps());
+            _mm256_storeu_ps(u1 + c, _mm256_setzero_ps());
+        }
+        zc_axpy2(nt, w0, w1, vf + c0, (size_t)hd, nc, u0, u1);
+        finish_row(nc, u0, norm + c0, corr0, pmin0, acc0 + c0);
+        finish_row(nc, u1, norm + c0, corr1, pmin1, acc1 + c0);
+    }
+}
+
+const zc_packed_kernels zc_packed_kernels_avx2 = {zc_unpack_avx2,  to_f32_avx2,    h2f_avx2,
                                                   scores_f32_avx2, scores_i8_avx2, exp_sum_avx2,
-                                                  value_row_avx2};
+                                                  value_row_avx2,  scores2_f32_avx2, value_row2_avx2};
