@@ -259,6 +259,14 @@ static void test_writer_rejects(void) {
     TT_CHECK(zc_gguf_add_tensor(w, "c", ZC_TYPE_Q8_0, 2, ne, x, 10) != ZC_OK, "48 not a multiple of 32");
     TT_CHECK(zc_gguf_add_tensor(w, "d", 77, 2, ne, x, 10) == ZC_ERR_ARG, "unknown type");
     TT_CHECK(zc_gguf_add_tensor(w, "e", ZC_TYPE_F32, 5, ne, x, 10) == ZC_ERR_ARG, "n_dims 5");
+    char long_name[80];
+    memset(long_name, 'n', 64);
+    long_name[64] = 0;
+    TT_CHECK(zc_gguf_add_tensor(w, long_name, ZC_TYPE_F32, 2, ne, x, sizeof x) == ZC_ERR_ARG &&
+                 strstr(zc_last_error(), "is longer than 63 bytes"),
+             "64-byte name: %s", zc_last_error());
+    long_name[63] = 0;
+    TT_CHECK(zc_gguf_add_tensor(w, long_name, ZC_TYPE_F32, 2, ne, x, sizeof x) == ZC_OK, "63-byte name");
     zc_gguf_set_u32(w, "general.alignment", 24);
     TT_CHECK(zc_gguf_write(w, tmp_path("bad_align.gguf")) == ZC_ERR_ARG, "alignment 24");
     TT_CHECK(access(tmp_path("bad_align.gguf"), F_OK) != 0, "no file left behind");

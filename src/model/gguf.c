@@ -31,6 +31,7 @@
 
 #define GGUF_MAGIC "GGUF"
 #define GGUF_DEFAULT_ALIGNMENT 32
+#define GGUF_MAX_TENSOR_NAME 64 /* ggml's GGML_MAX_NAME, terminator included */
 /* Arrays of arrays are legal in the format but no model uses them; we parse
  * them (so such files still open) up to this depth and refuse deeper ones,
  * which bounds the parser's recursion. */
@@ -904,6 +905,10 @@ int zc_gguf_copy_kv(zc_gguf_writer *w, const zc_gguf *src) {
 static int add_tensor(zc_gguf_writer *w, const char *name, int type, int n_dims, const int64_t *ne, wtensor t) {
     if (n_dims < 1 || n_dims > 4) return zc_error(ZC_ERR_ARG, "gguf writer: tensor '%s': n_dims %d", name, n_dims);
     if (!zc_type_get(type)) return zc_error(ZC_ERR_ARG, "gguf writer: tensor '%s': unknown type %d", name, type);
+    /* ggml keeps names in char[64]; llama.cpp refuses files with longer ones. */
+    if (strlen(name) >= GGUF_MAX_TENSOR_NAME)
+        return zc_error(ZC_ERR_ARG, "gguf writer: tensor name '%.40s...' is longer than %d bytes", name,
+                        GGUF_MAX_TENSOR_NAME - 1);
     for (int i = 0; i < w->n_t; i++)
         if (strcmp(w->t[i].name, name) == 0) return zc_error(ZC_ERR_ARG, "gguf writer: duplicate tensor '%s'", name);
     t.type = type;
