@@ -31,9 +31,10 @@
  * half-to-even too); tests/py/kvquant_ref.py uses np.rint.
  *
  * Refusals: fitting parameters to data that contains NaN or +-inf, or whose
- * parameters do not fit a finite fp16 (|x| > 65504, or a range above 65504*maxq),
- * returns ZC_ERR_ARG and writes nothing meaningful. K/V in fp16-trained models
- * are far inside that range.
+ * parameters do not fit a finite fp16 (|x| > 65504, or a range above
+ * 65504*maxq; for CSTQuant these limits apply to x / n and to n), returns
+ * ZC_ERR_ARG and writes nothing meaningful. K/V in fp16-trained models are far
+ * inside that range.
  *
  * ---------------------------------------------------------------------------
  * Channelwise (keys; paper Sec. 5.1): per channel c over the block's tokens,
