@@ -15,6 +15,8 @@ static void fill(float *x, size_t n, float amp) {
     for (size_t i = 0; i < n; i++) x[i] = amp * tt_randf(&g_seed);
 }
 
+static zc_pool *g_pool; /* pool for make(); NULL = single-threaded */
+
 static zc_kv_cache *make(const char *policy, zc_kv_shape sh, int hi, int lo, float ratio, int gap, const char *probes,
                          int key_group) {
     zc_kv_config cfg;
@@ -27,7 +29,7 @@ static zc_kv_cache *make(const char *policy, zc_kv_shape sh, int hi, int lo, flo
     cfg.key_group = key_group;
     if (probes) snprintf(cfg.probes, sizeof cfg.probes, "%s", probes);
     zc_kv_cache *c = NULL;
-    int rc = !strcmp(policy, "zipcache") ? zc_kv_create_zipcache(&cfg, &sh, NULL, &c) : zc_kv_create(&cfg, &sh, NULL, &c);
+    int rc = zc_kv_create(&cfg, &sh, g_pool, &c);
     TT_CHECK(rc == 0 && c, "create %s: %s", policy, zc_last_error());
     return c;
 }
@@ -295,6 +297,41 @@ static void test_sinks_and_target(void) {
     feeder_free(&f);
 }
 
+/* A pool of two threads changes the work split of every kernel (decode
+ * chunks, probe column chunks), never the result beyond rounding, and never
+ * the saliency decisions or the bytes. */
+static void test_threads_agree(void) {
+    zc_kv_shape sh = {2, 8, 2, 32, 1024};
+    feeder f;
+    feeder_init(&f, sh, 400);
+    float *o[2];
+    zc_kv_usage u[2];
+    size_t qd = (size_t)sh.n_heads * sh.head_dim;
+    for (int t = 0; t < 2; t++) {
+        g_pool = t ? zc_pool_create(2) : NULL;
+        zc_kv_cache *z = make("zipcache", sh, 4, 2, 0.6f, 64, NULL, 0);
+        unsigned long long s0 = g_seed;
+        feed(&f, z, NULL, 0, 400);
+        for (int p = 400; p < 530; p++) feed(&f, z, NULL, p, 1);
+        o[t] = malloc(qd * sizeof(float));
+        memcpy(o[t], f.o1, qd * sizeof(float)); /* the last decode step's output (last layer) */
+        z->ops->usage(z, &u[t]);
+        zc_kv_free(z);
+        zc_pool_destroy(g_pool);
+        g_pool = NULL;
+        if (!t) g_seed = s0;
+    }
+    double worst = 0;
+    for (size_t i = 0; i < qd; i++) worst = fmax(worst, fabs(o[0][i] - o[1][i]) / (1 + fabs(o[0][i])));
+    TT_CHECK(worst <= 1e-5, "threaded decode output differs by %.3g", worst);
+    TT_CHECK(u[0].total == u[1].total && u[0].n_compressions == u[1].n_compressions && u[0].n_compressions == 2,
+             "bytes %zu vs %zu, compressions %lld vs %lld", u[0].total, u[1].total, (long long)u[0].n_compressions,
+             (long long)u[1].n_compressions);
+    free(o[0]);
+    free(o[1]);
+    feeder_free(&f);
+}
+
 int main(void) {
     TT_RUN(test_8bit_matches_fp16);
     TT_RUN(test_probe_scores);
@@ -302,5 +339,6 @@ int main(void) {
     TT_RUN(test_usage_by_hand);
     TT_RUN(test_truncate);
     TT_RUN(test_sinks_and_target);
+    TT_RUN(test_threads_agree);
     return tt_finish();
 }
