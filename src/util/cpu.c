@@ -10,10 +10,12 @@ static int g_simd_mode = -1;
 
 void zc_cpu_set_simd(int mode) { g_simd_mode = mode; }
 
+/* ZIPCACHE_NO_SIMD is read once: kernels ask for the CPU features on every call. */
+static int g_env_no_simd = -1;
+
 static bool simd_allowed(void) {
     if (g_simd_mode >= 0) return g_simd_mode == 1;
-    const char *e = getenv("ZIPCACHE_NO_SIMD");
-    return !(e && *e && strcmp(e, "0") != 0);
+    return !g_env_no_simd;
 }
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -57,16 +59,20 @@ static cpu_features detect(void) { return (cpu_features){false, false}; }
 
 static cpu_features g_features;
 static pthread_once_t g_features_once = PTHREAD_ONCE_INIT;
-static void detect_once(void) { g_features = detect(); }
+static void detect_once(void) {
+    const char *e = getenv("ZIPCACHE_NO_SIMD");
+    g_env_no_simd = e && *e && strcmp(e, "0") != 0;
+    g_features = detect();
+}
 
 static cpu_features features(void) {
     pthread_once(&g_features_once, detect_once);
     return g_features;
 }
 
-bool zc_cpu_has_avx2(void) { return simd_allowed() && features().avx2_fma_f16c; }
+bool zc_cpu_has_avx2(void) { return features().avx2_fma_f16c && simd_allowed(); }
 
-bool zc_cpu_has_avx512vnni(void) { return simd_allowed() && features().avx512_vnni; }
+bool zc_cpu_has_avx512vnni(void) { return features().avx512_vnni && simd_allowed(); }
 
 int zc_cpu_count(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
