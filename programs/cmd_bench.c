@@ -5,12 +5,14 @@
  *   zipcache bench kernels [-t N]
  *       weight-matrix kernels (src/kernels)
  *   zipcache bench -m MODEL ...
- *       prefill/decode per KV policy (not built yet)
+ *       prefill/decode per KV policy and context depth (bench_model.c)
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "bench_model.h"
 #include "cli.h"
 #include "cmds.h"
 #include "kernels/matmul.h"
@@ -32,7 +34,16 @@ typedef struct {
     size_t slice_bytes;
     int T, C, n_slices, dequant;
     int rc;
+    double *cpu_s; /* [n_slices] thread CPU seconds of each slice's last run */
 } quant_job;
+
+/* CPU time of the calling thread: unlike wall time it does not count the
+ * slices the scheduler gives to other processes on a busy machine. */
+static double thread_cpu_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 /* One slice of T / n_slices tokens per task, one task per thread: every
  * thread streams its own part, so the rate is bandwidth- or compute-bound
@@ -42,28 +53,35 @@ static void quant_task(void *ctx, int task, int thread) {
     int t0 = (int)((long long)j->T * task / j->n_slices), t1 = (int)((long long)j->T * (task + 1) / j->n_slices);
     uint8_t *blob = j->blob + j->slice_bytes * (size_t)task;
     size_t off = (size_t)t0 * j->C;
+    double c0 = thread_cpu_seconds();
     int rc = j->dequant ? zc_kvq_dequantize(j->q, blob, t1 - t0, j->C, j->y + off, (size_t)j->C)
                         : zc_kvq_quantize(j->q, j->x + off, (size_t)j->C, t1 - t0, j->C, blob);
+    j->cpu_s[task] = thread_cpu_seconds() - c0;
     if (rc) j->rc = rc; /* any failing slice fails the run */
 }
 
-/* Repeat until min_seconds have passed (at least twice); the fastest
- * repetition is the one least disturbed by other work on the machine. */
-static double time_best(zc_pool *pool, int n_tasks, zc_task_fn fn, void *ctx, double min_seconds) {
-    double best = 1e30, start = zc_now();
+/* Run the job until min_seconds have passed (at least twice) and keep the
+ * fastest repetition, the one least disturbed by other work on the machine:
+ * *wall its wall time, *cpu its slices' CPU seconds summed (the fastest
+ * repetition by that measure). */
+static void time_best(zc_pool *pool, quant_job *j, double min_seconds, double *wall, double *cpu) {
+    double start = zc_now();
+    *wall = *cpu = 1e30;
     for (int rep = 0; rep < 2 || zc_now() - start < min_seconds; rep++) {
-        double t = zc_now();
-        zc_pool_run(pool, n_tasks, fn, ctx);
+        double t = zc_now(), c = 0;
+        zc_pool_run(pool, j->n_slices, quant_task, j);
         t = zc_now() - t;
-        best = t < best ? t : best;
+        for (int i = 0; i < j->n_slices; i++) c += j->cpu_s[i];
+        *wall = t < *wall ? t : *wall;
+        *cpu = c < *cpu ? c : *cpu;
     }
-    return best;
 }
 
 typedef struct {
     zc_kvq q;
     const char *path;
-    double quant_gbps, dequant_gbps; /* fp16-equivalent input GB/s per core */
+    double quant_gbps, dequant_gbps;         /* fp16-equivalent input GB/s per core, wall time */
+    double quant_cpu_gbps, dequant_cpu_gbps; /* the same per CPU-second of the working threads */
     double bits_per_elem;
 } bench_row;
 
@@ -122,8 +140,9 @@ static int bench_quant(int argc, char **argv) {
     /* largest blob of a slice: 8-bit codes plus fp16 parameters, generously */
     size_t slice_bytes = ((size_t)(T / nt + 1) * (size_t)C) * 2 + 4 * (size_t)C + 4 * (size_t)T + 64;
     uint8_t *blob = zc_malloc_aligned(slice_bytes * (size_t)nt);
+    double *cpu_s = zc_calloc((size_t)nt, sizeof *cpu_s); /* [nt] */
     int exit_code = CLI_EXIT_OK;
-    if (!pool || !x || !y || !blob) {
+    if (!pool || !x || !y || !blob || !cpu_s) {
         exit_code = cli_lib_error();
         goto done;
     }
@@ -151,31 +170,36 @@ static int bench_quant(int argc, char **argv) {
     for (int i = 0; i < n_rows; i++) {
         bench_row *r = &rows[i];
         zc_cpu_set_simd(strcmp(r->path, "avx2") == 0 ? 1 : 0);
-        quant_job j = {&r->q, x, y, blob, slice_bytes, (int)T, (int)C, (int)nt, 0, ZC_OK};
-        double tq = time_best(pool, (int)nt, quant_task, &j, min_time);
+        quant_job j = {&r->q, x, y, blob, slice_bytes, (int)T, (int)C, (int)nt, 0, ZC_OK, cpu_s};
+        double tq, td, cq, cd;
+        time_best(pool, &j, min_time, &tq, &cq);
         j.dequant = 1;
-        double td = time_best(pool, (int)nt, quant_task, &j, min_time);
+        time_best(pool, &j, min_time, &td, &cd);
         if (j.rc) {
             exit_code = cli_lib_error();
             goto done;
         }
         r->quant_gbps = in_bytes / tq / 1e9 / (double)nt;
         r->dequant_gbps = in_bytes / td / 1e9 / (double)nt;
+        r->quant_cpu_gbps = in_bytes / cq / 1e9;
+        r->dequant_cpu_gbps = in_bytes / cd / 1e9;
         r->bits_per_elem = (double)zc_kvq_stored_bits(&r->q, (int)T, (int)C) / (double)n;
     }
     zc_cpu_set_simd(-1);
 
     printf("# zipcache bench quant: %lld tokens x %lld channels, %lld thread(s), %s\n", T, C, nt, zc_cpu_name());
-    printf("# GB/s = fp16-equivalent input bytes (2 per element) per second per core; fastest of repeated runs\n");
+    printf("# GB/s = fp16-equivalent input bytes (2 per element) per second per core; fastest of repeated runs;\n"
+           "# 'cpu' columns divide by the working threads' CPU time instead of wall time (robust on a busy machine)\n");
     printf("# memcpy: %.2f GB/s per core (bytes read + written, %zu MiB buffers); streaming read %.2f GB/s per core\n\n",
            copy_gbps, bw.bytes >> 20, bw.read_gbs / (double)nt);
-    printf("| format | bits | path | bits/elem stored | quant+pack GB/s | of memcpy | unpack+dequant GB/s | of memcpy |\n");
-    printf("|---|---:|---|---:|---:|---:|---:|---:|\n");
+    printf("| format | bits | path | bits/elem stored | quant+pack GB/s | of memcpy | unpack+dequant GB/s | of memcpy "
+           "| quant+pack cpu | unpack+dequant cpu |\n");
+    printf("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|\n");
     for (int i = 0; i < n_rows; i++) {
         const bench_row *r = &rows[i];
-        printf("| %s | %d | %s | %.3f | %.2f | %.0f%% | %.2f | %.0f%% |\n", zc_kvq_format_name(r->q.format), r->q.bits,
-               r->path, r->bits_per_elem, r->quant_gbps, 100 * r->quant_gbps / copy_gbps, r->dequant_gbps,
-               100 * r->dequant_gbps / copy_gbps);
+        printf("| %s | %d | %s | %.3f | %.2f | %.0f%% | %.2f | %.0f%% | %.2f | %.2f |\n", zc_kvq_format_name(r->q.format),
+               r->q.bits, r->path, r->bits_per_elem, r->quant_gbps, 100 * r->quant_gbps / copy_gbps, r->dequant_gbps,
+               100 * r->dequant_gbps / copy_gbps, r->quant_cpu_gbps, r->dequant_cpu_gbps);
     }
     if (json) {
         FILE *f = fopen(json, "w");
@@ -193,9 +217,10 @@ static int bench_quant(int argc, char **argv) {
             fprintf(f,
                     "  {\"format\": \"%s\", \"bits\": %d, \"path\": \"%s\", \"stored_bits_per_element\": %.4f, "
                     "\"quant_gbps\": %.4f, \"quant_frac_memcpy\": %.4f, \"dequant_gbps\": %.4f, "
-                    "\"dequant_frac_memcpy\": %.4f}%s\n",
+                    "\"dequant_frac_memcpy\": %.4f, \"quant_cpu_gbps\": %.4f, \"dequant_cpu_gbps\": %.4f}%s\n",
                     zc_kvq_format_name(r->q.format), r->q.bits, r->path, r->bits_per_elem, r->quant_gbps,
-                    r->quant_gbps / copy_gbps, r->dequant_gbps, r->dequant_gbps / copy_gbps, i + 1 < n_rows ? "," : "");
+                    r->quant_gbps / copy_gbps, r->dequant_gbps, r->dequant_gbps / copy_gbps, r->quant_cpu_gbps, r->dequant_cpu_gbps,
+                    i + 1 < n_rows ? "," : "");
         }
         fprintf(f, " ]}\n");
         if (fclose(f)) {
@@ -207,6 +232,7 @@ done:
     zc_free_aligned(x);
     zc_free_aligned(y);
     zc_free_aligned(blob);
+    free(cpu_s);
     zc_pool_destroy(pool);
     return exit_code;
 }
@@ -235,13 +261,5 @@ static int bench_kernels(int argc, char **argv) {
 int cmd_bench(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "quant")) return bench_quant(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "kernels")) return bench_kernels(argc - 1, argv + 1);
-    if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
-        printf("usage: zipcache bench quant [--tokens T] [--channels C] [-t N] [--json FILE] [--min-time S]\n"
-               "       zipcache bench kernels [-t N]\n"
-               "       zipcache bench -m MODEL ...   (prefill/decode per KV policy: not built yet)\n");
-        return CLI_EXIT_OK;
-    }
-    fprintf(stderr, "zipcache bench: the model benchmark (bench -m MODEL) is not built yet; "
-                    "try 'zipcache bench quant' or 'zipcache bench kernels'\n");
-    return CLI_EXIT_USAGE;
+    return bench_model_main(argc, argv);
 }
