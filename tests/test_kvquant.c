@@ -242,7 +242,7 @@ static void test_simd_equals_scalar(void) {
     static float x[70 * 300], ya[70 * 300], yb[70 * 300];
     static uint8_t a[70 * 300 * 2 + 4096], b[70 * 300 * 2 + 4096];
     /* 3 x 4100: rows longer than CSTQuant's stack buffer take the two-division path */
-    const int shapes[][2] = {{70, 300}, {1, 8}, {5, 64}, {33, 129}, {64, 72}, {9, 260}, {3, 4100}};
+    const int shapes[][2] = {{70, 300}, {1, 8}, {5, 64}, {33, 129}, {64, 72}, {9, 260}, {3, 4100}, {4, 5}, {40, 3}};
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         int T = shapes[si][0], C = shapes[si][1];
         fill_block(&s, x, T, C);
