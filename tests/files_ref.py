@@ -8,6 +8,8 @@ reader), builds small Hugging Face checkpoints, and checks what
   check-llama  HF_DIR OUT.gguf TYPE     llama HF -> GGUF (RoPE permutation as
                                         llama.cpp: reshape(n_head, 2, hd/2, ...)
                                         .swapaxes(1, 2)), tokenizer metadata
+  make-llama3  DIR                      tiny untied llama with an explicit head_dim,
+                                        llama3 rope_scaling and <0xXX> byte tokens
   make-qwen2   DIR                      tiny qwen2 checkpoint: F16 + BF16
                                         tensors, byte-level BPE tokenizer.json
   check-qwen2  HF_DIR OUT.gguf          qwen2 HF -> GGUF f32 (biases, no permutation)
@@ -221,8 +223,11 @@ def check_metadata(kv, cfg, arch):
         arch + ".attention.head_count": cfg["num_attention_heads"],
         arch + ".attention.head_count_kv": cfg["num_key_value_heads"],
         arch + ".vocab_size": cfg["vocab_size"],
-        arch + ".rope.dimension_count": cfg["hidden_size"] // cfg["num_attention_heads"],
+        arch + ".rope.dimension_count": cfg.get("head_dim", cfg["hidden_size"] // cfg["num_attention_heads"]),
     }
+    if "head_dim" in cfg:
+        want[arch + ".attention.key_length"] = cfg["head_dim"]
+        want[arch + ".attention.value_length"] = cfg["head_dim"]
     for k, v in want.items():
         check(kv.get(k) == v, "metadata %s = %r, expected %r" % (k, kv.get(k), v))
     check(kv[arch + ".rope.freq_base"] == np.float32(cfg["rope_theta"]), "rope.freq_base")
@@ -257,9 +262,77 @@ def check_weights(st, tensors, cfg, want, permute):
         used.add(gn)
     if tied:
         check("output.weight" not in tensors, "tied model must not store output.weight")
+    rs = cfg.get("rope_scaling")
+    if rs and rs.get("rope_type") == "llama3":
+        check_rope_freqs(tensors, cfg)
+        used.add("rope_freqs.weight")
     extra = set(tensors) - used
     check(not extra, "unexpected GGUF tensors %s" % sorted(extra))
     return len(pairs)
+
+
+def check_rope_freqs(tensors, cfg):
+    """llama.cpp's Llama 3 factors: frequencies in float32 as torch computes them."""
+    rs = cfg["rope_scaling"]
+    dim = cfg.get("head_dim", cfg["hidden_size"] // cfg["num_attention_heads"])
+    freqs = np.float32(1) / np.power(np.float32(cfg["rope_theta"]), np.arange(0, dim, 2, dtype=np.float32) / np.float32(dim))
+    ctx, lo, hi, factor = rs["original_max_position_embeddings"], rs["low_freq_factor"], rs["high_freq_factor"], rs["factor"]
+    want = []
+    for f in freqs:
+        wl = 2 * np.pi / float(f)
+        if wl < ctx / hi:
+            want.append(1.0)
+        elif wl > ctx / lo:
+            want.append(factor)
+        else:
+            sm = (ctx / wl - lo) / (hi - lo)
+            want.append(1 / ((1 - sm) / factor + sm))
+    t = tensors.get("rope_freqs.weight")
+    check(t is not None and t["type"] == F32 and t["shape"] == (dim // 2,), "rope_freqs tensor")
+    got = gguf_values(t)
+    want = np.array(want, dtype=np.float32)
+    check(np.allclose(got, want, rtol=1e-6, atol=0), "rope_freqs %s vs %s" % (got, want))
+    check(got[0] == 1 and got[-1] == factor and ((got > 1) & (got < factor)).any(), "rope_freqs ends/ramp %s" % got)
+
+
+def make_llama3(d):
+    os.makedirs(d, exist_ok=True)
+    rng = np.random.default_rng(3)
+    E, H, KV, HD, F, L, V = 64, 4, 2, 32, 96, 1, 300
+    cfg = {"model_type": "llama", "hidden_size": E, "intermediate_size": F, "num_hidden_layers": L,
+           "num_attention_heads": H, "num_key_value_heads": KV, "head_dim": HD, "vocab_size": V,
+           "max_position_embeddings": 4096, "rope_theta": 500000.0, "rms_norm_eps": 1e-5,
+           "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                            "original_max_position_embeddings": 64},
+           "tie_word_embeddings": False, "bos_token_id": 1, "eos_token_id": [2]}
+    json.dump(cfg, open(os.path.join(d, "config.json"), "w"))
+
+    def f32(*shape):
+        return ("F32", (rng.standard_normal(shape) * 0.05).astype("<f4"), shape)
+
+    t = {"model.embed_tokens.weight": f32(V, E), "lm_head.weight": f32(V, E), "model.norm.weight": f32(E)}
+    for l in range(L):
+        p = "model.layers.%d." % l
+        for hf, shape in [("input_layernorm.weight", (E,)), ("post_attention_layernorm.weight", (E,)),
+                          ("self_attn.q_proj.weight", (H * HD, E)), ("self_attn.k_proj.weight", (KV * HD, E)),
+                          ("self_attn.v_proj.weight", (KV * HD, E)), ("self_attn.o_proj.weight", (E, H * HD)),
+                          ("mlp.gate_proj.weight", (F, E)), ("mlp.up_proj.weight", (F, E)),
+                          ("mlp.down_proj.weight", (E, F))]:
+            t[p + hf] = f32(*shape)
+    write_safetensors(os.path.join(d, "model.safetensors"), t)
+    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2}
+    for b in range(256):
+        vocab["<0x%02X>" % b] = len(vocab)
+    merges = []
+    for c in "abcdehlo\u2581":
+        vocab.setdefault(c, len(vocab))
+    for a, b in [("h", "e"), ("l", "l"), ("he", "ll"), ("hell", "o"), ("\u2581", "hello")]:
+        vocab[a + b] = len(vocab)
+        merges.append(a + " " + b)
+    added = [{"id": i, "content": c, "special": True} for c, i in (("<unk>", 0), ("<s>", 1), ("</s>", 2))]
+    tok = {"added_tokens": added, "decoder": {"type": "Sequence", "decoders": [{"type": "ByteFallback"}]},
+           "model": {"type": "BPE", "vocab": vocab, "merges": merges, "byte_fallback": True, "unk_token": "<unk>"}}
+    json.dump(tok, open(os.path.join(d, "tokenizer.json"), "w"), ensure_ascii=False)
 
 
 def check_llama(hf_dir, gguf, tname):
@@ -283,12 +356,18 @@ def check_llama(hf_dir, gguf, tname):
             score[i] = -(r + 1)
     check(np.array_equal(kv["tokenizer.ggml.scores"], score), "scores are not the merge ranks")
     ttype = np.ones(n_vocab, dtype=np.int32)
+    for s_, i in vocab.items():
+        if len(s_) == 6 and s_.startswith("<0x") and s_.endswith(">"):
+            ttype[i] = 6
+    for i in range(len(vocab), n_vocab):
+        ttype[i] = 5
     for a in tok["added_tokens"]:
         ttype[a["id"]] = 3 if a["special"] else 4
     ttype[vocab[tok["model"]["unk_token"]]] = 2
     check(np.array_equal(kv["tokenizer.ggml.token_type"], ttype), "token types")
     check(kv["tokenizer.ggml.bos_token_id"] == cfg["bos_token_id"], "bos")
-    check(kv["tokenizer.ggml.eos_token_id"] == cfg["eos_token_id"], "eos")
+    eos = cfg["eos_token_id"]
+    check(kv["tokenizer.ggml.eos_token_id"] == (eos[0] if isinstance(eos, list) else eos), "eos")
     check(kv["tokenizer.ggml.add_bos_token"] is True and kv["tokenizer.ggml.add_space_prefix"] is False, "flags")
     ft = {"f32": 0, "f16": 1, "q8_0": 7}[tname]
     check(kv["general.file_type"] == ft, "file_type")
@@ -429,7 +508,7 @@ def decode(tokenizer_json, ids):
 
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
-    {"check-llama": check_llama, "make-qwen2": make_qwen2, "check-qwen2": check_qwen2,
+    {"check-llama": check_llama, "make-llama3": make_llama3, "make-qwen2": make_qwen2, "check-qwen2": check_qwen2,
      "check-requant": check_requant, "check-synth": check_synth,
      "decode": lambda tj, *ids: decode(tj, ids)}[cmd](*args)
 

@@ -118,6 +118,15 @@ else
     skip convert_hf_tokenizer_matches "no converted tinystories656K or validation text"
 fi
 
+# ---- convert: generated HF llama 3 style (untied, head_dim != hidden/heads, rope_freqs, byte tokens) --
+if $REF make-llama3 "$T/llama3" 2>"$T/ref" && "$Z" convert "$T/llama3" -o "$T/llama3.gguf" --type f16 2>"$T/err" &&
+    $REF check-llama "$T/llama3" "$T/llama3.gguf" f16 >/dev/null 2>"$T/ref" &&
+    "$Z" run -m "$T/llama3.gguf" -p "hello" -n 2 --temp 0 >/dev/null 2>>"$T/err"; then
+    pass convert_hf_llama3_f16
+else
+    fail convert_hf_llama3_f16 "$(cat "$T/err" "$T/ref" 2>/dev/null | head -c 600)"
+fi
+
 # ---- convert: generated HF qwen2 (F16 + BF16 sources, biases, byte-level BPE) --
 if $REF make-qwen2 "$T/qwen2" 2>"$T/ref" && "$Z" convert "$T/qwen2" -o "$T/qwen2.gguf" --type f32 2>"$T/err" &&
     $REF check-qwen2 "$T/qwen2" "$T/qwen2.gguf" >/dev/null 2>"$T/ref"; then
