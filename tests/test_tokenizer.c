@@ -424,6 +424,40 @@ static void test_hf_byte_fallback(void) {
     zc_tokenizer_free(t);
 }
 
+/* A repeated merge keeps its first rank in GGUF (llama.cpp's emplace) and
+ * its last in tokenizer.json (HF's map): with merges "b c", "a b", "b c",
+ * "abc" is a+bc from GGUF and ab+c from tokenizer.json. */
+static void test_repeated_merge(void) {
+    const char *toks[] = {"a", "b", "c", "ab", "bc"};
+    const char *merges[] = {"b c", "a b", "b c"};
+    zc_gguf_writer *w = zc_gguf_writer_new();
+    zc_gguf_set_str(w, "tokenizer.ggml.model", "gpt2");
+    zc_gguf_set_arr_str(w, "tokenizer.ggml.tokens", toks, 5);
+    zc_gguf_set_arr_str(w, "tokenizer.ggml.merges", merges, 3);
+    char path[512];
+    snprintf(path, sizeof path, "%s", tmp_path("repeated.gguf"));
+    TT_CHECK(zc_gguf_write(w, path) == ZC_OK, "%s", zc_last_error());
+    zc_gguf_writer_free(w);
+    zc_gguf *g = NULL;
+    zc_tokenizer *t = NULL;
+    TT_CHECK(zc_gguf_open(path, &g) == ZC_OK && zc_tokenizer_from_gguf(g, &t) == ZC_OK, "%s", zc_last_error());
+    if (t) TT_CHECK(ids_equal(t, "abc", false, false, (int32_t[]){0, 4}, 2), "gguf: a + bc");
+    zc_tokenizer_free(t);
+    zc_gguf_close(g);
+    unlink(path);
+
+    const char *json = "{\"pre_tokenizer\":{\"type\":\"ByteLevel\"},\"decoder\":{\"type\":\"ByteLevel\"},"
+                       "\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"c\":2,\"ab\":3,\"bc\":4},"
+                       "\"merges\":[\"b c\",\"a b\",\"b c\"]}}";
+    snprintf(path, sizeof path, "%s", tmp_path("tokenizer.json"));
+    TT_CHECK(zc_write_file(path, json, strlen(json)) == ZC_OK, "%s", zc_last_error());
+    t = NULL;
+    TT_CHECK(zc_tokenizer_from_hf(path, &t) == ZC_OK, "%s", zc_last_error());
+    if (t) TT_CHECK(ids_equal(t, "abc", false, false, (int32_t[]){3, 2}, 2), "json: ab + c");
+    zc_tokenizer_free(t);
+    unlink(path);
+}
+
 /* The pre-tokenizer matchers on cases where the regex alternatives interact. */
 static void test_pretok(void) {
     static const struct {
@@ -608,6 +642,7 @@ int main(void) {
     TT_RUN(test_tinystories_hf);
     TT_RUN(test_hf_byte_level);
     TT_RUN(test_hf_byte_fallback);
+    TT_RUN(test_repeated_merge);
     TT_RUN(test_malformed_gguf);
     TT_RUN(test_malformed_hf);
     TT_RUN(test_load_speed);

@@ -305,7 +305,8 @@ static int merges_alloc(zc_tokenizer *t, uint64_t n) {
 }
 
 /* Merge number `rank`: the tokens `a` and `b` become the token a+b. All three
- * must be in the vocabulary. A repeated pair keeps its first (lowest) rank. */
+ * must be in the vocabulary. A repeated pair keeps its first rank in GGUF
+ * files (llama.cpp) and its last in tokenizer.json (HF builds a map). */
 static int merge_add(zc_tokenizer *t, int rank, const char *a, size_t na, const char *b, size_t nb) {
     int ia = lookup(t, a, na), ib = lookup(t, b, nb), ic = -1;
     if (na + nb <= t->max_token_len) { /* else a + b cannot be a token */
@@ -322,7 +323,7 @@ static int merge_add(zc_tokenizer *t, int rank, const char *a, size_t na, const 
     uint64_t key = merge_key(ia, ib);
     size_t i = hash_bytes((const char *)&key, 8) & t->merge_mask;
     while (t->merges[i].key != 0 && t->merges[i].key != key) i = (i + 1) & t->merge_mask;
-    if (t->merges[i].key == 0) t->merges[i] = (merge_slot){key, rank, ic};
+    if (t->merges[i].key == 0 || t->hf) t->merges[i] = (merge_slot){key, rank, ic};
     return ZC_OK;
 }
 

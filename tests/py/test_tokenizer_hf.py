@@ -58,7 +58,7 @@ class HFBPE:
         self.ranks = {}
         for rank, m in enumerate(model["merges"]):
             a, b = m.split(" ") if isinstance(m, str) else m
-            self.ranks.setdefault((a, b), rank)
+            self.ranks[(a, b)] = rank  # a repeated pair: the last rank wins, as in HF's map
         self.prepend = True  # False: zipcache tokenize --no-space-prefix
         self.unk = model.get("unk_token")
         self.byte_fallback = model.get("byte_fallback", False)
