@@ -1,11 +1,16 @@
-/* GGUF reader (v2 and v3, memory-mapped) and writer.
+/* GGUF reader (v2 and v3, memory-mapped) and writer (v3).
  *
- * The reader validates everything before use: magic, version, counts against
- * the file size, every string and array length, every metadata type, tensor
- * dimension counts (1..4), element counts (no overflow), tensor types known,
- * data offsets aligned and inside the file, tensors not overlapping the
- * header. Any violation returns ZC_ERR_FORMAT with "<path>: <problem>".
- * Tensor data is never copied: zc_gguf_tensor.data points into the mapping.
+ * The reader validates everything before use: magic, version (1 and
+ * big-endian files refused), counts against the file size before any
+ * allocation, every string and array length (arrays of arrays parsed up to a
+ * bounded depth), value types, duplicate keys and tensor names, general.alignment
+ * (u32 power of two), tensor dimension counts (1..4), dimensions (>= 1, element
+ * and byte counts without overflow, ne[0] a multiple of the type's block),
+ * tensor types known to quant/ggml_blocks.h, data offsets aligned, inside the
+ * file and not overlapping each other. Any violation returns ZC_ERR_FORMAT
+ * with "<path>: <problem> (<where>, byte <offset>)".
+ * Tensor data is never copied: zc_gguf_tensor.data points into the mapping
+ * and is aligned to the file's alignment.
  */
 #ifndef ZC_MODEL_GGUF_H
 #define ZC_MODEL_GGUF_H
