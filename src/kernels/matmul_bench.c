@@ -83,7 +83,10 @@ int zc_kernels_bench(FILE *out, int n_threads) {
     uint64_t seed = 0x9E3779B97F4A7C15ull;
     for (int i = 0; i < BENCH_COLS * m_prefill; i++) x[i] = (float)(int)(next_rand(&seed) % 2001 - 1000) / 1000.0f;
 
-    fprintf(out, "kernel bench on %s, %s path\n", zc_cpu_name(), zc_cpu_has_avx2() ? "AVX2" : "scalar");
+    fprintf(out, "kernel bench on %s, %s kernels\n", zc_cpu_name(),
+            zc_cpu_has_avx512vnni() ? "AVX-512 VNNI (32-element formats) + AVX2"
+            : zc_cpu_has_avx2()     ? "AVX2"
+                                    : "scalar");
     zc_membw bw[2];
     for (int c = 0; c < n_counts; c++) {
         if ((rc = zc_membw_measure(pools[c], STREAM_BYTES, 5, &bw[c])) != ZC_OK) goto done;
