@@ -254,6 +254,7 @@ static void test_truncate(void) {
     feeder f;
     feeder_init(&f, sh, 40);
     zc_kv_cache *z = make("zipcache", sh, 4, 2, 0.6f, 100, NULL, 0);
+    TT_CHECK(z->ops->truncate(z, 0) == 0, "reset of a fresh cache");
     feed(&f, z, NULL, 0, 40);
     for (int p = 40; p < 50; p++) feed(&f, z, NULL, p, 1);
     TT_CHECK(z->ops->truncate(z, 30) == ZC_ERR_UNSUPPORTED, "cut into compressed tokens must fail");

@@ -245,6 +245,7 @@ static int window_reserve(kv_zip *c, zlayer *L, int need) {
 }
 
 static void probe_stats_clear(kv_zip *c, zlayer *L) {
+    if (!L->wcap) return; /* no window allocated yet (a reset before any write) */
     memset(L->col, 0, (size_t)c->base.shape.n_kv_heads * L->wcap * sizeof(float));
     memset(L->ncol, 0, (size_t)L->wcap * sizeof(int));
 }
