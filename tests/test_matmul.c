@@ -277,6 +277,10 @@ static void test_matmul_errors_and_scratch(void) {
     TT_CHECK(zc_matmul(NULL, &bad, x, y, 1, &s) == ZC_ERR_UNSUPPORTED, "q2_K cannot be computed");
     bad.type = 77;
     TT_CHECK(zc_matmul(NULL, &bad, x, y, 1, &s) == ZC_ERR_UNSUPPORTED, "unknown type");
+    bad = w;
+    bad.cols = 0;
+    y[0] = y[15] = 1.0f;
+    TT_CHECK(zc_matmul(NULL, &bad, x, y, 2, &s) == ZC_OK && y[0] == 0.0f && y[15] == 0.0f, "no columns: zeros");
     zc_matmul_scratch_free(&s);
     TT_CHECK(s.buf == NULL && s.cap == 0, "freed scratch is empty");
     free((void *)w.data);

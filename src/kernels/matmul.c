@@ -324,6 +324,10 @@ int zc_matmul(zc_pool *pool, const zc_mat *w, const float *x, float *y, int m, z
         return zc_error(ZC_ERR_ARG, "matmul: %s matrix with %lld columns and rows of %zu bytes", ti->name,
                         (long long)w->cols, w->row_bytes);
     if (m <= 0 || w->rows <= 0) return ZC_OK;
+    if (w->cols == 0) { /* empty sums */
+        memset(y, 0, sizeof(float) * (size_t)m * (size_t)w->rows);
+        return ZC_OK;
+    }
     const bool simd = zc_cpu_has_avx2();
     const zc_act_kind kind = act_kind(w->type);
     zc_dot_fn dot = zc_cpu_has_avx512vnni() ? zc_dot_avx512vnni(w->type) : NULL;

@@ -33,8 +33,9 @@ static inline int hsum_epi32(__m256i v) {
 
 /* ---- activation quantization (same bytes as the scalar quantizer) ------- */
 
-/* Quantize 32 floats with reciprocal scale id; returns Σ codes for callers
- * that need sums of the halves via *sum_lo (elements 0..15). */
+/* 32 floats to int8 codes x * id, rounded to nearest even (cvtps in the
+ * default MXCSR mode), in element order; *sum_lo and *sum_hi get the sums
+ * of codes 0..15 and 16..31. */
 static inline __m256i quantize32(const float *x, __m256 id, int *sum_lo, int *sum_hi) {
     __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x), id));
     __m256i i1 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 8), id));
