@@ -280,6 +280,8 @@ typedef struct {
     const char *arch;
     int layers, d, ff, heads, kv_heads, vocab, head_dim;
     int n_rot;            /* rope.dimension_count; 0 = head_dim */
+    const char *rope_scaling; /* rope.scaling.type, or NULL */
+    float rope_factor;        /* rope.scaling.factor */
     int wtype;            /* type of the 2-D matrices */
     bool rope_freqs, tied, biases;
     /* faults */
@@ -372,6 +374,10 @@ static int syn_write(synth *s, const char *path) {
                     s->meta_kv_heads ? META(s->meta_kv_heads) : (uint32_t)s->kv_heads);
     if (hd * s->heads != s->d) zc_gguf_set_u32(w, KEY("attention.key_length"), (uint32_t)hd);
     if (s->n_rot) zc_gguf_set_u32(w, KEY("rope.dimension_count"), (uint32_t)s->n_rot);
+    if (s->rope_scaling) {
+        zc_gguf_set_str(w, KEY("rope.scaling.type"), s->rope_scaling);
+        zc_gguf_set_f32(w, KEY("rope.scaling.factor"), s->rope_factor);
+    }
     zc_gguf_set_u32(w, KEY("context_length"), 64);
     zc_gguf_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), 1e-5f);
     zc_gguf_set_f32(w, KEY("rope.freq_base"), 500.0f);
@@ -441,7 +447,7 @@ static void ref_matvec(double *y, const float *W, const double *x, int rows, int
 }
 
 /* Rotate the first n_rot channels of a head; the rest pass through. */
-static void ref_rope(double *v, int pos, int n_rot, bool neox, const float *freqs) {
+static void ref_rope(double *v, double pos, int n_rot, bool neox, const float *freqs) {
     for (int i = 0; i < n_rot / 2; i++) {
         double a = pos * pow(500.0, -2.0 * i / n_rot) / (freqs ? freqs[i] : 1.0);
         int i0 = neox ? i : 2 * i, i1 = neox ? i + n_rot / 2 : 2 * i + 1;
@@ -476,8 +482,9 @@ static void ref_forward(const synth *s, const int32_t *ids, int n, double *logit
                 for (int i = 0; i < qd; i++) q[i] += bq[i];
                 for (int i = 0; i < kvd; i++) k[i] += bk[i], v[i] += bv[i];
             }
-            for (int h = 0; h < s->heads; h++) ref_rope(q + h * hd, t, n_rot, neox, freqs);
-            for (int h = 0; h < s->kv_heads; h++) ref_rope(k + h * hd, t, n_rot, neox, freqs);
+            double rpos = s->rope_scaling ? t / s->rope_factor : t; /* linear scaling */
+            for (int h = 0; h < s->heads; h++) ref_rope(q + h * hd, rpos, n_rot, neox, freqs);
+            for (int h = 0; h < s->kv_heads; h++) ref_rope(k + h * hd, rpos, n_rot, neox, freqs);
             for (int h = 0; h < s->heads; h++) {
                 int gq = h / (s->heads / s->kv_heads);
                 double mx = -INFINITY, z = 0;
@@ -560,6 +567,12 @@ static void test_synth_llama_f16_rope_freqs(void) {
     check_synth(&s, 1e-4);
 }
 
+static void test_synth_linear_rope_scaling(void) {
+    synth s = {.arch = "llama", .layers = 2, .d = 32, .ff = 48, .heads = 4, .kv_heads = 2, .vocab = 40,
+               .head_dim = 8, .wtype = ZC_TYPE_F32, .rope_scaling = "linear", .rope_factor = 4.0f};
+    check_synth(&s, 1e-4);
+}
+
 /* Each malformed model: load fails with `code` and a message containing `msg`. */
 static void expect_bad(synth *s, int code, const char *msg) {
     const char *path = tmp_path("bad.gguf");
@@ -602,6 +615,10 @@ static void test_bad_models(void) {
     check_synth(&s, 1e-4);                                  /* ... and then valid */
     s = base, s.n_rot = 10;
     expect_bad(&s, ZC_ERR_FORMAT, "rope dimension 10 must be even and in [2, 8]");
+    s = base, s.rope_scaling = "yarn", s.rope_factor = 4.0f;
+    expect_bad(&s, ZC_ERR_UNSUPPORTED, "rope scaling 'yarn' is not supported");
+    s = base, s.rope_scaling = "linear", s.rope_factor = 0.0f;
+    expect_bad(&s, ZC_ERR_FORMAT, "rope scaling factor 0 is out of range");
     s = base, s.meta_arch = "gpt2";
     expect_bad(&s, ZC_ERR_UNSUPPORTED, "architecture 'gpt2' is not supported");
     s = base, s.biases = false, s.arch = "qwen2";
@@ -644,6 +661,7 @@ int main(void) {
     TT_RUN(test_observer);
     TT_RUN(test_synth_qwen2);
     TT_RUN(test_synth_llama_f16_rope_freqs);
+    TT_RUN(test_synth_linear_rope_scaling);
     TT_RUN(test_bad_models);
     TT_RUN(test_hf_missing_tokenizer);
     return tt_finish();

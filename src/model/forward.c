@@ -237,9 +237,10 @@ int zc_context_create(const zc_model *m, const zc_context_params *p, zc_context 
         goto fail;
     }
     /* theta_i = base^(-2i/n_rot), divided by the file's per-pair factor when
-     * it has one (Llama 3 long-context scaling). */
+     * it has one (Llama 3 long-context scaling) and by the linear scaling
+     * factor (the same as dividing the positions). */
     for (int i = 0; i < half; i++) {
-        c->inv_freq[i] = pow((double)h->rope_base, -2.0 * i / m->n_rot);
+        c->inv_freq[i] = pow((double)h->rope_base, -2.0 * i / m->n_rot) / (double)m->rope_linear;
         if (m->rope_freqs) c->inv_freq[i] /= (double)m->rope_freqs[i];
     }
     *out = c;

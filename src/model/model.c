@@ -300,6 +300,26 @@ static int gguf_hparam_f32(const zc_gguf *g, const char *path, const char *arch,
     return ZC_OK;
 }
 
+/* <arch>.rope.scaling.type: none, or linear (positions divided by
+ * rope.scaling.factor, as llama.cpp's freq_scale = 1/factor). YaRN and the
+ * other long-context schemes are refused rather than run wrong. */
+static int gguf_rope_scaling(const zc_gguf *g, const char *path, const char *arch, float *linear) {
+    char key[128];
+    size_t len;
+    *linear = 1.0f;
+    snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
+    const char *type = zc_gguf_get_str(g, key, &len);
+    if (!type || (len == 4 && !memcmp(type, "none", 4))) return ZC_OK;
+    if (len != 6 || memcmp(type, "linear", 6))
+        return zc_error(ZC_ERR_UNSUPPORTED, "%s: rope scaling '%.*s' is not supported (none, linear)", path,
+                        (int)(len < 32 ? len : 32), type);
+    int rc = gguf_hparam_f32(g, path, arch, "rope.scaling.factor", -1, linear);
+    if (rc != ZC_OK) return rc;
+    if (!(*linear >= 1 && *linear <= 1024))
+        return zc_error(ZC_ERR_FORMAT, "%s: rope scaling factor %g is out of range [1, 1024]", path, (double)*linear);
+    return ZC_OK;
+}
+
 static const struct {
     const char *name;
     zc_rope_style rope;
@@ -342,7 +362,8 @@ static int load_gguf(zc_model *m) {
         return zc_error(ZC_ERR_FORMAT, "%s: head count %d is out of range [1, %d]", path, h->n_heads, MAX_HEADS);
     int def_head_dim = h->n_embd % h->n_heads ? 0 : h->n_embd / h->n_heads;
     if ((rc = gguf_hparam(g, path, an, "attention.key_length", def_head_dim, &h->head_dim)) ||
-        (rc = gguf_hparam(g, path, an, "rope.dimension_count", h->head_dim, &m->n_rot)))
+        (rc = gguf_hparam(g, path, an, "rope.dimension_count", h->head_dim, &m->n_rot)) ||
+        (rc = gguf_rope_scaling(g, path, an, &m->rope_linear)))
         return rc;
 
     if (zc_gguf_find_key(g, "tokenizer.ggml.tokens") < 0)
@@ -423,6 +444,7 @@ int zc_model_load(const char *path, zc_model **out) {
     zc_model *m = zc_calloc(1, sizeof *m);
     if (!m) return ZC_ERR_NOMEM;
     snprintf(m->path, sizeof m->path, "%s", path);
+    m->rope_linear = 1.0f;
     struct stat st;
     int rc;
     if (stat(path, &st) != 0)

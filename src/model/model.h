@@ -53,6 +53,7 @@ struct zc_model {
     zc_rope_style rope_style;
     int n_rot;                   /* channels rotated per head (even, <= head_dim) */
     const float *rope_freqs;     /* [n_rot/2] frequency divisors (Llama 3 scaling) or NULL */
+    float rope_linear;           /* linear RoPE scaling: positions divided by this (1 = none) */
     zc_mat tok_embd;             /* [n_vocab][n_embd] */
     zc_layer *layers;            /* [n_layers] */
     const float *out_norm;       /* [n_embd] */
