@@ -82,6 +82,12 @@ bool cli_int_list(const char *cmd, const char *opt, const char *val, long long l
 }
 
 bool cli_value(const char *cmd, int argc, char **argv, int *i, const char **val) {
+    /* Commands fetch the value before looking the option up, so a stray
+     * word lands here: name it as such rather than as an option. */
+    if (argv[*i][0] != '-') {
+        cli_usage_error(cmd, "unexpected argument '%s' (options start with -)", argv[*i]);
+        return false;
+    }
     if (*i + 1 >= argc) {
         cli_usage_error(cmd, "option %s needs a value", argv[*i]);
         return false;

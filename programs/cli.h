@@ -23,7 +23,8 @@ bool cli_float(const char *cmd, const char *opt, const char *val, double lo, dou
 bool cli_int_list(const char *cmd, const char *opt, const char *val, long long lo, long long hi, long long *out,
                   int cap, int *n);
 
-/* Fetch the value of option argv[*i] (advancing *i); usage error if missing. */
+/* Fetch the value of option argv[*i] (advancing *i); usage error if missing
+ * or if argv[*i] is a stray word rather than an option. */
 bool cli_value(const char *cmd, int argc, char **argv, int *i, const char **val);
 
 /* Default model path: $ZIPCACHE_ASSETS (or ../shared)/models/stories260K/stories260K.gguf if present. */
