@@ -44,6 +44,7 @@
  *    unk_token, add_bos_token / add_eos_token from tokenizer_config.json
  *    (defaults true / false).
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -605,7 +606,10 @@ int cmd_convert(int argc, char **argv) {
         return cli_usage_error("convert", "--type '%s' is not one of f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1",
                                type);
     struct stat si, so;
-    if (stat(in, &si) != 0) return cli_usage_error("convert", "%s: no such file or directory", in);
+    if (stat(in, &si) != 0) { /* a missing input is a data error, like every command's */
+        fprintf(stderr, "zipcache: %s: cannot open: %s\n", in, strerror(errno));
+        return CLI_EXIT_DATA;
+    }
     if (stat(out, &so) == 0 && si.st_dev == so.st_dev && si.st_ino == so.st_ino)
         return cli_usage_error("convert", "output %s is the input", out);
     converter cv = {.w = zc_gguf_writer_new(), .want = want};
