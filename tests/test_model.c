@@ -290,6 +290,7 @@ typedef struct {
     const char *retype;   /* store this (1-D) tensor as q8_0 */
     bool no_tokenizer;
     int meta_heads, meta_kv_heads, meta_layers; /* 0 = real value; -1 = write 0 */
+    int experts;          /* write <arch>.expert_count when > 0 */
     const char *meta_arch;
     syn_tensor t[64];
     int n;
@@ -374,6 +375,7 @@ static int syn_write(synth *s, const char *path) {
                     s->meta_kv_heads ? META(s->meta_kv_heads) : (uint32_t)s->kv_heads);
     if (hd * s->heads != s->d) zc_gguf_set_u32(w, KEY("attention.key_length"), (uint32_t)hd);
     if (s->n_rot) zc_gguf_set_u32(w, KEY("rope.dimension_count"), (uint32_t)s->n_rot);
+    if (s->experts) zc_gguf_set_u32(w, KEY("expert_count"), (uint32_t)s->experts);
     if (s->rope_scaling) {
         zc_gguf_set_str(w, KEY("rope.scaling.type"), s->rope_scaling);
         zc_gguf_set_f32(w, KEY("rope.scaling.factor"), s->rope_factor);
@@ -619,6 +621,8 @@ static void test_bad_models(void) {
     expect_bad(&s, ZC_ERR_UNSUPPORTED, "rope scaling 'yarn' is not supported");
     s = base, s.rope_scaling = "linear", s.rope_factor = 0.0f;
     expect_bad(&s, ZC_ERR_FORMAT, "rope scaling factor 0 is out of range");
+    s = base, s.experts = 8;
+    expect_bad(&s, ZC_ERR_UNSUPPORTED, "mixture-of-experts models (8 experts) are not supported");
     s = base, s.meta_arch = "gpt2";
     expect_bad(&s, ZC_ERR_UNSUPPORTED, "architecture 'gpt2' is not supported");
     s = base, s.biases = false, s.arch = "qwen2";

@@ -357,6 +357,11 @@ static int load_gguf(zc_model *m) {
         (rc = gguf_hparam_f32(g, path, an, "attention.layer_norm_rms_epsilon", -1, &h->norm_eps)) ||
         (rc = gguf_hparam_f32(g, path, an, "rope.freq_base", 10000.0f, &h->rope_base)))
         return rc;
+    int n_expert;
+    if ((rc = gguf_hparam(g, path, an, "expert_count", 0, &n_expert))) return rc;
+    if (n_expert > 0)
+        return zc_error(ZC_ERR_UNSUPPORTED, "%s: mixture-of-experts models (%d experts) are not supported", path,
+                        n_expert);
     /* head_dim defaults to n_embd / n_heads; attention.key_length overrides. */
     if (h->n_heads < 1 || h->n_heads > MAX_HEADS)
         return zc_error(ZC_ERR_FORMAT, "%s: head count %d is out of range [1, %d]", path, h->n_heads, MAX_HEADS);
