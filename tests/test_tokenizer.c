@@ -424,6 +424,49 @@ static void test_hf_byte_fallback(void) {
     zc_tokenizer_free(t);
 }
 
+/* tokenizer.json with the Metaspace pre-tokenizer and decoder (newer
+ * SentencePiece-style files): ' ' -> U+2581, U+2581 first only at the start
+ * of the input (prepend_scheme "first"), words cut before each U+2581. */
+static void test_hf_metaspace(void) {
+    static const char json_first[] =
+        "{\"added_tokens\":[{\"id\":6,\"content\":\"<s>\",\"special\":true,\"normalized\":false}],"
+        "\"pre_tokenizer\":{\"type\":\"Metaspace\",\"replacement\":\"\\u2581\",\"prepend_scheme\":\"first\","
+        "\"split\":true},"
+        "\"decoder\":{\"type\":\"Metaspace\",\"replacement\":\"\\u2581\",\"prepend_scheme\":\"first\","
+        "\"split\":true},"
+        "\"model\":{\"type\":\"BPE\",\"unk_token\":\"<unk>\",\"vocab\":{\"<unk>\":0,\"\\u2581\":1,\"a\":2,"
+        "\"b\":3,\"\\u2581a\":4,\"\\u2581b\":5},\"merges\":[\"\\u2581 a\",\"\\u2581 b\"]}}";
+    for (int always = 0; always < 2; always++) {
+        char json[sizeof json_first + 8];
+        snprintf(json, sizeof json, "%s", json_first);
+        if (always) { /* the same file with prepend_scheme "always" */
+            char *f;
+            while ((f = strstr(json, "\"first\""))) {
+                memmove(f + 8, f + 7, strlen(f + 7) + 1);
+                memcpy(f, "\"always\"", 8);
+            }
+        }
+        const char *path = tmp_path("tokenizer.json");
+        TT_CHECK(zc_write_file(path, json, strlen(json)) == ZC_OK, "%s", zc_last_error());
+        zc_tokenizer *t = NULL;
+        int rc = zc_tokenizer_from_hf(path, &t);
+        TT_CHECK(rc == ZC_OK, "%s", zc_last_error());
+        unlink(path);
+        if (rc) continue;
+        TT_CHECK(ids_equal(t, "a b", false, false, (int32_t[]){4, 5}, 2), "a b");
+        TT_CHECK(ids_equal(t, " a", false, false, (int32_t[]){4}, 1), "leading space, nothing prepended");
+        TT_CHECK(ids_equal(t, "ab  b", false, false, (int32_t[]){4, 3, 1, 5}, 4), "words");
+        /* After <s> the text is not at the start of the input. */
+        if (always) TT_CHECK(ids_equal(t, "<s>a", false, true, (int32_t[]){6, 4}, 2), "always");
+        else TT_CHECK(ids_equal(t, "<s>a", false, true, (int32_t[]){6, 2}, 2), "first");
+        size_t len;
+        char *back = decode_all(t, (int32_t[]){6, 4, 5, 3}, 4, &len);
+        TT_CHECK(!strcmp(back, "a bb"), "decoded '%s'", back);
+        free(back);
+        zc_tokenizer_free(t);
+    }
+}
+
 /* A repeated merge keeps its first rank in GGUF (llama.cpp's emplace) and
  * its last in tokenizer.json (HF's map): with merges "b c", "a b", "b c",
  * "abc" is a+bc from GGUF and ab+c from tokenizer.json. */
@@ -643,6 +686,7 @@ int main(void) {
     TT_RUN(test_hf_byte_level);
     TT_RUN(test_hf_byte_fallback);
     TT_RUN(test_repeated_merge);
+    TT_RUN(test_hf_metaspace);
     TT_RUN(test_malformed_gguf);
     TT_RUN(test_malformed_hf);
     TT_RUN(test_load_speed);

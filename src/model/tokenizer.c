@@ -99,6 +99,10 @@ struct zc_tokenizer {
     int n_norm;
     bool byte_fallback, fuse_unk;
     int unk;
+    /* Metaspace pre-tokenizer: ' ' -> U+2581, a U+2581 put first (always,
+     * or only for text at the start of the input) unless there is one,
+     * words cut before each U+2581 (ms_split) */
+    bool metaspace, ms_prepend_always, ms_prepend_first, ms_split;
     hf_added *added; /* longest pattern first */
     int n_added;
     bool added_first[256]; /* bytes that start an added-token pattern */
@@ -848,6 +852,19 @@ static int hf_pre_tokenizer(zc_tokenizer *t, const zc_json *p) {
         t->has_pretok = true;
         return ZC_OK;
     }
+    if (!strcmp(type, "Metaspace")) {
+        if (!jstr_is(zc_json_get(p, "replacement"), "\xE2\x96\x81"))
+            return zc_error(ZC_ERR_UNSUPPORTED, "%s: Metaspace replacement other than U+2581", t->path);
+        const char *scheme = zc_json_str(zc_json_get(p, "prepend_scheme"));
+        if (!scheme) scheme = jbool_or(p, "add_prefix_space", true) ? "always" : "never"; /* older files */
+        if (strcmp(scheme, "always") && strcmp(scheme, "first") && strcmp(scheme, "never"))
+            return zc_error(ZC_ERR_UNSUPPORTED, "%s: Metaspace prepend_scheme '%s'", t->path, scheme);
+        t->ms_prepend_always = !strcmp(scheme, "always");
+        t->ms_prepend_first = !strcmp(scheme, "first");
+        t->ms_split = jbool_or(p, "split", true);
+        t->metaspace = true;
+        return ZC_OK;
+    }
     return zc_error(ZC_ERR_UNSUPPORTED, "%s: pre_tokenizer '%s' is not supported", t->path, type);
 }
 
@@ -877,6 +894,14 @@ static int hf_decoder(zc_tokenizer *t, const zc_json *d, hf_dec *dec) {
         dec->byte_fallback = true;
     } else if (!strcmp(type, "Fuse")) {
         dec->fused = true;
+    } else if (!strcmp(type, "Metaspace")) {
+        /* U+2581 -> ' ', and the first token loses its leading space unless
+         * nothing was prepended. */
+        if (!jstr_is(zc_json_get(d, "replacement"), "\xE2\x96\x81"))
+            return zc_error(ZC_ERR_UNSUPPORTED, "%s: Metaspace replacement other than U+2581", t->path);
+        const char *scheme = zc_json_str(zc_json_get(d, "prepend_scheme"));
+        dec->replace_space = true;
+        t->strip_first_space = scheme ? strcmp(scheme, "never") != 0 : jbool_or(d, "add_prefix_space", true);
     } else if (!strcmp(type, "Replace")) {
         if (!jstr_is(zc_json_get(zc_json_get(d, "pattern"), "String"), "\xE2\x96\x81") ||
             !jstr_is(zc_json_get(d, "content"), " "))
@@ -1134,6 +1159,10 @@ int zc_tokenizer_from_hf(const char *path, zc_tokenizer **out) {
         rc = zc_error(ZC_ERR_UNSUPPORTED, "%s: ByteLevel pre-tokenizer and decoder must come together", path);
         goto done;
     }
+    if (t->metaspace && (t->byte_level || t->has_pretok)) {
+        rc = zc_error(ZC_ERR_UNSUPPORTED, "%s: Metaspace combined with another pre-tokenizer", path);
+        goto done;
+    }
     rc = vocab_finish(t, dec.replace_space);
 done:
     zc_json_free(doc);
@@ -1167,6 +1196,7 @@ typedef struct {
     qent *q;
     size_t nq, q_cap;
     bytes text, word;   /* normalized fragment, current word */
+    bytes ms;           /* a fragment after the Metaspace pre-tokenizer */
     uint32_t *cps, *wlen; /* [n code points] of the fragment, word lengths */
     uint8_t *flags;
     size_t cp_cap;
@@ -1181,6 +1211,7 @@ static void session_free(session *s) {
     free(s->q);
     free(s->text.p);
     free(s->word.p);
+    free(s->ms.p);
     free(s->cps);
     free(s->wlen);
     free(s->flags);
@@ -1492,6 +1523,32 @@ static int bpe_encode(session *s, const char *text, size_t len) {
     return ZC_OK;
 }
 
+/* tokenizer.json Metaspace pre-tokenizer, then BPE on each word.
+ * at_input_start: the text begins the input (prepend_scheme "first"). */
+static int metaspace_encode(session *s, const char *text, size_t len, bool at_input_start) {
+    static const char sp[] = "\xE2\x96\x81";
+    const zc_tokenizer *t = s->t;
+    int rc = ZC_OK;
+    bytes *m = &s->ms;
+    m->n = 0;
+    for (size_t i = 0; !rc && i < len; i++) rc = text[i] == ' ' ? bytes_put(m, sp, 3) : bytes_put(m, text + i, 1);
+    bool prepend = (t->ms_prepend_always || (t->ms_prepend_first && at_input_start)) && !t->no_prefix &&
+                   !(m->n >= 3 && !memcmp(m->p, sp, 3));
+    if (!rc && prepend && m->n) {
+        if ((rc = bytes_reserve(m, 3))) return rc;
+        memmove(m->p + 3, m->p, m->n);
+        memcpy(m->p, sp, 3);
+        m->n += 3;
+    }
+    /* Words start at each U+2581 (split), else the whole text is one word. */
+    for (size_t start = 0, i = 1; !rc && start < m->n; i++) {
+        if (i < m->n && !(t->ms_split && i + 3 <= m->n && !memcmp(m->p + i, sp, 3))) continue;
+        rc = bpe_word(s, m->p + start, (i < m->n ? i : m->n) - start);
+        start = i;
+    }
+    return rc;
+}
+
 /* A piece of the input: raw text [off, off+len) or a special token (id >= 0). */
 typedef struct {
     size_t off, len;
@@ -1606,8 +1663,12 @@ static int hf_encode(session *s, const char *text, size_t len, bool parse_specia
         if ((rc = hf_normalize(s, text + raw[i].off, raw[i].len)) ||
             (rc = split_added(s->t, s->text.p, s->text.n, true, parse_special, &norm, &n_norm, &cap_norm)))
             break;
-        for (size_t j = 0; !rc && j < n_norm; j++)
-            rc = norm[j].id >= 0 ? ids_push(&s->out, norm[j].id) : bpe_encode(s, s->text.p + norm[j].off, norm[j].len);
+        for (size_t j = 0; !rc && j < n_norm; j++) {
+            const char *piece = s->text.p + norm[j].off;
+            if (norm[j].id >= 0) rc = ids_push(&s->out, norm[j].id);
+            else if (s->t->metaspace) rc = metaspace_encode(s, piece, norm[j].len, raw[i].off == 0 && norm[j].off == 0);
+            else rc = bpe_encode(s, piece, norm[j].len);
+        }
     }
     free(raw);
     free(norm);

@@ -10,9 +10,9 @@
  * tokenizer.json support covers what Llama-family files use: normalizers
  * Sequence/Prepend/Replace (NFC is accepted and, like llama.cpp, not
  * applied); pre-tokenizers ByteLevel and Split with the GPT-2, Llama 3 or
- * Qwen2 regex; decoders Replace(U+2581 -> ' ')/ByteFallback/Fuse/Strip and
- * ByteLevel; post-processor TemplateProcessing (BOS/EOS). Anything else is
- * ZC_ERR_UNSUPPORTED naming the file.
+ * Qwen2 regex, or Metaspace; decoders Replace(U+2581 -> ' ')/ByteFallback/
+ * Fuse/Strip, ByteLevel and Metaspace; post-processor TemplateProcessing
+ * (BOS/EOS). Anything else is ZC_ERR_UNSUPPORTED naming the file.
  *
  * A tokenizer is immutable once built: all functions may be called from
  * several threads at once.
