@@ -274,7 +274,8 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: zipcache bench -m MODEL [-p 512,4096] [-n 128] [-d 0,4096,16384] [--kv fp16,zipcache,q4_0]\n"
             "                      [-r REPS] [-t N] [-b BATCH] [--json F] [--csv F] [--md F] [--kv-* options]\n"
-            "       zipcache bench quant|kernels ...   (micro-benchmarks)\n");
+            "       zipcache bench quant [--tokens T] [--channels C] [-t N] [--json FILE]   (KV quantizers)\n"
+            "       zipcache bench kernels [-t N]   (weight-matrix kernels)\n");
 }
 
 static bool parse_policies(bench_opts *o, const char *val) {
