@@ -148,6 +148,10 @@ enum {
  * and write the logits asked for by logits_mode into `logits`.
  * Context rule: if position + n would exceed n_ctx, nothing is processed and
  * ZC_ERR_LIMIT is returned (callers stop generating there).
+ * Budget rule (kv->budget_bytes, --kv-budget): if the cache's bytes plus n
+ * tokens at its average bytes per token so far (fp16 size when empty) would
+ * exceed the budget, nothing is processed and ZC_ERR_LIMIT is returned;
+ * compressed policies reach it at later positions.
  * Errors: ZC_ERR_ARG (token id outside the vocab, n < 1, NULL logits when
  * asked for), ZC_ERR_LIMIT, ZC_ERR_NOMEM, or an error of the KV policy. After
  * a failure inside the forward pass the partial batch is dropped from the

@@ -134,6 +134,31 @@ static int forward_batch(zc_context *c, const int32_t *tokens, int n, int logits
     return matmul(c, &m->output, c->xb, logits, n - first);
 }
 
+/* The --kv-budget rule (kv_cfg.budget_bytes, 0 = none). Before any token
+ * is processed, the cache after this call is estimated as the bytes it holds
+ * plus n tokens at its average bytes per token so far; an empty cache is
+ * estimated at fp16 size (2 bytes per K/V element), which is also what a
+ * compressing policy holds while a block waits in its window. Above the
+ * budget the call fails with ZC_ERR_LIMIT and processes nothing. Compressed
+ * policies average fewer bytes per token, so they reach the budget at a
+ * later position. One call can end above the budget by its tokens' excess
+ * over the average (a filling fp16 window; an fp32 cache's first call). */
+static int check_kv_budget(const zc_context *c, int n) {
+    size_t budget = c->kv_cfg.budget_bytes;
+    if (!budget) return ZC_OK;
+    const zc_model_info *h = &c->m->info;
+    zc_kv_usage u;
+    c->kv->ops->usage(c->kv, &u);
+    double per_token = u.n_tokens > 0 ? (double)u.total / (double)u.n_tokens
+                                      : 2.0 * h->n_layers * h->n_kv_heads * h->head_dim * sizeof(uint16_t);
+    double more = n * per_token; /* doubles: no overflow for any n_ctx */
+    if ((double)u.total + more <= (double)budget) return ZC_OK;
+    return zc_error(ZC_ERR_LIMIT,
+                    "KV cache budget of %zu bytes reached at position %d (policy %s): the cache holds %zu bytes, "
+                    "%d more token%s would take about %.0f",
+                    budget, c->pos, c->kv_cfg.policy, u.total, n, n == 1 ? "" : "s", more);
+}
+
 int zc_decode(zc_context *c, const int32_t *tokens, int n, int logits_mode, float *logits) {
     const zc_model_info *h = &c->m->info;
     if (n < 1 || !tokens) return zc_error(ZC_ERR_ARG, "decode: %d tokens", n);
@@ -146,12 +171,14 @@ int zc_decode(zc_context *c, const int32_t *tokens, int n, int logits_mode, floa
     if (n > c->n_ctx - c->pos)
         return zc_error(ZC_ERR_LIMIT, "context full: %d tokens at position %d exceed the context of %d tokens", n,
                         c->pos, c->n_ctx);
+    int rc = check_kv_budget(c, n);
+    if (rc != ZC_OK) return rc;
     for (int done = 0; done < n;) {
         int len = n - done < c->n_batch ? n - done : c->n_batch;
         int last = done + len == n;
         int mode = logits_mode == ZC_LOGITS_ALL ? ZC_LOGITS_ALL : last ? logits_mode : ZC_LOGITS_NONE;
         float *out = logits_mode == ZC_LOGITS_ALL ? logits + (size_t)done * h->n_vocab : logits;
-        int rc = forward_batch(c, tokens + done, len, mode, out);
+        rc = forward_batch(c, tokens + done, len, mode, out);
         if (rc != ZC_OK) {
             /* Some layers may hold this batch already: drop it so the cache
              * is consistent again (a policy that cannot truncate keeps it,
