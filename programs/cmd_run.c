@@ -3,7 +3,9 @@
  *
  * Context rule: a prompt longer than the context is an error; generation
  * stops when the context is full (with a note on stderr), at an
- * end-of-generation token, or after -n tokens. */
+ * end-of-generation token, or after -n tokens. A decode step that fails
+ * (the --kv-budget reached, see zc_decode) ends the text, prints the memory
+ * summary and then the reason, and exits 1. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -280,6 +282,7 @@ int cmd_run(int argc, char **argv) {
     double t_gen = 0;
     int n_gen = 0, n_steps = 0;
     const char *why = NULL;
+    int failed = 0; /* a decode step failed (e.g. the --kv-budget): reported after the text ends */
     for (;;) {
         if (o.n_predict >= 0 && n_gen >= o.n_predict) break;
         int32_t tok = zc_sampler_sample(smp, last);
@@ -300,8 +303,8 @@ int cmd_run(int argc, char **argv) {
         }
         t0 = zc_now();
         if (zc_decode(ctx, &tok, 1, ZC_LOGITS_LAST, logits) != ZC_OK) {
-            rc = cli_lib_error();
-            goto done;
+            failed = 1;
+            break;
         }
         t_gen += zc_now() - t0;
         n_steps++;
@@ -317,7 +320,7 @@ int cmd_run(int argc, char **argv) {
     fprintf(stderr, "generated: %d tokens; %d decode steps in %.3f s, %.1f tokens/s\n", n_gen, n_steps, t_gen,
             t_gen > 0 ? n_steps / t_gen : 0.0);
     print_memory(ctx);
-    rc = CLI_EXIT_OK;
+    rc = failed ? cli_lib_error() : CLI_EXIT_OK;
 done:
     free(logits);
     free(ids);
