@@ -4,6 +4,7 @@
  * a tensor by its role and layer), so validation is written once. */
 #include "model/model.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -453,7 +454,7 @@ int zc_model_load(const char *path, zc_model **out) {
     struct stat st;
     int rc;
     if (stat(path, &st) != 0)
-        rc = zc_error(ZC_ERR_IO, "%s: no such file or directory", path);
+        rc = zc_error(ZC_ERR_IO, "%s: cannot open: %s", path, strerror(errno)); /* as zc_map_file says it */
     else if (S_ISDIR(st.st_mode))
         rc = load_hf(m);
     else
