@@ -10,6 +10,9 @@
  *            tasks = (KV head g, chunk of keys); every task leaves an
  *            unnormalized partial (m, l, acc) and the partials of a row are
  *            merged by their log-sum-exp afterwards.
+ * zc_attn_colsum recomputes chosen (probe) rows' softmax weights from their
+ * lse and sums them per KV head: tasks = (KV head, key chunk), each owning
+ * its slice of the output, so no reduction is needed.
  */
 #include "attn/attn.h"
 

@@ -1,9 +1,12 @@
-/* AVX2 + FMA + F16C attention tile kernel (see attn_impl.h for the contract).
+/* AVX2 + FMA + F16C attention kernels (contracts in attn_impl.h).
  *
- * Scores are computed eight keys at a time: eight dot-product accumulators
- * are reduced together with a transposing hadd tree, so one score vector
- * costs hd/8 FMAs per key plus a few shuffles. The head_dim tail (hd % 8)
- * goes through masked loads, so every head_dim works.
+ * Scores: query rows go in pairs where they see the same keys (the G heads
+ * of one query always do), so each K vector loaded feeds two rows; four keys
+ * x two rows fill eight accumulators reduced by one transposing hadd tree
+ * (zc_scores2). A lone row takes eight keys at a time the same way. The P.V
+ * sums likewise share each V vector between the two rows and keep eight FMA
+ * chains in flight (zc_axpy2 / zc_axpy_rows). A head_dim that is not a
+ * multiple of 8 takes the single-row path, whose tail uses masked loads.
  */
 #include <math.h>
 

@@ -41,6 +41,10 @@
  * quantize -> dequantize -> quantize again and their error compounds; here a
  * token is quantized exactly once.
  *
+ * truncate: segments are never un-compressed, so the cache can be reset (0)
+ * or cut inside its fp16 window (n_keep >= the window start of every layer);
+ * anything else is ZC_ERR_UNSUPPORTED with the position that blocks it.
+ *
  * Defaults, measured (KL(fp16 || zipcache) per scored token, `zipcache eval
  * ppl -c 512 --chunks 24 --kv zipcache --kl-base ...` on TinyStories
  * validation text: 255-token prefill, 256 decoded tokens per chunk, 4/2 bits,
