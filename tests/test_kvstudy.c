@@ -77,6 +77,15 @@ static void test_recon(void) {
         TT_CHECK(bpe >= num(r, "bits") && bpe < num(r, "bits") + 8, "%s bits/elem %g", f, bpe);
     }
     TT_CHECK(q8 < 1e-3, "q8_0 V error %g", q8);
+    /* attention output error with K and V quantized together falls with the width */
+    const zc_json *att = zc_json_get(root, "attention");
+    TT_CHECK(att && att->type == ZC_JSON_ARRAY && att->len >= 3, "attention rows");
+    prev = INFINITY;
+    for (size_t i = 0; att && i < 3; i++) { /* the first pair at 2, 3, 4 bits */
+        double e = num(&att->items[i], "rel_error");
+        TT_CHECK(e > 0 && e < prev, "attention error %g after %g", e, prev);
+        prev = e;
+    }
     zc_json_free(doc);
     free(json);
 }

@@ -45,6 +45,11 @@ void zc_kv_capture_free(zc_kv_capture *cap);
 int zc_kv_study_chunks(const zc_model *m, const zc_eval_opts *o, const zc_eval_study_opts *p, int32_t **tokens,
                        int *L, int *n_chunks);
 
+/* Causal softmax attention weights of one query row over keys 0..last of
+ * KV head g: row[j] = softmax_j(qi . k_j / sqrt(d)), qi [d], k [last+1][kw]
+ * (head g at columns g*d..g*d+d-1), row [last+1]. */
+void zc_kv_study_attn_row(const float *qi, const float *k, size_t kw, int g, int d, int last, float *row);
+
 /* JSON output: {"study": ..., "model": ..., "text": ..., "chunks": n, "tokens": L
  * (the caller appends its fields and the closing brace), then written to path. */
 void zc_kv_study_json_begin(zc_strbuf *b, const char *study, const char *model_path, const char *text, int n_chunks,

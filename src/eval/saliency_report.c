@@ -118,29 +118,31 @@ int zc_kv_study_json_write(zc_strbuf *b, const char *path) {
 
 /* ---- Attention and estimates ---------------------------------------------------- */
 
-/* A[h][i][j] = softmax_j(q_i . k_j / sqrt(d)) over j <= i (0 beyond), for the
- * G query heads of KV head g. A: [G][L][L]. */
+void zc_kv_study_attn_row(const float *qi, const float *k, size_t kw, int g, int d, int last, float *row) {
+    const float scale = 1.0f / sqrtf((float)d);
+    float mx = -INFINITY;
+    for (int j = 0; j <= last; j++) {
+        const float *kj = k + (size_t)j * kw + (size_t)g * d;
+        float s = 0;
+        for (int e = 0; e < d; e++) s += qi[e] * kj[e];
+        row[j] = s * scale;
+        mx = row[j] > mx ? row[j] : mx;
+    }
+    double sum = 0;
+    for (int j = 0; j <= last; j++) sum += (row[j] = expf(row[j] - mx));
+    for (int j = 0; j <= last; j++) row[j] = (float)(row[j] / sum);
+}
+
+/* A[h][i][j] for the G query heads of KV head g, j <= i (0 beyond). A: [G][L][L]. */
 static void causal_attention(const zc_kv_capture *c, int layer, int g, float *A) {
     const int L = c->L, d = c->head_dim, G = c->n_heads / c->n_kv_heads;
     const size_t qw = (size_t)c->n_heads * d, kw = (size_t)c->n_kv_heads * d;
     const float *Q = c->q + (size_t)layer * L * qw, *K = c->k + (size_t)layer * L * kw;
-    const float scale = 1.0f / sqrtf((float)d);
     for (int h = 0; h < G; h++)
         for (int i = 0; i < L; i++) {
-            const float *qi = Q + (size_t)i * qw + (size_t)(g * G + h) * d;
             float *row = A + ((size_t)h * L + i) * L;
-            float mx = -INFINITY;
-            for (int j = 0; j <= i; j++) {
-                const float *kj = K + (size_t)j * kw + (size_t)g * d;
-                float s = 0;
-                for (int e = 0; e < d; e++) s += qi[e] * kj[e];
-                row[j] = s * scale;
-                mx = row[j] > mx ? row[j] : mx;
-            }
-            double sum = 0;
-            for (int j = 0; j <= i; j++) sum += (row[j] = expf(row[j] - mx));
-            for (int j = 0; j <= i; j++) row[j] = (float)(row[j] / sum);
-            for (int j = i + 1; j < L; j++) row[j] = 0;
+            zc_kv_study_attn_row(Q + (size_t)i * qw + (size_t)(g * G + h) * d, K, kw, g, d, i, row);
+            memset(row + i + 1, 0, sizeof(float) * (size_t)(L - 1 - i));
         }
 }
 
