@@ -200,7 +200,8 @@ int cmd_eval(int argc, char **argv) {
     a.gen.shots = ZC_GSM8K_MAX_SHOTS;
     a.gen.python = "/usr/bin/python3";
     a.gen.timeout_s = 10;
-    a.sweep.policies = "zipcache,uniform,kivi,mikv,h2o,q4_0";
+    const char *default_policies = "zipcache,uniform,kivi,mikv,h2o,q4_0";
+    a.sweep.policies = default_policies;
     static const double DEFAULT_BITS[] = {2.5, 3, 3.5, 4};
     int rc = parse(argc, argv, &a);
     if (rc >= 0) return rc;
@@ -209,6 +210,8 @@ int cmd_eval(int argc, char **argv) {
         a.sweep.n_bits = 4;
     }
     a.sweep.bits = a.bits;
+    if (a.sweep.preset && a.sweep.policies != default_policies)
+        return cli_usage_error("eval", "--preset chooses its own variants; drop --policies");
     if (!a.model && !(a.model = cli_default_model())) return cli_usage_error("eval", "no model given (-m MODEL)");
     bool study = !strcmp(a.sub, "saliency") || !strcmp(a.sub, "recon");
     if (!strcmp(a.sub, "ppl") || !strcmp(a.sub, "sweep") || study) {

@@ -133,6 +133,23 @@ else
     skip eval_tasks "stories260K or data missing"
 fi
 
+# ---- a small sweep: one CSV row per policy x distinct budget, a plot when gnuplot is there ----
+if [ -f "$S260" ] && [ -f "$TEXT" ]; then
+    if "$BIN" eval sweep -m "$S260" -f "$TEXT" -c 64 --chunks 1 -t 1 --no-progress --policies kivi,h2o --bits 2.5,3 \
+        --csv "$TMP/s.csv" --plot "$TMP/s.svg" >"$TMP/out" 2>&1 && "$PY" - "$TMP/s.csv" <<'EOF' 2>"$TMP/err"
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+# kivi maps 2.5 and 3 to widths 2 and 3; h2o keeps 2.5/16 and 3/16 of the tokens: four distinct runs
+assert [(r["policy"], r["budget_bits"]) for r in rows] == [("kivi", "2.5"), ("kivi", "3"), ("h2o", "2.5"), ("h2o", "3")], rows
+assert all(float(r["compression_ratio"]) > 1 and float(r["kl_mean"]) > 0 for r in rows), rows
+EOF
+    then
+        if [ -x /usr/bin/gnuplot ] && ! grep -q "<svg" "$TMP/s.svg"; then fail eval_sweep "no SVG plot"; else pass eval_sweep; fi
+    else
+        fail eval_sweep "$(tail -3 "$TMP/out") $(cat "$TMP/err" 2>/dev/null)"
+    fi
+fi
+
 # ---- eval saliency / recon dispatch to the studies (src/eval/saliency_report.c, recon_report.c) ----
 if [ -f "$S260" ] && [ -f "$TEXT" ]; then
     for study in saliency recon; do
@@ -148,7 +165,8 @@ fi
 
 # ---- usage errors exit 2 with one line ----
 bad=0
-for args in "nonesuch" "ppl --chunks 0 -f x" "ppl --data x -f y" "lines --kv nonesuch --data x" "sweep -f x --bits 2,abc"; do
+for args in "nonesuch" "ppl --chunks 0 -f x" "ppl --data x -f y" "lines --kv nonesuch --data x" "sweep -f x --bits 2,abc" \
+    "sweep -f x --csv y --preset ablation-probes --policies kivi"; do
     # shellcheck disable=SC2086
     "$BIN" eval $args >/dev/null 2>&1
     rc=$?
