@@ -320,28 +320,35 @@ def synth_hf(d, model_type, dtype, biases, rope_scaling, drop=()):
 
 PROMPT = "Once upon a time, there was a little dog named Max. Max liked to run in the big green park with his friend."
 
-check("forward_hf_tinystories656K", os.path.join(ASSETS, "models", "tinystories656K"), load_hf, rope_rotate_half, PROMPT)
-# -b 5: several prefill batches, so chunking is compared too.
-check("forward_gguf_stories260K_batched", os.path.join(ASSETS, "models", "stories260K", "stories260K.gguf"),
-      load_gguf, rope_adjacent, PROMPT, ("-b", "5"))
 
-if not os.path.isdir(os.path.join(ASSETS, "models", "tinystories656K")):
-    print("SKIP forward_hf_synthetic: models/tinystories656K (its tokenizer) not found")
-else:
-    with tempfile.TemporaryDirectory() as tmp:
-        qwen = os.path.join(tmp, "qwen2")
-        synth_hf(qwen, "qwen2", "BF16", True, None)
-        check("forward_hf_synth_qwen2_bf16_biases", qwen, load_hf, rope_rotate_half, PROMPT, ("-b", "16"))
-        rs = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-              "original_max_position_embeddings": 64}
-        llama3 = os.path.join(tmp, "llama3")
-        synth_hf(llama3, "llama", "F16", False, rs)
-        check("forward_hf_synth_llama3_rope_scaling_f16", llama3, load_hf, rope_rotate_half_scaled(rs), PROMPT)
-        # Untied embeddings (tie_word_embeddings false) without lm_head: refused, exit 1.
-        untied = os.path.join(tmp, "untied")
-        synth_hf(untied, "llama", "F32", False, None, drop=("lm_head.weight",))
-        r = subprocess.run([BIN, "run", "-m", untied, "-n", "1"], capture_output=True)
-        ok = r.returncode == 1 and b"tensor 'lm_head.weight' is missing" in r.stderr
-        print(f"{'PASS' if ok else 'FAIL'} hf_untied_without_lm_head", flush=True)
-        if not ok:
-            print(f"  exit {r.returncode}: {r.stderr.decode(errors='replace')}", file=sys.stderr)
+def main():
+    # Only as a script: tests/py/test_retrieval_tools.py imports the reference functions above.
+    check("forward_hf_tinystories656K", os.path.join(ASSETS, "models", "tinystories656K"), load_hf, rope_rotate_half, PROMPT)
+    # -b 5: several prefill batches, so chunking is compared too.
+    check("forward_gguf_stories260K_batched", os.path.join(ASSETS, "models", "stories260K", "stories260K.gguf"),
+          load_gguf, rope_adjacent, PROMPT, ("-b", "5"))
+
+    if not os.path.isdir(os.path.join(ASSETS, "models", "tinystories656K")):
+        print("SKIP forward_hf_synthetic: models/tinystories656K (its tokenizer) not found")
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            qwen = os.path.join(tmp, "qwen2")
+            synth_hf(qwen, "qwen2", "BF16", True, None)
+            check("forward_hf_synth_qwen2_bf16_biases", qwen, load_hf, rope_rotate_half, PROMPT, ("-b", "16"))
+            rs = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                  "original_max_position_embeddings": 64}
+            llama3 = os.path.join(tmp, "llama3")
+            synth_hf(llama3, "llama", "F16", False, rs)
+            check("forward_hf_synth_llama3_rope_scaling_f16", llama3, load_hf, rope_rotate_half_scaled(rs), PROMPT)
+            # Untied embeddings (tie_word_embeddings false) without lm_head: refused, exit 1.
+            untied = os.path.join(tmp, "untied")
+            synth_hf(untied, "llama", "F32", False, None, drop=("lm_head.weight",))
+            r = subprocess.run([BIN, "run", "-m", untied, "-n", "1"], capture_output=True)
+            ok = r.returncode == 1 and b"tensor 'lm_head.weight' is missing" in r.stderr
+            print(f"{'PASS' if ok else 'FAIL'} hf_untied_without_lm_head", flush=True)
+            if not ok:
+                print(f"  exit {r.returncode}: {r.stderr.decode(errors='replace')}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
