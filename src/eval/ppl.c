@@ -186,6 +186,29 @@ static void ppl_summary(zc_eval_summary *sum, zc_eval_ppl_acc *acc, int64_t n_ch
     }
 }
 
+/* Tokens the run needs (0: unknown, tokenize everything): up to the last chunk asked for. */
+static int64_t tokens_needed(const zc_eval_opts *o, const zc_eval_ppl_opts *p, int n_ctx) {
+    if (p->chunks <= 0 && o->limit <= 0) return 0;
+    int64_t last = p->chunks > 0 ? p->chunks : o->offset + o->limit;
+    if (o->limit > 0 && o->offset + o->limit < last) last = o->offset + o->limit;
+    return last * n_ctx;
+}
+
+/* Open the KL base and check it holds the distributions of chunks [c0, c1) of this run. */
+static int open_base(const char *path, const zc_eval_session *s, int64_t c0, int64_t c1, zc_klbase *base) {
+    int rc = zc_klbase_open(base, path);
+    if (rc != ZC_OK) return rc;
+    uint64_t per_chunk = (uint64_t)(s->n_ctx - s->n_ctx / 2);
+    if (base->n_vocab != s->n_vocab || base->ctx != s->n_ctx)
+        return zc_error(ZC_ERR_ARG, "%s: KL base has vocab %d, ctx %d; this run has vocab %d, ctx %d", path,
+                        base->n_vocab, base->ctx, s->n_vocab, s->n_ctx);
+    if (c0 < base->first_chunk || (uint64_t)(c1 - base->first_chunk) * per_chunk > base->n_records)
+        return zc_error(ZC_ERR_ARG, "%s: KL base covers chunks %d..%llu; this run needs %lld..%lld", path,
+                        base->first_chunk, (unsigned long long)(base->first_chunk + base->n_records / per_chunk) - 1,
+                        (long long)c0, (long long)c1 - 1);
+    return ZC_OK;
+}
+
 int zc_eval_ppl(const zc_model *m, const char *model_path, const zc_eval_opts *o, const zc_eval_ppl_opts *p,
                 zc_eval_summary *sum) {
     int rc = check_ppl_opts(o, p);
@@ -207,13 +230,7 @@ int zc_eval_ppl(const zc_model *m, const char *model_path, const zc_eval_opts *o
         rc = zc_error(ZC_ERR_ARG, "eval ppl: context %d is too small", n_ctx);
         goto done;
     }
-    int64_t need = 0;
-    if (p->chunks > 0 || o->limit > 0) {
-        int64_t last = p->chunks > 0 ? p->chunks : o->offset + o->limit;
-        if (o->limit > 0 && o->offset + o->limit < last) last = o->offset + o->limit;
-        need = last * n_ctx;
-    }
-    if ((rc = tokenize_text(m, p->text, need, &ids, &n_ids)) != ZC_OK) goto done;
+    if ((rc = tokenize_text(m, p->text, tokens_needed(o, p, n_ctx), &ids, &n_ids)) != ZC_OK) goto done;
     int64_t total = n_ids / n_ctx;
     if (p->chunks > 0 && p->chunks < total) total = p->chunks;
     if (total == 0) {
@@ -222,21 +239,7 @@ int zc_eval_ppl(const zc_model *m, const char *model_path, const zc_eval_opts *o
     }
     int64_t c0, c1;
     zc_eval_item_range(o, total, &c0, &c1);
-    int per_chunk = n_ctx - n_ctx / 2;
-    if (with_base) {
-        if ((rc = zc_klbase_open(&base, p->kl_base)) != ZC_OK) goto done;
-        if (base.n_vocab != s.n_vocab || base.ctx != n_ctx) {
-            rc = zc_error(ZC_ERR_ARG, "%s: KL base has vocab %d, ctx %d; this run has vocab %d, ctx %d", p->kl_base,
-                          base.n_vocab, base.ctx, s.n_vocab, n_ctx);
-            goto done;
-        }
-        if (c0 < base.first_chunk || (uint64_t)(c1 - base.first_chunk) * (uint64_t)per_chunk > base.n_records) {
-            rc = zc_error(ZC_ERR_ARG, "%s: KL base covers chunks %d..%llu; this run needs %lld..%lld", p->kl_base,
-                          base.first_chunk, (unsigned long long)(base.first_chunk + base.n_records / per_chunk) - 1,
-                          (long long)c0, (long long)c1 - 1);
-            goto done;
-        }
-    }
+    if (with_base && (rc = open_base(p->kl_base, &s, c0, c1, &base)) != ZC_OK) goto done;
     if (p->save_kl_base && (rc = zc_klbase_create(&save, p->save_kl_base, s.n_vocab, n_ctx, (int)c0)) != ZC_OK)
         goto done;
     if (!(chunk = zc_malloc((size_t)n_ctx * sizeof *chunk))) {
