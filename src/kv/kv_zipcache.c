@@ -23,8 +23,9 @@
  * head's sets are contiguous for the kernels, and a row's range is that of
  * one head's values instead of the widest head's.
  *
- * Prefill (attend with n > 1): the block's own attention runs on the fp16
- * window (zc_attn_forward, which also returns each row's log-sum-exp) plus
+ * Prefill (attend of a prompt chunk: n > 1 tokens starting the sequence, or
+ * at least stream_gap of them later on): the block's own attention runs on
+ * the fp16 window (zc_attn_forward, which also returns each row's lse) plus
  * the packed segments, merged by log-sum-exp. The probe queries' exact
  * softmax rows are then recomputed from that total lse (one light pass over
  * the probes only), summed over the G query heads of each KV head into
@@ -32,8 +33,8 @@
  * every (layer, KV head) are salient (the first cfg->sinks positions always).
  * The window is then compressed into one segment and its fp16 copy dropped.
  *
- * Decode (attend with n = 1): packed segments + fp16 window, merged by
- * log-sum-exp. Probe rows of window queries are gathered as the window fills
+ * Decode (attend of one token, or of a short block later on): packed segments
+ * + fp16 window, merged by log-sum-exp. Probe rows of window queries are gathered as the window fills
  * (or, with ZC_ZIP_DECODE_LAST, only the compressing step's row is used);
  * every cfg->stream_gap tokens the window becomes a new segment. Older
  * segments are never touched again: the reference code re-quantizes the
@@ -509,30 +510,36 @@ static int prefill_compress(kv_zip *c, zlayer *L, int pos, int n, const float *q
     return compress_window(c, L, c->sc, 0);
 }
 
-/* Decode: gather this query's row into the probe statistics (paper rule),
- * and compress once the window holds stream_gap tokens. */
-static int decode_step(kv_zip *c, zlayer *L, int pos, const float *q) {
+/* Streaming: the n queries at positions pos.. (the window's last n tokens)
+ * add their rows to the probe statistics when they are probes (paper rule),
+ * and the window is compressed once it holds stream_gap tokens. */
+static int stream_step(kv_zip *c, zlayer *L, int pos, int n, const float *q) {
     const zc_kv_shape *sh = &c->base.shape;
-    int nkv = sh->n_kv_heads, W = L->wlen, i = W - 1;
+    int nkv = sh->n_kv_heads, W = L->wlen, q_off = W - n; /* window index of query 0 */
     int full = W >= c->base.cfg.stream_gap;
     int paper = c->opts.decode_rule == ZC_ZIP_DECODE_PAPER;
     int rc = reserve_window_scratch(c, W);
     if (rc) return rc;
     zc_attn_dims d = {sh->n_heads, nkv, sh->head_dim};
-    const int row0 = 0;
-    if (paper && decode_probe(c, i, pos)) { /* accumulate this row into the window's column sums */
-        rc = zc_attn_colsum(NULL, &d, q, &row0, 1, i, L->wk, ZC_TYPE_F16, (size_t)c->kv_dim, W, c->lse_t, L->col,
-                            (size_t)L->wcap, &c->s_fwd);
+    if (paper) {
+        int32_t *rows = c->ibuf + 2 * c->cap_w, n_rows = 0;
+        for (int i = 0; i < n; i++)
+            if (decode_probe(c, q_off + i, pos + i)) {
+                rows[n_rows++] = i;
+                for (int j = 0; j <= q_off + i; j++) L->ncol[j]++;
+            }
+        rc = zc_attn_colsum(NULL, &d, q, rows, n_rows, q_off, L->wk, ZC_TYPE_F16, (size_t)c->kv_dim, W, c->lse_t,
+                            L->col, (size_t)L->wcap, &c->s_fwd);
         if (rc) return rc;
-        for (int j = 0; j <= i; j++) L->ncol[j]++;
     }
     if (!full) return ZC_OK;
     if (paper) {
         denominators(c, W, W, 0, NULL, 0, L->ncol, c->ibuf);
         normalize(c, W, L->col, (size_t)L->wcap, c->ibuf, c->sc);
-    } else { /* the reference code: this query's row, unnormalized */
+    } else { /* the reference code: the compressing step's (last) query row, unnormalized */
+        int32_t last = n - 1;
         memset(c->sc, 0, (size_t)nkv * W * sizeof(float));
-        rc = zc_attn_colsum(NULL, &d, q, &row0, 1, i, L->wk, ZC_TYPE_F16, (size_t)c->kv_dim, W, c->lse_t, c->sc,
+        rc = zc_attn_colsum(NULL, &d, q, &last, 1, q_off, L->wk, ZC_TYPE_F16, (size_t)c->kv_dim, W, c->lse_t, c->sc,
                             (size_t)W, &c->s_fwd);
         if (rc) return rc;
     }
@@ -564,7 +571,12 @@ static int zip_attend(zc_kv_cache *base, int layer, int pos, int n, const float 
         if (rc) return rc;
         merge_parts(c, n, out);
     }
-    return n > 1 ? prefill_compress(c, L, pos, n, q) : decode_step(c, L, pos, q);
+    /* A prompt chunk (the first block of a sequence, or a block of at least
+     * stream_gap tokens) is scored by its probes and compressed now; a short
+     * block later on (several tokens scored or speculated per call) streams
+     * like single decode tokens, so it does not become a tiny segment. */
+    int chunk = n > 1 && (pos == 0 || n >= base->cfg.stream_gap);
+    return chunk ? prefill_compress(c, L, pos, n, q) : stream_step(c, L, pos, n, q);
 }
 
 /* Only the window can be cut: compressed segments are never un-compressed. */
