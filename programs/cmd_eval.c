@@ -17,7 +17,7 @@ static const char *const USAGE =
     "\n"
     "  ppl        perplexity over -f TEXT in chunks of the context (second half of each chunk scored,\n"
     "             decoded token by token against the cache); with --kl-base also KL(fp16 || run)\n"
-    "  lines      LongEval line retrieval accuracy (--data N_lines.jsonl), Wilson 95%% interval\n"
+    "  lines      LongEval line retrieval accuracy (--data N_lines.jsonl), Wilson 95% interval\n"
     "  gsm8k      GSM8K accuracy with the 8-shot chain-of-thought prompt (--data test.jsonl)\n"
     "  humaneval  HumanEval completions (--data HumanEval.jsonl); --execute runs the tests: pass@1\n"
     "  sweep      ppl/KL for --policies x --bits (or a --preset ablation) -> CSV + SVG plot\n"
