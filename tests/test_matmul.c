@@ -24,6 +24,16 @@ static const int LOADABLE[] = {ZC_TYPE_F32,  ZC_TYPE_F16,  ZC_TYPE_BF16, ZC_TYPE
 
 static unsigned long long g_seed = 12345;
 
+/* Enable SIMD for this test even under ZIPCACHE_NO_SIMD=1 (the scalar path
+ * is tested by forcing it), or skip if the CPU lacks it. */
+static void require_avx2(void) {
+    zc_cpu_set_simd(1);
+    if (!zc_cpu_has_avx2()) {
+        zc_cpu_set_simd(-1);
+        TT_SKIP("the CPU lacks AVX2/FMA/F16C");
+    }
+}
+
 static uint16_t random_scale(void) { /* signed, magnitude in [2^-9, 2^-5) */
     float v = (1.0f + 0.5f * (tt_randf(&g_seed) + 1.0f)) * ldexpf(1.0f, -9 + (int)(tt_rand_u64(&g_seed) % 4));
     return zc_f32_to_fp16(tt_rand_u64(&g_seed) & 1 ? v : -v);
@@ -126,7 +136,7 @@ static void run_all_shapes(bool simd) {
 }
 
 static void test_matmul_simd_vs_ref(void) {
-    if (!zc_cpu_has_avx2()) TT_SKIP("no AVX2 on this CPU");
+    require_avx2();
     run_all_shapes(true);
 }
 
@@ -167,7 +177,7 @@ static void test_matmul_deterministic(void) {
 
 /* The AVX2 activation quantizers produce the scalar quantizers' bytes. */
 static void test_act_quant_simd_matches_scalar(void) {
-    if (!zc_cpu_has_avx2()) TT_SKIP("no AVX2 on this CPU");
+    require_avx2();
     enum { N = 1024 };
     float x[N];
     for (int i = 0; i < N; i++) x[i] = tt_randf(&g_seed) * (float)(1 + i / 256);
@@ -184,6 +194,7 @@ static void test_act_quant_simd_matches_scalar(void) {
     TT_CHECK(memcmp(ak, bk, sizeof ak) == 0, "q8k activation blocks differ");
     TT_CHECK(a[2].qs[1] == 2 && a[2].qs[2] == -4 && a[1].d == 0.0f && a[1].s == 0.0f,
              "ties to even: %d %d, zero block d=%g", a[2].qs[1], a[2].qs[2], a[1].d);
+    zc_cpu_set_simd(-1);
 }
 
 /* The kernels directly, on the same quantized activations: AVX-512 VNNI must
@@ -191,7 +202,7 @@ static void test_act_quant_simd_matches_scalar(void) {
  * must match the scalar kernels up to float summation order. This is what
  * tests the AVX2 kernels that zc_matmul passes over on a VNNI machine. */
 static void test_kernels_agree(void) {
-    if (!zc_cpu_has_avx2()) TT_SKIP("no AVX2 on this CPU");
+    require_avx2();
     const int64_t cols = 1024;
     float *x = random_x(ZC_NX, cols), *row = malloc(sizeof(float) * cols);
     static zc_act_q8 a8[ZC_NX][1024 / 32];
@@ -235,6 +246,7 @@ static void test_kernels_agree(void) {
     }
     TT_CHECK(!zc_cpu_has_avx512vnni() || n_vnni == 5, "VNNI kernels for the 5 formats of 32, got %d", n_vnni);
     free(x), free(row);
+    zc_cpu_set_simd(-1);
 }
 
 /* A NaN activation poisons its whole output row on every path. */
