@@ -54,7 +54,7 @@ int zc_read_file(const char *path, size_t max_bytes, char **out, size_t *out_len
     *out = NULL;
     FILE *f = fopen(path, "rb");
     if (!f) return zc_error(ZC_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 1 << 16, len = 0;
+    size_t cap = max_bytes < (1 << 16) ? max_bytes : 1 << 16, len = 0;
     char *buf = malloc(cap + 1);
     if (!buf) {
         fclose(f);
@@ -62,6 +62,9 @@ int zc_read_file(const char *path, size_t max_bytes, char **out, size_t *out_len
     }
     for (;;) {
         if (len == cap) {
+            /* A file of exactly max_bytes is allowed: refuse only when one
+             * more byte exists. */
+            if (cap >= max_bytes && getc(f) == EOF) break;
             if (cap >= max_bytes) {
                 free(buf);
                 fclose(f);
