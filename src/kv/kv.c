@@ -146,7 +146,8 @@ static int parse_bytes(const char *opt, const char *val, size_t *out) {
     char *end;
     errno = 0;
     unsigned long long v = strtoull(val, &end, 10);
-    if (!*val || *val == '-' || end == val || errno) return bad_value(opt, val, "is not a byte count");
+    /* A digit first: strtoull would skip spaces and wrap " -5" to a huge count. */
+    if (*val < '0' || *val > '9' || errno) return bad_value(opt, val, "is not a byte count");
     unsigned shift = 0;
     if (*end) {
         switch (*end) {
@@ -213,7 +214,7 @@ int zc_kv_config_parse_arg(zc_kv_config *cfg, const char *opt, const char *val) 
         char *end;
         errno = 0;
         unsigned long long s = strtoull(val, &end, 10);
-        if (!*val || *val == '-' || *end || errno) return bad_value(opt, val, "is not a non-negative integer");
+        if (*val < '0' || *val > '9' || *end || errno) return bad_value(opt, val, "is not a non-negative integer");
         cfg->seed = s;
     } else if (!strcmp(opt, "--kv-budget")) {
         rc = parse_bytes(opt, val, &cfg->budget_bytes);
