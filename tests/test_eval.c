@@ -375,6 +375,12 @@ static void test_ppl_harness_on_model(void) {
         TT_NEAR(s.score, exp(sum / n), 1e-4);
     }
     free(ids);
+    /* Decoding the scored half in blocks of 7 (not a divisor of 32) scores the same tokens the same way. */
+    double one_by_one = s.score;
+    p.block = 7;
+    TT_CHECK(zc_eval_ppl(m, model, &o, &p, &s) == ZC_OK, "block 7: %s", zc_last_error());
+    TT_NEAR(s.score, one_by_one, 1e-4);
+    p.block = 1;
 
     /* fp16 base, then the same fp16 run against it: KL exactly 0 up to the
      * fp16 storage of the log-probs, top-1 agreement 1. */
