@@ -161,8 +161,11 @@ static int add_file(zc_safetensors *st, const char *path) {
     if (hlen < 2 || json[0] != '{')
         return zc_error(ZC_ERR_FORMAT, "%s: header is not a JSON object (header)", path);
     const zc_json *root;
-    rc = zc_json_parse(json, (size_t)hlen, path, &f->doc, &root);
-    if (rc) return zc_error_prefix(ZC_ERR_FORMAT, "%s: bad JSON header", path);
+    /* The parser's messages start with its source: "<path>: bad JSON header: invalid JSON at byte N: ..." */
+    char source[1100];
+    snprintf(source, sizeof source, "%s: bad JSON header", path);
+    rc = zc_json_parse(json, (size_t)hlen, source, &f->doc, &root);
+    if (rc) return rc;
     if (root->type != ZC_JSON_OBJECT) return zc_error(ZC_ERR_FORMAT, "%s: header is not a JSON object (header)", path);
 
     const uint8_t *data = f->map.data + 8 + hlen;
