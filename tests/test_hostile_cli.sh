@@ -268,7 +268,7 @@ else
         "$Z" run -m "$T/sthuge"
     hf stjson model.safetensors
     printf '\x0a\x00\x00\x00\x00\x00\x00\x00{"x": [1,2' >"$T/stjson/model.safetensors"
-    expect hf_safetensors_bad_json 1 "stjson/model.safetensors: bad JSON header" "$Z" run -m "$T/stjson"
+    expect hf_safetensors_bad_json 1 "stjson/model.safetensors: bad JSON header: invalid JSON at byte 10: unterminated array" "$Z" run -m "$T/stjson"
     hf stoff model.safetensors
     "$PY" -c "import struct,sys; h=b'{\"lm_head.weight\":{\"dtype\":\"F32\",\"shape\":[2048,128],\"data_offsets\":[0,1048576]}}'; sys.stdout.buffer.write(struct.pack('<Q',len(h))+h+bytes(64))" \
         >"$T/stoff/model.safetensors"
