@@ -37,6 +37,8 @@ expect() {
     shift 3
     "$@" >"$T/out" 2>"$T/err" </dev/null
     local rc=$?
+    # A sanitizer build exits 1 on a report too: a report is never an expected data error.
+    if grep -qE 'Sanitizer|runtime error:' "$T/err"; then fail "$name" "sanitizer report: $(head -c 600 "$T/err")"; return 1; fi
     if [ $rc -ne "$code" ]; then fail "$name" "exit $rc, want $code: $(head -c 400 "$T/err")"; return 1; fi
     if ! grep -qF -- "$pat" "$T/err"; then fail "$name" "stderr lacks '$pat': $(head -c 400 "$T/err")"; return 1; fi
     if [ "$code" -eq 2 ] && [ "$(wc -l <"$T/err")" -ne 1 ]; then
@@ -45,6 +47,8 @@ expect() {
     pass "$name"
 }
 usage() { local name=$1 pat=$2; shift 2; expect "usage_$name" 2 "$pat" "$@"; }
+# Whether the CLI starts under ulimit -v (sanitizer runtimes reserve terabytes of shadow memory).
+can_ulimit() { bash -c 'ulimit -v 400000 && "$1" --help; r=$?; exit $r' _ "$Z" >/dev/null 2>&1; }
 
 # ---- 1. Command-line errors: exit 2, one line --------------------------------------------
 usage top_unknown_command "unknown command 'frobnicate'" "$Z" frobnicate
@@ -247,7 +251,7 @@ else
     hf huge config.json
     { printf '{"model_type": "'; head -c 104857600 /dev/zero | tr '\0' x; printf '"}'; } >"$T/huge/config.json"
     # Refused by its size limit without reading it whole: 100 MB would not fit under 60 MB.
-    if (ulimit -v 400000 && "$Z" --help) >/dev/null 2>&1; then
+    if can_ulimit; then
         expect hf_config_huge 1 "huge/config.json: file larger than the 1048576-byte limit" \
             bash -c 'ulimit -v 60000 && exec "$@"' _ "$Z" run -m "$T/huge"
     else
@@ -299,10 +303,9 @@ else
 fi
 
 # ---- 4c. Allocation failures under ulimit -v: an out-of-memory message, exit 1 ----------
-# Sanitizer runtimes reserve terabytes of shadow memory and cannot start under ulimit -v.
 if [ ! -f "$S260" ]; then
     skip oom "stories260K.gguf not found under $A"
-elif ! (ulimit -v 400000 && "$Z" --help) >/dev/null 2>&1; then
+elif ! can_ulimit; then
     skip oom "this build cannot start under ulimit -v (sanitizer runtime)"
 else
     lim() { bash -c 'ulimit -v 40000 && exec "$@"' _ "$@"; }
