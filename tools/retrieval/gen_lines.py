@@ -10,7 +10,9 @@ Each record has the fields of LongEval's N_lines.jsonl (../shared/data/longeval_
   num_lines        int
   random_idx       [key, index of the line in the record]
 
-LongEval's 200/400/600 files also carry token_size (a count of Llama-tokenizer tokens) and
+The text is byte for byte that of LongEval's 200/400/600 files (whose question ends "I need the
+number. " with a space; the 800/1000/1200 files drop that space and have some multi-word keys).
+Those three files also carry token_size (a count of Llama-tokenizer tokens) and
 prompt_length (-1); the 800/1000/1200 files do not, and `zipcache eval lines` needs neither, so
 they are left out rather than filled with a count of some other tokenizer.
 
