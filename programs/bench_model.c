@@ -287,8 +287,16 @@ static bool parse_policies(bench_opts *o, const char *val) {
             cli_usage_error("bench", "--kv: too many policies or name too long");
             return false;
         }
+        /* Refuse an unknown name now, not after loading the model. */
+        zc_kv_config probe;
+        zc_kv_config_default(&probe);
+        if (zc_kv_config_parse_arg(&probe, "--kv", t) < 0) {
+            cli_usage_error("bench", "%s", zc_last_error());
+            return false;
+        }
         snprintf(o->policies[o->n_policies++], sizeof o->policies[0], "%s", t);
     }
+    if (o->n_policies == 0) cli_usage_error("bench", "--kv: empty list");
     return o->n_policies > 0;
 }
 
