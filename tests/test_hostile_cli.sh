@@ -89,6 +89,8 @@ usage synth_layers_negative "--layers: -1 is out of range" "$Z" synth --shape ti
 usage synth_no_output "need --shape NAME and -o FILE" "$Z" synth --shape tiny-llama
 usage bench_p_garbage "-p: 'abc' is not an integer" "$Z" bench -p abc
 usage bench_depth_negative "-d: -1 is out of range" "$Z" bench -d -1
+usage bench_kv_unknown "zipcache bench: unknown KV policy 'bogus'" "$Z" bench --kv fp16,bogus
+usage bench_kv_empty "zipcache bench: --kv: empty list" "$Z" bench --kv ,
 usage bench_quant_unknown "zipcache bench quant: unknown option '--bogus'" "$Z" bench quant --bogus 1
 usage eval_ctx_garbage "-c: 'abc' is not an integer" "$Z" eval ppl -c abc
 usage eval_chunks_overflow "--chunks: '1e999' is not an integer" "$Z" eval ppl --chunks 1e999
