@@ -20,9 +20,10 @@ The word lists are our own (written below). Keys are unique within a document (L
 occasionally repeat one, which makes the question ambiguous).
 
 Reproducibility and the held-out split: document i of a run is drawn from its own generator,
-random.Random("zipcache-lines/<split>/<seed>/<num_lines>/<i>") (a str seed is hashed with SHA-512,
-stable across Python versions and platforms), so the same arguments always give the same bytes,
-and the "train" and "test" splits never share a generator whatever the seeds.
+random.Random("zipcache-lines/<split>/<seed>/<num_lines>/<i>") (a str seed is hashed with SHA-512),
+so the same arguments give the same bytes on any platform, and the "train" and "test" splits
+never share a generator whatever the seeds. (Python promises the same random() sequence across
+versions but not the same randint/sample algorithms: keep the JSONL of any published number.)
 
     gen_lines.py --lines 200 --count 50 --split test --seed 0 -o lines_200.jsonl
 """

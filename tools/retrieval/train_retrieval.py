@@ -211,9 +211,9 @@ def plan(mc, tc):
 
 def print_plan(p, mc, tc, device):
     print(f"model: {p['params'] / 1e6:.2f}M parameters, {mc.n_layers} layers, dim {mc.dim}, "
-          f"{mc.n_heads}/{mc.n_kv_heads} heads x {mc.head_dim}, ffn {mc.ffn_dim}, context {mc.max_seq_len} bytes "
+          f"{mc.n_heads}/{mc.n_kv_heads} heads x {mc.head_dim}, ffn {mc.ffn_dim}, context {mc.max_seq_len} byte tokens "
           f"(up to {p['max_lines']} lines a document)", flush=True)
-    print(f"plan: {tc.steps} steps x ~{tc.tokens_per_step} tokens = {p['tokens'] / 1e6:.0f}M tokens, "
+    print(f"plan: {tc.steps} steps x ~{tc.tokens_per_step} tokens = {p['tokens'] / 1e6:.3g}M tokens, "
           f"{p['flops']:.3g} FLOPs; at an assumed {ASSUMED_FLOPS_PER_S / 1e12:.0f} TFLOP/s about "
           f"{p['est_minutes']:.1f} min on {device} (hard stop at {tc.max_minutes:g} min); "
           f"held-out at {p['eval_lines']} lines", flush=True)
@@ -452,6 +452,9 @@ def main(argv=None):
     ap.add_argument("--device", default="cuda", help="cuda (default) or cpu")
     ap.add_argument("--smoke", action="store_true", help="a tiny model for a few steps (the CPU test)")
     ap.add_argument("--plan-only", action="store_true", help="print the plan and exit")
+    ap.add_argument("--random-weights", action="store_true",
+                    help="write the untrained architecture with random weights (numpy, no torch) instead of "
+                         "training: for the tests and for timing zipcache at this exact shape")
     for f in dataclasses.fields(TrainConfig):
         ap.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=None)
     ap.add_argument("--ctx", type=int, default=None, help="context (max_seq_len) in tokens")
@@ -465,6 +468,10 @@ def main(argv=None):
     mc.check()
     print_plan(plan(mc, tc), mc, tc, a.device)
     if a.plan_only:
+        return 0
+    if a.random_weights:
+        export.write_hf(a.out, dataclasses.asdict(mc), export.random_tensors(dataclasses.asdict(mc), tc.seed))
+        print(f"wrote {a.out} (random weights)")
         return 0
     if torch is None:
         print("train_retrieval: torch is not installed", file=sys.stderr)

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# The retrieval-model tools from the command line (tools/retrieval): gen_lines.py output is
+# reproducible and refuses bad arguments; the untrained model (train_retrieval.py
+# --random-weights, tiny shape) converts to GGUF, tokenizes as BOS + bytes, and runs
+# `zipcache eval lines` on generated documents end to end under every KV-cache policy (head_dim
+# 64: the 32-element block formats apply), scoring 0 (random weights cannot retrieve) with no
+# prompt skipped. Numerical checks (logits vs numpy, answer extraction) are in
+# tests/py/test_retrieval_tools.py.
+set -u
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN=${ZIPCACHE_BIN:-$ROOT/build/zipcache}
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
+TOOLS=$ROOT/tools/retrieval
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+
+pass() { echo "PASS $1"; }
+fail() { echo "FAIL $1: $2"; }
+check() { # name, command...: PASS when the command succeeds, else FAIL with $WHY
+    local name=$1; shift
+    if "$@"; then pass "$name"; else fail "$name" "${WHY:-}"; fi
+}
+differ() { ! cmp -s "$1" "$2"; }
+
+if ! "$PY" -c "import numpy" 2>/dev/null; then
+    echo "SKIP retrieval_cli: numpy is not importable by $PY"
+    exit 0
+fi
+
+# ---- gen_lines.py ----
+gen() { "$PY" "$TOOLS/gen_lines.py" "$@"; }
+gen --lines 5 --count 3 --seed 7 -o "$TMP/a.jsonl" && gen --lines 5 --count 3 --seed 7 >"$TMP/b.jsonl"
+WHY="two runs with the same arguments differ"
+check retrieval_cli_gen_reproducible cmp -s "$TMP/a.jsonl" "$TMP/b.jsonl"
+gen --lines 5 --count 3 --seed 7 --split train -o "$TMP/c.jsonl"
+WHY="the train split repeats the test split"
+check retrieval_cli_gen_split differ "$TMP/a.jsonl" "$TMP/c.jsonl"
+gen --lines 0 --count 3 >"$TMP/bad.out" 2>"$TMP/bad.err"; rc=$?
+WHY="--lines 0: exit $rc, $(tail -c 200 "$TMP/bad.err")"
+check retrieval_cli_gen_refuses_zero_lines test "$rc" -eq 2 -a ! -s "$TMP/bad.out"
+n=$(wc -l <"$TMP/a.jsonl")
+WHY="$n records for --count 3"
+check retrieval_cli_gen_count test "$n" -eq 3
+
+# ---- the untrained model through the engine ----
+if ! "$PY" "$TOOLS/train_retrieval.py" --smoke --random-weights --out "$TMP/hf" >"$TMP/export.log" 2>&1; then
+    fail retrieval_cli_export "$(tail -c 400 "$TMP/export.log")"
+    exit 0
+fi
+if ! "$BIN" convert "$TMP/hf" -o "$TMP/m.gguf" --type f16 >"$TMP/convert.log" 2>&1; then
+    fail retrieval_cli_convert "$(tail -c 400 "$TMP/convert.log")"
+    exit 0
+fi
+pass retrieval_cli_convert
+
+# The first prompt, tokenized: BOS (256) then one id per byte.
+"$PY" -c 'import json,sys; sys.stdout.write(json.loads(open(sys.argv[1]).readline())["prompt"])' "$TMP/a.jsonl" \
+    >"$TMP/prompt.txt"
+"$BIN" tokenize -m "$TMP/m.gguf" -f "$TMP/prompt.txt" >"$TMP/ids.txt" 2>"$TMP/tok.err"
+{ echo 256; od -An -v -tu1 "$TMP/prompt.txt" | tr -s ' ' '\n' | sed '/^$/d'; } >"$TMP/want.txt"
+WHY="ids differ from BOS + bytes: $(diff "$TMP/ids.txt" "$TMP/want.txt" | head -3 | tr '\n' ' ') $(tail -c 200 "$TMP/tok.err")"
+check retrieval_cli_tokens_are_bytes cmp -s "$TMP/ids.txt" "$TMP/want.txt"
+
+# Every cache policy, at settings near 4x compression where a policy has a knob.
+for kv in "fp16" "zipcache --kv-bits 4" "uniform --kv-bits 4" "kivi --kv-bits 4" "mikv --kv-bits 4" \
+          "h2o --kv-budget-ratio 0.25" "q4_0" "q8_0"; do
+    name=retrieval_cli_eval_lines_${kv%% *}
+    # shellcheck disable=SC2086  # the policy's options are separate words
+    "$BIN" eval lines -m "$TMP/m.gguf" --data "$TMP/a.jsonl" --max-new 8 --no-progress -t 1 \
+        --json "$TMP/s.json" --kv $kv >"$TMP/eval.log" 2>&1
+    rc=$?
+    if [ $rc -ne 0 ]; then
+        fail "$name" "exit $rc: $(tail -c 400 "$TMP/eval.log")"
+        continue
+    fi
+    WHY="$(cat "$TMP/s.json")"
+    check "$name" "$PY" -c '
+import json, sys
+s = json.load(open(sys.argv[1]))
+sys.exit(not (s["task"] == "lines" and s["items"] == 3 and s["scored"] == 3 and s["skipped_too_long"] == 0
+              and s["score"] == 0 and s["policy"] == sys.argv[2]))' "$TMP/s.json" "${kv%% *}"
+done
