@@ -263,6 +263,22 @@ else
     hf noconf config.json
     echo '{}' >"$T/noconf/config.json"
     expect hf_config_empty 1 "noconf/config.json: missing string 'model_type'" "$Z" run -m "$T/noconf"
+    hf layers config.json
+    sed -E 's/"num_hidden_layers": *[0-9]+/"num_hidden_layers": 1000000000/' "$TS/config.json" >"$T/layers/config.json"
+    expect hf_config_layers_absurd 1 "layers/config.json: 'num_hidden_layers' = 1000000000 is out of range [1, 4096]" \
+        "$Z" run -m "$T/layers"
+    hf heads config.json
+    sed -E 's/"num_attention_heads": *[0-9]+/"num_attention_heads": 7/' "$TS/config.json" >"$T/heads/config.json"
+    expect hf_config_heads_not_dividing 1 "heads/config.json: hidden_size 128 is not a multiple of num_attention_heads 7" \
+        "$Z" run -m "$T/heads"
+    hf toktype tokenizer.json
+    sed -E 's/"type": *"BPE"/"type": "Quantum"/' "$TS/tokenizer.json" >"$T/toktype/tokenizer.json"
+    expect hf_tokenizer_model_unknown 1 "toktype/tokenizer.json: model type 'Quantum' is not supported" "$Z" run -m "$T/toktype"
+    hf tokutf8 tokenizer.json
+    "$PY" -c "import sys; d=open(sys.argv[1],'rb').read(); sys.stdout.buffer.write(d.replace(b'\"the\":', b'\"th\xff\":', 1))" \
+        "$TS/tokenizer.json" >"$T/tokutf8/tokenizer.json"
+    expect hf_tokenizer_invalid_utf8 1 "tokutf8/tokenizer.json: invalid JSON at byte 4616: invalid UTF-8 in string" \
+        "$Z" run -m "$T/tokutf8"
     hf badtok tokenizer.json
     head -c 5000 "$TS/tokenizer.json" >"$T/badtok/tokenizer.json"
     expect hf_tokenizer_truncated 1 "badtok/tokenizer.json: invalid JSON at byte 5000" "$Z" run -m "$T/badtok"
