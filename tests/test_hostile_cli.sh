@@ -14,7 +14,7 @@
 # (tests/hostile/gguf_mutate.py patches a copy of stories260K.gguf in place; HF checkpoints
 # are directories of symlinks with one file replaced). Missing assets => SKIP.
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 Z=${ZIPCACHE_BIN:-build/zipcache}
 A=${ZIPCACHE_ASSETS:-../shared}
 PY=/usr/bin/python3
@@ -152,13 +152,13 @@ else
         $((size - 1)):"data [1170944, +256) runs past end of file (data section is 1171199 bytes)"; do
         n=${cut%%:*}
         head -c "$n" "$S260" >"$T/cut$n.gguf"
-        expect gguf_truncated_$n 1 "cut$n.gguf: ${cut#*:}" "$Z" run -m "$T/cut$n.gguf"
+        expect "gguf_truncated_$n" 1 "cut$n.gguf: ${cut#*:}" "$Z" run -m "$T/cut$n.gguf"
     done
     if ! "$PY" tests/hostile/gguf_mutate.py "$S260" "$T/m" >"$T/names" 2>"$T/err"; then
         fail gguf_mutate "$(cat "$T/err")"
     else
         while IFS='|' read -r name pat; do
-            expect gguf_$name 1 "$name.gguf: $pat" "$Z" run -m "$T/m/$name.gguf" -n 1
+            expect "gguf_$name" 1 "$name.gguf: $pat" "$Z" run -m "$T/m/$name.gguf" -n 1
         done <<'EOF'
 bad_version|unsupported GGUF version 99
 tensor_count_overflow|tensor count 4611686018427387904 is impossible for 1185352 remaining bytes
@@ -205,8 +205,8 @@ EOF
     expect ctx_generation_stops 0 "[stopped at 16 tokens: context full (raise -c for more)]" \
         "$Z" run -m "$S260" -c 16 -p "Once upon" -n 50 --temp 0
     # The run above sampled 16 - 3 prompt tokens + 1 (the last needs no decode step).
-    grep -qF "generated: 14 tokens; 13 decode steps" "$T/err" && pass ctx_generation_count ||
-        fail ctx_generation_count "$(cat "$T/err")"
+    if grep -qF "generated: 14 tokens; 13 decode steps" "$T/err"; then pass ctx_generation_count; else
+        fail ctx_generation_count "$(cat "$T/err")"; fi
 
     # ---- 4a. --kv-budget ----------------------------------------------------------------
     # stories260K holds 2 (K,V) x 5 layers x 4 heads x 8 dims x 2 bytes = 640 fp16 bytes a
@@ -217,11 +217,12 @@ EOF
         if expect budget_$kv 1 "KV cache budget of 102400 bytes reached at position" \
             "$Z" run -m "$S260" -p "Once upon a time" -n 400 -c 512 --temp 0 --kv $kv --kv-budget 100K; then
             sed -n 's/.*reached at position \([0-9]*\) (policy '$kv').*/\1/p' "$T/err" >"$T/pos_$kv"
-            tail -n 1 "$T/err" | grep -q "^zipcache: KV cache budget" && pass budget_${kv}_last_line ||
-                fail budget_${kv}_last_line "$(tail -n 2 "$T/err")"
+            if tail -n 1 "$T/err" | grep -q "^zipcache: KV cache budget"; then pass "budget_${kv}_last_line"; else
+                fail "budget_${kv}_last_line" "$(tail -n 2 "$T/err")"; fi
             head -c -1 "$T/out" >"$T/part.txt"
-            [ -s "$T/part.txt" ] && [ "$(head -c "$(stat -c %s "$T/part.txt")" "$T/free.txt")" = "$(cat "$T/part.txt")" ] &&
-                pass budget_${kv}_text_is_prefix || fail budget_${kv}_text_is_prefix "$(head -c 300 "$T/out")"
+            if [ -s "$T/part.txt" ] &&
+                [ "$(head -c "$(stat -c %s "$T/part.txt")" "$T/free.txt")" = "$(cat "$T/part.txt")" ]; then
+                pass "budget_${kv}_text_is_prefix"; else fail "budget_${kv}_text_is_prefix" "$(head -c 300 "$T/out")"; fi
         fi
     done
     if [ "$(cat "$T/pos_fp16" 2>/dev/null)" = 160 ]; then pass budget_fp16_position; else
