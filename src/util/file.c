@@ -83,11 +83,11 @@ int zc_read_file(const char *path, size_t max_bytes, char **out, size_t *out_len
         len += got;
         if (got == 0) break;
     }
-    int err = ferror(f);
+    int err = ferror(f) ? (errno ? errno : EIO) : 0; /* before fclose can change errno */
     fclose(f);
     if (err) {
         free(buf);
-        return zc_error(ZC_ERR_IO, "%s: read error", path);
+        return zc_error(ZC_ERR_IO, "%s: read error: %s", path, strerror(err));
     }
     buf[len] = 0;
     *out = buf;
