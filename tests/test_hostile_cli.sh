@@ -140,6 +140,8 @@ if [ ! -f "$S260" ]; then
     skip hostile_gguf "stories260K.gguf not found under $A"
 else
     expect missing_prompt_file_run 1 "$MISSING" "$Z" run -m "$S260" -f "$NOFILE"
+    expect prompt_file_is_directory 1 "$T: read error: Is a directory" "$Z" run -m "$S260" -f "$T"
+    expect model_not_regular_file 1 "/dev/null: not a regular file" "$Z" run -m /dev/null
 
     # ---- 2b. Malformed GGUF: one class of damage per file ---------------------------------
     # Truncated at every part of the file: header, key/values, tensor infos, data.
