@@ -330,6 +330,11 @@ elif ! can_ulimit; then
     skip oom "this build cannot start under ulimit -v (sanitizer runtime)"
 else
     lim() { bash -c 'ulimit -v 40000 && exec "$@"' _ "$@"; }
+    # Loading: the model with 100 MiB of (sparse) padding after its data maps 101 MiB at once.
+    cp "$S260" "$T/big.gguf" && chmod u+w "$T/big.gguf" && truncate -s +100M "$T/big.gguf"
+    expect oom_model_map 1 "big.gguf: cannot map 106042976 bytes: Cannot allocate memory" \
+        lim "$Z" run -m "$T/big.gguf" -n 1
+    expect oom_model_map_control 0 "generated: 1 tokens" "$Z" run -m "$T/big.gguf" -n 1
     expect oom_kv_reserve 1 "kv fp16: cannot reserve 41943040 bytes of address space" \
         lim "$Z" run -m "$S260" -p Once -n 2 -c 65536 -b 65536
     expect oom_activations 1 "out of memory allocating 16777216 aligned bytes" \
