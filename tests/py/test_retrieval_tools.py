@@ -16,7 +16,8 @@ script's data and plan, and (where torch is installed) a CPU smoke run of the tr
     length bound holds for real documents, the curriculum grows to the full length, the default
     plan is ~10M parameters, head_dim 64, context >= 4096, within the 20-minute budget.
   * with torch: `train_retrieval.py --device cpu --smoke` runs, its losses are finite, and the
-    exported checkpoint's engine logits equal the torch model's.
+    exported checkpoint's engine logits equal the torch model's (and, where transformers and
+    tokenizers are installed, transformers' LlamaForCausalLM's and tokenizers' byte encoding).
 """
 import json
 import os
@@ -250,6 +251,9 @@ def test_train_data():
     ok = (8e6 <= p["params"] <= 12e6 and mc.head_dim == 64 and mc.max_seq_len >= 4096 and p["est_minutes"] <= 20
           and mc.dim % 32 == 0 and mc.ffn_dim % 32 == 0 and mc.n_kv_heads < mc.n_heads)
     report("retrieval_train_plan", ok, f"plan {p}")
+    steps = tr.fit_steps(mc, tc, 25e12, 15)
+    fits = lambda n: tr.plan(mc, tr.dataclasses.replace(tc, steps=n))["est_minutes"] <= 15  # noqa: E731
+    report("retrieval_train_fit_minutes", steps > 100 and fits(steps) and not fits(steps + 1), f"{steps} steps")
     r = subprocess.run([sys.executable, os.path.join(TOOLS, "train_retrieval.py"), "--out", "unused", "--plan-only"],
                        capture_output=True, text=True)
     report("retrieval_train_plan_cli", r.returncode == 0 and "plan: 2000 steps" in r.stdout, r.stdout + r.stderr)
@@ -284,6 +288,21 @@ def test_smoke_training(tmp):
     print(f"  retrieval_train_smoke_engine_logits: max |engine - torch| = {err:.3g}, |numpy - torch| = {ref_err:.3g}",
           file=sys.stderr)
     report("retrieval_train_smoke_engine_logits", err <= TOL and ref_err <= TOL, f"errors {err:.3g} {ref_err:.3g}")
+    # Where Hugging Face's libraries are installed (the GPU machines), they read the export too.
+    try:
+        import tokenizers
+        import transformers
+    except ImportError as e:
+        print(f"SKIP retrieval_export_transformers: {e}", flush=True)
+        return
+    hf_ids = tokenizers.Tokenizer.from_file(os.path.join(out, "tokenizer.json")).encode(prompt).ids
+    hf = transformers.AutoModelForCausalLM.from_pretrained(out).float().eval()
+    with torch.no_grad():
+        hf_logits = hf(torch.from_numpy(np.asarray(ids, dtype=np.int64))[None]).logits[0].double().numpy()
+    hf_err = float(np.max(np.abs(got - hf_logits)))
+    print(f"  retrieval_export_transformers: max |engine - transformers| = {hf_err:.3g}", file=sys.stderr)
+    report("retrieval_export_transformers", hf_ids == export.encode(prompt) and hf_err <= TOL,
+           f"tokenizers gives bytes: {hf_ids == export.encode(prompt)}, error {hf_err:.3g}")
 
 
 def main():

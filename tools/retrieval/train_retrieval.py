@@ -100,7 +100,8 @@ class TrainConfig:
     seed: int = 0
     eval_every: int = 250
     eval_docs: int = 64              # held-out documents per line count
-    max_minutes: float = 19.0        # stop (and still export) past this much training time
+    max_minutes: float = 8.5         # per call: stop, export and save the state past this (the device
+                                     # tool runs one command for at most 10 minutes)
 
 
 SMOKE_MODEL = ModelConfig(dim=128, n_layers=2, n_heads=2, n_kv_heads=1, head_dim=64, ffn_dim=256, max_seq_len=1024)
@@ -187,26 +188,32 @@ def eval_line_counts(full):
 
 # ---- the plan -----------------------------------------------------------------------------
 
-def flops_per_token(mc, seq_len):
-    """Training FLOPs per token: 6 per weight (forward + backward matmuls), plus attention
-    scores and values: 2 matmuls x 2 FLOPs x (seq_len/2 keys on average under the causal mask)
-    x n_heads*head_dim per layer forward, x3 for the backward."""
+def flops_per_token(mc):
+    """Training FLOPs per token as (fixed, per_position): 6 per matmul weight (forward and
+    backward), plus for attention scores and values 2 matmuls x 2 FLOPs x n_heads*head_dim per
+    layer per key attended (seq_len/2 on average under the causal mask), x3 for the backward.
+    Total = fixed + per_position * seq_len."""
     n_matmul = mc.n_params() - 2 * mc.n_layers * mc.dim - mc.dim - export.VOCAB_SIZE * mc.dim  # no norms, no lookup
-    attn = 3 * 2 * 2 * (seq_len / 2) * mc.n_heads * mc.head_dim * mc.n_layers
-    return 6 * n_matmul + attn
+    return 6 * n_matmul, 3 * 2 * 2 * 0.5 * mc.n_heads * mc.head_dim * mc.n_layers
+
+
+def steps_flops(mc, tc, steps):
+    """Planned FLOPs of the given steps: every step holds tokens_per_step tokens in documents of
+    the curriculum's mean length at that step (line count uniform in 1..bound)."""
+    full = max_lines_for(mc.max_seq_len)
+    lens = np.array([doc_bytes_bound(n) for n in range(1, full + 1)], dtype=np.float64)
+    mean_len = np.concatenate([[0.0], np.cumsum(lens) / np.arange(1, full + 1)])  # [full+1], by bound
+    fixed, per_pos = flops_per_token(mc)
+    steps = list(steps)
+    return tc.tokens_per_step * (fixed * len(steps) + per_pos * sum(mean_len[lines_bound(s, tc, full)] for s in steps))
 
 
 def plan(mc, tc):
-    """What the run will do, from the configs alone (the curriculum's expected lengths)."""
+    """What the run will do, from the configs alone."""
     full = max_lines_for(mc.max_seq_len)
-    tokens = flops = 0.0
-    for step in range(tc.steps):
-        bound = lines_bound(step, tc, full)
-        mean_len = sum(doc_bytes_bound(n) for n in range(1, bound + 1)) / bound
-        tokens += tc.tokens_per_step
-        flops += tc.tokens_per_step * flops_per_token(mc, mean_len)
-    return {"params": mc.n_params(), "max_lines": full, "steps": tc.steps, "tokens": tokens, "flops": flops,
-            "est_minutes": flops / ASSUMED_FLOPS_PER_S / 60, "eval_lines": eval_line_counts(full)}
+    flops = steps_flops(mc, tc, range(tc.steps))
+    return {"params": mc.n_params(), "max_lines": full, "steps": tc.steps, "tokens": float(tc.steps * tc.tokens_per_step),
+            "flops": flops, "est_minutes": flops / ASSUMED_FLOPS_PER_S / 60, "eval_lines": eval_line_counts(full)}
 
 
 def print_plan(p, mc, tc, device):
@@ -215,7 +222,7 @@ def print_plan(p, mc, tc, device):
           f"(up to {p['max_lines']} lines a document)", flush=True)
     print(f"plan: {tc.steps} steps x ~{tc.tokens_per_step} tokens = {p['tokens'] / 1e6:.3g}M tokens, "
           f"{p['flops']:.3g} FLOPs; at an assumed {ASSUMED_FLOPS_PER_S / 1e12:.0f} TFLOP/s about "
-          f"{p['est_minutes']:.1f} min on {device} (hard stop at {tc.max_minutes:g} min); "
+          f"{p['est_minutes']:.1f} min on {device} (each call stops at {tc.max_minutes:g} min, --resume goes on); "
           f"held-out at {p['eval_lines']} lines", flush=True)
 
 
@@ -312,12 +319,13 @@ class RetrievalLM(_Module):
 
     def init_weights(self, generator):
         # GPT-2 style: N(0, 0.02), the projections into the residual stream scaled by 1/sqrt(2 L).
-        for name, p in self.named_parameters():
-            if p.dim() == 1:
-                nn.init.ones_(p)
-            else:
-                std = 0.02 / math.sqrt(2 * self.mc.n_layers) if name.endswith(("o_proj.weight", "down_proj.weight")) else 0.02
-                nn.init.normal_(p, 0.0, std, generator=generator)
+        with torch.no_grad():
+            for name, p in self.named_parameters():
+                if p.dim() == 1:
+                    p.fill_(1.0)
+                else:
+                    residual = name.endswith(("o_proj.weight", "down_proj.weight"))
+                    p.normal_(0.0, 0.02 / math.sqrt(2 * self.mc.n_layers) if residual else 0.02, generator=generator)
 
     def forward(self, ids):
         """ids [B][T] -> logits [B][T][vocab]."""
@@ -387,8 +395,35 @@ def lr_at(step, tc):
     return tc.lr * (tc.min_lr_frac + (1 - tc.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * p)))
 
 
-def train(mc, tc, device, out_dir, log=print):
+def fit_steps(mc, tc, flops_per_s, minutes):
+    """The most steps whose planned FLOPs take at most `minutes` at flops_per_s (the curriculum
+    stretches with the step count, so this searches rather than divides)."""
+    lo, hi = 1, 1
+    while plan(mc, dataclasses.replace(tc, steps=hi * 2))["flops"] / flops_per_s <= minutes * 60:
+        hi *= 2
+        if hi > 1 << 20:
+            return hi
+    hi *= 2
+    while lo + 1 < hi:
+        mid = (lo + hi) // 2
+        if plan(mc, dataclasses.replace(tc, steps=mid))["flops"] / flops_per_s <= minutes * 60:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+STATE = "train_state.pt"
+CALIBRATE = (10, 40)  # steps timed for --fit-minutes (after the first kernels are warm)
+
+
+def train(mc, tc, device, out_dir, resume=False, fit_minutes=None, log=print):
+    """Train (or continue a stopped run from out_dir/train_state.pt with resume), export the
+    HF checkpoint and train_report.json to out_dir, and save the state for a later --resume.
+    fit_minutes: after CALIBRATE steps, set tc.steps so that the whole run's planned FLOPs take
+    that long at the measured rate. Returns (model, report)."""
     mc.check()
+    os.makedirs(out_dir, exist_ok=True)
     torch.manual_seed(tc.seed)
     autocast = device.type == "cuda"
     if autocast:
@@ -402,11 +437,25 @@ def train(mc, tc, device, out_dir, log=print):
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=tc.lr, betas=(0.9, 0.95), eps=1e-8, fused=device.type == "cuda")
     stream = TrainStream(tc, mc)
-    counts = eval_line_counts(stream.full)
     report = {"model": dataclasses.asdict(mc), "train": dataclasses.asdict(tc), "device": str(device),
-              "log": [], "held_out": {}}
-    t0, tokens, stopped = time.time(), 0, None
-    for step in range(tc.steps):
+              "log": [], "held_out": {}, "minutes": 0.0, "tokens": 0, "steps_run": 0, "finished": False}
+    state_path = os.path.join(out_dir, STATE)
+    if resume and os.path.exists(state_path):
+        st = torch.load(state_path, map_location=device, weights_only=False)
+        if st["model_config"] != dataclasses.asdict(mc):
+            raise ValueError(f"{state_path}: saved for model {st['model_config']}, not {dataclasses.asdict(mc)}")
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["opt"])
+        report, stream.n_docs = st["report"], st["n_docs"]
+        tc.steps = report["train"]["steps"]  # as fixed when the run began (or was fitted)
+        log(f"resuming {state_path} at step {report['steps_run']} of {tc.steps}")
+    elif resume:
+        log(f"no {state_path}: starting a new run")
+    counts = eval_line_counts(stream.full)
+    first = report["steps_run"]
+    t0, minutes0, tokens, t_cal = time.time(), report["minutes"], report["tokens"], None
+    step = first
+    while step < tc.steps:
         n_lines, batch = stream.batch(step)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, tc)
@@ -415,34 +464,52 @@ def train(mc, tc, device, out_dir, log=print):
         opt.zero_grad(set_to_none=True)
         loss.backward()
         gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+        opt.step()
         tokens += int((batch[1] != IGNORE).sum())
-        last = step == tc.steps - 1
-        if step % 10 == 0 or last:
-            el = time.time() - t0
+        step += 1
+        el = time.time() - t0
+        if fit_minutes and first == 0 and step in CALIBRATE:
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+                el = time.time() - t0
+            if step == CALIBRATE[0]:
+                t_cal = el
+            else:
+                rate = steps_flops(mc, tc, range(*CALIBRATE)) / max(el - t_cal, 1e-9)
+                tc.steps = max(step + 1, fit_steps(mc, tc, rate, fit_minutes))
+                report["train"]["steps"] = tc.steps
+                log(f"measured {rate / 1e12:.1f} TFLOP/s: {tc.steps} steps fit --fit-minutes {fit_minutes:g}")
+        last = step == tc.steps
+        if step % 10 == 1 or last:
             rec = {"step": step, "lines": n_lines, "rows": len(batch[0]), "loss_answer": float(ans),
                    "loss_doc": float(doc), "train_exact": float(right.float().mean()), "grad_norm": float(gnorm),
-                   "lr": lr_at(step, tc), "tokens": tokens, "minutes": el / 60}
+                   "lr": lr_at(step - 1, tc), "tokens": tokens, "minutes": minutes0 + el / 60}
             report["log"].append(rec)
-            log(f"step {step:5d}  lines {n_lines:3d} x{len(batch[0]):3d}  answer {rec['loss_answer']:.3f}  "
+            log(f"step {step:5d}/{tc.steps}  lines {n_lines:3d} x{len(batch[0]):3d}  answer {rec['loss_answer']:.3f}  "
                 f"doc {rec['loss_doc']:.3f}  exact {rec['train_exact']:.2f}  |g| {rec['grad_norm']:.2f}  "
-                f"lr {rec['lr']:.2e}  {tokens / max(el, 1e-9) / 1e3:.0f}k tok/s  {el / 60:.1f} min")
+                f"lr {rec['lr']:.2e}  {(tokens - report['tokens']) / max(el, 1e-9) / 1e3:.0f}k tok/s  "
+                f"{rec['minutes']:.1f} min")
             if not math.isfinite(rec["loss_answer"]) or not math.isfinite(rec["loss_doc"]):
                 raise RuntimeError(f"step {step}: loss is not finite")
-        if (step + 1) % tc.eval_every == 0 or last:
+        out_of_time = el / 60 > tc.max_minutes and not last
+        if step % tc.eval_every == 0 or last or out_of_time:
             acc = held_out(model, tc, device, autocast, counts)
-            report["held_out"][step + 1] = acc
-            log(f"held-out exact answer at step {step + 1}: " + ", ".join(f"{n} lines {a:.2f}" for n, a in acc.items()))
-        if (time.time() - t0) / 60 > tc.max_minutes and not last:
-            stopped = step + 1
-            log(f"stopping after {stopped} steps: past --max-minutes {tc.max_minutes:g}")
-            report["held_out"][stopped] = held_out(model, tc, device, autocast, counts)
+            report["held_out"][str(step)] = acc
+            log(f"held-out exact answer at step {step}: " + ", ".join(f"{n} lines {a:.2f}" for n, a in acc.items()))
+        if out_of_time:
+            log(f"stopping at step {step} of {tc.steps}: past --max-minutes {tc.max_minutes:g} in this call; "
+                "run the same command with --resume to go on")
             break
-    report.update({"steps_run": stopped or tc.steps, "minutes": (time.time() - t0) / 60, "tokens": tokens})
-    hp = dataclasses.asdict(mc)
-    export.write_hf(out_dir, hp, export_tensors(model))
+    report.update({"steps_run": step, "minutes": minutes0 + (time.time() - t0) / 60, "tokens": tokens,
+                   "finished": step >= tc.steps})
+    export.write_hf(out_dir, dataclasses.asdict(mc), export_tensors(model))
     with open(os.path.join(out_dir, "train_report.json"), "w") as fp:
         json.dump(report, fp, indent=1)
-    log(f"wrote {out_dir} (HF checkpoint + train_report.json)")
+    torch.save({"model_config": dataclasses.asdict(mc), "model": model.state_dict(), "opt": opt.state_dict(),
+                "report": report, "n_docs": stream.n_docs}, state_path)
+    log(f"wrote {out_dir}: HF checkpoint, train_report.json, {STATE} "
+        f"({'finished' if report['finished'] else 'not finished'}: {step} of {tc.steps} steps, "
+        f"{report['minutes']:.1f} min)")
     return model, report
 
 
@@ -458,6 +525,9 @@ def main(argv=None):
     for f in dataclasses.fields(TrainConfig):
         ap.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=None)
     ap.add_argument("--ctx", type=int, default=None, help="context (max_seq_len) in tokens")
+    ap.add_argument("--resume", action="store_true", help=f"continue from OUT/{STATE} if it exists")
+    ap.add_argument("--fit-minutes", type=float, default=None,
+                    help="after a few timed steps, set --steps so that the whole run takes about this long")
     a = ap.parse_args(argv)
     mc = dataclasses.replace(SMOKE_MODEL if a.smoke else ModelConfig())
     tc = dataclasses.replace(SMOKE_TRAIN if a.smoke else TrainConfig(),
@@ -480,8 +550,9 @@ def main(argv=None):
     if device.type == "cuda" and not torch.cuda.is_available():
         print("train_retrieval: CUDA is not available (use --device cpu --smoke for a CPU check)", file=sys.stderr)
         return 2
-    train(mc, tc, device, a.out, log=lambda s: print(s, flush=True))
-    return 0
+    _, report = train(mc, tc, device, a.out, resume=a.resume, fit_minutes=a.fit_minutes,
+                      log=lambda s: print(s, flush=True))
+    return 0 if report["finished"] else 3
 
 
 if __name__ == "__main__":
