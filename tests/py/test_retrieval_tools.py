@@ -19,6 +19,7 @@ script's data and plan, and (where torch is installed) a CPU smoke run of the tr
     exported checkpoint's engine logits equal the torch model's (and, where transformers and
     tokenizers are installed, transformers' LlamaForCausalLM's and tokenizers' byte encoding).
 """
+import dataclasses
 import json
 import os
 import re
@@ -252,7 +253,7 @@ def test_train_data():
           and mc.dim % 32 == 0 and mc.ffn_dim % 32 == 0 and mc.n_kv_heads < mc.n_heads)
     report("retrieval_train_plan", ok, f"plan {p}")
     steps = tr.fit_steps(mc, tc, 25e12, 15)
-    fits = lambda n: tr.plan(mc, tr.dataclasses.replace(tc, steps=n))["est_minutes"] <= 15  # noqa: E731
+    fits = lambda n: tr.plan(mc, dataclasses.replace(tc, steps=n))["est_minutes"] <= 15  # noqa: E731
     report("retrieval_train_fit_minutes", steps > 100 and fits(steps) and not fits(steps + 1), f"{steps} steps")
     r = subprocess.run([sys.executable, os.path.join(TOOLS, "train_retrieval.py"), "--out", "unused", "--plan-only"],
                        capture_output=True, text=True)

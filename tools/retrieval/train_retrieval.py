@@ -78,7 +78,10 @@ class ModelConfig:
     norm_eps: float = 1e-5
 
     def check(self):
-        if self.n_heads % self.n_kv_heads or self.head_dim % 2 or self.dim % 32 or self.ffn_dim % 32:
+        # dim and ffn_dim: rows of whole 32-element blocks (q8_0/q4_0 weights); max_seq_len: batches
+        # are padded to multiples of 64 (make_batch) and must still fit.
+        if (self.n_heads % self.n_kv_heads or self.head_dim % 2 or self.dim % 32 or self.ffn_dim % 32
+                or self.max_seq_len % 64):
             raise ValueError(f"inconsistent model config {self}")
 
     def n_params(self):
@@ -168,7 +171,7 @@ class TrainStream:
     seed, num_lines, i), the line count of each batch from a generator seeded by (seed, step)."""
 
     def __init__(self, tc, mc):
-        self.tc, self.full, self.seq_len = tc, max_lines_for(mc.max_seq_len), mc.max_seq_len
+        self.tc, self.full = tc, max_lines_for(mc.max_seq_len)
         self.n_docs = 0
 
     def batch(self, step):
@@ -535,7 +538,10 @@ def main(argv=None):
                                 if getattr(a, f.name) is not None})
     if a.ctx:
         mc.max_seq_len = a.ctx
-    mc.check()
+    try:
+        mc.check()
+    except ValueError as e:
+        ap.error(f"{e} (--ctx must be a multiple of 64)")
     print_plan(plan(mc, tc), mc, tc, a.device)
     if a.plan_only:
         return 0
