@@ -11,7 +11,7 @@
  *   int8 query 1e-2 on outputs and lse: the folded query is rounded to
  *              int8 (relative error <= 1/254 of its largest element per
  *              element), which moves scores by up to ~0.5% of their spread;
- *              measured worst case on these inputs is 2.9e-3.
+ *              measured worst case on these inputs is 4.0e-3.
  */
 #include <stdint.h>
 
@@ -136,7 +136,7 @@ static void sweep(int flags, double tol_o, double tol_l) {
                 int hi = kBits[bi], lo = kBits[(bi + 3) % 4]; /* the other set at another width */
                 pp_make(&p, 2, kRatios[ri], kDims[di], hi, lo, 5, lens, (ri & 1) ? 32 : 0);
                 for (int nqi = 0; nqi < 2; nqi++) {
-                    int n_q = nqi ? 20 : 1;
+                    int n_q = nqi ? 70 : 1; /* 70: two query blocks */
                     double eo, el;
                     compare(&p, n_q, flags, (bi + di) & 1 ? pool : NULL, &scr, &eo, &el);
                     TT_CHECK(eo <= tol_o && el <= tol_l, "bits %d/%d G=%d hd=%d n_q=%d out err=%.3g lse err=%.3g", hi,
