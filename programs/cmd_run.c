@@ -40,7 +40,9 @@ static const char USAGE[] =
     "  --kv-*               policy options: --kv-hi-bits, --kv-lo-bits, --kv-k-hi-bits, --kv-k-lo-bits,\n"
     "                       --kv-v-hi-bits, --kv-v-lo-bits, --kv-bits, --kv-salient-ratio, --kv-probes,\n"
     "                       --kv-stream-gap, --kv-sinks, --kv-key-group, --kv-group, --kv-residual,\n"
-    "                       --kv-budget-ratio, --kv-seed, --kv-budget\n";
+    "                       --kv-budget-ratio, --kv-seed, --kv-budget,\n"
+    "                       --kv-denom causal|probes|accumulated, --kv-decode-rule paper|reference,\n"
+    "                       --kv-int8-query on|off\n";
 
 typedef struct {
     const char *model, *prompt, *prompt_file, *dump_logits;

@@ -565,24 +565,26 @@ static void test_kivi_stream(void) {
 static void test_kivi_bits_per_element(void) {
     /* 2 bits, G = 32, R = 32, head_dim 64, 4096 tokens: codes 2 bits, key
      * params 2*16/32 = 1 bit, value params 2*16/32 = 1 bit, window 32 (+ up
-     * to 31 key) tokens at 16 bits */
+     * to 31 key) tokens at 16 bits. Width 2 is kivi's default (bits 0). */
     zc_kv_shape s = {1, 8, 8, 64, 4096};
-    zc_kv_config cfg;
-    zc_kv_config_default(&cfg);
-    strcpy(cfg.policy, "kivi");
-    cfg.bits = 2;
-    zc_kv_cache *c = create_cfg(&cfg, &s, NULL);
-    if (!c) return;
     float *x = calloc((size_t)4096 * 512, sizeof(float));
     unsigned long long seed = 1;
     for (size_t i = 0; i < (size_t)4096 * 512; i++) x[i] = tt_randf(&seed);
-    TT_CHECK(c->ops->write(c, 0, 0, 4096, x, x) == ZC_OK, "%s", zc_last_error());
-    zc_kv_usage u;
-    c->ops->usage(c, &u);
-    /* keys: 4064 quantized (127 groups), 32 fp16; values: 4064 quantized, 32 fp16 */
-    double want = (4064.0 * 3 * 2 + 32.0 * 16 * 2) / (2 * 4096.0);
-    TT_NEAR(zc_kv_bits_per_element(&u), want, 1e-12);
-    zc_kv_free(c);
+    for (int bits = 0; bits <= 2; bits += 2) {
+        zc_kv_config cfg;
+        zc_kv_config_default(&cfg);
+        strcpy(cfg.policy, "kivi");
+        cfg.bits = bits;
+        zc_kv_cache *c = create_cfg(&cfg, &s, NULL);
+        if (!c) break;
+        TT_CHECK(c->ops->write(c, 0, 0, 4096, x, x) == ZC_OK, "%s", zc_last_error());
+        zc_kv_usage u;
+        c->ops->usage(c, &u);
+        /* keys: 4064 quantized (127 groups), 32 fp16; values: 4064 quantized, 32 fp16 */
+        double want = (4064.0 * 3 * 2 + 32.0 * 16 * 2) / (2 * 4096.0);
+        TT_NEAR(zc_kv_bits_per_element(&u), want, 1e-12);
+        zc_kv_free(c);
+    }
     free(x);
 }
 
@@ -626,7 +628,7 @@ static void test_uniform(void) {
 /* mikv's saliency after a prompt block is the accumulated attention of every
  * query (explicit softmax rows, summed over the G heads of a KV head, not
  * normalized): compare with a double computation on the fp16 keys, and check
- * that mikv equals zipcache with probes "all" and ZC_DENOM_NONE set by hand. */
+ * that mikv equals zipcache with --kv-probes all --kv-denom accumulated. */
 static void test_mikv(void) {
     enum { N = 96 };
     data d = make_data(1, 8, 2, 32, N + 40, 41);
@@ -634,14 +636,12 @@ static void test_mikv(void) {
     zc_kv_config_default(&cm);
     strcpy(cm.policy, "mikv");
     zc_kv_config cz = cm;
-    strcpy(cz.policy, "zipcache");
-    strcpy(cz.probes, "all");
+    TT_CHECK(zc_kv_config_parse_arg(&cz, "--kv", "zipcache") == 1 &&
+                 zc_kv_config_parse_arg(&cz, "--kv-probes", "all") == 1 &&
+                 zc_kv_config_parse_arg(&cz, "--kv-denom", "accumulated") == 1,
+             "%s", zc_last_error());
     zc_kv_cache *m = create_cfg(&cm, &d.s, NULL), *z = create_cfg(&cz, &d.s, NULL);
     if (!m || !z) return;
-    zc_zip_opts o;
-    zc_zip_get_opts(z, &o);
-    o.denom = ZC_DENOM_NONE;
-    zc_zip_set_opts(z, &o);
     float *om = malloc((size_t)N * d.q_dim * sizeof(float)), *oz = malloc((size_t)N * d.q_dim * sizeof(float));
     TT_CHECK(step(m, &d, 0, N, om) == ZC_OK && step(z, &d, 0, N, oz) == ZC_OK, "%s", zc_last_error());
     int same = !memcmp(om, oz, (size_t)N * d.q_dim * sizeof(float));

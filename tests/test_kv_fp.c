@@ -126,7 +126,7 @@ static void test_fp16_threads(void) {
 static void test_registry(void) {
     zc_kv_config cfg;
     zc_kv_config_default(&cfg);
-    TT_CHECK(!strcmp(cfg.policy, "fp16") && cfg.k_hi_bits == 4 && cfg.v_lo_bits == 2 && cfg.bits == 4, "defaults");
+    TT_CHECK(!strcmp(cfg.policy, "fp16") && cfg.k_hi_bits == 4 && cfg.v_lo_bits == 2 && cfg.bits == 0, "defaults");
     TT_CHECK(cfg.salient_ratio == 0.6f && !strcmp(cfg.probes, "random+recent:0.05:0.05") && cfg.stream_gap == 100 &&
                  cfg.group_size == 32 && cfg.residual == 32 && cfg.budget_ratio == 0.2f && cfg.seed == 0 &&
                  cfg.sinks == 0 && cfg.key_group == 0 && cfg.budget_bytes == 0 && cfg.target_bits == 0,
@@ -156,19 +156,32 @@ static void test_parse(void) {
         {"--kv-v-lo-bits", "1"}, {"--kv-bits", "2.5"}, {"--kv-probes", "random:0.1"}, {"--kv-stream-gap", "64"},
         {"--kv-sinks", "4"}, {"--kv-key-group", "128"}, {"--kv-group", "64"}, {"--kv-residual", "0"},
         {"--kv-budget-ratio", "0.5"}, {"--kv-seed", "18446744073709551615"}, {"--kv-budget", "3M"},
+        {"--kv-denom", "probes"}, {"--kv-decode-rule", "reference"}, {"--kv-int8-query", "on"},
     };
+    TT_CHECK(cfg.bits == 0 && cfg.denom == ZC_DENOM_CAUSAL && cfg.decode_rule == ZC_KV_DECODE_PAPER &&
+                 cfg.int8_query == 0,
+             "defaults: bits %d denom %d rule %d int8 %d", cfg.bits, (int)cfg.denom, (int)cfg.decode_rule,
+             cfg.int8_query);
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
         TT_CHECK(zc_kv_config_parse_arg(&cfg, good[i].opt, good[i].val) == 1, "%s %s: %s", good[i].opt, good[i].val,
                  zc_last_error());
     TT_CHECK(!strcmp(cfg.policy, "fp32") && cfg.k_hi_bits == 6 && cfg.v_hi_bits == 8 && cfg.k_lo_bits == 3 &&
                  cfg.v_lo_bits == 1,
              "bits %d %d %d %d", cfg.k_hi_bits, cfg.v_hi_bits, cfg.k_lo_bits, cfg.v_lo_bits);
-    TT_CHECK(cfg.target_bits == 2.5f && cfg.bits == 4, "--kv-bits 2.5: target %g bits %d", (double)cfg.target_bits,
+    TT_CHECK(cfg.target_bits == 2.5f && cfg.bits == 0, "--kv-bits 2.5: target %g bits %d", (double)cfg.target_bits,
              cfg.bits);
     TT_CHECK(!strcmp(cfg.probes, "random:0.1") && cfg.stream_gap == 64 && cfg.sinks == 4 && cfg.key_group == 128 &&
                  cfg.group_size == 64 && cfg.residual == 0 && cfg.budget_ratio == 0.5f &&
                  cfg.seed == 18446744073709551615ull && cfg.budget_bytes == 3u << 20,
              "values");
+    TT_CHECK(cfg.denom == ZC_DENOM_PROBES && cfg.decode_rule == ZC_KV_DECODE_REFERENCE && cfg.int8_query == 1,
+             "denom %d rule %d int8 %d", (int)cfg.denom, (int)cfg.decode_rule, cfg.int8_query);
+    TT_CHECK(zc_kv_config_parse_arg(&cfg, "--kv-denom", "accumulated") == 1 && cfg.denom == ZC_DENOM_NONE &&
+                 zc_kv_config_parse_arg(&cfg, "--kv-denom", "causal") == 1 && cfg.denom == ZC_DENOM_CAUSAL &&
+                 zc_kv_config_parse_arg(&cfg, "--kv-decode-rule", "paper") == 1 &&
+                 cfg.decode_rule == ZC_KV_DECODE_PAPER && zc_kv_config_parse_arg(&cfg, "--kv-int8-query", "off") == 1 &&
+                 cfg.int8_query == 0,
+             "choices back to the defaults");
     TT_CHECK(zc_kv_config_parse_arg(&cfg, "--kv-bits", "3") == 1 && cfg.bits == 3 && cfg.target_bits == 3.0f, "bits 3");
     TT_CHECK(zc_kv_config_parse_arg(&cfg, "--kv-salient-ratio", "0.25") == 1 && cfg.salient_ratio == 0.25f &&
                  cfg.target_bits == 0,
@@ -189,6 +202,9 @@ static void test_parse(void) {
         {"--kv-seed", "-3", "non-negative"},        {"--kv-budget", "0", "positive"},
         {"--kv-budget", "12T", "suffix"},           {"--kv-budget", "1Gb", "trailing"},
         {"--kv-budget", "99999999999999999999", "byte count"},
+        {"--kv-denom", "Causal", "not one of accumulated, causal, probes"}, {"--kv-denom", "", "not one of"},
+        {"--kv-decode-rule", "last", "not one of paper, reference"},
+        {"--kv-int8-query", "1", "not one of off, on"},     {"--kv-int8-query", "on ", "not one of"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         zc_kv_config before = cfg;
@@ -209,7 +225,27 @@ static void test_describe(void) {
     strcpy(cfg.policy, "zipcache");
     cfg.target_bits = 3;
     zc_kv_config_describe(&cfg, buf, sizeof buf);
-    TT_CHECK(strstr(buf, "K 4/2 bits, V 4/2 bits, target 3 bits, probes random+recent:0.05:0.05") != NULL, "%s", buf);
+    TT_CHECK(strstr(buf, "K 4/2 bits, V 4/2 bits, target 3 bits, probes random+recent:0.05:0.05, denom causal, "
+                         "decode rule paper, stream gap 100") && strstr(buf, "int8 query off"),
+             "%s", buf);
+    /* mikv fixes probes, denominator and decode rule: the description does not show the ignored options */
+    strcpy(cfg.policy, "mikv");
+    zc_kv_config_describe(&cfg, buf, sizeof buf);
+    TT_CHECK(strstr(buf, "accumulated scores of all queries") && !strstr(buf, "probes") && !strstr(buf, "denom") &&
+                 !strstr(buf, "decode rule"),
+             "%s", buf);
+    /* bits 0: each uniform-width policy's own default */
+    strcpy(cfg.policy, "kivi");
+    zc_kv_config_describe(&cfg, buf, sizeof buf);
+    TT_CHECK(!strncmp(buf, "kivi (2 bits,", 13) && zc_kv_config_bits(&cfg) == 2, "%s", buf);
+    strcpy(cfg.policy, "uniform");
+    zc_kv_config_describe(&cfg, buf, sizeof buf);
+    TT_CHECK(!strncmp(buf, "uniform (4 bits,", 16) && zc_kv_config_bits(&cfg) == 4, "%s", buf);
+    TT_CHECK(zc_kv_config_parse_arg(&cfg, "--kv-bits", "3") == 1 && zc_kv_config_bits(&cfg) == 3, "explicit width");
+    strcpy(cfg.policy, "kivi");
+    TT_CHECK(zc_kv_config_bits(&cfg) == 3, "explicit width for kivi");
+    strcpy(cfg.policy, "zipcache");
+    cfg.bits = 0;
     char tiny[8];
     zc_kv_config_describe(&cfg, tiny, sizeof tiny);
     TT_CHECK(strlen(tiny) == 7, "truncated to the buffer: '%s'", tiny);

@@ -17,8 +17,8 @@ static void fill(float *x, size_t n, float amp) {
 
 static zc_pool *g_pool; /* pool for make(); NULL = single-threaded */
 
-static zc_kv_cache *make(const char *policy, zc_kv_shape sh, int hi, int lo, float ratio, int gap, const char *probes,
-                         int key_group) {
+static zc_kv_config config(const char *policy, int hi, int lo, float ratio, int gap, const char *probes,
+                           int key_group) {
     zc_kv_config cfg;
     zc_kv_config_default(&cfg);
     snprintf(cfg.policy, sizeof cfg.policy, "%s", policy);
@@ -28,10 +28,20 @@ static zc_kv_cache *make(const char *policy, zc_kv_shape sh, int hi, int lo, flo
     cfg.stream_gap = gap;
     cfg.key_group = key_group;
     if (probes) snprintf(cfg.probes, sizeof cfg.probes, "%s", probes);
+    return cfg;
+}
+
+static zc_kv_cache *create(const zc_kv_config *cfg, zc_kv_shape sh) {
     zc_kv_cache *c = NULL;
-    int rc = zc_kv_create(&cfg, &sh, g_pool, &c);
-    TT_CHECK(rc == 0 && c, "create %s: %s", policy, zc_last_error());
+    int rc = zc_kv_create(cfg, &sh, g_pool, &c);
+    TT_CHECK(rc == 0 && c, "create %s: %s", cfg->policy, zc_last_error());
     return c;
+}
+
+static zc_kv_cache *make(const char *policy, zc_kv_shape sh, int hi, int lo, float ratio, int gap, const char *probes,
+                         int key_group) {
+    zc_kv_config cfg = config(policy, hi, lo, ratio, gap, probes, key_group);
+    return create(&cfg, sh);
 }
 
 /* Feed n tokens (one block, or one by one) to every layer of every cache,
@@ -153,11 +163,9 @@ static void test_probe_scores(void) {
     for (int mode = 0; mode < 3; mode++) {
         /* 0: probes all, full denominator; 1: all, probe denominator (the same
          * counts); 2: default random+recent probes, full denominator */
-        zc_kv_cache *z = make("zipcache", sh, 4, 2, 0.6f, 100, mode < 2 ? "all" : NULL, 0);
-        zc_zip_opts o;
-        zc_zip_get_opts(z, &o);
-        o.denom = mode == 1 ? ZC_DENOM_PROBES : ZC_DENOM_CAUSAL;
-        zc_zip_set_opts(z, &o);
+        zc_kv_config cfg = config("zipcache", 4, 2, 0.6f, 100, mode < 2 ? "all" : NULL, 0);
+        TT_CHECK(zc_kv_config_parse_arg(&cfg, "--kv-denom", mode == 1 ? "probes" : "causal") == 1, "denom");
+        zc_kv_cache *z = create(&cfg, sh);
         TT_CHECK(z->ops->write(z, 0, 0, n, k, v) == 0 && z->ops->attend(z, 0, 0, n, q, out) == 0, "prefill");
         const float *sc;
         int m;
@@ -186,6 +194,29 @@ static void test_probe_scores(void) {
     free(ex);
 }
 
+/* --kv-int8-query reaches the packed key scores: the prompt's attention (no
+ * segment yet) is identical, decode over the compressed prompt moves by the
+ * int8 rounding of the queries (attn_packed.h: ~3e-3 relative), no more. */
+static void test_int8_query_option(void) {
+    zc_kv_shape sh = {1, 4, 2, 32, 1024}; /* head_dim % 32 == 0: the int8 path applies */
+    feeder f;
+    feeder_init(&f, sh, 200);
+    zc_kv_config cfg = config("zipcache", 4, 2, 0.6f, 50, NULL, 0);
+    zc_kv_cache *a = create(&cfg, sh);
+    TT_CHECK(zc_kv_config_parse_arg(&cfg, "--kv-int8-query", "on") == 1, "%s", zc_last_error());
+    zc_kv_cache *b = create(&cfg, sh);
+    double prefill = feed(&f, a, b, 0, 200), decode = 0;
+    for (int p = 200; p < 260; p++) {
+        double e = feed(&f, a, b, p, 1);
+        decode = e > decode ? e : decode;
+    }
+    TT_CHECK(prefill == 0, "prefill differs by %.3g", prefill);
+    TT_CHECK(decode > 0 && decode < 1e-2, "decode with int8 queries differs by %.3g", decode);
+    zc_kv_free(a);
+    zc_kv_free(b);
+    feeder_free(&f);
+}
+
 /* A 1000-token prompt then 2000 decode steps: one compression per stream_gap
  * decode tokens, the rest waiting in the window. */
 static void test_stream_schedule(void) {
@@ -196,11 +227,9 @@ static void test_stream_schedule(void) {
     for (int gi = 0; gi < 2; gi++) {
         int gap = gaps[gi];
         for (int rule = 0; rule < 3; rule++) { /* paper, last row, paper with 4 tokens per call */
-            zc_kv_cache *z = make("zipcache", sh, 4, 2, 0.6f, gap, NULL, 0);
-            zc_zip_opts o;
-            zc_zip_get_opts(z, &o);
-            o.decode_rule = rule == 1 ? ZC_ZIP_DECODE_LAST : ZC_ZIP_DECODE_PAPER;
-            zc_zip_set_opts(z, &o);
+            zc_kv_config cfg = config("zipcache", 4, 2, 0.6f, gap, NULL, 0);
+            cfg.decode_rule = rule == 1 ? ZC_KV_DECODE_REFERENCE : ZC_KV_DECODE_PAPER;
+            zc_kv_cache *z = create(&cfg, sh);
             feed(&f, z, NULL, 0, 1000);
             int step = rule == 2 ? 4 : 1; /* short blocks stream like single tokens */
             for (int p = 1000; p < 3000; p += step) feed(&f, z, NULL, p, step);
@@ -379,6 +408,7 @@ int main(void) {
     TT_RUN(test_8bit_matches_fp16);
     TT_RUN(test_probe_scores);
     TT_RUN(test_stream_schedule);
+    TT_RUN(test_int8_query_option);
     TT_RUN(test_usage_by_hand);
     TT_RUN(test_truncate);
     TT_RUN(test_sinks_and_target);

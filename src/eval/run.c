@@ -49,7 +49,7 @@ int zc_eval_session_open(zc_eval_session *s, const zc_model *m, const char *mode
     const zc_kv_config *k = &sum->kv;
     snprintf(s->run, sizeof s->run, "%s|%s|%s|ctx %d|%s|seed %llu group %d residual %d keep %g bits %d|%s", task,
              model_path, sum->data, s->n_ctx, sum->kv_desc, (unsigned long long)k->seed, k->group_size, k->residual,
-             (double)k->budget_ratio, k->bits, task_opts);
+             (double)k->budget_ratio, zc_kv_config_bits(k), task_opts);
     rc = zc_eval_results_open(&s->results, o->results, s->run);
     if (rc != ZC_OK) zc_eval_session_close(s);
     return rc;

@@ -75,10 +75,13 @@ void zc_kv_config_default(zc_kv_config *cfg) {
     strcpy(cfg->policy, "fp16");
     cfg->k_hi_bits = cfg->v_hi_bits = 4;
     cfg->k_lo_bits = cfg->v_lo_bits = 2;
-    cfg->bits = 4;
+    cfg->bits = 0; /* the policy's default: zc_kv_config_bits */
     cfg->salient_ratio = 0.6f;
     cfg->target_bits = 0;
     strcpy(cfg->probes, "random+recent:0.05:0.05");
+    cfg->denom = ZC_DENOM_CAUSAL;
+    cfg->decode_rule = ZC_KV_DECODE_PAPER;
+    cfg->int8_query = 0;
     cfg->stream_gap = 100;
     cfg->sinks = 0;
     cfg->key_group = 0;
@@ -87,6 +90,21 @@ void zc_kv_config_default(zc_kv_config *cfg) {
     cfg->budget_ratio = 0.2f;
     cfg->seed = 0;
     cfg->budget_bytes = 0;
+}
+
+int zc_kv_config_bits(const zc_kv_config *cfg) {
+    if (cfg->bits > 0) return cfg->bits;
+    return !strcmp(cfg->policy, "kivi") ? 2 : 4;
+}
+
+/* Names of the enumerated options, indexed by their values (the CLI's spelling). */
+static const char *const DENOM_NAMES[] = {"accumulated", "causal", "probes"}; /* zc_sal_denom */
+static const char *const DECODE_NAMES[] = {"paper", "reference"};             /* zc_kv_decode_rule */
+static const char *const ONOFF_NAMES[] = {"off", "on"};
+
+/* names[i], or "?" for a value set from code outside the enumeration. */
+static const char *name_of(const char *const *names, int n, int i) {
+    return i >= 0 && i < n ? names[i] : "?";
 }
 
 static int bad_value(const char *opt, const char *val, const char *why) {
@@ -139,6 +157,20 @@ static int check_probes(const char *opt, const char *val) {
         return ZC_OK;
     }
     return bad_value(opt, val, "is not a probe policy (all, random:F, recent:F, random+recent:F:F)");
+}
+
+/* val must be one of names[0..n-1], exactly: *out = its index. */
+static int parse_choice(const char *opt, const char *val, const char *const *names, int n, int *out) {
+    for (int i = 0; i < n; i++)
+        if (!strcmp(val, names[i])) {
+            *out = i;
+            return ZC_OK;
+        }
+    char list[96] = "";
+    size_t len = 0;
+    for (int i = 0; i < n && len < sizeof list; i++)
+        len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", names[i]);
+    return zc_error(ZC_ERR_ARG, "%s: '%s' is not one of %s", opt, val, list);
 }
 
 /* Bytes with an optional binary K/M/G suffix ("512M"). */
@@ -198,6 +230,14 @@ int zc_kv_config_parse_arg(zc_kv_config *cfg, const char *opt, const char *val) 
     } else if (!strcmp(opt, "--kv-probes")) {
         if (strlen(val) >= sizeof cfg->probes) return bad_value(opt, val, "is too long");
         if ((rc = check_probes(opt, val)) == ZC_OK) snprintf(cfg->probes, sizeof cfg->probes, "%s", val);
+    } else if (!strcmp(opt, "--kv-denom")) {
+        int d;
+        if ((rc = parse_choice(opt, val, DENOM_NAMES, 3, &d)) == ZC_OK) cfg->denom = (zc_sal_denom)d;
+    } else if (!strcmp(opt, "--kv-decode-rule")) {
+        int d;
+        if ((rc = parse_choice(opt, val, DECODE_NAMES, 2, &d)) == ZC_OK) cfg->decode_rule = (zc_kv_decode_rule)d;
+    } else if (!strcmp(opt, "--kv-int8-query")) {
+        rc = parse_choice(opt, val, ONOFF_NAMES, 2, &cfg->int8_query);
     } else if (!strcmp(opt, "--kv-stream-gap")) {
         rc = parse_long(opt, val, 1, 1 << 20, &cfg->stream_gap);
     } else if (!strcmp(opt, "--kv-sinks")) {
@@ -228,21 +268,32 @@ void zc_kv_config_describe(const zc_kv_config *c, char *buf, size_t cap) {
     const char *p = c->policy;
     char budget[48] = "";
     if (c->budget_bytes) snprintf(budget, sizeof budget, ", budget %zu bytes", c->budget_bytes);
+    const char *int8 = ONOFF_NAMES[c->int8_query != 0];
+    int zip = !strcmp(p, "zipcache");
     if (!strcmp(p, "fp32") || !strcmp(p, "fp16")) {
         snprintf(buf, cap, "%s (uncompressed, %s bits/element)%s", p, p + 2, budget);
-    } else if (!strcmp(p, "zipcache") || !strcmp(p, "mikv")) {
-        char mix[64];
+    } else if (zip || !strcmp(p, "mikv")) {
+        char mix[64], sal[128];
         if (c->target_bits > 0)
             snprintf(mix, sizeof mix, "target %.3g bits", (double)c->target_bits);
         else
             snprintf(mix, sizeof mix, "salient ratio %.3g", (double)c->salient_ratio);
-        snprintf(buf, cap, "%s (K %d/%d bits, V %d/%d bits, %s, probes %s, stream gap %d, sinks %d, key group %d)%s",
-                 p, c->k_hi_bits, c->k_lo_bits, c->v_hi_bits, c->v_lo_bits, mix, c->probes, c->stream_gap, c->sinks,
-                 c->key_group, budget);
+        /* mikv fixes its saliency (kv_variants.c): the probe options do not apply */
+        if (zip)
+            snprintf(sal, sizeof sal, "probes %s, denom %s, decode rule %s", c->probes,
+                     name_of(DENOM_NAMES, 3, (int)c->denom), name_of(DECODE_NAMES, 2, (int)c->decode_rule));
+        else
+            snprintf(sal, sizeof sal, "accumulated scores of all queries");
+        snprintf(buf, cap, "%s (K %d/%d bits, V %d/%d bits, %s, %s, stream gap %d, sinks %d, key group %d, "
+                 "int8 query %s)%s",
+                 p, c->k_hi_bits, c->k_lo_bits, c->v_hi_bits, c->v_lo_bits, mix, sal, c->stream_gap, c->sinks,
+                 c->key_group, int8, budget);
     } else if (!strcmp(p, "uniform")) {
-        snprintf(buf, cap, "uniform (%d bits, key group %d)%s", c->bits, c->key_group, budget);
+        snprintf(buf, cap, "uniform (%d bits, key group %d, int8 query %s)%s", zc_kv_config_bits(c), c->key_group,
+                 int8, budget);
     } else if (!strcmp(p, "kivi")) {
-        snprintf(buf, cap, "kivi (%d bits, group %d, fp16 residual %d)%s", c->bits, c->group_size, c->residual, budget);
+        snprintf(buf, cap, "kivi (%d bits, group %d, fp16 residual %d)%s", zc_kv_config_bits(c), c->group_size,
+                 c->residual, budget);
     } else if (!strcmp(p, "h2o")) {
         snprintf(buf, cap, "h2o (keep %.3g of tokens, sinks %d)%s", (double)c->budget_ratio, c->sinks, budget);
     } else {

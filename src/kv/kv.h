@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "quant/saliency.h"
 #include "util/threads.h"
 
 typedef struct {
@@ -31,6 +32,14 @@ typedef struct {
     int max_ctx;     /* positions 0..max_ctx-1 */
 } zc_kv_shape;
 
+/* Which queries measure the saliency of a zipcache decode window before it
+ * is compressed (spec §10, §13.1). */
+typedef enum {
+    ZC_KV_DECODE_PAPER = 0,     /* Algorithm 3: rows of the window's last ~5% queries plus ~5% random ones,
+                                   gathered as the window fills, normalized by cfg.denom */
+    ZC_KV_DECODE_REFERENCE = 1, /* the reference code: the compressing step's query row only, unnormalized */
+} zc_kv_decode_rule;
+
 /* Every option of every policy; a policy reads the ones it uses. The CLI
  * fills this from --kv* flags (zc_kv_config_parse_arg). (Tagged so that
  * include/zipcache.h can forward-declare it.) */
@@ -38,10 +47,13 @@ typedef struct zc_kv_config {
     char policy[16];         /* "fp32", "fp16", "zipcache", "uniform", "kivi", "mikv", "h2o", "q8_0", "q4_0" */
     int k_hi_bits, k_lo_bits;  /* salient / regular bits for keys (zipcache, mikv) */
     int v_hi_bits, v_lo_bits;  /* same for values */
-    int bits;                  /* uniform / kivi width */
+    int bits;                  /* uniform / kivi width; 0 = the policy's default (zc_kv_config_bits) */
     float salient_ratio;       /* fraction of tokens kept at hi bits (default 0.6) */
     float target_bits;         /* if > 0: derive salient_ratio from an average bit budget */
     char probes[48];           /* "random+recent:0.05:0.05", "random:0.1", "recent:0.1", "all" */
+    zc_sal_denom denom;        /* zipcache: normalization of probe column sums (default ZC_DENOM_CAUSAL, L - j) */
+    zc_kv_decode_rule decode_rule; /* zipcache: decode-window saliency (default ZC_KV_DECODE_PAPER) */
+    int int8_query;            /* zipcache, mikv, uniform: packed key scores with int8 queries (default 0) */
     int stream_gap;            /* decode tokens per compression (default 100) */
     int sinks;                 /* first N tokens always hi bits */
     int key_group;             /* channelwise key parameter group along tokens (0 = whole segment) */
@@ -92,8 +104,15 @@ struct zc_kv_cache {
     int n_tokens;    /* positions written to the last layer */
 };
 
-/* Defaults: policy fp16, 4/2 bits, ratio 0.6, random+recent 5%+5%, gap 100... */
+/* Defaults: policy fp16, 4/2 bits, ratio 0.6, random+recent 5%+5%, gap 100,
+ * denominator L - j, the paper's decode rule, int8 queries off, bits 0 (the
+ * policy's default width)... The zipcache choices are measured in
+ * kv_zipcache.c. */
 void zc_kv_config_default(zc_kv_config *cfg);
+/* The width a uniform-width policy runs at: cfg->bits, or when 0 the
+ * policy's default: 2 for kivi (KIVI-2 is the paper's reference point), 4
+ * for the others. */
+int zc_kv_config_bits(const zc_kv_config *cfg);
 /* Apply one CLI option ("--kv", "--kv-hi-bits", ...) with its value.
  * Returns 1 if the option was consumed, 0 if it is not a KV option,
  * ZC_ERR_ARG (with a message) on a bad value. */

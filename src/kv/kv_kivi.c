@@ -280,7 +280,8 @@ static void kivi_destroy(zc_kv_cache *base) {
 static const zc_kv_ops KIVI_OPS = {"kivi", kivi_write, kivi_attend, kivi_truncate, kivi_usage, kivi_destroy};
 
 int zc_kv_create_kivi(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out) {
-    if (cfg->bits < 1 || cfg->bits > 8) return zc_error(ZC_ERR_ARG, "kv kivi: %d bits (1..8)", cfg->bits);
+    int bits = zc_kv_config_bits(cfg);
+    if (bits < 1 || bits > 8) return zc_error(ZC_ERR_ARG, "kv kivi: %d bits (1..8)", bits);
     if (cfg->group_size < 1 || cfg->group_size > shape->max_ctx)
         return zc_error(ZC_ERR_ARG, "kv kivi: group size %d outside 1..%d (the context)", cfg->group_size,
                         shape->max_ctx);
@@ -292,7 +293,7 @@ int zc_kv_create_kivi(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool
     c->base.shape = *shape;
     c->base.cfg = *cfg;
     c->base.pool = pool;
-    c->bits = cfg->bits;
+    c->bits = bits;
     c->G = cfg->group_size;
     c->R = cfg->residual;
     c->hd = shape->head_dim;

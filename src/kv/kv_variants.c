@@ -2,7 +2,7 @@
  *
  *   uniform  ZipCache's quantizers (channelwise keys, CSTQuant values, the
  *            same fp16 decode window and streaming) at one width for every
- *            token, cfg->bits: no saliency split. Implemented as zipcache with
+ *            token, zc_kv_config_bits(cfg): no saliency split. Implemented as zipcache with
  *            hi = lo = bits and every token in the (single) salient set, so
  *            the two policies differ in nothing but the bit allocation, which
  *            is the point of the comparison. The machinery still keeps its
@@ -16,7 +16,10 @@
  *            softmax row computed explicitly (probes "all"), summed over the
  *            G query heads, no normalization by the number of queries that
  *            see a token (ZC_DENOM_NONE). During decode every query's row
- *            adds to the window's scores too. What remains is ZipCache's
+ *            adds to the window's scores too (the paper's decode rule with
+ *            every query a probe). So mikv is zipcache with --kv-probes all
+ *            --kv-denom accumulated --kv-decode-rule paper; it overrides
+ *            those three options. What remains is ZipCache's
  *            machinery (quantizers, streaming), so a mikv / zipcache
  *            comparison isolates the saliency metric and the probe
  *            approximation.
@@ -28,7 +31,7 @@
 
 int zc_kv_create_uniform(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out) {
     zc_kv_config z = *cfg;
-    z.k_hi_bits = z.k_lo_bits = z.v_hi_bits = z.v_lo_bits = cfg->bits;
+    z.k_hi_bits = z.k_lo_bits = z.v_hi_bits = z.v_lo_bits = zc_kv_config_bits(cfg);
     z.salient_ratio = 1.0f;
     z.target_bits = 0.0f;
     z.sinks = 0;
@@ -38,15 +41,7 @@ int zc_kv_create_uniform(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_p
 int zc_kv_create_mikv(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out) {
     zc_kv_config z = *cfg;
     strcpy(z.probes, "all");
-    int rc = zc_kv_create_zipcache(&z, shape, pool, out);
-    if (rc) return rc;
-    zc_zip_opts o;
-    zc_zip_get_opts(*out, &o);
-    o.denom = ZC_DENOM_NONE;
-    o.decode_rule = ZC_ZIP_DECODE_PAPER; /* with every query a probe: every decode row accumulates */
-    if ((rc = zc_zip_set_opts(*out, &o))) {
-        zc_kv_free(*out);
-        *out = NULL;
-    }
-    return rc;
+    z.denom = ZC_DENOM_NONE;
+    z.decode_rule = ZC_KV_DECODE_PAPER;
+    return zc_kv_create_zipcache(&z, shape, pool, out);
 }

@@ -35,7 +35,7 @@
  *
  * Decode (attend of one token, or of a short block later on): packed segments
  * + fp16 window, merged by log-sum-exp. Probe rows of window queries are gathered as the window fills
- * (or, with ZC_ZIP_DECODE_LAST, only the compressing step's row is used);
+ * (or, with ZC_KV_DECODE_REFERENCE, only the compressing step's row is used);
  * every cfg->stream_gap tokens the window becomes a new segment. Older
  * segments are never touched again: the reference code re-quantizes the
  * whole cache every gap with fresh parameters, so old tokens go through
@@ -51,10 +51,11 @@
  * validation text: 255-token prefill, 256 decoded tokens per chunk, 4/2 bits,
  * r = 0.6; stories260K / tinystories656K):
  *   decode rule  paper 0.0333 / 0.0531, reference code's last row 0.0336 / 0.0548
- *                (gap 50: 0.0350 / 0.0536 vs 0.0346 / 0.0543)  -> paper (ZC_ZIP_DECODE_PAPER)
+ *                (gap 50: 0.0350 / 0.0536 vs 0.0346 / 0.0543)  -> paper (ZC_KV_DECODE_PAPER)
  *   denominator  L - j 0.0333 / 0.0531, probe count 0.0420 / 0.0515 -> L - j (ZC_DENOM_CAUSAL),
  *                the reference code's, as the two models disagree
- * The int8 query path (opts.int8_query) is off by default: it only applies
+ * These are zc_kv_config's defaults (--kv-decode-rule, --kv-denom).
+ * The int8 query path (cfg.int8_query, --kv-int8-query) is off by default: it only applies
  * at head_dim % 32 == 0 and trades ~3e-3 relative output error for speed.
  *
  * Storage of a segment: one blob in the layer's arena (a byte buffer grown by
@@ -106,7 +107,6 @@ typedef struct {
 
 typedef struct {
     zc_kv_cache base;
-    zc_zip_opts opts;
     int kv_dim;
     double ratio;             /* salient fraction r */
     zc_probe_cfg probes;      /* from cfg->probes and cfg->seed */
@@ -468,7 +468,7 @@ static void merge_parts(kv_zip *c, int n, float *out) {
 static void denominators(const kv_zip *c, int W, int n_block, int q_off, const int32_t *probes, int n_probes,
                          const int *ncol, int32_t *den) {
     for (int j = 0; j < W; j++) {
-        switch (c->opts.denom) {
+        switch (c->base.cfg.denom) {
         case ZC_DENOM_NONE:
             den[j] = 1;
             break;
@@ -517,7 +517,7 @@ static int stream_step(kv_zip *c, zlayer *L, int pos, int n, const float *q) {
     const zc_kv_shape *sh = &c->base.shape;
     int nkv = sh->n_kv_heads, W = L->wlen, q_off = W - n; /* window index of query 0 */
     int full = W >= c->base.cfg.stream_gap;
-    int paper = c->opts.decode_rule == ZC_ZIP_DECODE_PAPER;
+    int paper = c->base.cfg.decode_rule == ZC_KV_DECODE_PAPER;
     int rc = reserve_window_scratch(c, W);
     if (rc) return rc;
     zc_attn_dims d = {sh->n_heads, nkv, sh->head_dim};
@@ -566,7 +566,7 @@ static int zip_attend(zc_kv_cache *base, int layer, int pos, int n, const float 
                          out, L->n_segs ? c->lse_w : c->lse_t, &c->s_fwd);
     if (rc) return rc;
     if (L->n_segs) {
-        rc = zc_attn_packed(base->pool, &d, q, n, L->heads, L->n_segs, c->opts.int8_query ? ZC_PACKED_INT8Q : 0,
+        rc = zc_attn_packed(base->pool, &d, q, n, L->heads, L->n_segs, base->cfg.int8_query ? ZC_PACKED_INT8Q : 0,
                             c->out_p, c->lse_p, &c->s_packed);
         if (rc) return rc;
         merge_parts(c, n, out);
@@ -673,6 +673,10 @@ int zc_kv_create_zipcache(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_
     if (shape->head_dim % 8)
         return zc_error(ZC_ERR_UNSUPPORTED, "kv zipcache: head_dim %d is not a multiple of 8", shape->head_dim);
     if (cfg->stream_gap < 1) return zc_error(ZC_ERR_ARG, "kv zipcache: stream gap %d < 1", cfg->stream_gap);
+    if ((int)cfg->denom < ZC_DENOM_NONE || (int)cfg->denom > ZC_DENOM_PROBES ||
+        (cfg->decode_rule != ZC_KV_DECODE_PAPER && cfg->decode_rule != ZC_KV_DECODE_REFERENCE))
+        return zc_error(ZC_ERR_ARG, "kv zipcache: unknown denominator %d or decode rule %d", (int)cfg->denom,
+                        (int)cfg->decode_rule);
     kv_zip *c = zc_calloc(1, sizeof *c);
     if (!c) return ZC_ERR_NOMEM;
     c->base.ops = &ZIP_OPS;
@@ -680,7 +684,6 @@ int zc_kv_create_zipcache(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_
     c->base.cfg = *cfg;
     c->base.pool = pool;
     c->kv_dim = shape->n_kv_heads * shape->head_dim;
-    c->opts = (zc_zip_opts){ZC_DENOM_CAUSAL, ZC_ZIP_DECODE_PAPER, 0};
     /* Target bits: the code bits per element r*hi + (1-r)*lo (K and V averaged) hit the target. */
     float hi = 0.5f * (float)(cfg->k_hi_bits + cfg->v_hi_bits), lo = 0.5f * (float)(cfg->k_lo_bits + cfg->v_lo_bits);
     c->ratio = cfg->salient_ratio;
@@ -702,18 +705,6 @@ int zc_kv_create_zipcache(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_
         return ZC_ERR_NOMEM;
     }
     *out = &c->base;
-    return ZC_OK;
-}
-
-int zc_zip_get_opts(const zc_kv_cache *c, zc_zip_opts *o) {
-    if (!c || c->ops != &ZIP_OPS) return zc_error(ZC_ERR_ARG, "kv: not a zipcache cache");
-    *o = ((const kv_zip *)c)->opts;
-    return ZC_OK;
-}
-
-int zc_zip_set_opts(zc_kv_cache *c, const zc_zip_opts *o) {
-    if (!c || c->ops != &ZIP_OPS) return zc_error(ZC_ERR_ARG, "kv: not a zipcache cache");
-    ((kv_zip *)c)->opts = *o;
     return ZC_OK;
 }
 
