@@ -132,6 +132,21 @@ def versus(name, who="zipcache"):
                      f"{best['budget_bits']} ({float(best['bits_per_element']):.2f} bits): KL {bk:.3g}, {verdict}")
     return lines
 
+def pivot(name):
+    """Mean KL of every variant (columns) at every budget (rows): the ablation at a glance."""
+    rows = [r for r in csv.DictReader(open(os.path.join(out, name + ".csv"))) if not r["error"]]
+    labels = list(dict.fromkeys(r["label"] for r in rows))
+    budgets = list(dict.fromkeys(r["budget_bits"] for r in rows))
+    print("| budget | " + " | ".join(labels) + " |")
+    print("|---|" + "---|" * len(labels))
+    for b in budgets:
+        cells = []
+        for lab in labels:
+            m = [r for r in rows if r["label"] == lab and r["budget_bits"] == b]
+            cells.append(f"{float(m[0]['kl_mean']):.3g}" if m else "")
+        print(f"| {b} | " + " | ".join(cells) + " |")
+    print()
+
 def base_ppl(name):
     for line in open(os.path.join(out, name + ".log")):
         if "fp16 base perplexity" in line:
@@ -175,11 +190,11 @@ for model in ("stories260K", "tinystories656K"):
     for text in ("wikitext2", "tinystories"):
         for line in versus(f"sweep-{model}-{text}"):
             print(f"- {model}, {text}: {line}")
-print("\nNormalized (zipcache) against accumulated (mikv) saliency at the same budget:\n")
-for model in ("stories260K", "tinystories656K"):
-    for line in versus(f"ablation-saliency-{model}"):
-        print(f"- {model}: {line}")
-print()
+for ab, what in (("saliency", "Saliency metric (paper Table A), mean KL at equal budgets, TinyStories text"),
+                 ("probes", "Probe strategy and ratio (paper Table 2), mean KL at a 3-bit budget, TinyStories text")):
+    for model in ("stories260K", "tinystories656K"):
+        print(f"\n{what}, {model}:\n")
+        pivot(f"ablation-{ab}-{model}")
 
 for model in ("stories260K", "tinystories656K"):
     print(f"## {model}\n")
@@ -191,8 +206,9 @@ for model in ("stories260K", "tinystories656K"):
             print(f"- {s}")
         pareto(name)
         table(name)
-    for ab, what in (("saliency", "Normalized (ZipCache) vs accumulated (MiKV-style) saliency at equal bit budgets "
-                                  "(paper Table A), TinyStories text."),
+    for ab, what in (("saliency", "Saliency metric at equal bit budgets (paper Table A), TinyStories text: "
+                                  "ZipCache's normalized score with the code's L-j denominator or the probe count, "
+                                  "the probe sums unnormalized, and accumulated attention of all queries (MiKV)."),
                      ("probes", "Probe strategies and probe ratios at a 3-bit budget (paper Table 2), TinyStories "
                                 "text. 'all' computes the exact normalized score from every query.")):
         name = f"ablation-{ab}-{model}"

@@ -152,7 +152,12 @@ int zc_eval_generate(zc_eval_session *s, const int32_t *prompt, int n_prompt, in
             r->hit_ctx = true;
             break;
         }
-        if ((rc = zc_decode(s->ctx, &tok, 1, ZC_LOGITS_LAST, s->logits)) != ZC_OK) return rc;
+        rc = zc_decode(s->ctx, &tok, 1, ZC_LOGITS_LAST, s->logits);
+        if (rc == ZC_ERR_LIMIT) { /* the context fits (checked above): the cache reached --kv-budget */
+            r->hit_budget = true;
+            break;
+        }
+        if (rc != ZC_OK) return rc;
         r->cost.tokens += 1;
     }
     r->cost.seconds = zc_now() - t0;

@@ -86,8 +86,9 @@ void zc_eval_summary_json(const zc_eval_summary *s, zc_strbuf *b) {
     zc_sb_json_str(b, s->kv_desc, strlen(s->kv_desc));
     zc_sb_printf(b,
                  ",\"kv_params\":{\"k_hi_bits\":%d,\"k_lo_bits\":%d,\"v_hi_bits\":%d,\"v_lo_bits\":%d,\"bits\":%d,"
-                 "\"salient_ratio\":",
-                 k->k_hi_bits, k->k_lo_bits, k->v_hi_bits, k->v_lo_bits, k->bits);
+                 "\"denom\":%d,\"decode_rule\":%d,\"int8_query\":%d,\"salient_ratio\":",
+                 k->k_hi_bits, k->k_lo_bits, k->v_hi_bits, k->v_lo_bits, zc_kv_config_bits(k), (int)k->denom,
+                 (int)k->decode_rule, k->int8_query);
     json_float(b, k->salient_ratio);
     zc_sb_printf(b, ",\"target_bits\":");
     json_float(b, k->target_bits);

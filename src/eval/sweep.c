@@ -70,40 +70,49 @@ static bool policy_available(const char *name) {
 }
 
 /* The variants of the paper's ablations (Table A and Table 2), each run at
- * every budget. */
+ * every budget: a policy plus one --kv option that makes the variant. */
+typedef struct {
+    const char *label, *policy, *opt, *val;
+} variant;
+
+static const variant SALIENCY[] = {
+    {"normalized, / (L-j) (zipcache)", "zipcache", NULL, NULL},
+    {"normalized, / probe count", "zipcache", "--kv-denom", "probes"},
+    {"accumulated over probes", "zipcache", "--kv-denom", "accumulated"},
+    {"accumulated over all queries (mikv)", "mikv", NULL, NULL},
+};
+
+static const variant PROBES[] = {
+    {"probes all", "zipcache", "--kv-probes", "all"},
+    {"probes random 10%", "zipcache", "--kv-probes", "random:0.1"},
+    {"probes recent 10%", "zipcache", "--kv-probes", "recent:0.1"},
+    {"probes random+recent 5+5%", "zipcache", "--kv-probes", "random+recent:0.05:0.05"},
+    {"probes random+recent 2.5+2.5%", "zipcache", "--kv-probes", "random+recent:0.025:0.025"},
+    {"probes random+recent 10+10%", "zipcache", "--kv-probes", "random+recent:0.1:0.1"},
+};
+
 static int preset_runs(const char *preset, const zc_eval_opts *o, const zc_eval_sweep_opts *sw, run_list *l,
                        FILE *log) {
-    static const struct {
-        const char *label, *policy, *probes;
-    } SALIENCY[] = {
-        {"normalized (zipcache)", "zipcache", NULL},
-        {"accumulated (mikv)", "mikv", NULL},
-    },
-      PROBES[] = {
-          {"probes all", "zipcache", "all"},
-          {"probes random 10%", "zipcache", "random:0.1"},
-          {"probes recent 10%", "zipcache", "recent:0.1"},
-          {"probes random+recent 5+5%", "zipcache", "random+recent:0.05:0.05"},
-          {"probes random+recent 2.5+2.5%", "zipcache", "random+recent:0.025:0.025"},
-          {"probes random+recent 10+10%", "zipcache", "random+recent:0.1:0.1"},
-      };
     bool sal = !strcmp(preset, "ablation-saliency");
     if (!sal && strcmp(preset, "ablation-probes"))
         return zc_error(ZC_ERR_ARG, "eval sweep: unknown preset '%s' (ablation-saliency, ablation-probes)", preset);
-    int n = sal ? 2 : (int)(sizeof PROBES / sizeof PROBES[0]);
+    const variant *vs = sal ? SALIENCY : PROBES;
+    int n = sal ? (int)(sizeof SALIENCY / sizeof SALIENCY[0]) : (int)(sizeof PROBES / sizeof PROBES[0]);
     for (int v = 0; v < n; v++) {
-        const char *label = sal ? SALIENCY[v].label : PROBES[v].label;
-        const char *policy = sal ? SALIENCY[v].policy : PROBES[v].policy;
-        const char *probes = sal ? SALIENCY[v].probes : PROBES[v].probes;
-        if (!policy_available(policy)) {
-            fprintf(log, "sweep: policy %s is not in this build: '%s' skipped\n", policy, label);
+        if (!policy_available(vs[v].policy)) {
+            fprintf(log, "sweep: policy %s is not in this build: '%s' skipped\n", vs[v].policy, vs[v].label);
             continue;
         }
         for (int b = 0; b < sw->n_bits; b++) {
             zc_kv_config cfg = o->kv;
-            zc_eval_budget_config(policy, sw->bits[b], &cfg);
-            if (probes) snprintf(cfg.probes, sizeof cfg.probes, "%s", probes);
-            int rc = add_run(l, label, sw->bits[b], &cfg);
+            zc_eval_budget_config(vs[v].policy, sw->bits[b], &cfg);
+            if (vs[v].opt && zc_kv_config_parse_arg(&cfg, vs[v].opt, vs[v].val) != 1) {
+                fprintf(log, "sweep: %s %s is not an option of this build: '%s' skipped\n", vs[v].opt, vs[v].val,
+                        vs[v].label);
+                zc_clear_error();
+                break;
+            }
+            int rc = add_run(l, vs[v].label, sw->bits[b], &cfg);
             if (rc != ZC_OK) return rc;
         }
     }
