@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "kv/kv.h"
 #include "zipcache.h"
 
 int cli_usage_error(const char *cmd, const char *fmt, ...) {
@@ -94,6 +95,22 @@ bool cli_value(const char *cmd, int argc, char **argv, int *i, const char **val)
     }
     *val = argv[++*i];
     return true;
+}
+
+bool cli_option_value(const char *cmd, int argc, char **argv, int *i, const char *const *known,
+                      const zc_kv_config *kv, const char **val) {
+    const char *a = argv[*i];
+    bool found = false;
+    for (const char *const *k = known; *k && !found; k++) found = !strcmp(a, *k);
+    if (!found && kv && a[0] == '-') {
+        zc_kv_config scratch = *kv;
+        found = zc_kv_config_parse_arg(&scratch, a, NULL) != 0;
+    }
+    if (!found && a[0] == '-') {
+        cli_usage_error(cmd, "unknown option %s (see zipcache %s --help)", a, cmd);
+        return false;
+    }
+    return cli_value(cmd, argc, argv, i, val); /* names a stray word or a missing value */
 }
 
 const char *cli_default_model(void) {

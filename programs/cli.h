@@ -27,6 +27,15 @@ bool cli_int_list(const char *cmd, const char *opt, const char *val, long long l
  * or if argv[*i] is a stray word rather than an option. */
 bool cli_value(const char *cmd, int argc, char **argv, int *i, const char **val);
 
+struct zc_kv_config;
+/* The value of option argv[*i] (advancing *i), for a command whose options
+ * taking a value are `known` (NULL-terminated) and, when kv is not NULL, the
+ * KV options (zc_kv_config_parse_arg). The option is looked up before its
+ * value is fetched, so the usage errors are, in this order: a stray word, an
+ * unknown option (also when it is the last argument), a missing value. */
+bool cli_option_value(const char *cmd, int argc, char **argv, int *i, const char *const *known,
+                      const struct zc_kv_config *kv, const char **val);
+
 /* Default model path: $ZIPCACHE_ASSETS (or ../shared)/models/stories260K/stories260K.gguf if present. */
 const char *cli_default_model(void);
 

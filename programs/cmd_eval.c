@@ -66,6 +66,12 @@ static bool parse_bits(const char *val, eval_args *a) {
     return a->sweep.n_bits > 0 || (cli_usage_error("eval", "--bits: empty list"), false);
 }
 
+/* Options that take a value, besides the KV ones (each sub-command checks its own with allowed()). */
+static const char *const OPTIONS[] = {
+    "-m", "--model", "-c", "--ctx", "-t", "--threads", "--limit", "--offset", "--results", "--json", "-f", "--file",
+    "--chunks", "--tokens", "--seeds", "--block", "--kl-base", "--save-kl-base", "--data", "--max-new", "--shots",
+    "--out", "--python", "--timeout", "--policies", "--bits", "--preset", "--csv", "--plot", NULL};
+
 /* Returns -1 when parsing succeeded, else the exit code. */
 static int parse(int argc, char **argv, eval_args *a) {
     const char *sub = a->sub;
@@ -86,7 +92,7 @@ static int parse(int argc, char **argv, eval_args *a) {
             a->gen.execute = true;
             continue;
         }
-        if (!cli_value("eval", argc, argv, &i, &val)) return CLI_EXIT_USAGE;
+        if (!cli_option_value("eval", argc, argv, &i, OPTIONS, &a->o.kv, &val)) return CLI_EXIT_USAGE;
         int kv = zc_kv_config_parse_arg(&a->o.kv, opt, val);
         if (kv < 0) return cli_lib_error();
         if (kv == 1) continue;
@@ -182,10 +188,15 @@ static int write_json(const char *path, const zc_eval_summary *s) {
     return rc;
 }
 
+/* For messages; the list SUBS below checks against. */
+#define EVALUATIONS "ppl, lines, gsm8k, humaneval, sweep, saliency, recon"
+
 int cmd_eval(int argc, char **argv) {
-    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-        fputs(USAGE, argc < 2 ? stderr : stdout);
-        return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
+    if (argc < 2)
+        return cli_usage_error("eval", "which evaluation? (%s; see zipcache eval --help)", EVALUATIONS);
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        fputs(USAGE, stdout);
+        return CLI_EXIT_OK;
     }
     eval_args a;
     memset(&a, 0, sizeof a);
@@ -194,7 +205,7 @@ int cmd_eval(int argc, char **argv) {
     bool known = false;
     for (size_t i = 0; i < sizeof SUBS / sizeof SUBS[0]; i++) known |= !strcmp(a.sub, SUBS[i]);
     if (!known)
-        return cli_usage_error("eval", "unknown evaluation '%s' (ppl, lines, gsm8k, humaneval, sweep, saliency, recon)", a.sub);
+        return cli_usage_error("eval", "unknown evaluation '%s' (%s)", a.sub, EVALUATIONS);
     zc_eval_opts_default(&a.o);
     a.ppl.block = 1;
     a.gen.shots = ZC_GSM8K_MAX_SHOTS;

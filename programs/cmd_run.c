@@ -53,6 +53,10 @@ typedef struct {
     int seed_given;
 } run_opts;
 
+/* Options that take a value, besides the KV ones. */
+static const char *const OPTIONS[] = {"-m", "-p", "-f", "--dump-logits", "-n", "-c", "-t", "-b", "--temp", "--top-k",
+                                      "--top-p", "--min-p", "--repeat-penalty", "--repeat-last-n", "--seed", NULL};
+
 /* Returns -1 to go on, else the exit code. */
 static int parse(int argc, char **argv, run_opts *o) {
     const char *cmd = "run";
@@ -68,7 +72,7 @@ static int parse(int argc, char **argv, run_opts *o) {
             fputs(USAGE, stdout);
             return CLI_EXIT_OK;
         }
-        if (!cli_value(cmd, argc, argv, &i, &v)) return CLI_EXIT_USAGE;
+        if (!cli_option_value(cmd, argc, argv, &i, OPTIONS, &o->kv, &v)) return CLI_EXIT_USAGE;
         int kv = zc_kv_config_parse_arg(&o->kv, a, v);
         if (kv < 0) return cli_usage_error(cmd, "%s", zc_last_error());
         if (kv == 1) continue;

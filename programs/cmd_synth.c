@@ -311,7 +311,9 @@ int cmd_synth(int argc, char **argv) {
             help(stdout);
             return CLI_EXIT_OK;
         }
-        if (!cli_value("synth", argc, argv, &i, &v)) return CLI_EXIT_USAGE;
+        static const char *const options[] = {"--shape", "-o", "--output", "--type", "--layers", "--seed", "-t",
+                                              "--threads", NULL};
+        if (!cli_option_value("synth", argc, argv, &i, options, NULL, &v)) return CLI_EXIT_USAGE;
         if (!strcmp(a, "--shape")) name = v;
         else if (!strcmp(a, "-o") || !strcmp(a, "--output")) out = v;
         else if (!strcmp(a, "--type")) type = v;

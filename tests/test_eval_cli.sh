@@ -110,6 +110,17 @@ if [ -f "$S260" ] && [ -d "$DATA" ]; then
         check_json eval_gsm8k "$TMP/g.json" \
             'r["items"] == 1 and r["scored"] == 1 and r["generated_tokens"] >= 1 and 0 <= r["score"] <= 1'
     else fail eval_gsm8k "$(tail -3 "$TMP/out")"; fi
+    # --kv-budget ends an item like a full context: a prompt over the budget is skipped, a generation that
+    # reaches it is recorded with stop "budget" (fp16 stories260K: 640 bytes per token, a 386-token prompt)
+    GSM=(eval gsm8k -m "$S260" -c 512 --shots 1 --max-new 24 --data "$DATA/gsm8k/test.jsonl" --limit 1 "${COMMON[@]}")
+    if "$BIN" "${GSM[@]}" --kv-budget $(((386 + 3) * 640)) --results "$TMP/b.jsonl" >"$TMP/out" 2>&1 &&
+        out=$("$PY" -c 'import json,sys; r=[json.loads(l) for l in open(sys.argv[1])][-1]
+assert (r["prompt_tokens"], r["generated"], r["stop"]) == (386, 4, "budget"), r' "$TMP/b.jsonl" 2>&1); then
+        pass eval_budget_ends_item
+    else fail eval_budget_ends_item "$(tail -3 "$TMP/out") $out"; fi
+    if "$BIN" "${GSM[@]}" --kv-budget $((300 * 640)) --json "$TMP/b.json" >"$TMP/out" 2>&1; then
+        check_json eval_budget_prompt_skipped "$TMP/b.json" 'r["scored"] == 0 and r["skipped_too_long"] == 1'
+    else fail eval_budget_prompt_skipped "$(tail -3 "$TMP/out")"; fi
     if "$BIN" eval humaneval -m "$S260" -c 512 --max-new 24 --data "$DATA/humaneval/HumanEval.jsonl" --limit 2 \
         --execute --out "$TMP/comp.jsonl" "${COMMON[@]}" --json "$TMP/h.json" >"$TMP/out" 2>&1; then
         check_json eval_humaneval "$TMP/h.json" 'r["items"] == 2 and r["scored"] == 2 and r["score"] == 0'

@@ -53,6 +53,7 @@ can_ulimit() { bash -c 'ulimit -v 400000 && "$1" --help; r=$?; exit $r' _ "$Z" >
 # ---- 1. Command-line errors: exit 2, one line --------------------------------------------
 usage top_unknown_command "unknown command 'frobnicate'" "$Z" frobnicate
 usage eval_unknown_evaluation "unknown evaluation 'bogus'" "$Z" eval bogus
+usage eval_no_evaluation "zipcache eval: which evaluation? (ppl, lines" "$Z" eval
 
 # Options every model command has, run through each command's own parser.
 for c in run info tokenize bench "eval ppl" "eval lines" "eval gsm8k" "eval humaneval" "eval sweep" \
@@ -62,6 +63,18 @@ for c in run info tokenize bench "eval ppl" "eval lines" "eval gsm8k" "eval huma
     usage ${n}_unknown_flag "unknown" "$Z" $c --bogus 1
     # shellcheck disable=SC2086
     usage ${n}_missing_value "option -m needs a value" "$Z" $c -m
+done
+# An unknown option given last is unknown, not an option lacking its value.
+for c in run synth "eval ppl" "eval sweep"; do
+    n=${c// /_}
+    # shellcheck disable=SC2086
+    usage ${n}_unknown_last "zipcache ${c%% *}: unknown option --bogus (see zipcache ${c%% *} --help)" "$Z" $c --bogus
+    # shellcheck disable=SC2086
+    usage ${n}_unknown_kv_last "unknown option --kv-bogus" "$Z" $c --kv-bogus
+done
+for c in run "eval ppl"; do
+    # shellcheck disable=SC2086
+    usage ${c// /_}_kv_missing_value "option --kv-denom needs a value" "$Z" $c --kv-denom
 done
 for c in run synth bench "eval ppl"; do
     # shellcheck disable=SC2086
@@ -114,6 +127,12 @@ for c in run "eval ppl" "eval lines"; do
     usage ${n}_kv_probes_kind "--kv-probes: 'xyz' is not a probe policy" "$Z" $c --kv-probes xyz
     # shellcheck disable=SC2086
     usage ${n}_kv_bits_range "--kv-hi-bits: 9 is out of range [1, 8]" "$Z" $c --kv-hi-bits 9
+    # shellcheck disable=SC2086
+    usage ${n}_kv_denom "--kv-denom: 'Causal' is not one of accumulated, causal, probes" "$Z" $c --kv-denom Causal
+    # shellcheck disable=SC2086
+    usage ${n}_kv_decode_rule "--kv-decode-rule: 'last' is not one of paper, reference" "$Z" $c --kv-decode-rule last
+    # shellcheck disable=SC2086
+    usage ${n}_kv_int8_query "--kv-int8-query: 'yes' is not one of off, on" "$Z" $c --kv-int8-query yes
 done
 usage kv_budget_garbage "--kv-budget: 'abc' is not a byte count" "$Z" run --kv-budget abc
 usage kv_budget_negative "--kv-budget: '-5' is not a byte count" "$Z" run --kv-budget -5

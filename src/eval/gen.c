@@ -60,6 +60,14 @@ static int gen_resume(gen_task *t, zc_eval_session *s, const zc_eval_done *d, ge
     return rc;
 }
 
+static const char *stop_reason(const zc_eval_gen_result *g) {
+    if (g->hit_stop) return "string";
+    if (g->hit_eos) return "eos";
+    if (g->hit_ctx) return "context";
+    if (g->hit_budget) return "budget";
+    return "length";
+}
+
 /* Run item i: prompt, skip if too long, generate, judge, record. */
 static int gen_item(gen_task *t, zc_eval_session *s, int64_t i, int max_new, gen_bufs *b, gen_tally *y) {
     b->prompt.len = 0;
@@ -75,7 +83,12 @@ static int gen_item(gen_task *t, zc_eval_session *s, int64_t i, int max_new, gen
         return ZC_OK;
     }
     zc_eval_gen_result g;
-    if ((rc = zc_eval_generate(s, b->ids, n_ids, max_new, t->stops, t->n_stops, &b->text, &g)) != ZC_OK) return rc;
+    rc = zc_eval_generate(s, b->ids, n_ids, max_new, t->stops, t->n_stops, &b->text, &g);
+    if (rc == ZC_ERR_LIMIT) { /* the prompt fits the context but not --kv-budget: skipped like a long one */
+        y->skipped++;
+        return ZC_OK;
+    }
+    if (rc != ZC_OK) return rc;
     const char *out = b->text.s ? b->text.s : "";
     zc_eval_summary_add_cost(s->sum, &g.cost);
     y->generated += g.n_generated;
@@ -90,7 +103,7 @@ static int gen_item(gen_task *t, zc_eval_session *s, int64_t i, int max_new, gen
         r->len = 0;
         zc_eval_record_begin(r, s, i, score, &g.cost);
         zc_sb_printf(r, ",\"prompt_tokens\":%d,\"generated\":%d,\"stop\":\"%s\",\"output\":", n_ids, g.n_generated,
-                     g.hit_stop ? "string" : g.hit_eos ? "eos" : g.hit_ctx ? "context" : "length");
+                     stop_reason(&g));
         zc_sb_json_str(r, out, strlen(out));
         zc_sb_append(r, fields.s ? fields.s : "", fields.len);
         zc_sb_append(r, "}", 1);
@@ -129,7 +142,8 @@ static void gen_summary(const gen_task *t, const zc_eval_session *s, const gen_t
     zc_eval_metric_add(sum, "max_new", max_new);
     snprintf(sum->note, sizeof sum->note,
              "the model context is %d tokens (the bundled tiny models were trained at 512): %lld of %lld prompts "
-             "were longer and skipped (longest seen: %lld tokens); stop reasons cover this session's items",
+             "were longer (or over --kv-budget) and skipped (longest seen: %lld tokens); stop reasons cover this "
+             "session's items",
              s->n_ctx, (long long)y->skipped, (long long)items, (long long)y->longest_prompt);
 }
 

@@ -38,11 +38,12 @@ void zc_eval_record_begin(zc_strbuf *b, const zc_eval_session *s, int64_t item, 
 int zc_eval_record_resume(zc_eval_session *s, const zc_eval_done *d);
 
 /* Greedy generation from a prompt: decode `prompt`, then pick the argmax
- * token until EOS, a stop string (text cut before it), max_new tokens or the
- * end of the context. The context is reset first. out receives the text. */
+ * token until EOS, a stop string (text cut before it), max_new tokens, the
+ * end of the context or the cache's --kv-budget. The context is reset first.
+ * out receives the text. ZC_ERR_LIMIT when the prompt itself does not fit. */
 typedef struct {
     int n_generated;
-    bool hit_stop, hit_eos, hit_ctx;
+    bool hit_stop, hit_eos, hit_ctx, hit_budget;
     zc_eval_cost cost;
 } zc_eval_gen_result;
 int zc_eval_generate(zc_eval_session *s, const int32_t *prompt, int n_prompt, int max_new,

@@ -199,7 +199,14 @@ static int parse_bytes(const char *opt, const char *val, size_t *out) {
 int zc_kv_config_parse_arg(zc_kv_config *cfg, const char *opt, const char *val) {
     int rc = ZC_OK, bits;
     if (strncmp(opt, "--kv", 4)) return 0;
-    if (!val) return zc_error(ZC_ERR_ARG, "option %s needs a value", opt);
+    if (!val) {
+        /* Known or not decides the message (a caller asks before fetching the
+         * value): any value on a scratch copy consumes or refuses a known
+         * option; only an unknown one gives 0. */
+        zc_kv_config scratch = *cfg;
+        if (!zc_kv_config_parse_arg(&scratch, opt, "")) return 0;
+        return zc_error(ZC_ERR_ARG, "option %s needs a value", opt);
+    }
     if (!strcmp(opt, "--kv")) {
         if (!find_policy(val)) return unknown_policy(val);
         snprintf(cfg->policy, sizeof cfg->policy, "%s", val);

@@ -114,8 +114,9 @@ void zc_kv_config_default(zc_kv_config *cfg);
  * for the others. */
 int zc_kv_config_bits(const zc_kv_config *cfg);
 /* Apply one CLI option ("--kv", "--kv-hi-bits", ...) with its value.
- * Returns 1 if the option was consumed, 0 if it is not a KV option,
- * ZC_ERR_ARG (with a message) on a bad value. */
+ * Returns 1 if the option was consumed, 0 if it is not a KV option (val
+ * given or not), ZC_ERR_ARG (with a message) on a bad or missing (NULL)
+ * value. */
 int zc_kv_config_parse_arg(zc_kv_config *cfg, const char *opt, const char *val);
 /* One line describing the policy and its effective parameters. */
 void zc_kv_config_describe(const zc_kv_config *cfg, char *buf, size_t cap);
