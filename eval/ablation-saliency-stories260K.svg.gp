@@ -6,6 +6,18 @@ $d0 << EOD
 2.19343 0.00350917 0.981689
 EOD
 $d1 << EOD
+2.64296 0.227794 0.822021
+2.46154 0.0717847 0.918457
+2.30342 0.0145078 0.962891
+2.19343 0.00350917 0.981689
+EOD
+$d2 << EOD
+2.64296 0.254664 0.805664
+2.46154 0.0741323 0.913086
+2.30342 0.0177233 0.960449
+2.19343 0.00350917 0.981689
+EOD
+$d3 << EOD
 2.64296 0.446186 0.73291
 2.46154 0.231682 0.817627
 2.30342 0.0783298 0.908447
@@ -19,9 +31,9 @@ set key outside bottom center horizontal
 set xlabel 'KV compression ratio vs fp16 (measured, all bytes)'
 set logscale y
 set ylabel 'mean KL(fp16 || policy), nats'
-plot $d0 using 1:2 with linespoints lw 2 pt 4 title 'normalized (zipcache)', $d1 using 1:2 with linespoints lw 2 pt 5 title 'accumulated (mikv)'
+plot $d0 using 1:2 with linespoints lw 2 pt 4 title 'normalized, / (L-j) (zipcache)', $d1 using 1:2 with linespoints lw 2 pt 5 title 'normalized, / probe count', $d2 using 1:2 with linespoints lw 2 pt 6 title 'accumulated over probes', $d3 using 1:2 with linespoints lw 2 pt 7 title 'accumulated over all queries (mikv)'
 unset logscale y
 set ylabel 'top-1 agreement with fp16'
 set yrange [*:1]
-plot $d0 using 1:3 with linespoints lw 2 pt 4 title 'normalized (zipcache)', $d1 using 1:3 with linespoints lw 2 pt 5 title 'accumulated (mikv)'
+plot $d0 using 1:3 with linespoints lw 2 pt 4 title 'normalized, / (L-j) (zipcache)', $d1 using 1:3 with linespoints lw 2 pt 5 title 'normalized, / probe count', $d2 using 1:3 with linespoints lw 2 pt 6 title 'accumulated over probes', $d3 using 1:3 with linespoints lw 2 pt 7 title 'accumulated over all queries (mikv)'
 unset multiplot

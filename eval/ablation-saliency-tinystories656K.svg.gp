@@ -6,6 +6,18 @@ $d0 << EOD
 2.50971 0.00360054 0.952148
 EOD
 $d1 << EOD
+3.11615 0.0967103 0.788086
+2.86701 0.0618242 0.837158
+2.65476 0.0309484 0.892334
+2.50971 0.00360054 0.952148
+EOD
+$d2 << EOD
+3.11615 0.0992237 0.789307
+2.86701 0.058236 0.844238
+2.65476 0.0279482 0.895752
+2.50971 0.00360054 0.952148
+EOD
+$d3 << EOD
 3.11615 0.0974455 0.787598
 2.86701 0.050527 0.84082
 2.65476 0.0212209 0.900391
@@ -19,9 +31,9 @@ set key outside bottom center horizontal
 set xlabel 'KV compression ratio vs fp16 (measured, all bytes)'
 set logscale y
 set ylabel 'mean KL(fp16 || policy), nats'
-plot $d0 using 1:2 with linespoints lw 2 pt 4 title 'normalized (zipcache)', $d1 using 1:2 with linespoints lw 2 pt 5 title 'accumulated (mikv)'
+plot $d0 using 1:2 with linespoints lw 2 pt 4 title 'normalized, / (L-j) (zipcache)', $d1 using 1:2 with linespoints lw 2 pt 5 title 'normalized, / probe count', $d2 using 1:2 with linespoints lw 2 pt 6 title 'accumulated over probes', $d3 using 1:2 with linespoints lw 2 pt 7 title 'accumulated over all queries (mikv)'
 unset logscale y
 set ylabel 'top-1 agreement with fp16'
 set yrange [*:1]
-plot $d0 using 1:3 with linespoints lw 2 pt 4 title 'normalized (zipcache)', $d1 using 1:3 with linespoints lw 2 pt 5 title 'accumulated (mikv)'
+plot $d0 using 1:3 with linespoints lw 2 pt 4 title 'normalized, / (L-j) (zipcache)', $d1 using 1:3 with linespoints lw 2 pt 5 title 'normalized, / probe count', $d2 using 1:3 with linespoints lw 2 pt 6 title 'accumulated over probes', $d3 using 1:3 with linespoints lw 2 pt 7 title 'accumulated over all queries (mikv)'
 unset multiplot
