@@ -10,38 +10,11 @@
 #include "util/fp16.h"
 #include "zipcache.h"
 
-/* A random layer set: k, v [n_layers][n][kv_dim], q [n_layers][n][q_dim]. */
-typedef struct {
-    zc_kv_shape s;
-    int n, kv_dim, q_dim;
-    float *k, *v, *q;
-} data;
-
-static data make_data(int n_layers, int n_heads, int n_kv, int hd, int n, unsigned long long seed) {
-    data d = {{n_layers, n_heads, n_kv, hd, n + 8}, n, n_kv * hd, n_heads * hd, NULL, NULL, NULL};
-    size_t nk = (size_t)n_layers * n * d.kv_dim, nq = (size_t)n_layers * n * d.q_dim;
-    d.k = malloc(nk * sizeof(float));
-    d.v = malloc(nk * sizeof(float));
-    d.q = malloc(nq * sizeof(float));
-    for (size_t i = 0; i < nk; i++) d.k[i] = 2 * tt_randf(&seed), d.v[i] = tt_randf(&seed);
-    for (size_t i = 0; i < nq; i++) d.q[i] = 2 * tt_randf(&seed);
-    return d;
-}
-
-static void free_data(data *d) { free(d->k), free(d->v), free(d->q); }
+#include "kv_test_util.h"
 
 /* The K/V a policy should behave as if it stored (fp16 rounds). */
 static void rounded(const float *x, float *out, size_t n, int type) {
     for (size_t i = 0; i < n; i++) out[i] = type == ZC_TYPE_F16 ? zc_fp16_to_f32(zc_f32_to_fp16(x[i])) : x[i];
-}
-
-static zc_kv_cache *create(const char *policy, const zc_kv_shape *s, zc_pool *pool) {
-    zc_kv_config cfg;
-    zc_kv_config_default(&cfg);
-    TT_CHECK(zc_kv_config_parse_arg(&cfg, "--kv", policy) == 1, "%s", zc_last_error());
-    zc_kv_cache *c = NULL;
-    TT_CHECK(zc_kv_create(&cfg, s, pool, &c) == ZC_OK, "%s", zc_last_error());
-    return c;
 }
 
 /* Write in uneven chunks, attend each chunk, compare with the reference
@@ -60,8 +33,8 @@ static void check_policy(const char *policy, int type, zc_pool *pool) {
     for (int ci = 0; ci < 6; ci++) {
         int n = chunks[ci];
         for (int l = 0; l < 3; l++) {
-            const float *k = d.k + ((size_t)l * d.n + pos) * d.kv_dim, *v = d.v + ((size_t)l * d.n + pos) * d.kv_dim;
-            const float *q = d.q + ((size_t)l * d.n + pos) * d.q_dim;
+            const float *k = rows_of(&d, d.k, l, pos, d.kv_dim), *v = rows_of(&d, d.v, l, pos, d.kv_dim);
+            const float *q = rows_of(&d, d.q, l, pos, d.q_dim);
             TT_CHECK(c->ops->write(c, l, pos, n, k, v) == ZC_OK, "%s", zc_last_error());
             TT_CHECK(c->ops->attend(c, l, pos, n, q, out) == ZC_OK, "%s", zc_last_error());
             rounded(d.k + (size_t)l * d.n * d.kv_dim, kr, (size_t)(pos + n) * d.kv_dim, type);
