@@ -2,6 +2,7 @@
  * registry and the ratio helpers. The policies themselves live one per file
  * (kv_fp.c, ...); this file only knows their constructors. */
 #include "kv/kv.h"
+#include "kv/kv_impl.h"
 
 #include <errno.h>
 #include <math.h>
@@ -306,6 +307,48 @@ void zc_kv_config_describe(const zc_kv_config *c, char *buf, size_t cap) {
     } else {
         snprintf(buf, cap, "%s%s", p, budget);
     }
+}
+
+/* ---- Helpers of the dense policies (kv_impl.h) ---------------------------- */
+void zc_kv_base_init(zc_kv_cache *c, const zc_kv_ops *ops, const zc_kv_config *cfg, const zc_kv_shape *shape,
+                     zc_pool *pool) {
+    c->ops = ops;
+    c->shape = *shape;
+    c->cfg = *cfg;
+    c->pool = pool;
+}
+
+int zc_kv_check_append(const zc_kv_cache *c, const int *n_layer, int layer, int pos, int n) {
+    const zc_kv_shape *s = &c->shape;
+    if (layer < 0 || layer >= s->n_layers || n < 0 || pos != n_layer[layer])
+        return zc_error(ZC_ERR_ARG, "kv %s: write of layer %d at %d, expected position %d", c->ops->name, layer, pos,
+                        layer >= 0 && layer < s->n_layers ? n_layer[layer] : -1);
+    if (n > s->max_ctx - pos)
+        return zc_error(ZC_ERR_LIMIT, "kv %s: %d tokens at position %d exceed the context of %d", c->ops->name, n,
+                        pos, s->max_ctx);
+    return ZC_OK;
+}
+
+void zc_kv_appended(zc_kv_cache *c, int *n_layer, int layer, int pos, int n) {
+    n_layer[layer] = pos + n;
+    if (layer == c->shape.n_layers - 1) c->n_tokens = pos + n;
+}
+
+int zc_kv_check_attend(const zc_kv_cache *c, const int *n_layer, int layer, int pos, int n) {
+    const zc_kv_shape *s = &c->shape;
+    if (layer < 0 || layer >= s->n_layers || pos < 0 || n < 0 || pos + n > n_layer[layer])
+        return zc_error(ZC_ERR_ARG, "kv %s: attention at %d..%d of layer %d, which holds %d tokens", c->ops->name,
+                        pos, pos + n - 1, layer, layer >= 0 && layer < s->n_layers ? n_layer[layer] : -1);
+    return ZC_OK;
+}
+
+int zc_kv_truncate_counts(zc_kv_cache *c, int *n_layer, int n_keep) {
+    if (n_keep < 0 || n_keep > c->n_tokens)
+        return zc_error(ZC_ERR_ARG, "kv %s: cannot keep %d of %d tokens", c->ops->name, n_keep, c->n_tokens);
+    for (int l = 0; l < c->shape.n_layers; l++)
+        if (n_layer[l] > n_keep) n_layer[l] = n_keep;
+    c->n_tokens = n_keep;
+    return ZC_OK;
 }
 
 /* ---- Ratios ------------------------------------------------------------- */

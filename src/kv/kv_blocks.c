@@ -24,6 +24,7 @@
 
 #include "attn/attn_impl.h"
 #include "kv/kv.h"
+#include "kv/kv_impl.h"
 #include "kv/kv_blocks.h"
 #include "kv/kv_tiled.h"
 #include "util/cpu.h"
@@ -106,21 +107,16 @@ static size_t layer_offset(const kv_blocks *c, int layer) {
 
 static int blocks_write(zc_kv_cache *base, int layer, int pos, int n, const float *k, const float *v) {
     kv_blocks *c = (kv_blocks *)base;
-    if (layer < 0 || layer >= base->shape.n_layers || n < 0 || pos != c->n_layer[layer])
-        return zc_error(ZC_ERR_ARG, "kv %s: write of layer %d at %d, expected position %d", base->ops->name, layer,
-                        pos, layer >= 0 && layer < base->shape.n_layers ? c->n_layer[layer] : -1);
-    if (n > base->shape.max_ctx - pos)
-        return zc_error(ZC_ERR_LIMIT, "kv %s: %d tokens at position %d exceed the context of %d", base->ops->name, n,
-                        pos, base->shape.max_ctx);
+    int rc = zc_kv_check_append(base, c->n_layer, layer, pos, n);
+    if (rc) return rc;
     /* Blocks never straddle heads (head_dim % 32 == 0), so the n tokens'
      * rows quantize as one run of n * n_kv_heads * head_dim elements. */
     int64_t elems = (int64_t)n * base->shape.n_kv_heads * base->shape.head_dim;
     size_t off = layer_offset(c, layer) + (size_t)pos * c->row_bytes;
-    int rc = zc_quantize_row(c->type, k, c->k + off, elems);
+    rc = zc_quantize_row(c->type, k, c->k + off, elems);
     if (rc == ZC_OK) rc = zc_quantize_row(c->type, v, c->v + off, elems);
     if (rc) return zc_error_prefix(rc, "kv %s", base->ops->name);
-    c->n_layer[layer] = pos + n;
-    if (layer == base->shape.n_layers - 1) base->n_tokens = pos + n;
+    zc_kv_appended(base, c->n_layer, layer, pos, n);
     return ZC_OK;
 }
 
@@ -159,10 +155,8 @@ static void blocks_tile(const void *ctx, int g, int t0, int nk, const zc_kvt_row
 
 static int blocks_attend(zc_kv_cache *base, int layer, int pos, int n, const float *q, float *out) {
     kv_blocks *c = (kv_blocks *)base;
-    if (layer < 0 || layer >= base->shape.n_layers || pos < 0 || n < 0 || pos + n > c->n_layer[layer])
-        return zc_error(ZC_ERR_ARG, "kv %s: attention at %d..%d of layer %d, which holds %d tokens",
-                        base->ops->name, pos, pos + n - 1, layer,
-                        layer >= 0 && layer < base->shape.n_layers ? c->n_layer[layer] : -1);
+    int rc = zc_kv_check_attend(base, c->n_layer, layer, pos, n);
+    if (rc) return rc;
     layer_view lv = {c, c->k + layer_offset(c, layer), c->v + layer_offset(c, layer), zc_kvb_kernels_get()};
     zc_kvt_source src = {
         .ctx = &lv, .n_heads = base->shape.n_heads, .n_kv_heads = base->shape.n_kv_heads,
@@ -174,13 +168,7 @@ static int blocks_attend(zc_kv_cache *base, int layer, int pos, int n, const flo
 }
 
 static int blocks_truncate(zc_kv_cache *base, int n_keep) {
-    kv_blocks *c = (kv_blocks *)base;
-    if (n_keep < 0 || n_keep > base->n_tokens)
-        return zc_error(ZC_ERR_ARG, "kv %s: cannot keep %d of %d tokens", base->ops->name, n_keep, base->n_tokens);
-    for (int l = 0; l < base->shape.n_layers; l++)
-        if (c->n_layer[l] > n_keep) c->n_layer[l] = n_keep;
-    base->n_tokens = n_keep;
-    return ZC_OK;
+    return zc_kv_truncate_counts(base, ((kv_blocks *)base)->n_layer, n_keep);
 }
 
 static void blocks_usage(const zc_kv_cache *base, zc_kv_usage *u) {
@@ -226,10 +214,7 @@ static int create_blocks(const zc_kv_ops *ops, int type, const zc_kv_config *cfg
                         "elements of one head)", ops->name, shape->head_dim, ZC_QK, ZC_QK);
     kv_blocks *c = zc_calloc(1, sizeof *c);
     if (!c) return ZC_ERR_NOMEM;
-    c->base.ops = ops;
-    c->base.shape = *shape;
-    c->base.cfg = *cfg;
-    c->base.pool = pool;
+    zc_kv_base_init(&c->base, ops, cfg, shape, pool);
     c->type = type;
     c->nb = shape->head_dim / ZC_QK;
     c->block_bytes = (size_t)zc_type_get(type)->block_bytes;

@@ -16,6 +16,7 @@
 
 #include "attn/attn.h"
 #include "kv/kv.h"
+#include "kv/kv_impl.h"
 #include "quant/ggml_blocks.h"
 #include "util/error.h"
 #include "util/fp16.h"
@@ -48,26 +49,19 @@ static void store_rows(const kv_fp *c, uint8_t *dst, const float *src, size_t n_
 
 static int fp_write(zc_kv_cache *base, int layer, int pos, int n, const float *k, const float *v) {
     kv_fp *c = (kv_fp *)base;
-    if (layer < 0 || layer >= base->shape.n_layers || n < 0 || pos != c->n_layer[layer])
-        return zc_error(ZC_ERR_ARG, "kv %s: write of layer %d at %d, expected position %d", base->ops->name, layer,
-                        pos, layer >= 0 && layer < base->shape.n_layers ? c->n_layer[layer] : -1);
-    if (n > base->shape.max_ctx - pos)
-        return zc_error(ZC_ERR_LIMIT, "kv %s: %d tokens at position %d exceed the context of %d", base->ops->name, n,
-                        pos, base->shape.max_ctx);
+    int rc = zc_kv_check_append(base, c->n_layer, layer, pos, n);
+    if (rc) return rc;
     size_t off = (size_t)pos * c->row_bytes, elems = (size_t)n * (size_t)kv_dim(c);
     store_rows(c, k_rows(c, layer) + off, k, elems);
     store_rows(c, v_rows(c, layer) + off, v, elems);
-    c->n_layer[layer] = pos + n;
-    if (layer == base->shape.n_layers - 1) base->n_tokens = pos + n;
+    zc_kv_appended(base, c->n_layer, layer, pos, n);
     return ZC_OK;
 }
 
 static int fp_attend(zc_kv_cache *base, int layer, int pos, int n, const float *q, float *out) {
     kv_fp *c = (kv_fp *)base;
-    if (layer < 0 || layer >= base->shape.n_layers || pos < 0 || n < 0 || pos + n > c->n_layer[layer])
-        return zc_error(ZC_ERR_ARG, "kv %s: attention at %d..%d of layer %d, which holds %d tokens",
-                        base->ops->name, pos, pos + n - 1, layer,
-                        layer >= 0 && layer < base->shape.n_layers ? c->n_layer[layer] : -1);
+    int rc = zc_kv_check_attend(base, c->n_layer, layer, pos, n);
+    if (rc) return rc;
     zc_attn_dims d = {base->shape.n_heads, base->shape.n_kv_heads, base->shape.head_dim};
     return zc_attn_forward(base->pool, &d, q, n, pos, k_rows(c, layer), v_rows(c, layer), c->type,
                            (size_t)kv_dim(c), pos + n, out, NULL, &c->scratch);
@@ -75,16 +69,13 @@ static int fp_attend(zc_kv_cache *base, int layer, int pos, int n, const float *
 
 static int fp_truncate(zc_kv_cache *base, int n_keep) {
     kv_fp *c = (kv_fp *)base;
-    if (n_keep < 0 || n_keep > base->n_tokens)
-        return zc_error(ZC_ERR_ARG, "kv %s: cannot keep %d of %d tokens", base->ops->name, n_keep, base->n_tokens);
+    int rc = zc_kv_truncate_counts(base, c->n_layer, n_keep);
+    if (rc) return rc;
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     size_t keep = ((size_t)n_keep * c->row_bytes + page - 1) / page * page;
     for (int l = 0; l < 2 * base->shape.n_layers; l++)
         if (keep < c->layer_bytes) madvise(c->map + (size_t)l * c->layer_bytes + keep, c->layer_bytes - keep,
                                            MADV_DONTNEED);
-    for (int l = 0; l < base->shape.n_layers; l++)
-        if (c->n_layer[l] > n_keep) c->n_layer[l] = n_keep;
-    base->n_tokens = n_keep;
     return ZC_OK;
 }
 
@@ -112,10 +103,7 @@ static int create_fp(const zc_kv_ops *ops, int type, const zc_kv_config *cfg, co
                      zc_pool *pool, zc_kv_cache **out) {
     kv_fp *c = zc_calloc(1, sizeof *c);
     if (!c) return ZC_ERR_NOMEM;
-    c->base.ops = ops;
-    c->base.shape = *shape;
-    c->base.cfg = *cfg;
-    c->base.pool = pool;
+    zc_kv_base_init(&c->base, ops, cfg, shape, pool);
     c->type = type;
     c->row_bytes = (size_t)shape->n_kv_heads * (size_t)shape->head_dim * (type == ZC_TYPE_F32 ? 4 : 2);
     size_t page = (size_t)sysconf(_SC_PAGESIZE), bytes;

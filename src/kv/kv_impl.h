@@ -1,0 +1,22 @@
+/* Helpers for the policies that append every token to dense per-layer
+ * arrays and count them in n_layer[n_layers] (kv_fp.c, kv_blocks.c): the
+ * header set-up, the argument checks of write/attend/truncate with their
+ * messages (naming the policy by ops->name), and the bookkeeping. */
+#ifndef ZC_KV_KV_IMPL_H
+#define ZC_KV_KV_IMPL_H
+
+#include "kv/kv.h"
+
+void zc_kv_base_init(zc_kv_cache *c, const zc_kv_ops *ops, const zc_kv_config *cfg, const zc_kv_shape *shape,
+                     zc_pool *pool);
+/* A write of n tokens at pos to `layer`: ZC_ERR_ARG unless the layer exists
+ * and pos == n_layer[layer]; ZC_ERR_LIMIT past max_ctx. */
+int zc_kv_check_append(const zc_kv_cache *c, const int *n_layer, int layer, int pos, int n);
+/* After such a write: n_layer[layer] = pos + n (and c->n_tokens on the last layer). */
+void zc_kv_appended(zc_kv_cache *c, int *n_layer, int layer, int pos, int n);
+/* Attention for positions pos..pos+n-1 of `layer`: ZC_ERR_ARG unless written. */
+int zc_kv_check_attend(const zc_kv_cache *c, const int *n_layer, int layer, int pos, int n);
+/* Keep the first n_keep tokens of every layer: ZC_ERR_ARG outside [0, n_tokens]. */
+int zc_kv_truncate_counts(zc_kv_cache *c, int *n_layer, int n_keep);
+
+#endif
