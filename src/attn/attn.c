@@ -98,7 +98,7 @@ static thread_layout layout_for(int rows, int hd, int with_state) {
     return t;
 }
 
-static int scratch_reserve(zc_attn_scratch *s, size_t floats) {
+int zc_attn_scratch_reserve(zc_attn_scratch *s, size_t floats) {
     if (s->cap >= floats) return ZC_OK;
     size_t bytes;
     if (zc_mul_size(floats, sizeof(float), &bytes)) return zc_error(ZC_ERR_LIMIT, "attention scratch too large");
@@ -128,10 +128,8 @@ typedef struct {
     zc_attn_tile_fn tile;
     thread_layout tl;
     float *scratch;  /* [threads][tl.total] */
-    int n_qblocks;
-    /* decode split */
-    int n_chunks, chunk_len;
-    float *part;     /* [n_chunks][n_kv_heads] task states, see part_of() */
+    zc_attn_split sp;
+    float *part;     /* decode partials, see zc_attn_part() */
 } fwd_ctx;
 
 /* Copy the query rows of block [q0, q0+nq) for KV head g, scaled: [nq*G][hd]. */
@@ -204,7 +202,7 @@ static void prefill_task(void *ctx, int task, int thread) {
     const fwd_ctx *c = ctx;
     int hd = c->d->head_dim, nh = c->d->n_heads, G = c->G;
     int g = task % c->d->n_kv_heads;
-    int qb = c->n_qblocks - 1 - task / c->d->n_kv_heads; /* heaviest blocks first */
+    int qb = c->sp.n_qblocks - 1 - task / c->d->n_kv_heads; /* heaviest blocks first */
     int q0 = qb * ZC_ATTN_BQ;
     int nq = c->n_q - q0 < ZC_ATTN_BQ ? c->n_q - q0 : ZC_ATTN_BQ;
     float *ts = c->scratch + (size_t)thread * c->tl.total;
@@ -223,19 +221,14 @@ static void prefill_task(void *ctx, int task, int thread) {
     }
 }
 
-/* The partial state of task (chunk, g): acc [R][hd], then m [R], then l [R]. */
-static float *part_of(const fwd_ctx *c, int chunk, int g) {
-    size_t R = (size_t)c->n_q * c->G;
-    return c->part + ((size_t)chunk * c->d->n_kv_heads + g) * R * ((size_t)c->d->head_dim + 2);
-}
-
 static void decode_task(void *ctx, int task, int thread) {
     const fwd_ctx *c = ctx;
     int hd = c->d->head_dim, R = c->n_q * c->G;
     int g = task % c->d->n_kv_heads, chunk = task / c->d->n_kv_heads;
     float *ts = c->scratch + (size_t)thread * c->tl.total;
-    float *acc = part_of(c, chunk, g), *m = acc + (size_t)R * hd, *l = m + R;
-    int k0 = chunk * c->chunk_len, k1 = k0 + c->chunk_len, kend = key_end(c, 0, c->n_q);
+    float *acc = zc_attn_part(c->part, &c->sp, c->d->n_kv_heads, hd, chunk, g);
+    float *m = acc + (size_t)R * hd, *l = m + R;
+    int k0 = chunk * c->sp.chunk_len, k1 = k0 + c->sp.chunk_len, kend = key_end(c, 0, c->n_q);
     if (k1 > kend) k1 = kend;
 
     gather_q(c, g, 0, c->n_q, ts + c->tl.q);
@@ -243,22 +236,46 @@ static void decode_task(void *ctx, int task, int thread) {
     if (k0 < k1) walk_keys(c, ts, g, 0, c->n_q, k0, k1, m, l, acc);
 }
 
-/* Combine the chunks' partials of every (query, head) row by log-sum-exp. */
-static void decode_merge(const fwd_ctx *c) {
-    int hd = c->d->head_dim, nh = c->d->n_heads, G = c->G, R = c->n_q * G;
-    for (int g = 0; g < c->d->n_kv_heads; g++)
+/* ---- The shared work split (attn_impl.h) ------------------------------------ */
+void zc_attn_split_plan(int n_q, int G, int n_kv_heads, int hd, int kend, int threads, zc_attn_split *sp) {
+    memset(sp, 0, sizeof *sp);
+    sp->decode = n_q <= ZC_ATTN_BQ;
+    sp->rows = (sp->decode ? n_q : ZC_ATTN_BQ) * G;
+    if (sp->decode) {
+        /* Enough (head, chunk) tasks to balance ~4 per thread, chunks no
+         * shorter than DECODE_MIN_CHUNK keys, chunk length a tile multiple. */
+        int want = (4 * threads + n_kv_heads - 1) / n_kv_heads;
+        int most = (kend + DECODE_MIN_CHUNK - 1) / DECODE_MIN_CHUNK;
+        int n_chunks = want < most ? want : most;
+        if (n_chunks < 1) n_chunks = 1;
+        int len = (kend + n_chunks - 1) / n_chunks;
+        sp->chunk_len = (len + ZC_ATTN_BK - 1) / ZC_ATTN_BK * ZC_ATTN_BK;
+        sp->n_chunks = (kend + sp->chunk_len - 1) / sp->chunk_len;
+        sp->n_tasks = sp->n_chunks * n_kv_heads;
+        sp->part_floats = round16((size_t)sp->n_chunks * n_kv_heads * sp->rows * (hd + 2));
+    } else {
+        sp->n_qblocks = (n_q + ZC_ATTN_BQ - 1) / ZC_ATTN_BQ;
+        sp->n_tasks = sp->n_qblocks * n_kv_heads;
+    }
+}
+
+void zc_attn_merge_parts(float *part, const zc_attn_split *sp, int n_q, int G, int n_kv_heads, int hd, float *out,
+                         float *lse) {
+    int nh = n_kv_heads * G, R = n_q * G;
+    for (int g = 0; g < n_kv_heads; g++)
         for (int r = 0; r < R; r++) {
             float M = -INFINITY;
-            for (int ch = 0; ch < c->n_chunks; ch++) {
-                float mc = part_of(c, ch, g)[(size_t)R * hd + r];
+            for (int ch = 0; ch < sp->n_chunks; ch++) {
+                float mc = zc_attn_part(part, sp, n_kv_heads, hd, ch, g)[(size_t)R * hd + r];
                 if (mc > M) M = mc;
             }
             int i = r / G, h = g * G + r % G;
-            float *o = c->out + (size_t)i * nh * hd + (size_t)h * hd;
+            float *o = out + (size_t)i * nh * hd + (size_t)h * hd;
             memset(o, 0, (size_t)hd * sizeof(float));
             float L = 0.0f;
-            for (int ch = 0; ch < c->n_chunks; ch++) {
-                const float *acc = part_of(c, ch, g), *m = acc + (size_t)R * hd, *l = m + R;
+            for (int ch = 0; ch < sp->n_chunks; ch++) {
+                const float *acc = zc_attn_part(part, sp, n_kv_heads, hd, ch, g), *m = acc + (size_t)R * hd,
+                            *l = m + R;
                 if (l[r] == 0.0f) continue; /* the chunk holds no key this row sees */
                 float w = expf(m[r] - M);
                 L += l[r] * w;
@@ -266,7 +283,7 @@ static void decode_merge(const fwd_ctx *c) {
             }
             float inv = 1.0f / L;
             for (int e = 0; e < hd; e++) o[e] *= inv;
-            if (c->lse) c->lse[(size_t)i * nh + h] = M + logf(L);
+            if (lse) lse[(size_t)i * nh + h] = M + logf(L);
         }
 }
 
@@ -294,37 +311,21 @@ int zc_attn_forward(zc_pool *pool, const zc_attn_dims *d, const float *q, int n_
         .scale = 1.0f / sqrtf((float)d->head_dim), .out = out, .lse = lse,
         .tile = zc_cpu_has_avx2() ? zc_attn_tile_avx2 : zc_attn_tile_scalar,
     };
-    int threads = zc_pool_size(pool), hd = d->head_dim;
-    int decode = n_q <= ZC_ATTN_BQ;
-    int rows = (decode ? n_q : ZC_ATTN_BQ) * c.G;
-    c.tl = layout_for(rows, hd, !decode);
-    size_t part = 0;
-    if (decode) {
-        /* Enough (head, chunk) tasks to balance ~4 per thread, chunks no
-         * shorter than DECODE_MIN_CHUNK keys, chunk length a tile multiple. */
-        int kend = key_end(&c, 0, n_q);
-        int want = (4 * threads + d->n_kv_heads - 1) / d->n_kv_heads;
-        int most = (kend + DECODE_MIN_CHUNK - 1) / DECODE_MIN_CHUNK;
-        int n_chunks = want < most ? want : most;
-        if (n_chunks < 1) n_chunks = 1;
-        int len = (kend + n_chunks - 1) / n_chunks;
-        c.chunk_len = (len + ZC_ATTN_BK - 1) / ZC_ATTN_BK * ZC_ATTN_BK;
-        c.n_chunks = (kend + c.chunk_len - 1) / c.chunk_len;
-        part = round16((size_t)c.n_chunks * d->n_kv_heads * rows * (hd + 2));
-    } else {
-        c.n_qblocks = (n_q + ZC_ATTN_BQ - 1) / ZC_ATTN_BQ;
-    }
+    int threads = zc_pool_size(pool);
+    zc_attn_split_plan(n_q, c.G, d->n_kv_heads, d->head_dim, key_end(&c, 0, n_q), threads, &c.sp);
+    c.tl = layout_for(c.sp.rows, d->head_dim, !c.sp.decode);
+    size_t part = c.sp.part_floats;
     size_t total;
     if (zc_mul_size(c.tl.total, (size_t)threads, &total) || zc_add_size(total, part, &total))
         return zc_error(ZC_ERR_LIMIT, "attention: scratch size overflows");
-    if ((rc = scratch_reserve(scratch, total))) return rc;
+    if ((rc = zc_attn_scratch_reserve(scratch, total))) return rc;
     c.part = scratch->buf;
     c.scratch = scratch->buf + part;
-    if (decode) {
-        zc_pool_run(pool, c.n_chunks * d->n_kv_heads, decode_task, &c);
-        decode_merge(&c);
+    if (c.sp.decode) {
+        zc_pool_run(pool, c.sp.n_tasks, decode_task, &c);
+        zc_attn_merge_parts(c.part, &c.sp, n_q, c.G, d->n_kv_heads, d->head_dim, out, lse);
     } else {
-        zc_pool_run(pool, c.n_qblocks * d->n_kv_heads, prefill_task, &c);
+        zc_pool_run(pool, c.sp.n_tasks, prefill_task, &c);
     }
     return ZC_OK;
 }
@@ -399,7 +400,7 @@ int zc_attn_colsum(zc_pool *pool, const zc_attn_dims *d, const float *q, const i
     size_t need;
     if (zc_mul_size((size_t)threads * 2 * ZC_ATTN_BK, (size_t)d->head_dim, &need))
         return zc_error(ZC_ERR_LIMIT, "attention: scratch size overflows");
-    if ((rc = scratch_reserve(scratch, need))) return rc;
+    if ((rc = zc_attn_scratch_reserve(scratch, need))) return rc;
     c.scratch = scratch->buf;
     zc_pool_run(pool, c.n_chunks * d->n_kv_heads, colsum_task, &c);
     return ZC_OK;

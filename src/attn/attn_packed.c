@@ -352,15 +352,7 @@ int zc_attn_packed(zc_pool *pool, const zc_attn_dims *d, const float *q, int n_q
     if (zc_mul_size((size_t)c.n_qblocks * c.n_chunks * d->n_kv_heads, (size_t)c.R_max * (hd + 2), &part) ||
         zc_mul_size(c.tl.total, (size_t)threads, &tot) || zc_add_size(tot, round16(part), &tot))
         return zc_error(ZC_ERR_LIMIT, "packed attention: scratch size overflows");
-    if (scratch->cap < tot) {
-        size_t bytes;
-        if (zc_mul_size(tot, sizeof(float), &bytes)) return zc_error(ZC_ERR_LIMIT, "packed attention: scratch");
-        float *p = zc_malloc_aligned(bytes);
-        if (!p) return ZC_ERR_NOMEM;
-        zc_free_aligned(scratch->buf);
-        scratch->buf = p;
-        scratch->cap = tot;
-    }
+    if ((rc = zc_attn_scratch_reserve(scratch, tot))) return rc;
     c.part = scratch->buf;
     c.scratch = scratch->buf + round16(part);
     zc_pool_run(pool, c.n_qblocks * c.n_chunks * d->n_kv_heads, packed_task, &c);

@@ -91,7 +91,7 @@ typedef struct {
     size_t row_bytes;    /* one token of one layer, all KV heads: n_kv_heads * nb * block_bytes */
     uint8_t *k, *v;      /* [n_layers][max_ctx][row_bytes] */
     int *n_layer;        /* [n_layers] tokens written to each layer */
-    zc_kvt_scratch scratch;
+    zc_attn_scratch scratch;
 } kv_blocks;
 
 /* One layer as the tile callbacks see it. */
@@ -189,7 +189,7 @@ static void blocks_destroy(zc_kv_cache *base) {
     free(c->k);
     free(c->v);
     free(c->n_layer);
-    zc_kvt_scratch_free(&c->scratch);
+    zc_attn_scratch_free(&c->scratch);
     free(c);
 }
 

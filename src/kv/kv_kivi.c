@@ -61,7 +61,7 @@ typedef struct {
     kivi_layer *layers;
     float *stage;          /* [max(G, ZC_ATTN_BK)][kv_dim] rows on their way into a quantizer */
     int stage_rows;
-    zc_kvt_scratch scratch;
+    zc_attn_scratch scratch;
 } kv_kivi;
 
 /* Width of value channel group i of a head. */
@@ -273,7 +273,7 @@ static void kivi_destroy(zc_kv_cache *base) {
         }
     free(c->layers);
     free(c->stage);
-    zc_kvt_scratch_free(&c->scratch);
+    zc_attn_scratch_free(&c->scratch);
     free(c);
 }
 

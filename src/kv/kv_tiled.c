@@ -1,5 +1,6 @@
 /* Tiled causal attention driver for caches that decode K/V a tile at a time
- * (see kv_tiled.h). The split mirrors attn.c; only the tile source differs. */
+ * (see kv_tiled.h). The work split and the decode merge are attn.c's
+ * (zc_attn_split_plan, zc_attn_merge_parts); only the tile source differs. */
 #include "kv/kv_tiled.h"
 
 #include <math.h>
@@ -7,10 +8,6 @@
 
 #include "attn/attn_impl.h"
 #include "util/error.h"
-
-/* Keys per decode chunk at least: below this the merge and the task hand-out
- * cost more than the parallelism gains. A multiple of ZC_ATTN_BK. */
-#define DECODE_MIN_CHUNK 256
 
 static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
 
@@ -40,9 +37,8 @@ typedef struct {
     float *out;
     thread_layout tl;
     float *scratch;      /* [threads][tl.total] */
-    int n_qblocks;
-    int n_chunks, chunk_len;
-    float *part;         /* [n_chunks][n_kv_heads][R*(hd+2)]: acc [R][hd], m [R], l [R] */
+    zc_attn_split sp;
+    float *part;         /* decode partials, see zc_attn_part() */
 } drv;
 
 static thread_layout layout_for(const zc_kvt_source *src, int rows, int with_state) {
@@ -104,7 +100,7 @@ static void prefill_task(void *ctx, int task, int thread) {
     const drv *c = ctx;
     int hd = c->src->head_dim, nh = c->src->n_heads, nkv = c->src->n_kv_heads, G = c->G;
     int g = task % nkv;
-    int qb = c->n_qblocks - 1 - task / nkv; /* heaviest blocks first */
+    int qb = c->sp.n_qblocks - 1 - task / nkv; /* heaviest blocks first */
     int q0 = qb * ZC_ATTN_BQ;
     int nq = c->n_q - q0 < ZC_ATTN_BQ ? c->n_q - q0 : ZC_ATTN_BQ;
     float *ts = c->scratch + (size_t)thread * c->tl.total;
@@ -118,67 +114,18 @@ static void prefill_task(void *ctx, int task, int thread) {
     }
 }
 
-static float *part_of(const drv *c, int chunk, int g) {
-    size_t R = (size_t)c->n_q * c->G;
-    return c->part + ((size_t)chunk * c->src->n_kv_heads + g) * R * ((size_t)c->src->head_dim + 2);
-}
-
 static void decode_task(void *ctx, int task, int thread) {
     const drv *c = ctx;
     int hd = c->src->head_dim, R = c->n_q * c->G, nkv = c->src->n_kv_heads;
     int g = task % nkv, chunk = task / nkv;
-    float *acc = part_of(c, chunk, g), *m = acc + (size_t)R * hd, *l = m + R;
-    int k0 = chunk * c->chunk_len, k1 = k0 + c->chunk_len, kend = key_end(c, 0, c->n_q);
+    float *acc = zc_attn_part(c->part, &c->sp, nkv, hd, chunk, g), *m = acc + (size_t)R * hd, *l = m + R;
+    int k0 = chunk * c->sp.chunk_len, k1 = k0 + c->sp.chunk_len, kend = key_end(c, 0, c->n_q);
     if (k1 > kend) k1 = kend;
     run_rows(c, c->scratch + (size_t)thread * c->tl.total, g, 0, c->n_q, k0, k1, m, l, acc);
 }
 
-static void decode_merge(const drv *c) {
-    int hd = c->src->head_dim, nh = c->src->n_heads, G = c->G, R = c->n_q * G;
-    for (int g = 0; g < c->src->n_kv_heads; g++)
-        for (int r = 0; r < R; r++) {
-            float M = -INFINITY;
-            for (int ch = 0; ch < c->n_chunks; ch++) {
-                float mc = part_of(c, ch, g)[(size_t)R * hd + r];
-                if (mc > M) M = mc;
-            }
-            int i = r / G, h = g * G + r % G;
-            float *o = c->out + (size_t)i * nh * hd + (size_t)h * hd;
-            memset(o, 0, (size_t)hd * sizeof(float));
-            float L = 0.0f;
-            for (int ch = 0; ch < c->n_chunks; ch++) {
-                const float *acc = part_of(c, ch, g), *m = acc + (size_t)R * hd, *l = m + R;
-                if (l[r] == 0.0f) continue; /* the chunk holds no key this row sees */
-                float w = expf(m[r] - M);
-                L += l[r] * w;
-                for (int e = 0; e < hd; e++) o[e] += acc[(size_t)r * hd + e] * w;
-            }
-            float inv = 1.0f / L;
-            for (int e = 0; e < hd; e++) o[e] *= inv;
-        }
-}
-
-static int reserve(zc_kvt_scratch *s, size_t floats) {
-    if (s->cap >= floats) return ZC_OK;
-    size_t bytes;
-    if (zc_mul_size(floats, sizeof(float), &bytes)) return zc_error(ZC_ERR_LIMIT, "kv attention scratch too large");
-    float *p = zc_malloc_aligned(bytes);
-    if (!p) return ZC_ERR_NOMEM;
-    zc_free_aligned(s->buf);
-    s->buf = p;
-    s->cap = floats;
-    return ZC_OK;
-}
-
-void zc_kvt_scratch_free(zc_kvt_scratch *s) {
-    if (!s) return;
-    zc_free_aligned(s->buf);
-    s->buf = NULL;
-    s->cap = 0;
-}
-
 int zc_kvt_attend(zc_pool *pool, const zc_kvt_source *src, const float *q, int n_q, int pos0, int n_kv,
-                  float *out, zc_kvt_scratch *scratch) {
+                  float *out, zc_attn_scratch *scratch) {
     if (n_q <= 0) return ZC_OK;
     if (pos0 < 0 || n_kv <= 0)
         return zc_error(ZC_ERR_ARG, "kv attention: bad query/key counts (n_q=%d pos0=%d n_kv=%d)", n_q, pos0, n_kv);
@@ -186,38 +133,22 @@ int zc_kvt_attend(zc_pool *pool, const zc_kvt_source *src, const float *q, int n
         .src = src, .q = q, .n_q = n_q, .pos0 = pos0, .n_kv = n_kv, .G = src->n_heads / src->n_kv_heads,
         .scale = 1.0f / sqrtf((float)src->head_dim), .out = out,
     };
-    int threads = zc_pool_size(pool), hd = src->head_dim;
-    int decode = n_q <= ZC_ATTN_BQ;
-    int rows = (decode ? n_q : ZC_ATTN_BQ) * c.G;
-    c.tl = layout_for(src, rows, !decode);
-    size_t part = 0;
-    if (decode) {
-        /* Enough (head, chunk) tasks for ~4 per thread, chunks no shorter
-         * than DECODE_MIN_CHUNK keys, chunk length a tile multiple. */
-        int kend = key_end(&c, 0, n_q);
-        int want = (4 * threads + src->n_kv_heads - 1) / src->n_kv_heads;
-        int most = (kend + DECODE_MIN_CHUNK - 1) / DECODE_MIN_CHUNK;
-        int n_chunks = want < most ? want : most;
-        if (n_chunks < 1) n_chunks = 1;
-        int len = (kend + n_chunks - 1) / n_chunks;
-        c.chunk_len = (len + ZC_ATTN_BK - 1) / ZC_ATTN_BK * ZC_ATTN_BK;
-        c.n_chunks = (kend + c.chunk_len - 1) / c.chunk_len;
-        part = round16((size_t)c.n_chunks * src->n_kv_heads * rows * (hd + 2));
-    } else {
-        c.n_qblocks = (n_q + ZC_ATTN_BQ - 1) / ZC_ATTN_BQ;
-    }
+    int threads = zc_pool_size(pool);
+    zc_attn_split_plan(n_q, c.G, src->n_kv_heads, src->head_dim, key_end(&c, 0, n_q), threads, &c.sp);
+    c.tl = layout_for(src, c.sp.rows, !c.sp.decode);
+    size_t part = c.sp.part_floats;
     size_t total;
     if (zc_mul_size(c.tl.total, (size_t)threads, &total) || zc_add_size(total, part, &total))
         return zc_error(ZC_ERR_LIMIT, "kv attention: scratch size overflows");
-    int rc = reserve(scratch, total);
+    int rc = zc_attn_scratch_reserve(scratch, total);
     if (rc) return rc;
     c.part = scratch->buf;
     c.scratch = scratch->buf + part;
-    if (decode) {
-        zc_pool_run(pool, c.n_chunks * src->n_kv_heads, decode_task, &c);
-        decode_merge(&c);
+    if (c.sp.decode) {
+        zc_pool_run(pool, c.sp.n_tasks, decode_task, &c);
+        zc_attn_merge_parts(c.part, &c.sp, n_q, c.G, src->n_kv_heads, src->head_dim, out, NULL);
     } else {
-        zc_pool_run(pool, c.n_qblocks * src->n_kv_heads, prefill_task, &c);
+        zc_pool_run(pool, c.sp.n_tasks, prefill_task, &c);
     }
     return ZC_OK;
 }

@@ -4,7 +4,7 @@
  * attn.c does this for K/V stored as plain fp32/fp16 rows. The baseline
  * policies store blocks, packed codes or a mix of quantized groups and an
  * fp16 window, so they supply a tile callback instead and reuse the same
- * work split:
+ * work split (zc_attn_split_plan) and scratch (zc_attn_scratch):
  *   prefill  tasks = (KV head g, block of ZC_ATTN_BQ queries); each task owns
  *            its rows' online-softmax state and walks every visible tile,
  *            so a tile is decoded once for all G query heads of the group.
@@ -18,6 +18,7 @@
 
 #include <stddef.h>
 
+#include "attn/attn.h"
 #include "util/threads.h"
 
 /* The query rows of one task and their running state, as a tile sees them. */
@@ -44,17 +45,11 @@ typedef struct {
     void (*tile)(const void *ctx, int g, int t0, int nk, const zc_kvt_rows *rows);
 } zc_kvt_source;
 
-typedef struct {
-    float *buf;  /* task partials and per-thread scratch; grown on demand, reused */
-    size_t cap;  /* floats */
-} zc_kvt_scratch;
 
 /* Queries i = 0..n_q-1 at positions pos0 + i see keys 0..min(pos0 + i, n_kv - 1).
  * q, out: [n_q][n_heads * head_dim]. ZC_ERR_NOMEM / ZC_ERR_LIMIT if the scratch cannot grow. */
 int zc_kvt_attend(zc_pool *pool, const zc_kvt_source *src, const float *q, int n_q, int pos0, int n_kv,
-                  float *out, zc_kvt_scratch *scratch);
-
-void zc_kvt_scratch_free(zc_kvt_scratch *s);
+                  float *out, zc_attn_scratch *scratch);
 
 /* The online-softmax step shared by tile callbacks that compute their own
  * scores: row r has scores s[0..n) (n >= 1) for the tile's first n keys;
