@@ -271,17 +271,7 @@ TILED(dot_q6_K)
 
 zc_dot_fn zc_dot_avx2(int type) {
     switch (type) {
-    case ZC_TYPE_F32: return dot_f32;
-    case ZC_TYPE_F16: return dot_f16;
-    case ZC_TYPE_BF16: return dot_bf16;
-    case ZC_TYPE_Q8_0: return dot_q8_0;
-    case ZC_TYPE_Q4_0: return dot_q4_0;
-    case ZC_TYPE_Q4_1: return dot_q4_1;
-    case ZC_TYPE_Q5_0: return dot_q5_0;
-    case ZC_TYPE_Q5_1: return dot_q5_1;
-    case ZC_TYPE_Q4_K: return dot_q4_K;
-    case ZC_TYPE_Q5_K: return dot_q5_K;
-    case ZC_TYPE_Q6_K: return dot_q6_K;
+    ZC_DOT_KERNELS(ZC_DOT_CASE)
     default: return NULL;
     }
 }

@@ -57,4 +57,13 @@ zc_dot_fn zc_dot_scalar(int type);
 zc_dot_fn zc_dot_avx2(int type);
 zc_dot_fn zc_dot_avx512vnni(int type);
 
+/* The types every complete backend (scalar, AVX2) has a kernel for, as
+ * X(type, kernel): such a backend defines static kernels of these names and
+ * dispatches with switch (type) { ZC_DOT_KERNELS(ZC_DOT_CASE) default: ... }. */
+#define ZC_DOT_KERNELS(X)                                                                                     \
+    X(ZC_TYPE_F32, dot_f32) X(ZC_TYPE_F16, dot_f16) X(ZC_TYPE_BF16, dot_bf16) X(ZC_TYPE_Q8_0, dot_q8_0)       \
+    X(ZC_TYPE_Q4_0, dot_q4_0) X(ZC_TYPE_Q4_1, dot_q4_1) X(ZC_TYPE_Q5_0, dot_q5_0) X(ZC_TYPE_Q5_1, dot_q5_1)   \
+    X(ZC_TYPE_Q4_K, dot_q4_K) X(ZC_TYPE_Q5_K, dot_q5_K) X(ZC_TYPE_Q6_K, dot_q6_K)
+#define ZC_DOT_CASE(type, kernel) case type: return kernel;
+
 #endif
