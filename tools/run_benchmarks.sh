@@ -10,10 +10,10 @@ cd "$(dirname "$0")/.."
 LAYERS=${1:-4}
 DEPTHS=${2:-0,8192,16384}
 POLICIES=${3:-fp16,zipcache,q4_0,q8_0}
-BIN=build/zipcache
+BIN=${ZIPCACHE_BIN:-build/zipcache}
 MODEL=${ZIPCACHE_BENCH_MODEL:-/tmp/zipcache-llama-3.2-1b-${LAYERS}l-q8_0.gguf}
 OUT=BENCHMARKS.md
-make -j2 >/dev/null
+[ -n "${ZIPCACHE_BIN:-}" ] || make -j2 >/dev/null
 [ -f "$MODEL" ] || "$BIN" synth --shape llama-3.2-1b --type q8_0 --layers "$LAYERS" -o "$MODEL"
 
 {
@@ -25,7 +25,7 @@ make -j2 >/dev/null
     echo
     echo "## Model: prefill and decode per KV policy"
     echo
-    echo "\`$BIN bench -m $MODEL -p 4096 -n 32 -d $DEPTHS --kv $POLICIES -r 2\`"
+    echo "\`zipcache bench -m $MODEL -p 4096 -n 32 -d $DEPTHS --kv $POLICIES -r 2\`"
     echo "(\`zipcache synth --shape llama-3.2-1b --type q8_0 --layers $LAYERS\`: the real model's shapes, random weights)."
     echo "The floor of a decode row is (weight bytes + KV bytes at that depth) / read bandwidth measured in the same run."
 } > "$OUT"
@@ -34,7 +34,7 @@ make -j2 >/dev/null
     echo
     echo "## KV quantizers: quantize+pack and unpack+dequantize"
     echo
-    echo "\`$BIN bench quant -t 1\` (GB/s of fp16 input per core):"
+    echo "\`zipcache bench quant -t 1\` (GB/s of fp16 input per core):"
     echo
 } >> "$OUT"
 "$BIN" bench quant -t 1 >> "$OUT"
@@ -42,7 +42,7 @@ make -j2 >/dev/null
     echo
     echo "## Weight kernels"
     echo
-    echo "\`$BIN bench kernels -t 1\` and \`-t 2\`:"
+    echo "\`zipcache bench kernels -t 1\` and \`-t 2\`:"
     echo
     echo '```'
 } >> "$OUT"
