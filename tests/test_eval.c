@@ -17,16 +17,6 @@
 #include "util/file.h"
 #include "util/json.h"
 
-static char tmp_dir[256];
-
-static const char *tmp_path(const char *name) {
-    static char buf[4][512];
-    static int slot;
-    char *p = buf[slot++ & 3];
-    snprintf(p, 512, "%s/%s", tmp_dir, name);
-    return p;
-}
-
 /* ---- Answer parsing -------------------------------------------------------------- */
 static void test_first_last_number(void) {
     double v;
@@ -185,7 +175,7 @@ static void test_klbase_roundtrip(void) {
         for (int i = 0; i < V; i++) logits[t][i] = 4 * tt_randf(&seed);
         targets[t] = (int)(tt_rand_u64(&seed) % V);
     }
-    const char *path = tmp_path("base.klb");
+    const char *path = tt_tmp_path("base.klb");
     zc_klbase_writer w;
     TT_CHECK(zc_klbase_create(&w, path, V, 64, 3) == ZC_OK, "%s", zc_last_error());
     for (int t = 0; t < N; t++) TT_CHECK(zc_klbase_append(&w, logits[t], targets[t]) == ZC_OK, "append");
@@ -211,7 +201,7 @@ static void test_klbase_roundtrip(void) {
     char *data;
     size_t len;
     TT_CHECK(zc_read_file(path, 1 << 20, &data, &len) == ZC_OK, "read back");
-    const char *bad = tmp_path("bad.klb");
+    const char *bad = tt_tmp_path("bad.klb");
     zc_write_file(bad, data, len - 1);
     TT_CHECK(zc_klbase_open(&b, bad) == ZC_ERR_FORMAT, "truncated file accepted");
     data[0] = 'X';
@@ -226,7 +216,7 @@ static void test_klbase_roundtrip(void) {
 
 /* ---- Results files ---------------------------------------------------------------- */
 static void test_results_resume(void) {
-    const char *path = tmp_path("results.jsonl");
+    const char *path = tt_tmp_path("results.jsonl");
     remove(path);
     zc_eval_results r;
     TT_CHECK(zc_eval_results_open(&r, path, "runA") == ZC_OK, "%s", zc_last_error());
@@ -385,7 +375,7 @@ static void test_ppl_harness_on_model(void) {
     /* fp16 base, then the same fp16 run against it: KL exactly 0 up to the
      * fp16 storage of the log-probs, top-1 agreement 1. */
     snprintf(o.kv.policy, sizeof o.kv.policy, "fp16");
-    p.save_kl_base = tmp_path("model.klb");
+    p.save_kl_base = tt_tmp_path("model.klb");
     TT_CHECK(zc_eval_ppl(m, model, &o, &p, &s) == ZC_OK, "base: %s", zc_last_error());
     zc_eval_ppl_opts q = p;
     q.save_kl_base = NULL;
@@ -455,11 +445,7 @@ static int score_mode(int argc, char **argv) {
 
 int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "--score")) return score_mode(argc, argv);
-    snprintf(tmp_dir, sizeof tmp_dir, "%s/zc-test-eval-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(tmp_dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (tt_tmp_open("eval")) return 1;
     TT_RUN(test_first_last_number);
     TT_RUN(test_gsm8k_reference);
     TT_RUN(test_stop_at);
@@ -475,8 +461,6 @@ int main(int argc, char **argv) {
     TT_RUN(test_budget_config);
     TT_RUN(test_python_sandbox);
     TT_RUN(test_ppl_harness_on_model);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp_dir);
+    tt_tmp_close();
     return tt_finish();
 }

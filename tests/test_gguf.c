@@ -16,16 +16,6 @@
 #include "util/fp16.h"
 #include "zipcache.h"
 
-static char g_dir[256];
-
-static const char *tmp_path(const char *name) {
-    static char buf[4][512];
-    static int slot;
-    char *p = buf[slot++ & 3];
-    snprintf(p, 512, "%s/%s", g_dir, name);
-    return p;
-}
-
 typedef struct {
     uint8_t *data;
     size_t size;
@@ -110,7 +100,7 @@ static zc_gguf_writer *make_writer(void) {
 }
 
 static const char *valid_path(void) {
-    const char *p = tmp_path("valid.gguf");
+    const char *p = tt_tmp_path("valid.gguf");
     zc_gguf_writer *w = make_writer();
     int rc = zc_gguf_write(w, p);
     zc_gguf_writer_free(w);
@@ -203,7 +193,7 @@ static void test_fill_and_copy(void) {
     int calls = 0;
     int64_t ne[] = {6, 400000};
     TT_CHECK(zc_gguf_add_tensor_fill(w, "big", ZC_TYPE_F32, 2, ne, fill_rows, &calls) == ZC_OK, "add fill");
-    const char *p = tmp_path("fill.gguf");
+    const char *p = tt_tmp_path("fill.gguf");
     TT_CHECK(zc_gguf_write(w, p) == ZC_OK, "write: %s", zc_last_error());
     zc_gguf_writer_free(w);
     TT_CHECK(calls >= 3, "fill called %d times", calls);
@@ -225,7 +215,7 @@ static void test_fill_and_copy(void) {
     zc_gguf_writer *w2 = zc_gguf_writer_new();
     TT_CHECK(zc_gguf_copy_kv(w2, g) == ZC_OK, "copy");
     zc_gguf_set_u32(w2, "test.u32", 7);
-    const char *p2 = tmp_path("copy.gguf");
+    const char *p2 = tt_tmp_path("copy.gguf");
     TT_CHECK(zc_gguf_write(w2, p2) == ZC_OK, "write copy: %s", zc_last_error());
     zc_gguf_writer_free(w2);
     zc_gguf *g2 = NULL;
@@ -268,10 +258,10 @@ static void test_writer_rejects(void) {
     long_name[63] = 0;
     TT_CHECK(zc_gguf_add_tensor(w, long_name, ZC_TYPE_F32, 2, ne, x, sizeof x) == ZC_OK, "63-byte name");
     zc_gguf_set_u32(w, "general.alignment", 24);
-    TT_CHECK(zc_gguf_write(w, tmp_path("bad_align.gguf")) == ZC_ERR_ARG, "alignment 24");
-    TT_CHECK(access(tmp_path("bad_align.gguf"), F_OK) != 0, "no file left behind");
+    TT_CHECK(zc_gguf_write(w, tt_tmp_path("bad_align.gguf")) == ZC_ERR_ARG, "alignment 24");
+    TT_CHECK(access(tt_tmp_path("bad_align.gguf"), F_OK) != 0, "no file left behind");
     zc_gguf_set_u32(w, "general.alignment", 64);
-    const char *p = tmp_path("align64.gguf");
+    const char *p = tt_tmp_path("align64.gguf");
     TT_CHECK(zc_gguf_write(w, p) == ZC_OK, "alignment 64: %s", zc_last_error());
     zc_gguf_writer_free(w);
     zc_gguf *g = NULL;
@@ -285,7 +275,7 @@ static void test_writer_rejects(void) {
 /* Write b to a file, open it, and expect ZC_ERR_FORMAT with the file's path
  * at the start of the message and each '|'-separated part of `want` in it. */
 static void expect_bad(const blob *b, const char *want, const char *label) {
-    const char *p = tmp_path("bad.gguf");
+    const char *p = tt_tmp_path("bad.gguf");
     spit(p, b->data, b->size);
     zc_gguf *g = NULL;
     int rc = zc_gguf_open(p, &g);
@@ -347,7 +337,7 @@ static void test_bad_truncated(void) {
     int checked = 0, bad = 0;
     for (size_t cut = 0; cut < end; cut += cut < hdr_end ? 1 : 7) {
         blob c = {v.data, cut};
-        const char *p = tmp_path("cut.gguf");
+        const char *p = tt_tmp_path("cut.gguf");
         spit(p, c.data, c.size);
         int rc = zc_gguf_open(p, &g);
         const char *m = zc_last_error();
@@ -390,7 +380,7 @@ static void test_bad_version(void) {
     put_u32(&v, 4, 0x03000000u);
     expect_bad(&v, "big-endian GGUF", "big endian");
     put_u32(&v, 4, 2); /* v2 is read like v3 */
-    const char *p = tmp_path("v2.gguf");
+    const char *p = tt_tmp_path("v2.gguf");
     spit(p, v.data, v.size);
     zc_gguf *g = NULL;
     TT_CHECK(zc_gguf_open(p, &g) == ZC_OK && zc_gguf_version(g) == 2, "v2 opens: %s", zc_last_error());
@@ -540,7 +530,7 @@ static void test_bad_values(void) {
 static void test_bad_alignment_key(void) {
     zc_gguf_writer *w = make_writer();
     zc_gguf_set_u32(w, "general.alignment", 64);
-    const char *p = tmp_path("a64.gguf");
+    const char *p = tt_tmp_path("a64.gguf");
     TT_CHECK(zc_gguf_write(w, p) == ZC_OK, "write");
     zc_gguf_writer_free(w);
     blob v = slurp(p);
@@ -596,7 +586,7 @@ static blob nested_file(int depth) {
 
 static void test_nested_arrays(void) {
     blob b = nested_file(3);
-    const char *p = tmp_path("nested.gguf");
+    const char *p = tt_tmp_path("nested.gguf");
     spit(p, b.data, b.size);
     zc_gguf *g = NULL;
     TT_CHECK(zc_gguf_open(p, &g) == ZC_OK, "open nested: %s", zc_last_error());
@@ -645,7 +635,7 @@ static void test_vocab_150k_speed(void) {
     }
     zc_gguf_writer *w = zc_gguf_writer_new();
     zc_gguf_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)strs, N);
-    const char *p = tmp_path("vocab.gguf");
+    const char *p = tt_tmp_path("vocab.gguf");
     TT_CHECK(zc_gguf_write(w, p) == ZC_OK, "write");
     zc_gguf_writer_free(w);
     zc_gguf *g = NULL;
@@ -665,11 +655,7 @@ static void test_vocab_150k_speed(void) {
 }
 
 int main(void) {
-    snprintf(g_dir, sizeof g_dir, "%s/zc_test_gguf_XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(g_dir)) {
-        printf("FAIL mkdtemp\n");
-        return 1;
-    }
+    if (tt_tmp_open("gguf")) return 1;
     TT_RUN(test_roundtrip);
     TT_RUN(test_fill_and_copy);
     TT_RUN(test_writer_rejects);
@@ -691,8 +677,6 @@ int main(void) {
     TT_RUN(test_nested_arrays);
     TT_RUN(test_stories260k);
     TT_RUN(test_vocab_150k_speed);
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_dir);
+    tt_tmp_close();
     return tt_finish();
 }

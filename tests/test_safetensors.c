@@ -15,21 +15,11 @@
 #include "util/fp16.h"
 #include "zipcache.h"
 
-static char g_dir[256];
-
-static const char *tmp_path(const char *name) {
-    static char buf[4][512];
-    static int slot;
-    char *p = buf[slot++ & 3];
-    snprintf(p, 512, "%s/%s", g_dir, name);
-    return p;
-}
-
 /* Write a safetensors file: u64 len(header) + header + data (data_len bytes).
  * Like the reference writer, pad the header with spaces to a multiple of 8
  * unless pad is false. */
 static const char *write_st_pad(const char *name, const char *header, const void *data, size_t data_len, bool pad) {
-    const char *p = tmp_path(name);
+    const char *p = tt_tmp_path(name);
     FILE *f = fopen(p, "wb");
     uint64_t len = strlen(header), n = pad ? (len + 7) / 8 * 8 : len;
     fwrite(&n, 8, 1, f);
@@ -139,7 +129,7 @@ static void expect_bad(const char *header, size_t data_len, int code, const char
 }
 
 static void test_bad_header_length(void) {
-    const char *p = tmp_path("short.safetensors");
+    const char *p = tt_tmp_path("short.safetensors");
     write_text(p, "abc");
     expect_bad_file(p, ZC_ERR_FORMAT, "file truncated: 3 bytes", "3-byte file");
     /* Header length larger than the file. */
@@ -210,7 +200,7 @@ static void test_bad_size(void) {
 /* Two shards + index in a subdirectory. */
 static const char *make_sharded(const char *sub, const char *index) {
     static char dir[512];
-    snprintf(dir, sizeof dir, "%s/%s", g_dir, sub);
+    snprintf(dir, sizeof dir, "%s", tt_tmp_path(sub));
     mkdir(dir, 0700);
     char p[600];
     float x[4] = {1, 2, 3, 4};
@@ -255,7 +245,7 @@ static void test_sharded(void) {
     rc = zc_st_open_dir(dir, &st);
     TT_CHECK(rc == ZC_ERR_FORMAT && strstr(zc_last_error(), "duplicate tensor name (tensor 'w1', also in"),
              "dup across shards: %s", zc_last_error());
-    snprintf(p, sizeof p, "%s/none", g_dir);
+    snprintf(p, sizeof p, "%s", tt_tmp_path("none"));
     mkdir(p, 0700);
     rc = zc_st_open_dir(p, &st);
     TT_CHECK(rc == ZC_ERR_IO && strstr(zc_last_error(), "no model.safetensors"), "empty dir: %s", zc_last_error());
@@ -362,11 +352,7 @@ static void test_tinystories_source(void) {
 }
 
 int main(void) {
-    snprintf(g_dir, sizeof g_dir, "%s/zc_test_st_XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(g_dir)) {
-        printf("FAIL mkdtemp\n");
-        return 1;
-    }
+    if (tt_tmp_open("st")) return 1;
     TT_RUN(test_valid);
     TT_RUN(test_empty);
     TT_RUN(test_bad_header_length);
@@ -379,8 +365,6 @@ int main(void) {
     TT_RUN(test_config);
     TT_RUN(test_config_errors);
     TT_RUN(test_tinystories_source);
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_dir);
+    tt_tmp_close();
     return tt_finish();
 }

@@ -37,6 +37,18 @@ static void check_freq(const int *counts, const double *expect, int n_vocab, int
     }
 }
 
+/* Draw 20000 tokens from s over the five tokens of P5, compare their
+ * frequencies with the expected e[5], free s. */
+static void check_draws5(zc_sampler *s, const double *e) {
+    float l[5];
+    logits5(l);
+    int counts[5];
+    const int n = 20000;
+    histogram(s, l, 5, n, counts);
+    check_freq(counts, e, 5, n);
+    zc_sampler_free(s);
+}
+
 static void test_greedy(void) {
     float l[6] = {0.1f, 2.0f, -1.0f, 2.0f, 1.9f, -5.0f};
     zc_sampler *s = make(0, 40, 0.95f, 0.05f, 1.0f, 64, 1, 6);
@@ -78,81 +90,41 @@ static void test_repeat_penalty(void) {
 }
 
 static void test_top_k(void) {
+    check_draws5(make(1.0f, 2, 1, 0, 1, 0, 3, 5), (double[]){0.4 / 0.7, 0.3 / 0.7, 0, 0, 0});
     float l[5];
     logits5(l);
-    int counts[5];
-    const int n = 20000;
-    zc_sampler *s = make(1.0f, 2, 1, 0, 1, 0, 3, 5);
-    histogram(s, l, 5, n, counts);
-    double e[5] = {0.4 / 0.7, 0.3 / 0.7, 0, 0, 0};
-    check_freq(counts, e, 5, n);
-    zc_sampler_free(s);
-    s = make(5.0f, 1, 1, 0, 1, 0, 3, 5);
+    zc_sampler *s = make(5.0f, 1, 1, 0, 1, 0, 3, 5);
     for (int i = 0; i < 50; i++) TT_CHECK(zc_sampler_sample(s, l) == 0, "top-k 1 is greedy whatever the temperature");
     zc_sampler_free(s);
 }
 
 static void test_top_p(void) {
-    float l[5];
-    logits5(l);
-    int counts[5];
-    const int n = 20000;
     /* 0.4 + 0.3 = 0.7 < 0.75, + 0.15 = 0.85 >= 0.75: keep three. */
-    zc_sampler *s = make(1.0f, 0, 0.75f, 0, 1, 0, 5, 5);
-    histogram(s, l, 5, n, counts);
-    double e[5] = {0.4 / 0.85, 0.3 / 0.85, 0.15 / 0.85, 0, 0};
-    check_freq(counts, e, 5, n);
-    zc_sampler_free(s);
+    check_draws5(make(1.0f, 0, 0.75f, 0, 1, 0, 5, 5), (double[]){0.4 / 0.85, 0.3 / 0.85, 0.15 / 0.85, 0, 0});
 }
 
 static void test_min_p(void) {
-    float l[5];
-    logits5(l);
-    int counts[5];
-    const int n = 20000;
     /* min-p 0.3: keep p >= 0.12 -> tokens 0, 1, 2. */
-    zc_sampler *s = make(1.0f, 0, 1, 0.3f, 1, 0, 9, 5);
-    histogram(s, l, 5, n, counts);
-    double e[5] = {0.4 / 0.85, 0.3 / 0.85, 0.15 / 0.85, 0, 0};
-    check_freq(counts, e, 5, n);
-    zc_sampler_free(s);
+    check_draws5(make(1.0f, 0, 1, 0.3f, 1, 0, 9, 5), (double[]){0.4 / 0.85, 0.3 / 0.85, 0.15 / 0.85, 0, 0});
 }
 
 static void test_temperature(void) {
-    float l[5];
-    logits5(l);
-    int counts[5];
-    const int n = 20000;
     /* Temperature 0.5 squares the probabilities (then renormalizes). */
-    zc_sampler *s = make(0.5f, 0, 1, 0, 1, 0, 11, 5);
-    histogram(s, l, 5, n, counts);
     double e[5], z = 0;
     for (int i = 0; i < 5; i++) z += (double)P5[i] * P5[i];
     for (int i = 0; i < 5; i++) e[i] = (double)P5[i] * P5[i] / z;
-    check_freq(counts, e, 5, n);
-    zc_sampler_free(s);
+    check_draws5(make(0.5f, 0, 1, 0, 1, 0, 11, 5), e);
     /* Plain sampling (all filters off) reproduces the distribution. */
-    s = make(1.0f, 0, 1, 0, 1, 0, 13, 5);
-    histogram(s, l, 5, n, counts);
     double p[5];
     for (int i = 0; i < 5; i++) p[i] = P5[i];
-    check_freq(counts, p, 5, n);
-    zc_sampler_free(s);
+    check_draws5(make(1.0f, 0, 1, 0, 1, 0, 13, 5), p);
 }
 
 /* The order matters: top-k before top-p (llama.cpp's chain). top-k 4 leaves
  * 0.4/0.95, 0.3/0.95, ...; top-p 0.72 then keeps two (0.42 + 0.32 >= 0.72),
  * where top-p alone would keep three (0.4 + 0.3 < 0.72). */
 static void test_chain_order(void) {
-    float l[5];
-    logits5(l);
-    int counts[5];
-    const int n = 20000;
-    zc_sampler *s = make(1.0f, 4, 0.72f, 0, 1, 0, 17, 5);
-    histogram(s, l, 5, n, counts);
-    double e[5] = {0.4 / 0.7, 0.3 / 0.7, 0, 0, 0};
-    check_freq(counts, e, 5, n);
-    zc_sampler_free(s);
+    check_draws5(make(1.0f, 4, 0.72f, 0, 1, 0, 17, 5), (double[]){0.4 / 0.7, 0.3 / 0.7, 0, 0, 0});
 }
 
 /* top-p on an 8k vocabulary whose nucleus needs several hundred tokens

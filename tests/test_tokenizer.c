@@ -260,14 +260,6 @@ static void test_tinystories_hf(void) {
 
 /* ---- malformed vocabularies ------------------------------------------------ */
 
-static char tmpdir[256];
-
-static const char *tmp_path(const char *name) {
-    static char buf[512];
-    snprintf(buf, sizeof buf, "%s/%s", tmpdir, name);
-    return buf;
-}
-
 typedef enum {
     BAD_NONE, BAD_NO_TOKENS, BAD_SCORES_LEN, BAD_MERGE, BAD_TYPE, BAD_UTF8, BAD_EMPTY, BAD_BOS, BAD_DUP
 } bad_kind;
@@ -306,7 +298,7 @@ static void test_malformed_gguf(void) {
         {BAD_DUP, "dup.gguf", "appears twice"},
     };
     /* the well-formed version loads and merges */
-    const char *good = tmp_path("good.gguf");
+    const char *good = tt_tmp_path("good.gguf");
     TT_CHECK(write_vocab(good, BAD_NONE) == ZC_OK, "%s", zc_last_error());
     zc_gguf *g = NULL;
     zc_tokenizer *t = NULL;
@@ -316,7 +308,7 @@ static void test_malformed_gguf(void) {
     zc_gguf_close(g);
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char path[512];
-        snprintf(path, sizeof path, "%s", tmp_path(cases[i].name));
+        snprintf(path, sizeof path, "%s", tt_tmp_path(cases[i].name));
         TT_CHECK(write_vocab(path, cases[i].kind) == ZC_OK, "%s", zc_last_error());
         if (zc_gguf_open(path, &g) != ZC_OK) {
             TT_CHECK(0, "%s: %s", path, zc_last_error());
@@ -350,7 +342,7 @@ static void test_malformed_hf(void) {
          ZC_ERR_UNSUPPORTED},
         {"{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]}", "", ZC_ERR_FORMAT},
     };
-    const char *path = tmp_path("tokenizer.json");
+    const char *path = tt_tmp_path("tokenizer.json");
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         TT_CHECK(zc_write_file(path, cases[i].json, strlen(cases[i].json)) == ZC_OK, "%s", zc_last_error());
         zc_tokenizer *t = NULL;
@@ -360,6 +352,18 @@ static void test_malformed_hf(void) {
         TT_CHECK(strstr(msg, path) && strstr(msg, cases[i].needle), "case %zu: message '%s'", i, msg);
     }
     unlink(path);
+}
+
+/* A tokenizer loaded from tokenizer.json text (through a temporary file),
+ * or NULL after a failed check. */
+static zc_tokenizer *hf_from_json(const char *json) {
+    const char *path = tt_tmp_path("tokenizer.json");
+    TT_CHECK(zc_write_file(path, json, strlen(json)) == ZC_OK, "%s", zc_last_error());
+    zc_tokenizer *t = NULL;
+    int rc = zc_tokenizer_from_hf(path, &t);
+    TT_CHECK(rc == ZC_OK, "%s", zc_last_error());
+    unlink(path);
+    return rc == ZC_OK ? t : NULL;
 }
 
 /* A byte-level tokenizer.json with "a b" and [a, b] merges, a Llama 3 Split
@@ -378,13 +382,8 @@ static void test_hf_byte_level(void) {
         "\"decoder\":{\"type\":\"ByteLevel\"},"
         "\"model\":{\"type\":\"BPE\",\"ignore_merges\":true,\"vocab\":{\"a\":0,\"b\":1,\"\\u0120\":2,\"ab\":3,"
         "\"\\u0120ab\":4,\"ba\":5},\"merges\":[\"a b\",[\"\\u0120\",\"ab\"]]}}";
-    const char *path = tmp_path("tokenizer.json");
-    TT_CHECK(zc_write_file(path, json, strlen(json)) == ZC_OK, "%s", zc_last_error());
-    zc_tokenizer *t = NULL;
-    int rc = zc_tokenizer_from_hf(path, &t);
-    TT_CHECK(rc == ZC_OK, "%s", zc_last_error());
-    unlink(path);
-    if (rc) return;
+    zc_tokenizer *t = hf_from_json(json);
+    if (!t) return;
     TT_CHECK(zc_tokenizer_add_bos(t) && zc_tokenizer_bos(t) == 6 && zc_tokenizer_is_eog(t, 7), "bos/eog");
     /* "ab ab": words "ab", " ab" -> 3, 4; "ba" is a token taken whole (ignore_merges);
      * user-defined <|x|> is matched even without parse_special. */
@@ -406,13 +405,8 @@ static void test_hf_byte_fallback(void) {
         "\"model\":{\"type\":\"BPE\",\"byte_fallback\":true,\"fuse_unk\":false,\"unk_token\":\"<unk>\","
         "\"vocab\":{\"<unk>\":0,\"<0xC3>\":1,\"<0xA9>\":2,\"a\":3,\"\\u2581\":4,\"\\u2581a\":5},"
         "\"merges\":[\"\\u2581 a\"]}}";
-    const char *path = tmp_path("tokenizer.json");
-    TT_CHECK(zc_write_file(path, json, strlen(json)) == ZC_OK, "%s", zc_last_error());
-    zc_tokenizer *t = NULL;
-    int rc = zc_tokenizer_from_hf(path, &t);
-    TT_CHECK(rc == ZC_OK, "%s", zc_last_error());
-    unlink(path);
-    if (rc) return;
+    zc_tokenizer *t = hf_from_json(json);
+    if (!t) return;
     /* "a é€€ a": a, ▁, C3 A9, ▁, <unk>, <unk>, ▁a */
     TT_CHECK(ids_equal(t, "a \xC3\xA9 \xE2\x82\xAC\xE2\x82\xAC a", false, false, (int32_t[]){3, 4, 1, 2, 4, 0, 0, 5}, 8),
              "ids");
@@ -446,13 +440,8 @@ static void test_hf_metaspace(void) {
                 memcpy(f, "\"always\"", 8);
             }
         }
-        const char *path = tmp_path("tokenizer.json");
-        TT_CHECK(zc_write_file(path, json, strlen(json)) == ZC_OK, "%s", zc_last_error());
-        zc_tokenizer *t = NULL;
-        int rc = zc_tokenizer_from_hf(path, &t);
-        TT_CHECK(rc == ZC_OK, "%s", zc_last_error());
-        unlink(path);
-        if (rc) continue;
+        zc_tokenizer *t = hf_from_json(json);
+        if (!t) continue;
         TT_CHECK(ids_equal(t, "a b", false, false, (int32_t[]){4, 5}, 2), "a b");
         TT_CHECK(ids_equal(t, " a", false, false, (int32_t[]){4}, 1), "leading space, nothing prepended");
         TT_CHECK(ids_equal(t, "ab  b", false, false, (int32_t[]){4, 3, 1, 5}, 4), "words");
@@ -478,7 +467,7 @@ static void test_repeated_merge(void) {
     zc_gguf_set_arr_str(w, "tokenizer.ggml.tokens", toks, 5);
     zc_gguf_set_arr_str(w, "tokenizer.ggml.merges", merges, 3);
     char path[512];
-    snprintf(path, sizeof path, "%s", tmp_path("repeated.gguf"));
+    snprintf(path, sizeof path, "%s", tt_tmp_path("repeated.gguf"));
     TT_CHECK(zc_gguf_write(w, path) == ZC_OK, "%s", zc_last_error());
     zc_gguf_writer_free(w);
     zc_gguf *g = NULL;
@@ -492,13 +481,9 @@ static void test_repeated_merge(void) {
     const char *json = "{\"pre_tokenizer\":{\"type\":\"ByteLevel\"},\"decoder\":{\"type\":\"ByteLevel\"},"
                        "\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"c\":2,\"ab\":3,\"bc\":4},"
                        "\"merges\":[\"b c\",\"a b\",\"b c\"]}}";
-    snprintf(path, sizeof path, "%s", tmp_path("tokenizer.json"));
-    TT_CHECK(zc_write_file(path, json, strlen(json)) == ZC_OK, "%s", zc_last_error());
-    t = NULL;
-    TT_CHECK(zc_tokenizer_from_hf(path, &t) == ZC_OK, "%s", zc_last_error());
+    t = hf_from_json(json);
     if (t) TT_CHECK(ids_equal(t, "abc", false, false, (int32_t[]){3, 2}, 2), "json: ab + c");
     zc_tokenizer_free(t);
-    unlink(path);
 }
 
 /* The pre-tokenizer matchers on cases where the regex alternatives interact. */
@@ -579,8 +564,8 @@ static void test_load_speed(void) {
     zc_gguf_set_arr_str(w, "tokenizer.ggml.merges", mp, (uint64_t)m);
     zc_gguf_set_u32(w, "tokenizer.ggml.bos_token_id", 0);
     char path[512], json_path[512];
-    snprintf(path, sizeof path, "%s", tmp_path("big-vocab.gguf"));
-    snprintf(json_path, sizeof json_path, "%s", tmp_path("tokenizer.json"));
+    snprintf(path, sizeof path, "%s", tt_tmp_path("big-vocab.gguf"));
+    snprintf(json_path, sizeof json_path, "%s", tt_tmp_path("tokenizer.json"));
     TT_CHECK(zc_gguf_write(w, path) == ZC_OK, "%s", zc_last_error());
     zc_gguf_writer_free(w);
     /* The same as tokenizer.json, merges as [a, b] pairs. */
@@ -671,12 +656,7 @@ static void test_encode_speed(void) {
 }
 
 int main(void) {
-    const char *base = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/zc-tok-XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (tt_tmp_open("tok")) return 1;
     TT_RUN(test_pretok);
     TT_RUN(test_vectors_llama_spm);
     TT_RUN(test_vectors_gpt2);
@@ -691,6 +671,6 @@ int main(void) {
     TT_RUN(test_malformed_hf);
     TT_RUN(test_load_speed);
     TT_RUN(test_encode_speed);
-    rmdir(tmpdir);
+    tt_tmp_close();
     return tt_finish();
 }

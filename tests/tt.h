@@ -80,6 +80,31 @@ static inline const char *tt_asset(const char *rel) {
     return stat(out, &st) == 0 ? out : NULL;
 }
 
+/* A private temporary folder for the files a test program writes:
+ * tt_tmp_open("gguf") in main before the tests (0 on success; a FAIL line
+ * otherwise), tt_tmp_path("a.gguf") for a file in it (the last 4 results
+ * stay valid), tt_tmp_close() at the end removes it with its contents. */
+static char tt_tmp_dir[256];
+static inline int tt_tmp_open(const char *tag) {
+    const char *base = getenv("TMPDIR");
+    snprintf(tt_tmp_dir, sizeof tt_tmp_dir, "%s/zc-test-%s-XXXXXX", base && *base ? base : "/tmp", tag);
+    if (mkdtemp(tt_tmp_dir)) return 0;
+    printf("FAIL mkdtemp %s\n", tt_tmp_dir);
+    return 1;
+}
+static inline const char *tt_tmp_path(const char *name) {
+    static char buf[4][512];
+    static int slot;
+    char *p = buf[slot++ & 3];
+    snprintf(p, 512, "%s/%s", tt_tmp_dir, name);
+    return p;
+}
+static inline void tt_tmp_close(void) {
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tt_tmp_dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tt_tmp_dir);
+}
+
 /* Deterministic PRNG for tests (xorshift64*). */
 static inline unsigned long long tt_rand_u64(unsigned long long *s) {
     *s ^= *s >> 12;
