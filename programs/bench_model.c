@@ -318,11 +318,9 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
             usage(stdout);
             return -1;
         }
-        static const char *const known[] = {"-m", "-p", "-d", "-n", "-r", "-t", "-b", "--json", "--csv", "--md"};
-        bool is_known = !strncmp(a, "--kv", 4);
-        for (size_t k = 0; k < sizeof known / sizeof *known; k++) is_known |= !strcmp(a, known[k]);
-        if (!is_known) return cli_usage_error("bench", "unknown option %s (see zipcache bench --help)", a);
-        if (!cli_value("bench", argc, argv, &i, &v)) return CLI_EXIT_USAGE;
+        static const char *const options[] = {"-m", "-p", "-d", "-n", "-r", "-t", "-b", "--json", "--csv", "--md",
+                                              NULL};
+        if (!cli_option_value("bench", argc, argv, &i, options, &o->kv, &v)) return CLI_EXIT_USAGE;
         if (!strcmp(a, "-m")) o->model_path = v;
         else if (!strcmp(a, "-p")) {
             if (!cli_int_list("bench", a, v, 1, 1 << 20, o->prefill, MAX_LIST, &o->n_prefill)) return CLI_EXIT_USAGE;

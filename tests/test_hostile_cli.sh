@@ -65,7 +65,7 @@ for c in run info tokenize bench "eval ppl" "eval lines" "eval gsm8k" "eval huma
     usage ${n}_missing_value "option -m needs a value" "$Z" $c -m
 done
 # An unknown option given last is unknown, not an option lacking its value.
-for c in run synth "eval ppl" "eval sweep"; do
+for c in run synth bench "eval ppl" "eval sweep"; do
     n=${c// /_}
     # shellcheck disable=SC2086
     usage ${n}_unknown_last "zipcache ${c%% *}: unknown option --bogus (see zipcache ${c%% *} --help)" "$Z" $c --bogus
