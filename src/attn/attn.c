@@ -259,6 +259,18 @@ void zc_attn_split_plan(int n_q, int G, int n_kv_heads, int hd, int kend, int th
     }
 }
 
+int zc_attn_split_reserve(zc_attn_scratch *s, const zc_attn_split *sp, size_t per_thread, int threads, float **part,
+                          float **per_thread_base) {
+    size_t total;
+    if (zc_mul_size(per_thread, (size_t)threads, &total) || zc_add_size(total, sp->part_floats, &total))
+        return zc_error(ZC_ERR_LIMIT, "attention: scratch size overflows");
+    int rc = zc_attn_scratch_reserve(s, total);
+    if (rc) return rc;
+    *part = s->buf;
+    *per_thread_base = s->buf + sp->part_floats;
+    return ZC_OK;
+}
+
 void zc_attn_merge_parts(float *part, const zc_attn_split *sp, int n_q, int G, int n_kv_heads, int hd, float *out,
                          float *lse) {
     int nh = n_kv_heads * G, R = n_q * G;
@@ -314,13 +326,7 @@ int zc_attn_forward(zc_pool *pool, const zc_attn_dims *d, const float *q, int n_
     int threads = zc_pool_size(pool);
     zc_attn_split_plan(n_q, c.G, d->n_kv_heads, d->head_dim, key_end(&c, 0, n_q), threads, &c.sp);
     c.tl = layout_for(c.sp.rows, d->head_dim, !c.sp.decode);
-    size_t part = c.sp.part_floats;
-    size_t total;
-    if (zc_mul_size(c.tl.total, (size_t)threads, &total) || zc_add_size(total, part, &total))
-        return zc_error(ZC_ERR_LIMIT, "attention: scratch size overflows");
-    if ((rc = zc_attn_scratch_reserve(scratch, total))) return rc;
-    c.part = scratch->buf;
-    c.scratch = scratch->buf + part;
+    if ((rc = zc_attn_split_reserve(scratch, &c.sp, c.tl.total, threads, &c.part, &c.scratch))) return rc;
     if (c.sp.decode) {
         zc_pool_run(pool, c.sp.n_tasks, decode_task, &c);
         zc_attn_merge_parts(c.part, &c.sp, n_q, c.G, d->n_kv_heads, d->head_dim, out, lse);

@@ -113,6 +113,10 @@ void zc_attn_split_plan(int n_q, int G, int n_kv_heads, int hd, int kend, int th
 static inline float *zc_attn_part(float *part, const zc_attn_split *sp, int n_kv_heads, int hd, int chunk, int g) {
     return part + ((size_t)chunk * n_kv_heads + g) * (size_t)sp->rows * ((size_t)hd + 2);
 }
+/* Reserve s for a split: the decode partials, then `threads` per-thread
+ * areas of per_thread floats; *part and *per_thread_base point into s. */
+int zc_attn_split_reserve(zc_attn_scratch *s, const zc_attn_split *sp, size_t per_thread, int threads, float **part,
+                          float **per_thread_base);
 /* Combine the chunks' partials of every (query, head) row by log-sum-exp:
  * out [n_q][n_heads*hd] and, unless NULL, lse [n_q][n_heads]. */
 void zc_attn_merge_parts(float *part, const zc_attn_split *sp, int n_q, int G, int n_kv_heads, int hd, float *out,

@@ -136,14 +136,8 @@ int zc_kvt_attend(zc_pool *pool, const zc_kvt_source *src, const float *q, int n
     int threads = zc_pool_size(pool);
     zc_attn_split_plan(n_q, c.G, src->n_kv_heads, src->head_dim, key_end(&c, 0, n_q), threads, &c.sp);
     c.tl = layout_for(src, c.sp.rows, !c.sp.decode);
-    size_t part = c.sp.part_floats;
-    size_t total;
-    if (zc_mul_size(c.tl.total, (size_t)threads, &total) || zc_add_size(total, part, &total))
-        return zc_error(ZC_ERR_LIMIT, "kv attention: scratch size overflows");
-    int rc = zc_attn_scratch_reserve(scratch, total);
+    int rc = zc_attn_split_reserve(scratch, &c.sp, c.tl.total, threads, &c.part, &c.scratch);
     if (rc) return rc;
-    c.part = scratch->buf;
-    c.scratch = scratch->buf + part;
     if (c.sp.decode) {
         zc_pool_run(pool, c.sp.n_tasks, decode_task, &c);
         zc_attn_merge_parts(c.part, &c.sp, n_q, c.G, src->n_kv_heads, src->head_dim, out, NULL);
