@@ -28,6 +28,7 @@ OUT=BENCHMARKS.md
     echo "\`zipcache bench -m $MODEL -p 4096 -n 32 -d $DEPTHS --kv $POLICIES -r 2\`"
     echo "(\`zipcache synth --shape llama-3.2-1b --type q8_0 --layers $LAYERS\`: the real model's shapes, random weights)."
     echo "The floor of a decode row is (weight bytes + KV bytes at that depth) / read bandwidth measured in the same run."
+    echo "At depth 0 every policy does the same work (the cache is nearly empty), so the spread of the depth-0 decode rows across policies is the run-to-run noise of the machine; read the depth rows against it. Decode at depth is attention-compute-bound on 2 cores for every policy (see "of floor"), which is why a smaller cache does not turn into a proportional speed-up."
 } > "$OUT"
 "$BIN" bench -m "$MODEL" -p 4096 -n 32 -d "$DEPTHS" --kv "$POLICIES" -r 2 --md "$OUT" --json bench-model.json >/dev/null
 {
