@@ -290,7 +290,7 @@ int zc_eval_ppl(const zc_model *m, const char *model_path, const zc_eval_opts *o
     ppl_summary(sum, &acc, c1 - c0, p->block, with_base);
     snprintf(sum->note, sizeof sum->note,
              "chunks %lld..%lld of %d tokens; scored tokens %d..%d of each chunk, decoded %d per call against "
-             "the cache after a prefill of %d tokens%s",
+             "the cache after a prefill of %d tokens%.300s", /* the note has room for ~300 more bytes */
              (long long)c0, (long long)c1 - 1, n_ctx, n_ctx / 2, n_ctx - 1, p->block, n_ctx / 2 - 1,
              saved);
 done:

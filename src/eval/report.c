@@ -169,7 +169,7 @@ static int results_load(zc_eval_results *r, const char *path, const char *run, s
         *keep_bytes = pos;
     }
     free(text);
-    qsort(r->done, r->n, sizeof *r->done, cmp_done);
+    if (r->n) qsort(r->done, r->n, sizeof *r->done, cmp_done); /* done is NULL for an empty file */
     return ZC_OK;
 }
 
