@@ -183,6 +183,16 @@ static int popcount_and(const uint8_t *a, const uint8_t *b, int nbytes) {
     return n;
 }
 
+/* Recall of `score`'s top-r sets against the exact sets exact[N_RATIOS][nb], added to recall[r]. */
+static void add_recall(const float *score, int L, const uint8_t *exact, int nb, uint8_t *got, uint64_t *scratch,
+                       double *recall) {
+    for (int r = 0; r < N_RATIOS; r++) {
+        int k = zc_sal_count(RATIOS[r], L);
+        zc_sal_select(score, L, k, 0, got, NULL, scratch);
+        recall[r] += k ? (double)popcount_and(got, exact + (size_t)r * nb, nb) / k : 1.0;
+    }
+}
+
 int zc_eval_saliency_report(const zc_model *m, const char *model_path, const zc_eval_opts *o,
                             const zc_eval_study_opts *p, FILE *out, const char *json_path) {
     int32_t *tokens;
@@ -197,7 +207,7 @@ int zc_eval_saliency_report(const zc_model *m, const char *model_path, const zc_
     float *score = zc_malloc(sizeof(float) * (size_t)L), *layer_score = zc_malloc(sizeof(float) * (size_t)L);
     int32_t *pos = zc_malloc(sizeof(int32_t) * (size_t)L);
     uint64_t *scratch = zc_malloc(sizeof(uint64_t) * (size_t)L);
-    uint8_t *exact = zc_malloc((size_t)N_RATIOS * nb), *got = zc_malloc((size_t)nb);
+    uint8_t *exact = zc_malloc((size_t)mi->n_kv_heads * N_RATIOS * nb) /* [kv_heads][ratios][nb] */, *got = zc_malloc((size_t)nb);
     double recall[N_STRATS][N_RATIOS] = {{0}};
     long n_cases[N_STRATS] = {0};
     if (!A || !Ap || !score || !layer_score || !pos || !scratch || !exact || !got) {
@@ -207,25 +217,23 @@ int zc_eval_saliency_report(const zc_model *m, const char *model_path, const zc_
     for (int c = 0; c < n_chunks; c++) {
         if ((rc = zc_kv_capture_run(m, o, tokens + (size_t)c * L, L, &cap))) goto done;
         for (int layer = 0; layer < mi->n_layers; layer++) {
-            /* the per-layer estimate: exact normalized scores of all heads, summed */
+            /* One pass over the KV heads: each head's attention is computed once; the per-layer
+             * estimate (all heads' exact scores summed) is only known after the pass, so it is
+             * scored last against the exact sets kept per head. */
             memset(layer_score, 0, sizeof(float) * (size_t)L);
             for (int g = 0; g < mi->n_kv_heads; g++) {
+                uint8_t *exact_g = exact + (size_t)g * N_RATIOS * nb;
                 causal_attention(&cap, layer, g, A);
                 if ((rc = zc_sal_scores(A, (size_t)L, (size_t)L * L, G, NULL, L, L, ZC_DENOM_CAUSAL, score))) goto done;
                 for (int j = 0; j < L; j++) layer_score[j] += score[j];
-            }
-            for (int g = 0; g < mi->n_kv_heads; g++) {
-                causal_attention(&cap, layer, g, A);
-                if ((rc = zc_sal_scores(A, (size_t)L, (size_t)L * L, G, NULL, L, L, ZC_DENOM_CAUSAL, score))) goto done;
                 for (int r = 0; r < N_RATIOS; r++)
-                    zc_sal_select(score, L, zc_sal_count(RATIOS[r], L), 0, exact + (size_t)r * nb, NULL, scratch);
+                    zc_sal_select(score, L, zc_sal_count(RATIOS[r], L), 0, exact_g + (size_t)r * nb, NULL, scratch);
                 for (int s = 0; s < N_STRATS; s++)
                     for (int seed = 0; seed < (STRATS[s].random ? seeds : 1); seed++) {
                         const strategy *st = &STRATS[s];
+                        if (st->kind == EST_LAYER) break;
                         if (st->kind == EST_LOCALITY) {
                             for (int j = 0; j < L; j++) score[j] = (float)j;
-                        } else if (st->kind == EST_LAYER) {
-                            memcpy(score, layer_score, sizeof(float) * (size_t)L);
                         } else {
                             zc_probe_cfg pc;
                             zc_probe_default(&pc);
@@ -243,14 +251,16 @@ int zc_eval_saliency_report(const zc_model *m, const char *model_path, const zc_
                             if ((rc = zc_sal_scores(Ap, (size_t)L, (size_t)P * L, G, pos, P, L, st->denom, score)))
                                 goto done;
                         }
-                        for (int r = 0; r < N_RATIOS; r++) {
-                            int k = zc_sal_count(RATIOS[r], L);
-                            zc_sal_select(score, L, k, 0, got, NULL, scratch);
-                            recall[s][r] += k ? (double)popcount_and(got, exact + (size_t)r * nb, nb) / k : 1.0;
-                        }
+                        add_recall(score, L, exact_g, nb, got, scratch, recall[s]);
                         n_cases[s]++;
                     }
             }
+            for (int s = 0; s < N_STRATS; s++)
+                if (STRATS[s].kind == EST_LAYER)
+                    for (int g = 0; g < mi->n_kv_heads; g++) {
+                        add_recall(layer_score, L, exact + (size_t)g * N_RATIOS * nb, nb, got, scratch, recall[s]);
+                        n_cases[s]++;
+                    }
         }
         if (o->progress) fprintf(stderr, "eval saliency: chunk %d/%d\n", c + 1, n_chunks);
     }
