@@ -33,6 +33,12 @@ static void load_tokenizers(void) {
     if (zc_tokenizer_from_hf(path, &g_tok[g_n_tok]) == 0) g_n_tok++;
 }
 
+const char *fuzz_target_missing(void);
+const char *fuzz_target_missing(void) {
+    if (g_n_tok < 0) load_tokenizers();
+    return g_n_tok < 3 ? "the tokenizers in ../shared (tokenizer-vectors, tinystories656K) are missing" : NULL;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (g_n_tok < 0) load_tokenizers();
     if (size < 1) return 0;

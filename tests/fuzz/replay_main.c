@@ -15,6 +15,9 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 extern const char *const FUZZ_TARGET_NAME;
+/* Optional, defined by targets that need assets: NULL when ready, else why not
+ * (the replay is then reported as skipped, never as passed). */
+const char *fuzz_target_missing(void) __attribute__((weak));
 
 static int replay_file(const char *path) {
     char *buf;
@@ -55,6 +58,11 @@ int main(int argc, char **argv) {
     char dir[1024];
     if (argc > 1) snprintf(dir, sizeof dir, "%s", argv[1]);
     else snprintf(dir, sizeof dir, "tests/fuzz/corpus/%s", FUZZ_TARGET_NAME);
+    const char *missing = fuzz_target_missing ? fuzz_target_missing() : NULL;
+    if (missing) {
+        printf("SKIP fuzz_replay_%s: %s\n", FUZZ_TARGET_NAME, missing);
+        return 0;
+    }
     DIR *d = opendir(dir);
     if (!d) {
         printf("SKIP fuzz_replay_%s: no corpus at %s\n", FUZZ_TARGET_NAME, dir);
