@@ -1,9 +1,11 @@
-/* zipcache bench: micro-benchmarks and (later) the model benchmark.
+/* zipcache bench: micro-benchmarks and the model benchmark.
  *
  *   zipcache bench quant [--tokens T] [--channels C] [-t N] [--json FILE]
  *       KV quantizer throughput per format, width and code path
  *   zipcache bench kernels [-t N]
  *       weight-matrix kernels (src/kernels)
+ *   zipcache bench attn [-d DEPTHS] [-t N] ...
+ *       decode attention per layer, fp16 vs packed codes (bench_attn.c)
  *   zipcache bench -m MODEL ...
  *       prefill/decode per KV policy and context depth (bench_model.c)
  */
@@ -12,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_attn.h"
 #include "bench_model.h"
 #include "cli.h"
 #include "cmds.h"
@@ -261,5 +264,6 @@ static int bench_kernels(int argc, char **argv) {
 int cmd_bench(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "quant")) return bench_quant(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "kernels")) return bench_kernels(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "attn")) return bench_attn_main(argc - 1, argv + 1);
     return bench_model_main(argc, argv);
 }

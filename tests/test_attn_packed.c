@@ -10,11 +10,16 @@
  *   fp32 path  1e-5: only summation order and exp rounding differ (~1e-6).
  *   int8 query 1e-2 on outputs and lse: the folded query is rounded to
  *              int8 (relative error <= 1/254 of its largest element per
- *              element), which moves scores by up to ~0.5% of their spread;
- *              measured worst case on these inputs is 4.0e-3.
+ *              element), which moves scores by up to ~0.5% of their spread,
+ *              and the P.V weights of each tile are rounded to bytes against
+ *              the tile's largest; measured worst case on these inputs 6.4e-3.
+ * The integer kernels themselves (scalar, AVX2, VNNI) are compared directly in
+ * test_i8_kernels: equal integer parts, and the value update within the
+ * bound its byte weights allow.
  */
 #include <stdint.h>
 
+#include "attn/attn_impl.h"
 #include "attn/attn_packed.h"
 #include "quant/pack.h"
 #include "tt.h"
@@ -122,7 +127,7 @@ static void compare(const packed_problem *p, int n_q, int flags, zc_pool *pool, 
 
 static const int kBits[] = {2, 3, 4, 8};
 static const int kRatios[] = {1, 2, 4, 8};
-static const int kDims[] = {8, 16, 64, 128};
+static const int kDims[] = {8, 16, 64, 128, 96};
 
 static void sweep(int flags, double tol_o, double tol_l) {
     static const int lens[] = {300, 100, 7, 100, 64};
@@ -131,7 +136,7 @@ static void sweep(int flags, double tol_o, double tol_l) {
     double worst = 0.0;
     for (int bi = 0; bi < 4; bi++)
         for (int ri = 0; ri < 4; ri++)
-            for (int di = 0; di < 4; di++) {
+            for (int di = 0; di < 5; di++) {
                 packed_problem p;
                 int hi = kBits[bi], lo = kBits[(bi + 3) % 4]; /* the other set at another width */
                 pp_make(&p, 2, kRatios[ri], kDims[di], hi, lo, 5, lens, (ri & 1) ? 32 : 0);
@@ -169,7 +174,7 @@ static void test_scalar_vs_simd(void) {
     static const int lens[] = {500, 100, 33};
     zc_attn_scratch scr = {0};
     for (int flags = 0; flags < 2; flags++)
-        for (int di = 2; di < 4; di++) {
+        for (int di = 2; di < 5; di++) {
             packed_problem p;
             pp_make(&p, 2, 4, kDims[di], 4, 2, 3, lens, 0);
             int n_q = 3;
@@ -232,10 +237,95 @@ static void test_bad_args(void) {
     zc_attn_scratch_free(&scr);
 }
 
+/* One version of the integer kernels against the scalar one, on random
+ * tiles: scores equal bit for bit (exact integer dots, the same fma), value
+ * codes interleaved and summed to the same integers (outputs within 1e-5
+ * relative: only the order of sum_t p_t min_t differs, |pmin| up to ~60 here,
+ * measured 3.8e-6), and the value update within
+ * the byte weights' bound of the exact fp32 update:
+ *   |acc_c - exact_c| <= norm_c * (wmax / 255) * (0.5 * sum_t vc_tc) + 1e-5 (1 + |exact_c|). */
+static void check_i8_version(const zc_packed_kernels *X, const char *name) {
+    const zc_packed_kernels *S = &zc_packed_kernels_scalar;
+    static const int dims[] = {32, 64, 96, 128}, counts[] = {1, 5, 63, 64};
+    enum { T = 64, H = 128 };
+    static uint8_t kc[T * H], vc[T * H], vi_s[T * H], vi_x[T * H], wq[T + 8];
+    static int8_t qq[H];
+    static float s_s[T + 8], s_x[T + 8], p[T + 8], step[T], vmin[T], norm[H], acc_s[H], acc_x[H], exact[H];
+    double worst_bound = 0.0;
+    for (int di = 0; di < 4; di++)
+        for (int ci = 0; ci < 4; ci++) {
+            int hd = dims[di], nt = counts[ci];
+            for (int i = 0; i < nt * hd; i++) {
+                kc[i] = (uint8_t)(tt_rand_u64(&g_seed) & 15);
+                vc[i] = (uint8_t)(tt_rand_u64(&g_seed) & 15);
+            }
+            for (int c = 0; c < hd; c++) {
+                qq[c] = (int8_t)((int)(tt_rand_u64(&g_seed) % 255) - 127);
+                norm[c] = 0.5f + tt_randf(&g_seed) * tt_randf(&g_seed) + 1.0f;
+                acc_s[c] = acc_x[c] = 2.0f * tt_randf(&g_seed);
+            }
+            for (int t = 0; t < nt; t++) {
+                p[t] = 0.5f + 0.5f * tt_randf(&g_seed); /* (0, 1] */
+                step[t] = 0.1f + 0.05f * tt_randf(&g_seed);
+                vmin[t] = -1.0f + 0.2f * tt_randf(&g_seed);
+            }
+            S->scores_i8(nt, hd, qq, 0.013f, -0.7f, kc, s_s);
+            X->scores_i8(nt, hd, qq, 0.013f, -0.7f, kc, s_x);
+            int same = 1;
+            for (int t = 0; t < nt; t++) same &= s_s[t] == s_x[t];
+            TT_CHECK(same, "%s scores_i8 differs from scalar (hd %d, nt %d)", name, hd, nt);
+
+            float corr = 0.75f, wmax = 0.0f;
+            for (int c = 0; c < hd; c++) {
+                double u = 0.0;
+                for (int t = 0; t < nt; t++) u += (double)p[t] * (vc[t * hd + c] * (double)step[t] + vmin[t]);
+                exact[c] = (float)(acc_s[c] * (double)corr + norm[c] * u);
+            }
+            for (int t = 0; t < nt; t++) wmax = p[t] * step[t] > wmax ? p[t] * step[t] : wmax;
+            S->interleave_v(nt, hd, vc, vi_s);
+            X->interleave_v(nt, hd, vc, vi_x);
+            S->value_i8(nt, hd, p, step, vmin, vi_s, norm, corr, wq, acc_s);
+            X->value_i8(nt, hd, p, step, vmin, vi_x, norm, corr, wq, acc_x);
+            double dx = 0.0, over = 0.0;
+            for (int c = 0; c < hd; c++) {
+                double d = fabs((double)acc_x[c] - acc_s[c]) / (1.0 + fabs(acc_s[c]));
+                dx = d > dx ? d : dx;
+                double codes = 0.0;
+                for (int t = 0; t < nt; t++) codes += vc[t * hd + c];
+                double bound = norm[c] * (wmax / 255.0) * 0.5 * codes + 1e-5 * (1.0 + fabs(exact[c]));
+                double e = fabs((double)acc_s[c] - exact[c]);
+                over = e / bound > over ? e / bound : over;
+            }
+            worst_bound = over > worst_bound ? over : worst_bound;
+            TT_CHECK(dx <= 1e-5, "%s value_i8 vs scalar %.3g (hd %d, nt %d)", name, dx, hd, nt);
+            TT_CHECK(over <= 1.0, "value_i8 error %.3g of its bound (hd %d, nt %d)", over, hd, nt);
+        }
+    printf("  %s: integer kernels match scalar; value error at most %.2f of the byte-weight bound\n", name,
+           worst_bound);
+}
+
+static void test_i8_kernels(void) {
+    zc_cpu_set_simd(1);
+    if (!zc_cpu_has_avx2()) {
+        zc_cpu_set_simd(-1);
+        TT_SKIP("no AVX2 on this CPU");
+    }
+    check_i8_version(&zc_packed_kernels_avx2, "avx2");
+    if (zc_cpu_has_avx512vnni()) {
+        zc_packed_kernels vnni = zc_packed_kernels_avx2;
+        zc_packed_kernels_use_vnni(&vnni);
+        check_i8_version(&vnni, "avx512-vnni");
+    } else {
+        printf("  avx512-vnni: not on this CPU, not checked\n");
+    }
+    zc_cpu_set_simd(-1);
+}
+
 int main(void) {
     TT_RUN(test_fp_path);
     TT_RUN(test_int8_query);
     TT_RUN(test_scalar_vs_simd);
+    TT_RUN(test_i8_kernels);
     TT_RUN(test_empty);
     TT_RUN(test_bad_args);
     return tt_finish();

@@ -132,7 +132,7 @@ static void test_parse(void) {
         {"--kv-denom", "probes"}, {"--kv-decode-rule", "reference"}, {"--kv-int8-query", "on"},
     };
     TT_CHECK(cfg.bits == 0 && cfg.denom == ZC_DENOM_CAUSAL && cfg.decode_rule == ZC_KV_DECODE_PAPER &&
-                 cfg.int8_query == 0,
+                 cfg.int8_query == 1,
              "defaults: bits %d denom %d rule %d int8 %d", cfg.bits, (int)cfg.denom, (int)cfg.decode_rule,
              cfg.int8_query);
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
@@ -203,7 +203,7 @@ static void test_describe(void) {
     cfg.target_bits = 3;
     zc_kv_config_describe(&cfg, buf, sizeof buf);
     TT_CHECK(strstr(buf, "K 4/2 bits, V 4/2 bits, target 3 bits, probes random+recent:0.05:0.05, denom causal, "
-                         "decode rule paper, stream gap 100") && strstr(buf, "int8 query off"),
+                         "decode rule paper, stream gap 100") && strstr(buf, "int8 query on"),
              "%s", buf);
     /* mikv fixes probes, denominator and decode rule: the description does not show the ignored options */
     strcpy(cfg.policy, "mikv");

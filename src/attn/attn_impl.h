@@ -49,20 +49,32 @@ void zc_attn_tile_avx2(int n_rows, int G, const int *nvalid, const float *q, int
  *   scores_f32  s[t] = bias + dot(qs, kf[t])          kf [nt][hd] codes as floats
  *   scores_i8   s[t] = bias + qa * idot(qq, kc[t])    kc [nt][hd] codes (< 16), qq [hd] int8;
  *               hd % 32 == 0; the integer dot is exact
- *   exp_sum     s[t] = exp(s[t] - mx) in place, returns the sum; s has room for
- *               nt rounded up to 8 (the tail may be overwritten)
+ *   softmax     online-softmax step of one row over its scores s [nt]: with
+ *               M = max(*m, max_t s[t]), s[t] = exp(s[t] - M) in place (s has room
+ *               for nt rounded up to 8; the tail may be overwritten),
+ *               *l = *l * exp(*m - M) + sum_t s[t], *m = M; returns exp(m_old - M)
  *   value_row   one row's value update from its probabilities p [nt]:
  *               acc[c] = acc[c] * corr + norm[c] * (sum_t p[t] step[t] vf[t][c] + sum_t p[t] min[t])
  *               (w [nt] scratch; vf [nt][hd] value codes as floats)
  *   scores2_f32, value_row2: the same for two rows at once (each code vector
- *               loaded once for both rows) */
+ *               loaded once for both rows)
+ * The integer path (ZC_PACKED_INT8Q with key and value codes < 16, hd % 32 == 0):
+ *   interleave_v  value codes vc [nt][hd] -> vi (TILE*hd bytes) in the layout
+ *               value_i8 reads (scalar: a copy; x86: 8 channels x 4 tokens per
+ *               32 bytes, see attn_packed_i8_x86.h)
+ *   value_i8    one row's value update in integers: the weights w_t = p_t step_t
+ *               become bytes, wq_t = (int)fma(w_t, 255 / wmax, 0.5) (0 when wmax, the
+ *               largest w_t, is 0; wq [nt rounded up to 4], zero-padded), then
+ *               u_c = sum_t wq_t vc_tc exactly and
+ *               acc_c = acc_c * corr + norm_c * fma(wmax / 255, u_c, sum_t p_t min_t).
+ *               Every version computes the same wq and u. */
 typedef struct {
     void (*unpack)(const uint8_t *src, size_t n, int bits, uint8_t *codes);
     void (*to_f32)(const uint8_t *src, size_t n, float *dst);
     void (*h2f)(const uint16_t *src, int n, float *dst);
     void (*scores_f32)(int nt, int hd, const float *qs, float bias, const float *kf, float *s);
     void (*scores_i8)(int nt, int hd, const int8_t *qq, float qa, float bias, const uint8_t *kc, float *s);
-    float (*exp_sum)(int nt, float mx, float *s);
+    float (*softmax)(int nt, float *s, float *m, float *l);
     void (*value_row)(int nt, int hd, const float *p, const float *step, const float *min, const float *vf,
                       const float *norm, float corr, float *w, float *acc);
     void (*scores2_f32)(int nt, int hd, const float *qs0, const float *qs1, float bias0, float bias1,
@@ -70,10 +82,17 @@ typedef struct {
     void (*value_row2)(int nt, int hd, const float *p0, const float *p1, const float *step, const float *min,
                        const float *vf, const float *norm, float corr0, float corr1, float *w0, float *w1,
                        float *acc0, float *acc1);
+    void (*interleave_v)(int nt, int hd, const uint8_t *vc, uint8_t *vi);
+    void (*value_i8)(int nt, int hd, const float *p, const float *step, const float *min, const uint8_t *vi,
+                     const float *norm, float corr, uint8_t *wq, float *acc);
 } zc_packed_kernels;
 
 extern const zc_packed_kernels zc_packed_kernels_scalar;
 extern const zc_packed_kernels zc_packed_kernels_avx2;
+/* Replace the integer-path entries of k by AVX-512 VNNI ones (call only when
+ * zc_cpu_has_avx512vnni()). */
+void zc_packed_kernels_use_vnni(zc_packed_kernels *k);
+
 
 /* col[j] += exp(dot(qh, k_j) * scale - lse) for j < n; k rows ks floats apart;
  * s [ZC_ATTN_BK] scratch. */
@@ -95,10 +114,12 @@ int zc_attn_scratch_reserve(zc_attn_scratch *s, size_t floats);
  * K/V, kv_tiled.c for caches that decode a tile at a time):
  *   prefill (n_q > ZC_ATTN_BQ): one task per (block of ZC_ATTN_BQ queries,
  *       KV head), each finishing its rows itself;
- *   decode: one task per (key chunk, KV head), each leaving a partial state in
+ *   decode: one task per key chunk, covering every KV head tile by tile (a
+ *       token's row holds all heads, so the reads stay in address order),
+ *       leaving a partial state per head in
  *       part [n_chunks][n_kv_heads][rows*(hd+2)] (acc [rows][hd], m [rows],
  *       l [rows]; zc_attn_part), combined by zc_attn_merge_parts.
- * Tasks are numbered block-or-chunk * n_kv_heads + KV head. */
+ * Prefill tasks are numbered block * n_kv_heads + KV head, decode tasks by chunk. */
 typedef struct {
     int decode;
     int rows;                /* query rows of a task: (decode ? n_q : ZC_ATTN_BQ) * G */

@@ -45,10 +45,14 @@ static void scores_i8_scalar(int nt, int hd, const int8_t *qq, float qa, float b
     }
 }
 
-static float exp_sum_scalar(int nt, float mx, float *s) {
-    float sum = 0.0f;
+static float softmax_scalar(int nt, float *s, float *m, float *l) {
+    float mx = *m, sum = 0.0f;
+    for (int t = 0; t < nt; t++) mx = s[t] > mx ? s[t] : mx;
     for (int t = 0; t < nt; t++) sum += (s[t] = expf(s[t] - mx));
-    return sum;
+    float corr = expf(*m - mx); /* 0 while m is -inf */
+    *m = mx;
+    *l = *l * corr + sum;
+    return corr;
 }
 
 static void value_row_scalar(int nt, int hd, const float *p, const float *step, const float *min, const float *vf,
@@ -86,9 +90,42 @@ static void value_row2_scalar(int nt, int hd, const float *p0, const float *p1, 
     value_row_scalar(nt, hd, p1, step, min, vf, norm, corr1, w1, acc1);
 }
 
+/* value_i8's weights (attn_impl.h); attn_packed_i8_x86.h computes the same bytes */
+static void quantize_weights_scalar(int nt, const float *p, const float *step, const float *min, uint8_t *wq,
+                                    float *wmax, float *pmin) {
+    float mx = 0.0f, pm = 0.0f;
+    for (int t = 0; t < nt; t++) {
+        float w = p[t] * step[t];
+        mx = w > mx ? w : mx;
+        pm += p[t] * min[t];
+    }
+    float inv = mx > 0.0f ? 255.0f / mx : 0.0f;
+    for (int t = 0; t < nt; t++) wq[t] = (uint8_t)(int)fmaf(p[t] * step[t], inv, 0.5f);
+    for (int t = nt; t & 3; t++) wq[t] = 0;
+    *wmax = mx;
+    *pmin = pm;
+}
+
+static void interleave_v_scalar(int nt, int hd, const uint8_t *vc, uint8_t *vi) {
+    memcpy(vi, vc, (size_t)nt * hd);
+}
+
+static void value_i8_scalar(int nt, int hd, const float *p, const float *step, const float *min, const uint8_t *vi,
+                            const float *norm, float corr, uint8_t *wq, float *acc) {
+    float wmax, pmin;
+    quantize_weights_scalar(nt, p, step, min, wq, &wmax, &pmin);
+    float scale = wmax * (1.0f / 255.0f);
+    for (int c = 0; c < hd; c++) {
+        int32_t u = 0;
+        for (int t = 0; t < nt; t++) u += (int32_t)wq[t] * vi[(size_t)t * hd + c];
+        acc[c] = fmaf(norm[c], fmaf(scale, (float)u, pmin), acc[c] * corr);
+    }
+}
+
 const zc_packed_kernels zc_packed_kernels_scalar = {zc_unpack_scalar,   to_f32_scalar,     h2f_scalar,
-                                                    scores_f32_scalar,  scores_i8_scalar,  exp_sum_scalar,
-                                                    value_row_scalar,   scores2_f32_scalar, value_row2_scalar};
+                                                    scores_f32_scalar,  scores_i8_scalar,  softmax_scalar,
+                                                    value_row_scalar,   scores2_f32_scalar, value_row2_scalar,
+                                                    interleave_v_scalar, value_i8_scalar};
 /* ---- driver -------------------------------------------------------------- */
 
 static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
@@ -112,11 +149,11 @@ static tlayout tlayout_for(int R, int hd) {
     t.kc = o;    o += round16((size_t)TILE * hd / 4); /* [TILE][hd] uint8 key codes */
     t.kf = o;    o += round16((size_t)TILE * hd);    /* [TILE][hd] key codes as floats */
     t.vc = o;    o += round16((size_t)TILE * hd / 4); /* [TILE][hd] uint8 value codes */
-    t.vf = o;    o += round16((size_t)TILE * hd);    /* [TILE][hd] value codes as floats */
+    t.vf = o;    o += round16((size_t)TILE * hd);    /* [TILE][hd] value codes as floats (integer path: vi bytes) */
     t.vstep = o; o += round16(TILE);                 /* [TILE] */
     t.vmin = o;  o += round16(TILE);                 /* [TILE] */
     t.s = o;     o += round16(2 * TILE);             /* [2][TILE] scores, then probabilities, of two rows */
-    t.w = o;     o += round16(2 * TILE);             /* [2][TILE] p_t * step_t of two rows */
+    t.w = o;     o += round16(2 * TILE);             /* [2][TILE] p_t * step_t of two rows (integer path: wq bytes) */
     t.total = o;
     return t;
 }
@@ -126,7 +163,8 @@ typedef struct {
     const float *q;
     int n_q, G, n_segs, flags_int8;
     const zc_packed_seg *segs;
-    const zc_packed_kernels *kern;
+    zc_packed_kernels kern_table; /* scalar, AVX2 or AVX2 + VNNI */
+    const zc_packed_kernels *kern; /* &kern_table */
     float scale;
     int n_qblocks, n_chunks, chunk_len, R_max;
     tlayout tl;
@@ -159,27 +197,48 @@ static void fold_queries(const pk_ctx *c, float *ts, int R, const zc_packed_set 
         if (int8) {
             int8_t *qq = (int8_t *)(ts + c->tl.qq) + (size_t)r * hd;
             float a = amax / 127.0f, inv = amax > 0.0f ? 127.0f / amax : 0.0f;
-            for (int e = 0; e < hd; e++) qq[e] = (int8_t)lrintf(qs[e] * inv);
+            /* round half away from zero without a libm call (|x| <= 127): this
+             * runs for every row at every key group */
+            for (int e = 0; e < hd; e++) {
+                float x = qs[e] * inv;
+                qq[e] = (int8_t)(int)(x + (x < 0.0f ? -0.5f : 0.5f));
+            }
             ts[c->tl.qa + r] = a;
         }
     }
 }
 
-/* Online-softmax step of one row over scores s[0..nt): s becomes the
- * probabilities exp(s - m_new), m and l advance; returns exp(m_old - m_new). */
-static float softmax_step(const zc_packed_kernels *K, int nt, float *s, float *m, float *l) {
-    float mx = *m;
-    for (int t = 0; t < nt; t++) mx = s[t] > mx ? s[t] : mx;
-    float sum = K->exp_sum(nt, mx, s);
-    float corr = expf(*m - mx); /* 0 while m is -inf */
-    *m = mx;
-    *l = *l * corr + sum;
-    return corr;
+/* The integer path over tokens [a, b) of one set (inside one key group):
+ * each tile's codes are unpacked and the value codes interleaved once, then
+ * every row scores, normalizes and accumulates in integers. */
+static void run_tiles_i8(const pk_ctx *c, float *ts, int R, const zc_packed_set *set, int a, int b, float *m,
+                         float *l, float *acc) {
+    const zc_packed_kernels *K = c->kern;
+    int hd = c->d->head_dim;
+    size_t krow = (size_t)hd * set->k_bits / 8, vrow = (size_t)hd * set->v_bits / 8;
+    uint8_t *kc = (uint8_t *)(ts + c->tl.kc), *vc = (uint8_t *)(ts + c->tl.vc), *vi = (uint8_t *)(ts + c->tl.vf);
+    uint8_t *wq = (uint8_t *)(ts + c->tl.w);
+    float *vstep = ts + c->tl.vstep, *vmin = ts + c->tl.vmin, *s = ts + c->tl.s, *vnorm = ts + c->tl.vnorm;
+    const int8_t *qq = (const int8_t *)(ts + c->tl.qq);
+    const float *qa = ts + c->tl.qa, *qmin = ts + c->tl.qmin;
+    for (int t0 = a; t0 < b; t0 += TILE) {
+        int nt = b - t0 < TILE ? b - t0 : TILE;
+        K->unpack(set->k_codes + (size_t)t0 * krow, (size_t)nt * hd, set->k_bits, kc);
+        K->unpack(set->v_codes + (size_t)t0 * vrow, (size_t)nt * hd, set->v_bits, vc);
+        K->interleave_v(nt, hd, vc, vi);
+        K->h2f(set->v_step + t0, nt, vstep);
+        K->h2f(set->v_min + t0, nt, vmin);
+        for (int r = 0; r < R; r++) {
+            K->scores_i8(nt, hd, qq + (size_t)r * hd, qa[r], qmin[r], kc, s);
+            float corr = K->softmax(nt, s, m + r, l + r);
+            K->value_i8(nt, hd, s, vstep, vmin, vi, vnorm, corr, wq, acc + (size_t)r * hd);
+        }
+    }
 }
 
-/* Tokens [a, b) of one set (all inside key group a / key_group). */
-static void run_tiles(const pk_ctx *c, float *ts, int R, const zc_packed_set *set, int a, int b, int int8,
-                      float *m, float *l, float *acc) {
+/* Tokens [a, b) of one set (all inside key group a / key_group), fp32 codes. */
+static void run_tiles(const pk_ctx *c, float *ts, int R, const zc_packed_set *set, int a, int b, float *m,
+                      float *l, float *acc) {
     const zc_packed_kernels *K = c->kern;
     int hd = c->d->head_dim;
     size_t krow = (size_t)hd * set->k_bits / 8, vrow = (size_t)hd * set->v_bits / 8;
@@ -189,27 +248,23 @@ static void run_tiles(const pk_ctx *c, float *ts, int R, const zc_packed_set *se
     for (int t0 = a; t0 < b; t0 += TILE) {
         int nt = b - t0 < TILE ? b - t0 : TILE;
         K->unpack(set->k_codes + (size_t)t0 * krow, (size_t)nt * hd, set->k_bits, kc);
-        if (!int8) K->to_f32(kc, (size_t)nt * hd, kf);
+        K->to_f32(kc, (size_t)nt * hd, kf);
         K->unpack(set->v_codes + (size_t)t0 * vrow, (size_t)nt * hd, set->v_bits, vc);
         K->to_f32(vc, (size_t)nt * hd, vf);
         K->h2f(set->v_step + t0, nt, vstep);
         K->h2f(set->v_min + t0, nt, vmin);
         for (int r = 0; r < R;) {
-            float *qmin = ts + c->tl.qmin;
-            if (!int8 && r + 1 < R) { /* two rows share every code vector they read */
-                const float *qs = ts + c->tl.qs + (size_t)r * hd;
+            const float *qs = ts + c->tl.qs + (size_t)r * hd, *qmin = ts + c->tl.qmin;
+            if (r + 1 < R) { /* two rows share every code vector they read */
                 K->scores2_f32(nt, hd, qs, qs + hd, qmin[r], qmin[r + 1], kf, s, s + TILE);
-                float corr0 = softmax_step(K, nt, s, m + r, l + r), corr1 = softmax_step(K, nt, s + TILE, m + r + 1, l + r + 1);
+                float corr0 = K->softmax(nt, s, m + r, l + r), corr1 = K->softmax(nt, s + TILE, m + r + 1, l + r + 1);
                 K->value_row2(nt, hd, s, s + TILE, vstep, vmin, vf, vnorm, corr0, corr1, w, w + TILE,
                               acc + (size_t)r * hd, acc + (size_t)(r + 1) * hd);
                 r += 2;
                 continue;
             }
-            if (int8)
-                K->scores_i8(nt, hd, (const int8_t *)(ts + c->tl.qq) + (size_t)r * hd, ts[c->tl.qa + r], qmin[r], kc, s);
-            else
-                K->scores_f32(nt, hd, ts + c->tl.qs + (size_t)r * hd, qmin[r], kf, s);
-            float corr = softmax_step(K, nt, s, m + r, l + r);
+            K->scores_f32(nt, hd, qs, qmin[r], kf, s);
+            float corr = K->softmax(nt, s, m + r, l + r);
             K->value_row(nt, hd, s, vstep, vmin, vf, vnorm, corr, w, acc + (size_t)r * hd);
             r++;
         }
@@ -220,14 +275,18 @@ static void run_tiles(const pk_ctx *c, float *ts, int R, const zc_packed_set *se
 static void run_set(const pk_ctx *c, float *ts, int R, const zc_packed_set *set, const zc_fp16 *norm, int a, int b,
                     float *m, float *l, float *acc) {
     int hd = c->d->head_dim;
-    int int8 = c->flags_int8 && set->k_bits <= 4 && hd % 32 == 0;
+    /* the integer path needs codes < 16 (exact u8 x s8 pair sums) and whole 32-byte vectors */
+    int int8 = c->flags_int8 && set->k_bits <= 4 && set->v_bits <= 4 && hd % 32 == 0;
     c->kern->h2f(norm, hd, ts + c->tl.vnorm);
     while (a < b) {
         int grp = a / set->key_group;
         int gend = (grp + 1) * set->key_group;
         if (gend > b) gend = b;
         fold_queries(c, ts, R, set, grp, int8);
-        run_tiles(c, ts, R, set, a, gend, int8, m, l, acc);
+        if (int8)
+            run_tiles_i8(c, ts, R, set, a, gend, m, l, acc);
+        else
+            run_tiles(c, ts, R, set, a, gend, m, l, acc);
         a = gend;
     }
 }
@@ -331,9 +390,11 @@ int zc_attn_packed(zc_pool *pool, const zc_attn_dims *d, const float *q, int n_q
     pk_ctx c = {
         .d = d, .q = q, .n_q = n_q, .G = d->n_heads / d->n_kv_heads, .n_segs = n_segs,
         .flags_int8 = (flags & ZC_PACKED_INT8Q) != 0, .segs = segs,
-        .kern = zc_cpu_has_avx2() ? &zc_packed_kernels_avx2 : &zc_packed_kernels_scalar,
+        .kern_table = zc_cpu_has_avx2() ? zc_packed_kernels_avx2 : zc_packed_kernels_scalar,
         .scale = 1.0f / sqrtf((float)d->head_dim),
     };
+    if (zc_cpu_has_avx2() && zc_cpu_has_avx512vnni()) zc_packed_kernels_use_vnni(&c.kern_table);
+    c.kern = &c.kern_table;
     int threads = zc_pool_size(pool), hd = d->head_dim;
     c.n_qblocks = (n_q + ZC_ATTN_BQ - 1) / ZC_ATTN_BQ;
     c.R_max = (n_q < ZC_ATTN_BQ ? n_q : ZC_ATTN_BQ) * c.G;

@@ -20,14 +20,19 @@
  * holds the head_dim codes of token t and takes head_dim*bits/8 bytes
  * (head_dim must be a multiple of 8, so rows are whole bytes).
  *
- * Optional int8 query (ZC_PACKED_INT8Q): the folded query of each key group
- * is quantized to int8 (symmetric, scale max|q_c step_c|/127) and the code
- * dot products run as _mm256_maddubs_epi16 (unsigned codes x signed int8),
- * exact in integers. Used for key widths <= 4 bits and head_dim % 32 == 0
- * (elsewhere the fp32 path runs). Extra error: each folded query element moves
- * by at most half a quantization step, so a score moves by at most
- * (max_c |q_c step_c| / 254) * sum_c code_tc; tests/test_attn_packed.c bounds
- * the resulting output error on random data.
+ * Integer path (ZC_PACKED_INT8Q; key and value widths <= 4 bits, head_dim %
+ * 32 == 0, elsewhere the fp32 path runs):
+ *   scores  the folded query of each key group is quantized to int8
+ *           (symmetric, scale max|q_c step_c|/127) and the code dot products
+ *           are u8 x s8 integer sums (VNNI dpbusd, or AVX2 maddubs + madd),
+ *           exact; each folded query element moves by at most half a step,
+ *           so a score moves by at most (max_c |q_c step_c| / 254) sum_c code_tc
+ *   values  per tile and row the weights p_t step_t are rounded to bytes
+ *           against the tile's largest and summed against the value codes in
+ *           integers (4 tokens per dpbusd after a per-tile transposition of
+ *           the codes): each weight moves by at most wmax/510
+ * tests/test_attn_packed.c bounds both on random data (outputs within ~6e-3
+ * relative of the fp32 reference; the value update within its bound).
  */
 #ifndef ZC_ATTN_PACKED_H
 #define ZC_ATTN_PACKED_H
@@ -56,7 +61,7 @@ typedef struct {
     const zc_fp16 *v_norm;    /* [head_dim] channel normalizer of the segment */
 } zc_packed_seg;
 
-#define ZC_PACKED_INT8Q 1 /* int8 query x unsigned codes for keys (see above) */
+#define ZC_PACKED_INT8Q 1 /* the integer path (see above) */
 
 /* Attention of n_q queries over every token of n_segs segments (all of them
  * precede the queries: no causal mask). segs is [n_segs][n_kv_heads]: the

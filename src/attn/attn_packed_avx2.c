@@ -6,6 +6,13 @@
 #include "attn/attn_impl.h"
 #include "quant/pack.h"
 
+/* the integer path with AVX2's u8 x s8 products: maddubs pair sums, widened
+ * to int32 lanes by madd with ones */
+#define ZC_DPBUSD(acc, u, s) \
+    _mm256_add_epi32((acc), _mm256_madd_epi16(_mm256_maddubs_epi16((u), (s)), _mm256_set1_epi16(1)))
+#define I8X86(name) name##_avx2
+#include "attn/attn_packed_i8_x86.h"
+
 static void scores_f32_avx2(int nt, int hd, const float *qs, float bias, const float *kf, float *s) {
     __m256 vb = _mm256_set1_ps(bias);
     int t = 0;
@@ -34,58 +41,22 @@ static void scores_f32_avx2(int nt, int hd, const float *qs, float bias, const f
     }
 }
 
-/* codes (u8, < 16) x query (s8): maddubs makes 16 pair sums (|.| <= 2*15*127,
- * no saturation), madd with ones widens them to 8 int32 lanes. */
-static inline __m256i dot32_u8s8(__m256i codes, __m256i q) {
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(codes, q), _mm256_set1_epi16(1));
-}
-
-static void scores_i8_avx2(int nt, int hd, const int8_t *qq, float qa, float bias, const uint8_t *kc, float *s) {
-    __m256 vb = _mm256_set1_ps(bias), va = _mm256_set1_ps(qa);
-    int t = 0;
-    for (; t + 8 <= nt; t += 8) {
-        const uint8_t *k0 = kc + (size_t)t * hd;
-        __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
-        for (int c = 0; c < hd; c += 32) {
-            __m256i qv = _mm256_loadu_si256((const __m256i *)(qq + c));
-            const uint8_t *k = k0 + c;
-            a0 = _mm256_add_epi32(a0, dot32_u8s8(_mm256_loadu_si256((const __m256i *)k), qv));
-            a1 = _mm256_add_epi32(a1, dot32_u8s8(_mm256_loadu_si256((const __m256i *)(k + hd)), qv));
-            a2 = _mm256_add_epi32(a2, dot32_u8s8(_mm256_loadu_si256((const __m256i *)(k + 2 * hd)), qv));
-            a3 = _mm256_add_epi32(a3, dot32_u8s8(_mm256_loadu_si256((const __m256i *)(k + 3 * hd)), qv));
-            a4 = _mm256_add_epi32(a4, dot32_u8s8(_mm256_loadu_si256((const __m256i *)(k + 4 * hd)), qv));
-            a5 = _mm256_add_epi32(a5, dot32_u8s8(_mm256_loadu_si256((const __m256i *)(k + 5 * hd)), qv));
-            a6 = _mm256_add_epi32(a6, dot32_u8s8(_mm256_loadu_si256((const __m256i *)(k + 6 * hd)), qv));
-            a7 = _mm256_add_epi32(a7, dot32_u8s8(_mm256_loadu_si256((const __m256i *)(k + 7 * hd)), qv));
-        }
-        /* transpose-reduce in integers (exact), as zc_hsum8x8 does for floats */
-        __m256i t0 = _mm256_hadd_epi32(_mm256_hadd_epi32(a0, a1), _mm256_hadd_epi32(a2, a3));
-        __m256i t1 = _mm256_hadd_epi32(_mm256_hadd_epi32(a4, a5), _mm256_hadd_epi32(a6, a7));
-        __m256i dots = _mm256_add_epi32(_mm256_permute2x128_si256(t0, t1, 0x20), _mm256_permute2x128_si256(t0, t1, 0x31));
-        _mm256_storeu_ps(s + t, _mm256_fmadd_ps(va, _mm256_cvtepi32_ps(dots), vb));
-    }
-    for (; t < nt; t++) {
-        __m256i a = _mm256_setzero_si256();
-        for (int c = 0; c < hd; c += 32)
-            a = _mm256_add_epi32(a, dot32_u8s8(_mm256_loadu_si256((const __m256i *)(kc + (size_t)t * hd + c)),
-                                               _mm256_loadu_si256((const __m256i *)(qq + c))));
-        __m128i h = _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
-        h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4e));
-        h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xb1));
-        s[t] = fmaf(qa, (float)_mm_cvtsi128_si32(h), bias);
-    }
-}
-
-static float exp_sum_avx2(int nt, float mx, float *s) {
+static float softmax_avx2(int nt, float *s, float *m, float *l) {
     int n8 = (nt + 7) & ~7;
     for (int t = nt; t < n8; t++) s[t] = -INFINITY; /* exp gives exact 0 */
+    __m256 vmax = _mm256_set1_ps(*m);
+    for (int t = 0; t < n8; t += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(s + t));
+    float mx = zc_hmax256(vmax);
     __m256 vm = _mm256_set1_ps(mx), sum = _mm256_setzero_ps();
     for (int t = 0; t < n8; t += 8) {
         __m256 p = zc_exp256(_mm256_sub_ps(_mm256_loadu_ps(s + t), vm));
         _mm256_storeu_ps(s + t, p);
         sum = _mm256_add_ps(sum, p);
     }
-    return zc_hsum256(sum);
+    float corr = expf(*m - mx); /* 0 while m is -inf */
+    *m = mx;
+    *l = *l * corr + zc_hsum256(sum);
+    return corr;
 }
 
 /* w = p * step and sum_t p_t min_t for one row. */
@@ -167,5 +138,6 @@ static void value_row2_avx2(int nt, int hd, const float *p0, const float *p1, co
 }
 
 const zc_packed_kernels zc_packed_kernels_avx2 = {zc_unpack_avx2,  to_f32_avx2,    h2f_avx2,
-                                                  scores_f32_avx2, scores_i8_avx2, exp_sum_avx2,
-                                                  value_row_avx2,  scores2_f32_avx2, value_row2_avx2};
+                                                  scores_f32_avx2, scores_i8_avx2, softmax_avx2,
+                                                  value_row_avx2,  scores2_f32_avx2, value_row2_avx2,
+                                                  interleave_v_avx2, value_i8_avx2};

@@ -82,7 +82,7 @@ void zc_kv_config_default(zc_kv_config *cfg) {
     strcpy(cfg->probes, "random+recent:0.05:0.05");
     cfg->denom = ZC_DENOM_CAUSAL;
     cfg->decode_rule = ZC_KV_DECODE_PAPER;
-    cfg->int8_query = 0;
+    cfg->int8_query = 1; /* the integer path: attn_packed.h, kv_zipcache.c */
     cfg->stream_gap = 100;
     cfg->sinks = 0;
     cfg->key_group = 0;

@@ -53,7 +53,7 @@ typedef struct zc_kv_config {
     char probes[48];           /* "random+recent:0.05:0.05", "random:0.1", "recent:0.1", "all" */
     zc_sal_denom denom;        /* zipcache: normalization of probe column sums (default ZC_DENOM_CAUSAL, L - j) */
     zc_kv_decode_rule decode_rule; /* zipcache: decode-window saliency (default ZC_KV_DECODE_PAPER) */
-    int int8_query;            /* zipcache, mikv, uniform: packed key scores with int8 queries (default 0) */
+    int int8_query;            /* zipcache, mikv, uniform: packed attention in integers (default 1) */
     int stream_gap;            /* decode tokens per compression (default 100) */
     int sinks;                 /* first N tokens always hi bits */
     int key_group;             /* channelwise key parameter group along tokens (0 = whole segment) */

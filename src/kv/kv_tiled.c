@@ -24,7 +24,8 @@ void zc_kvt_softmax_step(float *s, int n, float *m, float *l, float *acc_row, in
     *l = *l * corr + sum;
 }
 
-/* Per-thread scratch, in floats. */
+/* Per-thread scratch, in floats: query rows (decode: every KV head's), their
+ * prepared form, score rows, (prefill) the rows' state, the tile's scratch. */
 typedef struct {
     size_t q, qx, s, m, l, acc, tmp, total;
 } thread_layout;
@@ -64,14 +65,11 @@ static int key_end(const drv *c, int q0, int nq) {
     return (last < c->n_kv - 1 ? last : c->n_kv - 1) + 1;
 }
 
-/* Gather and scale the query rows of block [q0, q0+nq) for KV head g, prepare
- * them, reset the state and walk keys [k0, k1). */
-static void run_rows(const drv *c, float *ts, int g, int q0, int nq, int k0, int k1, float *m, float *l,
-                     float *acc) {
+/* Gather and scale the query rows of block [q0, q0+nq) for KV head g into
+ * qr (and qx, prepared), and reset their state. */
+static void start_rows(const drv *c, float *qr, void *qx, int g, int q0, int nq, float *m, float *l, float *acc) {
     const zc_kvt_source *src = c->src;
     int hd = src->head_dim, nh = src->n_heads, G = c->G, R = nq * G;
-    float *qr = ts + c->tl.q;
-    void *qx = src->qx_bytes ? (void *)(ts + c->tl.qx) : NULL;
     for (int i = 0; i < nq; i++) {
         const float *from = c->q + (size_t)(q0 + i) * nh * hd + (size_t)g * G * hd;
         for (int j = 0; j < G * hd; j++) qr[(size_t)i * G * hd + j] = from[j] * c->scale;
@@ -82,8 +80,13 @@ static void run_rows(const drv *c, float *ts, int g, int q0, int nq, int k0, int
         l[r] = 0.0f;
     }
     memset(acc, 0, (size_t)R * hd * sizeof(float));
+}
+
+/* Fold keys [k0, k1) of KV head g into the rows of block [q0, q0+nq). */
+static void walk_keys(const drv *c, float *ts, const float *qr, const void *qx, int g, int q0, int nq, int k0,
+                      int k1, float *m, float *l, float *acc) {
     int nvalid[ZC_ATTN_BQ];
-    zc_kvt_rows rows = {R, G, nvalid, qr, qx, ts + c->tl.s, m, l, acc, ts + c->tl.tmp};
+    zc_kvt_rows rows = {nq * c->G, c->G, nvalid, qr, qx, ts + c->tl.s, m, l, acc, ts + c->tl.tmp};
     for (int t0 = k0; t0 < k1; t0 += ZC_ATTN_BK) {
         int nk = k1 - t0 < ZC_ATTN_BK ? k1 - t0 : ZC_ATTN_BK;
         for (int i = 0; i < nq; i++) {
@@ -92,7 +95,7 @@ static void run_rows(const drv *c, float *ts, int g, int q0, int nq, int k0, int
             int n = last + 1 - t0;
             nvalid[i] = n < 0 ? 0 : n > nk ? nk : n;
         }
-        src->tile(src->ctx, g, t0, nk, &rows);
+        c->src->tile(c->src->ctx, g, t0, nk, &rows);
     }
 }
 
@@ -104,8 +107,10 @@ static void prefill_task(void *ctx, int task, int thread) {
     int q0 = qb * ZC_ATTN_BQ;
     int nq = c->n_q - q0 < ZC_ATTN_BQ ? c->n_q - q0 : ZC_ATTN_BQ;
     float *ts = c->scratch + (size_t)thread * c->tl.total;
-    float *m = ts + c->tl.m, *l = ts + c->tl.l, *acc = ts + c->tl.acc;
-    run_rows(c, ts, g, q0, nq, 0, key_end(c, q0, nq), m, l, acc);
+    float *m = ts + c->tl.m, *l = ts + c->tl.l, *acc = ts + c->tl.acc, *qr = ts + c->tl.q;
+    void *qx = c->src->qx_bytes ? (void *)(ts + c->tl.qx) : NULL;
+    start_rows(c, qr, qx, g, q0, nq, m, l, acc);
+    walk_keys(c, ts, qr, qx, g, q0, nq, 0, key_end(c, q0, nq), m, l, acc);
     for (int r = 0; r < nq * G; r++) {
         int i = q0 + r / G, h = g * G + r % G;
         float inv = 1.0f / l[r];
@@ -114,14 +119,29 @@ static void prefill_task(void *ctx, int task, int thread) {
     }
 }
 
-static void decode_task(void *ctx, int task, int thread) {
+/* One chunk of keys for every KV head, tile by tile (attn.c's decode_task). */
+static void decode_task(void *ctx, int chunk, int thread) {
     const drv *c = ctx;
-    int hd = c->src->head_dim, R = c->n_q * c->G, nkv = c->src->n_kv_heads;
-    int g = task % nkv, chunk = task / nkv;
-    float *acc = zc_attn_part(c->part, &c->sp, nkv, hd, chunk, g), *m = acc + (size_t)R * hd, *l = m + R;
+    const zc_kvt_source *src = c->src;
+    int hd = src->head_dim, R = c->n_q * c->G, nkv = src->n_kv_heads;
+    float *ts = c->scratch + (size_t)thread * c->tl.total;
     int k0 = chunk * c->sp.chunk_len, k1 = k0 + c->sp.chunk_len, kend = key_end(c, 0, c->n_q);
     if (k1 > kend) k1 = kend;
-    run_rows(c, c->scratch + (size_t)thread * c->tl.total, g, 0, c->n_q, k0, k1, m, l, acc);
+    for (int g = 0; g < nkv; g++) {
+        float *acc = zc_attn_part(c->part, &c->sp, nkv, hd, chunk, g);
+        float *qr = ts + c->tl.q + (size_t)g * R * hd;
+        void *qx = src->qx_bytes ? (char *)(ts + c->tl.qx) + (size_t)g * R * src->qx_bytes : NULL;
+        start_rows(c, qr, qx, g, 0, c->n_q, acc + (size_t)R * hd, acc + (size_t)R * hd + R, acc);
+    }
+    for (int t0 = k0; t0 < k1; t0 += ZC_ATTN_BK) {
+        int t1 = k1 - t0 < ZC_ATTN_BK ? k1 : t0 + ZC_ATTN_BK;
+        for (int g = 0; g < nkv; g++) {
+            float *acc = zc_attn_part(c->part, &c->sp, nkv, hd, chunk, g);
+            const void *qx = src->qx_bytes ? (char *)(ts + c->tl.qx) + (size_t)g * R * src->qx_bytes : NULL;
+            walk_keys(c, ts, ts + c->tl.q + (size_t)g * R * hd, qx, g, 0, c->n_q, t0, t1, acc + (size_t)R * hd,
+                      acc + (size_t)R * hd + R, acc);
+        }
+    }
 }
 
 int zc_kvt_attend(zc_pool *pool, const zc_kvt_source *src, const float *q, int n_q, int pos0, int n_kv,
@@ -135,7 +155,7 @@ int zc_kvt_attend(zc_pool *pool, const zc_kvt_source *src, const float *q, int n
     };
     int threads = zc_pool_size(pool);
     zc_attn_split_plan(n_q, c.G, src->n_kv_heads, src->head_dim, key_end(&c, 0, n_q), threads, &c.sp);
-    c.tl = layout_for(src, c.sp.rows, !c.sp.decode);
+    c.tl = layout_for(src, c.sp.decode ? c.sp.rows * src->n_kv_heads : c.sp.rows, !c.sp.decode);
     int rc = zc_attn_split_reserve(scratch, &c.sp, c.tl.total, threads, &c.part, &c.scratch);
     if (rc) return rc;
     if (c.sp.decode) {

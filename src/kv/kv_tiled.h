@@ -8,9 +8,9 @@
  *   prefill  tasks = (KV head g, block of ZC_ATTN_BQ queries); each task owns
  *            its rows' online-softmax state and walks every visible tile,
  *            so a tile is decoded once for all G query heads of the group.
- *   decode   n_q <= ZC_ATTN_BQ: tasks = (KV head g, chunk of keys); each task
- *            leaves an unnormalized partial (m, l, acc) and the partials are
- *            merged by log-sum-exp.
+ *   decode   n_q <= ZC_ATTN_BQ: tasks = chunks of keys, each covering every
+ *            KV head tile by tile; each leaves an unnormalized partial
+ *            (m, l, acc) per head and the partials are merged by log-sum-exp.
  * Tiles start at multiples of ZC_ATTN_BK keys and hold at most ZC_ATTN_BK.
  */
 #ifndef ZC_KV_KV_TILED_H

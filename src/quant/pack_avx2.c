@@ -98,6 +98,16 @@ static void unpack64(const uint8_t *src, int bits, uint8_t *codes) {
     _mm256_storeu_si256((__m256i *)(codes + 32), c1);
 }
 
+/* n64 whole chunks of 64 codes, the width chosen once (the attention kernels
+ * unpack a 64-token tile per call: 64+ chunks) */
+#define UNPACK_CHUNKS(fn)                                                   \
+    for (size_t i = 0; i < n64; i++) {                                      \
+        __m256i c0, c1;                                                     \
+        fn(src + 8 * (size_t)bits * i, &c0, &c1);                           \
+        _mm256_storeu_si256((__m256i *)(codes + 64 * i), c0);               \
+        _mm256_storeu_si256((__m256i *)(codes + 64 * i + 32), c1);          \
+    }
+
 void zc_unpack_avx2(const uint8_t *src, size_t n, int bits, uint8_t *codes) {
     if (bits == 8) {
         memcpy(codes, src, n);
@@ -108,7 +118,11 @@ void zc_unpack_avx2(const uint8_t *src, size_t n, int bits, uint8_t *codes) {
         return;
     }
     size_t n64 = n / 64, rest = n - 64 * n64;
-    for (size_t i = 0; i < n64; i++) unpack64(src + 8 * (size_t)bits * i, bits, codes + 64 * i);
+    switch (bits) {
+    case 2: UNPACK_CHUNKS(zc_unpack64_b2); break;
+    case 3: UNPACK_CHUNKS(zc_unpack64_b3); break;
+    default: UNPACK_CHUNKS(zc_unpack64_b4); break;
+    }
     if (rest) { /* read only the tail's bytes: copy them into a padded chunk */
         uint8_t in[64] = {0}, out[64];
         memcpy(in, src + 8 * (size_t)bits * n64, zc_pack_bytes(rest, bits));

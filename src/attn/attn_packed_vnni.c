@@ -1,0 +1,43 @@
+/* AVX-512 VNNI versions of the integer path of attention on packed codes
+ * (entered only after zc_cpu_has_avx512vnni()): attn_packed_i8_x86.h with
+ * the 256-bit VPDPBUSD, which multiplies u8 x s8, sums groups of four and
+ * accumulates in one instruction where AVX2 needs maddubs + madd + add.
+ *
+ * Compiled without -m flags (the Makefile gives those only to *_avx2.c); the
+ * instruction sets are enabled for the functions below by a target region.
+ */
+#include <math.h>
+
+#include "attn/attn_impl.h"
+
+#if defined(__x86_64__)
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"))), \
+                             apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")
+#endif
+
+#define ZC_DPBUSD(acc, u, s) _mm256_dpbusd_epi32((acc), (u), (s))
+#define I8X86(name) name##_vnni
+#include "attn/attn_packed_i8_x86.h"
+
+void zc_packed_kernels_use_vnni(zc_packed_kernels *k) {
+    k->scores_i8 = scores_i8_vnni;
+    k->interleave_v = interleave_v_vnni;
+    k->value_i8 = value_i8_vnni;
+}
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+
+#else
+
+void zc_packed_kernels_use_vnni(zc_packed_kernels *k) { (void)k; }
+
+#endif
