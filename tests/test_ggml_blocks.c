@@ -9,8 +9,11 @@
 #include "tt.h"
 
 #include "quant/ggml_blocks.h"
+#include "util/cpu.h"
 #include "util/error.h"
 #include "util/fp16.h"
+
+#include <float.h>
 
 static void test_type_table(void) {
     static const struct { int type; const char *name; int elems, bytes; bool load; } want[] = {
@@ -162,6 +165,143 @@ static void test_quant_edges(void) {
     TT_CHECK(b8.qs[0] == -127 && b8.qs[16] == 0, "q8_0 codes %d %d", b8.qs[0], b8.qs[16]);
 }
 
+/* One block of 32 values meant to break a SIMD port of the Q8_0/Q4_0
+ * quantizers. M is the format's largest code magnitude (127 for q8_0, 8 for
+ * q4_0): a block whose largest element is M*2^e has d = +-2^e exactly, so
+ * half-integer multiples of 2^e land exactly on rounding ties. */
+enum { ADV_KINDS = 11 };
+static void adversarial_block(float *x, int kind, int M, unsigned long long *s) {
+    unsigned long long u = tt_rand_u64(s);
+    switch (kind) {
+    case 0: { /* plain random at a random scale */
+        float sc = ldexpf(1.0f, (int)(u % 61) - 30);
+        for (int j = 0; j < 32; j++) x[j] = tt_randf(s) * sc;
+        break;
+    }
+    case 1:   /* exact ties (x*id = k + 0.5) and exact integers */
+    case 2: { /* near ties: the same at a scale that is not a power of two */
+        float p = ldexpf(1.0f, (int)(u % 41) - 20);
+        if (kind == 2) p *= 1.0f + 0.5f * (tt_randf(s) + 1.0f);
+        for (int j = 0; j < 32; j++) {
+            float k = (float)(int)(tt_rand_u64(s) % (unsigned)(2 * M)) - (float)M; /* -M .. M-1 */
+            x[j] = ((tt_rand_u64(s) & 1) ? k + 0.5f : k) * p;
+        }
+        x[(u >> 8) % 32] = ((u >> 16) & 1 ? (float)M : -(float)M) * p;
+        break;
+    }
+    case 3: /* zeros of both signs, sometimes one tiny value */
+        for (int j = 0; j < 32; j++) x[j] = (tt_rand_u64(s) & 1) ? -0.0f : 0.0f;
+        if (u & 1) x[(u >> 8) % 32] = ldexpf(tt_randf(s), -(int)((u >> 16) % 150));
+        break;
+    case 4: { /* all equal (the maximum is the first element) */
+        float v = (u & 1) ? (float)((u & 2) ? M : -M) : tt_randf(s) * 100.0f;
+        for (int j = 0; j < 32; j++) x[j] = v;
+        break;
+    }
+    case 5: { /* a negative maximum, sometimes tied in magnitude by a positive one before or after it */
+        for (int j = 0; j < 32; j++) x[j] = tt_randf(s);
+        int a = (int)((u >> 8) % 32), b = (int)((u >> 16) % 32);
+        x[a] = -1.5f - (float)(u % 7);
+        if (u & (1 << 30)) x[b] = -x[a];
+        break;
+    }
+    case 6: /* huge: the scale overflows fp16, some elements at +-FLT_MAX */
+        for (int j = 0; j < 32; j++) x[j] = ldexpf(tt_randf(s), 100 + (int)(tt_rand_u64(s) % 28));
+        if (u & 1) x[(u >> 8) % 32] = (u & 2) ? FLT_MAX : -FLT_MAX;
+        break;
+    case 7: /* tiny normals: d and 1/d near the ends of the float range */
+        for (int j = 0; j < 32; j++) x[j] = ldexpf(1.0f + fabsf(tt_randf(s)), -126 + (int)(tt_rand_u64(s) % 20));
+        for (int j = 0; j < 32; j++)
+            if (tt_rand_u64(s) & 1) x[j] = -x[j];
+        break;
+    case 8: /* denormals, sometimes with one small normal (d then underflows or not) */
+        for (int j = 0; j < 32; j++) {
+            uint32_t bits = (uint32_t)(tt_rand_u64(s) >> 20) & 0x807fffffu; /* exponent 0 */
+            memcpy(&x[j], &bits, 4);
+        }
+        if (u & 1) x[(u >> 8) % 32] = ldexpf(1.0f, -126 + (int)((u >> 16) % 12));
+        break;
+    case 9: /* random finite bit patterns: every exponent in one block */
+        for (int j = 0; j < 32; j++) {
+            uint32_t bits;
+            do bits = (uint32_t)(tt_rand_u64(s) >> 32);
+            while ((bits & 0x7f800000u) == 0x7f800000u);
+            memcpy(&x[j], &bits, 4);
+        }
+        break;
+    default: /* non-finite elements among ordinary ones */
+        for (int j = 0; j < 32; j++) x[j] = tt_randf(s) * 4.0f;
+        for (int k = 0; k < 1 + (int)(u % 3); k++) {
+            unsigned long long v = tt_rand_u64(s);
+            x[v % 32] = (v >> 8) % 3 == 0 ? INFINITY : (v >> 8) % 3 == 1 ? -INFINITY : NAN;
+        }
+        break;
+    }
+}
+
+/* The AVX2 Q8_0/Q4_0 quantizers give the scalar reference's bytes exactly,
+ * through zc_quantize_row's dispatch and called directly. Tolerance: none. */
+static void test_quant_avx2_matches_scalar(void) {
+    if (!zc_cpu_has_avx2()) TT_SKIP("no AVX2+FMA+F16C (or ZIPCACHE_NO_SIMD=1)");
+    enum { MAX_NB = 8, ROWS = 4000 };
+    static float x[MAX_NB * 32];
+    static uint8_t ref[MAX_NB * 34], got[MAX_NB * 34], direct[MAX_NB * 34];
+    static const int types[2] = {ZC_TYPE_Q8_0, ZC_TYPE_Q4_0};
+    for (int t = 0; t < 2; t++) {
+        const int type = types[t], bb = zc_type_get(type)->block_bytes, M = type == ZC_TYPE_Q8_0 ? 127 : 8;
+        unsigned long long s = 0x9e3779b97f4a7c15ULL + (unsigned long long)t;
+        int bad_blocks = 0, bad_kind[ADV_KINDS] = {0}, n_blocks = 0;
+        for (int r = 0; r < ROWS; r++) {
+            const int nb = 1 + (int)(tt_rand_u64(&s) % MAX_NB);
+            int kinds[MAX_NB];
+            for (int b = 0; b < nb; b++) {
+                kinds[b] = r < ADV_KINDS * 100 ? (r + b) % ADV_KINDS : (int)(tt_rand_u64(&s) % ADV_KINDS);
+                adversarial_block(x + 32 * b, kinds[b], M, &s);
+            }
+            zc_cpu_set_simd(0);
+            int rc0 = zc_quantize_row(type, x, ref, 32 * nb);
+            zc_cpu_set_simd(1);
+            int rc1 = zc_quantize_row(type, x, got, 32 * nb);
+            if (type == ZC_TYPE_Q8_0)
+                zc_quant_q8_0_avx2(x, (zc_block_q8_0 *)direct, nb);
+            else
+                zc_quant_q4_0_avx2(x, (zc_block_q4_0 *)direct, nb);
+            TT_CHECK(rc0 == ZC_OK && rc1 == ZC_OK, "rc %d %d", rc0, rc1);
+            for (int b = 0; b < nb; b++, n_blocks++) {
+                const size_t o = (size_t)b * (size_t)bb;
+                if (memcmp(ref + o, got + o, (size_t)bb) == 0 && memcmp(ref + o, direct + o, (size_t)bb) == 0)
+                    continue;
+                if (bad_blocks++ < 3) {
+                    int j = 0;
+                    while (j < bb && ref[o + j] == got[o + j]) j++;
+                    printf("  %s row %d block %d (kind %d): byte %d scalar %02x avx2 %02x\n",
+                           zc_type_get(type)->name, r, b, kinds[b], j, j < bb ? ref[o + j] : 0,
+                           j < bb ? got[o + j] : 0);
+                }
+                bad_kind[kinds[b]]++;
+            }
+        }
+        TT_CHECK(bad_blocks == 0, "%s: %d of %d blocks differ (by kind: %d %d %d %d %d %d %d %d %d %d %d)",
+                 zc_type_get(type)->name, bad_blocks, n_blocks, bad_kind[0], bad_kind[1], bad_kind[2],
+                 bad_kind[3], bad_kind[4], bad_kind[5], bad_kind[6], bad_kind[7], bad_kind[8], bad_kind[9],
+                 bad_kind[10]);
+    }
+
+    /* ties round away from zero (roundf), not to even as _mm256_round_ps would */
+    float t[32] = {127.0f, 2.5f, -2.5f, 0.5f, -0.5f, 1.5f, -1.5f};
+    zc_block_q8_0 b8;
+    zc_quantize_row(ZC_TYPE_Q8_0, t, &b8, 32);
+    TT_CHECK(b8.qs[1] == 3 && b8.qs[2] == -3 && b8.qs[3] == 1 && b8.qs[4] == -1 && b8.qs[5] == 2 && b8.qs[6] == -2,
+             "q8_0 ties: %d %d %d %d %d %d", b8.qs[1], b8.qs[2], b8.qs[3], b8.qs[4], b8.qs[5], b8.qs[6]);
+    /* q4_0: max -8 -> d = 1, id = 1; x + 8.5 = 9.0 exactly -> 9; -0.5 + 8.5 = 8; x = 8 -> 16.5 -> clamp 15 */
+    float t4[32] = {-8.0f, 0.5f, -0.5f, 8.0f};
+    zc_block_q4_0 b4;
+    zc_quantize_row(ZC_TYPE_Q4_0, t4, &b4, 32);
+    TT_CHECK(b4.qs[0] == 0x80 && b4.qs[1] == 0x89 && b4.qs[2] == 0x88 && b4.qs[3] == 0x8f, "q4_0 codes %02x %02x %02x %02x",
+             b4.qs[0], b4.qs[1], b4.qs[2], b4.qs[3]);
+    zc_cpu_set_simd(-1);
+}
+
 static int read_file(const char *path, void **buf, size_t *n) {
     FILE *f = fopen(path, "rb");
     if (!f) return -1;
@@ -222,5 +362,6 @@ int main(int argc, char **argv) {
     TT_RUN(test_hand_blocks);
     TT_RUN(test_roundtrip_error);
     TT_RUN(test_quant_edges);
+    TT_RUN(test_quant_avx2_matches_scalar);
     return tt_finish();
 }

@@ -4,6 +4,9 @@
  * operation order as well as in meaning, because "bit-exact with ggml" means
  * the same float rounding: d*q with d already widened from fp16, Q6_K's
  * (d*scale)*q, Q4_K's (d*scale)*q - dmin*min.
+ *
+ * Q8_0 and Q4_0 quantization dispatch to ggml_blocks_avx2.c when AVX2 is
+ * available; quant_q8_0 / quant_q4_0 stay the reference and fallback.
  */
 #include "quant/ggml_blocks.h"
 
@@ -13,6 +16,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "util/cpu.h"
 #include "util/error.h"
 #include "util/fp16.h"
 
@@ -341,8 +345,14 @@ int zc_quantize_row(int type, const float *src, void *dst, int64_t n) {
         for (int64_t i = 0; i < n; i++) h[i] = zc_f32_to_bf16(src[i]);
         return ZC_OK;
     }
-    case ZC_TYPE_Q8_0: quant_q8_0(src, dst, nb); return ZC_OK;
-    case ZC_TYPE_Q4_0: quant_q4_0(src, dst, nb); return ZC_OK;
+    case ZC_TYPE_Q8_0:
+        if (zc_cpu_has_avx2()) zc_quant_q8_0_avx2(src, dst, nb);
+        else quant_q8_0(src, dst, nb);
+        return ZC_OK;
+    case ZC_TYPE_Q4_0:
+        if (zc_cpu_has_avx2()) zc_quant_q4_0_avx2(src, dst, nb);
+        else quant_q4_0(src, dst, nb);
+        return ZC_OK;
     case ZC_TYPE_Q4_1: quant_q4_1(src, dst, nb); return ZC_OK;
     case ZC_TYPE_Q5_0: quant_q5_0(src, dst, nb); return ZC_OK;
     case ZC_TYPE_Q5_1: quant_q5_1(src, dst, nb); return ZC_OK;

@@ -95,7 +95,14 @@ static inline void zc_k4_scales_mins(const uint8_t q[12], uint8_t sc[8], uint8_t
 void zc_dequantize_row(int type, const void *src, float *dst, int64_t n);
 /* Reference quantization, bit-exact with ggml's quantize_row_*_ref, for
  * F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 (n a multiple of the block).
- * ZC_ERR_UNSUPPORTED otherwise. */
+ * ZC_ERR_UNSUPPORTED otherwise. Q8_0 and Q4_0 run the AVX2 versions below
+ * when zc_cpu_has_avx2() (same bytes). */
 int zc_quantize_row(int type, const float *src, void *dst, int64_t n);
+
+/* AVX2 Q8_0 / Q4_0 quantization of nb blocks (ggml_blocks_avx2.c), byte-
+ * identical to the scalar references; zc_quantize_row uses them when
+ * zc_cpu_has_avx2(). Call only after that check. */
+void zc_quant_q8_0_avx2(const float *x, zc_block_q8_0 *b, int64_t nb);
+void zc_quant_q4_0_avx2(const float *x, zc_block_q4_0 *b, int64_t nb);
 
 #endif
