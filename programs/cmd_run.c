@@ -42,7 +42,7 @@ static const char USAGE[] =
     "                       --kv-stream-gap, --kv-sinks, --kv-key-group, --kv-group, --kv-residual,\n"
     "                       --kv-budget-ratio, --kv-seed, --kv-budget,\n"
     "                       --kv-denom causal|probes|accumulated, --kv-decode-rule paper|reference,\n"
-    "                       --kv-int8-query on|off\n";
+    "                       --kv-int8-query on|off (integer attention on packed codes, default on)\n";
 
 typedef struct {
     const char *model, *prompt, *prompt_file, *dump_logits;

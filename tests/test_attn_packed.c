@@ -239,7 +239,7 @@ static void test_bad_args(void) {
 
 /* One version of the integer kernels against the scalar one, on random
  * tiles: scores equal bit for bit (exact integer dots, the same fma), value
- * codes interleaved and summed to the same integers (outputs within 1e-5
+ * codes (2, 3 and 4 bits, packed) unpacked, transposed and summed to the same integers (outputs within 1e-5
  * relative: only the order of sum_t p_t min_t differs, |pmin| up to ~60 here,
  * measured 3.8e-6), and the value update within
  * the byte weights' bound of the exact fp32 update:
@@ -248,17 +248,18 @@ static void check_i8_version(const zc_packed_kernels *X, const char *name) {
     const zc_packed_kernels *S = &zc_packed_kernels_scalar;
     static const int dims[] = {32, 64, 96, 128}, counts[] = {1, 5, 63, 64};
     enum { T = 64, H = 128 };
-    static uint8_t kc[T * H], vc[T * H], vi_s[T * H], vi_x[T * H], wq[T + 8];
+    static uint8_t kc[T * H], vc[T * H], vp[T * H], scratch[T * H], vi_s[T * H], vi_x[T * H], wq[T + 8];
     static int8_t qq[H];
     static float s_s[T + 8], s_x[T + 8], p[T + 8], step[T], vmin[T], norm[H], acc_s[H], acc_x[H], exact[H];
     double worst_bound = 0.0;
     for (int di = 0; di < 4; di++)
         for (int ci = 0; ci < 4; ci++) {
-            int hd = dims[di], nt = counts[ci];
+            int hd = dims[di], nt = counts[ci], vbits = 2 + (di + ci) % 3; /* value widths 2, 3, 4 */
             for (int i = 0; i < nt * hd; i++) {
                 kc[i] = (uint8_t)(tt_rand_u64(&g_seed) & 15);
-                vc[i] = (uint8_t)(tt_rand_u64(&g_seed) & 15);
+                vc[i] = (uint8_t)(tt_rand_u64(&g_seed) & ((1u << vbits) - 1));
             }
+            zc_pack(vc, (size_t)nt * hd, vbits, vp);
             for (int c = 0; c < hd; c++) {
                 qq[c] = (int8_t)((int)(tt_rand_u64(&g_seed) % 255) - 127);
                 norm[c] = 0.5f + tt_randf(&g_seed) * tt_randf(&g_seed) + 1.0f;
@@ -282,8 +283,8 @@ static void check_i8_version(const zc_packed_kernels *X, const char *name) {
                 exact[c] = (float)(acc_s[c] * (double)corr + norm[c] * u);
             }
             for (int t = 0; t < nt; t++) wmax = p[t] * step[t] > wmax ? p[t] * step[t] : wmax;
-            S->interleave_v(nt, hd, vc, vi_s);
-            X->interleave_v(nt, hd, vc, vi_x);
+            S->unpack_v(vp, nt, hd, vbits, scratch, vi_s);
+            X->unpack_v(vp, nt, hd, vbits, scratch, vi_x);
             S->value_i8(nt, hd, p, step, vmin, vi_s, norm, corr, wq, acc_s);
             X->value_i8(nt, hd, p, step, vmin, vi_x, norm, corr, wq, acc_x);
             double dx = 0.0, over = 0.0;
@@ -297,7 +298,7 @@ static void check_i8_version(const zc_packed_kernels *X, const char *name) {
                 over = e / bound > over ? e / bound : over;
             }
             worst_bound = over > worst_bound ? over : worst_bound;
-            TT_CHECK(dx <= 1e-5, "%s value_i8 vs scalar %.3g (hd %d, nt %d)", name, dx, hd, nt);
+            TT_CHECK(dx <= 1e-5, "%s value_i8 vs scalar %.3g (hd %d, nt %d, %d bits)", name, dx, hd, nt, vbits);
             TT_CHECK(over <= 1.0, "value_i8 error %.3g of its bound (hd %d, nt %d)", over, hd, nt);
         }
     printf("  %s: integer kernels match scalar; value error at most %.2f of the byte-weight bound\n", name,

@@ -59,9 +59,11 @@ void zc_attn_tile_avx2(int n_rows, int G, const int *nvalid, const float *q, int
  *   scores2_f32, value_row2: the same for two rows at once (each code vector
  *               loaded once for both rows)
  * The integer path (ZC_PACKED_INT8Q with key and value codes < 16, hd % 32 == 0):
- *   interleave_v  value codes vc [nt][hd] -> vi (TILE*hd bytes) in the layout
- *               value_i8 reads (scalar: a copy; x86: 8 channels x 4 tokens per
- *               32 bytes, see attn_packed_i8_x86.h)
+ *   unpack_v    nt tokens of packed value codes (quant/pack.h layout, `bits`
+ *               wide) -> vi (nt rounded up to 4, times hd bytes) in the layout
+ *               value_i8 reads (scalar: plain [nt][hd] codes; x86: 8 channels x
+ *               4 tokens per 32 bytes, see attn_packed_i8_x86.h); vc [nt][hd]
+ *               is scratch
  *   value_i8    one row's value update in integers: the weights w_t = p_t step_t
  *               become bytes, wq_t = (int)fma(w_t, 255 / wmax, 0.5) (0 when wmax, the
  *               largest w_t, is 0; wq [nt rounded up to 4], zero-padded), then
@@ -82,7 +84,7 @@ typedef struct {
     void (*value_row2)(int nt, int hd, const float *p0, const float *p1, const float *step, const float *min,
                        const float *vf, const float *norm, float corr0, float corr1, float *w0, float *w1,
                        float *acc0, float *acc1);
-    void (*interleave_v)(int nt, int hd, const uint8_t *vc, uint8_t *vi);
+    void (*unpack_v)(const uint8_t *src, int nt, int hd, int bits, uint8_t *vc, uint8_t *vi);
     void (*value_i8)(int nt, int hd, const float *p, const float *step, const float *min, const uint8_t *vi,
                      const float *norm, float corr, uint8_t *wq, float *acc);
 } zc_packed_kernels;

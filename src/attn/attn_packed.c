@@ -24,7 +24,7 @@
 #include "util/cpu.h"
 #include "util/error.h"
 
-#define TILE 64           /* tokens per unpacked tile */
+#define TILE 128          /* tokens per unpacked tile (64 measured 3% slower decode with the integer path, 15% with fp32) */
 #define MIN_CHUNK 256     /* tokens per task at least */
 
 /* ---- scalar kernels (the reference for the AVX2 ones) ------------------- */
@@ -106,8 +106,9 @@ static void quantize_weights_scalar(int nt, const float *p, const float *step, c
     *pmin = pm;
 }
 
-static void interleave_v_scalar(int nt, int hd, const uint8_t *vc, uint8_t *vi) {
-    memcpy(vi, vc, (size_t)nt * hd);
+static void unpack_v_scalar(const uint8_t *src, int nt, int hd, int bits, uint8_t *vc, uint8_t *vi) {
+    (void)vc;
+    zc_unpack_scalar(src, (size_t)nt * hd, bits, vi);
 }
 
 static void value_i8_scalar(int nt, int hd, const float *p, const float *step, const float *min, const uint8_t *vi,
@@ -125,7 +126,7 @@ static void value_i8_scalar(int nt, int hd, const float *p, const float *step, c
 const zc_packed_kernels zc_packed_kernels_scalar = {zc_unpack_scalar,   to_f32_scalar,     h2f_scalar,
                                                     scores_f32_scalar,  scores_i8_scalar,  softmax_scalar,
                                                     value_row_scalar,   scores2_f32_scalar, value_row2_scalar,
-                                                    interleave_v_scalar, value_i8_scalar};
+                                                    unpack_v_scalar,    value_i8_scalar};
 /* ---- driver -------------------------------------------------------------- */
 
 static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
@@ -208,6 +209,21 @@ static void fold_queries(const pk_ctx *c, float *ts, int R, const zc_packed_set 
     }
 }
 
+/* Ask for the codes and value parameters of the tile at t0 (tokens up to b)
+ * while the current one is computed: a set is four separate streams (K codes,
+ * V codes, steps, minima) that the hardware prefetcher alone left waiting on
+ * memory (half of the unpack's time sat on its first load). */
+static void prefetch_tile(const zc_packed_set *set, int t0, int b, size_t krow, size_t vrow) {
+    int nt = b - t0 < TILE ? b - t0 : TILE;
+    const char *k = (const char *)(set->k_codes + (size_t)t0 * krow), *v = (const char *)(set->v_codes + (size_t)t0 * vrow);
+    for (size_t o = 0; o < (size_t)nt * krow; o += 64) __builtin_prefetch(k + o);
+    for (size_t o = 0; o < (size_t)nt * vrow; o += 64) __builtin_prefetch(v + o);
+    __builtin_prefetch(set->v_step + t0);
+    __builtin_prefetch(set->v_step + t0 + nt - 1);
+    __builtin_prefetch(set->v_min + t0);
+    __builtin_prefetch(set->v_min + t0 + nt - 1);
+}
+
 /* The integer path over tokens [a, b) of one set (inside one key group):
  * each tile's codes are unpacked and the value codes interleaved once, then
  * every row scores, normalizes and accumulates in integers. */
@@ -223,9 +239,9 @@ static void run_tiles_i8(const pk_ctx *c, float *ts, int R, const zc_packed_set 
     const float *qa = ts + c->tl.qa, *qmin = ts + c->tl.qmin;
     for (int t0 = a; t0 < b; t0 += TILE) {
         int nt = b - t0 < TILE ? b - t0 : TILE;
+        if (t0 + TILE < b) prefetch_tile(set, t0 + TILE, b, krow, vrow);
         K->unpack(set->k_codes + (size_t)t0 * krow, (size_t)nt * hd, set->k_bits, kc);
-        K->unpack(set->v_codes + (size_t)t0 * vrow, (size_t)nt * hd, set->v_bits, vc);
-        K->interleave_v(nt, hd, vc, vi);
+        K->unpack_v(set->v_codes + (size_t)t0 * vrow, nt, hd, set->v_bits, vc, vi);
         K->h2f(set->v_step + t0, nt, vstep);
         K->h2f(set->v_min + t0, nt, vmin);
         for (int r = 0; r < R; r++) {

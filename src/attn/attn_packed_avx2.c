@@ -41,6 +41,56 @@ static void scores_f32_avx2(int nt, int hd, const float *qs, float bias, const f
     }
 }
 
+/* Value codes [nt][hd], unpacked, -> value_i8's layout (attn_packed_i8_x86.h). */
+static void interleave_v(int nt, int hd, const uint8_t *vc, uint8_t *vi) {
+    const __m256i zero = _mm256_setzero_si256();
+    for (int t = 0; t < nt; t += 4) {
+        const uint8_t *r0 = vc + (size_t)t * hd;
+        for (int c = 0; c < hd; c += 32) {
+            __m256i x0 = _mm256_loadu_si256((const __m256i *)(r0 + c));
+            __m256i x1 = t + 1 < nt ? _mm256_loadu_si256((const __m256i *)(r0 + hd + c)) : zero;
+            __m256i x2 = t + 2 < nt ? _mm256_loadu_si256((const __m256i *)(r0 + 2 * hd + c)) : zero;
+            __m256i x3 = t + 3 < nt ? _mm256_loadu_si256((const __m256i *)(r0 + 3 * hd + c)) : zero;
+            i8x86_quad32(x0, x1, x2, x3, vi + (size_t)t * hd + (size_t)c * 4);
+        }
+    }
+}
+
+static inline void unpack64_any(int bits, const uint8_t *src, __m256i *c0, __m256i *c1) {
+    switch (bits) {
+    case 2: zc_unpack64_b2(src, c0, c1); break;
+    case 3: zc_unpack64_b3(src, c0, c1); break;
+    default: zc_unpack64_b4(src, c0, c1); break;
+    }
+}
+
+/* Packed value codes of nt tokens -> value_i8's layout. Rows of whole
+ * 64-channel chunks of 2-, 3- or 4-bit codes are unpacked in registers and
+ * transposed at once (the unpacked codes never go to memory); other shapes
+ * unpack into vc first. */
+static void unpack_v_avx2(const uint8_t *src, int nt, int hd, int bits, uint8_t *vc, uint8_t *vi) {
+    if (hd % 64 || (bits != 2 && bits != 3 && bits != 4)) {
+        zc_unpack_avx2(src, (size_t)nt * hd, bits, vc);
+        interleave_v(nt, hd, vc, vi);
+        return;
+    }
+    size_t row = (size_t)hd * bits / 8; /* bytes per token */
+    const __m256i zero = _mm256_setzero_si256();
+    for (int t = 0; t < nt; t += 4)
+        for (int c = 0; c < hd; c += 64) {
+            __m256i lo[4], hi[4]; /* channels c..c+31 and c+32..c+63 of the group's 4 rows */
+            for (int k = 0; k < 4; k++) {
+                if (t + k < nt)
+                    unpack64_any(bits, src + (size_t)(t + k) * row + (size_t)c * bits / 8, &lo[k], &hi[k]);
+                else
+                    lo[k] = hi[k] = zero;
+            }
+            uint8_t *out = vi + (size_t)t * hd + (size_t)c * 4;
+            i8x86_quad32(lo[0], lo[1], lo[2], lo[3], out);
+            i8x86_quad32(hi[0], hi[1], hi[2], hi[3], out + 128);
+        }
+}
+
 static float softmax_avx2(int nt, float *s, float *m, float *l) {
     int n8 = (nt + 7) & ~7;
     for (int t = nt; t < n8; t++) s[t] = -INFINITY; /* exp gives exact 0 */
@@ -140,4 +190,4 @@ static void value_row2_avx2(int nt, int hd, const float *p0, const float *p1, co
 const zc_packed_kernels zc_packed_kernels_avx2 = {zc_unpack_avx2,  to_f32_avx2,    h2f_avx2,
                                                   scores_f32_avx2, scores_i8_avx2, softmax_avx2,
                                                   value_row_avx2,  scores2_f32_avx2, value_row2_avx2,
-                                                  interleave_v_avx2, value_i8_avx2};
+                                                  unpack_v_avx2,   value_i8_avx2};

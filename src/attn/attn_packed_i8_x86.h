@@ -2,7 +2,8 @@
  * version, included by attn_packed_avx2.c with ZC_DPBUSD = maddubs + madd +
  * add and by attn_packed_vnni.c with ZC_DPBUSD = the VNNI dpbusd, which does
  * all three in one instruction. Contracts in attn_impl.h (zc_packed_kernels:
- * scores_i8, interleave_v, value_i8); the scalar versions in attn_packed.c
+ * scores_i8, value_i8; unpack_v is attn_packed_avx2.c's, built on
+ * i8x86_quad32); the scalar versions in attn_packed.c
  * define the arithmetic, which both x86 versions reproduce exactly in the
  * integer parts.
  *
@@ -11,7 +12,7 @@
  * every code is < 16: a pair sum is at most 2 * 255 * 15, far from the int16
  * saturation.
  *
- * Value codes go through one transposition per tile (interleave_v) so that
+ * Value codes go through one transposition per tile (unpack_v) so that
  * the P.V sums need no horizontal adds: 32 bytes hold 8 channels x 4
  * consecutive tokens, and one ZC_DPBUSD against the 4 tokens' broadcast
  * weights adds 4 tokens into 8 channel lanes.
@@ -65,32 +66,22 @@ static void I8X86(scores_i8)(int nt, int hd, const int8_t *qq, float qa, float b
     }
 }
 
-/* vc [nt][hd] -> vi [ceil(nt/4)][hd/8][8 channels][4 tokens] (missing tokens
- * of the last group are zero codes). Per 32 channels of 4 token rows, two
- * rounds of unpacks build 4-token quads per channel; the unpacks work within
- * 128-bit lanes, so the results hold channels {0-3, 16-19}, {4-7, 20-23},
- * {8-11, 24-27}, {12-15, 28-31} and one lane swap restores channel order. */
-static void I8X86(interleave_v)(int nt, int hd, const uint8_t *vc, uint8_t *vi) {
-    const __m256i zero = _mm256_setzero_si256();
-    for (int t = 0; t < nt; t += 4) {
-        const uint8_t *r0 = vc + (size_t)t * hd;
-        uint8_t *out = vi + (size_t)t * hd; /* 4 tokens x hd codes */
-        for (int c = 0; c < hd; c += 32) {
-            __m256i x0 = _mm256_loadu_si256((const __m256i *)(r0 + c));
-            __m256i x1 = t + 1 < nt ? _mm256_loadu_si256((const __m256i *)(r0 + hd + c)) : zero;
-            __m256i x2 = t + 2 < nt ? _mm256_loadu_si256((const __m256i *)(r0 + 2 * hd + c)) : zero;
-            __m256i x3 = t + 3 < nt ? _mm256_loadu_si256((const __m256i *)(r0 + 3 * hd + c)) : zero;
-            __m256i lo01 = _mm256_unpacklo_epi8(x0, x1), hi01 = _mm256_unpackhi_epi8(x0, x1);
-            __m256i lo23 = _mm256_unpacklo_epi8(x2, x3), hi23 = _mm256_unpackhi_epi8(x2, x3);
-            __m256i a = _mm256_unpacklo_epi16(lo01, lo23), b = _mm256_unpackhi_epi16(lo01, lo23);
-            __m256i d = _mm256_unpacklo_epi16(hi01, hi23), e = _mm256_unpackhi_epi16(hi01, hi23);
-            __m256i *o = (__m256i *)(out + (size_t)c * 4);
-            _mm256_storeu_si256(o, _mm256_permute2x128_si256(a, b, 0x20));     /* channels 0..7   */
-            _mm256_storeu_si256(o + 1, _mm256_permute2x128_si256(d, e, 0x20)); /* channels 8..15  */
-            _mm256_storeu_si256(o + 2, _mm256_permute2x128_si256(a, b, 0x31)); /* channels 16..23 */
-            _mm256_storeu_si256(o + 3, _mm256_permute2x128_si256(d, e, 0x31)); /* channels 24..31 */
-        }
-    }
+/* value_i8's layout, vi [ceil(nt/4)][hd/8][8 channels][4 tokens] (missing
+ * tokens of the last group are zero codes), for 32 channels of 4 token rows
+ * x0..x3: two rounds of unpacks build 4-token quads per channel; the unpacks
+ * work within 128-bit lanes, so the results hold channels {0-3, 16-19},
+ * {4-7, 20-23}, {8-11, 24-27}, {12-15, 28-31} and one lane swap restores
+ * channel order. out: the 128 bytes of those channels in the group. */
+static inline void i8x86_quad32(__m256i x0, __m256i x1, __m256i x2, __m256i x3, uint8_t *out) {
+    __m256i lo01 = _mm256_unpacklo_epi8(x0, x1), hi01 = _mm256_unpackhi_epi8(x0, x1);
+    __m256i lo23 = _mm256_unpacklo_epi8(x2, x3), hi23 = _mm256_unpackhi_epi8(x2, x3);
+    __m256i a = _mm256_unpacklo_epi16(lo01, lo23), b = _mm256_unpackhi_epi16(lo01, lo23);
+    __m256i d = _mm256_unpacklo_epi16(hi01, hi23), e = _mm256_unpackhi_epi16(hi01, hi23);
+    __m256i *o = (__m256i *)out;
+    _mm256_storeu_si256(o, _mm256_permute2x128_si256(a, b, 0x20));     /* channels 0..7   */
+    _mm256_storeu_si256(o + 1, _mm256_permute2x128_si256(d, e, 0x20)); /* channels 8..15  */
+    _mm256_storeu_si256(o + 2, _mm256_permute2x128_si256(a, b, 0x31)); /* channels 16..23 */
+    _mm256_storeu_si256(o + 3, _mm256_permute2x128_si256(d, e, 0x31)); /* channels 24..31 */
 }
 
 /* acc_c = acc_c * corr + norm_c * (scale * u_c + pmin) for c in [c0, c0 + 8*n) */

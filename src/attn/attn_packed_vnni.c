@@ -26,7 +26,6 @@
 
 void zc_packed_kernels_use_vnni(zc_packed_kernels *k) {
     k->scores_i8 = scores_i8_vnni;
-    k->interleave_v = interleave_v_vnni;
     k->value_i8 = value_i8_vnni;
 }
 
