@@ -91,6 +91,16 @@ static void mean_sd(const double *x, int n, double *mean, double *sd) {
     *sd = n > 1 ? sqrt(ss / (n - 1)) : 0;
 }
 
+/* Start the peak-RSS count (VmHWM) afresh, so each policy's rows show its own
+ * peak rather than the largest of the policies run before it (Linux: writing
+ * 5 to clear_refs resets it; where that fails the column stays cumulative). */
+static void reset_peak_rss(void) {
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (!f) return;
+    fputs("5", f);
+    fclose(f);
+}
+
 static void fill_kv_columns(bench_row *row, const zc_context *ctx) {
     zc_kv_usage u;
     zc_context_kv_usage(ctx, &u);
@@ -134,8 +144,14 @@ static int run_policy(const bench_opts *o, const zc_model *model, const char *po
     cp.n_batch = o->n_batch;
     cp.kv = &kv;
     zc_context *ctx;
+    reset_peak_rss();
     if (zc_context_create(model, &cp, &ctx) != ZC_OK) return cli_lib_error();
     uint64_t seed = 1234;
+    /* Warm-up, untimed (as llama-bench): the first forward pass pages in the
+     * mapped weights and grows the scratch, which would otherwise be charged
+     * to whichever policy and test run first. */
+    random_tokens(ids, 16, mi->n_vocab, &seed);
+    if (zc_decode(ctx, ids, 16, ZC_LOGITS_LAST, logits) != ZC_OK || zc_context_reset(ctx) != ZC_OK) goto fail;
     double tps[64];
     char what[64];
     for (int i = 0; i < o->n_prefill; i++) {
@@ -384,7 +400,7 @@ int bench_model_main(int argc, char **argv) {
     }
     fprintf(stderr, "memory bandwidth (%d threads): read %.1f GB/s, copy %.1f GB/s\n", bw.n_threads, bw.read_gbs,
             bw.copy_gbs);
-    int max_tokens = o.n_gen;
+    int max_tokens = o.n_gen > 16 ? o.n_gen : 16; /* 16: the warm-up */
     for (int i = 0; i < o.n_prefill; i++) max_tokens = (int)fmax(max_tokens, o.prefill[i]);
     for (int i = 0; i < o.n_depths; i++) max_tokens = (int)fmax(max_tokens, o.depths[i]);
     int32_t *ids = malloc(sizeof(int32_t) * (size_t)max_tokens);
