@@ -106,7 +106,9 @@ int zc_eval_run_python(const char *python, const char *program, size_t len, int 
     else if (WIFEXITED(status)) {
         *passed = WEXITSTATUS(status) == 0;
         snprintf(why, why_cap, "exit %d", WEXITSTATUS(status));
-    } else if (WIFSIGNALED(status))
+    } else if (WIFSIGNALED(status) && WTERMSIG(status) == SIGXCPU) /* a busy loop meets RLIMIT_CPU first */
+        snprintf(why, why_cap, "timeout: %d s of CPU time", timeout_s);
+    else if (WIFSIGNALED(status))
         snprintf(why, why_cap, "signal %d", WTERMSIG(status));
 cleanup:
     nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
