@@ -27,6 +27,7 @@ OUT=bench-results
 [ -n "${ZIPCACHE_BIN:-}" ] || make -j2 >/dev/null
 [ -f "$MODEL" ] || "$BIN" synth --shape llama-3.2-1b --type q8_0 --layers "$LAYERS" -o "$MODEL"
 mkdir -p "$OUT"
+rm -f "$OUT"/*.md "$OUT"/*.cmd # bench --md appends
 {
     echo "commit $(git rev-parse --short HEAD), $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB"
