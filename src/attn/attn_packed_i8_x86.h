@@ -132,6 +132,23 @@ static inline void i8x86_quantize_weights(int nt, const float *p, const float *s
     *pmin = pmn;
 }
 
+/* u [n] (n = 8 or 4, inlined as a constant and the loops unrolled, so u stays
+ * in registers; without the unrolling gcc kept u in memory): the
+ * integer sums of 8n channels over ng groups of 4 tokens, v the channels'
+ * first group (groups gstride bytes apart), wq the byte weights. */
+static inline __attribute__((always_inline)) void i8x86_value_sums(int n, int ng, size_t gstride, const uint8_t *v,
+                                                                    const uint8_t *wq, __m256i *u) {
+#pragma GCC unroll 8
+    for (int j = 0; j < n; j++) u[j] = _mm256_setzero_si256();
+    for (int g = 0; g < ng; g++, v += gstride) {
+        int32_t w4;
+        memcpy(&w4, wq + 4 * g, 4);
+        __m256i w = _mm256_set1_epi32(w4);
+#pragma GCC unroll 8
+        for (int j = 0; j < n; j++) u[j] = ZC_DPBUSD(u[j], w, _mm256_loadu_si256((const __m256i *)v + j));
+    }
+}
+
 static void I8X86(value_i8)(int nt, int hd, const float *p, const float *step, const float *min, const uint8_t *vi,
                             const float *norm, float corr, uint8_t *wq, float *acc) {
     float wmax, pmin;
@@ -140,28 +157,13 @@ static void I8X86(value_i8)(int nt, int hd, const float *p, const float *step, c
     int ng = (nt + 3) / 4;
     size_t gstride = (size_t)hd * 4; /* bytes per 4-token group */
     int c = 0;
+    __m256i u[8];
     for (; c + 64 <= hd; c += 64) { /* 8 accumulators: 64 channels */
-        __m256i u[8];
-        for (int j = 0; j < 8; j++) u[j] = _mm256_setzero_si256();
-        const uint8_t *v = vi + (size_t)c * 4;
-        for (int g = 0; g < ng; g++, v += gstride) {
-            int32_t w4;
-            memcpy(&w4, wq + 4 * g, 4);
-            __m256i w = _mm256_set1_epi32(w4);
-            for (int j = 0; j < 8; j++) u[j] = ZC_DPBUSD(u[j], w, _mm256_loadu_si256((const __m256i *)v + j));
-        }
+        i8x86_value_sums(8, ng, gstride, vi + (size_t)c * 4, wq, u);
         i8x86_finish(u, 8, norm + c, scale, pmin, corr, acc + c);
     }
     for (; c < hd; c += 32) { /* head_dim % 64 == 32 */
-        __m256i u[4];
-        for (int j = 0; j < 4; j++) u[j] = _mm256_setzero_si256();
-        const uint8_t *v = vi + (size_t)c * 4;
-        for (int g = 0; g < ng; g++, v += gstride) {
-            int32_t w4;
-            memcpy(&w4, wq + 4 * g, 4);
-            __m256i w = _mm256_set1_epi32(w4);
-            for (int j = 0; j < 4; j++) u[j] = ZC_DPBUSD(u[j], w, _mm256_loadu_si256((const __m256i *)v + j));
-        }
+        i8x86_value_sums(4, ng, gstride, vi + (size_t)c * 4, wq, u);
         i8x86_finish(u, 4, norm + c, scale, pmin, corr, acc + c);
     }
 }
