@@ -63,25 +63,6 @@ static float scores_avx2(const float *qr, int hd, int n, const float *k, size_t 
     return mx;
 }
 
-/* Online-softmax bookkeeping of one row whose scores s[0..n) have maximum
- * smax: s becomes exp(s - m_new) (zero-padded to a multiple of 8), m and l
- * are updated; returns the factor exp(m_old - m_new) for the row's acc. */
-static float softmax_row(float *s, int n, float smax, float *m, float *l) {
-    float mx = *m > smax ? *m : smax;
-    int n8 = (n + 7) & ~7;
-    for (int j = n; j < n8; j++) s[j] = -INFINITY; /* exp gives exact zeros */
-    __m256 vm = _mm256_set1_ps(mx), vsum = _mm256_setzero_ps();
-    for (int j = 0; j < n8; j += 8) {
-        __m256 p = zc_exp256(_mm256_sub_ps(_mm256_loadu_ps(s + j), vm));
-        _mm256_storeu_ps(s + j, p);
-        vsum = _mm256_add_ps(vsum, p);
-    }
-    float corr = expf(*m - mx); /* 0 while m is still -inf */
-    *m = mx;
-    *l = *l * corr + zc_hsum256(vsum);
-    return corr;
-}
-
 static void scale_row(float *a, int hd8, float corr) {
     __m256 vc = _mm256_set1_ps(corr);
     for (int d = 0; d < hd8; d += 8) _mm256_storeu_ps(a + d, _mm256_mul_ps(_mm256_loadu_ps(a + d), vc));
@@ -103,14 +84,14 @@ void zc_attn_tile_avx2(int n_rows, int G, const int *nvalid, const float *q, int
         if (hd8 == hd && r + 1 < n_rows && nvalid[(r + 1) / G] == n) { /* two rows that see the same keys */
             float mx0, mx1;
             zc_scores2(q + (size_t)r * hd, q + (size_t)(r + 1) * hd, hd, n, k, ks, s, s1, &mx0, &mx1);
-            float c0 = softmax_row(s, n, mx0, m + r, l + r), c1 = softmax_row(s1, n, mx1, m + r + 1, l + r + 1);
+            float c0 = zc_softmax_row_avx2(s, n, mx0, m + r, l + r), c1 = zc_softmax_row_avx2(s1, n, mx1, m + r + 1, l + r + 1);
             scale_row(ar, hd, c0);
             scale_row(ar + hd, hd, c1);
             zc_axpy2(n, s, s1, v, vs, hd, ar, ar + hd);
             r += 2;
             continue;
         }
-        float corr = softmax_row(s, n, scores_avx2(q + (size_t)r * hd, hd, n, k, ks, s), m + r, l + r);
+        float corr = zc_softmax_row_avx2(s, n, scores_avx2(q + (size_t)r * hd, hd, n, k, ks, s), m + r, l + r);
         scale_row(ar, hd8, corr);
         zc_axpy_rows(n, s, v, vs, hd8, ar);
         if (hd8 < hd) {

@@ -147,6 +147,7 @@ void zc_attn_merge_parts(float *part, const zc_attn_split *sp, int n_q, int G, i
 
 #ifdef __AVX2__
 #include <immintrin.h>
+#include <math.h>
 
 /* exp(x) for 8 floats, within 2 ulp of expf on [-87, 88]; exactly 0 below
  * -87.3 (so -inf padding contributes nothing). Cephes' expf polynomial on
@@ -182,6 +183,25 @@ static inline float zc_hmax256(__m256 v) {
     s = _mm_max_ps(s, _mm_movehl_ps(s, s));
     s = _mm_max_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
+}
+
+/* Online-softmax bookkeeping of one row whose scores s[0..n) have maximum
+ * smax: s becomes exp(s - m_new) (zero-padded to a multiple of 8), m and l
+ * are updated; returns the factor exp(m_old - m_new) for the row's acc. */
+static inline float zc_softmax_row_avx2(float *s, int n, float smax, float *m, float *l) {
+    float mx = *m > smax ? *m : smax;
+    int n8 = (n + 7) & ~7;
+    for (int j = n; j < n8; j++) s[j] = -INFINITY; /* exp gives exact zeros */
+    __m256 vm = _mm256_set1_ps(mx), vsum = _mm256_setzero_ps();
+    for (int j = 0; j < n8; j += 8) {
+        __m256 p = zc_exp256(_mm256_sub_ps(_mm256_loadu_ps(s + j), vm));
+        _mm256_storeu_ps(s + j, p);
+        vsum = _mm256_add_ps(vsum, p);
+    }
+    float corr = expf(*m - mx); /* 0 while m is still -inf */
+    *m = mx;
+    *l = *l * corr + zc_hsum256(vsum);
+    return corr;
 }
 
 /* Transpose-reduce eight accumulators: lane i of the result = sum of a[i]. */

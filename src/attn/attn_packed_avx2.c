@@ -56,14 +56,6 @@ static void interleave_v(int nt, int hd, const uint8_t *vc, uint8_t *vi) {
     }
 }
 
-static inline void unpack64_any(int bits, const uint8_t *src, __m256i *c0, __m256i *c1) {
-    switch (bits) {
-    case 2: zc_unpack64_b2(src, c0, c1); break;
-    case 3: zc_unpack64_b3(src, c0, c1); break;
-    default: zc_unpack64_b4(src, c0, c1); break;
-    }
-}
-
 /* Packed value codes of nt tokens -> value_i8's layout. Rows of whole
  * 64-channel chunks of 2-, 3- or 4-bit codes are unpacked in registers and
  * transposed at once (the unpacked codes never go to memory); other shapes
@@ -81,7 +73,7 @@ static void unpack_v_avx2(const uint8_t *src, int nt, int hd, int bits, uint8_t 
             __m256i lo[4], hi[4]; /* channels c..c+31 and c+32..c+63 of the group's 4 rows */
             for (int k = 0; k < 4; k++) {
                 if (t + k < nt)
-                    unpack64_any(bits, src + (size_t)(t + k) * row + (size_t)c * bits / 8, &lo[k], &hi[k]);
+                    zc_unpack64_bits(bits, src + (size_t)(t + k) * row + (size_t)c * bits / 8, &lo[k], &hi[k]);
                 else
                     lo[k] = hi[k] = zero;
             }
@@ -92,21 +84,12 @@ static void unpack_v_avx2(const uint8_t *src, int nt, int hd, int bits, uint8_t 
 }
 
 static float softmax_avx2(int nt, float *s, float *m, float *l) {
-    int n8 = (nt + 7) & ~7;
-    for (int t = nt; t < n8; t++) s[t] = -INFINITY; /* exp gives exact 0 */
-    __m256 vmax = _mm256_set1_ps(*m);
-    for (int t = 0; t < n8; t += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(s + t));
+    __m256 vmax = _mm256_set1_ps(-INFINITY);
+    int t = 0;
+    for (; t + 8 <= nt; t += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(s + t));
     float mx = zc_hmax256(vmax);
-    __m256 vm = _mm256_set1_ps(mx), sum = _mm256_setzero_ps();
-    for (int t = 0; t < n8; t += 8) {
-        __m256 p = zc_exp256(_mm256_sub_ps(_mm256_loadu_ps(s + t), vm));
-        _mm256_storeu_ps(s + t, p);
-        sum = _mm256_add_ps(sum, p);
-    }
-    float corr = expf(*m - mx); /* 0 while m is -inf */
-    *m = mx;
-    *l = *l * corr + zc_hsum256(sum);
-    return corr;
+    for (; t < nt; t++) mx = s[t] > mx ? s[t] : mx;
+    return zc_softmax_row_avx2(s, nt, mx, m, l);
 }
 
 /* w = p * step and sum_t p_t min_t for one row. */

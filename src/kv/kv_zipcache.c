@@ -59,8 +59,8 @@
  * is on by default: int8 queries against the key codes and byte P.V weights against the
  * value codes. It applies where head_dim % 32 == 0 and both widths are <= 4 bits, and moves
  * outputs by <= ~6e-3 relative on random data (tests/test_attn_packed.c), small beside the
- * 2-4-bit value codes' own error; at 32K tokens it makes decode attention 1.45x faster than
- * the fp32 path (`zipcache bench attn`). Off restores fp32 arithmetic on the codes.
+ * 2-4-bit value codes' own error; it makes decode attention 1.7-2.3x faster than the fp32
+ * path at 16K-32K tokens (`zipcache bench attn`). Off restores fp32 arithmetic on the codes.
  *
  * Storage of a segment: one blob in the layer's arena (a byte buffer grown by
  * doubling, so steady decode allocates nothing but the rare doubling):
