@@ -12,9 +12,26 @@
  * at 16 layers a 32K fill takes most of the run, and the cache then holds
  * what a chat that reached d tokens would hold.
  *
+ * The policies are compared side by side: every policy has its own context
+ * and all of them exist at once. For each test, repetition r of every policy
+ * runs before repetition r+1 of any (prefill: reset and prefill; decode at
+ * depth: every cache is filled to d first, then the decode repetitions take
+ * turns), and every policy is fed the same tokens. A shared machine that
+ * drifts by 10-20% over the tens of minutes a deep run takes then moves all
+ * policies' numbers alike instead of spoiling their ratios.
+ *
  * Decode reads every weight and the whole cache once per token, so each
  * decode row is compared with its floor: (weight bytes + KV bytes at that
  * depth) / read bandwidth measured in the same run.
+ *
+ * Memory: the contexts coexist, so the process's peak RSS (from the
+ * contexts' creation on) covers all of them: it is reported once. Per
+ * policy the rows show the anonymous RSS (RssAnon) its context added: the
+ * growth measured around every call on that context (creation, warm-up,
+ * fills, tests), summed. Anonymous memory
+ * leaves out the mapped weights, which the first context's warm-up pages in;
+ * unlike the library's own accounting (zc_context_memory) it includes the
+ * policies' scratch and the slack of their growing buffers.
  */
 #include "bench_model.h"
 
@@ -33,6 +50,7 @@
 
 #define MAX_LIST 16
 #define MAX_POLICIES 12
+#define MAX_REPS 64
 
 typedef struct {
     char policy[16];
@@ -42,7 +60,7 @@ typedef struct {
     double tps_mean, tps_sd;
     double kv_bytes, bits_per_elem, ratio;
     double floor_tps;   /* decode rows only: read bandwidth / bytes read per token */
-    double peak_rss_mb;
+    double context_rss_mb; /* RssAnon the policy's context had added by the end of this test */
 } bench_row;
 
 typedef struct {
@@ -56,19 +74,44 @@ typedef struct {
     const char *json_path, *csv_path, *md_path;
 } bench_opts;
 
-static double proc_status_kb(const char *key) {
-    FILE *f = fopen("/proc/self/status", "r");
+/* One policy's context and the anonymous memory it has added so far. */
+typedef struct {
+    const char *policy;
+    zc_context *ctx;
+    double anon_kb;  /* sum of the RssAnon growth around the calls on ctx */
+    double mark_kb;  /* RssAnon when the current call began */
+} bench_ctx;
+
+/* The figure after `key` ("VmHWM:") in a /proc file, in kB; 0 if absent. */
+static double proc_kb(const char *path, const char *key) {
+    FILE *f = fopen(path, "r");
     if (!f) return 0;
     char line[256];
     double v = 0;
     size_t klen = strlen(key);
     while (fgets(line, sizeof line, f))
         if (!strncmp(line, key, klen)) {
-            v = atof(line + klen + 1);
+            v = atof(line + klen);
             break;
         }
     fclose(f);
     return v;
+}
+
+/* Bracket every call on a context (outside the timed part): the RssAnon
+ * growth in between is charged to that context's policy. */
+static void rss_begin(bench_ctx *b) { b->mark_kb = proc_kb("/proc/self/status", "RssAnon:"); }
+static void rss_end(bench_ctx *b) { b->anon_kb += proc_kb("/proc/self/status", "RssAnon:") - b->mark_kb; }
+
+/* Start the peak-RSS count (VmHWM) afresh once the bandwidth measurement
+ * has freed its buffers, so the process peak covers the weights and the
+ * contexts (Linux: writing 5 to clear_refs resets it; where that fails the
+ * peak includes those buffers). */
+static void reset_peak_rss(void) {
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (!f) return;
+    fputs("5", f);
+    fclose(f);
 }
 
 static uint64_t rng_next(uint64_t *s) {
@@ -91,23 +134,24 @@ static void mean_sd(const double *x, int n, double *mean, double *sd) {
     *sd = n > 1 ? sqrt(ss / (n - 1)) : 0;
 }
 
-/* Start the peak-RSS count (VmHWM) afresh, so each policy's rows show its own
- * peak rather than the largest of the policies run before it (Linux: writing
- * 5 to clear_refs resets it; where that fails the column stays cumulative). */
-static void reset_peak_rss(void) {
-    FILE *f = fopen("/proc/self/clear_refs", "w");
-    if (!f) return;
-    fputs("5", f);
-    fclose(f);
+static bench_row *init_row(bench_row *row, const char *policy, const char *test, int depth, int n_tokens) {
+    memset(row, 0, sizeof *row);
+    snprintf(row->policy, sizeof row->policy, "%s", policy);
+    snprintf(row->test, sizeof row->test, "%s", test);
+    row->depth = depth;
+    row->n_tokens = n_tokens;
+    return row;
 }
 
-static void fill_kv_columns(bench_row *row, const zc_context *ctx) {
+/* A finished test: the repetitions' mean and spread, the cache as it is now. */
+static void finish_row(bench_row *row, const bench_ctx *b, const double *tps, int reps) {
+    mean_sd(tps, reps, &row->tps_mean, &row->tps_sd);
     zc_kv_usage u;
-    zc_context_kv_usage(ctx, &u);
+    zc_context_kv_usage(b->ctx, &u);
     row->kv_bytes = (double)u.total;
     row->bits_per_elem = zc_kv_bits_per_element(&u);
     row->ratio = zc_kv_ratio(&u);
-    row->peak_rss_mb = proc_status_kb("VmHWM:") / 1024.0;
+    row->context_rss_mb = b->anon_kb / 1024.0;
 }
 
 /* Feed `n` tokens in chunks of n_batch with a progress line; returns the
@@ -129,95 +173,174 @@ static double prefill(zc_context *ctx, const int32_t *ids, int n, int n_batch, f
     return zc_now() - t0;
 }
 
-static int run_policy(const bench_opts *o, const zc_model *model, const char *policy, double read_gbs,
-                      bench_row *rows, int *n_rows, int32_t *ids, float *logits) {
+/* Positions every context needs: the longest prefill, or the deepest depth
+ * plus the tokens its repetitions decode. */
+static int context_size(const bench_opts *o) {
+    long long n = 16;
+    for (int i = 0; i < o->n_prefill; i++) n = o->prefill[i] > n ? o->prefill[i] : n;
+    for (int i = 0; i < o->n_depths; i++)
+        n = o->depths[i] + (long long)o->reps * o->n_gen > n ? o->depths[i] + (long long)o->reps * o->n_gen : n;
+    return (int)n;
+}
+
+/* The caches coexist: warn when the uncompressed size of all of them at the
+ * deepest position (an upper bound: compressed policies hold less) would
+ * take more than half of the memory available now. */
+static void warn_kv_memory(const bench_opts *o, const zc_model_info *mi) {
+    double per_token = 2.0 * mi->n_layers * mi->n_kv_heads * mi->head_dim, bytes = 0;
+    for (int p = 0; p < o->n_policies; p++)
+        bytes += per_token * (strcmp(o->policies[p], "fp32") ? 2 : 4) * context_size(o);
+    double avail = proc_kb("/proc/meminfo", "MemAvailable:") * 1024.0;
+    if (avail > 0 && bytes > avail / 2)
+        fprintf(stderr,
+                "zipcache bench: warning: the %d policies' KV caches are held at once; uncompressed they would take "
+                "%.1f GiB at %d tokens (compressed policies take less), and %.1f GiB of memory is available\n",
+                o->n_policies, bytes / 1073741824.0, context_size(o), avail / 1073741824.0);
+}
+
+/* One context per policy, each warmed up (untimed, as llama-bench): the
+ * first forward pass pages in the mapped weights and grows the scratch,
+ * which would otherwise be charged to whichever policy and test run first.
+ * Every policy gets the same warm-up tokens. */
+static int create_contexts(const bench_opts *o, const zc_model *model, bench_ctx *bc, int32_t *ids, float *logits,
+                           uint64_t *seed) {
     const zc_model_info *mi = zc_model_get_info(model);
-    zc_kv_config kv = o->kv;
-    snprintf(kv.policy, sizeof kv.policy, "%s", policy);
-    int max_ctx = 16;
-    for (int i = 0; i < o->n_prefill; i++) max_ctx = (int)fmax(max_ctx, o->prefill[i]);
-    for (int i = 0; i < o->n_depths; i++) max_ctx = (int)fmax(max_ctx, o->depths[i] + (long long)o->reps * o->n_gen);
-    zc_context_params cp;
-    zc_context_params_default(&cp);
-    cp.n_ctx = max_ctx;
-    cp.n_threads = o->n_threads;
-    cp.n_batch = o->n_batch;
-    cp.kv = &kv;
-    zc_context *ctx;
-    reset_peak_rss();
-    if (zc_context_create(model, &cp, &ctx) != ZC_OK) return cli_lib_error();
-    uint64_t seed = 1234;
-    /* Warm-up, untimed (as llama-bench): the first forward pass pages in the
-     * mapped weights and grows the scratch, which would otherwise be charged
-     * to whichever policy and test run first. */
-    random_tokens(ids, 16, mi->n_vocab, &seed);
-    if (zc_decode(ctx, ids, 16, ZC_LOGITS_LAST, logits) != ZC_OK || zc_context_reset(ctx) != ZC_OK) goto fail;
-    double tps[64];
-    char what[64];
+    random_tokens(ids, 16, mi->n_vocab, seed);
+    for (int p = 0; p < o->n_policies; p++) {
+        zc_kv_config kv = o->kv;
+        snprintf(kv.policy, sizeof kv.policy, "%s", o->policies[p]);
+        zc_context_params cp;
+        zc_context_params_default(&cp);
+        cp.n_ctx = context_size(o);
+        cp.n_threads = o->n_threads;
+        cp.n_batch = o->n_batch;
+        cp.kv = &kv;
+        bench_ctx *b = &bc[p];
+        b->policy = o->policies[p];
+        rss_begin(b);
+        if (zc_context_create(model, &cp, &b->ctx) != ZC_OK) return -1;
+        if (zc_decode(b->ctx, ids, 16, ZC_LOGITS_LAST, logits) != ZC_OK || zc_context_reset(b->ctx) != ZC_OK)
+            return -1;
+        rss_end(b);
+    }
+    return 0;
+}
+
+/* Prefill tests: for each repetition, every policy resets and prefills the
+ * same p tokens. Row of policy p, test i: rows[p * n_tests + i]. */
+static int run_prefill(const bench_opts *o, const zc_model_info *mi, bench_ctx *bc, bench_row *rows, int n_tests,
+                       int32_t *ids, float *logits, uint64_t *seed) {
+    double tps[MAX_POLICIES][MAX_REPS];
+    char what[64], test[16];
     for (int i = 0; i < o->n_prefill; i++) {
         int p = (int)o->prefill[i];
-        bench_row *row = &rows[(*n_rows)++];
-        memset(row, 0, sizeof *row);
-        snprintf(row->policy, sizeof row->policy, "%s", policy);
-        snprintf(row->test, sizeof row->test, "pp%d", p);
-        row->n_tokens = p;
         for (int r = 0; r < o->reps; r++) {
-            zc_context_reset(ctx);
-            random_tokens(ids, p, mi->n_vocab, &seed);
-            snprintf(what, sizeof what, "%s pp%d rep %d", policy, p, r + 1);
-            double s = prefill(ctx, ids, p, o->n_batch, logits, what);
-            if (s < 0) goto fail;
-            tps[r] = p / s;
+            random_tokens(ids, p, mi->n_vocab, seed);
+            for (int k = 0; k < o->n_policies; k++) {
+                bench_ctx *b = &bc[k];
+                snprintf(what, sizeof what, "%s pp%d rep %d", b->policy, p, r + 1);
+                rss_begin(b);
+                double s = zc_context_reset(b->ctx) == ZC_OK ? prefill(b->ctx, ids, p, o->n_batch, logits, what) : -1;
+                if (s < 0) return -1;
+                rss_end(b);
+                tps[k][r] = p / s;
+            }
         }
-        mean_sd(tps, o->reps, &row->tps_mean, &row->tps_sd);
-        fill_kv_columns(row, ctx);
-        fprintf(stderr, "%s %s: %.2f tok/s\n", policy, row->test, row->tps_mean);
+        snprintf(test, sizeof test, "pp%d", p);
+        for (int k = 0; k < o->n_policies; k++) {
+            bench_row *row = init_row(&rows[k * n_tests + i], bc[k].policy, test, 0, p);
+            finish_row(row, &bc[k], tps[k], o->reps);
+            fprintf(stderr, "%s %s: %.2f tok/s\n", row->policy, row->test, row->tps_mean);
+        }
     }
-    for (int i = 0; i < o->n_depths; i++) {
-        int d = (int)o->depths[i];
-        bench_row *row = &rows[(*n_rows)++];
-        memset(row, 0, sizeof *row);
-        snprintf(row->policy, sizeof row->policy, "%s", policy);
-        snprintf(row->test, sizeof row->test, "tg%d", o->n_gen);
-        row->depth = d;
-        row->n_tokens = o->n_gen;
-        int have = zc_context_pos(ctx);
-        if (i == 0 || d < have) {
-            zc_context_reset(ctx);
-            have = 0;
-        }
-        if (d > have) {
-            random_tokens(ids, d - have, mi->n_vocab, &seed);
-            snprintf(what, sizeof what, "%s fill to depth %d", policy, d);
-            if (prefill(ctx, ids, d - have, o->n_batch, logits, what) < 0) goto fail;
-        }
-        zc_kv_usage u;
-        zc_context_kv_usage(ctx, &u);
-        double kv_at_depth = (double)u.total;
-        for (int r = 0; r < o->reps; r++) {
-            random_tokens(ids, o->n_gen, mi->n_vocab, &seed);
-            double t0 = zc_now();
-            for (int k = 0; k < o->n_gen; k++)
-                if (zc_decode(ctx, &ids[k], 1, ZC_LOGITS_LAST, logits) != ZC_OK) goto fail;
-            tps[r] = o->n_gen / (zc_now() - t0);
-        }
-        mean_sd(tps, o->reps, &row->tps_mean, &row->tps_sd);
-        fill_kv_columns(row, ctx);
-        /* bytes read per token: every weight once, and the cache as it was at the depth */
-        row->floor_tps = read_gbs * 1e9 / ((double)mi->weight_bytes + kv_at_depth);
-        fprintf(stderr, "%s %s @ d%d: %.2f tok/s (floor %.2f)\n", policy, row->test, d, row->tps_mean,
-                row->floor_tps);
-    }
-    zc_context_free(ctx);
     return 0;
-fail:
-    fprintf(stderr, "\n");
-    zc_context_free(ctx);
-    return cli_lib_error();
+}
+
+/* Decode at each depth: every policy's cache is filled (or extended) to the
+ * depth with the same tokens, then the repetitions take turns: repetition r
+ * decodes the same n_gen tokens in every policy before repetition r+1. */
+static int run_depths(const bench_opts *o, const zc_model_info *mi, double read_gbs, bench_ctx *bc, bench_row *rows,
+                      int n_tests, int32_t *ids, float *logits, uint64_t *seed) {
+    double tps[MAX_POLICIES][MAX_REPS];
+    double kv_at_depth[MAX_POLICIES];
+    char what[64], test[16];
+    snprintf(test, sizeof test, "tg%d", o->n_gen);
+    for (int i = 0; i < o->n_depths; i++) {
+        int d = (int)o->depths[i], most = 0;
+        for (int k = 0; k < o->n_policies; k++) {
+            int have = zc_context_pos(bc[k].ctx);
+            if (i == 0 || d < have) {
+                rss_begin(&bc[k]);
+                if (zc_context_reset(bc[k].ctx) != ZC_OK) return -1;
+                rss_end(&bc[k]);
+                have = 0;
+            }
+            most = d - have > most ? d - have : most;
+        }
+        /* The caches all hold the same number of tokens, so each takes the
+         * same missing tokens from the front of one stream. */
+        random_tokens(ids, most, mi->n_vocab, seed);
+        for (int k = 0; k < o->n_policies; k++) {
+            bench_ctx *b = &bc[k];
+            int have = zc_context_pos(b->ctx);
+            if (d > have) {
+                snprintf(what, sizeof what, "%s fill to depth %d", b->policy, d);
+                rss_begin(b);
+                if (prefill(b->ctx, ids, d - have, o->n_batch, logits, what) < 0) return -1;
+                rss_end(b);
+            }
+            zc_kv_usage u;
+            zc_context_kv_usage(b->ctx, &u);
+            kv_at_depth[k] = (double)u.total;
+        }
+        for (int r = 0; r < o->reps; r++) {
+            random_tokens(ids, o->n_gen, mi->n_vocab, seed);
+            for (int k = 0; k < o->n_policies; k++) {
+                bench_ctx *b = &bc[k];
+                rss_begin(b);
+                double t0 = zc_now();
+                for (int j = 0; j < o->n_gen; j++)
+                    if (zc_decode(b->ctx, &ids[j], 1, ZC_LOGITS_LAST, logits) != ZC_OK) return -1;
+                tps[k][r] = o->n_gen / (zc_now() - t0);
+                rss_end(b);
+            }
+        }
+        for (int k = 0; k < o->n_policies; k++) {
+            bench_row *row = init_row(&rows[k * n_tests + o->n_prefill + i], bc[k].policy, test, d, o->n_gen);
+            finish_row(row, &bc[k], tps[k], o->reps);
+            /* bytes read per token: every weight once, and the cache as it was at the depth */
+            row->floor_tps = read_gbs * 1e9 / ((double)mi->weight_bytes + kv_at_depth[k]);
+            fprintf(stderr, "%s %s @ d%d: %.2f tok/s (floor %.2f)\n", row->policy, row->test, d, row->tps_mean,
+                    row->floor_tps);
+        }
+    }
+    return 0;
+}
+
+/* All the tests, rows in policy order as before: rows[p * n_tests + test],
+ * the prefill tests first, then the depths. */
+static int run_all(const bench_opts *o, const zc_model *model, double read_gbs, bench_row *rows, int32_t *ids,
+                   float *logits) {
+    const zc_model_info *mi = zc_model_get_info(model);
+    bench_ctx bc[MAX_POLICIES];
+    memset(bc, 0, sizeof bc);
+    uint64_t seed = 1234;
+    int n_tests = o->n_prefill + o->n_depths;
+    warn_kv_memory(o, mi);
+    reset_peak_rss();
+    int rc = create_contexts(o, model, bc, ids, logits, &seed);
+    if (!rc) rc = run_prefill(o, mi, bc, rows, n_tests, ids, logits, &seed);
+    if (!rc) rc = run_depths(o, mi, read_gbs, bc, rows, n_tests, ids, logits, &seed);
+    if (rc) {
+        fprintf(stderr, "\n");
+        rc = cli_lib_error();
+    }
+    for (int k = 0; k < o->n_policies; k++) zc_context_free(bc[k].ctx);
+    return rc;
 }
 
 static void print_markdown(FILE *f, const bench_row *rows, int n) {
-    fprintf(f, "| policy | test | depth | tokens/s | KV MiB | bits/elem | ratio vs fp16 | floor tok/s | of floor | peak RSS MiB |\n");
+    fprintf(f, "| policy | test | depth | tokens/s | KV MiB | bits/elem | ratio vs fp16 | floor tok/s | of floor | context RSS MiB |\n");
     fprintf(f, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (int i = 0; i < n; i++) {
         const bench_row *r = &rows[i];
@@ -228,7 +351,7 @@ static void print_markdown(FILE *f, const bench_row *rows, int n) {
         }
         fprintf(f, "| %s | %s | %d | %.2f ± %.2f | %.2f | %.2f | %.2fx | %s | %s | %.0f |\n", r->policy, r->test,
                 r->depth, r->tps_mean, r->tps_sd, r->kv_bytes / 1048576.0, r->bits_per_elem, r->ratio, floor_s, pct,
-                r->peak_rss_mb);
+                r->context_rss_mb);
     }
 }
 
@@ -251,16 +374,29 @@ static void print_ratios(FILE *f, const bench_row *rows, int n) {
     }
 }
 
+/* The table, how it was measured, and the ratios (stdout and --md alike). */
+static void print_report(FILE *f, const bench_row *rows, int n, double peak_rss_mb) {
+    print_markdown(f, rows, n);
+    fprintf(f,
+            "\nRepetitions interleaved across policies: all policies' contexts held at once; for each test, every "
+            "cache filled to the depth, then repetition r of every policy before repetition r+1, the same tokens "
+            "fed to each.\n"
+            "context RSS MiB: anonymous memory (RssAnon) the policy's context had added by the end of the test; "
+            "process peak RSS %.0f MiB while the tests ran (mapped weights and all contexts).\n\n",
+            peak_rss_mb);
+    print_ratios(f, rows, n);
+}
+
 static int write_outputs(const bench_opts *o, const zc_model_info *mi, const zc_membw *bw, const bench_row *rows,
-                         int n) {
+                         int n, double peak_rss_mb) {
     if (o->csv_path) {
         FILE *f = fopen(o->csv_path, "w");
         if (!f) return cli_usage_error("bench", "cannot write %s", o->csv_path);
-        fprintf(f, "policy,test,depth,tokens_per_s,sd,kv_bytes,bits_per_elem,ratio,floor_tokens_per_s,peak_rss_mb\n");
+        fprintf(f, "policy,test,depth,tokens_per_s,sd,kv_bytes,bits_per_elem,ratio,floor_tokens_per_s,context_rss_mb\n");
         for (int i = 0; i < n; i++)
             fprintf(f, "%s,%s,%d,%.4f,%.4f,%.0f,%.4f,%.4f,%.4f,%.1f\n", rows[i].policy, rows[i].test, rows[i].depth,
                     rows[i].tps_mean, rows[i].tps_sd, rows[i].kv_bytes, rows[i].bits_per_elem, rows[i].ratio,
-                    rows[i].floor_tps, rows[i].peak_rss_mb);
+                    rows[i].floor_tps, rows[i].context_rss_mb);
         fclose(f);
     }
     if (o->json_path) {
@@ -268,15 +404,16 @@ static int write_outputs(const bench_opts *o, const zc_model_info *mi, const zc_
         if (!f) return cli_usage_error("bench", "cannot write %s", o->json_path);
         fprintf(f, "{\"model\": \"%s\", \"weight_type\": \"%s\", \"n_layers\": %d, \"weight_bytes\": %zu,\n",
                 o->model_path, mi->weight_type_name, mi->n_layers, mi->weight_bytes);
-        fprintf(f, " \"cpu\": \"%s\", \"threads\": %d, \"read_gbs\": %.2f, \"copy_gbs\": %.2f,\n \"rows\": [\n",
+        fprintf(f, " \"cpu\": \"%s\", \"threads\": %d, \"read_gbs\": %.2f, \"copy_gbs\": %.2f,\n",
                 zc_cpu_name(), bw->n_threads, bw->read_gbs, bw->copy_gbs);
+        fprintf(f, " \"interleaved\": true, \"peak_rss_mb\": %.1f,\n \"rows\": [\n", peak_rss_mb);
         for (int i = 0; i < n; i++)
             fprintf(f,
                     "  {\"policy\": \"%s\", \"test\": \"%s\", \"depth\": %d, \"tokens_per_s\": %.4f, \"sd\": %.4f, "
                     "\"kv_bytes\": %.0f, \"bits_per_elem\": %.4f, \"ratio\": %.4f, \"floor_tokens_per_s\": %.4f, "
-                    "\"peak_rss_mb\": %.1f}%s\n",
+                    "\"context_rss_mb\": %.1f}%s\n",
                     rows[i].policy, rows[i].test, rows[i].depth, rows[i].tps_mean, rows[i].tps_sd, rows[i].kv_bytes,
-                    rows[i].bits_per_elem, rows[i].ratio, rows[i].floor_tps, rows[i].peak_rss_mb,
+                    rows[i].bits_per_elem, rows[i].ratio, rows[i].floor_tps, rows[i].context_rss_mb,
                     i + 1 < n ? "," : "");
         fprintf(f, " ]}\n");
         fclose(f);
@@ -287,9 +424,7 @@ static int write_outputs(const bench_opts *o, const zc_model_info *mi, const zc_
         fprintf(f, "\nModel `%s` (%s, %d layers), %d threads, %s; read bandwidth %.1f GB/s, copy %.1f GB/s.\n\n",
                 o->model_path, mi->weight_type_name, mi->n_layers, bw->n_threads, zc_cpu_name(), bw->read_gbs,
                 bw->copy_gbs);
-        print_markdown(f, rows, n);
-        fputc('\n', f);
-        print_ratios(f, rows, n);
+        print_report(f, rows, n, peak_rss_mb);
         fclose(f);
     }
     return 0;
@@ -355,7 +490,7 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
             if (!cli_int("bench", a, v, 1, 1 << 16, &x)) return CLI_EXIT_USAGE;
             o->n_gen = (int)x;
         } else if (!strcmp(a, "-r")) {
-            if (!cli_int("bench", a, v, 1, 64, &x)) return CLI_EXIT_USAGE;
+            if (!cli_int("bench", a, v, 1, MAX_REPS, &x)) return CLI_EXIT_USAGE;
             o->reps = (int)x;
         } else if (!strcmp(a, "-t")) {
             if (!cli_int("bench", a, v, 0, 1024, &x)) return CLI_EXIT_USAGE;
@@ -405,18 +540,16 @@ int bench_model_main(int argc, char **argv) {
     for (int i = 0; i < o.n_depths; i++) max_tokens = (int)fmax(max_tokens, o.depths[i]);
     int32_t *ids = malloc(sizeof(int32_t) * (size_t)max_tokens);
     float *logits = malloc(sizeof(float) * (size_t)mi->n_vocab);
-    bench_row *rows = calloc((size_t)o.n_policies * (MAX_LIST * 2), sizeof *rows);
-    int n_rows = 0;
+    int n_rows = o.n_policies * (o.n_prefill + o.n_depths);
+    bench_row *rows = calloc((size_t)n_rows, sizeof *rows);
     rc = (!ids || !logits || !rows) ? cli_usage_error("bench", "out of memory") : 0;
-    for (int p = 0; p < o.n_policies && !rc; p++)
-        rc = run_policy(&o, model, o.policies[p], bw.read_gbs, rows, &n_rows, ids, logits);
+    if (!rc) rc = run_all(&o, model, bw.read_gbs, rows, ids, logits);
     if (!rc) {
+        double peak_rss_mb = proc_kb("/proc/self/status", "VmHWM:") / 1024.0;
         printf("\nModel %s (%s, %d layers), %d threads, %s; read bandwidth %.1f GB/s\n\n", o.model_path,
                mi->weight_type_name, mi->n_layers, bw.n_threads, zc_cpu_name(), bw.read_gbs);
-        print_markdown(stdout, rows, n_rows);
-        putchar('\n');
-        print_ratios(stdout, rows, n_rows);
-        rc = write_outputs(&o, mi, &bw, rows, n_rows);
+        print_report(stdout, rows, n_rows, peak_rss_mb);
+        rc = write_outputs(&o, mi, &bw, rows, n_rows, peak_rss_mb);
     }
     free(ids);
     free(logits);

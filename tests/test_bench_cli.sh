@@ -44,3 +44,35 @@ check bench_quant_json $? "json check failed"
 [ $rc -eq 2 ]; check bench_quant_unknown_option $? "exit $rc"
 "$BIN" bench --help >"$TMP/out" 2>&1; rc=$?
 [ $rc -eq 0 ] && grep -q "bench quant" "$TMP/out" && grep -q "bench kernels" "$TMP/out"; check bench_help $? "exit $rc"
+
+# bench -m end to end on the smallest model: the policies run side by side
+# (rows still grouped by policy), the note on the interleaving, and the memory
+# fields: per row the context's RSS, the process peak once in the header.
+M=${ZIPCACHE_ASSETS:-../shared}/models/stories260K/stories260K.gguf
+if [ ! -f "$M" ]; then
+    for t in bench_model_runs bench_model_table bench_model_json bench_model_csv; do echo "SKIP $t: stories260K missing"; done
+else
+    "$BIN" bench -m "$M" -p 16 -n 4 -d 0,40 --kv fp16,zipcache -r 2 -t 1 --json "$TMP/m.json" --csv "$TMP/m.csv" \
+        --md "$TMP/m.md" >"$TMP/out" 2>"$TMP/err"
+    rc=$?
+    check bench_model_runs $rc "exit $rc: $(head -c 400 "$TMP/err")"
+    order=$(grep -E '^\| (fp16|zipcache) \|' "$TMP/out" | cut -d'|' -f2-4 | tr -d ' ' | tr '\n' ' ')
+    [ "$order" = "fp16|pp16|0 fp16|tg4|0 fp16|tg4|40 zipcache|pp16|0 zipcache|tg4|0 zipcache|tg4|40 " ] &&
+        grep -q '| context RSS MiB |$' "$TMP/out" && grep -q '^Repetitions interleaved across policies' "$TMP/out" &&
+        grep -q '^Repetitions interleaved across policies' "$TMP/m.md" && grep -q 'process peak RSS [0-9]* MiB' "$TMP/m.md"
+    check bench_model_table $? "rows: $order" "$(cat "$TMP/out")"
+    /usr/bin/python3 - "$TMP/m.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["interleaved"] is True and d["peak_rss_mb"] > 0, d
+rows = d["rows"]
+assert [(r["policy"], r["test"], r["depth"]) for r in rows] == [
+    (p, t, dep) for p in ("fp16", "zipcache") for t, dep in (("pp16", 0), ("tg4", 0), ("tg4", 40))], rows
+for r in rows:
+    assert "peak_rss_mb" not in r and r["context_rss_mb"] >= 0 and r["tokens_per_s"] > 0, r
+    assert (r["floor_tokens_per_s"] > 0) == r["test"].startswith("tg"), r
+PY
+    check bench_model_json $? "json check failed"
+    head -1 "$TMP/m.csv" | grep -qx 'policy,test,depth,tokens_per_s,sd,kv_bytes,bits_per_elem,ratio,floor_tokens_per_s,context_rss_mb'
+    check bench_model_csv $? "$(head -1 "$TMP/m.csv")"
+fi
