@@ -22,6 +22,7 @@
 #include "attn/attn.h"
 #include "attn/attn_packed.h"
 #include "quant/ggml_blocks.h"
+#include "quant/tiled.h"
 #include "cli.h"
 #include "util/cpu.h"
 #include "util/error.h"
@@ -62,11 +63,17 @@ typedef struct {
     size_t bytes;
 } packed_layer;
 
-static size_t set_bytes(int n, int hd, int kb, int vb) {
-    return (size_t)n * hd * (kb + vb) / 8 + 2 * sizeof(zc_fp16) * ((size_t)hd + n);
+/* Bytes of one set's codes of n tokens at `bits`, tiled or as packed rows. */
+static size_t code_bytes(int n, int hd, int bits, int tiled) {
+    return tiled ? zc_tiled_bytes(n, hd, bits) : (size_t)n * hd * bits / 8;
 }
 
-static int packed_layer_make(const attn_opts *o, int depth, packed_layer *L) {
+static size_t set_bytes(int n, int hd, int kb, int vb, int tiled) {
+    return code_bytes(n, hd, kb, tiled) + code_bytes(n, hd, vb, tiled) + 2 * sizeof(zc_fp16) * ((size_t)hd + n);
+}
+
+/* tiled: the integer path's layout where the widths allow it (as the zipcache policy stores). */
+static int packed_layer_make(const attn_opts *o, int depth, int tiled, packed_layer *L) {
     int hd = o->d.head_dim, nkv = o->d.n_kv_heads;
     L->n_segs = (depth + o->seg - 1) / o->seg;
     L->segs = zc_calloc((size_t)L->n_segs * nkv, sizeof *L->segs);
@@ -74,7 +81,8 @@ static int packed_layer_make(const attn_opts *o, int depth, packed_layer *L) {
     for (int s = 0; s < L->n_segs; s++) {
         int n = depth - s * o->seg < o->seg ? depth - s * o->seg : o->seg;
         int n_hi = (int)ceil(o->salient * n);
-        total += nkv * (set_bytes(n_hi, hd, o->hi, o->hi) + set_bytes(n - n_hi, hd, o->lo, o->lo) +
+        total += nkv * (set_bytes(n_hi, hd, o->hi, o->hi, tiled && zc_tiled_ok(hd, o->hi)) +
+                        set_bytes(n - n_hi, hd, o->lo, o->lo, tiled && zc_tiled_ok(hd, o->lo)) +
                         sizeof(zc_fp16) * (size_t)hd + 64);
     }
     L->arena = zc_malloc_aligned(total);
@@ -101,16 +109,17 @@ static int packed_layer_make(const attn_opts *o, int depth, packed_layer *L) {
                 set->n = st ? n - n_hi : n_hi;
                 set->k_bits = set->v_bits = bits;
                 set->key_group = set->n > 0 ? set->n : 1;
+                set->tiled = tiled && zc_tiled_ok(hd, bits);
                 uint8_t *kc, *vc;
                 zc_fp16 *ks, *km, *vs, *vm;
-                size_t code_bytes = (size_t)set->n * hd * bits / 8;
-                TAKE(kc, uint8_t, code_bytes);
-                TAKE(vc, uint8_t, code_bytes);
+                size_t nb = code_bytes(set->n, hd, bits, set->tiled);
+                TAKE(kc, uint8_t, nb);
+                TAKE(vc, uint8_t, nb);
                 TAKE(ks, zc_fp16, hd);
                 TAKE(km, zc_fp16, hd);
                 TAKE(vs, zc_fp16, set->n);
                 TAKE(vm, zc_fp16, set->n);
-                for (size_t i = 0; i < code_bytes; i++) kc[i] = (uint8_t)rnd32(), vc[i] = (uint8_t)rnd32();
+                for (size_t i = 0; i < nb; i++) kc[i] = (uint8_t)rnd32(), vc[i] = (uint8_t)rnd32();
                 float levels = (float)((1 << bits) - 1);
                 for (int e = 0; e < hd; e++) {
                     ks[e] = zc_f32_to_fp16(2.0f / levels);
@@ -160,7 +169,6 @@ typedef struct {
     zc_attn_scratch *scratch;
     zc_fp16 **k, **v;      /* [layers] fp16 caches [depth][n_kv_heads*head_dim] */
     packed_layer *packed;  /* [layers] */
-    int flags;
 } attn_job;
 
 static int run_fp16(void *ctx, int l) {
@@ -172,8 +180,8 @@ static int run_fp16(void *ctx, int l) {
 
 static int run_packed(void *ctx, int l) {
     attn_job *j = ctx;
-    return zc_attn_packed(j->pool, &j->o->d, j->q, 1, j->packed[l].segs, j->packed[l].n_segs, j->flags, j->out,
-                          j->lse, j->scratch);
+    return zc_attn_packed(j->pool, &j->o->d, j->q, 1, j->packed[l].segs, j->packed[l].n_segs, j->out, j->lse,
+                          j->scratch);
 }
 
 static void add_row(attn_row *r, const char *kernel, int depth, double us, double bytes, double read_gbs,
@@ -219,19 +227,17 @@ static int bench_depth(zc_pool *pool, const attn_opts *o, int depth, double read
         zc_free_aligned(j.k[l]), zc_free_aligned(j.v[l]);
         j.k[l] = j.v[l] = NULL;
     }
-packed:
-    if (!(o->which & (RUN_PACKED | RUN_PACKED_I8))) goto ok;
-    for (int l = 0; l < o->layers; l++)
-        if (packed_layer_make(o, depth, &j.packed[l])) goto done;
+packed:;
     static const char *names[2] = {"packed fp32", "packed int8-q"};
-    for (int v = 0; v < 2; v++) {
+    for (int v = 0; v < 2; v++) { /* rows layout (fp32 path), tiled layout (integer path) */
         if (!(o->which & (v ? RUN_PACKED_I8 : RUN_PACKED))) continue;
-        j.flags = v ? ZC_PACKED_INT8Q : 0;
+        for (int l = 0; l < o->layers; l++)
+            if (packed_layer_make(o, depth, v, &j.packed[l])) goto done;
         us = time_layers(o, run_packed, &j);
         if (us < 0) goto fail;
         add_row(&rows[(*n_rows)++], names[v], depth, us, (double)j.packed[0].bytes, read_gbs, o);
+        for (int l = 0; l < o->layers; l++) packed_layer_free(&j.packed[l]);
     }
-ok:
     rc = ZC_OK;
     goto done;
 fail:

@@ -1,8 +1,10 @@
 /* Dense bit packing: layout against hand-built bitstreams, exact round trip
- * for every width and odd lengths, AVX2 == scalar byte for byte. */
+ * for every width and odd lengths, AVX2 == scalar byte for byte. Tiled
+ * layouts (quant/tiled.h): hand-placed codes, round trip, zero padding. */
 #include <stdint.h>
 
 #include "quant/pack.h"
+#include "quant/tiled.h"
 #include "tt.h"
 #include "util/cpu.h"
 
@@ -85,7 +87,65 @@ static void test_simd_equals_scalar(void) {
     }
 }
 
+/* One code set alone in a tiled layout lands where tiled.h's text says. */
+static void test_tiled_examples(void) {
+    enum { HD = 64, N = 16 };
+    static uint8_t codes[N * HD], rows[N * HD / 2], tiled[N * HD / 2];
+    struct { zc_tiled_kind kind; int bits, t, c; size_t byte; int shift; } ex[] = {
+        /* keys, 4 bits: lane vector (9/8)*16 + 5/4 = 17 -> word 8, slice 1; byte (9%8)*4 + 5%4 = 5 */
+        {ZC_TILED_K, 4, 9, 5, 8 * 32 + 5, 4},
+        /* keys, 2 bits: lane vector 0*16 + 63/4 = 15 -> word 3, slice 3; byte 2*4 + 3 = 11 */
+        {ZC_TILED_K, 2, 2, 63, 3 * 32 + 11, 6},
+        /* values, 4 bits: lane vector (6/4)*8 + 13/8 = 9 -> word 4, slice 1; byte (13%8)*4 + 6%4 = 22 */
+        {ZC_TILED_V, 4, 6, 13, 4 * 32 + 22, 4},
+        /* values, 2 bits: lane vector (15/4)*8 + 40/8 = 29 -> word 7, slice 1; byte 0*4 + 3 = 3 */
+        {ZC_TILED_V, 2, 15, 40, 7 * 32 + 3, 2},
+    };
+    for (size_t i = 0; i < sizeof ex / sizeof ex[0]; i++) {
+        memset(codes, 0, sizeof codes);
+        int code = (1 << ex[i].bits) - 1;
+        codes[ex[i].t * HD + ex[i].c] = (uint8_t)code;
+        zc_pack_scalar(codes, (size_t)N * HD, ex[i].bits, rows);
+        zc_tiled_from_rows(ex[i].kind, rows, (size_t)HD * ex[i].bits / 8, N, HD, ex[i].bits, tiled);
+        int shift, ok = 1;
+        TT_CHECK(zc_tiled_where(ex[i].kind, ex[i].t, ex[i].c, HD, ex[i].bits, &shift) == ex[i].byte &&
+                     shift == ex[i].shift, "example %zu: where", i);
+        for (size_t b = 0; b < zc_tiled_bytes(N, HD, ex[i].bits); b++)
+            ok &= tiled[b] == (b == ex[i].byte ? code << ex[i].shift : 0);
+        TT_CHECK(ok, "example %zu: byte %zu should hold the only code", i, ex[i].byte);
+    }
+}
+
+/* Random codes through the tiled layouts and back, odd token counts padded with zeros. */
+static void test_tiled_roundtrip(void) {
+    static const int dims[] = {32, 64, 96, 128}, counts[] = {1, 7, 8, 61, 100};
+    static uint8_t codes[100 * 128], back[104 * 128], rows[100 * 128], tiled[104 * 128];
+    unsigned long long seed = 11;
+    for (int kind = 0; kind < 2; kind++)
+        for (int bits = 2; bits <= 4; bits += 2)
+            for (int di = 0; di < 4; di++)
+                for (int ci = 0; ci < 5; ci++) {
+                    int hd = dims[di], n = counts[ci];
+                    for (int i = 0; i < n * hd; i++) codes[i] = (uint8_t)(tt_rand_u64(&seed) & ((1u << bits) - 1));
+                    zc_pack(codes, (size_t)n * hd, bits, rows);
+                    zc_tiled_from_rows((zc_tiled_kind)kind, rows, (size_t)hd * bits / 8, n, hd, bits, tiled);
+                    int pad = (n + 7) / 8 * 8;
+                    zc_tiled_unpack((zc_tiled_kind)kind, tiled, 0, pad, hd, bits, back);
+                    int ok = !memcmp(codes, back, (size_t)n * hd);
+                    for (int i = n * hd; i < pad * hd; i++) ok &= back[i] == 0;
+                    TT_CHECK(ok, "kind %d, %d bits, hd %d, n %d: round trip", kind, bits, hd, n);
+                    /* a window starting inside: tokens 8.. */
+                    if (n > 8) {
+                        zc_tiled_unpack((zc_tiled_kind)kind, tiled, 8, n - 8, hd, bits, back);
+                        TT_CHECK(!memcmp(codes + 8 * hd, back, (size_t)(n - 8) * hd), "kind %d, %d bits, hd %d, n %d: window from token 8", kind, bits, hd, n);
+                    }
+                }
+    TT_CHECK(!zc_tiled_ok(64, 3) && !zc_tiled_ok(48, 4) && zc_tiled_ok(96, 2), "zc_tiled_ok");
+}
+
 int main(void) {
+    TT_RUN(test_tiled_examples);
+    TT_RUN(test_tiled_roundtrip);
     TT_RUN(test_layout_examples);
     TT_RUN(test_roundtrip_scalar);
     TT_RUN(test_simd_equals_scalar);

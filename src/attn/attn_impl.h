@@ -42,13 +42,12 @@ void zc_attn_tile_avx2(int n_rows, int G, const int *nvalid, const float *q, int
                        size_t ks, const float *v, size_t vs, float *s, float *m, float *l, float *acc);
 
 /* The hot loops of attention on packed codes (attn_packed.c drives them;
- * scalar and AVX2 tables below). One call covers one tile of nt <= 64 tokens.
+ * scalar and AVX2 tables below). One call covers one tile of nt <= 128 tokens.
+ * The fp32 path (sets in quant/pack.h's row layout):
  *   unpack      n codes of `bits` bits -> bytes (quant/pack.h layout)
  *   to_f32      dst[i] = src[i] for n codes
  *   h2f         dst[i] = half src[i] for n values (exact)
  *   scores_f32  s[t] = bias + dot(qs, kf[t])          kf [nt][hd] codes as floats
- *   scores_i8   s[t] = bias + qa * idot(qq, kc[t])    kc [nt][hd] codes (< 16), qq [hd] int8;
- *               hd % 32 == 0; the integer dot is exact
  *   softmax     online-softmax step of one row over its scores s [nt]: with
  *               M = max(*m, max_t s[t]), s[t] = exp(s[t] - M) in place (s has room
  *               for nt rounded up to 8; the tail may be overwritten),
@@ -58,24 +57,25 @@ void zc_attn_tile_avx2(int n_rows, int G, const int *nvalid, const float *q, int
  *               (w [nt] scratch; vf [nt][hd] value codes as floats)
  *   scores2_f32, value_row2: the same for two rows at once (each code vector
  *               loaded once for both rows)
- * The integer path (ZC_PACKED_INT8Q with key and value codes < 16, hd % 32 == 0):
- *   unpack_v    nt tokens of packed value codes (quant/pack.h layout, `bits`
- *               wide) -> vi (nt rounded up to 4, times hd bytes) in the layout
- *               value_i8 reads (scalar: plain [nt][hd] codes; x86: 8 channels x
- *               4 tokens per 32 bytes, see attn_packed_i8_x86.h); vc [nt][hd]
- *               is scratch
- *   value_i8    one row's value update in integers: the weights w_t = p_t step_t
- *               become bytes, wq_t = (int)fma(w_t, 255 / wmax, 0.5) (0 when wmax, the
- *               largest w_t, is 0; wq [nt rounded up to 4], zero-padded), then
- *               u_c = sum_t wq_t vc_tc exactly and
- *               acc_c = acc_c * corr + norm_c * fma(wmax / 255, u_c, sum_t p_t min_t).
- *               Every version computes the same wq and u. */
+ * The integer path (sets in quant/tiled.h's layouts: 2- or 4-bit codes,
+ * hd % 32 == 0); tiles start on a multiple of 8 tokens and nt is a multiple
+ * of 8; R <= ZC_PACKED_RB rows at a time, row r's data r*hd (queries) or
+ * r*ss (scores, weights) elements apart:
+ *   scores_t    s[r][t] = qmin[r] + qa[r] * sum_c qq[r][c] k[t][c] for t < nt,
+ *               kt the tile's tiled key codes; the integer dot is exact
+ *   weights     a row's P.V weights as bytes: w_t = p_t step_t, wmax = max_t w_t,
+ *               wq_t = (int)fma(w_t, 255 / wmax, 0.5) (0 when wmax is 0),
+ *               *scale = wmax / 255, *pmin = sum_t p_t min_t
+ *   value_t     acc[r][c] = acc[r][c] corr[r] + norm[c] fma(scale[r], u, pmin[r]),
+ *               u = sum_t wq[r][t] v[t][c] exactly, vt the tile's tiled value codes
+ * Every version computes the same bytes wq, integer sums and (by the same
+ * fused multiply-adds) the same floats; only pmin's summation order differs. */
+#define ZC_PACKED_RB 8 /* rows per integer-path kernel call */
 typedef struct {
     void (*unpack)(const uint8_t *src, size_t n, int bits, uint8_t *codes);
     void (*to_f32)(const uint8_t *src, size_t n, float *dst);
     void (*h2f)(const uint16_t *src, int n, float *dst);
     void (*scores_f32)(int nt, int hd, const float *qs, float bias, const float *kf, float *s);
-    void (*scores_i8)(int nt, int hd, const int8_t *qq, float qa, float bias, const uint8_t *kc, float *s);
     float (*softmax)(int nt, float *s, float *m, float *l);
     void (*value_row)(int nt, int hd, const float *p, const float *step, const float *min, const float *vf,
                       const float *norm, float corr, float *w, float *acc);
@@ -84,9 +84,12 @@ typedef struct {
     void (*value_row2)(int nt, int hd, const float *p0, const float *p1, const float *step, const float *min,
                        const float *vf, const float *norm, float corr0, float corr1, float *w0, float *w1,
                        float *acc0, float *acc1);
-    void (*unpack_v)(const uint8_t *src, int nt, int hd, int bits, uint8_t *vc, uint8_t *vi);
-    void (*value_i8)(int nt, int hd, const float *p, const float *step, const float *min, const uint8_t *vi,
-                     const float *norm, float corr, uint8_t *wq, float *acc);
+    void (*scores_t)(int nt, int hd, int bits, const uint8_t *kt, int R, const int8_t *qq, const float *qa,
+                     const float *qmin, float *s, int ss);
+    void (*weights)(int nt, const float *p, const float *step, const float *min, uint8_t *wq, float *scale,
+                    float *pmin);
+    void (*value_t)(int nt, int hd, int bits, const uint8_t *vt, int R, const uint8_t *wq, int ss,
+                    const float *scale, const float *pmin, const float *corr, const float *norm, float *acc);
 } zc_packed_kernels;
 
 extern const zc_packed_kernels zc_packed_kernels_scalar;

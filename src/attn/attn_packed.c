@@ -8,9 +8,11 @@
  * set and leaves an unnormalized partial (m, l, acc) that is merged with the
  * other chunks' by log-sum-exp afterwards.
  *
- * Inside a set the codes are unpacked one tile of <= 64 tokens at a time into
- * per-thread buffers (codes, not dequantized values), shared by all rows of
- * the task: every packed byte is read once per query block and head group.
+ * Inside a set the codes are read one tile of <= TILE tokens at a time and
+ * shared by all rows of the task: every packed byte is read from memory once
+ * per query block and head group. Rows-layout sets are unpacked to floats
+ * (the fp32 path); tiled sets are multiplied in integers as stored (the
+ * integer path).
  */
 #include "attn/attn_packed.h"
 
@@ -21,10 +23,13 @@
 #include "attn/attn_impl.h"
 #include "quant/ggml_blocks.h"
 #include "quant/pack.h"
+#include "quant/tiled.h"
 #include "util/cpu.h"
 #include "util/error.h"
 
-#define TILE 128          /* tokens per unpacked tile (64 measured 3% slower decode with the integer path, 15% with fp32) */
+#define TILE 128          /* tokens per tile (64 measured 3% slower decode with the integer path, 15% with fp32) */
+#define SROW (TILE + 8)   /* floats per row of integer-path scores: softmax may write 7 past a row's last token */
+_Static_assert(ZC_PACKED_RB * TILE <= 2 * TILE * sizeof(float), "the integer path's byte weights fit in tlayout.w");
 #define MIN_CHUNK 256     /* tokens per task at least */
 
 /* ---- scalar kernels (the reference for the AVX2 ones) ------------------- */
@@ -34,14 +39,6 @@ static void scores_f32_scalar(int nt, int hd, const float *qs, float bias, const
         float dot = 0.0f;
         for (int c = 0; c < hd; c++) dot += qs[c] * kf[(size_t)t * hd + c];
         s[t] = bias + dot;
-    }
-}
-
-static void scores_i8_scalar(int nt, int hd, const int8_t *qq, float qa, float bias, const uint8_t *kc, float *s) {
-    for (int t = 0; t < nt; t++) {
-        int32_t dot = 0;
-        for (int c = 0; c < hd; c++) dot += (int32_t)qq[c] * kc[(size_t)t * hd + c];
-        s[t] = fmaf(qa, (float)dot, bias);
     }
 }
 
@@ -90,9 +87,9 @@ static void value_row2_scalar(int nt, int hd, const float *p0, const float *p1, 
     value_row_scalar(nt, hd, p1, step, min, vf, norm, corr1, w1, acc1);
 }
 
-/* value_i8's weights (attn_impl.h); attn_packed_i8_x86.h computes the same bytes */
-static void quantize_weights_scalar(int nt, const float *p, const float *step, const float *min, uint8_t *wq,
-                                    float *wmax, float *pmin) {
+/* The integer path's weights (attn_impl.h); attn_packed_i8_x86.h computes the same bytes */
+static void weights_scalar(int nt, const float *p, const float *step, const float *min, uint8_t *wq, float *scale,
+                           float *pmin) {
     float mx = 0.0f, pm = 0.0f;
     for (int t = 0; t < nt; t++) {
         float w = p[t] * step[t];
@@ -101,32 +98,48 @@ static void quantize_weights_scalar(int nt, const float *p, const float *step, c
     }
     float inv = mx > 0.0f ? 255.0f / mx : 0.0f;
     for (int t = 0; t < nt; t++) wq[t] = (uint8_t)(int)fmaf(p[t] * step[t], inv, 0.5f);
-    for (int t = nt; t & 3; t++) wq[t] = 0;
-    *wmax = mx;
+    *scale = mx * (1.0f / 255.0f);
     *pmin = pm;
 }
 
-static void unpack_v_scalar(const uint8_t *src, int nt, int hd, int bits, uint8_t *vc, uint8_t *vi) {
-    (void)vc;
-    zc_unpack_scalar(src, (size_t)nt * hd, bits, vi);
+/* Code (t, c) of a set's key or value codes in either layout. */
+static int code_at(const uint8_t *codes, int tiled, zc_tiled_kind kind, int t, int c, int hd, int bits) {
+    if (tiled) {
+        int shift;
+        size_t at = zc_tiled_where(kind, t, c, hd, bits, &shift);
+        return codes[at] >> shift & ((1 << bits) - 1);
+    }
+    size_t bit = ((size_t)t * hd + c) * (size_t)bits, at = bit / 8;
+    int off = (int)(bit % 8), v = codes[at];
+    if (off + bits > 8) v |= codes[at + 1] << 8; /* a 3-, 5-, 6- or 7-bit code crossing a byte */
+    return v >> off & ((1 << bits) - 1);
 }
 
-static void value_i8_scalar(int nt, int hd, const float *p, const float *step, const float *min, const uint8_t *vi,
-                            const float *norm, float corr, uint8_t *wq, float *acc) {
-    float wmax, pmin;
-    quantize_weights_scalar(nt, p, step, min, wq, &wmax, &pmin);
-    float scale = wmax * (1.0f / 255.0f);
-    for (int c = 0; c < hd; c++) {
-        int32_t u = 0;
-        for (int t = 0; t < nt; t++) u += (int32_t)wq[t] * vi[(size_t)t * hd + c];
-        acc[c] = fmaf(norm[c], fmaf(scale, (float)u, pmin), acc[c] * corr);
-    }
+static void scores_t_scalar(int nt, int hd, int bits, const uint8_t *kt, int R, const int8_t *qq, const float *qa,
+                            const float *qmin, float *s, int ss) {
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < nt; t++) {
+            int32_t dot = 0;
+            for (int c = 0; c < hd; c++) dot += (int32_t)qq[(size_t)r * hd + c] * code_at(kt, 1, ZC_TILED_K, t, c, hd, bits);
+            s[(size_t)r * ss + t] = fmaf(qa[r], (float)dot, qmin[r]);
+        }
+}
+
+static void value_t_scalar(int nt, int hd, int bits, const uint8_t *vt, int R, const uint8_t *wq, int ss,
+                           const float *scale, const float *pmin, const float *corr, const float *norm, float *acc) {
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < hd; c++) {
+            int32_t u = 0;
+            for (int t = 0; t < nt; t++) u += (int32_t)wq[(size_t)r * ss + t] * code_at(vt, 1, ZC_TILED_V, t, c, hd, bits);
+            float *a = acc + (size_t)r * hd + c;
+            *a = fmaf(norm[c], fmaf(scale[r], (float)u, pmin[r]), *a * corr[r]);
+        }
 }
 
 const zc_packed_kernels zc_packed_kernels_scalar = {zc_unpack_scalar,   to_f32_scalar,     h2f_scalar,
-                                                    scores_f32_scalar,  scores_i8_scalar,  softmax_scalar,
-                                                    value_row_scalar,   scores2_f32_scalar, value_row2_scalar,
-                                                    unpack_v_scalar,    value_i8_scalar};
+                                                    scores_f32_scalar,  softmax_scalar,    value_row_scalar,
+                                                    scores2_f32_scalar, value_row2_scalar, scores_t_scalar,
+                                                    weights_scalar,     value_t_scalar};
 /* ---- driver -------------------------------------------------------------- */
 
 static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
@@ -150,11 +163,11 @@ static tlayout tlayout_for(int R, int hd) {
     t.kc = o;    o += round16((size_t)TILE * hd / 4); /* [TILE][hd] uint8 key codes */
     t.kf = o;    o += round16((size_t)TILE * hd);    /* [TILE][hd] key codes as floats */
     t.vc = o;    o += round16((size_t)TILE * hd / 4); /* [TILE][hd] uint8 value codes */
-    t.vf = o;    o += round16((size_t)TILE * hd);    /* [TILE][hd] value codes as floats (integer path: vi bytes) */
+    t.vf = o;    o += round16((size_t)TILE * hd);    /* [TILE][hd] value codes as floats */
     t.vstep = o; o += round16(TILE);                 /* [TILE] */
     t.vmin = o;  o += round16(TILE);                 /* [TILE] */
-    t.s = o;     o += round16(2 * TILE);             /* [2][TILE] scores, then probabilities, of two rows */
-    t.w = o;     o += round16(2 * TILE);             /* [2][TILE] p_t * step_t of two rows (integer path: wq bytes) */
+    t.s = o;     o += round16(ZC_PACKED_RB * SROW);  /* scores, then probabilities: fp32 path [2][TILE], integer [RB][SROW] */
+    t.w = o;     o += round16(2 * TILE);             /* fp32 path: [2][TILE] p_t * step_t; integer: [RB][TILE] bytes */
     t.total = o;
     return t;
 }
@@ -162,7 +175,7 @@ static tlayout tlayout_for(int R, int hd) {
 typedef struct {
     const zc_attn_dims *d;
     const float *q;
-    int n_q, G, n_segs, flags_int8;
+    int n_q, G, n_segs;
     const zc_packed_seg *segs;
     zc_packed_kernels kern_table; /* scalar, AVX2 or AVX2 + VNNI */
     const zc_packed_kernels *kern; /* &kern_table */
@@ -209,45 +222,64 @@ static void fold_queries(const pk_ctx *c, float *ts, int R, const zc_packed_set 
     }
 }
 
-/* Ask for the codes and value parameters of the tile at t0 (tokens up to b)
- * while the current one is computed: a set is four separate streams (K codes,
- * V codes, steps, minima) that the hardware prefetcher alone left waiting on
- * memory (half of the unpack's time sat on its first load). */
-static void prefetch_tile(const zc_packed_set *set, int t0, int b, size_t krow, size_t vrow) {
-    int nt = b - t0 < TILE ? b - t0 : TILE;
-    const char *k = (const char *)(set->k_codes + (size_t)t0 * krow), *v = (const char *)(set->v_codes + (size_t)t0 * vrow);
-    for (size_t o = 0; o < (size_t)nt * krow; o += 64) __builtin_prefetch(k + o);
-    for (size_t o = 0; o < (size_t)nt * vrow; o += 64) __builtin_prefetch(v + o);
-    __builtin_prefetch(set->v_step + t0);
-    __builtin_prefetch(set->v_step + t0 + nt - 1);
-    __builtin_prefetch(set->v_min + t0);
-    __builtin_prefetch(set->v_min + t0 + nt - 1);
+/* Ask for the codes and value parameters of the next tile (nt tokens whose
+ * codes are the kbytes at k and vbytes at v) while the current one is
+ * computed: a set is four separate streams (K codes, V codes, steps, minima)
+ * that the hardware prefetcher alone left waiting on memory (half of the
+ * unpack's time sat on its first load). */
+static void prefetch_tile(const uint8_t *k, size_t kbytes, const uint8_t *v, size_t vbytes, const zc_fp16 *vstep,
+                          const zc_fp16 *vmin, int nt) {
+    for (size_t o = 0; o < kbytes; o += 64) __builtin_prefetch(k + o);
+    for (size_t o = 0; o < vbytes; o += 64) __builtin_prefetch(v + o);
+    __builtin_prefetch(vstep);
+    __builtin_prefetch(vstep + nt - 1);
+    __builtin_prefetch(vmin);
+    __builtin_prefetch(vmin + nt - 1);
 }
 
-/* The integer path over tokens [a, b) of one set (inside one key group):
- * each tile's codes are unpacked and the value codes interleaved once, then
- * every row scores, normalizes and accumulates in integers. */
-static void run_tiles_i8(const pk_ctx *c, float *ts, int R, const zc_packed_set *set, int a, int b, float *m,
-                         float *l, float *acc) {
+/* dst [nt]: the halves of src for [lo, hi), zero elsewhere. */
+static void h2f_range(const zc_packed_kernels *K, const zc_fp16 *src, int lo, int hi, int nt, float *dst) {
+    memset(dst, 0, (size_t)lo * sizeof(float));
+    K->h2f(src + lo, hi - lo, dst + lo);
+    memset(dst + hi, 0, (size_t)(nt - hi) * sizeof(float));
+}
+
+/* The integer path over tokens [a, b) of one tiled set (inside one key
+ * group). Tiles start on whole groups of 8 tokens, so a tile's edges may hold
+ * up to 7 tokens outside [a, b): they get probability 0. Rows go in blocks of
+ * ZC_PACKED_RB; each block reads the tile's codes again, from cache. */
+static void run_tiles_t(const pk_ctx *c, float *ts, int R, const zc_packed_set *set, int a, int b, float *m,
+                        float *l, float *acc) {
     const zc_packed_kernels *K = c->kern;
     int hd = c->d->head_dim;
-    size_t krow = (size_t)hd * set->k_bits / 8, vrow = (size_t)hd * set->v_bits / 8;
-    uint8_t *kc = (uint8_t *)(ts + c->tl.kc), *vc = (uint8_t *)(ts + c->tl.vc), *vi = (uint8_t *)(ts + c->tl.vf);
+    size_t kg = (size_t)hd * set->k_bits, vg = (size_t)hd * set->v_bits; /* bytes per 8 tokens */
     uint8_t *wq = (uint8_t *)(ts + c->tl.w);
     float *vstep = ts + c->tl.vstep, *vmin = ts + c->tl.vmin, *s = ts + c->tl.s, *vnorm = ts + c->tl.vnorm;
     const int8_t *qq = (const int8_t *)(ts + c->tl.qq);
     const float *qa = ts + c->tl.qa, *qmin = ts + c->tl.qmin;
-    for (int t0 = a; t0 < b; t0 += TILE) {
-        int nt = b - t0 < TILE ? b - t0 : TILE;
-        if (t0 + TILE < b) prefetch_tile(set, t0 + TILE, b, krow, vrow);
-        K->unpack(set->k_codes + (size_t)t0 * krow, (size_t)nt * hd, set->k_bits, kc);
-        K->unpack_v(set->v_codes + (size_t)t0 * vrow, nt, hd, set->v_bits, vc, vi);
-        K->h2f(set->v_step + t0, nt, vstep);
-        K->h2f(set->v_min + t0, nt, vmin);
-        for (int r = 0; r < R; r++) {
-            K->scores_i8(nt, hd, qq + (size_t)r * hd, qa[r], qmin[r], kc, s);
-            float corr = K->softmax(nt, s, m + r, l + r);
-            K->value_i8(nt, hd, s, vstep, vmin, vi, vnorm, corr, wq, acc + (size_t)r * hd);
+    for (int t0 = a & ~7; t0 < b; t0 += TILE) {
+        int lo = a > t0 ? a - t0 : 0, hi = b - t0 < TILE ? b - t0 : TILE, nt = (hi + 7) & ~7;
+        if (t0 + TILE < b) {
+            int n1 = b - t0 - TILE < TILE ? b - t0 - TILE : TILE;
+            size_t g1 = (size_t)(t0 + TILE) / 8, ng = ((size_t)n1 + 7) / 8;
+            prefetch_tile(set->k_codes + g1 * kg, ng * kg, set->v_codes + g1 * vg, ng * vg, set->v_step + t0 + TILE,
+                          set->v_min + t0 + TILE, n1);
+        }
+        h2f_range(K, set->v_step + t0, lo, hi, nt, vstep);
+        h2f_range(K, set->v_min + t0, lo, hi, nt, vmin);
+        const uint8_t *kt = set->k_codes + (size_t)t0 / 8 * kg, *vt = set->v_codes + (size_t)t0 / 8 * vg;
+        for (int r0 = 0; r0 < R; r0 += ZC_PACKED_RB) {
+            int nr = R - r0 < ZC_PACKED_RB ? R - r0 : ZC_PACKED_RB;
+            float corr[ZC_PACKED_RB], scale[ZC_PACKED_RB], pmin[ZC_PACKED_RB];
+            K->scores_t(nt, hd, set->k_bits, kt, nr, qq + (size_t)r0 * hd, qa + r0, qmin + r0, s, SROW);
+            for (int r = 0; r < nr; r++) {
+                float *sr = s + (size_t)r * SROW;
+                corr[r] = K->softmax(hi - lo, sr + lo, m + r0 + r, l + r0 + r);
+                memset(sr, 0, (size_t)lo * sizeof(float));
+                memset(sr + hi, 0, (size_t)(nt - hi) * sizeof(float));
+                K->weights(nt, sr, vstep, vmin, wq + (size_t)r * TILE, &scale[r], &pmin[r]);
+            }
+            K->value_t(nt, hd, set->v_bits, vt, nr, wq, TILE, scale, pmin, corr, vnorm, acc + (size_t)r0 * hd);
         }
     }
 }
@@ -291,16 +323,14 @@ static void run_tiles(const pk_ctx *c, float *ts, int R, const zc_packed_set *se
 static void run_set(const pk_ctx *c, float *ts, int R, const zc_packed_set *set, const zc_fp16 *norm, int a, int b,
                     float *m, float *l, float *acc) {
     int hd = c->d->head_dim;
-    /* the integer path needs codes < 16 (exact u8 x s8 pair sums) and whole 32-byte vectors */
-    int int8 = c->flags_int8 && set->k_bits <= 4 && set->v_bits <= 4 && hd % 32 == 0;
     c->kern->h2f(norm, hd, ts + c->tl.vnorm);
     while (a < b) {
         int grp = a / set->key_group;
         int gend = (grp + 1) * set->key_group;
         if (gend > b) gend = b;
-        fold_queries(c, ts, R, set, grp, int8);
-        if (int8)
-            run_tiles_i8(c, ts, R, set, a, gend, m, l, acc);
+        fold_queries(c, ts, R, set, grp, set->tiled);
+        if (set->tiled)
+            run_tiles_t(c, ts, R, set, a, gend, m, l, acc);
         else
             run_tiles(c, ts, R, set, a, gend, m, l, acc);
         a = gend;
@@ -380,6 +410,9 @@ static int check_segs(const zc_attn_dims *d, const zc_packed_seg *segs, int n_se
                 if (set->n < 0 || (set->n > 0 && (set->k_bits < 1 || set->k_bits > 8 || set->v_bits < 1 ||
                                                   set->v_bits > 8 || set->key_group < 1)))
                     return zc_error(ZC_ERR_ARG, "packed attention: segment %d head %d set %d: bad widths", s, g, st);
+                if (set->n > 0 && set->tiled && !(zc_tiled_ok(d->head_dim, set->k_bits) && zc_tiled_ok(d->head_dim, set->v_bits)))
+                    return zc_error(ZC_ERR_ARG, "packed attention: segment %d head %d set %d: %d/%d bits at head_dim %d "
+                                    "cannot be tiled", s, g, st, set->k_bits, set->v_bits, d->head_dim);
                 n += set->n;
             }
             if (n0 >= 0 && n != n0)
@@ -393,7 +426,7 @@ static int check_segs(const zc_attn_dims *d, const zc_packed_seg *segs, int n_se
 }
 
 int zc_attn_packed(zc_pool *pool, const zc_attn_dims *d, const float *q, int n_q, const zc_packed_seg *segs,
-                   int n_segs, int flags, float *out, float *lse, zc_attn_scratch *scratch) {
+                   int n_segs, float *out, float *lse, zc_attn_scratch *scratch) {
     if (!d || d->n_heads <= 0 || d->n_kv_heads <= 0 || d->head_dim <= 0 || d->n_heads % d->n_kv_heads || n_q < 0 ||
         n_segs < 0)
         return zc_error(ZC_ERR_ARG, "packed attention: bad dims");
@@ -404,8 +437,7 @@ int zc_attn_packed(zc_pool *pool, const zc_attn_dims *d, const float *q, int n_q
     if (rc) return rc;
     if (n_q == 0) return ZC_OK;
     pk_ctx c = {
-        .d = d, .q = q, .n_q = n_q, .G = d->n_heads / d->n_kv_heads, .n_segs = n_segs,
-        .flags_int8 = (flags & ZC_PACKED_INT8Q) != 0, .segs = segs,
+        .d = d, .q = q, .n_q = n_q, .G = d->n_heads / d->n_kv_heads, .n_segs = n_segs, .segs = segs,
         .kern_table = zc_cpu_has_avx2() ? zc_packed_kernels_avx2 : zc_packed_kernels_scalar,
         .scale = 1.0f / sqrtf((float)d->head_dim),
     };
@@ -440,21 +472,14 @@ int zc_attn_packed(zc_pool *pool, const zc_attn_dims *d, const float *q, int n_q
 /* ---- reference ----------------------------------------------------------- */
 
 void zc_packed_set_dequant(const zc_packed_set *set, const zc_fp16 *norm, int hd, float *k, float *v) {
-    enum { PIECE = 1024 }; /* codes per unpack call; a multiple of 8, so pieces start on whole bytes */
-    size_t krow = (size_t)hd * set->k_bits / 8, vrow = (size_t)hd * set->v_bits / 8;
-    uint8_t kc[PIECE], vc[PIECE];
     for (int t = 0; t < set->n; t++) {
         size_t grp = (size_t)(t / set->key_group) * hd;
         float vs = zc_fp16_to_f32(set->v_step[t]), vm = zc_fp16_to_f32(set->v_min[t]);
-        for (int e0 = 0; e0 < hd; e0 += PIECE) {
-            int n = hd - e0 < PIECE ? hd - e0 : PIECE;
-            zc_unpack_scalar(set->k_codes + (size_t)t * krow + (size_t)e0 * set->k_bits / 8, (size_t)n, set->k_bits, kc);
-            zc_unpack_scalar(set->v_codes + (size_t)t * vrow + (size_t)e0 * set->v_bits / 8, (size_t)n, set->v_bits, vc);
-            for (int i = 0; i < n; i++) {
-                int e = e0 + i;
-                k[(size_t)t * hd + e] = (float)kc[i] * zc_fp16_to_f32(set->k_step[grp + e]) + zc_fp16_to_f32(set->k_min[grp + e]);
-                v[(size_t)t * hd + e] = ((float)vc[i] * vs + vm) * zc_fp16_to_f32(norm[e]);
-            }
+        for (int e = 0; e < hd; e++) {
+            int kc = code_at(set->k_codes, set->tiled, ZC_TILED_K, t, e, hd, set->k_bits);
+            int vc = code_at(set->v_codes, set->tiled, ZC_TILED_V, t, e, hd, set->v_bits);
+            k[(size_t)t * hd + e] = (float)kc * zc_fp16_to_f32(set->k_step[grp + e]) + zc_fp16_to_f32(set->k_min[grp + e]);
+            v[(size_t)t * hd + e] = ((float)vc * vs + vm) * zc_fp16_to_f32(norm[e]);
         }
     }
 }

@@ -16,12 +16,15 @@
  *   out_c = norm_c * (sum_t (p_t step_t) code_tc + sum_t p_t min_t)
  * (per-token weights, the normalizer applied once per tile to the output).
  *
- * Codes are dense little-endian bit streams (quant/pack.h), token-major: row t
- * holds the head_dim codes of token t and takes head_dim*bits/8 bytes
- * (head_dim must be a multiple of 8, so rows are whole bytes).
- *
- * Integer path (ZC_PACKED_INT8Q; key and value widths <= 4 bits, head_dim %
- * 32 == 0, elsewhere the fp32 path runs):
+ * Codes are stored in one of two layouts, chosen per set when it is written:
+ *   rows   (tiled = 0) dense little-endian bit streams (quant/pack.h),
+ *          token-major: row t holds the head_dim codes of token t in
+ *          head_dim*bits/8 bytes (head_dim a multiple of 8). Any width 1..8.
+ *          Attention unpacks each tile's codes to floats (the fp32 path).
+ *   tiled  (tiled = 1) quant/tiled.h's layouts, keys ZC_TILED_K and values
+ *          ZC_TILED_V: 2- or 4-bit codes, head_dim % 32 == 0, tokens padded
+ *          to a multiple of 8. Attention runs in integers on the stored words
+ *          (the integer path):
  *   scores  the folded query of each key group is quantized to int8
  *           (symmetric, scale max|q_c step_c|/127) and the code dot products
  *           are u8 x s8 integer sums (VNNI dpbusd, or AVX2 maddubs + madd),
@@ -29,8 +32,7 @@
  *           so a score moves by at most (max_c |q_c step_c| / 254) sum_c code_tc
  *   values  per tile and row the weights p_t step_t are rounded to bytes
  *           against the tile's largest and summed against the value codes in
- *           integers (4 tokens per dpbusd after a per-tile transposition of
- *           the codes): each weight moves by at most wmax/510
+ *           integers (4 tokens per dpbusd): each weight moves by at most wmax/510
  * tests/test_attn_packed.c bounds both on random data (outputs within ~6e-3
  * relative of the fp32 reference; the value update within its bound).
  */
@@ -48,10 +50,11 @@ typedef struct {
     int n;                    /* tokens in the set (0 = empty) */
     int k_bits, v_bits;       /* code widths, 1..8 */
     int key_group;            /* tokens per key-parameter group (>= 1; the last group may be shorter) */
-    const uint8_t *k_codes;   /* [n][head_dim*k_bits/8] */
+    int tiled;                /* code layout: 0 rows, 1 tiled (see above) */
+    const uint8_t *k_codes;   /* rows: [n][head_dim*k_bits/8]; tiled: [zc_tiled_bytes(n, head_dim, k_bits)] */
     const zc_fp16 *k_step;    /* [ceil(n/key_group)][head_dim] */
     const zc_fp16 *k_min;     /* [ceil(n/key_group)][head_dim] */
-    const uint8_t *v_codes;   /* [n][head_dim*v_bits/8] */
+    const uint8_t *v_codes;   /* rows: [n][head_dim*v_bits/8]; tiled: [zc_tiled_bytes(n, head_dim, v_bits)] */
     const zc_fp16 *v_step;    /* [n] */
     const zc_fp16 *v_min;     /* [n] */
 } zc_packed_set;
@@ -60,8 +63,6 @@ typedef struct {
     zc_packed_set set[2];     /* [0] salient (hi bits), [1] regular (lo bits) */
     const zc_fp16 *v_norm;    /* [head_dim] channel normalizer of the segment */
 } zc_packed_seg;
-
-#define ZC_PACKED_INT8Q 1 /* the integer path (see above) */
 
 /* Attention of n_q queries over every token of n_segs segments (all of them
  * precede the queries: no causal mask). segs is [n_segs][n_kv_heads]: the
@@ -73,10 +74,11 @@ typedef struct {
  *                                  callers merge with other parts by it)
  * With no tokens at all, out = 0 and lse = -inf. Work is split over (KV head,
  * chunk of tokens, block of queries) with a log-sum-exp merge.
- * Returns ZC_ERR_ARG for bad dims, ZC_ERR_UNSUPPORTED for head_dim % 8 != 0,
+ * Returns ZC_ERR_ARG for bad dims or a tiled set whose widths or head_dim the
+ * tiled layouts do not allow, ZC_ERR_UNSUPPORTED for head_dim % 8 != 0,
  * ZC_ERR_NOMEM if the scratch cannot grow. */
 int zc_attn_packed(zc_pool *pool, const zc_attn_dims *d, const float *q, int n_q, const zc_packed_seg *segs,
-                   int n_segs, int flags, float *out, float *lse, zc_attn_scratch *scratch);
+                   int n_segs, float *out, float *lse, zc_attn_scratch *scratch);
 
 /* Reference for tests: dequantize every token to fp32 and run
  * zc_attn_reference (double accumulation). Returns ZC_ERR_NOMEM on failure. */

@@ -1,6 +1,6 @@
 /* AVX2 kernels for attention on packed codes (contracts in attn_impl.h).
  * head_dim is a multiple of 8 here (zc_attn_packed checks), so rows need no
- * masked tails; the int8 path additionally has head_dim % 32 == 0. */
+ * masked tails; the integer path additionally has head_dim % 32 == 0. */
 #include <math.h>
 
 #include "attn/attn_impl.h"
@@ -11,6 +11,7 @@
 #define ZC_DPBUSD(acc, u, s) \
     _mm256_add_epi32((acc), _mm256_madd_epi16(_mm256_maddubs_epi16((u), (s)), _mm256_set1_epi16(1)))
 #define I8X86(name) name##_avx2
+#define I8X86_VROWS 2
 #include "attn/attn_packed_i8_x86.h"
 
 static void scores_f32_avx2(int nt, int hd, const float *qs, float bias, const float *kf, float *s) {
@@ -41,48 +42,6 @@ static void scores_f32_avx2(int nt, int hd, const float *qs, float bias, const f
     }
 }
 
-/* Value codes [nt][hd], unpacked, -> value_i8's layout (attn_packed_i8_x86.h). */
-static void interleave_v(int nt, int hd, const uint8_t *vc, uint8_t *vi) {
-    const __m256i zero = _mm256_setzero_si256();
-    for (int t = 0; t < nt; t += 4) {
-        const uint8_t *r0 = vc + (size_t)t * hd;
-        for (int c = 0; c < hd; c += 32) {
-            __m256i x0 = _mm256_loadu_si256((const __m256i *)(r0 + c));
-            __m256i x1 = t + 1 < nt ? _mm256_loadu_si256((const __m256i *)(r0 + hd + c)) : zero;
-            __m256i x2 = t + 2 < nt ? _mm256_loadu_si256((const __m256i *)(r0 + 2 * hd + c)) : zero;
-            __m256i x3 = t + 3 < nt ? _mm256_loadu_si256((const __m256i *)(r0 + 3 * hd + c)) : zero;
-            i8x86_quad32(x0, x1, x2, x3, vi + (size_t)t * hd + (size_t)c * 4);
-        }
-    }
-}
-
-/* Packed value codes of nt tokens -> value_i8's layout. Rows of whole
- * 64-channel chunks of 2-, 3- or 4-bit codes are unpacked in registers and
- * transposed at once (the unpacked codes never go to memory); other shapes
- * unpack into vc first. */
-static void unpack_v_avx2(const uint8_t *src, int nt, int hd, int bits, uint8_t *vc, uint8_t *vi) {
-    if (hd % 64 || (bits != 2 && bits != 3 && bits != 4)) {
-        zc_unpack_avx2(src, (size_t)nt * hd, bits, vc);
-        interleave_v(nt, hd, vc, vi);
-        return;
-    }
-    size_t row = (size_t)hd * bits / 8; /* bytes per token */
-    const __m256i zero = _mm256_setzero_si256();
-    for (int t = 0; t < nt; t += 4)
-        for (int c = 0; c < hd; c += 64) {
-            __m256i lo[4], hi[4]; /* channels c..c+31 and c+32..c+63 of the group's 4 rows */
-            for (int k = 0; k < 4; k++) {
-                if (t + k < nt)
-                    zc_unpack64_bits(bits, src + (size_t)(t + k) * row + (size_t)c * bits / 8, &lo[k], &hi[k]);
-                else
-                    lo[k] = hi[k] = zero;
-            }
-            uint8_t *out = vi + (size_t)t * hd + (size_t)c * 4;
-            i8x86_quad32(lo[0], lo[1], lo[2], lo[3], out);
-            i8x86_quad32(hi[0], hi[1], hi[2], hi[3], out + 128);
-        }
-}
-
 static float softmax_avx2(int nt, float *s, float *m, float *l) {
     __m256 vmax = _mm256_set1_ps(-INFINITY);
     int t = 0;
@@ -93,7 +52,7 @@ static float softmax_avx2(int nt, float *s, float *m, float *l) {
 }
 
 /* w = p * step and sum_t p_t min_t for one row. */
-static float weights_avx2(int nt, const float *p, const float *step, const float *min, float *w) {
+static float row_weights_avx2(int nt, const float *p, const float *step, const float *min, float *w) {
     int n8 = nt & ~7;
     __m256 pm = _mm256_setzero_ps();
     for (int t = 0; t < n8; t += 8) {
@@ -120,7 +79,7 @@ static void finish_row(int nc, const float *u, const float *norm, float corr, fl
 
 static void value_row_avx2(int nt, int hd, const float *p, const float *step, const float *min, const float *vf,
                            const float *norm, float corr, float *w, float *acc) {
-    float pmin = weights_avx2(nt, p, step, min, w);
+    float pmin = row_weights_avx2(nt, p, step, min, w);
     float u[256];
     for (int c0 = 0; c0 < hd; c0 += 256) { /* u holds up to 256 channels at a time */
         int nc = hd - c0 < 256 ? hd - c0 : 256;
@@ -156,7 +115,7 @@ static void scores2_f32_avx2(int nt, int hd, const float *qs0, const float *qs1,
 static void value_row2_avx2(int nt, int hd, const float *p0, const float *p1, const float *step, const float *min,
                             const float *vf, const float *norm, float corr0, float corr1, float *w0, float *w1,
                             float *acc0, float *acc1) {
-    float pmin0 = weights_avx2(nt, p0, step, min, w0), pmin1 = weights_avx2(nt, p1, step, min, w1);
+    float pmin0 = row_weights_avx2(nt, p0, step, min, w0), pmin1 = row_weights_avx2(nt, p1, step, min, w1);
     float u0[256], u1[256];
     for (int c0 = 0; c0 < hd; c0 += 256) { /* u0, u1 hold up to 256 channels at a time */
         int nc = hd - c0 < 256 ? hd - c0 : 256;
@@ -170,7 +129,7 @@ static void value_row2_avx2(int nt, int hd, const float *p0, const float *p1, co
     }
 }
 
-const zc_packed_kernels zc_packed_kernels_avx2 = {zc_unpack_avx2,  to_f32_avx2,    h2f_avx2,
-                                                  scores_f32_avx2, scores_i8_avx2, softmax_avx2,
-                                                  value_row_avx2,  scores2_f32_avx2, value_row2_avx2,
-                                                  unpack_v_avx2,   value_i8_avx2};
+const zc_packed_kernels zc_packed_kernels_avx2 = {zc_unpack_avx2,   to_f32_avx2,      h2f_avx2,
+                                                  scores_f32_avx2,  softmax_avx2,     value_row_avx2,
+                                                  scores2_f32_avx2, value_row2_avx2,  scores_t_avx2,
+                                                  weights_avx2,  value_t_avx2};

@@ -1,21 +1,26 @@
-/* The integer path of attention on packed codes (ZC_PACKED_INT8Q), x86
- * version, included by attn_packed_avx2.c with ZC_DPBUSD = maddubs + madd +
- * add and by attn_packed_vnni.c with ZC_DPBUSD = the VNNI dpbusd, which does
- * all three in one instruction. Contracts in attn_impl.h (zc_packed_kernels:
- * scores_i8, value_i8; unpack_v is attn_packed_avx2.c's, built on
- * i8x86_quad32); the scalar versions in attn_packed.c
- * define the arithmetic, which both x86 versions reproduce exactly in the
- * integer parts.
+/* The integer path of attention on packed codes (sets in quant/tiled.h's
+ * layouts), x86 version, included by attn_packed_avx2.c with ZC_DPBUSD =
+ * maddubs + madd + add and by attn_packed_vnni.c with ZC_DPBUSD = the VNNI
+ * dpbusd, which does all three in one instruction. Contracts in attn_impl.h
+ * (zc_packed_kernels: scores_t, weights, value_t); the scalar versions in
+ * attn_packed.c define the arithmetic, which both x86 versions reproduce
+ * exactly.
  *
  * ZC_DPBUSD(acc, u, s): acc + 8 int32 lanes, lane i += sum_{j<4} u[4i+j] s[4i+j]
  * (u unsigned bytes, s signed bytes). The maddubs form is exact here because
  * every code is < 16: a pair sum is at most 2 * 255 * 15, far from the int16
  * saturation.
  *
- * Value codes go through one transposition per tile (unpack_v) so that
- * the P.V sums need no horizontal adds: 32 bytes hold 8 channels x 4
- * consecutive tokens, and one ZC_DPBUSD against the 4 tokens' broadcast
- * weights adds 4 tokens into 8 channel lanes.
+ * The tiled layouts make both products free of shuffles: a key lane vector
+ * holds 4 channels of each of 8 tokens, so a ZC_DPBUSD against 4 broadcast
+ * query bytes adds those channels into the 8 tokens' scores; a value lane
+ * vector holds 4 tokens of each of 8 channels, so a ZC_DPBUSD against 4
+ * broadcast weight bytes adds those tokens into the 8 channels' sums. Each
+ * lane vector is a shift and a mask of a loaded word, and is used by every
+ * row of the block (the G query heads sharing a KV head), held in registers.
+ *
+ * I8X86_VROWS: rows per value block (4 x 4 accumulators need AVX-512's 32
+ * vector registers; AVX2's 16 hold 2 x 4).
  */
 #ifndef ZC_DPBUSD
 #error "define ZC_DPBUSD before including attn_packed_i8_x86.h"
@@ -24,65 +29,6 @@
 #include <immintrin.h>
 #include <stdint.h>
 #include <string.h>
-
-/* lane i of the result = sum of the 8 lanes of a_i, exact */
-static inline __m256i i8x86_hsum8x8(__m256i a0, __m256i a1, __m256i a2, __m256i a3, __m256i a4, __m256i a5,
-                                    __m256i a6, __m256i a7) {
-    __m256i t0 = _mm256_hadd_epi32(_mm256_hadd_epi32(a0, a1), _mm256_hadd_epi32(a2, a3));
-    __m256i t1 = _mm256_hadd_epi32(_mm256_hadd_epi32(a4, a5), _mm256_hadd_epi32(a6, a7));
-    return _mm256_add_epi32(_mm256_permute2x128_si256(t0, t1, 0x20), _mm256_permute2x128_si256(t0, t1, 0x31));
-}
-
-static void I8X86(scores_i8)(int nt, int hd, const int8_t *qq, float qa, float bias, const uint8_t *kc, float *s) {
-    __m256 vb = _mm256_set1_ps(bias), va = _mm256_set1_ps(qa);
-    int t = 0;
-    for (; t + 8 <= nt; t += 8) {
-        const uint8_t *k0 = kc + (size_t)t * hd;
-        __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
-        for (int c = 0; c < hd; c += 32) {
-            __m256i qv = _mm256_loadu_si256((const __m256i *)(qq + c));
-            const uint8_t *k = k0 + c;
-            a0 = ZC_DPBUSD(a0, _mm256_loadu_si256((const __m256i *)k), qv);
-            a1 = ZC_DPBUSD(a1, _mm256_loadu_si256((const __m256i *)(k + hd)), qv);
-            a2 = ZC_DPBUSD(a2, _mm256_loadu_si256((const __m256i *)(k + 2 * hd)), qv);
-            a3 = ZC_DPBUSD(a3, _mm256_loadu_si256((const __m256i *)(k + 3 * hd)), qv);
-            a4 = ZC_DPBUSD(a4, _mm256_loadu_si256((const __m256i *)(k + 4 * hd)), qv);
-            a5 = ZC_DPBUSD(a5, _mm256_loadu_si256((const __m256i *)(k + 5 * hd)), qv);
-            a6 = ZC_DPBUSD(a6, _mm256_loadu_si256((const __m256i *)(k + 6 * hd)), qv);
-            a7 = ZC_DPBUSD(a7, _mm256_loadu_si256((const __m256i *)(k + 7 * hd)), qv);
-        }
-        __m256i dots = i8x86_hsum8x8(a0, a1, a2, a3, a4, a5, a6, a7);
-        _mm256_storeu_ps(s + t, _mm256_fmadd_ps(va, _mm256_cvtepi32_ps(dots), vb));
-    }
-    for (; t < nt; t++) {
-        __m256i a = _mm256_setzero_si256();
-        for (int c = 0; c < hd; c += 32)
-            a = ZC_DPBUSD(a, _mm256_loadu_si256((const __m256i *)(kc + (size_t)t * hd + c)),
-                          _mm256_loadu_si256((const __m256i *)(qq + c)));
-        __m128i h = _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
-        h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4e));
-        h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xb1));
-        s[t] = fmaf(qa, (float)_mm_cvtsi128_si32(h), bias);
-    }
-}
-
-/* value_i8's layout, vi [ceil(nt/4)][hd/8][8 channels][4 tokens] (missing
- * tokens of the last group are zero codes), for 32 channels of 4 token rows
- * x0..x3: two rounds of unpacks build 4-token quads per channel; the unpacks
- * work within 128-bit lanes, so the results hold channels {0-3, 16-19},
- * {4-7, 20-23}, {8-11, 24-27}, {12-15, 28-31} and one lane swap restores
- * channel order. out: the 128 bytes of those channels in the group. */
-static inline void i8x86_quad32(__m256i x0, __m256i x1, __m256i x2, __m256i x3, uint8_t *out) {
-    __m256i lo01 = _mm256_unpacklo_epi8(x0, x1), hi01 = _mm256_unpackhi_epi8(x0, x1);
-    __m256i lo23 = _mm256_unpacklo_epi8(x2, x3), hi23 = _mm256_unpackhi_epi8(x2, x3);
-    __m256i a = _mm256_unpacklo_epi16(lo01, lo23), b = _mm256_unpackhi_epi16(lo01, lo23);
-    __m256i d = _mm256_unpacklo_epi16(hi01, hi23), e = _mm256_unpackhi_epi16(hi01, hi23);
-    __m256i *o = (__m256i *)out;
-    _mm256_storeu_si256(o, _mm256_permute2x128_si256(a, b, 0x20));     /* channels 0..7   */
-    _mm256_storeu_si256(o + 1, _mm256_permute2x128_si256(d, e, 0x20)); /* channels 8..15  */
-    _mm256_storeu_si256(o + 2, _mm256_permute2x128_si256(a, b, 0x31)); /* channels 16..23 */
-    _mm256_storeu_si256(o + 3, _mm256_permute2x128_si256(d, e, 0x31)); /* channels 24..31 */
-}
 
 /* acc_c = acc_c * corr + norm_c * (scale * u_c + pmin) for c in [c0, c0 + 8*n) */
 static inline void i8x86_finish(const __m256i *u, int n, const float *norm, float scale, float pmin, float corr,
@@ -95,7 +41,7 @@ static inline void i8x86_finish(const __m256i *u, int n, const float *norm, floa
     }
 }
 
-/* zc_packed_kernels.value_i8's weights, as the scalar version computes them
+/* zc_packed_kernels.weights, as the scalar version computes them
  * (the same products, maximum, fused multiply-add and truncation, so the
  * same bytes; only pmin's summation order differs). */
 static inline void i8x86_quantize_weights(int nt, const float *p, const float *step, const float *min, uint8_t *wq,
@@ -132,38 +78,155 @@ static inline void i8x86_quantize_weights(int nt, const float *p, const float *s
     *pmin = pmn;
 }
 
-/* u [n] (n = 8 or 4, inlined as a constant and the loops unrolled, so u stays
- * in registers; without the unrolling gcc kept u in memory): the
- * integer sums of 8n channels over ng groups of 4 tokens, v the channels'
- * first group (groups gstride bytes apart), wq the byte weights. */
-static inline __attribute__((always_inline)) void i8x86_value_sums(int n, int ng, size_t gstride, const uint8_t *v,
-                                                                    const uint8_t *wq, __m256i *u) {
-#pragma GCC unroll 8
-    for (int j = 0; j < n; j++) u[j] = _mm256_setzero_si256();
-    for (int g = 0; g < ng; g++, v += gstride) {
-        int32_t w4;
-        memcpy(&w4, wq + 4 * g, 4);
-        __m256i w = _mm256_set1_epi32(w4);
-#pragma GCC unroll 8
-        for (int j = 0; j < n; j++) u[j] = ZC_DPBUSD(u[j], w, _mm256_loadu_si256((const __m256i *)v + j));
+static void I8X86(weights)(int nt, const float *p, const float *step, const float *min, uint8_t *wq, float *scale,
+                           float *pmin) {
+    float wmax;
+    i8x86_quantize_weights(nt, p, step, min, wq, &wmax, pmin);
+    *scale = wmax * (1.0f / 255.0f);
+}
+
+/* Lane vector j of the stored word w (quant/tiled.h): its codes, one per byte. */
+static inline __m256i i8x86_lane(__m256i w, int j, int bits) {
+    const __m256i mask = _mm256_set1_epi8((char)((1 << bits) - 1));
+    return _mm256_and_si256(j ? _mm256_srli_epi16(w, j * bits) : w, mask);
+}
+
+static inline __m256i i8x86_bcast4(const void *p) {
+    int32_t x;
+    memcpy(&x, p, 4);
+    return _mm256_set1_epi32(x);
+}
+
+/* Scores of nr rows (<= 4) x no groups of 8 tokens (<= 2) from kt, the key
+ * words of the first group. Inlined with constant nr, no and bits, so the
+ * accumulators stay in registers and the loops unroll. */
+static inline __attribute__((always_inline)) void i8x86_scores_block(int nr, int no, int bits, int hd,
+                                                                      const uint8_t *kt, const int8_t *qq,
+                                                                      const float *qa, const float *qmin, float *s,
+                                                                      int ss) {
+    const int per_word = 8 / bits;
+    const size_t gstride = (size_t)hd * bits; /* bytes per 8 tokens */
+    __m256i acc[4][2];
+#pragma GCC unroll 4
+    for (int r = 0; r < nr; r++)
+#pragma GCC unroll 2
+        for (int o = 0; o < no; o++) acc[r][o] = _mm256_setzero_si256();
+    for (int cq = 0; cq < hd / 4; cq += per_word) { /* channels 4cq.. of the words at kt + 8cq */
+        __m256i w[2];
+#pragma GCC unroll 2
+        for (int o = 0; o < no; o++) w[o] = _mm256_loadu_si256((const __m256i *)(kt + o * gstride + (size_t)cq * 32 / per_word));
+#pragma GCC unroll 4
+        for (int j = 0; j < per_word; j++) {
+            __m256i kv[2];
+#pragma GCC unroll 2
+            for (int o = 0; o < no; o++) kv[o] = i8x86_lane(w[o], j, bits);
+#pragma GCC unroll 4
+            for (int r = 0; r < nr; r++) {
+                __m256i qb = i8x86_bcast4(qq + (size_t)r * hd + 4 * (cq + j));
+#pragma GCC unroll 2
+                for (int o = 0; o < no; o++) acc[r][o] = ZC_DPBUSD(acc[r][o], kv[o], qb);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < nr; r++)
+#pragma GCC unroll 2
+        for (int o = 0; o < no; o++)
+            _mm256_storeu_ps(s + (size_t)r * ss + 8 * o, _mm256_fmadd_ps(_mm256_set1_ps(qa[r]), _mm256_cvtepi32_ps(acc[r][o]),
+                                                                       _mm256_set1_ps(qmin[r])));
+}
+
+static inline __attribute__((always_inline)) void i8x86_scores_bits(int bits, int nt, int hd, const uint8_t *kt, int R,
+                                                                     const int8_t *qq, const float *qa,
+                                                                     const float *qmin, float *s, int ss) {
+    const size_t gstride = (size_t)hd * bits;
+    for (int r = 0; r < R;) {
+        int nr = R - r >= 4 ? 4 : R - r >= 2 ? 2 : 1;
+        const int8_t *qr = qq + (size_t)r * hd;
+        for (int o = 0; o < nt / 8;) {
+            int no = nt / 8 - o >= 2 ? 2 : 1;
+            const uint8_t *k = kt + o * gstride;
+            float *so = s + (size_t)r * ss + 8 * o;
+            if (nr == 4)
+                no == 2 ? i8x86_scores_block(4, 2, bits, hd, k, qr, qa + r, qmin + r, so, ss)
+                        : i8x86_scores_block(4, 1, bits, hd, k, qr, qa + r, qmin + r, so, ss);
+            else if (nr == 2)
+                no == 2 ? i8x86_scores_block(2, 2, bits, hd, k, qr, qa + r, qmin + r, so, ss)
+                        : i8x86_scores_block(2, 1, bits, hd, k, qr, qa + r, qmin + r, so, ss);
+            else
+                no == 2 ? i8x86_scores_block(1, 2, bits, hd, k, qr, qa + r, qmin + r, so, ss)
+                        : i8x86_scores_block(1, 1, bits, hd, k, qr, qa + r, qmin + r, so, ss);
+            o += no;
+        }
+        r += nr;
     }
 }
 
-static void I8X86(value_i8)(int nt, int hd, const float *p, const float *step, const float *min, const uint8_t *vi,
-                            const float *norm, float corr, uint8_t *wq, float *acc) {
-    float wmax, pmin;
-    i8x86_quantize_weights(nt, p, step, min, wq, &wmax, &pmin);
-    float scale = wmax * (1.0f / 255.0f);
-    int ng = (nt + 3) / 4;
-    size_t gstride = (size_t)hd * 4; /* bytes per 4-token group */
-    int c = 0;
-    __m256i u[8];
-    for (; c + 64 <= hd; c += 64) { /* 8 accumulators: 64 channels */
-        i8x86_value_sums(8, ng, gstride, vi + (size_t)c * 4, wq, u);
-        i8x86_finish(u, 8, norm + c, scale, pmin, corr, acc + c);
+static void I8X86(scores_t)(int nt, int hd, int bits, const uint8_t *kt, int R, const int8_t *qq, const float *qa,
+                            const float *qmin, float *s, int ss) {
+    if (bits == 4)
+        i8x86_scores_bits(4, nt, hd, kt, R, qq, qa, qmin, s, ss);
+    else
+        i8x86_scores_bits(2, nt, hd, kt, R, qq, qa, qmin, s, ss);
+}
+
+/* P.V of nr rows (<= I8X86_VROWS) over channels [c0, c0 + 32) and nq groups
+ * of 4 tokens, from vt, the value words of the tile (inlined like the scores). */
+static inline __attribute__((always_inline)) void i8x86_value_block(int nr, int bits, int nq, int hd, int c0,
+                                                                     const uint8_t *vt, const uint8_t *wq, int ss,
+                                                                     const float *scale, const float *pmin,
+                                                                     const float *corr, const float *norm,
+                                                                     float *acc) {
+    const int per_word = 8 / bits, words = 4 / per_word; /* words per 4 tokens x 32 channels */
+    const size_t qstride = (size_t)hd * bits / 2;       /* bytes per 4 tokens */
+    const uint8_t *v = vt + (size_t)c0 / 8 / per_word * 32;
+    __m256i u[I8X86_VROWS][4];
+#pragma GCC unroll 4
+    for (int r = 0; r < nr; r++)
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) u[r][j] = _mm256_setzero_si256();
+    for (int tq = 0; tq < nq; tq++, v += qstride) {
+        __m256i wb[I8X86_VROWS];
+#pragma GCC unroll 4
+        for (int r = 0; r < nr; r++) wb[r] = i8x86_bcast4(wq + (size_t)r * ss + 4 * tq);
+#pragma GCC unroll 2
+        for (int k = 0; k < words; k++) {
+            __m256i w = _mm256_loadu_si256((const __m256i *)(v + 32 * k));
+#pragma GCC unroll 4
+            for (int j = 0; j < per_word; j++) {
+                __m256i vv = i8x86_lane(w, j, bits);
+#pragma GCC unroll 4
+                for (int r = 0; r < nr; r++) u[r][k * per_word + j] = ZC_DPBUSD(u[r][k * per_word + j], wb[r], vv);
+            }
+        }
     }
-    for (; c < hd; c += 32) { /* head_dim % 64 == 32 */
-        i8x86_value_sums(4, ng, gstride, vi + (size_t)c * 4, wq, u);
-        i8x86_finish(u, 4, norm + c, scale, pmin, corr, acc + c);
-    }
+#pragma GCC unroll 4
+    for (int r = 0; r < nr; r++) i8x86_finish(u[r], 4, norm + c0, scale[r], pmin[r], corr[r], acc + (size_t)r * hd + c0);
+}
+
+static inline __attribute__((always_inline)) void i8x86_value_bits(int bits, int nt, int hd, const uint8_t *vt, int R,
+                                                                    const uint8_t *wq, int ss, const float *scale,
+                                                                    const float *pmin, const float *corr,
+                                                                    const float *norm, float *acc) {
+    for (int c0 = 0; c0 < hd; c0 += 32)
+        for (int r = 0; r < R;) {
+            int nr = R - r >= I8X86_VROWS ? I8X86_VROWS : R - r >= 2 ? 2 : 1;
+            const uint8_t *wr = wq + (size_t)r * ss;
+            float *ar = acc + (size_t)r * hd;
+            if (nr == I8X86_VROWS)
+                i8x86_value_block(I8X86_VROWS, bits, nt / 4, hd, c0, vt, wr, ss, scale + r, pmin + r, corr + r, norm, ar);
+            else if (nr == 2)
+                i8x86_value_block(2, bits, nt / 4, hd, c0, vt, wr, ss, scale + r, pmin + r, corr + r, norm, ar);
+            else
+                i8x86_value_block(1, bits, nt / 4, hd, c0, vt, wr, ss, scale + r, pmin + r, corr + r, norm, ar);
+            r += nr;
+        }
+}
+
+static void I8X86(value_t)(int nt, int hd, int bits, const uint8_t *vt, int R, const uint8_t *wq, int ss,
+                           const float *scale, const float *pmin, const float *corr, const float *norm, float *acc) {
+    if (bits == 4)
+        i8x86_value_bits(4, nt, hd, vt, R, wq, ss, scale, pmin, corr, norm, acc);
+    else
+        i8x86_value_bits(2, nt, hd, vt, R, wq, ss, scale, pmin, corr, norm, acc);
 }

@@ -22,11 +22,13 @@
 
 #define ZC_DPBUSD(acc, u, s) _mm256_dpbusd_epi32((acc), (u), (s))
 #define I8X86(name) name##_vnni
+#define I8X86_VROWS 4
 #include "attn/attn_packed_i8_x86.h"
 
 void zc_packed_kernels_use_vnni(zc_packed_kernels *k) {
-    k->scores_i8 = scores_i8_vnni;
-    k->value_i8 = value_i8_vnni;
+    k->scores_t = scores_t_vnni;
+    k->weights = weights_vnni;
+    k->value_t = value_t_vnni;
 }
 
 #if defined(__clang__)

@@ -56,17 +56,19 @@
  *                the reference code's, as the two models disagree
  * These are zc_kv_config's defaults (--kv-decode-rule, --kv-denom).
  * The integer path of the packed attention (cfg.int8_query, --kv-int8-query; attn_packed.h)
- * is on by default: int8 queries against the key codes and byte P.V weights against the
- * value codes. It applies where head_dim % 32 == 0 and both widths are <= 4 bits, and moves
- * outputs by <= ~6e-3 relative on random data (tests/test_attn_packed.c), small beside the
- * 2-4-bit value codes' own error; it makes decode attention 1.7-2.3x faster than the fp32
- * path at 16K-32K tokens (`zipcache bench attn`). Off restores fp32 arithmetic on the codes.
+ * is on by default: sets whose key and value widths are 2 or 4 bits, at head_dim % 32 == 0,
+ * store their codes tiled (quant/tiled.h) and attention multiplies int8 queries against the
+ * key codes and byte P.V weights against the value codes as stored. It moves outputs by
+ * <= ~6e-3 relative on random data (tests/test_attn_packed.c), small beside the 2-4-bit
+ * value codes' own error. The tiled layouts pad each set to a multiple of 8 tokens (counted
+ * in usage().codes). Off stores packed rows and keeps fp32 arithmetic on the codes.
  *
  * Storage of a segment: one blob in the layer's arena (a byte buffer grown by
  * doubling, so steady decode allocates nothing but the rare doubling):
  *   params  fp16, per head g: v_norm[hd], then per set (salient, regular):
  *           k_min[ng][hd], k_step[ng][hd], v_min[n_set], v_step[n_set]
- *   codes   per head, per set: k codes [n_set][hd*kb/8], v codes [n_set][hd*vb/8]
+ *   codes   per head, per set: k codes, then v codes, as packed rows ([n_set][hd*bits/8])
+ *           or tiled (zc_tiled_bytes(n_set, hd, bits) each)
  *   index   per head: salient bitmap [ceil(n/8)] (bit j = token j of the segment)
  * Blobs start 8-byte aligned; the padding is reported as usage().other.
  */
@@ -80,6 +82,7 @@
 #include "quant/ggml_blocks.h"
 #include "quant/kvquant.h"
 #include "quant/saliency.h"
+#include "quant/tiled.h"
 #include "util/error.h"
 #include "util/fp16.h"
 
@@ -120,6 +123,7 @@ typedef struct {
     size_t cap_q;             /* queries the above hold */
     float *xk, *xv;           /* [n][kv_dim] window in fp32 for the quantizers */
     float *sc;                /* [n_kv_heads][n] scores */
+    uint8_t *cbuf;            /* [n][head_dim] bytes: one set's packed rows on their way to the tiled layout */
     int32_t *ibuf;            /* [3][n]: salient rows | regular rows | probes; denominators use the first third before the rows are built */
     uint64_t *u64;            /* [n] zc_sal_select scratch */
     size_t cap_w;             /* tokens the above hold */
@@ -164,6 +168,18 @@ static int set_bits(const kv_zip *c, int st, int keys) {
     return keys ? (st == 0 ? f->k_hi_bits : f->k_lo_bits) : (st == 0 ? f->v_hi_bits : f->v_lo_bits);
 }
 
+/* Are set st's codes stored tiled (attn_packed.h), for the integer path? */
+static int set_tiled(const kv_zip *c, int st) {
+    int hd = c->base.shape.head_dim;
+    return c->base.cfg.int8_query && zc_tiled_ok(hd, set_bits(c, st, 1)) && zc_tiled_ok(hd, set_bits(c, st, 0));
+}
+
+/* Bytes of the K (keys = 1) or V codes of m tokens of set st. */
+static size_t set_code_bytes(const kv_zip *c, int st, int m, int keys) {
+    int hd = c->base.shape.head_dim, bits = set_bits(c, st, keys);
+    return set_tiled(c, st) ? zc_tiled_bytes(m, hd, bits) : (size_t)m * hd * (size_t)bits / 8;
+}
+
 /* ---- segment layout ------------------------------------------------------ */
 
 /* Bytes of each part of a segment of n tokens with ns salient per head. */
@@ -173,7 +189,7 @@ static void seg_sizes(const kv_zip *c, int n, int ns, seg_info *si) {
     for (int st = 0; st < 2; st++) {
         int m = st == 0 ? ns : n - ns;
         halves += 2 * (size_t)key_groups(c, m) * hd + 2 * (size_t)m;
-        codes += (size_t)m * hd * (size_t)(set_bits(c, st, 1) + set_bits(c, st, 0)) / 8;
+        codes += set_code_bytes(c, st, m, 1) + set_code_bytes(c, st, m, 0);
     }
     si->n = n;
     si->params = (size_t)nkv * halves * sizeof(zc_fp16);
@@ -209,9 +225,9 @@ static void seg_bind(const kv_zip *c, zlayer *L, int s) {
         for (int st = 0; st < 2; st++) {
             zc_packed_set *set = &L->heads[(size_t)s * nkv + g].set[st];
             set->k_codes = b;
-            b += (size_t)set->n * hd * set->k_bits / 8;
+            b += set_code_bytes(c, st, set->n, 1);
             set->v_codes = b;
-            b += (size_t)set->n * hd * set->v_bits / 8;
+            b += set_code_bytes(c, st, set->n, 0);
         }
 }
 
@@ -289,6 +305,9 @@ static int reserve_window_scratch(kv_zip *c, int n) {
     float *sc = zc_realloc(c->sc, cap * nkv * sizeof(float));
     if (!sc) return ZC_ERR_NOMEM;
     c->sc = sc;
+    uint8_t *cb = zc_realloc(c->cbuf, cap * (size_t)c->base.shape.head_dim);
+    if (!cb) return ZC_ERR_NOMEM;
+    c->cbuf = cb;
     int32_t *ib = zc_realloc(c->ibuf, 3 * cap * sizeof(int32_t));
     if (!ib) return ZC_ERR_NOMEM;
     c->ibuf = ib;
@@ -366,6 +385,7 @@ static int compress_window(kv_zip *c, zlayer *L, const float *sc, int stream) {
             set->k_bits = set_bits(c, st, 1);
             set->v_bits = set_bits(c, st, 0);
             set->key_group = c->base.cfg.key_group > 0 ? c->base.cfg.key_group : (set->n > 0 ? set->n : 1);
+            set->tiled = set_tiled(c, st);
         }
     seg_bind(c, L, s);
 
@@ -386,17 +406,19 @@ static int compress_window(kv_zip *c, zlayer *L, const float *sc, int stream) {
             zc_packed_set *set = &seg->set[st];
             const int32_t *rows = st == 0 ? sal : reg;
             size_t krow = (size_t)hd * set->k_bits / 8, vrow = (size_t)hd * set->v_bits / 8;
+            /* codes are written as packed rows; tiled sets take them from c->cbuf */
+            uint8_t *kc = set->tiled ? c->cbuf : (uint8_t *)set->k_codes, *vc = set->tiled ? c->cbuf : (uint8_t *)set->v_codes;
             for (int t0 = 0, grp = 0; t0 < set->n; t0 += set->key_group, grp++) {
                 int cnt = set->n - t0 < set->key_group ? set->n - t0 : set->key_group;
                 zc_fp16 *mn = (zc_fp16 *)set->k_min + (size_t)grp * hd, *step = (zc_fp16 *)set->k_step + (size_t)grp * hd;
                 if ((rc = zc_chan_params(xk, (size_t)kd, rows + t0, cnt, hd, set->k_bits, mn, step))) return rc;
-                zc_chan_encode(xk, (size_t)kd, rows + t0, cnt, hd, set->k_bits, mn, step,
-                               (uint8_t *)set->k_codes + (size_t)t0 * krow, krow);
+                zc_chan_encode(xk, (size_t)kd, rows + t0, cnt, hd, set->k_bits, mn, step, kc + (size_t)t0 * krow, krow);
             }
-            if (set->n > 0 &&
-                (rc = zc_token_quant(xv, (size_t)kd, rows, set->n, hd, set->v_bits, norm, (uint8_t *)set->v_codes,
-                                     vrow, (zc_fp16 *)set->v_min, (zc_fp16 *)set->v_step)))
+            if (set->tiled) zc_tiled_from_rows(ZC_TILED_K, kc, krow, set->n, hd, set->k_bits, (uint8_t *)set->k_codes);
+            if (set->n > 0 && (rc = zc_token_quant(xv, (size_t)kd, rows, set->n, hd, set->v_bits, norm, vc, vrow,
+                                                   (zc_fp16 *)set->v_min, (zc_fp16 *)set->v_step)))
                 return rc;
+            if (set->tiled) zc_tiled_from_rows(ZC_TILED_V, vc, vrow, set->n, hd, set->v_bits, (uint8_t *)set->v_codes);
         }
     }
     /* commit: the segment exists, the window restarts after it */
@@ -570,8 +592,7 @@ static int zip_attend(zc_kv_cache *base, int layer, int pos, int n, const float 
                          out, L->n_segs ? c->lse_w : c->lse_t, &c->s_fwd);
     if (rc) return rc;
     if (L->n_segs) {
-        rc = zc_attn_packed(base->pool, &d, q, n, L->heads, L->n_segs, base->cfg.int8_query ? ZC_PACKED_INT8Q : 0,
-                            c->out_p, c->lse_p, &c->s_packed);
+        rc = zc_attn_packed(base->pool, &d, q, n, L->heads, L->n_segs, c->out_p, c->lse_p, &c->s_packed);
         if (rc) return rc;
         merge_parts(c, n, out);
     }
@@ -658,6 +679,7 @@ static void zip_destroy(zc_kv_cache *base) {
     free(c->xk);
     free(c->xv);
     free(c->sc);
+    free(c->cbuf);
     free(c->ibuf);
     free(c->u64);
     zc_attn_scratch_free(&c->s_fwd);
