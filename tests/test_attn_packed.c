@@ -292,6 +292,17 @@ static void check_i8_version(const zc_packed_kernels *X, const char *name) {
                 step[t] = 0.1f + 0.05f * tt_randf(&g_seed);
                 vmin[t] = -1.0f + 0.2f * tt_randf(&g_seed);
             }
+            { /* fold: the same products, int8 queries and scales; the bias up to summation order */
+                static float qb[R * H], ks[H], km[H], qs_s[R * H], qs_x[R * H], qm_s[R], qm_x[R], qa_x[R];
+                static int8_t qq_x[R * H];
+                for (int i = 0; i < nr * hd; i++) qb[i] = 2.0f * tt_randf(&g_seed);
+                for (int c = 0; c < hd; c++) ks[c] = 0.05f + 0.2f * (tt_randf(&g_seed) + 1.0f), km[c] = tt_randf(&g_seed);
+                S->fold(nr, hd, qb, ks, km, qs_s, qm_s, qq, qa);
+                X->fold(nr, hd, qb, ks, km, qs_x, qm_x, qq_x, qa_x);
+                int ok = !memcmp(qq, qq_x, (size_t)nr * hd) && !memcmp(qs_s, qs_x, (size_t)nr * hd * sizeof(float));
+                for (int r = 0; r < nr; r++) ok &= qa[r] == qa_x[r] && fabsf(qm_s[r] - qm_x[r]) <= 1e-5f * (1.0f + fabsf(qm_s[r]));
+                TT_CHECK(ok, "%s fold differs from scalar (hd %d, %d rows)", name, hd, nr);
+            }
             S->scores_t(nt, hd, kbits, kt, nr, qq, qa, qmin, s_s, T);
             X->scores_t(nt, hd, kbits, kt, nr, qq, qa, qmin, s_x, T);
             int same = 1;

@@ -47,6 +47,10 @@ void zc_attn_tile_avx2(int n_rows, int G, const int *nvalid, const float *q, int
  *   unpack      n codes of `bits` bits -> bytes (quant/pack.h layout)
  *   to_f32      dst[i] = src[i] for n codes
  *   h2f         dst[i] = half src[i] for n values (exact)
+ *   fold        for R rows of queries qb [R][hd] and a key group's kstep, kmin [hd]:
+ *               qs[r][c] = qb[r][c] kstep[c], qmin[r] = sum_c qb[r][c] kmin[c]; unless
+ *               qq is NULL also the int8 query qq[r][c] = round-half-away(qs[r][c] / qa[r]),
+ *               qa[r] = max_c |qs[r][c]| / 127 (every version computes the same qq, qa)
  *   scores_f32  s[t] = bias + dot(qs, kf[t])          kf [nt][hd] codes as floats
  *   softmax     online-softmax step of one row over its scores s [nt]: with
  *               M = max(*m, max_t s[t]), s[t] = exp(s[t] - M) in place (s has room
@@ -75,6 +79,8 @@ typedef struct {
     void (*unpack)(const uint8_t *src, size_t n, int bits, uint8_t *codes);
     void (*to_f32)(const uint8_t *src, size_t n, float *dst);
     void (*h2f)(const uint16_t *src, int n, float *dst);
+    void (*fold)(int R, int hd, const float *qb, const float *kstep, const float *kmin, float *qs, float *qmin,
+                 int8_t *qq, float *qa);
     void (*scores_f32)(int nt, int hd, const float *qs, float bias, const float *kf, float *s);
     float (*softmax)(int nt, float *s, float *m, float *l);
     void (*value_row)(int nt, int hd, const float *p, const float *step, const float *min, const float *vf,

@@ -87,6 +87,29 @@ static void value_row2_scalar(int nt, int hd, const float *p0, const float *p1, 
     value_row_scalar(nt, hd, p1, step, min, vf, norm, corr1, w1, acc1);
 }
 
+static void fold_scalar(int R, int hd, const float *qb, const float *kstep, const float *kmin, float *qs, float *qmin,
+                        int8_t *qq, float *qa) {
+    for (int r = 0; r < R; r++) {
+        const float *qr = qb + (size_t)r * hd;
+        float *qsr = qs + (size_t)r * hd;
+        float bias = 0.0f, amax = 0.0f;
+        for (int e = 0; e < hd; e++) {
+            qsr[e] = qr[e] * kstep[e];
+            bias += qr[e] * kmin[e];
+            if (fabsf(qsr[e]) > amax) amax = fabsf(qsr[e]);
+        }
+        qmin[r] = bias;
+        if (qq) {
+            float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+            for (int e = 0; e < hd; e++) {
+                float x = qsr[e] * inv;
+                qq[(size_t)r * hd + e] = (int8_t)(int)(x + (x < 0.0f ? -0.5f : 0.5f)); /* half away from zero */
+            }
+            qa[r] = amax / 127.0f;
+        }
+    }
+}
+
 /* The integer path's weights (attn_impl.h); attn_packed_i8_x86.h computes the same bytes */
 static void weights_scalar(int nt, const float *p, const float *step, const float *min, uint8_t *wq, float *scale,
                            float *pmin) {
@@ -137,9 +160,9 @@ static void value_t_scalar(int nt, int hd, int bits, const uint8_t *vt, int R, c
 }
 
 const zc_packed_kernels zc_packed_kernels_scalar = {zc_unpack_scalar,   to_f32_scalar,     h2f_scalar,
-                                                    scores_f32_scalar,  softmax_scalar,    value_row_scalar,
-                                                    scores2_f32_scalar, value_row2_scalar, scores_t_scalar,
-                                                    weights_scalar,     value_t_scalar};
+                                                    fold_scalar,        scores_f32_scalar, softmax_scalar,
+                                                    value_row_scalar,   scores2_f32_scalar, value_row2_scalar,
+                                                    scores_t_scalar,    weights_scalar,    value_t_scalar};
 /* ---- driver -------------------------------------------------------------- */
 
 static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
@@ -198,28 +221,8 @@ static void fold_queries(const pk_ctx *c, float *ts, int R, const zc_packed_set 
     float *kstep = ts + c->tl.kstep, *kmin = ts + c->tl.kmin;
     c->kern->h2f(set->k_step + (size_t)grp * hd, hd, kstep);
     c->kern->h2f(set->k_min + (size_t)grp * hd, hd, kmin);
-    for (int r = 0; r < R; r++) {
-        const float *qr = ts + c->tl.qb + (size_t)r * hd;
-        float *qs = ts + c->tl.qs + (size_t)r * hd;
-        float bias = 0.0f, amax = 0.0f;
-        for (int e = 0; e < hd; e++) {
-            qs[e] = qr[e] * kstep[e];
-            bias += qr[e] * kmin[e];
-            if (fabsf(qs[e]) > amax) amax = fabsf(qs[e]);
-        }
-        ts[c->tl.qmin + r] = bias;
-        if (int8) {
-            int8_t *qq = (int8_t *)(ts + c->tl.qq) + (size_t)r * hd;
-            float a = amax / 127.0f, inv = amax > 0.0f ? 127.0f / amax : 0.0f;
-            /* round half away from zero without a libm call (|x| <= 127): this
-             * runs for every row at every key group */
-            for (int e = 0; e < hd; e++) {
-                float x = qs[e] * inv;
-                qq[e] = (int8_t)(int)(x + (x < 0.0f ? -0.5f : 0.5f));
-            }
-            ts[c->tl.qa + r] = a;
-        }
-    }
+    c->kern->fold(R, hd, ts + c->tl.qb, kstep, kmin, ts + c->tl.qs, ts + c->tl.qmin,
+                  int8 ? (int8_t *)(ts + c->tl.qq) : NULL, ts + c->tl.qa);
 }
 
 /* Ask for the codes and value parameters of the next tile (nt tokens whose
@@ -231,9 +234,11 @@ static void prefetch_tile(const uint8_t *k, size_t kbytes, const uint8_t *v, siz
                           const zc_fp16 *vmin, int nt) {
     for (size_t o = 0; o < kbytes; o += 64) __builtin_prefetch(k + o);
     for (size_t o = 0; o < vbytes; o += 64) __builtin_prefetch(v + o);
-    __builtin_prefetch(vstep);
+    for (int t = 0; t < nt; t += 32) { /* 64-byte lines of halves */
+        __builtin_prefetch(vstep + t);
+        __builtin_prefetch(vmin + t);
+    }
     __builtin_prefetch(vstep + nt - 1);
-    __builtin_prefetch(vmin);
     __builtin_prefetch(vmin + nt - 1);
 }
 

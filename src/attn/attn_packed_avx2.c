@@ -129,7 +129,36 @@ static void value_row2_avx2(int nt, int hd, const float *p0, const float *p1, co
     }
 }
 
+/* hd % 8 == 0 here; the same products, comparisons and roundings as fold_scalar. */
+static void fold_avx2(int R, int hd, const float *qb, const float *kstep, const float *kmin, float *qs, float *qmin,
+                      int8_t *qq, float *qa) {
+    const __m256 sign = _mm256_set1_ps(-0.0f), half = _mm256_set1_ps(0.5f);
+    for (int r = 0; r < R; r++) {
+        const float *qr = qb + (size_t)r * hd;
+        float *qsr = qs + (size_t)r * hd;
+        __m256 bias = _mm256_setzero_ps(), amax = _mm256_setzero_ps();
+        for (int e = 0; e < hd; e += 8) {
+            __m256 q = _mm256_loadu_ps(qr + e), x = _mm256_mul_ps(q, _mm256_loadu_ps(kstep + e));
+            _mm256_storeu_ps(qsr + e, x);
+            bias = _mm256_fmadd_ps(q, _mm256_loadu_ps(kmin + e), bias);
+            amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, x));
+        }
+        qmin[r] = zc_hsum256(bias);
+        if (!qq) continue;
+        float mx = zc_hmax256(amax), inv = mx > 0.0f ? 127.0f / mx : 0.0f;
+        __m256 vi = _mm256_set1_ps(inv);
+        for (int e = 0; e < hd; e += 8) {
+            __m256 x = _mm256_mul_ps(_mm256_loadu_ps(qsr + e), vi);
+            /* x + copysign(0.5, x), truncated: half away from zero */
+            __m256i q = _mm256_cvttps_epi32(_mm256_add_ps(x, _mm256_or_ps(half, _mm256_and_ps(sign, x))));
+            __m128i q16 = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+            _mm_storel_epi64((__m128i *)(qq + (size_t)r * hd + e), _mm_packs_epi16(q16, q16));
+        }
+        qa[r] = mx / 127.0f;
+    }
+}
+
 const zc_packed_kernels zc_packed_kernels_avx2 = {zc_unpack_avx2,   to_f32_avx2,      h2f_avx2,
-                                                  scores_f32_avx2,  softmax_avx2,     value_row_avx2,
-                                                  scores2_f32_avx2, value_row2_avx2,  scores_t_avx2,
-                                                  weights_avx2,  value_t_avx2};
+                                                  fold_avx2,        scores_f32_avx2,  softmax_avx2,
+                                                  value_row_avx2,   scores2_f32_avx2, value_row2_avx2,
+                                                  scores_t_avx2,    weights_avx2,     value_t_avx2};
