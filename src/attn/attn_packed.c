@@ -232,14 +232,14 @@ static void fold_queries(const pk_ctx *c, float *ts, int R, const zc_packed_set 
  * unpack's time sat on its first load). */
 static void prefetch_tile(const uint8_t *k, size_t kbytes, const uint8_t *v, size_t vbytes, const zc_fp16 *vstep,
                           const zc_fp16 *vmin, int nt) {
-    for (size_t o = 0; o < kbytes; o += 64) __builtin_prefetch(k + o);
-    for (size_t o = 0; o < vbytes; o += 64) __builtin_prefetch(v + o);
-    for (int t = 0; t < nt; t += 32) { /* 64-byte lines of halves */
+    for (int t = 0; t < nt; t += 32) { /* 64-byte lines of halves; first, as a burst may drop its tail */
         __builtin_prefetch(vstep + t);
         __builtin_prefetch(vmin + t);
     }
     __builtin_prefetch(vstep + nt - 1);
     __builtin_prefetch(vmin + nt - 1);
+    for (size_t o = 0; o < kbytes; o += 64) __builtin_prefetch(k + o);
+    for (size_t o = 0; o < vbytes; o += 64) __builtin_prefetch(v + o);
 }
 
 /* dst [nt]: the halves of src for [lo, hi), zero elsewhere. */
@@ -342,6 +342,57 @@ static void run_set(const pk_ctx *c, float *ts, int R, const zc_packed_set *set,
     }
 }
 
+/* Tokens [a, b) of one set of a task's head. */
+typedef struct {
+    const zc_packed_set *set;
+    const zc_fp16 *norm; /* the segment's value normalizer */
+    int a, b;
+} set_range;
+
+/* A walk over the sets of head g that hold tokens of [c0, c1). */
+typedef struct {
+    const pk_ctx *c;
+    int g, sg, st;
+    long c0, c1, pos; /* pos: the first token of set (sg, st) in the head's concatenation */
+} set_walk;
+
+static int walk_next(set_walk *w, set_range *r) {
+    for (; w->sg < w->c->n_segs && w->pos < w->c1; w->st ^= 1, w->sg += !w->st) {
+        const zc_packed_seg *seg = &w->c->segs[(size_t)w->sg * w->c->d->n_kv_heads + w->g];
+        const zc_packed_set *set = &seg->set[w->st];
+        long a = w->c0 > w->pos ? w->c0 - w->pos : 0, b = w->c1 - w->pos < set->n ? w->c1 - w->pos : set->n;
+        w->pos += set->n;
+        if (a < b) {
+            *r = (set_range){set, seg->v_norm, (int)a, (int)b};
+            w->st ^= 1, w->sg += !w->st;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Fetch what run_set reads first of r: its key group's parameters, the
+ * normalizer and the first tile. */
+static void prefetch_set(const pk_ctx *c, const set_range *r) {
+    const zc_packed_set *set = r->set;
+    int hd = c->d->head_dim, t0 = r->set->tiled ? r->a & ~7 : r->a, nt = r->b - t0 < TILE ? r->b - t0 : TILE;
+    size_t grp = (size_t)(r->a / set->key_group) * hd;
+    for (int e = 0; e < hd; e += 32) { /* 64-byte lines of halves */
+        __builtin_prefetch(set->k_step + grp + e);
+        __builtin_prefetch(set->k_min + grp + e);
+        __builtin_prefetch(r->norm + e);
+    }
+    size_t k0, kn, v0, vn; /* byte ranges of the first tile's codes */
+    if (set->tiled) {
+        k0 = (size_t)t0 / 8 * hd * set->k_bits, kn = ((size_t)nt + 7) / 8 * hd * set->k_bits;
+        v0 = (size_t)t0 / 8 * hd * set->v_bits, vn = ((size_t)nt + 7) / 8 * hd * set->v_bits;
+    } else {
+        k0 = (size_t)t0 * hd * set->k_bits / 8, kn = (size_t)nt * hd * set->k_bits / 8;
+        v0 = (size_t)t0 * hd * set->v_bits / 8, vn = (size_t)nt * hd * set->v_bits / 8;
+    }
+    prefetch_tile(set->k_codes + k0, kn, set->v_codes + v0, vn, set->v_step + t0, set->v_min + t0, nt);
+}
+
 static void packed_task(void *ctx, int task, int thread) {
     const pk_ctx *c = ctx;
     int nkv = c->d->n_kv_heads, hd = c->d->head_dim, nh = c->d->n_heads, G = c->G;
@@ -359,16 +410,17 @@ static void packed_task(void *ctx, int task, int thread) {
         float *dst = ts + c->tl.qb + (size_t)i * G * hd;
         for (int e = 0; e < G * hd; e++) dst[e] = src[e] * c->scale;
     }
-    /* token range [c0, c1) of the head's concatenated sets */
-    long c0 = (long)chunk * c->chunk_len, c1 = c0 + c->chunk_len, pos = 0;
-    for (int sg = 0; sg < c->n_segs && pos < c1; sg++) {
-        const zc_packed_seg *seg = &c->segs[(size_t)sg * nkv + g];
-        for (int st = 0; st < 2; st++) {
-            const zc_packed_set *set = &seg->set[st];
-            long a = c0 > pos ? c0 - pos : 0, b = c1 - pos < set->n ? c1 - pos : set->n;
-            if (a < b) run_set(c, ts, R, set, seg->v_norm, (int)a, (int)b, m, l, acc);
-            pos += set->n;
-        }
+    /* token range [c0, c1) of the head's concatenated sets; while one set
+     * runs, the start of the next is fetched (within a set, run_tiles_t
+     * fetches tile after tile) */
+    set_walk w = {.c = c, .g = g, .c0 = (long)chunk * c->chunk_len, .c1 = (long)(chunk + 1) * c->chunk_len};
+    set_range cur, next;
+    for (int have = walk_next(&w, &cur); have;) {
+        int more = walk_next(&w, &next);
+        if (more) prefetch_set(c, &next);
+        run_set(c, ts, R, cur.set, cur.norm, cur.a, cur.b, m, l, acc);
+        cur = next;
+        have = more;
     }
 }
 
