@@ -1,1 +1,1 @@
-zipcache bench -m /tmp/zipcache-llama-3.2-1b-16l-q8_0.gguf -p 512 -n 16 -d 16384,32768 --kv fp16,zipcache -r 2 --md bench-results/decode.md --json bench-results/decode.json --csv bench-results/decode.csv
+zipcache bench -m /tmp/zipcache-llama-3.2-1b-16l-q8_0.gguf -p 16 -n 16 -d 16384,32768 --kv fp16,zipcache -r 3 --md bench-results/decode.md --json bench-results/decode.json --csv bench-results/decode.csv

@@ -1,1 +1,0 @@
-zipcache bench attn -d 4096,16384,32768

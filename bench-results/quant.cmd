@@ -1,1 +1,0 @@
-zipcache bench quant -t 1
