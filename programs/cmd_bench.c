@@ -20,6 +20,7 @@
 #include "cmds.h"
 #include "kernels/matmul.h"
 #include "quant/kvquant.h"
+#include "quant/tiled.h"
 #include "util/cpu.h"
 #include "util/error.h"
 #include "util/membw.h"
@@ -87,6 +88,34 @@ typedef struct {
     double quant_cpu_gbps, dequant_cpu_gbps; /* the same per CPU-second of the working threads */
     double bits_per_elem;
 } bench_row;
+
+/* The zipcache policy's last compression step: packed rows -> the tiled
+ * layouts of the integer attention path (quant/tiled.h), head by head
+ * (128 channels, or 64 when C % 128 != 0). */
+typedef struct {
+    zc_tiled_kind kind;
+    int bits;
+    const char *path;
+    double gbps; /* fp16-equivalent input per second, one thread */
+} tiled_row;
+
+static void time_tiled(tiled_row *r, int T, int C, const uint8_t *rows, uint8_t *out, double min_time) {
+    int hd = C % 128 ? 64 : 128;
+    size_t ld = (size_t)C * r->bits / 8, head = (size_t)hd * r->bits / 8;
+    double best = 1e30, start = zc_now();
+    for (int rep = 0; rep < 2 || zc_now() - start < min_time; rep++) {
+        double t = zc_now();
+        for (int h = 0; h < C / hd; h++) {
+            if (strcmp(r->path, "avx2") == 0)
+                zc_tiled_from_rows_avx2(r->kind, rows + h * head, ld, T, hd, r->bits, out);
+            else
+                zc_tiled_from_rows_scalar(r->kind, rows + h * head, ld, T, hd, r->bits, out);
+        }
+        t = zc_now() - t;
+        best = t < best ? t : best;
+    }
+    r->gbps = 2.0 * T * C / best / 1e9;
+}
 
 static int bench_quant(int argc, char **argv) {
     const char *cmd = "bench quant", *json = NULL, *val;
@@ -189,6 +218,16 @@ static int bench_quant(int argc, char **argv) {
         r->bits_per_elem = (double)zc_kvq_stored_bits(&r->q, (int)T, (int)C) / (double)n;
     }
     zc_cpu_set_simd(-1);
+    tiled_row tiled[8];
+    int n_tiled = 0;
+    for (int path = 0; path < 1 + has_avx2; path++)
+        for (int kind = 0; kind < 2; kind++)
+            for (int bits = 2; bits <= 4; bits += 2) {
+                tiled_row *r = &tiled[n_tiled++];
+                *r = (tiled_row){(zc_tiled_kind)kind, bits, path ? "avx2" : "scalar", 0};
+                /* any bytes are valid codes; blob holds a slice, so the rows reuse x's bytes */
+                time_tiled(r, (int)T, (int)C, (const uint8_t *)x, blob, min_time);
+            }
 
     printf("# zipcache bench quant: %lld tokens x %lld channels, %lld thread(s), %s\n", T, C, nt, zc_cpu_name());
     printf("# GB/s = fp16-equivalent input bytes (2 per element) per second per core; fastest of repeated runs;\n"
@@ -204,6 +243,11 @@ static int bench_quant(int argc, char **argv) {
                r->q.bits, r->path, r->bits_per_elem, r->quant_gbps, 100 * r->quant_gbps / copy_gbps, r->dequant_gbps,
                100 * r->dequant_gbps / copy_gbps, r->quant_cpu_gbps, r->dequant_cpu_gbps);
     }
+    printf("\nThe zipcache policy's last compression step, packed rows -> tiled layout (quant/tiled.h), heads of %d "
+           "channels, 1 thread:\n\n| layout | bits | path | GB/s |\n|---|---:|---|---:|\n", C % 128 ? 64 : 128);
+    for (int i = 0; i < n_tiled; i++)
+        printf("| %s | %d | %s | %.2f |\n", tiled[i].kind == ZC_TILED_K ? "tiled keys" : "tiled values", tiled[i].bits,
+               tiled[i].path, tiled[i].gbps);
     if (json) {
         FILE *f = fopen(json, "w");
         if (!f) {
@@ -225,6 +269,11 @@ static int bench_quant(int argc, char **argv) {
                     r->quant_gbps / copy_gbps, r->dequant_gbps, r->dequant_gbps / copy_gbps, r->quant_cpu_gbps, r->dequant_cpu_gbps,
                     i + 1 < n_rows ? "," : "");
         }
+        fprintf(f, " ],\n \"tiled\": [\n");
+        for (int i = 0; i < n_tiled; i++)
+            fprintf(f, "  {\"layout\": \"%s\", \"bits\": %d, \"path\": \"%s\", \"gbps\": %.4f}%s\n",
+                    tiled[i].kind == ZC_TILED_K ? "keys" : "values", tiled[i].bits, tiled[i].path, tiled[i].gbps,
+                    i + 1 < n_tiled ? "," : "");
         fprintf(f, " ]}\n");
         if (fclose(f)) {
             fprintf(stderr, "zipcache bench quant: %s: write failed\n", json);

@@ -52,6 +52,12 @@ static inline size_t zc_tiled_where(zc_tiled_kind kind, int t, int c, int hd, in
  * Requires zc_tiled_ok(hd, bits). */
 void zc_tiled_from_rows(zc_tiled_kind kind, const uint8_t *rows, size_t ld, int n, int hd, int bits, uint8_t *dst);
 
+/* The scalar reference of zc_tiled_from_rows, and its AVX2 version (call only
+ * when zc_cpu_has_avx2(); returns 0 without writing for head dims over 512). */
+void zc_tiled_from_rows_scalar(zc_tiled_kind kind, const uint8_t *rows, size_t ld, int n, int hd, int bits,
+                               uint8_t *dst);
+int zc_tiled_from_rows_avx2(zc_tiled_kind kind, const uint8_t *rows, size_t ld, int n, int hd, int bits, uint8_t *dst);
+
 /* Codes of tokens [t0, t0 + nt) of a tiled layout -> codes [nt][hd], one per
  * byte (references, tests, the fp32 attention path). */
 void zc_tiled_unpack(zc_tiled_kind kind, const uint8_t *src, int t0, int nt, int hd, int bits, uint8_t *codes);
