@@ -1,0 +1,1 @@
+zipcache bench -m /tmp/zipcache-llama-3.2-1b-16l-q8_0.gguf -p 16 -n 16 -d 16384 --kv fp16,zipcache,q4_0,q8_0 -r 3 --md bench-results/decode16k.md --json bench-results/decode16k.json --csv bench-results/decode16k.csv

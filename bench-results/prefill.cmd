@@ -1,0 +1,1 @@
+zipcache bench -m /tmp/zipcache-llama-3.2-1b-16l-q8_0.gguf -p 4096 -n 1 -d 0 --kv fp16,zipcache,q4_0,q8_0 -r 3 --md bench-results/prefill.md --json bench-results/prefill.json --csv bench-results/prefill.csv

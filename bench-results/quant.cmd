@@ -1,0 +1,1 @@
+zipcache bench quant -t 1 --json bench-results/quant.json
