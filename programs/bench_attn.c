@@ -63,13 +63,9 @@ typedef struct {
     size_t bytes;
 } packed_layer;
 
-/* Bytes of one set's codes of n tokens at `bits`, tiled or as packed rows. */
-static size_t code_bytes(int n, int hd, int bits, int tiled) {
-    return tiled ? zc_tiled_bytes(n, hd, bits) : (size_t)n * hd * bits / 8;
-}
-
 static size_t set_bytes(int n, int hd, int kb, int vb, int tiled) {
-    return code_bytes(n, hd, kb, tiled) + code_bytes(n, hd, vb, tiled) + 2 * sizeof(zc_fp16) * ((size_t)hd + n);
+    return zc_packed_code_bytes(n, hd, kb, tiled) + zc_packed_code_bytes(n, hd, vb, tiled) +
+           2 * sizeof(zc_fp16) * ((size_t)hd + n);
 }
 
 /* tiled: the integer path's layout where the widths allow it (as the zipcache policy stores). */
@@ -112,7 +108,7 @@ static int packed_layer_make(const attn_opts *o, int depth, int tiled, packed_la
                 set->tiled = tiled && zc_tiled_ok(hd, bits);
                 uint8_t *kc, *vc;
                 zc_fp16 *ks, *km, *vs, *vm;
-                size_t nb = code_bytes(set->n, hd, bits, set->tiled);
+                size_t nb = zc_packed_code_bytes(set->n, hd, bits, set->tiled);
                 TAKE(kc, uint8_t, nb);
                 TAKE(vc, uint8_t, nb);
                 TAKE(ks, zc_fp16, hd);

@@ -125,25 +125,12 @@ static void weights_scalar(int nt, const float *p, const float *step, const floa
     *pmin = pm;
 }
 
-/* Code (t, c) of a set's key or value codes in either layout. */
-static int code_at(const uint8_t *codes, int tiled, zc_tiled_kind kind, int t, int c, int hd, int bits) {
-    if (tiled) {
-        int shift;
-        size_t at = zc_tiled_where(kind, t, c, hd, bits, &shift);
-        return codes[at] >> shift & ((1 << bits) - 1);
-    }
-    size_t bit = ((size_t)t * hd + c) * (size_t)bits, at = bit / 8;
-    int off = (int)(bit % 8), v = codes[at];
-    if (off + bits > 8) v |= codes[at + 1] << 8; /* a 3-, 5-, 6- or 7-bit code crossing a byte */
-    return v >> off & ((1 << bits) - 1);
-}
-
 static void scores_t_scalar(int nt, int hd, int bits, const uint8_t *kt, int R, const int8_t *qq, const float *qa,
                             const float *qmin, float *s, int ss) {
     for (int r = 0; r < R; r++)
         for (int t = 0; t < nt; t++) {
             int32_t dot = 0;
-            for (int c = 0; c < hd; c++) dot += (int32_t)qq[(size_t)r * hd + c] * code_at(kt, 1, ZC_TILED_K, t, c, hd, bits);
+            for (int c = 0; c < hd; c++) dot += (int32_t)qq[(size_t)r * hd + c] * zc_tiled_get(ZC_TILED_K, kt, t, c, hd, bits);
             s[(size_t)r * ss + t] = fmaf(qa[r], (float)dot, qmin[r]);
         }
 }
@@ -153,7 +140,7 @@ static void value_t_scalar(int nt, int hd, int bits, const uint8_t *vt, int R, c
     for (int r = 0; r < R; r++)
         for (int c = 0; c < hd; c++) {
             int32_t u = 0;
-            for (int t = 0; t < nt; t++) u += (int32_t)wq[(size_t)r * ss + t] * code_at(vt, 1, ZC_TILED_V, t, c, hd, bits);
+            for (int t = 0; t < nt; t++) u += (int32_t)wq[(size_t)r * ss + t] * zc_tiled_get(ZC_TILED_V, vt, t, c, hd, bits);
             float *a = acc + (size_t)r * hd + c;
             *a = fmaf(norm[c], fmaf(scale[r], (float)u, pmin[r]), *a * corr[r]);
         }
@@ -357,14 +344,16 @@ typedef struct {
 } set_walk;
 
 static int walk_next(set_walk *w, set_range *r) {
-    for (; w->sg < w->c->n_segs && w->pos < w->c1; w->st ^= 1, w->sg += !w->st) {
+    while (w->sg < w->c->n_segs && w->pos < w->c1) {
         const zc_packed_seg *seg = &w->c->segs[(size_t)w->sg * w->c->d->n_kv_heads + w->g];
         const zc_packed_set *set = &seg->set[w->st];
-        long a = w->c0 > w->pos ? w->c0 - w->pos : 0, b = w->c1 - w->pos < set->n ? w->c1 - w->pos : set->n;
+        long first = w->pos;
         w->pos += set->n;
+        w->sg += w->st; /* salient set, then regular, then the next segment */
+        w->st ^= 1;
+        long a = w->c0 > first ? w->c0 - first : 0, b = w->c1 - first < set->n ? w->c1 - first : set->n;
         if (a < b) {
             *r = (set_range){set, seg->v_norm, (int)a, (int)b};
-            w->st ^= 1, w->sg += !w->st;
             return 1;
         }
     }
@@ -382,14 +371,10 @@ static void prefetch_set(const pk_ctx *c, const set_range *r) {
         __builtin_prefetch(set->k_min + grp + e);
         __builtin_prefetch(r->norm + e);
     }
-    size_t k0, kn, v0, vn; /* byte ranges of the first tile's codes */
-    if (set->tiled) {
-        k0 = (size_t)t0 / 8 * hd * set->k_bits, kn = ((size_t)nt + 7) / 8 * hd * set->k_bits;
-        v0 = (size_t)t0 / 8 * hd * set->v_bits, vn = ((size_t)nt + 7) / 8 * hd * set->v_bits;
-    } else {
-        k0 = (size_t)t0 * hd * set->k_bits / 8, kn = (size_t)nt * hd * set->k_bits / 8;
-        v0 = (size_t)t0 * hd * set->v_bits / 8, vn = (size_t)nt * hd * set->v_bits / 8;
-    }
+    /* the first tile's codes; t0 is a multiple of 8 for tiled sets */
+    int kb = set->k_bits, vb = set->v_bits, tl = set->tiled;
+    size_t k0 = zc_packed_code_bytes(t0, hd, kb, tl), kn = zc_packed_code_bytes(nt, hd, kb, tl);
+    size_t v0 = zc_packed_code_bytes(t0, hd, vb, tl), vn = zc_packed_code_bytes(nt, hd, vb, tl);
     prefetch_tile(set->k_codes + k0, kn, set->v_codes + v0, vn, set->v_step + t0, set->v_min + t0, nt);
 }
 
@@ -528,15 +513,33 @@ int zc_attn_packed(zc_pool *pool, const zc_attn_dims *d, const float *q, int n_q
 
 /* ---- reference ----------------------------------------------------------- */
 
+/* Codes [e0, e0 + n) of token t of a set's keys (kind K) or values, n <= PIECE. */
+static void token_codes(const zc_packed_set *set, zc_tiled_kind kind, int hd, int t, int e0, int n, uint8_t *out) {
+    const uint8_t *src = kind == ZC_TILED_K ? set->k_codes : set->v_codes;
+    int bits = kind == ZC_TILED_K ? set->k_bits : set->v_bits;
+    if (set->tiled) {
+        for (int i = 0; i < n; i++) out[i] = (uint8_t)zc_tiled_get(kind, src, t, e0 + i, hd, bits);
+    } else {
+        size_t row = (size_t)hd * bits / 8;
+        zc_unpack_scalar(src + (size_t)t * row + (size_t)e0 * bits / 8, (size_t)n, bits, out);
+    }
+}
+
 void zc_packed_set_dequant(const zc_packed_set *set, const zc_fp16 *norm, int hd, float *k, float *v) {
+    enum { PIECE = 1024 }; /* codes per unpack call; a multiple of 8, so pieces start on whole bytes */
+    uint8_t kc[PIECE], vc[PIECE];
     for (int t = 0; t < set->n; t++) {
         size_t grp = (size_t)(t / set->key_group) * hd;
         float vs = zc_fp16_to_f32(set->v_step[t]), vm = zc_fp16_to_f32(set->v_min[t]);
-        for (int e = 0; e < hd; e++) {
-            int kc = code_at(set->k_codes, set->tiled, ZC_TILED_K, t, e, hd, set->k_bits);
-            int vc = code_at(set->v_codes, set->tiled, ZC_TILED_V, t, e, hd, set->v_bits);
-            k[(size_t)t * hd + e] = (float)kc * zc_fp16_to_f32(set->k_step[grp + e]) + zc_fp16_to_f32(set->k_min[grp + e]);
-            v[(size_t)t * hd + e] = ((float)vc * vs + vm) * zc_fp16_to_f32(norm[e]);
+        for (int e0 = 0; e0 < hd; e0 += PIECE) {
+            int n = hd - e0 < PIECE ? hd - e0 : PIECE;
+            token_codes(set, ZC_TILED_K, hd, t, e0, n, kc);
+            token_codes(set, ZC_TILED_V, hd, t, e0, n, vc);
+            for (int i = 0; i < n; i++) {
+                int e = e0 + i;
+                k[(size_t)t * hd + e] = (float)kc[i] * zc_fp16_to_f32(set->k_step[grp + e]) + zc_fp16_to_f32(set->k_min[grp + e]);
+                v[(size_t)t * hd + e] = ((float)vc[i] * vs + vm) * zc_fp16_to_f32(norm[e]);
+            }
         }
     }
 }

@@ -43,6 +43,7 @@
 #include <stdint.h>
 
 #include "attn/attn.h"
+#include "quant/tiled.h"
 #include "util/fp16.h"
 #include "util/threads.h"
 
@@ -58,6 +59,11 @@ typedef struct {
     const zc_fp16 *v_step;    /* [n] */
     const zc_fp16 *v_min;     /* [n] */
 } zc_packed_set;
+
+/* Bytes of n tokens' codes of `bits` bits in either layout (tiled: n padded to 8). */
+static inline size_t zc_packed_code_bytes(int n, int hd, int bits, int tiled) {
+    return tiled ? zc_tiled_bytes(n, hd, bits) : (size_t)n * hd * (size_t)bits / 8;
+}
 
 typedef struct {
     zc_packed_set set[2];     /* [0] salient (hi bits), [1] regular (lo bits) */

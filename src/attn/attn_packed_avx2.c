@@ -129,6 +129,30 @@ static void value_row2_avx2(int nt, int hd, const float *p0, const float *p1, co
     }
 }
 
+/* The integer path's byte weights (nt % 8 == 0), as weights_scalar computes
+ * them: the same products, maximum, fused multiply-add and truncation, so the
+ * same bytes; only pmin's summation order differs. No dot products, so one
+ * AVX2 version serves the VNNI table too. */
+static void weights_avx2(int nt, const float *p, const float *step, const float *min, uint8_t *wq, float *scale,
+                         float *pmin) {
+    __m256 mx = _mm256_setzero_ps(), pm = _mm256_setzero_ps();
+    for (int t = 0; t < nt; t += 8) {
+        __m256 pt = _mm256_loadu_ps(p + t);
+        mx = _mm256_max_ps(mx, _mm256_mul_ps(pt, _mm256_loadu_ps(step + t)));
+        pm = _mm256_fmadd_ps(pt, _mm256_loadu_ps(min + t), pm);
+    }
+    float wmax = zc_hmax256(mx), inv = wmax > 0.0f ? 255.0f / wmax : 0.0f;
+    __m256 vi = _mm256_set1_ps(inv), half = _mm256_set1_ps(0.5f);
+    for (int t = 0; t < nt; t += 8) {
+        __m256 w = _mm256_mul_ps(_mm256_loadu_ps(p + t), _mm256_loadu_ps(step + t));
+        __m256i q = _mm256_cvttps_epi32(_mm256_fmadd_ps(w, vi, half));
+        __m128i q16 = _mm_packus_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+        _mm_storel_epi64((__m128i *)(wq + t), _mm_packus_epi16(q16, q16));
+    }
+    *scale = wmax * (1.0f / 255.0f);
+    *pmin = zc_hsum256(pm);
+}
+
 /* hd % 8 == 0 here; the same products, comparisons and roundings as fold_scalar. */
 static void fold_avx2(int R, int hd, const float *qb, const float *kstep, const float *kmin, float *qs, float *qmin,
                       int8_t *qq, float *qa) {

@@ -2,7 +2,7 @@
  * layouts), x86 version, included by attn_packed_avx2.c with ZC_DPBUSD =
  * maddubs + madd + add and by attn_packed_vnni.c with ZC_DPBUSD = the VNNI
  * dpbusd, which does all three in one instruction. Contracts in attn_impl.h
- * (zc_packed_kernels: scores_t, weights, value_t); the scalar versions in
+ * (zc_packed_kernels: scores_t, value_t); the scalar versions in
  * attn_packed.c define the arithmetic, which both x86 versions reproduce
  * exactly.
  *
@@ -39,50 +39,6 @@ static inline void i8x86_finish(const __m256i *u, int n, const float *norm, floa
         __m256 prev = _mm256_mul_ps(_mm256_loadu_ps(acc + 8 * j), vc);
         _mm256_storeu_ps(acc + 8 * j, _mm256_fmadd_ps(_mm256_loadu_ps(norm + 8 * j), val, prev));
     }
-}
-
-/* zc_packed_kernels.weights, as the scalar version computes them
- * (the same products, maximum, fused multiply-add and truncation, so the
- * same bytes; only pmin's summation order differs). */
-static inline void i8x86_quantize_weights(int nt, const float *p, const float *step, const float *min, uint8_t *wq,
-                                          float *wmax, float *pmin) {
-    int n8 = nt & ~7, t;
-    __m256 mx = _mm256_setzero_ps(), pm = _mm256_setzero_ps();
-    for (t = 0; t < n8; t += 8) {
-        __m256 pt = _mm256_loadu_ps(p + t);
-        mx = _mm256_max_ps(mx, _mm256_mul_ps(pt, _mm256_loadu_ps(step + t)));
-        pm = _mm256_fmadd_ps(pt, _mm256_loadu_ps(min + t), pm);
-    }
-    __m128 h = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
-    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
-    float m = _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(pm), _mm256_extractf128_ps(pm, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    float pmn = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
-    for (; t < nt; t++) {
-        float w = p[t] * step[t];
-        m = w > m ? w : m;
-        pmn += p[t] * min[t];
-    }
-    float inv = m > 0.0f ? 255.0f / m : 0.0f;
-    __m256 vi = _mm256_set1_ps(inv), half = _mm256_set1_ps(0.5f);
-    for (t = 0; t < n8; t += 8) {
-        __m256 w = _mm256_mul_ps(_mm256_loadu_ps(p + t), _mm256_loadu_ps(step + t));
-        __m256i q = _mm256_cvttps_epi32(_mm256_fmadd_ps(w, vi, half));
-        __m128i q16 = _mm_packus_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
-        _mm_storel_epi64((__m128i *)(wq + t), _mm_packus_epi16(q16, q16));
-    }
-    for (; t < nt; t++) wq[t] = (uint8_t)(int)fmaf(p[t] * step[t], inv, 0.5f);
-    for (; t & 3; t++) wq[t] = 0;
-    *wmax = m;
-    *pmin = pmn;
-}
-
-static void I8X86(weights)(int nt, const float *p, const float *step, const float *min, uint8_t *wq, float *scale,
-                           float *pmin) {
-    float wmax;
-    i8x86_quantize_weights(nt, p, step, min, wq, &wmax, pmin);
-    *scale = wmax * (1.0f / 255.0f);
 }
 
 /* Lane vector j of the stored word w (quant/tiled.h): its codes, one per byte. */

@@ -27,7 +27,6 @@
 
 void zc_packed_kernels_use_vnni(zc_packed_kernels *k) {
     k->scores_t = scores_t_vnni;
-    k->weights = weights_vnni;
     k->value_t = value_t_vnni;
 }
 

@@ -176,8 +176,7 @@ static int set_tiled(const kv_zip *c, int st) {
 
 /* Bytes of the K (keys = 1) or V codes of m tokens of set st. */
 static size_t set_code_bytes(const kv_zip *c, int st, int m, int keys) {
-    int hd = c->base.shape.head_dim, bits = set_bits(c, st, keys);
-    return set_tiled(c, st) ? zc_tiled_bytes(m, hd, bits) : (size_t)m * hd * (size_t)bits / 8;
+    return zc_packed_code_bytes(m, c->base.shape.head_dim, set_bits(c, st, keys), set_tiled(c, st));
 }
 
 /* ---- segment layout ------------------------------------------------------ */

@@ -120,14 +120,6 @@ static inline void zc_unpack64_b8(const uint8_t *src, __m256i *c0, __m256i *c1) 
     *c0 = _mm256_loadu_si256((const __m256i *)src);
     *c1 = _mm256_loadu_si256((const __m256i *)(src + 32));
 }
-/* 64 codes of `bits` (2, 3 or 4) bits: codes 0..31 in *c0, 32..63 in *c1. */
-static inline void zc_unpack64_bits(int bits, const uint8_t *src, __m256i *c0, __m256i *c1) {
-    switch (bits) {
-    case 2: zc_unpack64_b2(src, c0, c1); break;
-    case 3: zc_unpack64_b3(src, c0, c1); break;
-    default: zc_unpack64_b4(src, c0, c1); break;
-    }
-}
 #endif /* __AVX2__ */
 
 #endif

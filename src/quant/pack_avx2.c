@@ -89,7 +89,11 @@ void zc_pack_avx2(const uint8_t *codes, size_t n, int bits, uint8_t *dst) {
 
 static void unpack64(const uint8_t *src, int bits, uint8_t *codes) {
     __m256i c0, c1;
-    zc_unpack64_bits(bits, src, &c0, &c1);
+    switch (bits) {
+    case 2: zc_unpack64_b2(src, &c0, &c1); break;
+    case 3: zc_unpack64_b3(src, &c0, &c1); break;
+    default: zc_unpack64_b4(src, &c0, &c1); break;
+    }
     _mm256_storeu_si256((__m256i *)codes, c0);
     _mm256_storeu_si256((__m256i *)(codes + 32), c1);
 }

@@ -33,11 +33,6 @@ void zc_tiled_from_rows_scalar(zc_tiled_kind kind, const uint8_t *rows, size_t l
 }
 
 void zc_tiled_unpack(zc_tiled_kind kind, const uint8_t *src, int t0, int nt, int hd, int bits, uint8_t *codes) {
-    uint8_t mask = (uint8_t)((1u << bits) - 1);
     for (int t = 0; t < nt; t++)
-        for (int c = 0; c < hd; c++) {
-            int shift;
-            size_t at = zc_tiled_where(kind, t0 + t, c, hd, bits, &shift);
-            codes[(size_t)t * hd + c] = (uint8_t)(src[at] >> shift & mask);
-        }
+        for (int c = 0; c < hd; c++) codes[(size_t)t * hd + c] = (uint8_t)zc_tiled_get(kind, src, t0 + t, c, hd, bits);
 }

@@ -47,6 +47,13 @@ static inline size_t zc_tiled_where(zc_tiled_kind kind, int t, int c, int hd, in
     return (lane >> lg) * 32 + (size_t)byte;
 }
 
+/* Code (t, c) of a tiled layout. */
+static inline int zc_tiled_get(zc_tiled_kind kind, const uint8_t *src, int t, int c, int hd, int bits) {
+    int shift;
+    size_t at = zc_tiled_where(kind, t, c, hd, bits, &shift);
+    return src[at] >> shift & ((1 << bits) - 1);
+}
+
 /* n tokens of packed rows (quant/pack.h layout, rows `ld` bytes apart, hd
  * codes each) -> dst [zc_tiled_bytes(n, hd, bits)], padding zeroed.
  * Requires zc_tiled_ok(hd, bits). */
