@@ -3,7 +3,9 @@
 # Idempotent: does nothing when everything is already there.
 set -eu
 need=()
-for pkg in gcc clang libclang-rt-14-dev make python3 python3-numpy gnuplot-nox; do
+# python3-torch + libopenblas0-pthread: the retrieval model's CPU training and its smoke test
+# (torch on the reference BLAS runs ~30x slower than on OpenBLAS).
+for pkg in gcc clang libclang-rt-14-dev make python3 python3-numpy gnuplot-nox python3-torch libopenblas0-pthread; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

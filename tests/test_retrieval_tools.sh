@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The retrieval-model tools from the command line (tools/retrieval): gen_lines.py output is
 # reproducible and refuses bad arguments; the untrained model (train_retrieval.py
-# --random-weights, tiny shape) converts to GGUF, tokenizes as BOS + bytes, and runs
+# --random-weights, tiny shape) converts to GGUF, tokenizes as the training code does, and runs
 # `zipcache eval lines` on generated documents end to end under every KV-cache policy (head_dim
 # 64: the 32-element block formats apply), scoring 0 (random weights cannot retrieve) with no
 # prompt skipped. Numerical checks (logits vs numpy, answer extraction) are in
@@ -54,13 +54,15 @@ if ! "$BIN" convert "$TMP/hf" -o "$TMP/m.gguf" --type f16 >"$TMP/convert.log" 2>
 fi
 pass retrieval_cli_convert
 
-# The first prompt, tokenized: BOS (256) then one id per byte.
+# The first prompt, tokenized by the engine and by the training code's tokenizer (wordtok.py).
 "$PY" -c 'import json,sys; sys.stdout.write(json.loads(open(sys.argv[1]).readline())["prompt"])' "$TMP/a.jsonl" \
     >"$TMP/prompt.txt"
 "$BIN" tokenize -m "$TMP/m.gguf" -f "$TMP/prompt.txt" >"$TMP/ids.txt" 2>"$TMP/tok.err"
-{ echo 256; od -An -v -tu1 "$TMP/prompt.txt" | tr -s ' ' '\n' | sed '/^$/d'; } >"$TMP/want.txt"
-WHY="ids differ from BOS + bytes: $(diff "$TMP/ids.txt" "$TMP/want.txt" | head -3 | tr '\n' ' ') $(tail -c 200 "$TMP/tok.err")"
-check retrieval_cli_tokens_are_bytes cmp -s "$TMP/ids.txt" "$TMP/want.txt"
+"$PY" -c 'import sys; sys.path.insert(0, sys.argv[1]); import wordtok
+print("\n".join(map(str, [wordtok.BOS] + wordtok.Tokenizer().encode(open(sys.argv[2]).read()))))' \
+    "$TOOLS" "$TMP/prompt.txt" >"$TMP/want.txt"
+WHY="ids differ: $(diff "$TMP/ids.txt" "$TMP/want.txt" | head -3 | tr '\n' ' ') $(tail -c 200 "$TMP/tok.err")"
+check retrieval_cli_tokens_match_training cmp -s "$TMP/ids.txt" "$TMP/want.txt"
 
 # Every cache policy, at settings near 4x compression where a policy has a knob.
 for kv in "fp16" "zipcache --kv-bits 4" "uniform --kv-bits 4" "kivi --kv-bits 4" "mikv --kv-bits 4" \

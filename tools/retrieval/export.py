@@ -1,59 +1,29 @@
 #!/usr/bin/env python3
 """Write the retrieval model as a Hugging Face Llama checkpoint directory, with numpy only.
 
-    config.json             LlamaForCausalLM hyperparameters
+    config.json             LlamaForCausalLM hyperparameters (tied embeddings)
     model.safetensors       F32 tensors, written with struct + numpy (no safetensors package)
-    tokenizer.json          the byte-level vocabulary: a ByteLevel BPE with no merges
+    tokenizer.json          the word-level byte BPE of wordtok.py
     tokenizer_config.json   BOS/EOS/PAD and add_bos_token
 
 `zipcache convert DIR -o model.gguf --type f16` (or q8_0) reads this directory; so does
 `zipcache run -m DIR` directly.
 
-Vocabulary (VOCAB_SIZE = 259): id b in 0..255 is the byte b (its token text is GPT-2's printable
-stand-in for that byte, so the ByteLevel decoder gives the byte back), 256 is BOS "<s>", 257 is EOS
-"</s>", 258 is PAD "<pad>". With no merges every byte stays its own token whatever the
-pre-tokenizer splits, so encoding is exactly `list(text.encode())`: the training script tokenizes
-with that and never needs this file.
-
 Tensor layout (the HF Llama one, which the training script uses directly): weights are
 [out_features, in_features]; Q and K rows are in "rotate-half" RoPE order (channel i of a head is
 rotated with channel i + head_dim/2, transformers' apply_rotary_pos_emb), which `zipcache convert`
-permutes into GGUF's adjacent-pair order as llama.cpp's converter does.
+permutes into GGUF's adjacent-pair order as llama.cpp's converter does. The output projection is
+the embedding (tie_word_embeddings), so there is no lm_head tensor.
 """
 import json
 import os
 import struct
+import sys
 
 import numpy as np
 
-N_BYTES = 256
-BOS, EOS, PAD = 256, 257, 258
-VOCAB_SIZE = 259
-SPECIALS = {BOS: "<s>", EOS: "</s>", PAD: "<pad>"}
-
-
-def encode(text):
-    """The token ids of text (no BOS): its UTF-8 bytes."""
-    return list(text.encode("utf-8"))
-
-
-def decode(ids):
-    """Text of ids, specials dropped (invalid UTF-8 replaced, as the engine's decoder does)."""
-    return bytes(i for i in ids if 0 <= i < N_BYTES).decode("utf-8", errors="replace")
-
-
-def gpt2_byte_chars():
-    """GPT-2's byte -> printable character table: printable Latin-1 bytes map to themselves, the
-    other 68 to U+0100.. in byte order (the table every ByteLevel tokenizer uses)."""
-    keep = set(range(ord("!"), ord("~") + 1)) | set(range(0xA1, 0xAC + 1)) | set(range(0xAE, 0xFF + 1))
-    out, extra = [], 0
-    for b in range(N_BYTES):
-        if b in keep:
-            out.append(chr(b))
-        else:
-            out.append(chr(0x100 + extra))
-            extra += 1
-    return out
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import wordtok  # noqa: E402
 
 
 def hf_config(hp):
@@ -67,7 +37,7 @@ def hf_config(hp):
         "num_attention_heads": hp["n_heads"],
         "num_key_value_heads": hp["n_kv_heads"],
         "head_dim": hp["head_dim"],
-        "vocab_size": VOCAB_SIZE,
+        "vocab_size": hp["vocab_size"],
         "max_position_embeddings": hp["max_seq_len"],
         "rms_norm_eps": hp["norm_eps"],
         "rope_theta": hp["rope_theta"],
@@ -75,44 +45,19 @@ def hf_config(hp):
         "hidden_act": "silu",
         "attention_bias": False,
         "mlp_bias": False,
-        "tie_word_embeddings": False,
-        "bos_token_id": BOS,
-        "eos_token_id": EOS,
-        "pad_token_id": PAD,
+        "tie_word_embeddings": not hp.get("untied", False),
+        "bos_token_id": wordtok.BOS,
+        "eos_token_id": wordtok.EOS,
+        "pad_token_id": wordtok.PAD,
         "torch_dtype": "float32",
     }
-
-
-def tokenizer_json():
-    chars = gpt2_byte_chars()
-    added = [{"id": i, "content": s, "single_word": False, "lstrip": False, "rstrip": False,
-              "normalized": False, "special": True} for i, s in sorted(SPECIALS.items())]
-    return {
-        "version": "1.0",
-        "truncation": None,
-        "padding": None,
-        "added_tokens": added,
-        "normalizer": None,
-        # use_regex false: the split could not change the result (no merges), so skip it.
-        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False},
-        "post_processor": None,
-        "decoder": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False},
-        "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
-                  "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False,
-                  "vocab": {c: b for b, c in enumerate(chars)}, "merges": []},
-    }
-
-
-def tokenizer_config():
-    return {"add_bos_token": True, "add_eos_token": False, "bos_token": SPECIALS[BOS], "eos_token": SPECIALS[EOS],
-            "pad_token": SPECIALS[PAD], "model_max_length": None, "tokenizer_class": "PreTrainedTokenizerFast"}
 
 
 def tensor_shapes(hp):
     """name -> shape of every tensor of the checkpoint, in the order it is written."""
     d, f, hd = hp["dim"], hp["ffn_dim"], hp["head_dim"]
     q, kv = hp["n_heads"] * hd, hp["n_kv_heads"] * hd
-    shapes = {"model.embed_tokens.weight": (VOCAB_SIZE, d)}
+    shapes = {"model.embed_tokens.weight": (hp["vocab_size"], d)}
     for i in range(hp["n_layers"]):
         p = f"model.layers.{i}."
         shapes.update({
@@ -127,7 +72,8 @@ def tensor_shapes(hp):
             p + "mlp.down_proj.weight": (d, f),
         })
     shapes["model.norm.weight"] = (d,)
-    shapes["lm_head.weight"] = (VOCAB_SIZE, d)
+    if hp.get("untied"):  # only the tests' hand-made models have their own output projection
+        shapes["lm_head.weight"] = (hp["vocab_size"], d)
     return shapes
 
 
@@ -151,7 +97,7 @@ def write_safetensors_f32(path, tensors):
             fp.write(raw)
 
 
-def write_hf(out_dir, hp, tensors):
+def write_hf(out_dir, hp, tensors, tok=None):
     """Write the checkpoint directory. tensors: name -> float array, exactly tensor_shapes(hp)."""
     want = tensor_shapes(hp)
     if set(tensors) != set(want):
@@ -164,11 +110,10 @@ def write_hf(out_dir, hp, tensors):
             raise ValueError(f"{name}: not finite")
     os.makedirs(out_dir, exist_ok=True)
     write_safetensors_f32(os.path.join(out_dir, "model.safetensors"), {n: tensors[n] for n in want})
-    for name, obj in (("config.json", hf_config(hp)), ("tokenizer.json", tokenizer_json()),
-                      ("tokenizer_config.json", tokenizer_config())):
-        with open(os.path.join(out_dir, name), "w", encoding="utf-8") as fp:
-            json.dump(obj, fp, indent=1, ensure_ascii=False)
-            fp.write("\n")
+    with open(os.path.join(out_dir, "config.json"), "w", encoding="utf-8") as fp:
+        json.dump(hf_config(hp), fp, indent=1)
+        fp.write("\n")
+    wordtok.write(out_dir, tok)
 
 
 def random_tensors(hp, seed, scale=0.5):
