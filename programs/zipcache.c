@@ -13,6 +13,7 @@ typedef struct {
 } command;
 
 static const command COMMANDS[] = {
+    {"demo", cmd_demo, "line retrieval on one document: fp16 vs a compressed cache, with their memory"},
     {"run", cmd_run, "generate text from a prompt (streams to stdout)"},
     {"info", cmd_info, "print a model's metadata and tensor table"},
     {"tokenize", cmd_tokenize, "print the token ids of a text, one per line"},
