@@ -76,6 +76,7 @@ class TrainConfig:
     eval_docs: int = 64
     eval_seed: int = 100        # test-split seed of the held-out checks during training
     max_steps: int = 0          # stop after this many steps in all (0: only the clock stops it)
+    aux_weight: float = 0.2     # weight of the next-token loss on the non-answer tokens
 
 
 def max_lines_for(tok, ctx):
@@ -309,8 +310,18 @@ def train(mc, tc, out, minutes, resume, threads, log):
         ids, tgt = make_batch(seqs)
         ids_t, tgt_t = torch.from_numpy(ids), torch.from_numpy(tgt)
         where = tgt_t >= 0
-        logits = model.logits_at(ids_t, where)
-        loss = torch.nn.functional.cross_entropy(logits, tgt_t[where])
+        if tc.aux_weight > 0:
+            # Next-token loss on every other token too: the template teaches each position where it
+            # sits in its line, and a question's key noun after its adjective is an induction
+            # target (the pair is in the record), the two circuits the lookup is built from.
+            h = model.hidden(ids_t)
+            logits_all = h @ model.embed_tokens.weight.t()                  # [B, T, vocab]
+            nxt = torch.cat((ids_t[:, 1:], torch.full_like(ids_t[:, :1], wordtok.PAD)), 1)
+            aux = (~where) & (nxt != wordtok.PAD)
+            answer_loss = torch.nn.functional.cross_entropy(logits_all[where], tgt_t[where])
+            loss = answer_loss + tc.aux_weight * torch.nn.functional.cross_entropy(logits_all[aux], nxt[aux])
+        else:
+            loss = answer_loss = torch.nn.functional.cross_entropy(model.logits_at(ids_t, where), tgt_t[where])
         lr = tc.lr * min(1.0, (st["step"] + 1) / tc.warmup)
         for g in opt.param_groups:
             g["lr"] = lr
@@ -320,7 +331,8 @@ def train(mc, tc, out, minutes, resume, threads, log):
         opt.step()
         st["step"] += 1
         st["tokens"] += ntok
-        loss_avg = loss.item() if loss_avg is None else 0.9 * loss_avg + 0.1 * loss.item()
+        # the logged loss is the answer tokens' (the auxiliary part is not comparable across settings)
+        loss_avg = answer_loss.item() if loss_avg is None else 0.9 * loss_avg + 0.1 * answer_loss.item()
         elapsed = time.time() - t0
         last = elapsed > budget or (tc.max_steps and st["step"] >= tc.max_steps)
         if st["step"] % tc.eval_every == 0 or last:

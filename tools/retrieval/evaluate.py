@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Line-retrieval accuracy of the retrieval model under every KV-cache policy, at several lengths.
+
+For each length it writes --count held-out documents (gen_lines.py, test split, --seed, never a
+training document: training draws the train split), runs `zipcache eval lines` once per setting
+and length (a finished run's JSON is kept, so an interrupted evaluation resumes), and writes
+
+    OUT/retrieval.md     the table: exact-answer accuracy [Wilson 95%] and the measured compression
+                         (16 x elements / all stored bits) of every setting at every length
+    OUT/retrieval.csv    one row per (setting, length)
+
+    evaluate.py -m models/zipcache-retrieval-1m-f16.gguf --out eval/retrieval --lines 60,180,360
+
+Settings are "tag=policy options" (--setting, repeatable); the defaults are fp16 and each policy
+at about 4x, 5x and 6x compression.
+"""
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import gen_lines  # noqa: E402
+
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+# tag -> options. --kv-bits is the stored-bit budget for zipcache and mikv (all bits counted), the
+# code width for uniform and kivi; h2o keeps a fraction of the tokens.
+DEFAULT_SETTINGS = [
+    ("fp16", "--kv fp16"),
+    ("q8_0", "--kv q8_0"),
+    ("q4_0", "--kv q4_0"),
+    ("zipcache-4x", "--kv zipcache --kv-bits 4"),
+    ("zipcache-5x", "--kv zipcache --kv-bits 3.2"),
+    ("zipcache-6x", "--kv zipcache --kv-bits 2.67"),
+    ("mikv-4x", "--kv mikv --kv-bits 4"),
+    ("mikv-5x", "--kv mikv --kv-bits 3.2"),
+    ("mikv-6x", "--kv mikv --kv-bits 2.67"),
+    ("uniform-4b", "--kv uniform --kv-bits 4"),
+    ("uniform-3b", "--kv uniform --kv-bits 3"),
+    ("uniform-2b", "--kv uniform --kv-bits 2"),
+    ("kivi-3b", "--kv kivi --kv-bits 3"),
+    ("kivi-2b", "--kv kivi --kv-bits 2"),
+    ("h2o-4x", "--kv h2o --kv-budget-ratio 0.25"),
+    ("h2o-5x", "--kv h2o --kv-budget-ratio 0.2"),
+    ("h2o-6x", "--kv h2o --kv-budget-ratio 0.167"),
+]
+
+
+def run_setting(binary, model, data, opts, out_json, threads, max_new):
+    if os.path.exists(out_json):
+        return json.load(open(out_json))
+    cmd = [binary, "eval", "lines", "-m", model, "--data", data, "--max-new", str(max_new), "--no-progress",
+           "-t", str(threads), "--json", out_json + ".tmp"] + opts.split()
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {r.returncode}: {r.stderr[-800:]}")
+    os.replace(out_json + ".tmp", out_json)
+    return json.load(open(out_json))
+
+
+def table(results, lengths, tokens):
+    head = "| setting | " + " | ".join(f"{n} lines (~{tokens[n]} tokens)" for n in lengths) + " |"
+    out = [head, "|---|" + "---|" * len(lengths)]
+    for tag, per in results:
+        cells = []
+        for n in lengths:
+            s = per.get(n)
+            if s is None:
+                cells.append("")
+                continue
+            cells.append(f"{s['score']:.3f} [{s['wilson95_lo']:.2f}, {s['wilson95_hi']:.2f}] "
+                         f"{s['compression_ratio']:.2f}x")
+        out.append(f"| {tag} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("-m", "--model", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--lines", default="60,180,360", help="document lengths in lines (comma-separated)")
+    ap.add_argument("--count", type=int, default=200, help="documents per length (default 200)")
+    ap.add_argument("--seed", type=int, default=1, help="test-split seed (default 1)")
+    ap.add_argument("--setting", action="append", help="TAG=OPTIONS (repeatable; default: the standard grid)")
+    ap.add_argument("--bin", default=os.environ.get("ZIPCACHE_BIN", os.path.join(ROOT, "build", "zipcache")))
+    ap.add_argument("-t", "--threads", type=int, default=2)
+    ap.add_argument("--max-new", type=int, default=6, help="generated tokens per answer (default 6: '<', two "
+                    "number tokens, '>' and slack)")
+    a = ap.parse_args(argv)
+    lengths = [int(x) for x in a.lines.split(",")]
+    settings = [tuple(s.split("=", 1)) for s in a.setting] if a.setting else DEFAULT_SETTINGS
+    os.makedirs(a.out, exist_ok=True)
+    data, tokens = {}, {}
+    for n in lengths:
+        data[n] = os.path.join(a.out, f"lines_{n}.jsonl")
+        if not os.path.exists(data[n]):
+            with open(data[n], "w") as fp:
+                for rec in gen_lines.documents("test", a.seed, n, a.count):
+                    fp.write(json.dumps(rec) + "\n")
+        tokens[n] = None
+    results, rows = [], []
+    t0 = time.time()
+    for tag, opts in settings:
+        per = {}
+        for n in lengths:
+            s = run_setting(a.bin, a.model, data[n], opts, os.path.join(a.out, f"{tag}-{n}.json"), a.threads,
+                            a.max_new)
+            per[n] = s
+            if tokens[n] is None and s.get("items"):
+                tokens[n] = round(s["tokens"] / s["items"]) if s.get("tokens") else "?"
+            rows.append({"setting": tag, "options": opts, "lines": n, "accuracy": s["score"],
+                         "wilson95_lo": s["wilson95_lo"], "wilson95_hi": s["wilson95_hi"], "items": s["items"],
+                         "compression_ratio": s["compression_ratio"], "bits_per_element": s["bits_per_element"]})
+            print(f"[{time.time() - t0:6.0f} s] {tag:14s} {n:4d} lines: accuracy {s['score']:.3f} "
+                  f"({s['correct']}/{s['scored']}), {s['compression_ratio']:.2f}x", flush=True)
+        results.append((tag, per))
+    with open(os.path.join(a.out, "retrieval.csv"), "w", newline="") as fp:
+        w = csv.DictWriter(fp, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    md = table(results, lengths, tokens)
+    with open(os.path.join(a.out, "retrieval.md"), "w") as fp:
+        fp.write(md + "\n")
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
