@@ -2,7 +2,7 @@
  *
  * IN is a GGUF file (requantized: every tensor dequantized and quantized
  * again, metadata copied, general.file_type updated) or a Hugging Face
- * llama/qwen2 directory (config.json + safetensors + tokenizer.json).
+ * llama/mistral/qwen2/qwen3 directory (config.json + safetensors + tokenizer.json).
  * Tensors are produced row by row while the output is written, so memory
  * stays at one row of scratch whatever the model size.
  *
@@ -16,8 +16,8 @@
  * adjacent pairs (2i, 2i+1). Like llama.cpp's convert_hf_to_gguf.py, which
  * reshapes rows to (n_head, 2, head_dim/2) and swaps the last two axes, we
  * write output row h*hd + 2j + s from input row h*hd + s*hd/2 + j (K with
- * n_kv_heads). Q/K biases get the same permutation. qwen2 is rotate-half in
- * GGUF too (NeoX RoPE), so it is not permuted.
+ * n_kv_heads). Q/K biases get the same permutation. qwen2 and qwen3 are
+ * rotate-half in GGUF too (NeoX RoPE), so they are not permuted.
  *
  * Tokenizer conventions written for tokenizer.json input (the GGUF tokenizer
  * reads exactly these):
@@ -424,7 +424,9 @@ static int convert_tokenizer(zc_gguf_writer *w, const char *dir, const zc_hf_con
         if (!rc) rc = zc_gguf_set_bool(w, "tokenizer.ggml.add_space_prefix", false);
     } else {
         rc = zc_gguf_set_str(w, "tokenizer.ggml.model", "gpt2");
-        if (!rc) rc = zc_gguf_set_str(w, "tokenizer.ggml.pre", strcmp(cfg->arch, "qwen2") == 0 ? "qwen2" : "llama-bpe");
+        /* qwen3 keeps Qwen2's tokenizer (llama.cpp writes "qwen2" for both) */
+        bool qwen = strcmp(cfg->arch, "qwen2") == 0 || strcmp(cfg->arch, "qwen3") == 0;
+        if (!rc) rc = zc_gguf_set_str(w, "tokenizer.ggml.pre", qwen ? "qwen2" : "llama-bpe");
         if (!rc) rc = write_merges(w, path, merges);
     }
     if (!rc) rc = zc_gguf_set_arr_str(w, "tokenizer.ggml.tokens", v.text, (uint64_t)v.n);
@@ -448,29 +450,33 @@ out:
 
 /* ---- HF -> GGUF ------------------------------------------------------------ */
 
-typedef enum { ROWS_E, ROWS_Q, ROWS_KV, ROWS_F } dim_kind;
+typedef enum { ROWS_E, ROWS_Q, ROWS_KV, ROWS_F, ROWS_HD } dim_kind;
 
 /* One per-layer tensor kind: HF and GGUF name patterns, HF shape [rows, cols]
  * (cols 0 for 1-D), and whether RoPE permutation applies (llama only). */
 typedef struct {
     const char *hf, *gguf;
     dim_kind rows, cols;
-    bool is_1d, perm, bias;
+    bool is_1d, perm, bias, qk_norm;
 } layer_kind;
 
 static const layer_kind LAYER_KINDS[] = {
-    {"model.layers.%d.input_layernorm.weight", "blk.%d.attn_norm.weight", ROWS_E, ROWS_E, true, false, false},
-    {"model.layers.%d.self_attn.q_proj.weight", "blk.%d.attn_q.weight", ROWS_Q, ROWS_E, false, true, false},
-    {"model.layers.%d.self_attn.k_proj.weight", "blk.%d.attn_k.weight", ROWS_KV, ROWS_E, false, true, false},
-    {"model.layers.%d.self_attn.v_proj.weight", "blk.%d.attn_v.weight", ROWS_KV, ROWS_E, false, false, false},
-    {"model.layers.%d.self_attn.q_proj.bias", "blk.%d.attn_q.bias", ROWS_Q, ROWS_E, true, true, true},
-    {"model.layers.%d.self_attn.k_proj.bias", "blk.%d.attn_k.bias", ROWS_KV, ROWS_E, true, true, true},
-    {"model.layers.%d.self_attn.v_proj.bias", "blk.%d.attn_v.bias", ROWS_KV, ROWS_E, true, false, true},
-    {"model.layers.%d.self_attn.o_proj.weight", "blk.%d.attn_output.weight", ROWS_E, ROWS_Q, false, false, false},
-    {"model.layers.%d.post_attention_layernorm.weight", "blk.%d.ffn_norm.weight", ROWS_E, ROWS_E, true, false, false},
-    {"model.layers.%d.mlp.gate_proj.weight", "blk.%d.ffn_gate.weight", ROWS_F, ROWS_E, false, false, false},
-    {"model.layers.%d.mlp.up_proj.weight", "blk.%d.ffn_up.weight", ROWS_F, ROWS_E, false, false, false},
-    {"model.layers.%d.mlp.down_proj.weight", "blk.%d.ffn_down.weight", ROWS_E, ROWS_F, false, false, false},
+    {"model.layers.%d.input_layernorm.weight", "blk.%d.attn_norm.weight", ROWS_E, ROWS_E, true, false, false, false},
+    {"model.layers.%d.self_attn.q_proj.weight", "blk.%d.attn_q.weight", ROWS_Q, ROWS_E, false, true, false, false},
+    {"model.layers.%d.self_attn.k_proj.weight", "blk.%d.attn_k.weight", ROWS_KV, ROWS_E, false, true, false, false},
+    {"model.layers.%d.self_attn.v_proj.weight", "blk.%d.attn_v.weight", ROWS_KV, ROWS_E, false, false, false, false},
+    {"model.layers.%d.self_attn.q_proj.bias", "blk.%d.attn_q.bias", ROWS_Q, ROWS_E, true, true, true, false},
+    {"model.layers.%d.self_attn.k_proj.bias", "blk.%d.attn_k.bias", ROWS_KV, ROWS_E, true, true, true, false},
+    {"model.layers.%d.self_attn.v_proj.bias", "blk.%d.attn_v.bias", ROWS_KV, ROWS_E, true, false, true, false},
+    {"model.layers.%d.self_attn.o_proj.weight", "blk.%d.attn_output.weight", ROWS_E, ROWS_Q, false, false, false, false},
+    {"model.layers.%d.post_attention_layernorm.weight", "blk.%d.ffn_norm.weight", ROWS_E, ROWS_E, true, false, false, false},
+    {"model.layers.%d.mlp.gate_proj.weight", "blk.%d.ffn_gate.weight", ROWS_F, ROWS_E, false, false, false, false},
+    {"model.layers.%d.mlp.up_proj.weight", "blk.%d.ffn_up.weight", ROWS_F, ROWS_E, false, false, false, false},
+    {"model.layers.%d.mlp.down_proj.weight", "blk.%d.ffn_down.weight", ROWS_E, ROWS_F, false, false, false, false},
+    {"model.layers.%d.self_attn.q_norm.weight", "blk.%d.attn_q_norm.weight", ROWS_HD, ROWS_E, true, false, false,
+     true},
+    {"model.layers.%d.self_attn.k_norm.weight", "blk.%d.attn_k_norm.weight", ROWS_HD, ROWS_E, true, false, false,
+     true},
 };
 
 static int64_t dim_of(const zc_hf_config *c, dim_kind k) {
@@ -479,6 +485,7 @@ static int64_t dim_of(const zc_hf_config *c, dim_kind k) {
     case ROWS_Q: return (int64_t)c->n_heads * c->head_dim;
     case ROWS_KV: return (int64_t)c->n_kv_heads * c->head_dim;
     case ROWS_F: return c->n_ff;
+    case ROWS_HD: return c->head_dim;
     }
     return 0;
 }
@@ -544,7 +551,7 @@ static int convert_hf(converter *cv, const char *dir, const char *out) {
     for (int l = 0; l < c->n_layers && !rc; l++) {
         for (size_t k = 0; k < sizeof LAYER_KINDS / sizeof LAYER_KINDS[0] && !rc; k++) {
             const layer_kind *lk = &LAYER_KINDS[k];
-            if (lk->bias && !c->attention_bias) continue;
+            if ((lk->bias && !c->attention_bias) || (lk->qk_norm && !c->qk_norm)) continue;
             char hn[128], gn[128];
             snprintf(hn, sizeof hn, lk->hf, l);
             snprintf(gn, sizeof gn, lk->gguf, l);

@@ -53,6 +53,17 @@ static const shape SHAPES[] = {
      {.arch = "qwen2", .n_layers = 24, .n_embd = 896, .n_heads = 14, .n_kv_heads = 2, .head_dim = 64, .n_ff = 4864,
       .n_vocab = 151936, .max_pos = 32768, .rope_theta = 1000000.0f, .rms_eps = 1e-6f, .attention_bias = true,
       .tie_word_embeddings = true}},
+    {"qwen3-0.6b",
+     {.arch = "qwen3", .n_layers = 28, .n_embd = 1024, .n_heads = 16, .n_kv_heads = 8, .head_dim = 128, .n_ff = 3072,
+      .n_vocab = 151936, .max_pos = 40960, .rope_theta = 1000000.0f, .rms_eps = 1e-6f, .qk_norm = true,
+      .tie_word_embeddings = true}},
+    {"qwen3-4b",
+     {.arch = "qwen3", .n_layers = 36, .n_embd = 2560, .n_heads = 32, .n_kv_heads = 8, .head_dim = 128, .n_ff = 9728,
+      .n_vocab = 151936, .max_pos = 40960, .rope_theta = 1000000.0f, .rms_eps = 1e-6f, .qk_norm = true,
+      .tie_word_embeddings = true}},
+    {"mistral-7b", /* v0.3: no sliding window */
+     {.arch = "llama", .n_layers = 32, .n_embd = 4096, .n_heads = 32, .n_kv_heads = 8, .head_dim = 128, .n_ff = 14336,
+      .n_vocab = 32768, .max_pos = 32768, .rope_theta = 1000000.0f, .rms_eps = 1e-5f}},
     {"tiny-llama",
      {.arch = "llama", .n_layers = 2, .n_embd = 64, .n_heads = 4, .n_kv_heads = 2, .head_dim = 16, .n_ff = 128,
       .n_vocab = 320, .max_pos = 512, .rope_theta = 10000.0f, .rms_eps = 1e-5f}},
@@ -64,6 +75,10 @@ static const shape SHAPES[] = {
     {"tiny-qwen2",
      {.arch = "qwen2", .n_layers = 2, .n_embd = 64, .n_heads = 4, .n_kv_heads = 2, .head_dim = 16, .n_ff = 160,
       .n_vocab = 320, .max_pos = 512, .rope_theta = 1000000.0f, .rms_eps = 1e-6f, .attention_bias = true,
+      .tie_word_embeddings = true}},
+    {"tiny-qwen3",
+     {.arch = "qwen3", .n_layers = 2, .n_embd = 64, .n_heads = 4, .n_kv_heads = 2, .head_dim = 32, .n_ff = 160,
+      .n_vocab = 320, .max_pos = 512, .rope_theta = 1000000.0f, .rms_eps = 1e-6f, .qk_norm = true,
       .tie_word_embeddings = true}},
 };
 
@@ -209,6 +224,10 @@ static int add_layers(synth *s, zc_gguf_writer *w, const zc_hf_config *c, int wa
             ADD("blk.%d.attn_k.bias", FILL_BIAS, KV, 0);
             ADD("blk.%d.attn_v.bias", FILL_BIAS, KV, 0);
         }
+        if (c->qk_norm) {
+            ADD("blk.%d.attn_q_norm.weight", FILL_ONES, c->head_dim, 0);
+            ADD("blk.%d.attn_k_norm.weight", FILL_ONES, c->head_dim, 0);
+        }
         ADD("blk.%d.attn_output.weight", FILL_RANDOM, Q, E);
         ADD("blk.%d.ffn_norm.weight", FILL_ONES, E, 0);
         ADD("blk.%d.ffn_gate.weight", FILL_RANDOM, E, F);
@@ -259,8 +278,8 @@ static int add_vocab(zc_gguf_writer *w, int n_vocab) {
 static int synthesize(const shape *sh, const zc_hf_config *c, int want, uint64_t seed, int threads, const char *out) {
     zc_gguf_writer *w = zc_gguf_writer_new();
     synth s = {.seed = seed, .t0 = zc_now(), .last_pct = -1, .tty = isatty(2)};
-    /* Tensor count: embedding, rope factors, output norm, output, up to 12 per layer. */
-    s.t = zc_calloc((size_t)c->n_layers * 12 + 4, sizeof *s.t);
+    /* Tensor count: embedding, rope factors, output norm, output, up to 14 per layer. */
+    s.t = zc_calloc((size_t)c->n_layers * 14 + 4, sizeof *s.t);
     s.pool = zc_pool_create(threads);
     int rc = w && s.t && s.pool ? ZC_OK : ZC_ERR_NOMEM;
     float *rope = NULL;

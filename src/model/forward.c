@@ -107,6 +107,9 @@ static int forward_batch(zc_context *c, const int32_t *tokens, int n, int logits
         if (L->bq) add_bias(c->q, L->bq, n, q_dim);
         if (L->bk) add_bias(c->k, L->bk, n, kv_dim);
         if (L->bv) add_bias(c->v, L->bv, n, kv_dim);
+        /* qwen3: each head of q and k RMS-normed (in place) before RoPE */
+        if (L->q_norm) rmsnorm(c->q, c->q, L->q_norm, n * h->n_heads, hd, h->norm_eps);
+        if (L->k_norm) rmsnorm(c->k, c->k, L->k_norm, n * h->n_kv_heads, hd, h->norm_eps);
         rope(c, c->q, n, h->n_heads);
         rope(c, c->k, n, h->n_kv_heads);
         if (c->observer) c->observer(c->observer_user, l, pos, n, c->q, c->k, c->v);

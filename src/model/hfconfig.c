@@ -118,6 +118,23 @@ static int parse_special_ids(const cfg_ctx *c, zc_hf_config *h) {
     return ZC_OK;
 }
 
+/* What each model_type is, with transformers' defaults for the fields a
+ * config may omit (max_position_embeddings; head_dim where the config class
+ * has a fixed default instead of hidden_size / heads). Mistral is llama
+ * in GGUF (llama.cpp converts it so). */
+typedef struct {
+    const char *model_type, *arch;
+    int max_pos, head_dim;
+    bool bias, qk_norm;
+} hf_arch;
+
+static const hf_arch HF_ARCHS[] = {
+    {"llama", "llama", 2048, 0, false, false},
+    {"mistral", "llama", 32768, 0, false, false},
+    {"qwen2", "qwen2", 32768, 0, true, false},
+    {"qwen3", "qwen3", 32768, 128, false, true},
+};
+
 int zc_hf_config_parse(const char *json, size_t len, const char *source, zc_hf_config *out) {
     memset(out, 0, sizeof *out);
     zc_json_doc *doc;
@@ -131,29 +148,33 @@ int zc_hf_config_parse(const char *json, size_t len, const char *source, zc_hf_c
         rc = zc_error(ZC_ERR_FORMAT, "%s: missing string 'model_type' (config)", source);
         goto out;
     }
-    bool qwen2 = strcmp(mt, "qwen2") == 0;
-    if (!qwen2 && strcmp(mt, "llama") != 0) {
-        rc = zc_error(ZC_ERR_UNSUPPORTED, "%s: model_type '%.32s' is not supported (llama, qwen2) (config)", source,
-                      mt);
+    const hf_arch *a = NULL;
+    for (size_t i = 0; i < sizeof HF_ARCHS / sizeof HF_ARCHS[0]; i++)
+        if (strcmp(mt, HF_ARCHS[i].model_type) == 0) a = &HF_ARCHS[i];
+    if (!a) {
+        rc = zc_error(ZC_ERR_UNSUPPORTED, "%s: model_type '%.32s' is not supported (" ZC_HF_MODEL_TYPES ") (config)",
+                      source, mt);
         goto out;
     }
-    snprintf(h->arch, sizeof h->arch, "%s", mt);
+    snprintf(h->arch, sizeof h->arch, "%s", a->arch);
+    h->qk_norm = a->qk_norm;
+    int def_head_dim = a->head_dim ? a->head_dim : 0;
     if ((rc = get_int(&c, "hidden_size", 1, HF_MAX_DIM, -1, &h->n_embd)) ||
         (rc = get_int(&c, "num_hidden_layers", 1, 4096, -1, &h->n_layers)) ||
         (rc = get_int(&c, "num_attention_heads", 1, 65536, -1, &h->n_heads)) ||
         (rc = get_int(&c, "num_key_value_heads", 1, 65536, h->n_heads, &h->n_kv_heads)) ||
-        (rc = get_int(&c, "head_dim", 1, 65536, h->n_embd / h->n_heads, &h->head_dim)) ||
+        (rc = get_int(&c, "head_dim", 1, 65536, def_head_dim ? def_head_dim : h->n_embd / h->n_heads, &h->head_dim)) ||
         (rc = get_int(&c, "intermediate_size", 1, HF_MAX_DIM, -1, &h->n_ff)) ||
         (rc = get_int(&c, "vocab_size", 1, HF_MAX_DIM, -1, &h->n_vocab)) ||
-        (rc = get_int(&c, "max_position_embeddings", 1, HF_MAX_DIM, qwen2 ? 32768 : 2048, &h->max_pos)) ||
+        (rc = get_int(&c, "max_position_embeddings", 1, HF_MAX_DIM, a->max_pos, &h->max_pos)) ||
         (rc = get_num(&c, root, "rope_theta", 10000.0, &h->rope_theta)) ||
         (rc = get_num(&c, root, "rms_norm_eps", 1e-6, &h->rms_eps)) ||
         (rc = get_bool(&c, "tie_word_embeddings", false, &h->tie_word_embeddings)) ||
-        (rc = get_bool(&c, "attention_bias", qwen2, &h->attention_bias)) || (rc = parse_rope_scaling(&c, h)) ||
+        (rc = get_bool(&c, "attention_bias", a->bias, &h->attention_bias)) || (rc = parse_rope_scaling(&c, h)) ||
         (rc = parse_special_ids(&c, h)))
         goto out;
-    if (qwen2) h->attention_bias = true; /* Qwen2's q/k/v always carry biases */
-    if (!zc_json_get(root, "head_dim") && h->n_embd % h->n_heads != 0)
+    if (a->bias) h->attention_bias = true; /* Qwen2's q/k/v always carry biases */
+    if (!zc_json_get(root, "head_dim") && !def_head_dim && h->n_embd % h->n_heads != 0)
         rc = zc_error(ZC_ERR_FORMAT, "%s: hidden_size %d is not a multiple of num_attention_heads %d (config)", source,
                       h->n_embd, h->n_heads);
     else if (h->n_heads % h->n_kv_heads != 0)

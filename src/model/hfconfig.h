@@ -1,4 +1,4 @@
-/* Hugging Face checkpoints: config.json hyperparameters (llama, qwen2) and
+/* Hugging Face checkpoints: config.json hyperparameters (ZC_HF_MODEL_TYPES) and
  * the checkpoint directory as one source (config + safetensors weights). */
 #ifndef ZC_MODEL_HFCONFIG_H
 #define ZC_MODEL_HFCONFIG_H
@@ -10,9 +10,11 @@
 #include "model/safetensors.h"
 
 #define ZC_HF_MAX_EOS 8
+/* The model_type values config.json may name, for messages. */
+#define ZC_HF_MODEL_TYPES "llama, mistral, qwen2, qwen3"
 
 typedef struct {
-    char arch[16];          /* model_type: "llama" or "qwen2" */
+    char arch[16];          /* GGUF architecture: "llama", "qwen2", "qwen3" (from model_type) */
     int n_layers;           /* num_hidden_layers */
     int n_embd;             /* hidden_size */
     int n_heads;            /* num_attention_heads */
@@ -24,6 +26,7 @@ typedef struct {
     float rope_theta;       /* default 10000 */
     float rms_eps;          /* rms_norm_eps, default 1e-6 */
     bool attention_bias;    /* q/k/v projections have biases: qwen2 always, llama if attention_bias */
+    bool qk_norm;           /* per-head RMSNorm of q and k before RoPE (qwen3: q_norm, k_norm [head_dim]) */
     bool tie_word_embeddings;
     /* rope_scaling {"rope_type": "llama3", ...}; other scaling types are refused. */
     bool rope_llama3;

@@ -22,6 +22,7 @@
 typedef enum {
     T_TOK_EMBD, T_OUT_NORM, T_OUTPUT, T_ROPE_FREQS,
     T_ATTN_NORM, T_WQ, T_WK, T_WV, T_BQ, T_BK, T_BV, T_WO, T_FFN_NORM, T_GATE, T_UP, T_DOWN,
+    T_Q_NORM, T_K_NORM,
     T_COUNT
 } tensor_role;
 
@@ -31,6 +32,7 @@ static const char *const GGUF_NAMES[T_COUNT] = {
     "blk.%d.attn_norm.weight", "blk.%d.attn_q.weight", "blk.%d.attn_k.weight", "blk.%d.attn_v.weight",
     "blk.%d.attn_q.bias", "blk.%d.attn_k.bias", "blk.%d.attn_v.bias", "blk.%d.attn_output.weight",
     "blk.%d.ffn_norm.weight", "blk.%d.ffn_gate.weight", "blk.%d.ffn_up.weight", "blk.%d.ffn_down.weight",
+    "blk.%d.attn_q_norm.weight", "blk.%d.attn_k_norm.weight",
 };
 static const char *const HF_NAMES[T_COUNT] = {
     "model.embed_tokens.weight", "model.norm.weight", "lm_head.weight", NULL,
@@ -40,6 +42,7 @@ static const char *const HF_NAMES[T_COUNT] = {
     "model.layers.%d.self_attn.v_proj.bias", "model.layers.%d.self_attn.o_proj.weight",
     "model.layers.%d.post_attention_layernorm.weight", "model.layers.%d.mlp.gate_proj.weight",
     "model.layers.%d.mlp.up_proj.weight", "model.layers.%d.mlp.down_proj.weight",
+    "model.layers.%d.self_attn.q_norm.weight", "model.layers.%d.self_attn.k_norm.weight",
 };
 
 /* One tensor as the binder sees it, in ggml dimension order (ne[0] is the
@@ -205,6 +208,9 @@ static int bind_weights(zc_model *m, const tensor_source *s, bool qkv_bias, bool
             (rc = bind_vec(m, s, T_BK, l, kv_dim, !qkv_bias, &L->bk)) < 0 ||
             (rc = bind_vec(m, s, T_BV, l, kv_dim, !qkv_bias, &L->bv)) < 0)
             return rc;
+        if (m->qk_norm && ((rc = bind_vec(m, s, T_Q_NORM, l, h->head_dim, false, &L->q_norm)) < 0 ||
+                           (rc = bind_vec(m, s, T_K_NORM, l, h->head_dim, false, &L->k_norm)) < 0))
+            return rc;
     }
     /* The type most of the per-layer matrices have, for display. */
     int counts[64] = {0}, best = m->layers[0].wq.type;
@@ -324,11 +330,13 @@ static int gguf_rope_scaling(const zc_gguf *g, const char *path, const char *arc
 static const struct {
     const char *name;
     zc_rope_style rope;
-    bool qkv_bias;
+    bool qkv_bias, qk_norm;
 } ARCHS[] = {
-    {"llama", ZC_ROPE_ADJACENT, false},
-    {"qwen2", ZC_ROPE_NEOX, true},
+    {"llama", ZC_ROPE_ADJACENT, false, false},
+    {"qwen2", ZC_ROPE_NEOX, true, false},
+    {"qwen3", ZC_ROPE_NEOX, false, true},
 };
+#define ARCH_LIST "llama, qwen2, qwen3"
 
 static int load_gguf(zc_model *m) {
     const char *path = m->path;
@@ -342,10 +350,11 @@ static int load_gguf(zc_model *m) {
     for (int i = 0; i < (int)(sizeof ARCHS / sizeof ARCHS[0]); i++)
         if (len == strlen(ARCHS[i].name) && !memcmp(arch, ARCHS[i].name, len)) a = i;
     if (a < 0)
-        return zc_error(ZC_ERR_UNSUPPORTED, "%s: architecture '%.*s' is not supported (llama, qwen2)", path,
+        return zc_error(ZC_ERR_UNSUPPORTED, "%s: architecture '%.*s' is not supported (" ARCH_LIST ")", path,
                         (int)(len < 64 ? len : 64), arch);
     snprintf(m->arch, sizeof m->arch, "%s", ARCHS[a].name);
     m->rope_style = ARCHS[a].rope;
+    m->qk_norm = ARCHS[a].qk_norm;
 
     zc_model_info *h = &m->info;
     const char *an = m->arch;
@@ -405,8 +414,9 @@ static int load_hf(zc_model *m) {
     const zc_hf_config *c = &m->hf->config;
     zc_model_info *h = &m->info;
     snprintf(m->arch, sizeof m->arch, "%s", c->arch);
-    /* Both llama and qwen2 HF checkpoints rotate halves: see model.h. */
+    /* Every HF checkpoint rotates halves: see model.h. */
     m->rope_style = ZC_ROPE_NEOX;
+    m->qk_norm = c->qk_norm;
     h->n_layers = c->n_layers;
     h->n_embd = c->n_embd;
     h->n_ff = c->n_ff;

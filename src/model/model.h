@@ -12,8 +12,8 @@
  * instead of permuting the HF Q/K weights at load time we run NeoX-style
  * rotation on them: the attention scores are identical (the permutation
  * applies to q and k alike), the weights stay mapped, and the cache simply
- * sees the keys in rotate-half channel order. qwen2 is NeoX-style in both
- * formats.
+ * sees the keys in rotate-half channel order. qwen2 and qwen3 are NeoX-style
+ * in both formats.
  */
 #ifndef ZC_MODEL_MODEL_H
 #define ZC_MODEL_MODEL_H
@@ -37,6 +37,7 @@ typedef struct {
     zc_mat wq;                   /* [n_heads*head_dim][n_embd] */
     zc_mat wk, wv;               /* [n_kv_heads*head_dim][n_embd] */
     const float *bq, *bk, *bv;   /* biases of q, k, v (qwen2) or NULL */
+    const float *q_norm, *k_norm; /* [head_dim] per-head RMSNorm weights of q and k before RoPE (qwen3) or NULL */
     zc_mat wo;                   /* [n_embd][n_heads*head_dim] */
     const float *ffn_norm;       /* [n_embd] */
     zc_mat w_gate, w_up;         /* [n_ff][n_embd] */
@@ -51,6 +52,7 @@ struct zc_model {
     char path[1024];
     char arch[16];
     zc_rope_style rope_style;
+    bool qk_norm;                /* layers have q_norm/k_norm (qwen3) */
     int n_rot;                   /* channels rotated per head (even, <= head_dim) */
     const float *rope_freqs;     /* [n_rot/2] frequency divisors (Llama 3 scaling) or NULL */
     float rope_linear;           /* linear RoPE scaling: positions divided by this (1 = none) */

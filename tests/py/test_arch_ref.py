@@ -1,0 +1,227 @@
+#!/usr/bin/env python3
+"""Independent numpy forward passes of the architectures beyond llama/qwen2.
+
+Each is written from the published model definition (transformers'
+modeling_<arch>.py), in float64, on weights read here with numpy from the
+files themselves (the readers of test_forward_ref.py, written from the file
+formats):
+
+  * qwen3 (Qwen3ForCausalLM): llama with an explicit head_dim and a per-head
+    RMSNorm of q and k (q_norm, k_norm [head_dim]) applied before RoPE;
+    rotate-half RoPE.
+
+For every architecture a small random checkpoint is written here as a
+Hugging Face directory (tinystories656K's tokenizer), and three runs must
+agree with this reference to REL_TOL relative to the largest logit:
+  1. the engine on the HF directory;
+  2. the engine on the GGUF that `zipcache convert --type f32` writes from
+     it, against this reference run on the weights numpy reads back from that
+     GGUF (tensor names and metadata keys as llama.cpp writes them);
+  3. the two engine runs against each other.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+from test_forward_ref import ASSETS, BIN, engine_logits, read_gguf, read_safetensors, write_safetensors  # noqa: E402
+
+REL_TOL = 1e-5
+PROMPT = "Once upon a time, there was a little dog named Max. Max liked to run in the big green park with his friend."
+
+
+# ---- the model -------------------------------------------------------------------
+
+def rmsnorm(x, w, eps):
+    return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * w
+
+
+def rope_rotate_half(x, pos, base):
+    """x [n, heads, hd]; transformers' apply_rotary_pos_emb with default inv_freq."""
+    hd = x.shape[-1]
+    inv = base ** (-np.arange(0, hd, 2, dtype=np.float64) / hd)
+    freqs = np.outer(pos, inv)
+    emb = np.concatenate([freqs, freqs], axis=-1)
+    cos, sin = np.cos(emb)[:, None, :], np.sin(emb)[:, None, :]
+    rot = np.concatenate([-x[..., hd // 2:], x[..., :hd // 2]], axis=-1)
+    return x * cos + rot * sin
+
+
+def attention(q, k, v, scale):
+    """q [n, H, hd], k/v [n, KV, hd]; causal softmax(q k^T * scale) v, grouped KV heads."""
+    n, H, hd = q.shape
+    KV = k.shape[1]
+    mask = np.triu(np.full((n, n), -np.inf), 1)
+    out = np.empty((n, H, hd))
+    for h in range(H):
+        g = h // (H // KV)
+        s = q[:, h, :] @ k[:, g, :].T * scale + mask
+        p = np.exp(s - s.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        out[:, h, :] = p @ v[:, g, :]
+    return out
+
+
+def forward(W, ids, hp):
+    n = len(ids)
+    H, KV, hd, eps = hp["heads"], hp["kv_heads"], hp["head_dim"], hp["eps"]
+    pos = np.arange(n, dtype=np.float64)
+    x = W["embed"][ids]
+    for L in W["layers"]:
+        h = rmsnorm(x, L["attn_norm"], eps)
+        q = (h @ L["wq"].T).reshape(n, H, hd)
+        k = (h @ L["wk"].T).reshape(n, KV, hd)
+        v = (h @ L["wv"].T).reshape(n, KV, hd)
+        if "q_norm" in L:  # Qwen3Attention: q_norm(q_proj(x).view(..., head_dim)) before RoPE
+            q, k = rmsnorm(q, L["q_norm"], eps), rmsnorm(k, L["k_norm"], eps)
+        q, k = rope_rotate_half(q, pos, hp["base"]), rope_rotate_half(k, pos, hp["base"])
+        x = x + attention(q, k, v, hd ** -0.5).reshape(n, H * hd) @ L["wo"].T
+        h = rmsnorm(x, L["ffn_norm"], eps)
+        gate, up = h @ L["w_gate"].T, h @ L["w_up"].T
+        x = x + (gate / (1 + np.exp(-gate)) * up) @ L["w_down"].T
+    return rmsnorm(x, W["norm"], eps) @ W["output"].T
+
+
+# ---- checkpoints -------------------------------------------------------------------
+
+HF_LAYER = {"attn_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm", "wq": "self_attn.q_proj",
+            "wk": "self_attn.k_proj", "wv": "self_attn.v_proj", "wo": "self_attn.o_proj", "w_gate": "mlp.gate_proj",
+            "w_up": "mlp.up_proj", "w_down": "mlp.down_proj", "q_norm": "self_attn.q_norm",
+            "k_norm": "self_attn.k_norm"}
+GGUF_LAYER = {"attn_norm": "attn_norm", "ffn_norm": "ffn_norm", "wq": "attn_q", "wk": "attn_k", "wv": "attn_v",
+              "wo": "attn_output", "w_gate": "ffn_gate", "w_up": "ffn_up", "w_down": "ffn_down",
+              "q_norm": "attn_q_norm", "k_norm": "attn_k_norm"}
+
+
+def load_hf(d):
+    cfg = json.load(open(os.path.join(d, "config.json")))
+    t = read_safetensors(os.path.join(d, "model.safetensors"))
+    emb = t["model.embed_tokens.weight"]
+    W = {"embed": emb, "output": t.get("lm_head.weight", emb), "norm": t["model.norm.weight"], "layers": []}
+    for i in range(cfg["num_hidden_layers"]):
+        p = f"model.layers.{i}."
+        W["layers"].append({r: t[p + n + ".weight"] for r, n in HF_LAYER.items() if p + n + ".weight" in t})
+    H = cfg["num_attention_heads"]
+    hp = {"heads": H, "kv_heads": cfg["num_key_value_heads"], "head_dim": cfg["head_dim"],
+          "eps": cfg["rms_norm_eps"], "base": cfg["rope_theta"]}
+    return W, hp
+
+
+def load_gguf(path):
+    meta, t = read_gguf(path)
+    a = meta["general.architecture"]
+    emb = t["token_embd.weight"]
+    W = {"embed": emb, "output": t.get("output.weight", emb), "norm": t["output_norm.weight"], "layers": []}
+    for i in range(meta[a + ".block_count"]):
+        p = f"blk.{i}."
+        W["layers"].append({r: t[p + n + ".weight"] for r, n in GGUF_LAYER.items() if p + n + ".weight" in t})
+    H = meta[a + ".attention.head_count"]
+    hp = {"heads": H, "kv_heads": meta[a + ".attention.head_count_kv"],
+          "head_dim": meta.get(a + ".attention.key_length", meta[a + ".embedding_length"] // H),
+          "eps": meta[a + ".attention.layer_norm_rms_epsilon"], "base": meta[a + ".rope.freq_base"]}
+    return W, hp
+
+
+def synth_hf(d, cfg, extra_layer=()):
+    """A random checkpoint of config cfg with tinystories656K's tokenizer.
+    extra_layer: (hf suffix, shape) tensors each layer has beyond llama's."""
+    src = os.path.join(ASSETS, "models", "tinystories656K")
+    os.makedirs(d)
+    for f in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(os.path.join(src, f), d)
+    V, D, FF = cfg["vocab_size"], cfg["hidden_size"], cfg["intermediate_size"]
+    H, KV, hd = cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["head_dim"]
+    rng = np.random.default_rng(11)
+    r = lambda *shape, s=0.3: rng.uniform(-s, s, shape)
+    t = {"model.embed_tokens.weight": r(V, D, s=1.0), "model.norm.weight": 1 + r(D, s=0.2)}
+    if not cfg.get("tie_word_embeddings"):
+        t["lm_head.weight"] = r(V, D)
+    for i in range(cfg["num_hidden_layers"]):
+        p = f"model.layers.{i}."
+        t[p + "input_layernorm.weight"] = 1 + r(D, s=0.2)
+        t[p + "post_attention_layernorm.weight"] = 1 + r(D, s=0.2)
+        t[p + "self_attn.q_proj.weight"] = r(H * hd, D, s=0.5)
+        t[p + "self_attn.k_proj.weight"] = r(KV * hd, D, s=0.5)
+        t[p + "self_attn.v_proj.weight"] = r(KV * hd, D)
+        t[p + "self_attn.o_proj.weight"] = r(D, H * hd)
+        t[p + "mlp.gate_proj.weight"] = r(FF, D)
+        t[p + "mlp.up_proj.weight"] = r(FF, D)
+        t[p + "mlp.down_proj.weight"] = r(D, FF)
+        for name, shape in extra_layer:
+            t[p + name] = 1 + r(*shape, s=0.5)
+    write_safetensors(os.path.join(d, "model.safetensors"), t, "F32")
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(cfg, f)
+
+
+def rel_err(got, want):
+    return float(np.max(np.abs(got - want)) / np.max(np.abs(want)))
+
+
+def check_arch(name, tmp, cfg, extra_layer=(), run_args=()):
+    """The three comparisons of the module docstring for one architecture."""
+    hf = os.path.join(tmp, name)
+    synth_hf(hf, cfg, extra_layer)
+    gguf = os.path.join(tmp, name + ".gguf")
+    r = subprocess.run([BIN, "convert", hf, "-o", gguf, "--type", "f32"], capture_output=True)
+    if r.returncode != 0:
+        print(f"FAIL arch_{name}_convert\n  {r.stderr.decode(errors='replace')}", flush=True)
+        return
+    results = {}
+    # The converted tokenizer does not prepend the '▁' that tokenizer.json's
+    # normalizer does (convert's add_space_prefix = false), so the GGUF run
+    # gets it written out: both runs then see the same ids (checked below).
+    for fmt, path, loader, prompt in (("hf", hf, load_hf, PROMPT), ("gguf", gguf, load_gguf, " " + PROMPT)):
+        try:
+            ids, got = engine_logits(path, prompt, run_args)
+        except RuntimeError as e:
+            print(f"FAIL arch_{name}_{fmt}\n  {e}", flush=True)
+            return
+        W, hp = loader(path)
+        want = forward(W, ids, hp)
+        err = rel_err(got, want)
+        results[fmt] = ids, got
+        ok = len(ids) > 8 and got.shape == want.shape and err <= REL_TOL
+        print(f"  {name} {fmt}: {len(ids)} tokens, max |logit - reference| / max |reference| = {err:.3g} "
+              f"(tolerance {REL_TOL})", file=sys.stderr, flush=True)
+        print(f"{'PASS' if ok else 'FAIL'} arch_{name}_{fmt}", flush=True)
+    (ids_hf, hf_logits), (ids_gguf, gguf_logits) = results["hf"], results["gguf"]
+    if not np.array_equal(ids_hf, ids_gguf):
+        print(f"FAIL arch_{name}_convert_same_logits\n  token ids differ: {ids_hf} vs {ids_gguf}", flush=True)
+        return
+    err = rel_err(gguf_logits, hf_logits)
+    print(f"  {name}: converted GGUF vs HF directory, relative {err:.3g}", file=sys.stderr, flush=True)
+    print(f"{'PASS' if err <= REL_TOL else 'FAIL'} arch_{name}_convert_same_logits", flush=True)
+
+
+def base_cfg(model_type, arch_class, **kw):
+    cfg = {"architectures": [arch_class], "model_type": model_type, "hidden_size": 64, "intermediate_size": 96,
+           "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, "num_hidden_layers": 2,
+           "vocab_size": 2048, "max_position_embeddings": 512, "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
+           "tie_word_embeddings": False, "bos_token_id": 1, "eos_token_id": 2, "attention_bias": False}
+    cfg.update(kw)
+    return cfg
+
+
+def main():
+    if not os.path.isdir(os.path.join(ASSETS, "models", "tinystories656K")):
+        print("SKIP arch_ref: models/tinystories656K (its tokenizer) not found")
+        return
+    if not os.path.exists(BIN):
+        print(f"FAIL arch_ref: {BIN} not built")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        # qwen3: head_dim 32 is not hidden_size / heads (as Qwen3-0.6B: 1024 / 16 heads, head_dim 128); tied.
+        hd = 32
+        check_arch("qwen3", tmp, base_cfg("qwen3", "Qwen3ForCausalLM", head_dim=hd, rope_theta=1000000.0,
+                                          tie_word_embeddings=True),
+                   (("self_attn.q_norm.weight", (hd,)), ("self_attn.k_norm.weight", (hd,))), ("-b", "7"))
+
+
+if __name__ == "__main__":
+    main()
