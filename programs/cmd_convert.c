@@ -83,6 +83,7 @@ typedef struct {
     size_t src_row_bytes, dst_row_bytes;
     int64_t perm_rows;   /* > 0: permute rows within heads of this many rows */
     int64_t perm_elems;  /* > 0: permute the elements of the (single) row likewise (1-D biases) */
+    float add;           /* added to every element (gemma3 norms: HF stores w - 1, GGUF 1 + w) */
     float *row, *tmp;    /* shared scratch, [max ne0] each */
 } conv_job;
 
@@ -91,6 +92,7 @@ static int fill_conv(void *ctx, const char *name, int64_t row0, int64_t n_rows, 
     for (int64_t r = 0; r < n_rows; r++) {
         int64_t sr = j->perm_rows ? rope_perm(row0 + r, j->perm_rows) : row0 + r;
         zc_dequantize_row(j->src_type, j->src + (size_t)sr * j->src_row_bytes, j->row, j->ne0);
+        for (int64_t i = 0; j->add != 0 && i < j->ne0; i++) j->row[i] += j->add;
         const float *x = j->row;
         if (j->perm_elems) {
             for (int64_t i = 0; i < j->ne0; i++) j->tmp[i] = j->row[rope_perm(i, j->perm_elems)];
@@ -124,11 +126,11 @@ static int pick_type(converter *cv, const char *name, int n_dims, int64_t ne0, i
 
 /* Queue tensor `name` (ggml dims ne[0..n_dims)) from src data of src_type. */
 static int convert_tensor(converter *cv, const char *name, int n_dims, const int64_t *ne, const void *src,
-                          int src_type, int64_t perm_heads) {
+                          int src_type, int64_t perm_heads, float add) {
     int dst = pick_type(cv, name, n_dims, ne[0], src_type);
     int64_t n_rows = 1;
     for (int d = 1; d < n_dims; d++) n_rows *= ne[d];
-    if (dst == src_type && perm_heads == 0) {
+    if (dst == src_type && perm_heads == 0 && add == 0) {
         size_t bytes, row;
         if (zc_type_row_bytes(src_type, ne[0], &row) || zc_mul_size(row, (size_t)n_rows, &bytes)) return ZC_ERR_LIMIT;
         return zc_gguf_add_tensor(cv->w, name, dst, n_dims, ne, src, bytes);
@@ -137,7 +139,7 @@ static int convert_tensor(converter *cv, const char *name, int n_dims, const int
         return zc_error(ZC_ERR_UNSUPPORTED, "tensor '%s': cannot convert from %s", name, zc_type_get(src_type)->name);
     if (cv->n_jobs == cv->cap) return zc_error(ZC_ERR_LIMIT, "more tensors than expected");
     conv_job *j = &cv->jobs[cv->n_jobs++];
-    *j = (conv_job){.src = src, .src_type = src_type, .dst_type = dst, .ne0 = ne[0]};
+    *j = (conv_job){.src = src, .src_type = src_type, .dst_type = dst, .ne0 = ne[0], .add = add};
     int rc = zc_type_row_bytes(src_type, ne[0], &j->src_row_bytes);
     if (!rc) rc = zc_type_row_bytes(dst, ne[0], &j->dst_row_bytes);
     if (rc) return rc;
@@ -178,7 +180,7 @@ static int convert_gguf(converter *cv, const char *in, const char *out) {
     if (!rc) rc = zc_gguf_set_file_type(cv->w, cv->want);
     for (int i = 0; i < zc_gguf_n_tensors(g) && !rc; i++) {
         const zc_gguf_tensor *t = zc_gguf_tensor_at(g, i);
-        rc = convert_tensor(cv, t->name, t->n_dims, t->ne, t->data, t->type, 0);
+        rc = convert_tensor(cv, t->name, t->n_dims, t->ne, t->data, t->type, 0, 0);
         if (rc) rc = zc_error_prefix(rc, "%s", in);
     }
     if (!rc) rc = write_out(cv, out, &scratch);
@@ -458,25 +460,27 @@ typedef struct {
     const char *hf, *gguf;
     dim_kind rows, cols;
     bool is_1d, perm, bias, qk_norm;
+    enum { ANY, NOT_GEMMA, GEMMA } only; /* gemma3 names the norms differently */
 } layer_kind;
 
 static const layer_kind LAYER_KINDS[] = {
-    {"model.layers.%d.input_layernorm.weight", "blk.%d.attn_norm.weight", ROWS_E, ROWS_E, true, false, false, false},
-    {"model.layers.%d.self_attn.q_proj.weight", "blk.%d.attn_q.weight", ROWS_Q, ROWS_E, false, true, false, false},
-    {"model.layers.%d.self_attn.k_proj.weight", "blk.%d.attn_k.weight", ROWS_KV, ROWS_E, false, true, false, false},
-    {"model.layers.%d.self_attn.v_proj.weight", "blk.%d.attn_v.weight", ROWS_KV, ROWS_E, false, false, false, false},
-    {"model.layers.%d.self_attn.q_proj.bias", "blk.%d.attn_q.bias", ROWS_Q, ROWS_E, true, true, true, false},
-    {"model.layers.%d.self_attn.k_proj.bias", "blk.%d.attn_k.bias", ROWS_KV, ROWS_E, true, true, true, false},
-    {"model.layers.%d.self_attn.v_proj.bias", "blk.%d.attn_v.bias", ROWS_KV, ROWS_E, true, false, true, false},
-    {"model.layers.%d.self_attn.o_proj.weight", "blk.%d.attn_output.weight", ROWS_E, ROWS_Q, false, false, false, false},
-    {"model.layers.%d.post_attention_layernorm.weight", "blk.%d.ffn_norm.weight", ROWS_E, ROWS_E, true, false, false, false},
-    {"model.layers.%d.mlp.gate_proj.weight", "blk.%d.ffn_gate.weight", ROWS_F, ROWS_E, false, false, false, false},
-    {"model.layers.%d.mlp.up_proj.weight", "blk.%d.ffn_up.weight", ROWS_F, ROWS_E, false, false, false, false},
-    {"model.layers.%d.mlp.down_proj.weight", "blk.%d.ffn_down.weight", ROWS_E, ROWS_F, false, false, false, false},
-    {"model.layers.%d.self_attn.q_norm.weight", "blk.%d.attn_q_norm.weight", ROWS_HD, ROWS_E, true, false, false,
-     true},
-    {"model.layers.%d.self_attn.k_norm.weight", "blk.%d.attn_k_norm.weight", ROWS_HD, ROWS_E, true, false, false,
-     true},
+    {"model.layers.%d.input_layernorm.weight", "blk.%d.attn_norm.weight", ROWS_E, ROWS_E, true, false, false, false, ANY},
+    {"model.layers.%d.self_attn.q_proj.weight", "blk.%d.attn_q.weight", ROWS_Q, ROWS_E, false, true, false, false, ANY},
+    {"model.layers.%d.self_attn.k_proj.weight", "blk.%d.attn_k.weight", ROWS_KV, ROWS_E, false, true, false, false, ANY},
+    {"model.layers.%d.self_attn.v_proj.weight", "blk.%d.attn_v.weight", ROWS_KV, ROWS_E, false, false, false, false, ANY},
+    {"model.layers.%d.self_attn.q_proj.bias", "blk.%d.attn_q.bias", ROWS_Q, ROWS_E, true, true, true, false, ANY},
+    {"model.layers.%d.self_attn.k_proj.bias", "blk.%d.attn_k.bias", ROWS_KV, ROWS_E, true, true, true, false, ANY},
+    {"model.layers.%d.self_attn.v_proj.bias", "blk.%d.attn_v.bias", ROWS_KV, ROWS_E, true, false, true, false, ANY},
+    {"model.layers.%d.self_attn.o_proj.weight", "blk.%d.attn_output.weight", ROWS_E, ROWS_Q, false, false, false, false, ANY},
+    {"model.layers.%d.post_attention_layernorm.weight", "blk.%d.ffn_norm.weight", ROWS_E, ROWS_E, true, false, false, false, NOT_GEMMA},
+    {"model.layers.%d.post_attention_layernorm.weight", "blk.%d.post_attention_norm.weight", ROWS_E, ROWS_E, true, false, false, false, GEMMA},
+    {"model.layers.%d.pre_feedforward_layernorm.weight", "blk.%d.ffn_norm.weight", ROWS_E, ROWS_E, true, false, false, false, GEMMA},
+    {"model.layers.%d.post_feedforward_layernorm.weight", "blk.%d.post_ffw_norm.weight", ROWS_E, ROWS_E, true, false, false, false, GEMMA},
+    {"model.layers.%d.mlp.gate_proj.weight", "blk.%d.ffn_gate.weight", ROWS_F, ROWS_E, false, false, false, false, ANY},
+    {"model.layers.%d.mlp.up_proj.weight", "blk.%d.ffn_up.weight", ROWS_F, ROWS_E, false, false, false, false, ANY},
+    {"model.layers.%d.mlp.down_proj.weight", "blk.%d.ffn_down.weight", ROWS_E, ROWS_F, false, false, false, false, ANY},
+    {"model.layers.%d.self_attn.q_norm.weight", "blk.%d.attn_q_norm.weight", ROWS_HD, ROWS_E, true, false, false, true, ANY},
+    {"model.layers.%d.self_attn.k_norm.weight", "blk.%d.attn_k_norm.weight", ROWS_HD, ROWS_E, true, false, false, true, ANY},
 };
 
 static int64_t dim_of(const zc_hf_config *c, dim_kind k) {
@@ -509,7 +513,10 @@ static int hf_tensor(hf_ctx *h, const char *hf_name, const char *gguf_name, int6
                         ", %" PRId64 "]",
                         t->file, hf_name, t->n_dims, t->shape[0], t->n_dims > 1 ? t->shape[1] : 0, rows, cols);
     int64_t ne[2] = {cols ? cols : rows, rows}; /* ggml order: contiguous dimension first */
-    return convert_tensor(h->cv, gguf_name, n_dims, ne, t->data, t->type, perm_heads);
+    size_t len = strlen(hf_name);
+    bool norm = len >= 11 && strcmp(hf_name + len - 11, "norm.weight") == 0;
+    return convert_tensor(h->cv, gguf_name, n_dims, ne, t->data, t->type, perm_heads,
+                          norm && h->src->config.gemma ? 1.0f : 0.0f);
 }
 
 static int convert_hf(converter *cv, const char *dir, const char *out) {
@@ -551,7 +558,9 @@ static int convert_hf(converter *cv, const char *dir, const char *out) {
     for (int l = 0; l < c->n_layers && !rc; l++) {
         for (size_t k = 0; k < sizeof LAYER_KINDS / sizeof LAYER_KINDS[0] && !rc; k++) {
             const layer_kind *lk = &LAYER_KINDS[k];
-            if ((lk->bias && !c->attention_bias) || (lk->qk_norm && !c->qk_norm)) continue;
+            if ((lk->bias && !c->attention_bias) || (lk->qk_norm && !c->qk_norm) ||
+                (lk->only == GEMMA && !c->gemma) || (lk->only == NOT_GEMMA && c->gemma))
+                continue;
             char hn[128], gn[128];
             snprintf(hn, sizeof hn, lk->hf, l);
             snprintf(gn, sizeof gn, lk->gguf, l);

@@ -61,6 +61,11 @@ static const shape SHAPES[] = {
      {.arch = "qwen3", .n_layers = 36, .n_embd = 2560, .n_heads = 32, .n_kv_heads = 8, .head_dim = 128, .n_ff = 9728,
       .n_vocab = 151936, .max_pos = 40960, .rope_theta = 1000000.0f, .rms_eps = 1e-6f, .qk_norm = true,
       .tie_word_embeddings = true}},
+    {"gemma-3-1b",
+     {.arch = "gemma3", .n_layers = 26, .n_embd = 1152, .n_heads = 4, .n_kv_heads = 1, .head_dim = 256, .n_ff = 6912,
+      .n_vocab = 262144, .max_pos = 32768, .rope_theta = 1000000.0f, .rms_eps = 1e-6f, .qk_norm = true,
+      .gemma = true, .sliding_window = 512, .swa_pattern = 6, .rope_local_theta = 10000.0f,
+      .query_pre_attn_scalar = 256.0f, .rope_linear = 1.0f, .tie_word_embeddings = true}},
     {"mistral-7b", /* v0.3: no sliding window */
      {.arch = "llama", .n_layers = 32, .n_embd = 4096, .n_heads = 32, .n_kv_heads = 8, .head_dim = 128, .n_ff = 14336,
       .n_vocab = 32768, .max_pos = 32768, .rope_theta = 1000000.0f, .rms_eps = 1e-5f}},
@@ -76,6 +81,11 @@ static const shape SHAPES[] = {
      {.arch = "qwen2", .n_layers = 2, .n_embd = 64, .n_heads = 4, .n_kv_heads = 2, .head_dim = 16, .n_ff = 160,
       .n_vocab = 320, .max_pos = 512, .rope_theta = 1000000.0f, .rms_eps = 1e-6f, .attention_bias = true,
       .tie_word_embeddings = true}},
+    {"tiny-gemma3", /* window 32 on layers 0, 2; 1, 3 global */
+     {.arch = "gemma3", .n_layers = 4, .n_embd = 64, .n_heads = 4, .n_kv_heads = 1, .head_dim = 64, .n_ff = 128,
+      .n_vocab = 320, .max_pos = 512, .rope_theta = 1000000.0f, .rms_eps = 1e-6f, .qk_norm = true, .gemma = true,
+      .sliding_window = 32, .swa_pattern = 2, .rope_local_theta = 10000.0f, .query_pre_attn_scalar = 64.0f,
+      .rope_linear = 1.0f, .tie_word_embeddings = true}},
     {"tiny-qwen3",
      {.arch = "qwen3", .n_layers = 2, .n_embd = 64, .n_heads = 4, .n_kv_heads = 2, .head_dim = 32, .n_ff = 160,
       .n_vocab = 320, .max_pos = 512, .rope_theta = 1000000.0f, .rms_eps = 1e-6f, .qk_norm = true,
@@ -229,10 +239,12 @@ static int add_layers(synth *s, zc_gguf_writer *w, const zc_hf_config *c, int wa
             ADD("blk.%d.attn_k_norm.weight", FILL_ONES, c->head_dim, 0);
         }
         ADD("blk.%d.attn_output.weight", FILL_RANDOM, Q, E);
+        if (c->gemma) ADD("blk.%d.post_attention_norm.weight", FILL_ONES, E, 0);
         ADD("blk.%d.ffn_norm.weight", FILL_ONES, E, 0);
         ADD("blk.%d.ffn_gate.weight", FILL_RANDOM, E, F);
         ADD("blk.%d.ffn_up.weight", FILL_RANDOM, E, F);
         ADD("blk.%d.ffn_down.weight", FILL_RANDOM, F, E);
+        if (c->gemma) ADD("blk.%d.post_ffw_norm.weight", FILL_ONES, E, 0);
     }
 #undef ADD
     return rc;
@@ -278,8 +290,8 @@ static int add_vocab(zc_gguf_writer *w, int n_vocab) {
 static int synthesize(const shape *sh, const zc_hf_config *c, int want, uint64_t seed, int threads, const char *out) {
     zc_gguf_writer *w = zc_gguf_writer_new();
     synth s = {.seed = seed, .t0 = zc_now(), .last_pct = -1, .tty = isatty(2)};
-    /* Tensor count: embedding, rope factors, output norm, output, up to 14 per layer. */
-    s.t = zc_calloc((size_t)c->n_layers * 14 + 4, sizeof *s.t);
+    /* Tensor count: embedding, rope factors, output norm, output, up to 16 per layer. */
+    s.t = zc_calloc((size_t)c->n_layers * 16 + 4, sizeof *s.t);
     s.pool = zc_pool_create(threads);
     int rc = w && s.t && s.pool ? ZC_OK : ZC_ERR_NOMEM;
     float *rope = NULL;

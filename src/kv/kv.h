@@ -102,7 +102,17 @@ struct zc_kv_cache {
     zc_kv_config cfg;
     zc_pool *pool;   /* borrowed; may be NULL (single-threaded) */
     int n_tokens;    /* positions written to the last layer */
+    /* Sliding-window layers (zc_kv_set_window): the query at position p of
+     * layer l sees keys max(0, p - window[l] + 1)..p (0 = all). NULL (as
+     * created) = every layer global. Borrowed; outlives the cache. */
+    const int *window; /* [n_layers] or NULL */
 };
+
+/* Give the cache per-layer sliding windows (see zc_kv_cache.window). Only
+ * fp32/fp16 attend within a window; the other policies are refused
+ * (ZC_ERR_UNSUPPORTED) when a window is shorter than max_ctx, as below that
+ * it never binds. Call before the first write. */
+int zc_kv_set_window(zc_kv_cache *c, const int *window);
 
 /* Defaults: policy fp16, 4/2 bits, ratio 0.6, random+recent 5%+5%, gap 100,
  * denominator L - j, the paper's decode rule, int8 queries off, bits 0 (the

@@ -71,9 +71,16 @@ static int parse_rope_scaling(const cfg_ctx *c, zc_hf_config *h) {
     if (!type) type = zc_json_str(zc_json_get(rs, "type")); /* older configs */
     if (!type) return zc_error(ZC_ERR_FORMAT, "%s: 'rope_scaling' has no 'rope_type' (config)", c->src);
     if (strcmp(type, "default") == 0) return ZC_OK;
+    if (strcmp(type, "linear") == 0) {
+        int rc = get_num(c, rs, "factor", -1, &h->rope_linear);
+        if (!rc && !(h->rope_linear >= 1 && h->rope_linear <= 1024))
+            rc = zc_error(ZC_ERR_FORMAT, "%s: rope_scaling factor %g is out of range [1, 1024] (config)", c->src,
+                          (double)h->rope_linear);
+        return rc;
+    }
     if (strcmp(type, "llama3") != 0)
-        return zc_error(ZC_ERR_UNSUPPORTED, "%s: rope_scaling type '%.32s' is not supported (only llama3) (config)",
-                        c->src, type);
+        return zc_error(ZC_ERR_UNSUPPORTED,
+                        "%s: rope_scaling type '%.32s' is not supported (linear, llama3) (config)", c->src, type);
     h->rope_llama3 = true;
     /* Defaults as in llama.cpp's converter. */
     int rc = get_num(c, rs, "factor", 8.0, &h->rope_factor);
@@ -125,15 +132,40 @@ static int parse_special_ids(const cfg_ctx *c, zc_hf_config *h) {
 typedef struct {
     const char *model_type, *arch;
     int max_pos, head_dim;
-    bool bias, qk_norm;
+    bool bias, qk_norm, gemma;
 } hf_arch;
 
 static const hf_arch HF_ARCHS[] = {
-    {"llama", "llama", 2048, 0, false, false},
-    {"mistral", "llama", 32768, 0, false, false},
-    {"qwen2", "qwen2", 32768, 0, true, false},
-    {"qwen3", "qwen3", 32768, 128, false, true},
+    {"llama", "llama", 2048, 0, false, false, false},
+    {"mistral", "llama", 32768, 0, false, false, false},
+    {"qwen2", "qwen2", 32768, 0, true, false, false},
+    {"qwen3", "qwen3", 32768, 128, false, true, false},
+    {"gemma3_text", "gemma3", 131072, 256, false, true, true},
 };
+
+/* Local attention. mistral: sliding_window (null = none) on every layer.
+ * gemma3: sliding_window (default 4096) on all layers but every
+ * sliding_window_pattern-th (default 6), which are global; the local ones
+ * rotate with rope_local_base_freq (default 10000). qwen2/qwen3 configs
+ * carry a sliding_window that only counts with use_sliding_window, which
+ * no released model sets: refused rather than run wrong. */
+static int parse_window(const cfg_ctx *c, const hf_arch *a, zc_hf_config *h) {
+    bool use = strcmp(a->model_type, "mistral") == 0 || a->gemma;
+    if (!use) {
+        bool on = false;
+        int rc = get_bool(c, "use_sliding_window", false, &on);
+        if (rc) return rc;
+        if (on)
+            return zc_error(ZC_ERR_UNSUPPORTED, "%s: use_sliding_window is not supported for %s (config)", c->src,
+                            a->model_type);
+        return ZC_OK;
+    }
+    int rc = get_int(c, "sliding_window", 0, HF_MAX_DIM, a->gemma ? 4096 : 0, &h->sliding_window);
+    if (!rc && a->gemma) rc = get_int(c, "sliding_window_pattern", 1, 4096, 6, &h->swa_pattern);
+    if (!rc && a->gemma) rc = get_num(c, c->root, "rope_local_base_freq", 10000.0, &h->rope_local_theta);
+    if (!rc && a->gemma) rc = get_num(c, c->root, "query_pre_attn_scalar", h->head_dim, &h->query_pre_attn_scalar);
+    return rc;
+}
 
 int zc_hf_config_parse(const char *json, size_t len, const char *source, zc_hf_config *out) {
     memset(out, 0, sizeof *out);
@@ -158,6 +190,8 @@ int zc_hf_config_parse(const char *json, size_t len, const char *source, zc_hf_c
     }
     snprintf(h->arch, sizeof h->arch, "%s", a->arch);
     h->qk_norm = a->qk_norm;
+    h->gemma = a->gemma;
+    h->rope_linear = 1.0f;
     int def_head_dim = a->head_dim ? a->head_dim : 0;
     if ((rc = get_int(&c, "hidden_size", 1, HF_MAX_DIM, -1, &h->n_embd)) ||
         (rc = get_int(&c, "num_hidden_layers", 1, 4096, -1, &h->n_layers)) ||
@@ -171,7 +205,7 @@ int zc_hf_config_parse(const char *json, size_t len, const char *source, zc_hf_c
         (rc = get_num(&c, root, "rms_norm_eps", 1e-6, &h->rms_eps)) ||
         (rc = get_bool(&c, "tie_word_embeddings", false, &h->tie_word_embeddings)) ||
         (rc = get_bool(&c, "attention_bias", a->bias, &h->attention_bias)) || (rc = parse_rope_scaling(&c, h)) ||
-        (rc = parse_special_ids(&c, h)))
+        (rc = parse_special_ids(&c, h)) || (rc = parse_window(&c, a, h)))
         goto out;
     if (a->bias) h->attention_bias = true; /* Qwen2's q/k/v always carry biases */
     if (!zc_json_get(root, "head_dim") && !def_head_dim && h->n_embd % h->n_heads != 0)
@@ -278,6 +312,33 @@ int zc_hf_config_write_gguf(const zc_hf_config *c, const char *name, zc_gguf_wri
     if (!rc) {
         snprintf(key, sizeof key, "%s.attention.layer_norm_rms_epsilon", c->arch);
         rc = zc_gguf_set_f32(w, key, c->rms_eps);
+    }
+    /* Local attention, as llama.cpp reads it: the window, the pattern
+     * (gemma3; its loader defaults to 6 and a local base of 10000), the
+     * local RoPE base. query_pre_attn_scalar has no llama.cpp key (it uses
+     * head_dim for every gemma3 but 27B): written under our own name only
+     * when it differs. */
+    if (!rc && c->sliding_window) {
+        snprintf(key, sizeof key, "%s.attention.sliding_window", c->arch);
+        rc = zc_gguf_set_u32(w, key, (uint32_t)c->sliding_window);
+        if (!rc && c->gemma) {
+            snprintf(key, sizeof key, "%s.attention.sliding_window_pattern", c->arch);
+            rc = zc_gguf_set_u32(w, key, (uint32_t)c->swa_pattern);
+        }
+        if (!rc && c->rope_local_theta > 0) {
+            snprintf(key, sizeof key, "%s.rope.freq_base_swa", c->arch);
+            rc = zc_gguf_set_f32(w, key, c->rope_local_theta);
+        }
+    }
+    if (!rc && c->query_pre_attn_scalar > 0 && c->query_pre_attn_scalar != (float)c->head_dim) {
+        snprintf(key, sizeof key, "%s.attention.query_pre_attn_scalar", c->arch);
+        rc = zc_gguf_set_f32(w, key, c->query_pre_attn_scalar);
+    }
+    if (!rc && c->rope_linear > 1) {
+        snprintf(key, sizeof key, "%s.rope.scaling.type", c->arch);
+        rc = zc_gguf_set_str(w, key, "linear");
+        snprintf(key, sizeof key, "%s.rope.scaling.factor", c->arch);
+        if (!rc) rc = zc_gguf_set_f32(w, key, c->rope_linear);
     }
     return rc;
 }

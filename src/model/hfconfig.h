@@ -11,10 +11,10 @@
 
 #define ZC_HF_MAX_EOS 8
 /* The model_type values config.json may name, for messages. */
-#define ZC_HF_MODEL_TYPES "llama, mistral, qwen2, qwen3"
+#define ZC_HF_MODEL_TYPES "llama, mistral, qwen2, qwen3, gemma3_text"
 
 typedef struct {
-    char arch[16];          /* GGUF architecture: "llama", "qwen2", "qwen3" (from model_type) */
+    char arch[16];          /* GGUF architecture: "llama", "qwen2", "qwen3", "gemma3" (from model_type) */
     int n_layers;           /* num_hidden_layers */
     int n_embd;             /* hidden_size */
     int n_heads;            /* num_attention_heads */
@@ -26,7 +26,14 @@ typedef struct {
     float rope_theta;       /* default 10000 */
     float rms_eps;          /* rms_norm_eps, default 1e-6 */
     bool attention_bias;    /* q/k/v projections have biases: qwen2 always, llama if attention_bias */
-    bool qk_norm;           /* per-head RMSNorm of q and k before RoPE (qwen3: q_norm, k_norm [head_dim]) */
+    bool qk_norm;           /* per-head RMSNorm of q and k before RoPE (qwen3, gemma3: q_norm, k_norm [head_dim]) */
+    bool gemma;             /* gemma3: embedding * sqrt(n_embd), RMSNorm by (1 + w), norms after attention and
+                               MLP too (pre_feedforward_layernorm is the FFN norm), GELU-tanh gate */
+    int sliding_window;     /* keys a local layer's query sees, itself included (0 = no local layers) */
+    int swa_pattern;        /* with a window: every swa_pattern-th layer is global (gemma3: 6); 0 = all local */
+    float rope_local_theta; /* RoPE base of the local layers (gemma3 rope_local_base_freq; 0 = rope_theta) */
+    float query_pre_attn_scalar; /* gemma3: scores scaled by its^-1/2 instead of head_dim^-1/2 (0 = head_dim) */
+    float rope_linear;      /* rope_scaling linear: positions divided by it (1 = none; gemma3: global layers) */
     bool tie_word_embeddings;
     /* rope_scaling {"rope_type": "llama3", ...}; other scaling types are refused. */
     bool rope_llama3;

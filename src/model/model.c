@@ -22,7 +22,7 @@
 typedef enum {
     T_TOK_EMBD, T_OUT_NORM, T_OUTPUT, T_ROPE_FREQS,
     T_ATTN_NORM, T_WQ, T_WK, T_WV, T_BQ, T_BK, T_BV, T_WO, T_FFN_NORM, T_GATE, T_UP, T_DOWN,
-    T_Q_NORM, T_K_NORM,
+    T_Q_NORM, T_K_NORM, T_ATTN_POST_NORM, T_FFN_POST_NORM,
     T_COUNT
 } tensor_role;
 
@@ -32,7 +32,8 @@ static const char *const GGUF_NAMES[T_COUNT] = {
     "blk.%d.attn_norm.weight", "blk.%d.attn_q.weight", "blk.%d.attn_k.weight", "blk.%d.attn_v.weight",
     "blk.%d.attn_q.bias", "blk.%d.attn_k.bias", "blk.%d.attn_v.bias", "blk.%d.attn_output.weight",
     "blk.%d.ffn_norm.weight", "blk.%d.ffn_gate.weight", "blk.%d.ffn_up.weight", "blk.%d.ffn_down.weight",
-    "blk.%d.attn_q_norm.weight", "blk.%d.attn_k_norm.weight",
+    "blk.%d.attn_q_norm.weight", "blk.%d.attn_k_norm.weight", "blk.%d.post_attention_norm.weight",
+    "blk.%d.post_ffw_norm.weight",
 };
 static const char *const HF_NAMES[T_COUNT] = {
     "model.embed_tokens.weight", "model.norm.weight", "lm_head.weight", NULL,
@@ -42,7 +43,20 @@ static const char *const HF_NAMES[T_COUNT] = {
     "model.layers.%d.self_attn.v_proj.bias", "model.layers.%d.self_attn.o_proj.weight",
     "model.layers.%d.post_attention_layernorm.weight", "model.layers.%d.mlp.gate_proj.weight",
     "model.layers.%d.mlp.up_proj.weight", "model.layers.%d.mlp.down_proj.weight",
+    "model.layers.%d.self_attn.q_norm.weight", "model.layers.%d.self_attn.k_norm.weight", NULL, NULL,
+};
+/* gemma3: post_attention_layernorm follows the attention, the FFN norm is
+ * pre_feedforward_layernorm (llama.cpp maps them so, see GGUF_NAMES). */
+static const char *const HF_GEMMA_NAMES[T_COUNT] = {
+    "model.embed_tokens.weight", "model.norm.weight", "lm_head.weight", NULL,
+    "model.layers.%d.input_layernorm.weight", "model.layers.%d.self_attn.q_proj.weight",
+    "model.layers.%d.self_attn.k_proj.weight", "model.layers.%d.self_attn.v_proj.weight",
+    "model.layers.%d.self_attn.q_proj.bias", "model.layers.%d.self_attn.k_proj.bias",
+    "model.layers.%d.self_attn.v_proj.bias", "model.layers.%d.self_attn.o_proj.weight",
+    "model.layers.%d.pre_feedforward_layernorm.weight", "model.layers.%d.mlp.gate_proj.weight",
+    "model.layers.%d.mlp.up_proj.weight", "model.layers.%d.mlp.down_proj.weight",
     "model.layers.%d.self_attn.q_norm.weight", "model.layers.%d.self_attn.k_norm.weight",
+    "model.layers.%d.post_attention_layernorm.weight", "model.layers.%d.post_feedforward_layernorm.weight",
 };
 
 /* One tensor as the binder sees it, in ggml dimension order (ne[0] is the
@@ -211,6 +225,9 @@ static int bind_weights(zc_model *m, const tensor_source *s, bool qkv_bias, bool
         if (m->qk_norm && ((rc = bind_vec(m, s, T_Q_NORM, l, h->head_dim, false, &L->q_norm)) < 0 ||
                            (rc = bind_vec(m, s, T_K_NORM, l, h->head_dim, false, &L->k_norm)) < 0))
             return rc;
+        if (m->gemma && ((rc = bind_vec(m, s, T_ATTN_POST_NORM, l, d, false, &L->post_attn_norm)) < 0 ||
+                         (rc = bind_vec(m, s, T_FFN_POST_NORM, l, d, false, &L->post_ffn_norm)) < 0))
+            return rc;
     }
     /* The type most of the per-layer matrices have, for display. */
     int counts[64] = {0}, best = m->layers[0].wq.type;
@@ -330,13 +347,39 @@ static int gguf_rope_scaling(const zc_gguf *g, const char *path, const char *arc
 static const struct {
     const char *name;
     zc_rope_style rope;
-    bool qkv_bias, qk_norm;
+    bool qkv_bias, qk_norm, gemma;
 } ARCHS[] = {
-    {"llama", ZC_ROPE_ADJACENT, false, false},
-    {"qwen2", ZC_ROPE_NEOX, true, false},
-    {"qwen3", ZC_ROPE_NEOX, false, true},
+    {"llama", ZC_ROPE_ADJACENT, false, false, false},
+    {"qwen2", ZC_ROPE_NEOX, true, false, false},
+    {"qwen3", ZC_ROPE_NEOX, false, true, false},
+    {"gemma3", ZC_ROPE_NEOX, false, true, true},
 };
-#define ARCH_LIST "llama, qwen2, qwen3"
+#define ARCH_LIST "llama, qwen2, qwen3, gemma3"
+
+/* Sliding-window layers and the gemma3 constants, once the hyperparameters
+ * are known: window[l] = `window` on local layers (all of them when
+ * pattern is 0, else all but every pattern-th), 0 on global ones;
+ * local_base > 0 gives local layers their own RoPE base. q_scale turns the
+ * cache's 1/sqrt(head_dim) into 1/sqrt(qpas). */
+static int set_layout(zc_model *m, int window, int pattern, float local_base, float qpas) {
+    const zc_model_info *h = &m->info;
+    if (window < 0 || pattern < 0)
+        return zc_error(ZC_ERR_FORMAT, "%s: sliding window %d / pattern %d is negative", m->path, window, pattern);
+    if (!(qpas > 0 && isfinite(qpas)))
+        return zc_error(ZC_ERR_FORMAT, "%s: query_pre_attn_scalar %g must be positive", m->path, (double)qpas);
+    m->window = own(m, (size_t)h->n_layers * sizeof *m->window);
+    if (!m->window) return ZC_ERR_NOMEM;
+    m->info.resident_bytes -= (size_t)h->n_layers * sizeof *m->window; /* not weights */
+    for (int l = 0; l < h->n_layers; l++) {
+        bool local = window > 0 && (pattern == 0 || (l + 1) % pattern != 0);
+        m->window[l] = local ? window : 0;
+        m->layers[l].local_rope = local && local_base > 0;
+    }
+    m->rope_base_local = local_base;
+    m->embd_scale = m->gemma ? sqrtf((float)h->n_embd) : 1.0f;
+    m->q_scale = sqrtf((float)h->head_dim / qpas);
+    return ZC_OK;
+}
 
 static int load_gguf(zc_model *m) {
     const char *path = m->path;
@@ -355,6 +398,7 @@ static int load_gguf(zc_model *m) {
     snprintf(m->arch, sizeof m->arch, "%s", ARCHS[a].name);
     m->rope_style = ARCHS[a].rope;
     m->qk_norm = ARCHS[a].qk_norm;
+    m->gemma = ARCHS[a].gemma;
 
     zc_model_info *h = &m->info;
     const char *an = m->arch;
@@ -391,6 +435,17 @@ static int load_gguf(zc_model *m) {
     tensor_source s = {path, GGUF_NAMES, false, gguf_find, g};
     /* GGUF files mark tied embeddings by leaving output.weight out. */
     if ((rc = bind_weights(m, &s, ARCHS[a].qkv_bias, true)) != ZC_OK) return rc;
+    /* Local attention: <arch>.attention.sliding_window on every layer, or
+     * for gemma3 on all but every sliding_window_pattern-th (default 6),
+     * rotating with rope.freq_base_swa (default 10000), as llama.cpp. */
+    int window, pattern;
+    float local_base = 0, qpas = (float)h->head_dim;
+    if ((rc = gguf_hparam(g, path, an, "attention.sliding_window", 0, &window)) ||
+        (rc = gguf_hparam(g, path, an, "attention.sliding_window_pattern", m->gemma ? 6 : 0, &pattern)) ||
+        (m->gemma && (rc = gguf_hparam_f32(g, path, an, "rope.freq_base_swa", 10000.0f, &local_base))) ||
+        (rc = gguf_hparam_f32(g, path, an, "attention.query_pre_attn_scalar", qpas, &qpas)) ||
+        (rc = set_layout(m, window, pattern, local_base, qpas)))
+        return rc;
     h->format = "gguf";
     h->mapped_bytes = zc_gguf_file_size(g);
     return ZC_OK;
@@ -407,6 +462,31 @@ static bool hf_find(void *src, const char *name, tensor_view *out) {
     return true;
 }
 
+/* Gemma's HF RMSNorm multiplies by (1 + w); GGUF files store 1 + w (llama.cpp's
+ * converter adds it), so the forward pass is the same for both: add 1 here,
+ * into owned copies (the mapped weights stay read-only). */
+static int shift_norm(zc_model *m, const float **w, int n) {
+    float *v = own(m, (size_t)n * sizeof *v);
+    if (!v) return ZC_ERR_NOMEM;
+    for (int i = 0; i < n; i++) v[i] = (*w)[i] + 1.0f;
+    *w = v;
+    return ZC_OK;
+}
+
+static int gemma_norms_plus_one(zc_model *m) {
+    const zc_model_info *h = &m->info;
+    int rc = shift_norm(m, &m->out_norm, h->n_embd);
+    for (int l = 0; l < h->n_layers && !rc; l++) {
+        zc_layer *L = &m->layers[l];
+        if ((rc = shift_norm(m, &L->attn_norm, h->n_embd)) || (rc = shift_norm(m, &L->ffn_norm, h->n_embd)) ||
+            (rc = shift_norm(m, &L->post_attn_norm, h->n_embd)) ||
+            (rc = shift_norm(m, &L->post_ffn_norm, h->n_embd)) || (rc = shift_norm(m, &L->q_norm, h->head_dim)))
+            break;
+        rc = shift_norm(m, &L->k_norm, h->head_dim);
+    }
+    return rc;
+}
+
 static int load_hf(zc_model *m) {
     const char *dir = m->path;
     int rc = zc_hf_source_open(dir, &m->hf);
@@ -417,6 +497,8 @@ static int load_hf(zc_model *m) {
     /* Every HF checkpoint rotates halves: see model.h. */
     m->rope_style = ZC_ROPE_NEOX;
     m->qk_norm = c->qk_norm;
+    m->gemma = c->gemma;
+    m->rope_linear = c->rope_linear;
     h->n_layers = c->n_layers;
     h->n_embd = c->n_embd;
     h->n_ff = c->n_ff;
@@ -440,8 +522,12 @@ static int load_hf(zc_model *m) {
         return zc_error(ZC_ERR_FORMAT, "%s: the tokenizer has %d tokens, more than vocab_size %d", dir,
                         zc_tokenizer_n_vocab(m->tok), h->n_vocab);
 
-    tensor_source s = {dir, HF_NAMES, true, hf_find, m->hf->st};
+    tensor_source s = {dir, c->gemma ? HF_GEMMA_NAMES : HF_NAMES, true, hf_find, m->hf->st};
     if ((rc = bind_weights(m, &s, c->attention_bias, c->tie_word_embeddings)) != ZC_OK) return rc;
+    if (c->gemma && (rc = gemma_norms_plus_one(m)) != ZC_OK) return rc;
+    if ((rc = set_layout(m, c->sliding_window, c->swa_pattern, c->rope_local_theta,
+                         c->query_pre_attn_scalar > 0 ? c->query_pre_attn_scalar : (float)c->head_dim)))
+        return rc;
     if (c->rope_llama3) { /* the factors GGUF files carry as rope_freqs */
         float *f = own(m, (size_t)m->n_rot / 2 * sizeof *f);
         if (!f) return ZC_ERR_NOMEM;
@@ -461,6 +547,7 @@ int zc_model_load(const char *path, zc_model **out) {
     if (!m) return ZC_ERR_NOMEM;
     snprintf(m->path, sizeof m->path, "%s", path);
     m->rope_linear = 1.0f;
+    m->embd_scale = m->q_scale = 1.0f; /* set_layout sets them once the format is read */
     struct stat st;
     int rc;
     if (stat(path, &st) != 0)

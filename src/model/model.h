@@ -38,6 +38,9 @@ typedef struct {
     zc_mat wk, wv;               /* [n_kv_heads*head_dim][n_embd] */
     const float *bq, *bk, *bv;   /* biases of q, k, v (qwen2) or NULL */
     const float *q_norm, *k_norm; /* [head_dim] per-head RMSNorm weights of q and k before RoPE (qwen3) or NULL */
+    const float *post_attn_norm; /* [n_embd] RMSNorm of the attention output before the residual (gemma3) or NULL */
+    const float *post_ffn_norm;  /* [n_embd] likewise for the MLP output (gemma3) or NULL */
+    bool local_rope;             /* rotates with the local tables (gemma3 sliding-window layers) */
     zc_mat wo;                   /* [n_embd][n_heads*head_dim] */
     const float *ffn_norm;       /* [n_embd] */
     zc_mat w_gate, w_up;         /* [n_ff][n_embd] */
@@ -52,7 +55,13 @@ struct zc_model {
     char path[1024];
     char arch[16];
     zc_rope_style rope_style;
-    bool qk_norm;                /* layers have q_norm/k_norm (qwen3) */
+    bool qk_norm;                /* layers have q_norm/k_norm (qwen3, gemma3) */
+    bool gemma;                  /* gemma3: post-norms, GELU-tanh gate, HF norm weights stored as w - 1 */
+    float embd_scale;            /* embedding rows multiplied by this (gemma3: sqrt(n_embd); else 1) */
+    float q_scale;               /* q multiplied by this before attention, which scales by 1/sqrt(head_dim):
+                                    sqrt(head_dim / query_pre_attn_scalar) (gemma3; else 1) */
+    int *window;                 /* [n_layers] sliding window per layer, 0 = global (kv shape.window) */
+    float rope_base_local;       /* RoPE base of local_rope layers (no linear scaling, no factors); 0 = none */
     int n_rot;                   /* channels rotated per head (even, <= head_dim) */
     const float *rope_freqs;     /* [n_rot/2] frequency divisors (Llama 3 scaling) or NULL */
     float rope_linear;           /* linear RoPE scaling: positions divided by this (1 = none) */
@@ -87,6 +96,8 @@ struct zc_context {
     float *hb, *hb2;             /* [n_batch][n_ff] FFN gate and up */
     double *inv_freq;            /* [n_rot/2] RoPE angle per position of each channel pair */
     float *rope_cos, *rope_sin;  /* [n_batch][n_rot/2] per position of the batch */
+    double *inv_freq_local;      /* [n_rot/2] as inv_freq, for local_rope layers (NULL without them) */
+    float *rope_cos_local, *rope_sin_local; /* [n_batch][n_rot/2] likewise */
     zc_matmul_scratch mm;
     size_t act_bytes;            /* bytes of the activation buffers above */
 };

@@ -41,10 +41,10 @@ def rmsnorm(x, w, eps):
     return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * w
 
 
-def rope_rotate_half(x, pos, base):
-    """x [n, heads, hd]; transformers' apply_rotary_pos_emb with default inv_freq."""
+def rope_rotate_half(x, pos, base, linear=1.0):
+    """x [n, heads, hd]; transformers' apply_rotary_pos_emb (inv_freq / factor for linear scaling)."""
     hd = x.shape[-1]
-    inv = base ** (-np.arange(0, hd, 2, dtype=np.float64) / hd)
+    inv = base ** (-np.arange(0, hd, 2, dtype=np.float64) / hd) / linear
     freqs = np.outer(pos, inv)
     emb = np.concatenate([freqs, freqs], axis=-1)
     cos, sin = np.cos(emb)[:, None, :], np.sin(emb)[:, None, :]
@@ -52,11 +52,14 @@ def rope_rotate_half(x, pos, base):
     return x * cos + rot * sin
 
 
-def attention(q, k, v, scale):
-    """q [n, H, hd], k/v [n, KV, hd]; causal softmax(q k^T * scale) v, grouped KV heads."""
+def attention(q, k, v, scale, window=0):
+    """q [n, H, hd], k/v [n, KV, hd]; softmax(q k^T * scale) v, grouped KV heads, causal and,
+    with a window, key j visible to query i only when i - j < window (transformers' sliding mask)."""
     n, H, hd = q.shape
     KV = k.shape[1]
-    mask = np.triu(np.full((n, n), -np.inf), 1)
+    i, j = np.arange(n)[:, None], np.arange(n)[None, :]
+    visible = (j <= i) & ((i - j < window) if window else True)
+    mask = np.where(visible, 0.0, -np.inf)
     out = np.empty((n, H, hd))
     for h in range(H):
         g = h // (H // KV)
@@ -67,24 +70,44 @@ def attention(q, k, v, scale):
     return out
 
 
+def gelu_tanh(x):
+    return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)))
+
+
 def forward(W, ids, hp):
+    """hp: shapes plus the architecture's options: norm_offset (Gemma3RMSNorm's 1 + w in HF weights),
+    embed_scale, act, attn_scale, windows [layers] (0 = global), local_base (RoPE base of windowed
+    layers), linear (RoPE scaling of global layers)."""
     n = len(ids)
-    H, KV, hd, eps = hp["heads"], hp["kv_heads"], hp["head_dim"], hp["eps"]
+    H, KV, hd, eps, off = hp["heads"], hp["kv_heads"], hp["head_dim"], hp["eps"], hp.get("norm_offset", 0.0)
+    norm = lambda x, w: rmsnorm(x, w + off, eps)
     pos = np.arange(n, dtype=np.float64)
-    x = W["embed"][ids]
-    for L in W["layers"]:
-        h = rmsnorm(x, L["attn_norm"], eps)
+    x = W["embed"][ids] * hp.get("embed_scale", 1.0)
+    for li, L in enumerate(W["layers"]):
+        window = hp.get("windows", [0] * len(W["layers"]))[li]
+        h = norm(x, L["attn_norm"])
         q = (h @ L["wq"].T).reshape(n, H, hd)
         k = (h @ L["wk"].T).reshape(n, KV, hd)
         v = (h @ L["wv"].T).reshape(n, KV, hd)
-        if "q_norm" in L:  # Qwen3Attention: q_norm(q_proj(x).view(..., head_dim)) before RoPE
-            q, k = rmsnorm(q, L["q_norm"], eps), rmsnorm(k, L["k_norm"], eps)
-        q, k = rope_rotate_half(q, pos, hp["base"]), rope_rotate_half(k, pos, hp["base"])
-        x = x + attention(q, k, v, hd ** -0.5).reshape(n, H * hd) @ L["wo"].T
-        h = rmsnorm(x, L["ffn_norm"], eps)
+        if "q_norm" in L:  # Qwen3/Gemma3 attention: q_norm(q_proj(x).view(..., head_dim)) before RoPE
+            q, k = norm(q, L["q_norm"]), norm(k, L["k_norm"])
+        if window and hp.get("local_base"):
+            base, linear = hp["local_base"], 1.0
+        else:
+            base, linear = hp["base"], hp.get("linear", 1.0)
+        q, k = rope_rotate_half(q, pos, base, linear), rope_rotate_half(k, pos, base, linear)
+        o = attention(q, k, v, hp.get("attn_scale", hd ** -0.5), window).reshape(n, H * hd) @ L["wo"].T
+        if "post_attn_norm" in L:
+            o = norm(o, L["post_attn_norm"])
+        x = x + o
+        h = norm(x, L["ffn_norm"])
         gate, up = h @ L["w_gate"].T, h @ L["w_up"].T
-        x = x + (gate / (1 + np.exp(-gate)) * up) @ L["w_down"].T
-    return rmsnorm(x, W["norm"], eps) @ W["output"].T
+        act = gelu_tanh(gate) if hp.get("act") == "gelu_tanh" else gate / (1 + np.exp(-gate))
+        m = (act * up) @ L["w_down"].T
+        if "post_ffn_norm" in L:
+            m = norm(m, L["post_ffn_norm"])
+        x = x + m
+    return norm(x, W["norm"]) @ W["output"].T
 
 
 # ---- checkpoints -------------------------------------------------------------------
@@ -93,26 +116,50 @@ HF_LAYER = {"attn_norm": "input_layernorm", "ffn_norm": "post_attention_layernor
             "wk": "self_attn.k_proj", "wv": "self_attn.v_proj", "wo": "self_attn.o_proj", "w_gate": "mlp.gate_proj",
             "w_up": "mlp.up_proj", "w_down": "mlp.down_proj", "q_norm": "self_attn.q_norm",
             "k_norm": "self_attn.k_norm"}
+# Gemma3DecoderLayer: input_layernorm, post_attention_layernorm (on the attention output),
+# pre_feedforward_layernorm, post_feedforward_layernorm.
+HF_GEMMA_LAYER = dict(HF_LAYER, ffn_norm="pre_feedforward_layernorm", post_attn_norm="post_attention_layernorm",
+                      post_ffn_norm="post_feedforward_layernorm")
 GGUF_LAYER = {"attn_norm": "attn_norm", "ffn_norm": "ffn_norm", "wq": "attn_q", "wk": "attn_k", "wv": "attn_v",
               "wo": "attn_output", "w_gate": "ffn_gate", "w_up": "ffn_up", "w_down": "ffn_down",
-              "q_norm": "attn_q_norm", "k_norm": "attn_k_norm"}
+              "q_norm": "attn_q_norm", "k_norm": "attn_k_norm", "post_attn_norm": "post_attention_norm",
+              "post_ffn_norm": "post_ffw_norm"}
+
+
+def layer_windows(n_layers, window, pattern):
+    """Gemma3: layer i is sliding unless (i + 1) % pattern == 0; pattern 0: every layer (Mistral)."""
+    return [window if window and (not pattern or (i + 1) % pattern) else 0 for i in range(n_layers)]
 
 
 def load_hf(d):
     cfg = json.load(open(os.path.join(d, "config.json")))
     t = read_safetensors(os.path.join(d, "model.safetensors"))
     emb = t["model.embed_tokens.weight"]
+    gemma = cfg["model_type"] == "gemma3_text"
+    names = HF_GEMMA_LAYER if gemma else HF_LAYER
     W = {"embed": emb, "output": t.get("lm_head.weight", emb), "norm": t["model.norm.weight"], "layers": []}
     for i in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{i}."
-        W["layers"].append({r: t[p + n + ".weight"] for r, n in HF_LAYER.items() if p + n + ".weight" in t})
-    H = cfg["num_attention_heads"]
-    hp = {"heads": H, "kv_heads": cfg["num_key_value_heads"], "head_dim": cfg["head_dim"],
+        W["layers"].append({r: t[p + n + ".weight"] for r, n in names.items() if p + n + ".weight" in t})
+    H, hd = cfg["num_attention_heads"], cfg["head_dim"]
+    hp = {"heads": H, "kv_heads": cfg["num_key_value_heads"], "head_dim": hd,
           "eps": cfg["rms_norm_eps"], "base": cfg["rope_theta"]}
+    rs = cfg.get("rope_scaling") or {}
+    if rs.get("rope_type") == "linear":
+        hp["linear"] = rs["factor"]
+    if gemma:  # Gemma3TextScaledWordEmbedding, Gemma3RMSNorm (1 + w), gelu_pytorch_tanh, query_pre_attn_scalar
+        hp.update(norm_offset=1.0, embed_scale=cfg["hidden_size"] ** 0.5, act="gelu_tanh",
+                  attn_scale=cfg["query_pre_attn_scalar"] ** -0.5, local_base=cfg["rope_local_base_freq"],
+                  windows=layer_windows(cfg["num_hidden_layers"], cfg["sliding_window"],
+                                        cfg["sliding_window_pattern"]))
+    elif cfg.get("sliding_window"):
+        hp["windows"] = layer_windows(cfg["num_hidden_layers"], cfg["sliding_window"], 0)
     return W, hp
 
 
 def load_gguf(path):
+    """llama.cpp's conventions: gemma3 norms stored as 1 + w, local layers every one but each
+    sliding_window_pattern-th (default 6) with rope.freq_base_swa (default 10000)."""
     meta, t = read_gguf(path)
     a = meta["general.architecture"]
     emb = t["token_embd.weight"]
@@ -121,9 +168,20 @@ def load_gguf(path):
         p = f"blk.{i}."
         W["layers"].append({r: t[p + n + ".weight"] for r, n in GGUF_LAYER.items() if p + n + ".weight" in t})
     H = meta[a + ".attention.head_count"]
-    hp = {"heads": H, "kv_heads": meta[a + ".attention.head_count_kv"],
-          "head_dim": meta.get(a + ".attention.key_length", meta[a + ".embedding_length"] // H),
+    hd = meta.get(a + ".attention.key_length", meta[a + ".embedding_length"] // H)
+    hp = {"heads": H, "kv_heads": meta[a + ".attention.head_count_kv"], "head_dim": hd,
           "eps": meta[a + ".attention.layer_norm_rms_epsilon"], "base": meta[a + ".rope.freq_base"]}
+    if meta.get(a + ".rope.scaling.type") == "linear":
+        hp["linear"] = meta[a + ".rope.scaling.factor"]
+    window = meta.get(a + ".attention.sliding_window", 0)
+    if a == "gemma3":
+        hp.update(embed_scale=meta[a + ".embedding_length"] ** 0.5, act="gelu_tanh",
+                  attn_scale=meta.get(a + ".attention.query_pre_attn_scalar", hd) ** -0.5,
+                  local_base=meta.get(a + ".rope.freq_base_swa", 10000.0),
+                  windows=layer_windows(meta[a + ".block_count"], window,
+                                        meta.get(a + ".attention.sliding_window_pattern", 6)))
+    elif window:
+        hp["windows"] = layer_windows(meta[a + ".block_count"], window, 0)
     return W, hp
 
 
@@ -145,6 +203,9 @@ def synth_hf(d, cfg, extra_layer=()):
         p = f"model.layers.{i}."
         t[p + "input_layernorm.weight"] = 1 + r(D, s=0.2)
         t[p + "post_attention_layernorm.weight"] = 1 + r(D, s=0.2)
+        if cfg["model_type"] == "gemma3_text":
+            t[p + "pre_feedforward_layernorm.weight"] = r(D, s=0.5)
+            t[p + "post_feedforward_layernorm.weight"] = r(D, s=0.5)
         t[p + "self_attn.q_proj.weight"] = r(H * hd, D, s=0.5)
         t[p + "self_attn.k_proj.weight"] = r(KV * hd, D, s=0.5)
         t[p + "self_attn.v_proj.weight"] = r(KV * hd, D)
@@ -216,6 +277,15 @@ def main():
         print(f"FAIL arch_ref: {BIN} not built")
         return
     with tempfile.TemporaryDirectory() as tmp:
+        # gemma3: head_dim 32 (not 64 / 4), query_pre_attn_scalar 24 (not head_dim), 4 layers alternating
+        # local (window 6, base 10000) and global (base 1e6, linear RoPE scaling 4); -b 5 splits the prompt.
+        hd = 32
+        check_arch("gemma3", tmp, base_cfg("gemma3_text", "Gemma3ForCausalLM", head_dim=hd, num_hidden_layers=4,
+                                           query_pre_attn_scalar=24, sliding_window=6, sliding_window_pattern=2,
+                                           rope_local_base_freq=10000.0, rope_theta=1000000.0,
+                                           rope_scaling={"rope_type": "linear", "factor": 4.0},
+                                           hidden_activation="gelu_pytorch_tanh", tie_word_embeddings=True),
+                   (("self_attn.q_norm.weight", (hd,)), ("self_attn.k_norm.weight", (hd,))), ("-b", "5"))
         # qwen3: head_dim 32 is not hidden_size / heads (as Qwen3-0.6B: 1024 / 16 heads, head_dim 128); tied.
         hd = 32
         check_arch("qwen3", tmp, base_cfg("qwen3", "Qwen3ForCausalLM", head_dim=hd, rope_theta=1000000.0,
