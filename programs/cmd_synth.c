@@ -82,12 +82,12 @@ static const shape SHAPES[] = {
       .n_vocab = 320, .max_pos = 512, .rope_theta = 1000000.0f, .rms_eps = 1e-6f, .attention_bias = true,
       .tie_word_embeddings = true}},
     {"tiny-gemma3", /* window 32 on layers 0, 2; 1, 3 global */
-     {.arch = "gemma3", .n_layers = 4, .n_embd = 64, .n_heads = 4, .n_kv_heads = 1, .head_dim = 64, .n_ff = 128,
+     {.arch = "gemma3", .n_layers = 4, .n_embd = 64, .n_heads = 4, .n_kv_heads = 1, .head_dim = 256, .n_ff = 128,
       .n_vocab = 320, .max_pos = 512, .rope_theta = 1000000.0f, .rms_eps = 1e-6f, .qk_norm = true, .gemma = true,
-      .sliding_window = 32, .swa_pattern = 2, .rope_local_theta = 10000.0f, .query_pre_attn_scalar = 64.0f,
+      .sliding_window = 32, .swa_pattern = 2, .rope_local_theta = 10000.0f, .query_pre_attn_scalar = 256.0f,
       .rope_linear = 1.0f, .tie_word_embeddings = true}},
     {"tiny-qwen3",
-     {.arch = "qwen3", .n_layers = 2, .n_embd = 64, .n_heads = 4, .n_kv_heads = 2, .head_dim = 32, .n_ff = 160,
+     {.arch = "qwen3", .n_layers = 2, .n_embd = 64, .n_heads = 4, .n_kv_heads = 2, .head_dim = 128, .n_ff = 160,
       .n_vocab = 320, .max_pos = 512, .rope_theta = 1000000.0f, .rms_eps = 1e-6f, .qk_norm = true,
       .tie_word_embeddings = true}},
 };
