@@ -2,7 +2,7 @@
  *
  * IN is a GGUF file (requantized: every tensor dequantized and quantized
  * again, metadata copied, general.file_type updated) or a Hugging Face
- * llama/mistral/qwen2/qwen3 directory (config.json + safetensors + tokenizer.json).
+ * llama/mistral/qwen2/qwen3/gemma3/phi3 directory (config.json + safetensors + tokenizer.json).
  * Tensors are produced row by row while the output is written, so memory
  * stays at one row of scratch whatever the model size.
  *
@@ -452,7 +452,7 @@ out:
 
 /* ---- HF -> GGUF ------------------------------------------------------------ */
 
-typedef enum { ROWS_E, ROWS_Q, ROWS_KV, ROWS_F, ROWS_HD } dim_kind;
+typedef enum { ROWS_E, ROWS_Q, ROWS_KV, ROWS_F, ROWS_HD, ROWS_QKV, ROWS_F2 } dim_kind;
 
 /* One per-layer tensor kind: HF and GGUF name patterns, HF shape [rows, cols]
  * (cols 0 for 1-D), and whether RoPE permutation applies (llama only). */
@@ -460,14 +460,15 @@ typedef struct {
     const char *hf, *gguf;
     dim_kind rows, cols;
     bool is_1d, perm, bias, qk_norm;
-    enum { ANY, NOT_GEMMA, GEMMA } only; /* gemma3 names the norms differently */
+    enum { ANY, NOT_GEMMA, GEMMA, SPLIT, FUSED } only; /* gemma3 names the norms differently; phi3 fuses
+                                                           q/k/v and gate/up */
 } layer_kind;
 
 static const layer_kind LAYER_KINDS[] = {
     {"model.layers.%d.input_layernorm.weight", "blk.%d.attn_norm.weight", ROWS_E, ROWS_E, true, false, false, false, ANY},
-    {"model.layers.%d.self_attn.q_proj.weight", "blk.%d.attn_q.weight", ROWS_Q, ROWS_E, false, true, false, false, ANY},
-    {"model.layers.%d.self_attn.k_proj.weight", "blk.%d.attn_k.weight", ROWS_KV, ROWS_E, false, true, false, false, ANY},
-    {"model.layers.%d.self_attn.v_proj.weight", "blk.%d.attn_v.weight", ROWS_KV, ROWS_E, false, false, false, false, ANY},
+    {"model.layers.%d.self_attn.q_proj.weight", "blk.%d.attn_q.weight", ROWS_Q, ROWS_E, false, true, false, false, SPLIT},
+    {"model.layers.%d.self_attn.k_proj.weight", "blk.%d.attn_k.weight", ROWS_KV, ROWS_E, false, true, false, false, SPLIT},
+    {"model.layers.%d.self_attn.v_proj.weight", "blk.%d.attn_v.weight", ROWS_KV, ROWS_E, false, false, false, false, SPLIT},
     {"model.layers.%d.self_attn.q_proj.bias", "blk.%d.attn_q.bias", ROWS_Q, ROWS_E, true, true, true, false, ANY},
     {"model.layers.%d.self_attn.k_proj.bias", "blk.%d.attn_k.bias", ROWS_KV, ROWS_E, true, true, true, false, ANY},
     {"model.layers.%d.self_attn.v_proj.bias", "blk.%d.attn_v.bias", ROWS_KV, ROWS_E, true, false, true, false, ANY},
@@ -476,9 +477,11 @@ static const layer_kind LAYER_KINDS[] = {
     {"model.layers.%d.post_attention_layernorm.weight", "blk.%d.post_attention_norm.weight", ROWS_E, ROWS_E, true, false, false, false, GEMMA},
     {"model.layers.%d.pre_feedforward_layernorm.weight", "blk.%d.ffn_norm.weight", ROWS_E, ROWS_E, true, false, false, false, GEMMA},
     {"model.layers.%d.post_feedforward_layernorm.weight", "blk.%d.post_ffw_norm.weight", ROWS_E, ROWS_E, true, false, false, false, GEMMA},
-    {"model.layers.%d.mlp.gate_proj.weight", "blk.%d.ffn_gate.weight", ROWS_F, ROWS_E, false, false, false, false, ANY},
-    {"model.layers.%d.mlp.up_proj.weight", "blk.%d.ffn_up.weight", ROWS_F, ROWS_E, false, false, false, false, ANY},
+    {"model.layers.%d.mlp.gate_proj.weight", "blk.%d.ffn_gate.weight", ROWS_F, ROWS_E, false, false, false, false, SPLIT},
+    {"model.layers.%d.mlp.up_proj.weight", "blk.%d.ffn_up.weight", ROWS_F, ROWS_E, false, false, false, false, SPLIT},
     {"model.layers.%d.mlp.down_proj.weight", "blk.%d.ffn_down.weight", ROWS_E, ROWS_F, false, false, false, false, ANY},
+    {"model.layers.%d.self_attn.qkv_proj.weight", "blk.%d.attn_qkv.weight", ROWS_QKV, ROWS_E, false, false, false, false, FUSED},
+    {"model.layers.%d.mlp.gate_up_proj.weight", "blk.%d.ffn_up.weight", ROWS_F2, ROWS_E, false, false, false, false, FUSED},
     {"model.layers.%d.self_attn.q_norm.weight", "blk.%d.attn_q_norm.weight", ROWS_HD, ROWS_E, true, false, false, true, ANY},
     {"model.layers.%d.self_attn.k_norm.weight", "blk.%d.attn_k_norm.weight", ROWS_HD, ROWS_E, true, false, false, true, ANY},
 };
@@ -490,6 +493,8 @@ static int64_t dim_of(const zc_hf_config *c, dim_kind k) {
     case ROWS_KV: return (int64_t)c->n_kv_heads * c->head_dim;
     case ROWS_F: return c->n_ff;
     case ROWS_HD: return c->head_dim;
+    case ROWS_QKV: return (int64_t)(c->n_heads + 2 * c->n_kv_heads) * c->head_dim;
+    case ROWS_F2: return 2 * (int64_t)c->n_ff;
     }
     return 0;
 }
@@ -555,11 +560,20 @@ static int convert_hf(converter *cv, const char *dir, const char *out) {
         int64_t ne = c->head_dim / 2;
         if ((rc = zc_gguf_add_tensor(cv->w, "rope_freqs.weight", ZC_TYPE_F32, 1, &ne, rope, (size_t)ne * 4))) goto out;
     }
+    if (c->rope_longrope) { /* phi3: as llama.cpp writes them */
+        int64_t ne = c->n_rot / 2;
+        if ((rc = zc_gguf_add_tensor(cv->w, "rope_factors_long.weight", ZC_TYPE_F32, 1, &ne, c->rope_long,
+                                     (size_t)ne * 4)) ||
+            (rc = zc_gguf_add_tensor(cv->w, "rope_factors_short.weight", ZC_TYPE_F32, 1, &ne, c->rope_short,
+                                     (size_t)ne * 4)))
+            goto out;
+    }
     for (int l = 0; l < c->n_layers && !rc; l++) {
         for (size_t k = 0; k < sizeof LAYER_KINDS / sizeof LAYER_KINDS[0] && !rc; k++) {
             const layer_kind *lk = &LAYER_KINDS[k];
             if ((lk->bias && !c->attention_bias) || (lk->qk_norm && !c->qk_norm) ||
-                (lk->only == GEMMA && !c->gemma) || (lk->only == NOT_GEMMA && c->gemma))
+                (lk->only == GEMMA && !c->gemma) || (lk->only == NOT_GEMMA && c->gemma) ||
+                (lk->only == FUSED && !c->fused) || (lk->only == SPLIT && c->fused))
                 continue;
             char hn[128], gn[128];
             snprintf(hn, sizeof hn, lk->hf, l);

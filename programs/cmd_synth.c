@@ -66,6 +66,11 @@ static const shape SHAPES[] = {
       .n_vocab = 262144, .max_pos = 32768, .rope_theta = 1000000.0f, .rms_eps = 1e-6f, .qk_norm = true,
       .gemma = true, .sliding_window = 512, .swa_pattern = 6, .rope_local_theta = 10000.0f,
       .query_pre_attn_scalar = 256.0f, .rope_linear = 1.0f, .tie_word_embeddings = true}},
+    {"phi-4-mini", /* LongRoPE factors written as 1 (speed does not depend on them) */
+     {.arch = "phi3", .n_layers = 32, .n_embd = 3072, .n_heads = 24, .n_kv_heads = 8, .head_dim = 128, .n_ff = 8192,
+      .n_vocab = 200064, .max_pos = 131072, .rope_theta = 10000.0f, .rms_eps = 1e-5f, .n_rot = 96, .fused = true,
+      .rope_longrope = true, .rope_orig_ctx = 4096, .rope_attn_factor = 1.1902380714238083f,
+      .tie_word_embeddings = true}},
     {"mistral-7b", /* v0.3: no sliding window */
      {.arch = "llama", .n_layers = 32, .n_embd = 4096, .n_heads = 32, .n_kv_heads = 8, .head_dim = 128, .n_ff = 14336,
       .n_vocab = 32768, .max_pos = 32768, .rope_theta = 1000000.0f, .rms_eps = 1e-5f}},
@@ -86,6 +91,11 @@ static const shape SHAPES[] = {
       .n_vocab = 320, .max_pos = 512, .rope_theta = 1000000.0f, .rms_eps = 1e-6f, .qk_norm = true, .gemma = true,
       .sliding_window = 32, .swa_pattern = 2, .rope_local_theta = 10000.0f, .query_pre_attn_scalar = 256.0f,
       .rope_linear = 1.0f, .tie_word_embeddings = true}},
+    {"tiny-phi3",
+     {.arch = "phi3", .n_layers = 2, .n_embd = 128, .n_heads = 4, .n_kv_heads = 2, .head_dim = 32, .n_ff = 128,
+      .n_vocab = 320, .max_pos = 512, .rope_theta = 10000.0f, .rms_eps = 1e-5f, .n_rot = 24, .fused = true,
+      .rope_longrope = true, .rope_orig_ctx = 64, .rope_attn_factor = 1.2247448713915890f,
+      .tie_word_embeddings = true}},
     {"tiny-qwen3",
      {.arch = "qwen3", .n_layers = 2, .n_embd = 64, .n_heads = 4, .n_kv_heads = 2, .head_dim = 128, .n_ff = 160,
       .n_vocab = 320, .max_pos = 512, .rope_theta = 1000000.0f, .rms_eps = 1e-6f, .qk_norm = true,
@@ -226,9 +236,13 @@ static int add_layers(synth *s, zc_gguf_writer *w, const zc_hf_config *c, int wa
     if (!rc) rc = (snprintf(n, sizeof n, fmt, l), add(s, w, n, kind, want, ne0, ne1))
     for (int l = 0; l < c->n_layers && !rc; l++) {
         ADD("blk.%d.attn_norm.weight", FILL_ONES, E, 0);
-        ADD("blk.%d.attn_q.weight", FILL_RANDOM, E, Q);
-        ADD("blk.%d.attn_k.weight", FILL_RANDOM, E, KV);
-        ADD("blk.%d.attn_v.weight", FILL_RANDOM, E, KV);
+        if (c->fused) {
+            ADD("blk.%d.attn_qkv.weight", FILL_RANDOM, E, Q + 2 * KV);
+        } else {
+            ADD("blk.%d.attn_q.weight", FILL_RANDOM, E, Q);
+            ADD("blk.%d.attn_k.weight", FILL_RANDOM, E, KV);
+            ADD("blk.%d.attn_v.weight", FILL_RANDOM, E, KV);
+        }
         if (c->attention_bias) {
             ADD("blk.%d.attn_q.bias", FILL_BIAS, Q, 0);
             ADD("blk.%d.attn_k.bias", FILL_BIAS, KV, 0);
@@ -241,8 +255,12 @@ static int add_layers(synth *s, zc_gguf_writer *w, const zc_hf_config *c, int wa
         ADD("blk.%d.attn_output.weight", FILL_RANDOM, Q, E);
         if (c->gemma) ADD("blk.%d.post_attention_norm.weight", FILL_ONES, E, 0);
         ADD("blk.%d.ffn_norm.weight", FILL_ONES, E, 0);
-        ADD("blk.%d.ffn_gate.weight", FILL_RANDOM, E, F);
-        ADD("blk.%d.ffn_up.weight", FILL_RANDOM, E, F);
+        if (c->fused) {
+            ADD("blk.%d.ffn_up.weight", FILL_RANDOM, E, 2 * F); /* gate rows, then up rows */
+        } else {
+            ADD("blk.%d.ffn_gate.weight", FILL_RANDOM, E, F);
+            ADD("blk.%d.ffn_up.weight", FILL_RANDOM, E, F);
+        }
         ADD("blk.%d.ffn_down.weight", FILL_RANDOM, F, E);
         if (c->gemma) ADD("blk.%d.post_ffw_norm.weight", FILL_ONES, E, 0);
     }
@@ -294,7 +312,7 @@ static int synthesize(const shape *sh, const zc_hf_config *c, int want, uint64_t
     s.t = zc_calloc((size_t)c->n_layers * 16 + 4, sizeof *s.t);
     s.pool = zc_pool_create(threads);
     int rc = w && s.t && s.pool ? ZC_OK : ZC_ERR_NOMEM;
-    float *rope = NULL;
+    float *rope = NULL, *rope_ones = NULL;
     if (!rc) rc = zc_hf_config_write_gguf(c, sh->name, w);
     if (!rc) rc = zc_gguf_set_file_type(w, want);
     if (!rc) rc = add_vocab(w, c->n_vocab);
@@ -305,6 +323,15 @@ static int synthesize(const shape *sh, const zc_hf_config *c, int want, uint64_t
         if (!rope) rc = ZC_ERR_NOMEM;
         else zc_hf_llama3_rope_freqs(c, rope);
         if (!rc) rc = zc_gguf_add_tensor(w, "rope_freqs.weight", ZC_TYPE_F32, 1, &half, rope, (size_t)half * 4);
+    }
+    if (!rc && c->rope_longrope) { /* the real factors shape accuracy, not speed: 1s */
+        int64_t half = c->n_rot / 2;
+        float *ones = zc_malloc((size_t)half * sizeof *ones);
+        if (!ones) rc = ZC_ERR_NOMEM;
+        for (int64_t i = 0; !rc && i < half; i++) ones[i] = 1.0f;
+        if (!rc) rc = zc_gguf_add_tensor(w, "rope_factors_long.weight", ZC_TYPE_F32, 1, &half, ones, (size_t)half * 4);
+        if (!rc) rc = zc_gguf_add_tensor(w, "rope_factors_short.weight", ZC_TYPE_F32, 1, &half, ones, (size_t)half * 4);
+        rope_ones = ones;
     }
     if (!rc) rc = add_layers(&s, w, c, want);
     if (!rc) rc = add(&s, w, "output_norm.weight", FILL_ONES, want, c->n_embd, 0);
@@ -317,6 +344,7 @@ static int synthesize(const shape *sh, const zc_hf_config *c, int want, uint64_t
     if (!rc) progress(&s, true);
     free(s.scratch);
     free(rope);
+    free(rope_ones);
     free(s.t);
     zc_pool_destroy(s.pool);
     zc_gguf_writer_free(w);

@@ -77,13 +77,14 @@ static void scale(float *x, float s, size_t len) {
     for (size_t i = 0; i < len; i++) x[i] *= s;
 }
 
-/* cos/sin [n][half] of positions pos.. for the angles inv_freq [half]. */
-static void rope_tables(const double *inv_freq, int pos, int n, int half, float *cos_t, float *sin_t) {
+/* cos/sin [n][half] of positions pos.. for the angles inv_freq [half], times mscale. */
+static void rope_tables(const double *inv_freq, double mscale, int pos, int n, int half, float *cos_t,
+                        float *sin_t) {
     for (int i = 0; i < n; i++)
         for (int j = 0; j < half; j++) {
             double a = (double)(pos + i) * inv_freq[j];
-            cos_t[(size_t)i * half + j] = (float)cos(a);
-            sin_t[(size_t)i * half + j] = (float)sin(a);
+            cos_t[(size_t)i * half + j] = (float)(mscale * cos(a));
+            sin_t[(size_t)i * half + j] = (float)(mscale * sin(a));
         }
 }
 
@@ -115,8 +116,8 @@ static int forward_batch(zc_context *c, const int32_t *tokens, int n, int logits
 
     /* rope_cos/sin [n][half]: angles of this batch's positions, shared by all
      * layers (local layers of gemma3 have their own base: the _local tables) */
-    rope_tables(c->inv_freq, pos, n, half, c->rope_cos, c->rope_sin);
-    if (c->inv_freq_local) rope_tables(c->inv_freq_local, pos, n, half, c->rope_cos_local, c->rope_sin_local);
+    rope_tables(c->inv_freq, m->rope_mscale, pos, n, half, c->rope_cos, c->rope_sin);
+    if (c->inv_freq_local) rope_tables(c->inv_freq_local, 1.0, pos, n, half, c->rope_cos_local, c->rope_sin_local);
 
     for (int l = 0; l < h->n_layers; l++) {
         const zc_layer *L = &m->layers[l];
@@ -305,6 +306,7 @@ int zc_context_create(const zc_model *m, const zc_context_params *p, zc_context 
     for (int i = 0; i < half; i++) {
         c->inv_freq[i] = pow((double)h->rope_base, -2.0 * i / m->n_rot) / (double)m->rope_linear;
         if (m->rope_freqs) c->inv_freq[i] /= (double)m->rope_freqs[i];
+        if (m->rope_long) c->inv_freq[i] /= (double)(n_ctx > m->rope_orig_ctx ? m->rope_long : m->rope_short)[i];
     }
     /* Local layers (gemma3): their own base, unscaled. */
     if (m->rope_base_local > 0) {

@@ -78,9 +78,11 @@ static int parse_rope_scaling(const cfg_ctx *c, zc_hf_config *h) {
                           (double)h->rope_linear);
         return rc;
     }
+    if (strcmp(type, "longrope") == 0 || strcmp(type, "su") == 0) return ZC_OK; /* parse_longrope, once n_rot is known */
     if (strcmp(type, "llama3") != 0)
         return zc_error(ZC_ERR_UNSUPPORTED,
-                        "%s: rope_scaling type '%.32s' is not supported (linear, llama3) (config)", c->src, type);
+                        "%s: rope_scaling type '%.32s' is not supported (linear, llama3, longrope) (config)", c->src,
+                        type);
     h->rope_llama3 = true;
     /* Defaults as in llama.cpp's converter. */
     int rc = get_num(c, rs, "factor", 8.0, &h->rope_factor);
@@ -96,6 +98,65 @@ static int parse_rope_scaling(const cfg_ctx *c, zc_hf_config *h) {
         return zc_error(ZC_ERR_FORMAT, "%s: rope_scaling original_max_position_embeddings is invalid (config)", c->src);
     h->rope_orig_ctx = (int)ctx;
     return ZC_OK;
+}
+
+/* partial_rotary_factor (phi3, default 1): the first head_dim * f channels rotate. */
+static int parse_partial_rotary(const cfg_ctx *c, zc_hf_config *h) {
+    float f;
+    int rc = get_num(c, c->root, "partial_rotary_factor", 1.0, &f);
+    if (rc) return rc;
+    if (f > 1) return zc_error(ZC_ERR_FORMAT, "%s: partial_rotary_factor %g exceeds 1 (config)", c->src, (double)f);
+    h->n_rot = (int)((float)h->head_dim * f);
+    if (h->n_rot < 2 || h->n_rot % 2)
+        return zc_error(ZC_ERR_FORMAT, "%s: partial_rotary_factor %g leaves %d rotated channels, not a positive even "
+                        "number (config)", c->src, (double)f, h->n_rot);
+    return ZC_OK;
+}
+
+static int factor_list(const cfg_ctx *c, const zc_json *rs, const char *key, int n, float *out) {
+    const zc_json *v = zc_json_get(rs, key);
+    if (!v || v->type != ZC_JSON_ARRAY || (int)v->len != n)
+        return zc_error(ZC_ERR_FORMAT, "%s: rope_scaling '%s' must list %d numbers (rotated channels / 2) (config)",
+                        c->src, key, n);
+    for (int i = 0; i < n; i++) {
+        double x;
+        if (!zc_json_num(&v->items[i], &x) || !(x > 0) || !isfinite((float)x))
+            return zc_error(ZC_ERR_FORMAT, "%s: rope_scaling %s[%d] is not a positive number (config)", c->src, key, i);
+        out[i] = (float)x;
+    }
+    return ZC_OK;
+}
+
+/* LongRoPE (Phi-3 "su", Phi-4 "longrope"), as transformers computes it:
+ * per-pair divisors long_factor / short_factor, the original context from
+ * the config (or rope_scaling), and attention_factor (default
+ * sqrt(1 + ln(max_pos / orig) / ln(orig)) when max_pos > orig, else 1). */
+static int parse_longrope(const cfg_ctx *c, zc_hf_config *h) {
+    const zc_json *rs = zc_json_get(c->root, "rope_scaling");
+    if (!rs || rs->type != ZC_JSON_OBJECT) return ZC_OK;
+    const char *type = zc_json_str(zc_json_get(rs, "rope_type"));
+    if (!type) type = zc_json_str(zc_json_get(rs, "type"));
+    if (!type || (strcmp(type, "longrope") != 0 && strcmp(type, "su") != 0)) return ZC_OK;
+    int half = h->n_rot / 2;
+    if (half > ZC_HF_MAX_ROPE_FACTORS)
+        return zc_error(ZC_ERR_UNSUPPORTED, "%s: longrope with %d rotated channels is not supported (config)", c->src,
+                        h->n_rot);
+    h->rope_longrope = true;
+    int rc = factor_list(c, rs, "long_factor", half, h->rope_long);
+    if (!rc) rc = factor_list(c, rs, "short_factor", half, h->rope_short);
+    if (!rc) rc = get_int(c, "original_max_position_embeddings", 1, HF_MAX_DIM, h->max_pos, &h->rope_orig_ctx);
+    const zc_json *oc = zc_json_get(rs, "original_max_position_embeddings");
+    int64_t ctx;
+    if (!rc && oc && oc->type != ZC_JSON_NULL) {
+        if (!zc_json_int(oc, &ctx) || ctx < 1 || ctx > HF_MAX_DIM)
+            return zc_error(ZC_ERR_FORMAT, "%s: rope_scaling original_max_position_embeddings is invalid (config)",
+                            c->src);
+        h->rope_orig_ctx = (int)ctx;
+    }
+    if (rc) return rc;
+    double scale = (double)h->max_pos / h->rope_orig_ctx;
+    double def = scale > 1 && h->rope_orig_ctx > 1 ? sqrt(1 + log(scale) / log((double)h->rope_orig_ctx)) : 1.0;
+    return get_num(c, rs, "attention_factor", def, &h->rope_attn_factor);
 }
 
 static bool token_id(const zc_json *v, int *out) {
@@ -132,25 +193,26 @@ static int parse_special_ids(const cfg_ctx *c, zc_hf_config *h) {
 typedef struct {
     const char *model_type, *arch;
     int max_pos, head_dim;
-    bool bias, qk_norm, gemma;
+    bool bias, qk_norm, gemma, fused;
 } hf_arch;
 
 static const hf_arch HF_ARCHS[] = {
-    {"llama", "llama", 2048, 0, false, false, false},
-    {"mistral", "llama", 32768, 0, false, false, false},
-    {"qwen2", "qwen2", 32768, 0, true, false, false},
-    {"qwen3", "qwen3", 32768, 128, false, true, false},
-    {"gemma3_text", "gemma3", 131072, 256, false, true, true},
+    {"llama", "llama", 2048, 0, false, false, false, false},
+    {"mistral", "llama", 32768, 0, false, false, false, false},
+    {"qwen2", "qwen2", 32768, 0, true, false, false, false},
+    {"qwen3", "qwen3", 32768, 128, false, true, false, false},
+    {"gemma3_text", "gemma3", 131072, 256, false, true, true, false},
+    {"phi3", "phi3", 4096, 0, false, false, false, true},
 };
 
-/* Local attention. mistral: sliding_window (null = none) on every layer.
+/* Local attention. mistral, phi3: sliding_window (null = none) on every layer.
  * gemma3: sliding_window (default 4096) on all layers but every
  * sliding_window_pattern-th (default 6), which are global; the local ones
  * rotate with rope_local_base_freq (default 10000). qwen2/qwen3 configs
  * carry a sliding_window that only counts with use_sliding_window, which
  * no released model sets: refused rather than run wrong. */
 static int parse_window(const cfg_ctx *c, const hf_arch *a, zc_hf_config *h) {
-    bool use = strcmp(a->model_type, "mistral") == 0 || a->gemma;
+    bool use = strcmp(a->model_type, "mistral") == 0 || a->gemma || a->fused;
     if (!use) {
         bool on = false;
         int rc = get_bool(c, "use_sliding_window", false, &on);
@@ -191,7 +253,9 @@ int zc_hf_config_parse(const char *json, size_t len, const char *source, zc_hf_c
     snprintf(h->arch, sizeof h->arch, "%s", a->arch);
     h->qk_norm = a->qk_norm;
     h->gemma = a->gemma;
+    h->fused = a->fused;
     h->rope_linear = 1.0f;
+    h->rope_attn_factor = 1.0f;
     int def_head_dim = a->head_dim ? a->head_dim : 0;
     if ((rc = get_int(&c, "hidden_size", 1, HF_MAX_DIM, -1, &h->n_embd)) ||
         (rc = get_int(&c, "num_hidden_layers", 1, 4096, -1, &h->n_layers)) ||
@@ -205,7 +269,8 @@ int zc_hf_config_parse(const char *json, size_t len, const char *source, zc_hf_c
         (rc = get_num(&c, root, "rms_norm_eps", 1e-6, &h->rms_eps)) ||
         (rc = get_bool(&c, "tie_word_embeddings", false, &h->tie_word_embeddings)) ||
         (rc = get_bool(&c, "attention_bias", a->bias, &h->attention_bias)) || (rc = parse_rope_scaling(&c, h)) ||
-        (rc = parse_special_ids(&c, h)) || (rc = parse_window(&c, a, h)))
+        (rc = parse_special_ids(&c, h)) || (rc = parse_window(&c, a, h)) || (rc = parse_partial_rotary(&c, h)) ||
+        (rc = parse_longrope(&c, h)))
         goto out;
     if (a->bias) h->attention_bias = true; /* Qwen2's q/k/v always carry biases */
     if (!zc_json_get(root, "head_dim") && !def_head_dim && h->n_embd % h->n_heads != 0)
@@ -291,7 +356,7 @@ int zc_hf_config_write_gguf(const zc_hf_config *c, const char *name, zc_gguf_wri
         {"attention.head_count", (uint32_t)c->n_heads},
         {"attention.head_count_kv", (uint32_t)c->n_kv_heads},
         {"vocab_size", (uint32_t)c->n_vocab},
-        {"rope.dimension_count", (uint32_t)c->head_dim},
+        {"rope.dimension_count", (uint32_t)(c->n_rot ? c->n_rot : c->head_dim)},
         /* last two: only for an explicit head_dim, as llama.cpp writes them */
         {"attention.key_length", (uint32_t)c->head_dim},
         {"attention.value_length", (uint32_t)c->head_dim},
@@ -333,6 +398,12 @@ int zc_hf_config_write_gguf(const zc_hf_config *c, const char *name, zc_gguf_wri
     if (!rc && c->query_pre_attn_scalar > 0 && c->query_pre_attn_scalar != (float)c->head_dim) {
         snprintf(key, sizeof key, "%s.attention.query_pre_attn_scalar", c->arch);
         rc = zc_gguf_set_f32(w, key, c->query_pre_attn_scalar);
+    }
+    if (!rc && c->rope_longrope) { /* the factors are tensors: rope_factors_long/short.weight */
+        snprintf(key, sizeof key, "%s.rope.scaling.attn_factor", c->arch);
+        rc = zc_gguf_set_f32(w, key, c->rope_attn_factor);
+        snprintf(key, sizeof key, "%s.rope.scaling.original_context_length", c->arch);
+        if (!rc) rc = zc_gguf_set_u32(w, key, (uint32_t)c->rope_orig_ctx);
     }
     if (!rc && c->rope_linear > 1) {
         snprintf(key, sizeof key, "%s.rope.scaling.type", c->arch);

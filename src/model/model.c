@@ -22,7 +22,7 @@
 typedef enum {
     T_TOK_EMBD, T_OUT_NORM, T_OUTPUT, T_ROPE_FREQS,
     T_ATTN_NORM, T_WQ, T_WK, T_WV, T_BQ, T_BK, T_BV, T_WO, T_FFN_NORM, T_GATE, T_UP, T_DOWN,
-    T_Q_NORM, T_K_NORM, T_ATTN_POST_NORM, T_FFN_POST_NORM,
+    T_Q_NORM, T_K_NORM, T_ATTN_POST_NORM, T_FFN_POST_NORM, T_WQKV, T_GATE_UP, T_ROPE_LONG, T_ROPE_SHORT,
     T_COUNT
 } tensor_role;
 
@@ -33,7 +33,8 @@ static const char *const GGUF_NAMES[T_COUNT] = {
     "blk.%d.attn_q.bias", "blk.%d.attn_k.bias", "blk.%d.attn_v.bias", "blk.%d.attn_output.weight",
     "blk.%d.ffn_norm.weight", "blk.%d.ffn_gate.weight", "blk.%d.ffn_up.weight", "blk.%d.ffn_down.weight",
     "blk.%d.attn_q_norm.weight", "blk.%d.attn_k_norm.weight", "blk.%d.post_attention_norm.weight",
-    "blk.%d.post_ffw_norm.weight",
+    "blk.%d.post_ffw_norm.weight", "blk.%d.attn_qkv.weight", "blk.%d.ffn_up.weight", "rope_factors_long.weight",
+    "rope_factors_short.weight",
 };
 static const char *const HF_NAMES[T_COUNT] = {
     "model.embed_tokens.weight", "model.norm.weight", "lm_head.weight", NULL,
@@ -44,6 +45,7 @@ static const char *const HF_NAMES[T_COUNT] = {
     "model.layers.%d.post_attention_layernorm.weight", "model.layers.%d.mlp.gate_proj.weight",
     "model.layers.%d.mlp.up_proj.weight", "model.layers.%d.mlp.down_proj.weight",
     "model.layers.%d.self_attn.q_norm.weight", "model.layers.%d.self_attn.k_norm.weight", NULL, NULL,
+    "model.layers.%d.self_attn.qkv_proj.weight", "model.layers.%d.mlp.gate_up_proj.weight", NULL, NULL,
 };
 /* gemma3: post_attention_layernorm follows the attention, the FFN norm is
  * pre_feedforward_layernorm (llama.cpp maps them so, see GGUF_NAMES). */
@@ -181,6 +183,15 @@ static int bind_vec(zc_model *m, const tensor_source *s, tensor_role r, int laye
     return 1;
 }
 
+/* Rows [r0, r0 + n) of w as a matrix of its own (rows are independent in
+ * every type: quantized blocks never span rows). */
+static zc_mat row_view(const zc_mat *w, int64_t r0, int64_t n) {
+    zc_mat v = *w;
+    v.rows = n;
+    v.data = (const uint8_t *)w->data + (size_t)r0 * w->row_bytes;
+    return v;
+}
+
 /* Bind every tensor the hyperparameters call for. qkv_bias: the
  * architecture has Q/K/V biases (required then); tied: the output matrix
  * may be absent (the embedding serves). */
@@ -198,22 +209,40 @@ static int bind_weights(zc_model *m, const tensor_source *s, bool qkv_bias, bool
     if ((rc = bind_vec(m, s, T_OUT_NORM, 0, d, false, &m->out_norm)) < 0) return rc;
     if (s->names[T_ROPE_FREQS] && (rc = bind_vec(m, s, T_ROPE_FREQS, 0, m->n_rot / 2, true, &m->rope_freqs)) < 0)
         return rc;
-    for (int i = 0; m->rope_freqs && i < m->n_rot / 2; i++) /* the frequencies are divided by these */
-        if (!(m->rope_freqs[i] > 0 && isfinite(m->rope_freqs[i])))
-            return zc_error(ZC_ERR_FORMAT, "%s: tensor 'rope_freqs.weight' has value %g at %d, expected > 0",
-                            s->path, (double)m->rope_freqs[i], i);
+    if (s->names[T_ROPE_LONG] && ((rc = bind_vec(m, s, T_ROPE_LONG, 0, m->n_rot / 2, true, &m->rope_long)) < 0 ||
+                                  (rc = bind_vec(m, s, T_ROPE_SHORT, 0, m->n_rot / 2, !m->rope_long,
+                                                 &m->rope_short)) < 0))
+        return rc;
+    const float *const factors[] = {m->rope_freqs, m->rope_long, m->rope_short};
+    static const char *const factor_names[] = {"rope_freqs", "rope_factors_long", "rope_factors_short"};
+    for (int f = 0; f < 3; f++) /* the frequencies are divided by these */
+        for (int i = 0; factors[f] && i < m->n_rot / 2; i++)
+            if (!(factors[f][i] > 0 && isfinite(factors[f][i])))
+                return zc_error(ZC_ERR_FORMAT, "%s: tensor '%s.weight' has value %g at %d, expected > 0", s->path,
+                                factor_names[f], (double)factors[f][i], i);
     m->layers = zc_calloc((size_t)h->n_layers, sizeof *m->layers);
     if (!m->layers) return ZC_ERR_NOMEM;
     for (int l = 0; l < h->n_layers; l++) {
         zc_layer *L = &m->layers[l];
+        if (m->fused) { /* phi3: q, k, v and gate, up are consecutive row ranges of one matrix each */
+            zc_mat qkv, gu;
+            if ((rc = bind_mat(m, s, T_WQKV, l, q_dim + 2 * kv_dim, d, false, &qkv)) < 0 ||
+                (rc = bind_mat(m, s, T_GATE_UP, l, 2 * (int64_t)h->n_ff, d, false, &gu)) < 0)
+                return rc;
+            L->wq = row_view(&qkv, 0, q_dim);
+            L->wk = row_view(&qkv, q_dim, kv_dim);
+            L->wv = row_view(&qkv, q_dim + kv_dim, kv_dim);
+            L->w_gate = row_view(&gu, 0, h->n_ff);
+            L->w_up = row_view(&gu, h->n_ff, h->n_ff);
+        } else if ((rc = bind_mat(m, s, T_WQ, l, q_dim, d, false, &L->wq)) < 0 ||
+                   (rc = bind_mat(m, s, T_WK, l, kv_dim, d, false, &L->wk)) < 0 ||
+                   (rc = bind_mat(m, s, T_WV, l, kv_dim, d, false, &L->wv)) < 0 ||
+                   (rc = bind_mat(m, s, T_GATE, l, h->n_ff, d, false, &L->w_gate)) < 0 ||
+                   (rc = bind_mat(m, s, T_UP, l, h->n_ff, d, false, &L->w_up)) < 0)
+            return rc;
         if ((rc = bind_vec(m, s, T_ATTN_NORM, l, d, false, &L->attn_norm)) < 0 ||
-            (rc = bind_mat(m, s, T_WQ, l, q_dim, d, false, &L->wq)) < 0 ||
-            (rc = bind_mat(m, s, T_WK, l, kv_dim, d, false, &L->wk)) < 0 ||
-            (rc = bind_mat(m, s, T_WV, l, kv_dim, d, false, &L->wv)) < 0 ||
             (rc = bind_mat(m, s, T_WO, l, d, q_dim, false, &L->wo)) < 0 ||
             (rc = bind_vec(m, s, T_FFN_NORM, l, d, false, &L->ffn_norm)) < 0 ||
-            (rc = bind_mat(m, s, T_GATE, l, h->n_ff, d, false, &L->w_gate)) < 0 ||
-            (rc = bind_mat(m, s, T_UP, l, h->n_ff, d, false, &L->w_up)) < 0 ||
             (rc = bind_mat(m, s, T_DOWN, l, d, h->n_ff, false, &L->w_down)) < 0)
             return rc;
         /* Biases: required by qwen2; a llama file may carry them too (some
@@ -334,8 +363,9 @@ static int gguf_rope_scaling(const zc_gguf *g, const char *path, const char *arc
     snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
     const char *type = zc_gguf_get_str(g, key, &len);
     if (!type || (len == 4 && !memcmp(type, "none", 4))) return ZC_OK;
+    if (len == 8 && !memcmp(type, "longrope", 8)) return ZC_OK; /* phi3: rope_factors_long/short tensors */
     if (len != 6 || memcmp(type, "linear", 6))
-        return zc_error(ZC_ERR_UNSUPPORTED, "%s: rope scaling '%.*s' is not supported (none, linear)", path,
+        return zc_error(ZC_ERR_UNSUPPORTED, "%s: rope scaling '%.*s' is not supported (none, linear, longrope)", path,
                         (int)(len < 32 ? len : 32), type);
     int rc = gguf_hparam_f32(g, path, arch, "rope.scaling.factor", -1, linear);
     if (rc != ZC_OK) return rc;
@@ -347,14 +377,15 @@ static int gguf_rope_scaling(const zc_gguf *g, const char *path, const char *arc
 static const struct {
     const char *name;
     zc_rope_style rope;
-    bool qkv_bias, qk_norm, gemma;
+    bool qkv_bias, qk_norm, gemma, fused;
 } ARCHS[] = {
-    {"llama", ZC_ROPE_ADJACENT, false, false, false},
-    {"qwen2", ZC_ROPE_NEOX, true, false, false},
-    {"qwen3", ZC_ROPE_NEOX, false, true, false},
-    {"gemma3", ZC_ROPE_NEOX, false, true, true},
+    {"llama", ZC_ROPE_ADJACENT, false, false, false, false},
+    {"qwen2", ZC_ROPE_NEOX, true, false, false, false},
+    {"qwen3", ZC_ROPE_NEOX, false, true, false, false},
+    {"gemma3", ZC_ROPE_NEOX, false, true, true, false},
+    {"phi3", ZC_ROPE_NEOX, false, false, false, true},
 };
-#define ARCH_LIST "llama, qwen2, qwen3, gemma3"
+#define ARCH_LIST "llama, qwen2, qwen3, gemma3, phi3"
 
 /* Sliding-window layers and the gemma3 constants, once the hyperparameters
  * are known: window[l] = `window` on local layers (all of them when
@@ -399,6 +430,7 @@ static int load_gguf(zc_model *m) {
     m->rope_style = ARCHS[a].rope;
     m->qk_norm = ARCHS[a].qk_norm;
     m->gemma = ARCHS[a].gemma;
+    m->fused = ARCHS[a].fused;
 
     zc_model_info *h = &m->info;
     const char *an = m->arch;
@@ -446,6 +478,14 @@ static int load_gguf(zc_model *m) {
         (rc = gguf_hparam_f32(g, path, an, "attention.query_pre_attn_scalar", qpas, &qpas)) ||
         (rc = set_layout(m, window, pattern, local_base, qpas)))
         return rc;
+    /* LongRoPE (phi3): the factor tensors bound above, the context they
+     * switch at and the attention factor, as llama.cpp writes them. */
+    float attn_factor;
+    if (m->rope_long && ((rc = gguf_hparam(g, path, an, "rope.scaling.original_context_length", h->n_ctx_train,
+                                           &m->rope_orig_ctx)) ||
+                         (rc = gguf_hparam_f32(g, path, an, "rope.scaling.attn_factor", 1.0f, &attn_factor))))
+        return rc;
+    if (m->rope_long) m->rope_mscale = attn_factor;
     h->format = "gguf";
     h->mapped_bytes = zc_gguf_file_size(g);
     return ZC_OK;
@@ -498,6 +538,7 @@ static int load_hf(zc_model *m) {
     m->rope_style = ZC_ROPE_NEOX;
     m->qk_norm = c->qk_norm;
     m->gemma = c->gemma;
+    m->fused = c->fused;
     m->rope_linear = c->rope_linear;
     h->n_layers = c->n_layers;
     h->n_embd = c->n_embd;
@@ -509,7 +550,7 @@ static int load_hf(zc_model *m) {
     h->n_ctx_train = c->max_pos;
     h->rope_base = c->rope_theta;
     h->norm_eps = c->rms_eps;
-    m->n_rot = c->head_dim;
+    m->n_rot = c->n_rot;
 
     char tok_path[4200];
     snprintf(tok_path, sizeof tok_path, "%s/tokenizer.json", dir);
@@ -528,6 +569,16 @@ static int load_hf(zc_model *m) {
     if ((rc = set_layout(m, c->sliding_window, c->swa_pattern, c->rope_local_theta,
                          c->query_pre_attn_scalar > 0 ? c->query_pre_attn_scalar : (float)c->head_dim)))
         return rc;
+    if (c->rope_longrope) { /* the factors GGUF files carry as rope_factors_long/short */
+        float *f = own(m, (size_t)m->n_rot * sizeof *f);
+        if (!f) return ZC_ERR_NOMEM;
+        memcpy(f, c->rope_long, (size_t)m->n_rot / 2 * sizeof *f);
+        memcpy(f + m->n_rot / 2, c->rope_short, (size_t)m->n_rot / 2 * sizeof *f);
+        m->rope_long = f;
+        m->rope_short = f + m->n_rot / 2;
+        m->rope_orig_ctx = c->rope_orig_ctx;
+        m->rope_mscale = c->rope_attn_factor;
+    }
     if (c->rope_llama3) { /* the factors GGUF files carry as rope_freqs */
         float *f = own(m, (size_t)m->n_rot / 2 * sizeof *f);
         if (!f) return ZC_ERR_NOMEM;
@@ -547,7 +598,7 @@ int zc_model_load(const char *path, zc_model **out) {
     if (!m) return ZC_ERR_NOMEM;
     snprintf(m->path, sizeof m->path, "%s", path);
     m->rope_linear = 1.0f;
-    m->embd_scale = m->q_scale = 1.0f; /* set_layout sets them once the format is read */
+    m->embd_scale = m->q_scale = m->rope_mscale = 1.0f; /* set once the format is read */
     struct stat st;
     int rc;
     if (stat(path, &st) != 0)

@@ -41,15 +41,21 @@ def rmsnorm(x, w, eps):
     return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * w
 
 
-def rope_rotate_half(x, pos, base, linear=1.0):
-    """x [n, heads, hd]; transformers' apply_rotary_pos_emb (inv_freq / factor for linear scaling)."""
+def rope_rotate_half(x, pos, base, linear=1.0, n_rot=None, ext=None, mscale=1.0):
+    """x [n, heads, hd]; transformers' apply_rotary_pos_emb on the first n_rot channels (Phi3's
+    partial_rotary_factor; the rest pass through), inv_freq / factor for linear scaling, / ext
+    (LongRoPE's per-pair factors) and cos, sin * mscale (its attention_factor)."""
     hd = x.shape[-1]
-    inv = base ** (-np.arange(0, hd, 2, dtype=np.float64) / hd) / linear
+    n_rot = n_rot or hd
+    inv = base ** (-np.arange(0, n_rot, 2, dtype=np.float64) / n_rot) / linear
+    if ext is not None:
+        inv = inv / np.asarray(ext, dtype=np.float64)
     freqs = np.outer(pos, inv)
     emb = np.concatenate([freqs, freqs], axis=-1)
-    cos, sin = np.cos(emb)[:, None, :], np.sin(emb)[:, None, :]
-    rot = np.concatenate([-x[..., hd // 2:], x[..., :hd // 2]], axis=-1)
-    return x * cos + rot * sin
+    cos, sin = mscale * np.cos(emb)[:, None, :], mscale * np.sin(emb)[:, None, :]
+    xr, xp = x[..., :n_rot], x[..., n_rot:]
+    rot = np.concatenate([-xr[..., n_rot // 2:], xr[..., :n_rot // 2]], axis=-1)
+    return np.concatenate([xr * cos + rot * sin, xp], axis=-1)
 
 
 def attention(q, k, v, scale, window=0):
@@ -74,11 +80,16 @@ def gelu_tanh(x):
     return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)))
 
 
-def forward(W, ids, hp):
+def forward(W, ids, hp, n_ctx=0):
     """hp: shapes plus the architecture's options: norm_offset (Gemma3RMSNorm's 1 + w in HF weights),
     embed_scale, act, attn_scale, windows [layers] (0 = global), local_base (RoPE base of windowed
-    layers), linear (RoPE scaling of global layers)."""
+    layers), linear (RoPE scaling of global layers), n_rot (partial rotary), LongRoPE's long/short
+    factors, orig (context they switch at: long for a context n_ctx above it, as llama.cpp
+    chooses; transformers switches on the sequence length) and mscale."""
     n = len(ids)
+    ext = None
+    if "long" in hp:
+        ext = hp["long"] if n_ctx > hp["orig"] else hp["short"]
     H, KV, hd, eps, off = hp["heads"], hp["kv_heads"], hp["head_dim"], hp["eps"], hp.get("norm_offset", 0.0)
     norm = lambda x, w: rmsnorm(x, w + off, eps)
     pos = np.arange(n, dtype=np.float64)
@@ -95,7 +106,8 @@ def forward(W, ids, hp):
             base, linear = hp["local_base"], 1.0
         else:
             base, linear = hp["base"], hp.get("linear", 1.0)
-        q, k = rope_rotate_half(q, pos, base, linear), rope_rotate_half(k, pos, base, linear)
+        rk = dict(n_rot=hp.get("n_rot"), ext=ext, mscale=hp.get("mscale", 1.0))
+        q, k = rope_rotate_half(q, pos, base, linear, **rk), rope_rotate_half(k, pos, base, linear, **rk)
         o = attention(q, k, v, hp.get("attn_scale", hd ** -0.5), window).reshape(n, H * hd) @ L["wo"].T
         if "post_attn_norm" in L:
             o = norm(o, L["post_attn_norm"])
@@ -115,7 +127,7 @@ def forward(W, ids, hp):
 HF_LAYER = {"attn_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm", "wq": "self_attn.q_proj",
             "wk": "self_attn.k_proj", "wv": "self_attn.v_proj", "wo": "self_attn.o_proj", "w_gate": "mlp.gate_proj",
             "w_up": "mlp.up_proj", "w_down": "mlp.down_proj", "q_norm": "self_attn.q_norm",
-            "k_norm": "self_attn.k_norm"}
+            "k_norm": "self_attn.k_norm", "wqkv": "self_attn.qkv_proj", "w_gate_up": "mlp.gate_up_proj"}
 # Gemma3DecoderLayer: input_layernorm, post_attention_layernorm (on the attention output),
 # pre_feedforward_layernorm, post_feedforward_layernorm.
 HF_GEMMA_LAYER = dict(HF_LAYER, ffn_norm="pre_feedforward_layernorm", post_attn_norm="post_attention_layernorm",
@@ -123,7 +135,21 @@ HF_GEMMA_LAYER = dict(HF_LAYER, ffn_norm="pre_feedforward_layernorm", post_attn_
 GGUF_LAYER = {"attn_norm": "attn_norm", "ffn_norm": "ffn_norm", "wq": "attn_q", "wk": "attn_k", "wv": "attn_v",
               "wo": "attn_output", "w_gate": "ffn_gate", "w_up": "ffn_up", "w_down": "ffn_down",
               "q_norm": "attn_q_norm", "k_norm": "attn_k_norm", "post_attn_norm": "post_attention_norm",
-              "post_ffn_norm": "post_ffw_norm"}
+              "post_ffn_norm": "post_ffw_norm", "wqkv": "attn_qkv"}
+# llama.cpp's phi3: the fused gate+up matrix is ffn_up.
+GGUF_PHI3_LAYER = {k: v for k, v in GGUF_LAYER.items() if k not in ("w_up", "w_gate")}
+GGUF_PHI3_LAYER["w_gate_up"] = "ffn_up"
+
+
+def split_fused(L, hp):
+    """Phi3: qkv_proj rows are q (heads * head_dim), k, v (kv_heads * head_dim each); gate_up_proj
+    rows are gate then up (Phi3MLP: gate, up = chunk(2))."""
+    if "wqkv" in L:
+        qd, kd = hp["heads"] * hp["head_dim"], hp["kv_heads"] * hp["head_dim"]
+        w = L.pop("wqkv")
+        L["wq"], L["wk"], L["wv"] = w[:qd], w[qd:qd + kd], w[qd + kd:]
+        w = L.pop("w_gate_up")
+        L["w_gate"], L["w_up"] = w[:w.shape[0] // 2], w[w.shape[0] // 2:]
 
 
 def layer_windows(n_layers, window, pattern):
@@ -141,7 +167,8 @@ def load_hf(d):
     for i in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{i}."
         W["layers"].append({r: t[p + n + ".weight"] for r, n in names.items() if p + n + ".weight" in t})
-    H, hd = cfg["num_attention_heads"], cfg["head_dim"]
+    H = cfg["num_attention_heads"]
+    hd = cfg.get("head_dim", cfg["hidden_size"] // H)
     hp = {"heads": H, "kv_heads": cfg["num_key_value_heads"], "head_dim": hd,
           "eps": cfg["rms_norm_eps"], "base": cfg["rope_theta"]}
     rs = cfg.get("rope_scaling") or {}
@@ -154,6 +181,15 @@ def load_hf(d):
                                         cfg["sliding_window_pattern"]))
     elif cfg.get("sliding_window"):
         hp["windows"] = layer_windows(cfg["num_hidden_layers"], cfg["sliding_window"], 0)
+    if cfg["model_type"] == "phi3":  # Phi3: partial rotary, LongRoPE (transformers' _compute_longrope_parameters)
+        hp["n_rot"] = int(hd * cfg.get("partial_rotary_factor", 1.0))
+        if rs.get("rope_type") in ("longrope", "su"):
+            orig = cfg["original_max_position_embeddings"]
+            scale = cfg["max_position_embeddings"] / orig
+            hp.update(long=rs["long_factor"], short=rs["short_factor"], orig=orig,
+                      mscale=np.sqrt(1 + np.log(scale) / np.log(orig)) if scale > 1 else 1.0)
+    for L in W["layers"]:
+        split_fused(L, hp)
     return W, hp
 
 
@@ -164,9 +200,10 @@ def load_gguf(path):
     a = meta["general.architecture"]
     emb = t["token_embd.weight"]
     W = {"embed": emb, "output": t.get("output.weight", emb), "norm": t["output_norm.weight"], "layers": []}
+    names = GGUF_PHI3_LAYER if a == "phi3" else GGUF_LAYER
     for i in range(meta[a + ".block_count"]):
         p = f"blk.{i}."
-        W["layers"].append({r: t[p + n + ".weight"] for r, n in GGUF_LAYER.items() if p + n + ".weight" in t})
+        W["layers"].append({r: t[p + n + ".weight"] for r, n in names.items() if p + n + ".weight" in t})
     H = meta[a + ".attention.head_count"]
     hd = meta.get(a + ".attention.key_length", meta[a + ".embedding_length"] // H)
     hp = {"heads": H, "kv_heads": meta[a + ".attention.head_count_kv"], "head_dim": hd,
@@ -182,6 +219,13 @@ def load_gguf(path):
                                         meta.get(a + ".attention.sliding_window_pattern", 6)))
     elif window:
         hp["windows"] = layer_windows(meta[a + ".block_count"], window, 0)
+    hp["n_rot"] = meta.get(a + ".rope.dimension_count", hd)
+    if "rope_factors_long.weight" in t:
+        hp.update(long=t["rope_factors_long.weight"], short=t["rope_factors_short.weight"],
+                  orig=meta[a + ".rope.scaling.original_context_length"],
+                  mscale=meta.get(a + ".rope.scaling.attn_factor", 1.0))
+    for L in W["layers"]:
+        split_fused(L, hp)
     return W, hp
 
 
@@ -193,7 +237,8 @@ def synth_hf(d, cfg, extra_layer=()):
     for f in ("tokenizer.json", "tokenizer_config.json"):
         shutil.copy(os.path.join(src, f), d)
     V, D, FF = cfg["vocab_size"], cfg["hidden_size"], cfg["intermediate_size"]
-    H, KV, hd = cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["head_dim"]
+    H, KV = cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    hd = cfg.get("head_dim", D // H)
     rng = np.random.default_rng(11)
     r = lambda *shape, s=0.3: rng.uniform(-s, s, shape)
     t = {"model.embed_tokens.weight": r(V, D, s=1.0), "model.norm.weight": 1 + r(D, s=0.2)}
@@ -206,12 +251,16 @@ def synth_hf(d, cfg, extra_layer=()):
         if cfg["model_type"] == "gemma3_text":
             t[p + "pre_feedforward_layernorm.weight"] = r(D, s=0.5)
             t[p + "post_feedforward_layernorm.weight"] = r(D, s=0.5)
-        t[p + "self_attn.q_proj.weight"] = r(H * hd, D, s=0.5)
-        t[p + "self_attn.k_proj.weight"] = r(KV * hd, D, s=0.5)
-        t[p + "self_attn.v_proj.weight"] = r(KV * hd, D)
+        q, k, v = r(H * hd, D, s=0.5), r(KV * hd, D, s=0.5), r(KV * hd, D)
+        if cfg["model_type"] == "phi3":
+            t[p + "self_attn.qkv_proj.weight"] = np.concatenate([q, k, v])
+            t[p + "mlp.gate_up_proj.weight"] = r(2 * FF, D)
+        else:
+            t[p + "self_attn.q_proj.weight"], t[p + "self_attn.k_proj.weight"] = q, k
+            t[p + "self_attn.v_proj.weight"] = v
+            t[p + "mlp.gate_proj.weight"] = r(FF, D)
+            t[p + "mlp.up_proj.weight"] = r(FF, D)
         t[p + "self_attn.o_proj.weight"] = r(D, H * hd)
-        t[p + "mlp.gate_proj.weight"] = r(FF, D)
-        t[p + "mlp.up_proj.weight"] = r(FF, D)
         t[p + "mlp.down_proj.weight"] = r(D, FF)
         for name, shape in extra_layer:
             t[p + name] = 1 + r(*shape, s=0.5)
@@ -224,11 +273,15 @@ def rel_err(got, want):
     return float(np.max(np.abs(got - want)) / np.max(np.abs(want)))
 
 
-def check_arch(name, tmp, cfg, extra_layer=(), run_args=()):
-    """The three comparisons of the module docstring for one architecture."""
+def check_arch(name, tmp, cfg, extra_layer=(), run_args=(), n_ctx=0):
+    """The three comparisons of the module docstring for one architecture (context n_ctx, 0 = the model's)."""
     hf = os.path.join(tmp, name)
-    synth_hf(hf, cfg, extra_layer)
+    if not os.path.isdir(hf):
+        synth_hf(hf, cfg, extra_layer)
     gguf = os.path.join(tmp, name + ".gguf")
+    run_args = tuple(run_args) + (("-c", str(n_ctx)) if n_ctx else ())
+    tag = f"_ctx{n_ctx}" if n_ctx else ""
+    n_ctx = n_ctx or cfg["max_position_embeddings"]
     r = subprocess.run([BIN, "convert", hf, "-o", gguf, "--type", "f32"], capture_output=True)
     if r.returncode != 0:
         print(f"FAIL arch_{name}_convert\n  {r.stderr.decode(errors='replace')}", flush=True)
@@ -244,20 +297,20 @@ def check_arch(name, tmp, cfg, extra_layer=(), run_args=()):
             print(f"FAIL arch_{name}_{fmt}\n  {e}", flush=True)
             return
         W, hp = loader(path)
-        want = forward(W, ids, hp)
+        want = forward(W, ids, hp, n_ctx)
         err = rel_err(got, want)
         results[fmt] = ids, got
         ok = len(ids) > 8 and got.shape == want.shape and err <= REL_TOL
         print(f"  {name} {fmt}: {len(ids)} tokens, max |logit - reference| / max |reference| = {err:.3g} "
               f"(tolerance {REL_TOL})", file=sys.stderr, flush=True)
-        print(f"{'PASS' if ok else 'FAIL'} arch_{name}_{fmt}", flush=True)
+        print(f"{'PASS' if ok else 'FAIL'} arch_{name}_{fmt}{tag}", flush=True)
     (ids_hf, hf_logits), (ids_gguf, gguf_logits) = results["hf"], results["gguf"]
     if not np.array_equal(ids_hf, ids_gguf):
         print(f"FAIL arch_{name}_convert_same_logits\n  token ids differ: {ids_hf} vs {ids_gguf}", flush=True)
         return
     err = rel_err(gguf_logits, hf_logits)
     print(f"  {name}: converted GGUF vs HF directory, relative {err:.3g}", file=sys.stderr, flush=True)
-    print(f"{'PASS' if err <= REL_TOL else 'FAIL'} arch_{name}_convert_same_logits", flush=True)
+    print(f"{'PASS' if err <= REL_TOL else 'FAIL'} arch_{name}_convert_same_logits{tag}", flush=True)
 
 
 def base_cfg(model_type, arch_class, **kw):
@@ -286,6 +339,18 @@ def main():
                                            rope_scaling={"rope_type": "linear", "factor": 4.0},
                                            hidden_activation="gelu_pytorch_tanh", tie_word_embeddings=True),
                    (("self_attn.q_norm.weight", (hd,)), ("self_attn.k_norm.weight", (hd,))), ("-b", "5"))
+        # phi3 as Phi-4-mini: fused qkv_proj / gate_up_proj, partial_rotary_factor 0.75 (12 of 16 channels),
+        # LongRoPE (short factors at a context of 64 = original_max_position_embeddings, long ones at 512,
+        # attention_factor sqrt(1 + ln 8 / ln 64)), tied embeddings.
+        half = 6
+        rng = np.random.default_rng(5)
+        phi = base_cfg("phi3", "Phi3ForCausalLM", partial_rotary_factor=0.75, original_max_position_embeddings=64,
+                       rope_scaling={"rope_type": "longrope", "long_factor": list(rng.uniform(1, 8, half)),
+                                     "short_factor": list(rng.uniform(1, 2, half))},
+                       tie_word_embeddings=True, rms_norm_eps=1e-5)
+        del phi["head_dim"]  # Phi3Config has none: hidden_size / heads
+        check_arch("phi3", tmp, phi, (), ("-b", "6"), n_ctx=64)
+        check_arch("phi3", tmp, phi, (), (), n_ctx=512)
         # qwen3: head_dim 32 is not hidden_size / heads (as Qwen3-0.6B: 1024 / 16 heads, head_dim 128); tied.
         hd = 32
         check_arch("qwen3", tmp, base_cfg("qwen3", "Qwen3ForCausalLM", head_dim=hd, rope_theta=1000000.0,
