@@ -539,7 +539,7 @@ static int convert_hf(converter *cv, const char *dir, const char *out) {
         rc = ZC_ERR_NOMEM;
         goto out;
     }
-    bool llama = strcmp(c->arch, "llama") == 0;
+    bool llama = strcmp(c->arch, "llama") == 0 || strcmp(c->arch, "smollm3") == 0; /* adjacent-pair RoPE */
     const char *base = strrchr(dir, '/');
     base = base && base[1] ? base + 1 : dir;
     if ((rc = zc_hf_config_write_gguf(c, base, cv->w)) || (rc = zc_gguf_set_file_type(cv->w, cv->want)) ||

@@ -71,6 +71,10 @@ static const shape SHAPES[] = {
       .n_vocab = 200064, .max_pos = 131072, .rope_theta = 10000.0f, .rms_eps = 1e-5f, .n_rot = 96, .fused = true,
       .rope_longrope = true, .rope_orig_ctx = 4096, .rope_attn_factor = 1.1902380714238083f,
       .tie_word_embeddings = true}},
+    {"smollm3-3b", /* every 4th layer NoPE */
+     {.arch = "smollm3", .n_layers = 36, .n_embd = 2048, .n_heads = 16, .n_kv_heads = 4, .head_dim = 128,
+      .n_ff = 11008, .n_vocab = 128256, .max_pos = 65536, .rope_theta = 5000000.0f, .rms_eps = 1e-6f,
+      .nope_interval = 4, .tie_word_embeddings = true}},
     {"mistral-7b", /* v0.3: no sliding window */
      {.arch = "llama", .n_layers = 32, .n_embd = 4096, .n_heads = 32, .n_kv_heads = 8, .head_dim = 128, .n_ff = 14336,
       .n_vocab = 32768, .max_pos = 32768, .rope_theta = 1000000.0f, .rms_eps = 1e-5f}},
@@ -95,6 +99,10 @@ static const shape SHAPES[] = {
      {.arch = "phi3", .n_layers = 2, .n_embd = 128, .n_heads = 4, .n_kv_heads = 2, .head_dim = 32, .n_ff = 128,
       .n_vocab = 320, .max_pos = 512, .rope_theta = 10000.0f, .rms_eps = 1e-5f, .n_rot = 24, .fused = true,
       .rope_longrope = true, .rope_orig_ctx = 64, .rope_attn_factor = 1.2247448713915890f,
+      .tie_word_embeddings = true}},
+    {"tiny-smollm3",
+     {.arch = "smollm3", .n_layers = 4, .n_embd = 64, .n_heads = 2, .n_kv_heads = 1, .head_dim = 32, .n_ff = 128,
+      .n_vocab = 320, .max_pos = 512, .rope_theta = 5000000.0f, .rms_eps = 1e-6f, .nope_interval = 4,
       .tie_word_embeddings = true}},
     {"tiny-qwen3",
      {.arch = "qwen3", .n_layers = 2, .n_embd = 64, .n_heads = 4, .n_kv_heads = 2, .head_dim = 128, .n_ff = 160,

@@ -2,7 +2,7 @@
 # Every KV cache policy on every architecture: tiny random checkpoints from
 # `zipcache synth` (llama, llama with Llama 3 RoPE, qwen2, qwen3 at head_dim
 # 128, gemma3 at head_dim 256 with sliding-window layers, phi3 with fused
-# matrices, partial rotary and LongRoPE), a short greedy
+# matrices, partial rotary and LongRoPE, smollm3 with a NoPE layer), a short greedy
 # generation per policy with streaming compression forced early
 # (--kv-stream-gap 8): exit 0 and the cache's usage printed (bytes for the
 # tokens held, bits/element, the compressed ones under 16). q4_0/q8_0 are
@@ -19,7 +19,7 @@ fail() { echo "FAIL $1"; shift; printf '  %s\n' "$@" >&2; }
 
 POLICIES="fp32 fp16 q8_0 q4_0 h2o kivi zipcache uniform mikv"
 # shape head_dim context
-SHAPES="tiny-llama:16:64 tiny-llama3:32:64 tiny-qwen2:16:64 tiny-qwen3:128:64 tiny-gemma3:256:32 tiny-phi3:32:64"
+SHAPES="tiny-llama:16:64 tiny-llama3:32:64 tiny-qwen2:16:64 tiny-qwen3:128:64 tiny-gemma3:256:32 tiny-phi3:32:64 tiny-smollm3:32:64"
 
 for entry in $SHAPES; do
     IFS=: read -r shape hd ctx <<<"$entry"

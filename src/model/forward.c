@@ -134,8 +134,10 @@ static int forward_batch(zc_context *c, const int32_t *tokens, int n, int logits
         /* qwen3: each head of q and k RMS-normed (in place) before RoPE */
         if (L->q_norm) rmsnorm(c->q, c->q, L->q_norm, n * h->n_heads, hd, h->norm_eps);
         if (L->k_norm) rmsnorm(c->k, c->k, L->k_norm, n * h->n_kv_heads, hd, h->norm_eps);
-        rope(c, c->q, n, h->n_heads, L->local_rope);
-        rope(c, c->k, n, h->n_kv_heads, L->local_rope);
+        if (!L->no_rope) {
+            rope(c, c->q, n, h->n_heads, L->local_rope);
+            rope(c, c->k, n, h->n_kv_heads, L->local_rope);
+        }
         if (m->q_scale != 1.0f) scale(c->q, m->q_scale, (size_t)n * q_dim);
         if (c->observer) c->observer(c->observer_user, l, pos, n, c->q, c->k, c->v);
 

@@ -203,7 +203,27 @@ static const hf_arch HF_ARCHS[] = {
     {"qwen3", "qwen3", 32768, 128, false, true, false, false},
     {"gemma3_text", "gemma3", 131072, 256, false, true, true, false},
     {"phi3", "phi3", 4096, 0, false, false, false, true},
+    {"smollm3", "smollm3", 32768, 0, false, false, false, false},
 };
+
+/* SmolLM3's NoPE layers: no_rope_layer_interval (default 4) makes every
+ * interval-th layer skip RoPE; an explicit no_rope_layers list (1 = rotate)
+ * must follow that pattern (llama.cpp can express nothing else). */
+static int parse_nope(const cfg_ctx *c, const hf_arch *a, zc_hf_config *h) {
+    if (strcmp(a->model_type, "smollm3") != 0) return ZC_OK;
+    int rc = get_int(c, "no_rope_layer_interval", 1, 4096, 4, &h->nope_interval);
+    const zc_json *list = zc_json_get(c->root, "no_rope_layers");
+    if (rc || !list || list->type == ZC_JSON_NULL) return rc;
+    bool ok = list->type == ZC_JSON_ARRAY && (int)list->len == h->n_layers;
+    for (int l = 0; ok && l < h->n_layers; l++) {
+        int64_t v;
+        ok = zc_json_int(&list->items[l], &v) && v == ((l + 1) % h->nope_interval != 0);
+    }
+    if (!ok)
+        return zc_error(ZC_ERR_UNSUPPORTED, "%s: no_rope_layers is not every %d-th layer (num_hidden_layers %d), the "
+                        "only NoPE pattern supported (config)", c->src, h->nope_interval, h->n_layers);
+    return ZC_OK;
+}
 
 /* Local attention. mistral, phi3: sliding_window (null = none) on every layer.
  * gemma3: sliding_window (default 4096) on all layers but every
@@ -270,7 +290,7 @@ int zc_hf_config_parse(const char *json, size_t len, const char *source, zc_hf_c
         (rc = get_bool(&c, "tie_word_embeddings", false, &h->tie_word_embeddings)) ||
         (rc = get_bool(&c, "attention_bias", a->bias, &h->attention_bias)) || (rc = parse_rope_scaling(&c, h)) ||
         (rc = parse_special_ids(&c, h)) || (rc = parse_window(&c, a, h)) || (rc = parse_partial_rotary(&c, h)) ||
-        (rc = parse_longrope(&c, h)))
+        (rc = parse_longrope(&c, h)) || (rc = parse_nope(&c, a, h)))
         goto out;
     if (a->bias) h->attention_bias = true; /* Qwen2's q/k/v always carry biases */
     if (!zc_json_get(root, "head_dim") && !def_head_dim && h->n_embd % h->n_heads != 0)
@@ -398,6 +418,10 @@ int zc_hf_config_write_gguf(const zc_hf_config *c, const char *name, zc_gguf_wri
     if (!rc && c->query_pre_attn_scalar > 0 && c->query_pre_attn_scalar != (float)c->head_dim) {
         snprintf(key, sizeof key, "%s.attention.query_pre_attn_scalar", c->arch);
         rc = zc_gguf_set_f32(w, key, c->query_pre_attn_scalar);
+    }
+    if (!rc && c->nope_interval && c->nope_interval != 4) { /* llama.cpp hard-codes 4 */
+        snprintf(key, sizeof key, "%s.no_rope_layer_step", c->arch);
+        rc = zc_gguf_set_u32(w, key, (uint32_t)c->nope_interval);
     }
     if (!rc && c->rope_longrope) { /* the factors are tensors: rope_factors_long/short.weight */
         snprintf(key, sizeof key, "%s.rope.scaling.attn_factor", c->arch);

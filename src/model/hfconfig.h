@@ -12,10 +12,10 @@
 #define ZC_HF_MAX_EOS 8
 #define ZC_HF_MAX_ROPE_FACTORS 256 /* longrope factors: n_rot/2 of them, n_rot <= 512 */
 /* The model_type values config.json may name, for messages. */
-#define ZC_HF_MODEL_TYPES "llama, mistral, qwen2, qwen3, gemma3_text, phi3"
+#define ZC_HF_MODEL_TYPES "llama, mistral, qwen2, qwen3, gemma3_text, phi3, smollm3"
 
 typedef struct {
-    char arch[16];          /* GGUF architecture: "llama", "qwen2", "qwen3", "gemma3", "phi3" (from model_type) */
+    char arch[16];          /* GGUF architecture: "llama", "qwen2", "qwen3", "gemma3", "phi3", "smollm3" (from model_type) */
     int n_layers;           /* num_hidden_layers */
     int n_embd;             /* hidden_size */
     int n_heads;            /* num_attention_heads */
@@ -36,6 +36,7 @@ typedef struct {
     float query_pre_attn_scalar; /* gemma3: scores scaled by its^-1/2 instead of head_dim^-1/2 (0 = head_dim) */
     float rope_linear;      /* rope_scaling linear: positions divided by it (1 = none; gemma3: global layers) */
     int n_rot;              /* rotated channels per head: head_dim * partial_rotary_factor (phi3), else head_dim */
+    int nope_interval;      /* smollm3: every nope_interval-th layer skips RoPE (NoPE); 0 = all rotate */
     bool fused;             /* phi3: qkv_proj [(heads + 2 kv_heads) * head_dim] and gate_up_proj [2 n_ff] */
     /* rope_scaling {"rope_type": "longrope" (or "su"), "long_factor", "short_factor"}: frequency divisors
      * [n_rot/2] for contexts above / up to rope_orig_ctx, cos and sin scaled by rope_attn_factor. */

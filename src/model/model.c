@@ -384,8 +384,14 @@ static const struct {
     {"qwen3", ZC_ROPE_NEOX, false, true, false, false},
     {"gemma3", ZC_ROPE_NEOX, false, true, true, false},
     {"phi3", ZC_ROPE_NEOX, false, false, false, true},
+    {"smollm3", ZC_ROPE_ADJACENT, false, false, false, false},
 };
-#define ARCH_LIST "llama, qwen2, qwen3, gemma3, phi3"
+#define ARCH_LIST "llama, qwen2, qwen3, gemma3, phi3, smollm3"
+
+/* NoPE layers: every step-th layer (smollm3; 0 = none). */
+static void set_nope(zc_model *m, int step) {
+    for (int l = 0; step > 0 && l < m->info.n_layers; l++) m->layers[l].no_rope = (l + 1) % step == 0;
+}
 
 /* Sliding-window layers and the gemma3 constants, once the hyperparameters
  * are known: window[l] = `window` on local layers (all of them when
@@ -478,6 +484,11 @@ static int load_gguf(zc_model *m) {
         (rc = gguf_hparam_f32(g, path, an, "attention.query_pre_attn_scalar", qpas, &qpas)) ||
         (rc = set_layout(m, window, pattern, local_base, qpas)))
         return rc;
+    /* smollm3: llama.cpp hard-codes a NoPE layer every 4 (no key); ours
+     * writes no_rope_layer_step only when a checkpoint differs. */
+    int nope_step = 0;
+    if (!strcmp(an, "smollm3") && (rc = gguf_hparam(g, path, an, "no_rope_layer_step", 4, &nope_step))) return rc;
+    set_nope(m, nope_step);
     /* LongRoPE (phi3): the factor tensors bound above, the context they
      * switch at and the attention factor, as llama.cpp writes them. */
     float attn_factor;
@@ -569,6 +580,7 @@ static int load_hf(zc_model *m) {
     if ((rc = set_layout(m, c->sliding_window, c->swa_pattern, c->rope_local_theta,
                          c->query_pre_attn_scalar > 0 ? c->query_pre_attn_scalar : (float)c->head_dim)))
         return rc;
+    set_nope(m, c->nope_interval);
     if (c->rope_longrope) { /* the factors GGUF files carry as rope_factors_long/short */
         float *f = own(m, (size_t)m->n_rot * sizeof *f);
         if (!f) return ZC_ERR_NOMEM;

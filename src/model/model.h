@@ -12,8 +12,9 @@
  * instead of permuting the HF Q/K weights at load time we run NeoX-style
  * rotation on them: the attention scores are identical (the permutation
  * applies to q and k alike), the weights stay mapped, and the cache simply
- * sees the keys in rotate-half channel order. qwen2 and qwen3 are NeoX-style
- * in both formats.
+ * sees the keys in rotate-half channel order. qwen2, qwen3, gemma3 and phi3
+ * are NeoX-style in both formats; smollm3 GGUF files are permuted like
+ * llama's.
  */
 #ifndef ZC_MODEL_MODEL_H
 #define ZC_MODEL_MODEL_H
@@ -41,6 +42,7 @@ typedef struct {
     const float *post_attn_norm; /* [n_embd] RMSNorm of the attention output before the residual (gemma3) or NULL */
     const float *post_ffn_norm;  /* [n_embd] likewise for the MLP output (gemma3) or NULL */
     bool local_rope;             /* rotates with the local tables (gemma3 sliding-window layers) */
+    bool no_rope;                /* NoPE layer: q and k not rotated (smollm3: every 4th) */
     zc_mat wo;                   /* [n_embd][n_heads*head_dim] */
     const float *ffn_norm;       /* [n_embd] */
     zc_mat w_gate, w_up;         /* [n_ff][n_embd] */

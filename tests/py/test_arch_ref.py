@@ -9,6 +9,14 @@ formats):
   * qwen3 (Qwen3ForCausalLM): llama with an explicit head_dim and a per-head
     RMSNorm of q and k (q_norm, k_norm [head_dim]) applied before RoPE;
     rotate-half RoPE.
+  * gemma3 (Gemma3ForCausalLM, model_type gemma3_text): embedding * sqrt(dim),
+    RMSNorm by (1 + w), norms before and after attention and MLP, GELU-tanh
+    gate, q/k norms, query_pre_attn_scalar, sliding-window layers with their
+    own RoPE base (the others global, linear RoPE scaling).
+  * phi3 (Phi3ForCausalLM): fused qkv_proj and gate_up_proj, partial rotary,
+    LongRoPE factors and attention factor.
+  * smollm3 (SmolLM3ForCausalLM): llama with every 4th layer unrotated (NoPE).
+  * mistral (MistralForCausalLM): llama with a sliding window on every layer.
 
 For every architecture a small random checkpoint is written here as a
 Hugging Face directory (tinystories656K's tokenizer), and three runs must
@@ -29,7 +37,8 @@ import tempfile
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from test_forward_ref import ASSETS, BIN, engine_logits, read_gguf, read_safetensors, write_safetensors  # noqa: E402
+from test_forward_ref import (ASSETS, BIN, engine_logits, read_gguf, read_safetensors, rope_adjacent,  # noqa: E402
+                              write_safetensors)
 
 REL_TOL = 1e-5
 PROMPT = "Once upon a time, there was a little dog named Max. Max liked to run in the big green park with his friend."
@@ -107,7 +116,12 @@ def forward(W, ids, hp, n_ctx=0):
         else:
             base, linear = hp["base"], hp.get("linear", 1.0)
         rk = dict(n_rot=hp.get("n_rot"), ext=ext, mscale=hp.get("mscale", 1.0))
-        q, k = rope_rotate_half(q, pos, base, linear, **rk), rope_rotate_half(k, pos, base, linear, **rk)
+        if hp.get("nope", [False] * len(W["layers"]))[li]:
+            pass  # SmolLM3: use_rope = no_rope_layers[layer_idx] is 0 here
+        elif hp.get("rope") == "adjacent":  # GGUF llama/smollm3: Q/K rows permuted by the converter
+            q, k = rope_adjacent(q, pos, base), rope_adjacent(k, pos, base)
+        else:
+            q, k = rope_rotate_half(q, pos, base, linear, **rk), rope_rotate_half(k, pos, base, linear, **rk)
         o = attention(q, k, v, hp.get("attn_scale", hd ** -0.5), window).reshape(n, H * hd) @ L["wo"].T
         if "post_attn_norm" in L:
             o = norm(o, L["post_attn_norm"])
@@ -188,6 +202,10 @@ def load_hf(d):
             scale = cfg["max_position_embeddings"] / orig
             hp.update(long=rs["long_factor"], short=rs["short_factor"], orig=orig,
                       mscale=np.sqrt(1 + np.log(scale) / np.log(orig)) if scale > 1 else 1.0)
+    if cfg["model_type"] == "smollm3":  # SmolLM3Config: no_rope_layers from no_rope_layer_interval
+        step = cfg.get("no_rope_layer_interval", 4)
+        hp["nope"] = [not flag for flag in cfg.get("no_rope_layers",
+                                                 [int((i + 1) % step != 0) for i in range(cfg["num_hidden_layers"])])]
     for L in W["layers"]:
         split_fused(L, hp)
     return W, hp
@@ -220,6 +238,11 @@ def load_gguf(path):
     elif window:
         hp["windows"] = layer_windows(meta[a + ".block_count"], window, 0)
     hp["n_rot"] = meta.get(a + ".rope.dimension_count", hd)
+    if a in ("llama", "smollm3"):
+        hp["rope"] = "adjacent"
+    if a == "smollm3":  # llama.cpp: n_no_rope_layer_step = 4, (il + 1) % 4 == 0 skips RoPE
+        step = meta.get(a + ".no_rope_layer_step", 4)
+        hp["nope"] = [(i + 1) % step == 0 for i in range(meta[a + ".block_count"])]
     if "rope_factors_long.weight" in t:
         hp.update(long=t["rope_factors_long.weight"], short=t["rope_factors_short.weight"],
                   orig=meta[a + ".rope.scaling.original_context_length"],
@@ -351,6 +374,15 @@ def main():
         del phi["head_dim"]  # Phi3Config has none: hidden_size / heads
         check_arch("phi3", tmp, phi, (), ("-b", "6"), n_ctx=64)
         check_arch("phi3", tmp, phi, (), (), n_ctx=512)
+        # smollm3: 4 layers, the 4th without RoPE; the GGUF is permuted to adjacent pairs like llama's.
+        smol = base_cfg("smollm3", "SmolLM3ForCausalLM", num_hidden_layers=4, rope_theta=5000000.0,
+                        tie_word_embeddings=True, no_rope_layer_interval=4)
+        del smol["head_dim"]
+        check_arch("smollm3", tmp, smol, (), ("-b", "4"))
+        # mistral: llama with a sliding window of 7 on every layer (GGUF arch llama).
+        mistral = base_cfg("mistral", "MistralForCausalLM", sliding_window=7, rope_theta=1000000.0)
+        del mistral["head_dim"]
+        check_arch("mistral", tmp, mistral, (), ("-b", "9"))
         # qwen3: head_dim 32 is not hidden_size / heads (as Qwen3-0.6B: 1024 / 16 heads, head_dim 128); tied.
         hd = 32
         check_arch("qwen3", tmp, base_cfg("qwen3", "Qwen3ForCausalLM", head_dim=hd, rope_theta=1000000.0,
