@@ -302,6 +302,19 @@ int zc_context_create(const zc_model *m, const zc_context_params *p, zc_context 
         rc = zc_last_error_code() == ZC_ERR_LIMIT ? ZC_ERR_LIMIT : ZC_ERR_NOMEM;
         goto fail;
     }
+    /* YaRN: pairs rotating more than beta_fast times over the original
+     * context keep their frequency, those under beta_slow times are
+     * interpolated (divided by the factor), linearly ramped between (the
+     * ramp's ends floored / ceiled, as transformers and llama.cpp). */
+    double yarn_lo = 0, yarn_hi = 0;
+    if (m->yarn_factor > 0) {
+        double d = m->n_rot, b = log((double)h->rope_base), oc = m->rope_orig_ctx;
+        yarn_lo = floor(d * log(oc / (m->yarn_beta_fast * 2 * M_PI)) / (2 * b));
+        yarn_hi = ceil(d * log(oc / (m->yarn_beta_slow * 2 * M_PI)) / (2 * b));
+        yarn_lo = yarn_lo < 0 ? 0 : yarn_lo;
+        yarn_hi = yarn_hi > d - 1 ? d - 1 : yarn_hi;
+        if (yarn_hi == yarn_lo) yarn_hi += 0.001;
+    }
     /* theta_i = base^(-2i/n_rot), divided by the file's per-pair factor when
      * it has one (Llama 3 long-context scaling) and by the linear scaling
      * factor (the same as dividing the positions). */
@@ -309,6 +322,10 @@ int zc_context_create(const zc_model *m, const zc_context_params *p, zc_context 
         c->inv_freq[i] = pow((double)h->rope_base, -2.0 * i / m->n_rot) / (double)m->rope_linear;
         if (m->rope_freqs) c->inv_freq[i] /= (double)m->rope_freqs[i];
         if (m->rope_long) c->inv_freq[i] /= (double)(n_ctx > m->rope_orig_ctx ? m->rope_long : m->rope_short)[i];
+        if (m->yarn_factor > 0) {
+            double ramp = (i - yarn_lo) / (yarn_hi - yarn_lo), extrap = 1 - (ramp < 0 ? 0 : ramp > 1 ? 1 : ramp);
+            c->inv_freq[i] = c->inv_freq[i] / m->yarn_factor * (1 - extrap) + c->inv_freq[i] * extrap;
+        }
     }
     /* Local layers (gemma3): their own base, unscaled. */
     if (m->rope_base_local > 0) {

@@ -79,9 +79,32 @@ static int parse_rope_scaling(const cfg_ctx *c, zc_hf_config *h) {
         return rc;
     }
     if (strcmp(type, "longrope") == 0 || strcmp(type, "su") == 0) return ZC_OK; /* parse_longrope, once n_rot is known */
+    if (strcmp(type, "yarn") == 0) {
+        /* transformers' _compute_yarn_parameters with the defaults of
+         * Qwen2.5/Qwen3 configs; DeepSeek's mscale / mscale_all_dim and
+         * truncate false are other models' and refused. */
+        if (zc_json_get(rs, "mscale") || zc_json_get(rs, "mscale_all_dim") || zc_json_get(rs, "truncate"))
+            return zc_error(ZC_ERR_UNSUPPORTED, "%s: yarn with mscale, mscale_all_dim or truncate is not supported "
+                            "(config)", c->src);
+        h->rope_yarn = true;
+        int rc = get_num(c, rs, "factor", -1, &h->rope_yarn_factor);
+        if (!rc) rc = get_num(c, rs, "beta_fast", 32.0, &h->rope_yarn_beta_fast);
+        if (!rc) rc = get_num(c, rs, "beta_slow", 1.0, &h->rope_yarn_beta_slow);
+        if (rc) return rc;
+        if (!(h->rope_yarn_factor >= 1 && h->rope_yarn_factor <= 1024))
+            return zc_error(ZC_ERR_FORMAT, "%s: yarn factor %g is out of range [1, 1024] (config)", c->src,
+                            (double)h->rope_yarn_factor);
+        const zc_json *oc = zc_json_get(rs, "original_max_position_embeddings");
+        int64_t ctx = 0;
+        if (oc && oc->type != ZC_JSON_NULL && (!zc_json_int(oc, &ctx) || ctx < 1 || ctx > HF_MAX_DIM))
+            return zc_error(ZC_ERR_FORMAT, "%s: rope_scaling original_max_position_embeddings is invalid (config)",
+                            c->src);
+        h->rope_orig_ctx = (int)ctx; /* 0: max_position_embeddings, filled in once read */
+        return get_num(c, rs, "attention_factor", 0.1 * log(h->rope_yarn_factor) + 1.0, &h->rope_attn_factor);
+    }
     if (strcmp(type, "llama3") != 0)
         return zc_error(ZC_ERR_UNSUPPORTED,
-                        "%s: rope_scaling type '%.32s' is not supported (linear, llama3, longrope) (config)", c->src,
+                        "%s: rope_scaling type '%.32s' is not supported (linear, llama3, longrope, yarn) (config)", c->src,
                         type);
     h->rope_llama3 = true;
     /* Defaults as in llama.cpp's converter. */
@@ -293,6 +316,7 @@ int zc_hf_config_parse(const char *json, size_t len, const char *source, zc_hf_c
         (rc = parse_longrope(&c, h)) || (rc = parse_nope(&c, a, h)))
         goto out;
     if (a->bias) h->attention_bias = true; /* Qwen2's q/k/v always carry biases */
+    if (h->rope_yarn && !h->rope_orig_ctx) h->rope_orig_ctx = h->max_pos;
     if (!zc_json_get(root, "head_dim") && !def_head_dim && h->n_embd % h->n_heads != 0)
         rc = zc_error(ZC_ERR_FORMAT, "%s: hidden_size %d is not a multiple of num_attention_heads %d (config)", source,
                       h->n_embd, h->n_heads);
@@ -426,6 +450,23 @@ int zc_hf_config_write_gguf(const zc_hf_config *c, const char *name, zc_gguf_wri
     if (!rc && c->rope_longrope) { /* the factors are tensors: rope_factors_long/short.weight */
         snprintf(key, sizeof key, "%s.rope.scaling.attn_factor", c->arch);
         rc = zc_gguf_set_f32(w, key, c->rope_attn_factor);
+        snprintf(key, sizeof key, "%s.rope.scaling.original_context_length", c->arch);
+        if (!rc) rc = zc_gguf_set_u32(w, key, (uint32_t)c->rope_orig_ctx);
+    }
+    if (!rc && c->rope_yarn) { /* as llama.cpp's converter names them */
+        snprintf(key, sizeof key, "%s.rope.scaling.type", c->arch);
+        rc = zc_gguf_set_str(w, key, "yarn");
+        const struct {
+            const char *suffix;
+            float v;
+        } f32s[] = {{"rope.scaling.factor", c->rope_yarn_factor},
+                    {"rope.scaling.yarn_beta_fast", c->rope_yarn_beta_fast},
+                    {"rope.scaling.yarn_beta_slow", c->rope_yarn_beta_slow},
+                    {"rope.scaling.attn_factor", c->rope_attn_factor}};
+        for (size_t i = 0; i < sizeof f32s / sizeof f32s[0] && !rc; i++) {
+            snprintf(key, sizeof key, "%s.%s", c->arch, f32s[i].suffix);
+            rc = zc_gguf_set_f32(w, key, f32s[i].v);
+        }
         snprintf(key, sizeof key, "%s.rope.scaling.original_context_length", c->arch);
         if (!rc) rc = zc_gguf_set_u32(w, key, (uint32_t)c->rope_orig_ctx);
     }

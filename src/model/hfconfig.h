@@ -43,6 +43,10 @@ typedef struct {
     bool rope_longrope;
     float rope_long[ZC_HF_MAX_ROPE_FACTORS], rope_short[ZC_HF_MAX_ROPE_FACTORS];
     float rope_attn_factor;
+    /* rope_scaling {"rope_type": "yarn", "factor", "original_max_position_embeddings" (rope_orig_ctx),
+     * "beta_fast" 32, "beta_slow" 1, "attention_factor" (default 0.1 ln(factor) + 1, into rope_attn_factor)} */
+    bool rope_yarn;
+    float rope_yarn_factor, rope_yarn_beta_fast, rope_yarn_beta_slow;
     bool tie_word_embeddings;
     /* rope_scaling {"rope_type": "llama3", ...}; other scaling types are refused. */
     bool rope_llama3;

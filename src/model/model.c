@@ -364,13 +364,43 @@ static int gguf_rope_scaling(const zc_gguf *g, const char *path, const char *arc
     const char *type = zc_gguf_get_str(g, key, &len);
     if (!type || (len == 4 && !memcmp(type, "none", 4))) return ZC_OK;
     if (len == 8 && !memcmp(type, "longrope", 8)) return ZC_OK; /* phi3: rope_factors_long/short tensors */
+    if (len == 4 && !memcmp(type, "yarn", 4)) return ZC_OK;     /* gguf_yarn */
     if (len != 6 || memcmp(type, "linear", 6))
-        return zc_error(ZC_ERR_UNSUPPORTED, "%s: rope scaling '%.*s' is not supported (none, linear, longrope)", path,
+        return zc_error(ZC_ERR_UNSUPPORTED, "%s: rope scaling '%.*s' is not supported (none, linear, longrope, yarn)", path,
                         (int)(len < 32 ? len : 32), type);
     int rc = gguf_hparam_f32(g, path, arch, "rope.scaling.factor", -1, linear);
     if (rc != ZC_OK) return rc;
     if (!(*linear >= 1 && *linear <= 1024))
         return zc_error(ZC_ERR_FORMAT, "%s: rope scaling factor %g is out of range [1, 1024]", path, (double)*linear);
+    return ZC_OK;
+}
+
+/* YaRN from <arch>.rope.scaling.*: factor, original_context_length
+ * (default the training context), yarn_beta_fast/slow (32, 1) and
+ * attn_factor (default 0.1 ln(factor) + 1, as llama.cpp's mscale). */
+static int gguf_yarn(const zc_gguf *g, zc_model *m, const char *an) {
+    char key[128];
+    size_t len;
+    snprintf(key, sizeof key, "%s.rope.scaling.type", an);
+    const char *type = zc_gguf_get_str(g, key, &len);
+    if (!type || len != 4 || memcmp(type, "yarn", 4)) return ZC_OK;
+    const char *path = m->path;
+    float attn;
+    int rc;
+    if ((rc = gguf_hparam_f32(g, path, an, "rope.scaling.factor", -1, &m->yarn_factor)) ||
+        (rc = gguf_hparam(g, path, an, "rope.scaling.original_context_length", m->info.n_ctx_train,
+                          &m->rope_orig_ctx)) ||
+        (rc = gguf_hparam_f32(g, path, an, "rope.scaling.yarn_beta_fast", 32.0f, &m->yarn_beta_fast)) ||
+        (rc = gguf_hparam_f32(g, path, an, "rope.scaling.yarn_beta_slow", 1.0f, &m->yarn_beta_slow)))
+        return rc;
+    if (!(m->yarn_factor >= 1 && m->yarn_factor <= 1024) || m->rope_orig_ctx < 1 || !(m->yarn_beta_fast > 0) ||
+        !(m->yarn_beta_slow > 0))
+        return zc_error(ZC_ERR_FORMAT, "%s: yarn factor %g / original context %d / betas %g, %g out of range", path,
+                        (double)m->yarn_factor, m->rope_orig_ctx, (double)m->yarn_beta_fast,
+                        (double)m->yarn_beta_slow);
+    if ((rc = gguf_hparam_f32(g, path, an, "rope.scaling.attn_factor", 0.1f * logf(m->yarn_factor) + 1.0f, &attn)))
+        return rc;
+    m->rope_mscale = attn;
     return ZC_OK;
 }
 
@@ -484,6 +514,7 @@ static int load_gguf(zc_model *m) {
         (rc = gguf_hparam_f32(g, path, an, "attention.query_pre_attn_scalar", qpas, &qpas)) ||
         (rc = set_layout(m, window, pattern, local_base, qpas)))
         return rc;
+    if ((rc = gguf_yarn(g, m, an))) return rc;
     /* smollm3: llama.cpp hard-codes a NoPE layer every 4 (no key); ours
      * writes no_rope_layer_step only when a checkpoint differs. */
     int nope_step = 0;
@@ -581,6 +612,13 @@ static int load_hf(zc_model *m) {
                          c->query_pre_attn_scalar > 0 ? c->query_pre_attn_scalar : (float)c->head_dim)))
         return rc;
     set_nope(m, c->nope_interval);
+    if (c->rope_yarn) {
+        m->yarn_factor = c->rope_yarn_factor;
+        m->yarn_beta_fast = c->rope_yarn_beta_fast;
+        m->yarn_beta_slow = c->rope_yarn_beta_slow;
+        m->rope_orig_ctx = c->rope_orig_ctx;
+        m->rope_mscale = c->rope_attn_factor;
+    }
     if (c->rope_longrope) { /* the factors GGUF files carry as rope_factors_long/short */
         float *f = own(m, (size_t)m->n_rot * sizeof *f);
         if (!f) return ZC_ERR_NOMEM;

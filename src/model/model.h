@@ -63,15 +63,18 @@ struct zc_model {
     float embd_scale;            /* embedding rows multiplied by this (gemma3: sqrt(n_embd); else 1) */
     float q_scale;               /* q multiplied by this before attention, which scales by 1/sqrt(head_dim):
                                     sqrt(head_dim / query_pre_attn_scalar) (gemma3; else 1) */
-    float rope_mscale;           /* cos and sin of the rotated channels scaled by this (LongRoPE's attention
-                                    factor, phi3; else 1) */
+    float rope_mscale;           /* cos and sin of the rotated channels scaled by this (the LongRoPE / YaRN
+                                    attention factor; else 1) */
     int *window;                 /* [n_layers] sliding window per layer, 0 = global (kv shape.window) */
     float rope_base_local;       /* RoPE base of local_rope layers (no linear scaling, no factors); 0 = none */
     int n_rot;                   /* channels rotated per head (even, <= head_dim) */
     const float *rope_freqs;     /* [n_rot/2] frequency divisors (Llama 3 scaling) or NULL */
     const float *rope_long, *rope_short; /* [n_rot/2] LongRoPE divisors (phi3): long when the context exceeds
                                             rope_orig_ctx (as llama.cpp chooses), else short; or NULL */
-    int rope_orig_ctx;
+    int rope_orig_ctx;           /* LongRoPE / YaRN: the context the model was trained at */
+    float yarn_factor;           /* YaRN (0 = none): interpolation factor, ramp between the dimensions of */
+    float yarn_beta_fast, yarn_beta_slow; /* beta_fast and beta_slow rotations over rope_orig_ctx; cos and sin
+                                             scaled by rope_mscale */
     float rope_linear;           /* linear RoPE scaling: positions divided by this (1 = none) */
     zc_mat tok_embd;             /* [n_vocab][n_embd] */
     zc_layer *layers;            /* [n_layers] */

@@ -17,6 +17,7 @@ formats):
     LongRoPE factors and attention factor.
   * smollm3 (SmolLM3ForCausalLM): llama with every 4th layer unrotated (NoPE).
   * mistral (MistralForCausalLM): llama with a sliding window on every layer.
+  * YaRN RoPE scaling (qwen3 with Qwen3's long-context rope_scaling).
 
 For every architecture a small random checkpoint is written here as a
 Hugging Face directory (tinystories656K's tokenizer), and three runs must
@@ -50,13 +51,28 @@ def rmsnorm(x, w, eps):
     return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * w
 
 
-def rope_rotate_half(x, pos, base, linear=1.0, n_rot=None, ext=None, mscale=1.0):
+def yarn_inv_freq(dim, base, factor, orig, beta_fast=32.0, beta_slow=1.0):
+    """transformers' _compute_yarn_parameters (truncate true): interpolated / extrapolated
+    frequencies mixed by a linear ramp over the pair index between the correction dims."""
+    corr = lambda rot: dim * np.log(orig / (rot * 2 * np.pi)) / (2 * np.log(base))
+    low, high = max(np.floor(corr(beta_fast)), 0), min(np.ceil(corr(beta_slow)), dim - 1)
+    if low == high:
+        high += 0.001
+    pos_freqs = base ** (np.arange(0, dim, 2, dtype=np.float64) / dim)
+    ramp = np.clip((np.arange(dim // 2) - low) / (high - low), 0, 1)
+    extrap = 1 - ramp
+    return 1 / (factor * pos_freqs) * (1 - extrap) + 1 / pos_freqs * extrap
+
+
+def rope_rotate_half(x, pos, base, linear=1.0, n_rot=None, ext=None, mscale=1.0, yarn=None):
     """x [n, heads, hd]; transformers' apply_rotary_pos_emb on the first n_rot channels (Phi3's
     partial_rotary_factor; the rest pass through), inv_freq / factor for linear scaling, / ext
     (LongRoPE's per-pair factors) and cos, sin * mscale (its attention_factor)."""
     hd = x.shape[-1]
     n_rot = n_rot or hd
     inv = base ** (-np.arange(0, n_rot, 2, dtype=np.float64) / n_rot) / linear
+    if yarn is not None:
+        inv = yarn_inv_freq(n_rot, base, **yarn)
     if ext is not None:
         inv = inv / np.asarray(ext, dtype=np.float64)
     freqs = np.outer(pos, inv)
@@ -115,7 +131,7 @@ def forward(W, ids, hp, n_ctx=0):
             base, linear = hp["local_base"], 1.0
         else:
             base, linear = hp["base"], hp.get("linear", 1.0)
-        rk = dict(n_rot=hp.get("n_rot"), ext=ext, mscale=hp.get("mscale", 1.0))
+        rk = dict(n_rot=hp.get("n_rot"), ext=ext, mscale=hp.get("mscale", 1.0), yarn=hp.get("yarn"))
         if hp.get("nope", [False] * len(W["layers"]))[li]:
             pass  # SmolLM3: use_rope = no_rope_layers[layer_idx] is 0 here
         elif hp.get("rope") == "adjacent":  # GGUF llama/smollm3: Q/K rows permuted by the converter
@@ -202,6 +218,11 @@ def load_hf(d):
             scale = cfg["max_position_embeddings"] / orig
             hp.update(long=rs["long_factor"], short=rs["short_factor"], orig=orig,
                       mscale=np.sqrt(1 + np.log(scale) / np.log(orig)) if scale > 1 else 1.0)
+    if rs.get("rope_type") == "yarn":  # factor as given (llama.cpp's reading too), attention_factor 0.1 ln f + 1
+        hp["yarn"] = dict(factor=rs["factor"], orig=rs.get("original_max_position_embeddings",
+                                                          cfg["max_position_embeddings"]),
+                          beta_fast=rs.get("beta_fast", 32.0), beta_slow=rs.get("beta_slow", 1.0))
+        hp["mscale"] = rs.get("attention_factor", 0.1 * np.log(rs["factor"]) + 1)
     if cfg["model_type"] == "smollm3":  # SmolLM3Config: no_rope_layers from no_rope_layer_interval
         step = cfg.get("no_rope_layer_interval", 4)
         hp["nope"] = [not flag for flag in cfg.get("no_rope_layers",
@@ -238,6 +259,12 @@ def load_gguf(path):
     elif window:
         hp["windows"] = layer_windows(meta[a + ".block_count"], window, 0)
     hp["n_rot"] = meta.get(a + ".rope.dimension_count", hd)
+    if meta.get(a + ".rope.scaling.type") == "yarn":
+        hp["yarn"] = dict(factor=meta[a + ".rope.scaling.factor"],
+                          orig=meta[a + ".rope.scaling.original_context_length"],
+                          beta_fast=meta.get(a + ".rope.scaling.yarn_beta_fast", 32.0),
+                          beta_slow=meta.get(a + ".rope.scaling.yarn_beta_slow", 1.0))
+        hp["mscale"] = meta.get(a + ".rope.scaling.attn_factor", 0.1 * np.log(hp["yarn"]["factor"]) + 1)
     if a in ("llama", "smollm3"):
         hp["rope"] = "adjacent"
     if a == "smollm3":  # llama.cpp: n_no_rope_layer_step = 4, (il + 1) % 4 == 0 skips RoPE
@@ -383,6 +410,12 @@ def main():
         mistral = base_cfg("mistral", "MistralForCausalLM", sliding_window=7, rope_theta=1000000.0)
         del mistral["head_dim"]
         check_arch("mistral", tmp, mistral, (), ("-b", "9"))
+        # qwen3 with YaRN as Qwen3's long-context configs (factor 4 over an original context of 64; positions
+        # of the prompt rotate through the ramp since base 10000 is small).
+        check_arch("qwen3_yarn", tmp, base_cfg("qwen3", "Qwen3ForCausalLM", head_dim=32, rope_theta=10000.0,
+                                               rope_scaling={"rope_type": "yarn", "factor": 4.0,
+                                                             "original_max_position_embeddings": 64}),
+                   (("self_attn.q_norm.weight", (32,)), ("self_attn.k_norm.weight", (32,))))
         # qwen3: head_dim 32 is not hidden_size / heads (as Qwen3-0.6B: 1024 / 16 heads, head_dim 128); tied.
         hd = 32
         check_arch("qwen3", tmp, base_cfg("qwen3", "Qwen3ForCausalLM", head_dim=hd, rope_theta=1000000.0,
