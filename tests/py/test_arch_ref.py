@@ -363,6 +363,32 @@ def check_arch(name, tmp, cfg, extra_layer=(), run_args=(), n_ctx=0):
     print(f"{'PASS' if err <= REL_TOL else 'FAIL'} arch_{name}_convert_same_logits{tag}", flush=True)
 
 
+def check_unsupported(tmp):
+    """Another architecture is refused naming it and the supported list: HF model_type 'falcon', and
+    a GGUF whose general.architecture (and its keys) say 'llamb' (the converted qwen3 file, patched)."""
+    hf = os.path.join(tmp, "falcon")
+    synth_hf(hf, base_cfg("falcon", "FalconForCausalLM"))
+    r = subprocess.run([BIN, "run", "-m", hf, "-n", "1"], capture_output=True)
+    ok = r.returncode == 1 and b"model_type 'falcon' is not supported (llama, mistral, qwen2, qwen3, gemma3_text, " \
+        b"phi3, smollm3)" in r.stderr
+    print(f"{'PASS' if ok else 'FAIL'} arch_unsupported_hf", flush=True)
+    if not ok:
+        print(f"  exit {r.returncode}: {r.stderr.decode(errors='replace')}", file=sys.stderr)
+    src = os.path.join(tmp, "qwen3.gguf")
+    if not os.path.exists(src):
+        print("SKIP arch_unsupported_gguf: no converted qwen3 GGUF", flush=True)
+        return
+    bad = os.path.join(tmp, "llamb.gguf")
+    with open(src, "rb") as f, open(bad, "wb") as g:
+        g.write(f.read().replace(b"qwen3", b"llamb"))
+    r = subprocess.run([BIN, "run", "-m", bad, "-n", "1"], capture_output=True)
+    ok = r.returncode == 1 and b"architecture 'llamb' is not supported (llama, qwen2, qwen3, gemma3, phi3, smollm3)" \
+        in r.stderr
+    print(f"{'PASS' if ok else 'FAIL'} arch_unsupported_gguf", flush=True)
+    if not ok:
+        print(f"  exit {r.returncode}: {r.stderr.decode(errors='replace')}", file=sys.stderr)
+
+
 def base_cfg(model_type, arch_class, **kw):
     cfg = {"architectures": [arch_class], "model_type": model_type, "hidden_size": 64, "intermediate_size": 96,
            "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, "num_hidden_layers": 2,
@@ -421,6 +447,7 @@ def main():
         check_arch("qwen3", tmp, base_cfg("qwen3", "Qwen3ForCausalLM", head_dim=hd, rope_theta=1000000.0,
                                           tie_word_embeddings=True),
                    (("self_attn.q_norm.weight", (hd,)), ("self_attn.k_norm.weight", (hd,))), ("-b", "7"))
+        check_unsupported(tmp)
 
 
 if __name__ == "__main__":
