@@ -8,7 +8,6 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <stdbool.h>
 #include <string.h>
 
 #include "util/error.h"
@@ -69,19 +68,6 @@ int zc_kv_create(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *poo
         return zc_error(ZC_ERR_ARG, "kv cache: bad shape (layers %d, heads %d/%d, head_dim %d, max_ctx %d)",
                         s->n_layers, s->n_heads, s->n_kv_heads, s->head_dim, s->max_ctx);
     return create(cfg, shape, pool, out);
-}
-
-int zc_kv_set_window(zc_kv_cache *c, const int *window) {
-    const zc_kv_shape *s = &c->shape;
-    bool windows_ok = !strcmp(c->ops->name, "fp32") || !strcmp(c->ops->name, "fp16");
-    for (int l = 0; window && !windows_ok && l < s->n_layers; l++)
-        if (window[l] > 0 && window[l] < s->max_ctx)
-            return zc_error(ZC_ERR_UNSUPPORTED,
-                            "kv cache: policy %s does not attend within a sliding window (layer %d sees %d tokens, "
-                            "the context is %d): use a context of at most %d tokens, or --kv fp16 / fp32",
-                            c->ops->name, l, window[l], s->max_ctx, window[l]);
-    c->window = window;
-    return ZC_OK;
 }
 
 /* ---- Configuration ------------------------------------------------------ */

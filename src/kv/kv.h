@@ -102,17 +102,7 @@ struct zc_kv_cache {
     zc_kv_config cfg;
     zc_pool *pool;   /* borrowed; may be NULL (single-threaded) */
     int n_tokens;    /* positions written to the last layer */
-    /* Sliding-window layers (zc_kv_set_window): the query at position p of
-     * layer l sees keys max(0, p - window[l] + 1)..p (0 = all). NULL (as
-     * created) = every layer global. Borrowed; outlives the cache. */
-    const int *window; /* [n_layers] or NULL */
 };
-
-/* Give the cache per-layer sliding windows (see zc_kv_cache.window). Only
- * fp32/fp16 attend within a window; the other policies are refused
- * (ZC_ERR_UNSUPPORTED) when a window is shorter than max_ctx, as below that
- * it never binds. Call before the first write. */
-int zc_kv_set_window(zc_kv_cache *c, const int *window);
 
 /* Defaults: policy fp16, 4/2 bits, ratio 0.6, random+recent 5%+5%, gap 100,
  * denominator L - j, the paper's decode rule, int8 queries off, bits 0 (the
@@ -133,6 +123,15 @@ void zc_kv_config_describe(const zc_kv_config *cfg, char *buf, size_t cap);
 
 /* Create a cache for the policy named in cfg->policy. */
 int zc_kv_create(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out);
+/* The same for a model with sliding-window layers (kv_window.c): the query
+ * at position p of layer l sees keys max(0, p - window[l] + 1)..p. Layers
+ * whose window (> 0) is shorter than max_ctx keep only their last window[l]
+ * positions, uncompressed (fp32 for policy fp32, else fp16), and are never
+ * seen by the policy, which holds the other (global) layers: zipcache's
+ * probes, saliency and streaming run on global layers only. window NULL, or
+ * no window that binds: exactly zc_kv_create. window is borrowed. */
+int zc_kv_create_windowed(const zc_kv_config *cfg, const zc_kv_shape *shape, const int *window, zc_pool *pool,
+                          zc_kv_cache **out);
 static inline void zc_kv_free(zc_kv_cache *c) { if (c) c->ops->destroy(c); }
 
 /* Compression ratio vs an fp16 cache holding the same tokens: 16*elements/(8*total). */

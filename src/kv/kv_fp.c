@@ -7,9 +7,7 @@
  * So memory actually held grows in page-sized chunks with the tokens
  * stored, growing never copies, and the decode loop never allocates.
  * Truncation hands the pages past the new end back (MADV_DONTNEED).
- * Attention runs directly on the stored rows via zc_attn_forward; a
- * sliding-window layer (zc_kv_cache.window) attends each query whose window has
- * left position 0 over its own window (all positions stay stored).
+ * Attention runs directly on the stored rows via zc_attn_forward.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -65,23 +63,8 @@ static int fp_attend(zc_kv_cache *base, int layer, int pos, int n, const float *
     int rc = zc_kv_check_attend(base, c->n_layer, layer, pos, n);
     if (rc) return rc;
     zc_attn_dims d = {base->shape.n_heads, base->shape.n_kv_heads, base->shape.head_dim};
-    int w = base->window ? base->window[layer] : 0;
-    /* Rows whose window reaches back to position 0: one causal call. */
-    int n_full = w <= 0 || pos + n <= w ? n : pos >= w ? 0 : w - pos;
-    if (n_full > 0 && (rc = zc_attn_forward(base->pool, &d, q, n_full, pos, k_rows(c, layer), v_rows(c, layer),
-                                            c->type, (size_t)kv_dim(c), pos + n_full, out, NULL, &c->scratch)))
-        return rc;
-    /* The others one by one over their own w keys, lo..p (the last key is
-     * the query's own position, so pos0 = w - 1 sees them all). */
-    size_t q_dim = (size_t)d.n_heads * d.head_dim;
-    for (int i = n_full; i < n; i++) {
-        size_t lo = (size_t)(pos + i - w + 1) * c->row_bytes;
-        if ((rc = zc_attn_forward(base->pool, &d, q + i * q_dim, 1, w - 1, k_rows(c, layer) + lo,
-                                  v_rows(c, layer) + lo, c->type, (size_t)kv_dim(c), w, out + i * q_dim, NULL,
-                                  &c->scratch)))
-            return rc;
-    }
-    return ZC_OK;
+    return zc_attn_forward(base->pool, &d, q, n, pos, k_rows(c, layer), v_rows(c, layer), c->type,
+                           (size_t)kv_dim(c), pos + n, out, NULL, &c->scratch);
 }
 
 static int fp_truncate(zc_kv_cache *base, int n_keep) {

@@ -363,6 +363,43 @@ def check_arch(name, tmp, cfg, extra_layer=(), run_args=(), n_ctx=0):
     print(f"{'PASS' if err <= REL_TOL else 'FAIL'} arch_{name}_convert_same_logits{tag}", flush=True)
 
 
+POLICIES = ("fp32", "fp16", "q8_0", "q4_0", "h2o", "kivi", "zipcache", "uniform", "mikv")
+
+
+def check_window_policies(tmp):
+    """Sliding-window layers under every KV policy (the mistral checkpoint of main(): window 7 on every
+    layer, so no layer reaches the policy; src/kv/kv_window.c). -b 1 feeds the prompt a token at a time
+    as decode steps do, past the window: fp32 matches this reference, and every policy gives exactly
+    the fp16 policy's logits (local layers are stored in fp16 and attended within their window)."""
+    d = os.path.join(tmp, "mistral")
+    if not os.path.isdir(d):
+        print("SKIP arch_window_policies: no mistral checkpoint", flush=True)
+        return
+    W, hp = load_hf(d)
+    ids, got = engine_logits(d, PROMPT, ("-b", "1"))
+    err = rel_err(got, forward(W, ids, hp))
+    print(f"  mistral -b 1 (decode steps past the window of 7): relative {err:.3g}", file=sys.stderr, flush=True)
+    print(f"{'PASS' if err <= REL_TOL and len(ids) > 14 else 'FAIL'} arch_window_decode_steps", flush=True)
+    base = None
+    bad = []
+    for kv in POLICIES[1:]:
+        try:
+            _, got = engine_logits(d, PROMPT, ("-b", "3", "--kv", kv))
+        except RuntimeError as e:
+            bad.append(f"{kv}: {e}")
+            continue
+        if base is None:
+            base = got
+        elif not np.array_equal(got, base):
+            bad.append(f"{kv}: differs from fp16 by {rel_err(got, base):.3g}")
+    err = rel_err(base, forward(W, ids, hp)) if base is not None else 1.0
+    print(f"  every policy on window-only layers: fp16 vs reference {err:.3g}", file=sys.stderr, flush=True)
+    ok = not bad and err < 1e-2
+    print(f"{'PASS' if ok else 'FAIL'} arch_window_every_policy", flush=True)
+    if bad:
+        print("  " + "\n  ".join(bad), file=sys.stderr)
+
+
 def check_unsupported(tmp):
     """Another architecture is refused naming it and the supported list: HF model_type 'falcon', and
     a GGUF whose general.architecture (and its keys) say 'llamb' (the converted qwen3 file, patched)."""
@@ -436,6 +473,7 @@ def main():
         mistral = base_cfg("mistral", "MistralForCausalLM", sliding_window=7, rope_theta=1000000.0)
         del mistral["head_dim"]
         check_arch("mistral", tmp, mistral, (), ("-b", "9"))
+        check_window_policies(tmp)
         # qwen3 with YaRN as Qwen3's long-context configs (factor 4 over an original context of 64; positions
         # of the prompt rotate through the ramp since base 10000 is small).
         check_arch("qwen3_yarn", tmp, base_cfg("qwen3", "Qwen3ForCausalLM", head_dim=32, rope_theta=10000.0,
