@@ -224,6 +224,7 @@ static int bind_weights(zc_model *m, const tensor_source *s, bool qkv_bias, bool
     if (!m->layers) return ZC_ERR_NOMEM;
     for (int l = 0; l < h->n_layers; l++) {
         zc_layer *L = &m->layers[l];
+        if ((rc = bind_vec(m, s, T_ATTN_NORM, l, d, false, &L->attn_norm)) < 0) return rc;
         if (m->fused) { /* phi3: q, k, v and gate, up are consecutive row ranges of one matrix each */
             zc_mat qkv, gu;
             if ((rc = bind_mat(m, s, T_WQKV, l, q_dim + 2 * kv_dim, d, false, &qkv)) < 0 ||
@@ -240,8 +241,7 @@ static int bind_weights(zc_model *m, const tensor_source *s, bool qkv_bias, bool
                    (rc = bind_mat(m, s, T_GATE, l, h->n_ff, d, false, &L->w_gate)) < 0 ||
                    (rc = bind_mat(m, s, T_UP, l, h->n_ff, d, false, &L->w_up)) < 0)
             return rc;
-        if ((rc = bind_vec(m, s, T_ATTN_NORM, l, d, false, &L->attn_norm)) < 0 ||
-            (rc = bind_mat(m, s, T_WO, l, d, q_dim, false, &L->wo)) < 0 ||
+        if ((rc = bind_mat(m, s, T_WO, l, d, q_dim, false, &L->wo)) < 0 ||
             (rc = bind_vec(m, s, T_FFN_NORM, l, d, false, &L->ffn_norm)) < 0 ||
             (rc = bind_mat(m, s, T_DOWN, l, d, h->n_ff, false, &L->w_down)) < 0)
             return rc;
