@@ -30,7 +30,6 @@
 #include "kv/kv_impl.h"
 #include "quant/ggml_blocks.h"
 #include "util/error.h"
-#include "util/fp16.h"
 
 typedef struct {
     uint8_t *k, *v;  /* [cap][kv_dim] elements of the buffer type */
@@ -66,15 +65,6 @@ static int grow(kv_win *c, local_layer *L, int cap) {
     return ZC_OK;
 }
 
-static void store(const kv_win *c, uint8_t *dst, const float *src, size_t n_elems) {
-    if (c->type == ZC_TYPE_F32) {
-        memcpy(dst, src, n_elems * sizeof(float));
-    } else {
-        zc_fp16 *h = (zc_fp16 *)dst;
-        for (size_t i = 0; i < n_elems; i++) h[i] = zc_f32_to_fp16(src[i]);
-    }
-}
-
 static int win_write(zc_kv_cache *base, int layer, int pos, int n, const float *k, const float *v) {
     kv_win *c = (kv_win *)base;
     int rc = zc_kv_check_append(base, c->n_layer, layer, pos, n);
@@ -93,8 +83,8 @@ static int win_write(zc_kv_cache *base, int layer, int pos, int n, const float *
             if (L->held + n > L->cap && (rc = grow(c, L, L->held + n))) return rc;
         }
         size_t off = (size_t)L->held * c->row_bytes, elems = (size_t)n * (size_t)kv_dim(c);
-        store(c, L->k + off, k, elems);
-        store(c, L->v + off, v, elems);
+        zc_kv_store_rows(c->type, L->k + off, k, elems);
+        zc_kv_store_rows(c->type, L->v + off, v, elems);
         L->held += n;
     }
     zc_kv_appended(base, c->n_layer, layer, pos, n);

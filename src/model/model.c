@@ -47,18 +47,13 @@ static const char *const HF_NAMES[T_COUNT] = {
     "model.layers.%d.self_attn.q_norm.weight", "model.layers.%d.self_attn.k_norm.weight", NULL, NULL,
     "model.layers.%d.self_attn.qkv_proj.weight", "model.layers.%d.mlp.gate_up_proj.weight", NULL, NULL,
 };
-/* gemma3: post_attention_layernorm follows the attention, the FFN norm is
- * pre_feedforward_layernorm (llama.cpp maps them so, see GGUF_NAMES). */
+/* gemma3 names three roles differently (llama.cpp maps them so, see
+ * GGUF_NAMES): post_attention_layernorm follows the attention and the FFN
+ * norm is pre_feedforward_layernorm. NULL entries: HF_NAMES'. */
 static const char *const HF_GEMMA_NAMES[T_COUNT] = {
-    "model.embed_tokens.weight", "model.norm.weight", "lm_head.weight", NULL,
-    "model.layers.%d.input_layernorm.weight", "model.layers.%d.self_attn.q_proj.weight",
-    "model.layers.%d.self_attn.k_proj.weight", "model.layers.%d.self_attn.v_proj.weight",
-    "model.layers.%d.self_attn.q_proj.bias", "model.layers.%d.self_attn.k_proj.bias",
-    "model.layers.%d.self_attn.v_proj.bias", "model.layers.%d.self_attn.o_proj.weight",
-    "model.layers.%d.pre_feedforward_layernorm.weight", "model.layers.%d.mlp.gate_proj.weight",
-    "model.layers.%d.mlp.up_proj.weight", "model.layers.%d.mlp.down_proj.weight",
-    "model.layers.%d.self_attn.q_norm.weight", "model.layers.%d.self_attn.k_norm.weight",
-    "model.layers.%d.post_attention_layernorm.weight", "model.layers.%d.post_feedforward_layernorm.weight",
+    [T_FFN_NORM] = "model.layers.%d.pre_feedforward_layernorm.weight",
+    [T_ATTN_POST_NORM] = "model.layers.%d.post_attention_layernorm.weight",
+    [T_FFN_POST_NORM] = "model.layers.%d.post_feedforward_layernorm.weight",
 };
 
 /* One tensor as the binder sees it, in ggml dimension order (ne[0] is the
@@ -74,14 +69,19 @@ typedef struct {
 typedef struct {
     const char *path;              /* for messages */
     const char *const *names;      /* GGUF_NAMES or HF_NAMES */
+    const char *const *overrides;  /* NULL, or names that replace names' where not NULL (HF_GEMMA_NAMES) */
     bool row_major_shapes;         /* print shapes as [rows, cols] (HF) instead of ggml's [ne0, ne1] */
     /* Find a tensor by name; false if absent. */
     bool (*find)(void *src, const char *name, tensor_view *out);
     void *src;
 } tensor_source;
 
+static const char *role_name(const tensor_source *s, tensor_role r) {
+    return s->overrides && s->overrides[r] ? s->overrides[r] : s->names[r];
+}
+
 static void tensor_name(const tensor_source *s, tensor_role r, int layer, char *buf, size_t cap) {
-    snprintf(buf, cap, s->names[r], layer);
+    snprintf(buf, cap, role_name(s, r), layer);
 }
 
 static void format_shape(const tensor_source *s, int n_dims, const int64_t *ne, char *buf, size_t cap) {
@@ -207,9 +207,9 @@ static int bind_weights(zc_model *m, const tensor_source *s, bool qkv_bias, bool
     if (!has_embd) m->tok_embd = m->output;
     if (!has_out) m->output = m->tok_embd;
     if ((rc = bind_vec(m, s, T_OUT_NORM, 0, d, false, &m->out_norm)) < 0) return rc;
-    if (s->names[T_ROPE_FREQS] && (rc = bind_vec(m, s, T_ROPE_FREQS, 0, m->n_rot / 2, true, &m->rope_freqs)) < 0)
+    if (role_name(s, T_ROPE_FREQS) && (rc = bind_vec(m, s, T_ROPE_FREQS, 0, m->n_rot / 2, true, &m->rope_freqs)) < 0)
         return rc;
-    if (s->names[T_ROPE_LONG] && ((rc = bind_vec(m, s, T_ROPE_LONG, 0, m->n_rot / 2, true, &m->rope_long)) < 0 ||
+    if (role_name(s, T_ROPE_LONG) && ((rc = bind_vec(m, s, T_ROPE_LONG, 0, m->n_rot / 2, true, &m->rope_long)) < 0 ||
                                   (rc = bind_vec(m, s, T_ROPE_SHORT, 0, m->n_rot / 2, !m->rope_long,
                                                  &m->rope_short)) < 0))
         return rc;
@@ -500,7 +500,7 @@ static int load_gguf(zc_model *m) {
     h->n_vocab = zc_tokenizer_n_vocab(m->tok);
     if ((rc = check_hparams(m)) != ZC_OK) return rc;
 
-    tensor_source s = {path, GGUF_NAMES, false, gguf_find, g};
+    tensor_source s = {path, GGUF_NAMES, NULL, false, gguf_find, g};
     /* GGUF files mark tied embeddings by leaving output.weight out. */
     if ((rc = bind_weights(m, &s, ARCHS[a].qkv_bias, true)) != ZC_OK) return rc;
     /* Local attention: <arch>.attention.sliding_window on every layer, or
@@ -605,7 +605,7 @@ static int load_hf(zc_model *m) {
         return zc_error(ZC_ERR_FORMAT, "%s: the tokenizer has %d tokens, more than vocab_size %d", dir,
                         zc_tokenizer_n_vocab(m->tok), h->n_vocab);
 
-    tensor_source s = {dir, c->gemma ? HF_GEMMA_NAMES : HF_NAMES, true, hf_find, m->hf->st};
+    tensor_source s = {dir, HF_NAMES, c->gemma ? HF_GEMMA_NAMES : NULL, true, hf_find, m->hf->st};
     if ((rc = bind_weights(m, &s, c->attention_bias, c->tie_word_embeddings)) != ZC_OK) return rc;
     if (c->gemma && (rc = gemma_norms_plus_one(m)) != ZC_OK) return rc;
     if ((rc = set_layout(m, c->sliding_window, c->swa_pattern, c->rope_local_theta,
