@@ -288,6 +288,11 @@ static int build_vocab(const char *src, const zc_json *model, const zc_json *add
         const char *content = zc_json_str(zc_json_get(a, "content"));
         bool special = false;
         zc_json_bool(zc_json_get(a, "special"), &special);
+        if (special && zc_json_int(zc_json_get(a, "id"), &id) && id >= n_vocab) { /* no row: dropped */
+            fprintf(stderr, "zipcache convert: %s: special token %" PRId64 " '%.40s' is past vocab_size %d, left out\n",
+                    src, id, content ? content : "?", n_vocab);
+            continue;
+        }
         if (!zc_json_int(zc_json_get(a, "id"), &id) || !content || id < 0 || id >= n_vocab ||
             strlen(content) != zc_json_get(a, "content")->len)
             return zc_error(ZC_ERR_FORMAT, "%s: added_tokens[%zu] has no valid id/content (vocab_size %d)", src, i,

@@ -211,7 +211,8 @@ static int parse_special_ids(const cfg_ctx *c, zc_hf_config *h) {
 
 /* What each model_type is, with transformers' defaults for the fields a
  * config may omit (max_position_embeddings; head_dim where the config class
- * has a fixed default instead of hidden_size / heads). Mistral is llama
+ * has a fixed default instead of hidden_size / heads; Gemma3TextConfig ties
+ * the embeddings by default). Mistral is llama
  * in GGUF (llama.cpp converts it so). */
 typedef struct {
     const char *model_type, *arch;
@@ -310,7 +311,7 @@ int zc_hf_config_parse(const char *json, size_t len, const char *source, zc_hf_c
         (rc = get_int(&c, "max_position_embeddings", 1, HF_MAX_DIM, a->max_pos, &h->max_pos)) ||
         (rc = get_num(&c, root, "rope_theta", 10000.0, &h->rope_theta)) ||
         (rc = get_num(&c, root, "rms_norm_eps", 1e-6, &h->rms_eps)) ||
-        (rc = get_bool(&c, "tie_word_embeddings", false, &h->tie_word_embeddings)) ||
+        (rc = get_bool(&c, "tie_word_embeddings", a->gemma, &h->tie_word_embeddings)) ||
         (rc = get_bool(&c, "attention_bias", a->bias, &h->attention_bias)) || (rc = parse_rope_scaling(&c, h)) ||
         (rc = parse_special_ids(&c, h)) || (rc = parse_window(&c, a, h)) || (rc = parse_partial_rotary(&c, h)) ||
         (rc = parse_longrope(&c, h)) || (rc = parse_nope(&c, a, h)))

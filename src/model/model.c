@@ -601,9 +601,17 @@ static int load_hf(zc_model *m) {
         return zc_error(ZC_ERR_FORMAT, "%s: the checkpoint has no tokenizer (tokenizer.json missing)", dir);
     if ((rc = check_hparams(m)) != ZC_OK) return rc;
     if ((rc = zc_tokenizer_from_hf(tok_path, &m->tok)) != ZC_OK) return rc;
-    if (zc_tokenizer_n_vocab(m->tok) > h->n_vocab)
-        return zc_error(ZC_ERR_FORMAT, "%s: the tokenizer has %d tokens, more than vocab_size %d", dir,
-                        zc_tokenizer_n_vocab(m->tok), h->n_vocab);
+    /* Control tokens past the model's rows are tolerated (Gemma 3's
+     * tokenizer.json has <image_soft_token> = 262144 for every size, the 1B
+     * text model 262144 rows): only text that names them with parse_special
+     * can produce them, and decoding refuses those ids. Text tokens cannot. */
+    for (int id = h->n_vocab; id < zc_tokenizer_n_vocab(m->tok); id++) {
+        char piece[8];
+        size_t len;
+        if (zc_token_to_bytes(m->tok, id, piece, sizeof piece, &len) != ZC_OK || len != 0)
+            return zc_error(ZC_ERR_FORMAT, "%s: the tokenizer has %d tokens, more than vocab_size %d (token %d is "
+                            "not a control token)", dir, zc_tokenizer_n_vocab(m->tok), h->n_vocab, id);
+    }
 
     tensor_source s = {dir, HF_NAMES, c->gemma ? HF_GEMMA_NAMES : NULL, true, hf_find, m->hf->st};
     if ((rc = bind_weights(m, &s, c->attention_bias, c->tie_word_embeddings)) != ZC_OK) return rc;

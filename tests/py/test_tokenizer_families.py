@@ -13,6 +13,10 @@ digits, CJK, emoji, accents, code), zipcache's tokenizer (libzipcache.so through
 `zipcache tokenize` calls it: the tokenizer loaded once, BOS/EOS where it asks for them) must
 give exactly the reference's ids; the first string also goes through `zipcache tokenize -m
 tokenizer.json -f FILE` end to end.
+
+Gemma 3 1B pairs this tokenizer (whose last token, <image_soft_token> = 262144, is past the 1B
+model's 262144 rows) with a checkpoint: a one-layer HF directory of that vocab_size must load
+and run, and the GGUF `zipcache convert` writes from it must tokenize the first strings the same.
 """
 import ctypes
 import json
@@ -70,6 +74,53 @@ def encode(lib, tok, s):
     if lib.zc_tokenizer_add_eos(tok):
         out.append(lib.zc_tokenizer_eos(tok))
     return out
+
+
+def gemma3_checkpoint(d, tj):
+    """A one-layer gemma3_text directory (hidden 8, zero weights) at Gemma 3 1B's vocab_size."""
+    sys.path.insert(0, HERE)
+    import numpy as np
+    from test_forward_ref import write_safetensors
+    os.makedirs(d)
+    shutil.copy(tj, d)
+    shutil.copy(os.path.join(os.path.dirname(tj), "tokenizer_config.json"), d)
+    V, D = 262144, 8
+    t = {"model.embed_tokens.weight": np.zeros((V, D)), "model.norm.weight": np.zeros(D)}
+    for n in ("input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm",
+              "post_feedforward_layernorm", "self_attn.q_norm", "self_attn.k_norm"):
+        t[f"model.layers.0.{n}.weight"] = np.zeros(D)
+    for n in ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj",
+              "mlp.up_proj", "mlp.down_proj"):
+        t[f"model.layers.0.{n}.weight"] = np.zeros((D, D))
+    write_safetensors(os.path.join(d, "model.safetensors"), t, "F16")
+    cfg = {"model_type": "gemma3_text", "hidden_size": D, "intermediate_size": D, "num_attention_heads": 1,
+           "num_key_value_heads": 1, "head_dim": D, "num_hidden_layers": 1, "vocab_size": V,
+           "max_position_embeddings": 512, "sliding_window": 512, "query_pre_attn_scalar": D}
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(cfg, f)
+
+
+def check_gemma3_convert(tmp, tj):
+    d = os.path.join(tmp, "gemma3")
+    gemma3_checkpoint(d, tj)
+    gguf = os.path.join(tmp, "gemma3.gguf")
+    bad = []
+    for cmd in ([BIN, "run", "-m", d, "-p", "Hello", "-n", "2", "--temp", "0"],
+                [BIN, "convert", d, "-o", gguf, "--type", "f16"]):
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            bad.append(f"{' '.join(cmd[1:3])}: exit {r.returncode}: {r.stderr[-300:]}")
+    text = os.path.join(tmp, "text.txt")
+    for s in HARD[:5] if not bad else []:  # each call loads the 33 MB vocabulary again
+        with open(text, "wb") as f:
+            f.write(s.encode())
+        a, b = (subprocess.run([BIN, "tokenize", "-m", m, "-f", text], capture_output=True, text=True).stdout.split()
+                for m in (d, gguf))
+        if a != b:
+            bad.append(f"{s!r}: tokenizer.json {a}, converted GGUF {b}")
+    print(f"{'PASS' if not bad else 'FAIL'} tokenizer_family_gemma3_1b_checkpoint_and_convert", flush=True)
+    for b in bad:
+        print("  " + b, file=sys.stderr)
 
 
 def main():
@@ -130,6 +181,7 @@ def main():
             print(f"{'PASS' if not bad else 'FAIL'} tokenizer_family_{fam}", flush=True)
             for b in bad:
                 print("  " + b, file=sys.stderr)
+        check_gemma3_convert(tmp, os.path.join(models["gemma3"], "tokenizer.json"))
 
 
 if __name__ == "__main__":
