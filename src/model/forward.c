@@ -1,5 +1,5 @@
-/* The transformer forward pass (Llama, Qwen2/3, Gemma 3), read top to bottom in
- * forward_batch(), and the context that owns its buffers.
+/* The transformer forward pass (Llama, Mistral, Qwen2/3, Gemma 3, Phi-3, SmolLM3), read top to
+ * bottom in forward_batch(), and the context that owns its buffers.
  *
  * One call processes a batch of n tokens at positions pos..pos+n-1: every
  * weight matrix is multiplied once with all n rows (matrix-matrix products

@@ -436,7 +436,6 @@ static int set_layout(zc_model *m, int window, int pattern, float local_base, fl
         return zc_error(ZC_ERR_FORMAT, "%s: query_pre_attn_scalar %g must be positive", m->path, (double)qpas);
     m->window = own(m, (size_t)h->n_layers * sizeof *m->window);
     if (!m->window) return ZC_ERR_NOMEM;
-    m->info.resident_bytes -= (size_t)h->n_layers * sizeof *m->window; /* not weights */
     for (int l = 0; l < h->n_layers; l++) {
         bool local = window > 0 && (pattern == 0 || (l + 1) % pattern != 0);
         m->window[l] = local ? window : 0;
