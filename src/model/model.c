@@ -434,10 +434,9 @@ static int set_layout(zc_model *m, int window, int pattern, float local_base, fl
         return zc_error(ZC_ERR_FORMAT, "%s: sliding window %d / pattern %d is negative", m->path, window, pattern);
     if (!(qpas > 0 && isfinite(qpas)))
         return zc_error(ZC_ERR_FORMAT, "%s: query_pre_attn_scalar %g must be positive", m->path, (double)qpas);
-    m->window = own(m, (size_t)h->n_layers * sizeof *m->window);
-    if (!m->window) return ZC_ERR_NOMEM;
-    for (int l = 0; l < h->n_layers; l++) {
-        bool local = window > 0 && (pattern == 0 || (l + 1) % pattern != 0);
+    if (window > 0 && !(m->window = own(m, (size_t)h->n_layers * sizeof *m->window))) return ZC_ERR_NOMEM;
+    for (int l = 0; m->window && l < h->n_layers; l++) {
+        bool local = pattern == 0 || (l + 1) % pattern != 0;
         m->window[l] = local ? window : 0;
         m->layers[l].local_rope = local && local_base > 0;
     }

@@ -65,7 +65,8 @@ struct zc_model {
                                     sqrt(head_dim / query_pre_attn_scalar) (gemma3; else 1) */
     float rope_mscale;           /* cos and sin of the rotated channels scaled by this (the LongRoPE / YaRN
                                     attention factor; else 1) */
-    int *window;                 /* [n_layers] sliding window per layer, 0 = global (kv shape.window) */
+    int *window;                 /* [n_layers] sliding window per layer, 0 = global; NULL: none
+                                    (zc_kv_create_windowed) */
     float rope_base_local;       /* RoPE base of local_rope layers (no linear scaling, no factors); 0 = none */
     int n_rot;                   /* channels rotated per head (even, <= head_dim) */
     const float *rope_freqs;     /* [n_rot/2] frequency divisors (Llama 3 scaling) or NULL */
