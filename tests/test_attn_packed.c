@@ -3,7 +3,7 @@
  * Random segments (random codes, fp16 parameters in realistic ranges,
  * per-head salient/regular splits of different sizes, several key groups)
  * for code widths 2, 3, 4, 8, GQA ratios 1, 2, 4, 8 and head dims 8, 16, 64,
- * 128. The reference dequantizes every token to fp32 and runs the double
+ * 96, 128 and 256 (Mistral/Qwen3/Phi use 128, Gemma 3 256). The reference dequantizes every token to fp32 and runs the double
  * precision zc_attn_reference.
  *
  * Tolerances, on |fast - ref| / (1 + |ref|) over outputs and lse:
@@ -135,7 +135,7 @@ static void compare(const packed_problem *p, int n_q, zc_pool *pool, zc_attn_scr
 
 static const int kBits[] = {2, 3, 4, 8};
 static const int kRatios[] = {1, 2, 4, 8};
-static const int kDims[] = {8, 16, 64, 128, 96};
+static const int kDims[] = {8, 16, 64, 128, 96, 256};
 
 static void sweep(int tiled, double tol_o, double tol_l) {
     static const int lens[] = {300, 100, 7, 100, 64};
@@ -144,7 +144,7 @@ static void sweep(int tiled, double tol_o, double tol_l) {
     double worst = 0.0;
     for (int bi = 0; bi < 4; bi++)
         for (int ri = 0; ri < 4; ri++)
-            for (int di = 0; di < 5; di++) {
+            for (int di = 0; di < 6; di++) {
                 packed_problem p;
                 int hi = kBits[bi], lo = kBits[(bi + 3) % 4]; /* the other set at another width */
                 pp_make(&p, 2, kRatios[ri], kDims[di], hi, lo, 5, lens, (ri & 1) ? 29 : 0, tiled);
@@ -182,7 +182,7 @@ static void test_scalar_vs_simd(void) {
     static const int lens[] = {500, 100, 33};
     zc_attn_scratch scr = {0};
     for (int tiled = 0; tiled < 2; tiled++)
-        for (int di = 2; di < 5; di++) {
+        for (int di = 2; di < 6; di++) {
             packed_problem p;
             pp_make(&p, 2, 4, kDims[di], 4, 2, 3, lens, 0, tiled);
             int n_q = 3;
@@ -257,14 +257,14 @@ static void test_bad_args(void) {
  *   |acc_c - exact_c| <= norm_c * (wmax / 255) * (0.5 * sum_t vc_tc) + 1e-5 (1 + |exact_c|). */
 static void check_i8_version(const zc_packed_kernels *X, const char *name) {
     const zc_packed_kernels *S = &zc_packed_kernels_scalar;
-    static const int dims[] = {32, 64, 96, 128}, counts[] = {8, 16, 56, 128}, rows[] = {1, 3, 4, 8};
-    enum { T = 128, H = 128, R = ZC_PACKED_RB };
+    static const int dims[] = {32, 64, 96, 128, 256}, counts[] = {8, 16, 56, 128}, rows[] = {1, 3, 4, 8};
+    enum { T = 128, H = 256, R = ZC_PACKED_RB };
     static uint8_t kc[T * H], vc[T * H], rowbuf[T * H], kt[T * H], vt[T * H], wq_s[R * T], wq_x[R * T];
     static int8_t qq[R * H];
     static float s_s[R * T], s_x[R * T], p[R * T], step[T], vmin[T], norm[H], acc_s[R * H], acc_x[R * H], exact[R * H];
     static float qa[R], qmin[R], scale_s[R], scale_x[R], pmin_s[R], pmin_x[R], corr[R], wmax[R];
     double worst_bound = 0.0;
-    for (int di = 0; di < 4; di++)
+    for (int di = 0; di < 5; di++)
         for (int ci = 0; ci < 4; ci++) {
             int hd = dims[di], nt = counts[ci], nr = rows[(di + ci) % 4];
             int kbits = ci & 1 ? 2 : 4, vbits = (di + ci) & 1 ? 4 : 2;

@@ -617,8 +617,8 @@ static void test_bad_models(void) {
     check_synth(&s, 1e-4);                                  /* ... and then valid */
     s = base, s.n_rot = 10;
     expect_bad(&s, ZC_ERR_FORMAT, "rope dimension 10 must be even and in [2, 8]");
-    s = base, s.rope_scaling = "yarn", s.rope_factor = 4.0f;
-    expect_bad(&s, ZC_ERR_UNSUPPORTED, "rope scaling 'yarn' is not supported");
+    s = base, s.rope_scaling = "dynamic", s.rope_factor = 4.0f;
+    expect_bad(&s, ZC_ERR_UNSUPPORTED, "rope scaling 'dynamic' is not supported");
     s = base, s.rope_scaling = "linear", s.rope_factor = 0.0f;
     expect_bad(&s, ZC_ERR_FORMAT, "rope scaling factor 0 is out of range");
     s = base, s.experts = 8;

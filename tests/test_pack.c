@@ -119,12 +119,12 @@ static void test_tiled_examples(void) {
 /* Random codes through the tiled layouts and back, odd token counts padded
  * with zeros; the AVX2 conversion gives the scalar one's bytes. */
 static void test_tiled_roundtrip(void) {
-    static const int dims[] = {32, 64, 96, 128}, counts[] = {1, 7, 8, 61, 100};
-    static uint8_t codes[100 * 128], back[104 * 128], rows[100 * 128], tiled[104 * 128];
+    static const int dims[] = {32, 64, 96, 128, 256}, counts[] = {1, 7, 8, 61, 100};
+    static uint8_t codes[100 * 256], back[104 * 256], rows[100 * 256], tiled[104 * 256];
     unsigned long long seed = 11;
     for (int kind = 0; kind < 2; kind++)
         for (int bits = 2; bits <= 4; bits += 2)
-            for (int di = 0; di < 4; di++)
+            for (int di = 0; di < 5; di++)
                 for (int ci = 0; ci < 5; ci++) {
                     int hd = dims[di], n = counts[ci];
                     for (int i = 0; i < n * hd; i++) codes[i] = (uint8_t)(tt_rand_u64(&seed) & ((1u << bits) - 1));

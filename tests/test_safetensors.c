@@ -317,8 +317,8 @@ static void test_config_errors(void) {
     expect_bad_config(buf, ZC_ERR_FORMAT, "hidden_size 64 is not a multiple of num_attention_heads 6");
     snprintf(buf, sizeof buf, "%s\"num_attention_heads\":8,\"num_key_value_heads\":3}", base);
     expect_bad_config(buf, ZC_ERR_FORMAT, "num_attention_heads 8 is not a multiple of num_key_value_heads 3");
-    snprintf(buf, sizeof buf, "%s\"num_attention_heads\":8,\"rope_scaling\":{\"rope_type\":\"yarn\"}}", base);
-    expect_bad_config(buf, ZC_ERR_UNSUPPORTED, "rope_scaling type 'yarn' is not supported");
+    snprintf(buf, sizeof buf, "%s\"num_attention_heads\":8,\"rope_scaling\":{\"rope_type\":\"dynamic\"}}", base);
+    expect_bad_config(buf, ZC_ERR_UNSUPPORTED, "rope_scaling type 'dynamic' is not supported");
     snprintf(buf, sizeof buf, "%s\"num_attention_heads\":8,\"rms_norm_eps\":-1}", base);
     expect_bad_config(buf, ZC_ERR_FORMAT, "'rms_norm_eps' = -1 must be positive");
     snprintf(buf, sizeof buf, "%s\"num_attention_heads\":0}", base);

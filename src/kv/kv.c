@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "quant/ggml_blocks.h"
 #include "util/error.h"
+#include "util/fp16.h"
 
 /* ---- Registry ------------------------------------------------------------
  * Adding a policy: define its constructor in src/kv/kv_<name>.c, declare it
@@ -358,4 +360,13 @@ double zc_kv_ratio(const zc_kv_usage *u) {
 
 double zc_kv_bits_per_element(const zc_kv_usage *u) {
     return u->elements ? 8.0 * (double)u->total / (double)u->elements : 0.0;
+}
+
+void zc_kv_store_rows(int type, uint8_t *dst, const float *src, size_t n_elems) {
+    if (type == ZC_TYPE_F32) {
+        memcpy(dst, src, n_elems * sizeof(float));
+    } else {
+        zc_fp16 *h = (zc_fp16 *)dst;
+        for (size_t i = 0; i < n_elems; i++) h[i] = zc_f32_to_fp16(src[i]);
+    }
 }

@@ -123,6 +123,15 @@ void zc_kv_config_describe(const zc_kv_config *cfg, char *buf, size_t cap);
 
 /* Create a cache for the policy named in cfg->policy. */
 int zc_kv_create(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out);
+/* The same for a model with sliding-window layers (kv_window.c): the query
+ * at position p of layer l sees keys max(0, p - window[l] + 1)..p. Layers
+ * whose window (> 0) is shorter than max_ctx keep only their last window[l]
+ * positions, uncompressed (fp32 for policy fp32, else fp16), and are never
+ * seen by the policy, which holds the other (global) layers: zipcache's
+ * probes, saliency and streaming run on global layers only. window NULL, or
+ * no window that binds: exactly zc_kv_create. window is borrowed. */
+int zc_kv_create_windowed(const zc_kv_config *cfg, const zc_kv_shape *shape, const int *window, zc_pool *pool,
+                          zc_kv_cache **out);
 static inline void zc_kv_free(zc_kv_cache *c) { if (c) c->ops->destroy(c); }
 
 /* Compression ratio vs an fp16 cache holding the same tokens: 16*elements/(8*total). */

@@ -38,22 +38,13 @@ static uint8_t *v_rows(kv_fp *c, int layer) {
     return c->map + (size_t)(c->base.shape.n_layers + layer) * c->layer_bytes;
 }
 
-static void store_rows(const kv_fp *c, uint8_t *dst, const float *src, size_t n_elems) {
-    if (c->type == ZC_TYPE_F32) {
-        memcpy(dst, src, n_elems * sizeof(float));
-    } else {
-        zc_fp16 *h = (zc_fp16 *)dst;
-        for (size_t i = 0; i < n_elems; i++) h[i] = zc_f32_to_fp16(src[i]);
-    }
-}
-
 static int fp_write(zc_kv_cache *base, int layer, int pos, int n, const float *k, const float *v) {
     kv_fp *c = (kv_fp *)base;
     int rc = zc_kv_check_append(base, c->n_layer, layer, pos, n);
     if (rc) return rc;
     size_t off = (size_t)pos * c->row_bytes, elems = (size_t)n * (size_t)kv_dim(c);
-    store_rows(c, k_rows(c, layer) + off, k, elems);
-    store_rows(c, v_rows(c, layer) + off, v, elems);
+    zc_kv_store_rows(c->type, k_rows(c, layer) + off, k, elems);
+    zc_kv_store_rows(c->type, v_rows(c, layer) + off, v, elems);
     zc_kv_appended(base, c->n_layer, layer, pos, n);
     return ZC_OK;
 }

@@ -18,5 +18,7 @@ void zc_kv_appended(zc_kv_cache *c, int *n_layer, int layer, int pos, int n);
 int zc_kv_check_attend(const zc_kv_cache *c, const int *n_layer, int layer, int pos, int n);
 /* Keep the first n_keep tokens of every layer: ZC_ERR_ARG outside [0, n_tokens]. */
 int zc_kv_truncate_counts(zc_kv_cache *c, int *n_layer, int n_keep);
+/* n_elems values of src stored as type (ZC_TYPE_F32 copied, else fp16). */
+void zc_kv_store_rows(int type, uint8_t *dst, const float *src, size_t n_elems);
 
 #endif

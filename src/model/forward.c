@@ -1,5 +1,5 @@
-/* The transformer forward pass (Llama / Qwen2), read top to bottom in
- * forward_batch(), and the context that owns its buffers.
+/* The transformer forward pass (Llama, Mistral, Qwen2/3, Gemma 3, Phi-3, SmolLM3), read top to
+ * bottom in forward_batch(), and the context that owns its buffers.
  *
  * One call processes a batch of n tokens at positions pos..pos+n-1: every
  * weight matrix is multiplied once with all n rows (matrix-matrix products
@@ -39,12 +39,13 @@ static void add_bias(float *y, const float *b, int n, int d) {
 /* Rotate the first n_rot channels of each head of n rows (row r at
  * position pos+r, its angles in cos/sin[r][n_rot/2]). Adjacent style pairs
  * channel 2i with 2i+1; NeoX style pairs i with i + n_rot/2. */
-static void rope(const zc_context *c, float *x, int n, int n_heads) {
+static void rope(const zc_context *c, float *x, int n, int n_heads, bool local) {
     const zc_model *m = c->m;
     int hd = m->info.head_dim, half = m->n_rot / 2;
     int stride = m->rope_style == ZC_ROPE_NEOX ? 1 : 2, offset = m->rope_style == ZC_ROPE_NEOX ? half : 1;
+    const float *cos_t = local ? c->rope_cos_local : c->rope_cos, *sin_t = local ? c->rope_sin_local : c->rope_sin;
     for (int r = 0; r < n; r++) {
-        const float *cs = c->rope_cos + (size_t)r * half, *sn = c->rope_sin + (size_t)r * half;
+        const float *cs = cos_t + (size_t)r * half, *sn = sin_t + (size_t)r * half;
         for (int h = 0; h < n_heads; h++) {
             float *v = x + ((size_t)r * n_heads + h) * hd;
             for (int i = 0; i < half; i++) {
@@ -60,6 +61,31 @@ static void rope(const zc_context *c, float *x, int n, int n_heads) {
 /* SwiGLU: g = silu(g) * u, elementwise over len values. */
 static void swiglu(float *g, const float *u, size_t len) {
     for (size_t i = 0; i < len; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+/* GeGLU (gemma3): g = gelu_tanh(g) * u, GELU's tanh approximation
+ * 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3))). */
+static void geglu_tanh(float *g, const float *u, size_t len) {
+    const float k = 0.7978845608028654f; /* sqrt(2/pi) */
+    for (size_t i = 0; i < len; i++) {
+        float x = g[i];
+        g[i] = 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x))) * u[i];
+    }
+}
+
+static void scale(float *x, float s, size_t len) {
+    for (size_t i = 0; i < len; i++) x[i] *= s;
+}
+
+/* cos/sin [n][half] of positions pos.. for the angles inv_freq [half], times mscale. */
+static void rope_tables(const double *inv_freq, double mscale, int pos, int n, int half, float *cos_t,
+                        float *sin_t) {
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < half; j++) {
+            double a = (double)(pos + i) * inv_freq[j];
+            cos_t[(size_t)i * half + j] = (float)(mscale * cos(a));
+            sin_t[(size_t)i * half + j] = (float)(mscale * sin(a));
+        }
 }
 
 static void add_into(float *x, const float *y, size_t len) {
@@ -84,16 +110,14 @@ static int forward_batch(zc_context *c, const int32_t *tokens, int n, int logits
     zc_kv_cache *kv = c->kv;
     int rc;
 
-    /* x [n][d]: token embeddings */
+    /* x [n][d]: token embeddings (gemma3: times sqrt(d)) */
     for (int i = 0; i < n; i++) zc_mat_get_row(&m->tok_embd, tokens[i], c->x + (size_t)i * d);
+    if (m->embd_scale != 1.0f) scale(c->x, m->embd_scale, (size_t)n * d);
 
-    /* rope_cos/sin [n][half]: angles of this batch's positions, shared by all layers */
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j < half; j++) {
-            double a = (double)(pos + i) * c->inv_freq[j];
-            c->rope_cos[(size_t)i * half + j] = (float)cos(a);
-            c->rope_sin[(size_t)i * half + j] = (float)sin(a);
-        }
+    /* rope_cos/sin [n][half]: angles of this batch's positions, shared by all
+     * layers (local layers of gemma3 have their own base: the _local tables) */
+    rope_tables(c->inv_freq, m->rope_mscale, pos, n, half, c->rope_cos, c->rope_sin);
+    if (c->inv_freq_local) rope_tables(c->inv_freq_local, 1.0, pos, n, half, c->rope_cos_local, c->rope_sin_local);
 
     for (int l = 0; l < h->n_layers; l++) {
         const zc_layer *L = &m->layers[l];
@@ -107,23 +131,34 @@ static int forward_batch(zc_context *c, const int32_t *tokens, int n, int logits
         if (L->bq) add_bias(c->q, L->bq, n, q_dim);
         if (L->bk) add_bias(c->k, L->bk, n, kv_dim);
         if (L->bv) add_bias(c->v, L->bv, n, kv_dim);
-        rope(c, c->q, n, h->n_heads);
-        rope(c, c->k, n, h->n_kv_heads);
+        /* qwen3: each head of q and k RMS-normed (in place) before RoPE */
+        if (L->q_norm) rmsnorm(c->q, c->q, L->q_norm, n * h->n_heads, hd, h->norm_eps);
+        if (L->k_norm) rmsnorm(c->k, c->k, L->k_norm, n * h->n_kv_heads, hd, h->norm_eps);
+        if (!L->no_rope) {
+            rope(c, c->q, n, h->n_heads, L->local_rope);
+            rope(c, c->k, n, h->n_kv_heads, L->local_rope);
+        }
+        if (m->q_scale != 1.0f) scale(c->q, m->q_scale, (size_t)n * q_dim);
         if (c->observer) c->observer(c->observer_user, l, pos, n, c->q, c->k, c->v);
 
         /* The cache stores k, v; att [n][q_dim] = softmax(q·Kᵀ/√hd)·V, causal */
         if ((rc = kv->ops->write(kv, l, pos, n, c->k, c->v)) || (rc = kv->ops->attend(kv, l, pos, n, c->q, c->att)))
             return rc;
-        /* x += att·Woᵀ (xb [n][d] holds the projection) */
+        /* x += att·Woᵀ (xb [n][d] holds the projection; gemma3 RMS-norms it first) */
         if ((rc = matmul(c, &L->wo, c->att, c->xb, n))) return rc;
+        if (L->post_attn_norm) rmsnorm(c->xb, c->xb, L->post_attn_norm, n, d, h->norm_eps);
         add_into(c->x, c->xb, (size_t)n * d);
 
         /* Feed-forward. xb = rmsnorm(x); hb, hb2 [n][ff]; x += (silu(xb·Wgᵀ) * xb·Wuᵀ)·Wdᵀ */
         rmsnorm(c->xb, c->x, L->ffn_norm, n, d, h->norm_eps);
         if ((rc = matmul(c, &L->w_gate, c->xb, c->hb, n)) || (rc = matmul(c, &L->w_up, c->xb, c->hb2, n)))
             return rc;
-        swiglu(c->hb, c->hb2, (size_t)n * ff);
+        if (m->gemma)
+            geglu_tanh(c->hb, c->hb2, (size_t)n * ff);
+        else
+            swiglu(c->hb, c->hb2, (size_t)n * ff);
         if ((rc = matmul(c, &L->w_down, c->hb, c->xb, n))) return rc;
+        if (L->post_ffn_norm) rmsnorm(c->xb, c->xb, L->post_ffn_norm, n, d, h->norm_eps);
         add_into(c->x, c->xb, (size_t)n * d);
     }
 
@@ -205,9 +240,11 @@ void zc_context_free(zc_context *c) {
     if (!c) return;
     zc_kv_free(c->kv);
     zc_pool_destroy(c->pool);
-    float *bufs[] = {c->x, c->xb, c->q, c->k, c->v, c->att, c->hb, c->hb2, c->rope_cos, c->rope_sin};
+    float *bufs[] = {c->x,   c->xb,  c->q,        c->k,        c->v,           c->att,
+                     c->hb,  c->hb2, c->rope_cos, c->rope_sin, c->rope_cos_local, c->rope_sin_local};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) zc_free_aligned(bufs[i]);
     free(c->inv_freq);
+    free(c->inv_freq_local);
     zc_matmul_scratch_free(&c->mm);
     free(c);
 }
@@ -251,7 +288,7 @@ int zc_context_create(const zc_model *m, const zc_context_params *p, zc_context 
         goto fail;
     }
     zc_kv_shape shape = {h->n_layers, h->n_heads, h->n_kv_heads, h->head_dim, n_ctx};
-    if ((rc = zc_kv_create(&c->kv_cfg, &shape, c->pool, &c->kv)) != ZC_OK) goto fail;
+    if ((rc = zc_kv_create_windowed(&c->kv_cfg, &shape, m->window, c->pool, &c->kv)) != ZC_OK) goto fail;
 
     int64_t q_dim = (int64_t)h->n_heads * h->head_dim, kv_dim = (int64_t)h->n_kv_heads * h->head_dim;
     rc = ZC_ERR_NOMEM;
@@ -263,12 +300,39 @@ int zc_context_create(const zc_model *m, const zc_context_params *p, zc_context 
         rc = zc_last_error_code() == ZC_ERR_LIMIT ? ZC_ERR_LIMIT : ZC_ERR_NOMEM;
         goto fail;
     }
+    /* YaRN: pairs rotating more than beta_fast times over the original
+     * context keep their frequency, those under beta_slow times are
+     * interpolated (divided by the factor), linearly ramped between (the
+     * ramp's ends floored / ceiled, as transformers and llama.cpp). */
+    double yarn_lo = 0, yarn_hi = 0;
+    if (m->yarn_factor > 0) {
+        double d = m->n_rot, b = log((double)h->rope_base), oc = m->rope_orig_ctx;
+        yarn_lo = floor(d * log(oc / (m->yarn_beta_fast * 2 * M_PI)) / (2 * b));
+        yarn_hi = ceil(d * log(oc / (m->yarn_beta_slow * 2 * M_PI)) / (2 * b));
+        yarn_lo = yarn_lo < 0 ? 0 : yarn_lo;
+        yarn_hi = yarn_hi > d - 1 ? d - 1 : yarn_hi;
+        if (yarn_hi == yarn_lo) yarn_hi += 0.001;
+    }
     /* theta_i = base^(-2i/n_rot), divided by the file's per-pair factor when
      * it has one (Llama 3 long-context scaling) and by the linear scaling
      * factor (the same as dividing the positions). */
     for (int i = 0; i < half; i++) {
         c->inv_freq[i] = pow((double)h->rope_base, -2.0 * i / m->n_rot) / (double)m->rope_linear;
         if (m->rope_freqs) c->inv_freq[i] /= (double)m->rope_freqs[i];
+        if (m->rope_long) c->inv_freq[i] /= (double)(n_ctx > m->rope_orig_ctx ? m->rope_long : m->rope_short)[i];
+        if (m->yarn_factor > 0) {
+            double ramp = (i - yarn_lo) / (yarn_hi - yarn_lo), extrap = 1 - (ramp < 0 ? 0 : ramp > 1 ? 1 : ramp);
+            c->inv_freq[i] = c->inv_freq[i] / m->yarn_factor * (1 - extrap) + c->inv_freq[i] * extrap;
+        }
+    }
+    /* Local layers (gemma3): their own base, unscaled. */
+    if (m->rope_base_local > 0) {
+        if (!(c->rope_cos_local = alloc_act(c, nb, half)) || !(c->rope_sin_local = alloc_act(c, nb, half)) ||
+            !(c->inv_freq_local = zc_malloc((size_t)half * sizeof(double)))) {
+            rc = ZC_ERR_NOMEM;
+            goto fail;
+        }
+        for (int i = 0; i < half; i++) c->inv_freq_local[i] = pow((double)m->rope_base_local, -2.0 * i / m->n_rot);
     }
     *out = c;
     return ZC_OK;

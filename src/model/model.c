@@ -22,6 +22,7 @@
 typedef enum {
     T_TOK_EMBD, T_OUT_NORM, T_OUTPUT, T_ROPE_FREQS,
     T_ATTN_NORM, T_WQ, T_WK, T_WV, T_BQ, T_BK, T_BV, T_WO, T_FFN_NORM, T_GATE, T_UP, T_DOWN,
+    T_Q_NORM, T_K_NORM, T_ATTN_POST_NORM, T_FFN_POST_NORM, T_WQKV, T_GATE_UP, T_ROPE_LONG, T_ROPE_SHORT,
     T_COUNT
 } tensor_role;
 
@@ -31,6 +32,9 @@ static const char *const GGUF_NAMES[T_COUNT] = {
     "blk.%d.attn_norm.weight", "blk.%d.attn_q.weight", "blk.%d.attn_k.weight", "blk.%d.attn_v.weight",
     "blk.%d.attn_q.bias", "blk.%d.attn_k.bias", "blk.%d.attn_v.bias", "blk.%d.attn_output.weight",
     "blk.%d.ffn_norm.weight", "blk.%d.ffn_gate.weight", "blk.%d.ffn_up.weight", "blk.%d.ffn_down.weight",
+    "blk.%d.attn_q_norm.weight", "blk.%d.attn_k_norm.weight", "blk.%d.post_attention_norm.weight",
+    "blk.%d.post_ffw_norm.weight", "blk.%d.attn_qkv.weight", "blk.%d.ffn_up.weight", "rope_factors_long.weight",
+    "rope_factors_short.weight",
 };
 static const char *const HF_NAMES[T_COUNT] = {
     "model.embed_tokens.weight", "model.norm.weight", "lm_head.weight", NULL,
@@ -40,6 +44,16 @@ static const char *const HF_NAMES[T_COUNT] = {
     "model.layers.%d.self_attn.v_proj.bias", "model.layers.%d.self_attn.o_proj.weight",
     "model.layers.%d.post_attention_layernorm.weight", "model.layers.%d.mlp.gate_proj.weight",
     "model.layers.%d.mlp.up_proj.weight", "model.layers.%d.mlp.down_proj.weight",
+    "model.layers.%d.self_attn.q_norm.weight", "model.layers.%d.self_attn.k_norm.weight", NULL, NULL,
+    "model.layers.%d.self_attn.qkv_proj.weight", "model.layers.%d.mlp.gate_up_proj.weight", NULL, NULL,
+};
+/* gemma3 names three roles differently (llama.cpp maps them so, see
+ * GGUF_NAMES): post_attention_layernorm follows the attention and the FFN
+ * norm is pre_feedforward_layernorm. NULL entries: HF_NAMES'. */
+static const char *const HF_GEMMA_NAMES[T_COUNT] = {
+    [T_FFN_NORM] = "model.layers.%d.pre_feedforward_layernorm.weight",
+    [T_ATTN_POST_NORM] = "model.layers.%d.post_attention_layernorm.weight",
+    [T_FFN_POST_NORM] = "model.layers.%d.post_feedforward_layernorm.weight",
 };
 
 /* One tensor as the binder sees it, in ggml dimension order (ne[0] is the
@@ -55,14 +69,19 @@ typedef struct {
 typedef struct {
     const char *path;              /* for messages */
     const char *const *names;      /* GGUF_NAMES or HF_NAMES */
+    const char *const *overrides;  /* NULL, or names that replace names' where not NULL (HF_GEMMA_NAMES) */
     bool row_major_shapes;         /* print shapes as [rows, cols] (HF) instead of ggml's [ne0, ne1] */
     /* Find a tensor by name; false if absent. */
     bool (*find)(void *src, const char *name, tensor_view *out);
     void *src;
 } tensor_source;
 
+static const char *role_name(const tensor_source *s, tensor_role r) {
+    return s->overrides && s->overrides[r] ? s->overrides[r] : s->names[r];
+}
+
 static void tensor_name(const tensor_source *s, tensor_role r, int layer, char *buf, size_t cap) {
-    snprintf(buf, cap, s->names[r], layer);
+    snprintf(buf, cap, role_name(s, r), layer);
 }
 
 static void format_shape(const tensor_source *s, int n_dims, const int64_t *ne, char *buf, size_t cap) {
@@ -164,6 +183,15 @@ static int bind_vec(zc_model *m, const tensor_source *s, tensor_role r, int laye
     return 1;
 }
 
+/* Rows [r0, r0 + n) of w as a matrix of its own (rows are independent in
+ * every type: quantized blocks never span rows). */
+static zc_mat row_view(const zc_mat *w, int64_t r0, int64_t n) {
+    zc_mat v = *w;
+    v.rows = n;
+    v.data = (const uint8_t *)w->data + (size_t)r0 * w->row_bytes;
+    return v;
+}
+
 /* Bind every tensor the hyperparameters call for. qkv_bias: the
  * architecture has Q/K/V biases (required then); tied: the output matrix
  * may be absent (the embedding serves). */
@@ -179,24 +207,42 @@ static int bind_weights(zc_model *m, const tensor_source *s, bool qkv_bias, bool
     if (!has_embd) m->tok_embd = m->output;
     if (!has_out) m->output = m->tok_embd;
     if ((rc = bind_vec(m, s, T_OUT_NORM, 0, d, false, &m->out_norm)) < 0) return rc;
-    if (s->names[T_ROPE_FREQS] && (rc = bind_vec(m, s, T_ROPE_FREQS, 0, m->n_rot / 2, true, &m->rope_freqs)) < 0)
+    if (role_name(s, T_ROPE_FREQS) && (rc = bind_vec(m, s, T_ROPE_FREQS, 0, m->n_rot / 2, true, &m->rope_freqs)) < 0)
         return rc;
-    for (int i = 0; m->rope_freqs && i < m->n_rot / 2; i++) /* the frequencies are divided by these */
-        if (!(m->rope_freqs[i] > 0 && isfinite(m->rope_freqs[i])))
-            return zc_error(ZC_ERR_FORMAT, "%s: tensor 'rope_freqs.weight' has value %g at %d, expected > 0",
-                            s->path, (double)m->rope_freqs[i], i);
+    if (role_name(s, T_ROPE_LONG) && ((rc = bind_vec(m, s, T_ROPE_LONG, 0, m->n_rot / 2, true, &m->rope_long)) < 0 ||
+                                  (rc = bind_vec(m, s, T_ROPE_SHORT, 0, m->n_rot / 2, !m->rope_long,
+                                                 &m->rope_short)) < 0))
+        return rc;
+    const float *const factors[] = {m->rope_freqs, m->rope_long, m->rope_short};
+    static const char *const factor_names[] = {"rope_freqs", "rope_factors_long", "rope_factors_short"};
+    for (int f = 0; f < 3; f++) /* the frequencies are divided by these */
+        for (int i = 0; factors[f] && i < m->n_rot / 2; i++)
+            if (!(factors[f][i] > 0 && isfinite(factors[f][i])))
+                return zc_error(ZC_ERR_FORMAT, "%s: tensor '%s.weight' has value %g at %d, expected > 0", s->path,
+                                factor_names[f], (double)factors[f][i], i);
     m->layers = zc_calloc((size_t)h->n_layers, sizeof *m->layers);
     if (!m->layers) return ZC_ERR_NOMEM;
     for (int l = 0; l < h->n_layers; l++) {
         zc_layer *L = &m->layers[l];
-        if ((rc = bind_vec(m, s, T_ATTN_NORM, l, d, false, &L->attn_norm)) < 0 ||
-            (rc = bind_mat(m, s, T_WQ, l, q_dim, d, false, &L->wq)) < 0 ||
-            (rc = bind_mat(m, s, T_WK, l, kv_dim, d, false, &L->wk)) < 0 ||
-            (rc = bind_mat(m, s, T_WV, l, kv_dim, d, false, &L->wv)) < 0 ||
-            (rc = bind_mat(m, s, T_WO, l, d, q_dim, false, &L->wo)) < 0 ||
+        if ((rc = bind_vec(m, s, T_ATTN_NORM, l, d, false, &L->attn_norm)) < 0) return rc;
+        if (m->fused) { /* phi3: q, k, v and gate, up are consecutive row ranges of one matrix each */
+            zc_mat qkv, gu;
+            if ((rc = bind_mat(m, s, T_WQKV, l, q_dim + 2 * kv_dim, d, false, &qkv)) < 0 ||
+                (rc = bind_mat(m, s, T_GATE_UP, l, 2 * (int64_t)h->n_ff, d, false, &gu)) < 0)
+                return rc;
+            L->wq = row_view(&qkv, 0, q_dim);
+            L->wk = row_view(&qkv, q_dim, kv_dim);
+            L->wv = row_view(&qkv, q_dim + kv_dim, kv_dim);
+            L->w_gate = row_view(&gu, 0, h->n_ff);
+            L->w_up = row_view(&gu, h->n_ff, h->n_ff);
+        } else if ((rc = bind_mat(m, s, T_WQ, l, q_dim, d, false, &L->wq)) < 0 ||
+                   (rc = bind_mat(m, s, T_WK, l, kv_dim, d, false, &L->wk)) < 0 ||
+                   (rc = bind_mat(m, s, T_WV, l, kv_dim, d, false, &L->wv)) < 0 ||
+                   (rc = bind_mat(m, s, T_GATE, l, h->n_ff, d, false, &L->w_gate)) < 0 ||
+                   (rc = bind_mat(m, s, T_UP, l, h->n_ff, d, false, &L->w_up)) < 0)
+            return rc;
+        if ((rc = bind_mat(m, s, T_WO, l, d, q_dim, false, &L->wo)) < 0 ||
             (rc = bind_vec(m, s, T_FFN_NORM, l, d, false, &L->ffn_norm)) < 0 ||
-            (rc = bind_mat(m, s, T_GATE, l, h->n_ff, d, false, &L->w_gate)) < 0 ||
-            (rc = bind_mat(m, s, T_UP, l, h->n_ff, d, false, &L->w_up)) < 0 ||
             (rc = bind_mat(m, s, T_DOWN, l, d, h->n_ff, false, &L->w_down)) < 0)
             return rc;
         /* Biases: required by qwen2; a llama file may carry them too (some
@@ -204,6 +250,12 @@ static int bind_weights(zc_model *m, const tensor_source *s, bool qkv_bias, bool
         if ((rc = bind_vec(m, s, T_BQ, l, q_dim, !qkv_bias, &L->bq)) < 0 ||
             (rc = bind_vec(m, s, T_BK, l, kv_dim, !qkv_bias, &L->bk)) < 0 ||
             (rc = bind_vec(m, s, T_BV, l, kv_dim, !qkv_bias, &L->bv)) < 0)
+            return rc;
+        if (m->qk_norm && ((rc = bind_vec(m, s, T_Q_NORM, l, h->head_dim, false, &L->q_norm)) < 0 ||
+                           (rc = bind_vec(m, s, T_K_NORM, l, h->head_dim, false, &L->k_norm)) < 0))
+            return rc;
+        if (m->gemma && ((rc = bind_vec(m, s, T_ATTN_POST_NORM, l, d, false, &L->post_attn_norm)) < 0 ||
+                         (rc = bind_vec(m, s, T_FFN_POST_NORM, l, d, false, &L->post_ffn_norm)) < 0))
             return rc;
     }
     /* The type most of the per-layer matrices have, for display. */
@@ -311,8 +363,10 @@ static int gguf_rope_scaling(const zc_gguf *g, const char *path, const char *arc
     snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
     const char *type = zc_gguf_get_str(g, key, &len);
     if (!type || (len == 4 && !memcmp(type, "none", 4))) return ZC_OK;
+    if (len == 8 && !memcmp(type, "longrope", 8)) return ZC_OK; /* phi3: rope_factors_long/short tensors */
+    if (len == 4 && !memcmp(type, "yarn", 4)) return ZC_OK;     /* gguf_yarn */
     if (len != 6 || memcmp(type, "linear", 6))
-        return zc_error(ZC_ERR_UNSUPPORTED, "%s: rope scaling '%.*s' is not supported (none, linear)", path,
+        return zc_error(ZC_ERR_UNSUPPORTED, "%s: rope scaling '%.*s' is not supported (none, linear, longrope, yarn)", path,
                         (int)(len < 32 ? len : 32), type);
     int rc = gguf_hparam_f32(g, path, arch, "rope.scaling.factor", -1, linear);
     if (rc != ZC_OK) return rc;
@@ -321,14 +375,76 @@ static int gguf_rope_scaling(const zc_gguf *g, const char *path, const char *arc
     return ZC_OK;
 }
 
+/* YaRN from <arch>.rope.scaling.*: factor, original_context_length
+ * (default the training context), yarn_beta_fast/slow (32, 1) and
+ * attn_factor (default 0.1 ln(factor) + 1, as llama.cpp's mscale). */
+static int gguf_yarn(const zc_gguf *g, zc_model *m, const char *an) {
+    char key[128];
+    size_t len;
+    snprintf(key, sizeof key, "%s.rope.scaling.type", an);
+    const char *type = zc_gguf_get_str(g, key, &len);
+    if (!type || len != 4 || memcmp(type, "yarn", 4)) return ZC_OK;
+    const char *path = m->path;
+    float attn;
+    int rc;
+    if ((rc = gguf_hparam_f32(g, path, an, "rope.scaling.factor", -1, &m->yarn_factor)) ||
+        (rc = gguf_hparam(g, path, an, "rope.scaling.original_context_length", m->info.n_ctx_train,
+                          &m->rope_orig_ctx)) ||
+        (rc = gguf_hparam_f32(g, path, an, "rope.scaling.yarn_beta_fast", 32.0f, &m->yarn_beta_fast)) ||
+        (rc = gguf_hparam_f32(g, path, an, "rope.scaling.yarn_beta_slow", 1.0f, &m->yarn_beta_slow)))
+        return rc;
+    if (!(m->yarn_factor >= 1 && m->yarn_factor <= 1024) || m->rope_orig_ctx < 1 || !(m->yarn_beta_fast > 0) ||
+        !(m->yarn_beta_slow > 0))
+        return zc_error(ZC_ERR_FORMAT, "%s: yarn factor %g / original context %d / betas %g, %g out of range", path,
+                        (double)m->yarn_factor, m->rope_orig_ctx, (double)m->yarn_beta_fast,
+                        (double)m->yarn_beta_slow);
+    if ((rc = gguf_hparam_f32(g, path, an, "rope.scaling.attn_factor", 0.1f * logf(m->yarn_factor) + 1.0f, &attn)))
+        return rc;
+    m->rope_mscale = attn;
+    return ZC_OK;
+}
+
 static const struct {
     const char *name;
     zc_rope_style rope;
-    bool qkv_bias;
+    bool qkv_bias, qk_norm, gemma, fused;
 } ARCHS[] = {
-    {"llama", ZC_ROPE_ADJACENT, false},
-    {"qwen2", ZC_ROPE_NEOX, true},
+    {"llama", ZC_ROPE_ADJACENT, false, false, false, false},
+    {"qwen2", ZC_ROPE_NEOX, true, false, false, false},
+    {"qwen3", ZC_ROPE_NEOX, false, true, false, false},
+    {"gemma3", ZC_ROPE_NEOX, false, true, true, false},
+    {"phi3", ZC_ROPE_NEOX, false, false, false, true},
+    {"smollm3", ZC_ROPE_ADJACENT, false, false, false, false},
 };
+#define ARCH_LIST "llama, qwen2, qwen3, gemma3, phi3, smollm3"
+
+/* NoPE layers: every step-th layer (smollm3; 0 = none). */
+static void set_nope(zc_model *m, int step) {
+    for (int l = 0; step > 0 && l < m->info.n_layers; l++) m->layers[l].no_rope = (l + 1) % step == 0;
+}
+
+/* Sliding-window layers and the gemma3 constants, once the hyperparameters
+ * are known: window[l] = `window` on local layers (all of them when
+ * pattern is 0, else all but every pattern-th), 0 on global ones;
+ * local_base > 0 gives local layers their own RoPE base. q_scale turns the
+ * cache's 1/sqrt(head_dim) into 1/sqrt(qpas). */
+static int set_layout(zc_model *m, int window, int pattern, float local_base, float qpas) {
+    const zc_model_info *h = &m->info;
+    if (window < 0 || pattern < 0)
+        return zc_error(ZC_ERR_FORMAT, "%s: sliding window %d / pattern %d is negative", m->path, window, pattern);
+    if (!(qpas > 0 && isfinite(qpas)))
+        return zc_error(ZC_ERR_FORMAT, "%s: query_pre_attn_scalar %g must be positive", m->path, (double)qpas);
+    if (window > 0 && !(m->window = own(m, (size_t)h->n_layers * sizeof *m->window))) return ZC_ERR_NOMEM;
+    for (int l = 0; m->window && l < h->n_layers; l++) {
+        bool local = pattern == 0 || (l + 1) % pattern != 0;
+        m->window[l] = local ? window : 0;
+        m->layers[l].local_rope = local && local_base > 0;
+    }
+    m->rope_base_local = local_base;
+    m->embd_scale = m->gemma ? sqrtf((float)h->n_embd) : 1.0f;
+    m->q_scale = sqrtf((float)h->head_dim / qpas);
+    return ZC_OK;
+}
 
 static int load_gguf(zc_model *m) {
     const char *path = m->path;
@@ -342,10 +458,13 @@ static int load_gguf(zc_model *m) {
     for (int i = 0; i < (int)(sizeof ARCHS / sizeof ARCHS[0]); i++)
         if (len == strlen(ARCHS[i].name) && !memcmp(arch, ARCHS[i].name, len)) a = i;
     if (a < 0)
-        return zc_error(ZC_ERR_UNSUPPORTED, "%s: architecture '%.*s' is not supported (llama, qwen2)", path,
+        return zc_error(ZC_ERR_UNSUPPORTED, "%s: architecture '%.*s' is not supported (" ARCH_LIST ")", path,
                         (int)(len < 64 ? len : 64), arch);
     snprintf(m->arch, sizeof m->arch, "%s", ARCHS[a].name);
     m->rope_style = ARCHS[a].rope;
+    m->qk_norm = ARCHS[a].qk_norm;
+    m->gemma = ARCHS[a].gemma;
+    m->fused = ARCHS[a].fused;
 
     zc_model_info *h = &m->info;
     const char *an = m->arch;
@@ -379,9 +498,34 @@ static int load_gguf(zc_model *m) {
     h->n_vocab = zc_tokenizer_n_vocab(m->tok);
     if ((rc = check_hparams(m)) != ZC_OK) return rc;
 
-    tensor_source s = {path, GGUF_NAMES, false, gguf_find, g};
+    tensor_source s = {path, GGUF_NAMES, NULL, false, gguf_find, g};
     /* GGUF files mark tied embeddings by leaving output.weight out. */
     if ((rc = bind_weights(m, &s, ARCHS[a].qkv_bias, true)) != ZC_OK) return rc;
+    /* Local attention: <arch>.attention.sliding_window on every layer, or
+     * for gemma3 on all but every sliding_window_pattern-th (default 6),
+     * rotating with rope.freq_base_swa (default 10000), as llama.cpp. */
+    int window, pattern;
+    float local_base = 0, qpas = (float)h->head_dim;
+    if ((rc = gguf_hparam(g, path, an, "attention.sliding_window", 0, &window)) ||
+        (rc = gguf_hparam(g, path, an, "attention.sliding_window_pattern", m->gemma ? 6 : 0, &pattern)) ||
+        (m->gemma && (rc = gguf_hparam_f32(g, path, an, "rope.freq_base_swa", 10000.0f, &local_base))) ||
+        (rc = gguf_hparam_f32(g, path, an, "attention.query_pre_attn_scalar", qpas, &qpas)) ||
+        (rc = set_layout(m, window, pattern, local_base, qpas)))
+        return rc;
+    if ((rc = gguf_yarn(g, m, an))) return rc;
+    /* smollm3: llama.cpp hard-codes a NoPE layer every 4 (no key); ours
+     * writes no_rope_layer_step only when a checkpoint differs. */
+    int nope_step = 0;
+    if (!strcmp(an, "smollm3") && (rc = gguf_hparam(g, path, an, "no_rope_layer_step", 4, &nope_step))) return rc;
+    set_nope(m, nope_step);
+    /* LongRoPE (phi3): the factor tensors bound above, the context they
+     * switch at and the attention factor, as llama.cpp writes them. */
+    float attn_factor;
+    if (m->rope_long && ((rc = gguf_hparam(g, path, an, "rope.scaling.original_context_length", h->n_ctx_train,
+                                           &m->rope_orig_ctx)) ||
+                         (rc = gguf_hparam_f32(g, path, an, "rope.scaling.attn_factor", 1.0f, &attn_factor))))
+        return rc;
+    if (m->rope_long) m->rope_mscale = attn_factor;
     h->format = "gguf";
     h->mapped_bytes = zc_gguf_file_size(g);
     return ZC_OK;
@@ -398,6 +542,31 @@ static bool hf_find(void *src, const char *name, tensor_view *out) {
     return true;
 }
 
+/* Gemma's HF RMSNorm multiplies by (1 + w); GGUF files store 1 + w (llama.cpp's
+ * converter adds it), so the forward pass is the same for both: add 1 here,
+ * into owned copies (the mapped weights stay read-only). */
+static int shift_norm(zc_model *m, const float **w, int n) {
+    float *v = own(m, (size_t)n * sizeof *v);
+    if (!v) return ZC_ERR_NOMEM;
+    for (int i = 0; i < n; i++) v[i] = (*w)[i] + 1.0f;
+    *w = v;
+    return ZC_OK;
+}
+
+static int gemma_norms_plus_one(zc_model *m) {
+    const zc_model_info *h = &m->info;
+    int rc = shift_norm(m, &m->out_norm, h->n_embd);
+    for (int l = 0; l < h->n_layers && !rc; l++) {
+        zc_layer *L = &m->layers[l];
+        if ((rc = shift_norm(m, &L->attn_norm, h->n_embd)) || (rc = shift_norm(m, &L->ffn_norm, h->n_embd)) ||
+            (rc = shift_norm(m, &L->post_attn_norm, h->n_embd)) ||
+            (rc = shift_norm(m, &L->post_ffn_norm, h->n_embd)) || (rc = shift_norm(m, &L->q_norm, h->head_dim)))
+            break;
+        rc = shift_norm(m, &L->k_norm, h->head_dim);
+    }
+    return rc;
+}
+
 static int load_hf(zc_model *m) {
     const char *dir = m->path;
     int rc = zc_hf_source_open(dir, &m->hf);
@@ -405,8 +574,12 @@ static int load_hf(zc_model *m) {
     const zc_hf_config *c = &m->hf->config;
     zc_model_info *h = &m->info;
     snprintf(m->arch, sizeof m->arch, "%s", c->arch);
-    /* Both llama and qwen2 HF checkpoints rotate halves: see model.h. */
+    /* Every HF checkpoint rotates halves: see model.h. */
     m->rope_style = ZC_ROPE_NEOX;
+    m->qk_norm = c->qk_norm;
+    m->gemma = c->gemma;
+    m->fused = c->fused;
+    m->rope_linear = c->rope_linear;
     h->n_layers = c->n_layers;
     h->n_embd = c->n_embd;
     h->n_ff = c->n_ff;
@@ -417,7 +590,7 @@ static int load_hf(zc_model *m) {
     h->n_ctx_train = c->max_pos;
     h->rope_base = c->rope_theta;
     h->norm_eps = c->rms_eps;
-    m->n_rot = c->head_dim;
+    m->n_rot = c->n_rot;
 
     char tok_path[4200];
     snprintf(tok_path, sizeof tok_path, "%s/tokenizer.json", dir);
@@ -426,12 +599,42 @@ static int load_hf(zc_model *m) {
         return zc_error(ZC_ERR_FORMAT, "%s: the checkpoint has no tokenizer (tokenizer.json missing)", dir);
     if ((rc = check_hparams(m)) != ZC_OK) return rc;
     if ((rc = zc_tokenizer_from_hf(tok_path, &m->tok)) != ZC_OK) return rc;
-    if (zc_tokenizer_n_vocab(m->tok) > h->n_vocab)
-        return zc_error(ZC_ERR_FORMAT, "%s: the tokenizer has %d tokens, more than vocab_size %d", dir,
-                        zc_tokenizer_n_vocab(m->tok), h->n_vocab);
+    /* Control tokens past the model's rows are tolerated (Gemma 3's
+     * tokenizer.json has <image_soft_token> = 262144 for every size, the 1B
+     * text model 262144 rows): only text that names them with parse_special
+     * can produce them, and decoding refuses those ids. Text tokens cannot. */
+    for (int id = h->n_vocab; id < zc_tokenizer_n_vocab(m->tok); id++) {
+        char piece[8];
+        size_t len;
+        if (zc_token_to_bytes(m->tok, id, piece, sizeof piece, &len) != ZC_OK || len != 0)
+            return zc_error(ZC_ERR_FORMAT, "%s: the tokenizer has %d tokens, more than vocab_size %d (token %d is "
+                            "not a control token)", dir, zc_tokenizer_n_vocab(m->tok), h->n_vocab, id);
+    }
 
-    tensor_source s = {dir, HF_NAMES, true, hf_find, m->hf->st};
+    tensor_source s = {dir, HF_NAMES, c->gemma ? HF_GEMMA_NAMES : NULL, true, hf_find, m->hf->st};
     if ((rc = bind_weights(m, &s, c->attention_bias, c->tie_word_embeddings)) != ZC_OK) return rc;
+    if (c->gemma && (rc = gemma_norms_plus_one(m)) != ZC_OK) return rc;
+    if ((rc = set_layout(m, c->sliding_window, c->swa_pattern, c->rope_local_theta,
+                         c->query_pre_attn_scalar > 0 ? c->query_pre_attn_scalar : (float)c->head_dim)))
+        return rc;
+    set_nope(m, c->nope_interval);
+    if (c->rope_yarn) {
+        m->yarn_factor = c->rope_yarn_factor;
+        m->yarn_beta_fast = c->rope_yarn_beta_fast;
+        m->yarn_beta_slow = c->rope_yarn_beta_slow;
+        m->rope_orig_ctx = c->rope_orig_ctx;
+        m->rope_mscale = c->rope_attn_factor;
+    }
+    if (c->rope_longrope) { /* the factors GGUF files carry as rope_factors_long/short */
+        float *f = own(m, (size_t)m->n_rot * sizeof *f);
+        if (!f) return ZC_ERR_NOMEM;
+        memcpy(f, c->rope_long, (size_t)m->n_rot / 2 * sizeof *f);
+        memcpy(f + m->n_rot / 2, c->rope_short, (size_t)m->n_rot / 2 * sizeof *f);
+        m->rope_long = f;
+        m->rope_short = f + m->n_rot / 2;
+        m->rope_orig_ctx = c->rope_orig_ctx;
+        m->rope_mscale = c->rope_attn_factor;
+    }
     if (c->rope_llama3) { /* the factors GGUF files carry as rope_freqs */
         float *f = own(m, (size_t)m->n_rot / 2 * sizeof *f);
         if (!f) return ZC_ERR_NOMEM;
@@ -451,6 +654,7 @@ int zc_model_load(const char *path, zc_model **out) {
     if (!m) return ZC_ERR_NOMEM;
     snprintf(m->path, sizeof m->path, "%s", path);
     m->rope_linear = 1.0f;
+    m->embd_scale = m->q_scale = m->rope_mscale = 1.0f; /* set once the format is read */
     struct stat st;
     int rc;
     if (stat(path, &st) != 0)

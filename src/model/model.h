@@ -12,8 +12,9 @@
  * instead of permuting the HF Q/K weights at load time we run NeoX-style
  * rotation on them: the attention scores are identical (the permutation
  * applies to q and k alike), the weights stay mapped, and the cache simply
- * sees the keys in rotate-half channel order. qwen2 is NeoX-style in both
- * formats.
+ * sees the keys in rotate-half channel order. qwen2, qwen3, gemma3 and phi3
+ * are NeoX-style in both formats; smollm3 GGUF files are permuted like
+ * llama's.
  */
 #ifndef ZC_MODEL_MODEL_H
 #define ZC_MODEL_MODEL_H
@@ -37,6 +38,11 @@ typedef struct {
     zc_mat wq;                   /* [n_heads*head_dim][n_embd] */
     zc_mat wk, wv;               /* [n_kv_heads*head_dim][n_embd] */
     const float *bq, *bk, *bv;   /* biases of q, k, v (qwen2) or NULL */
+    const float *q_norm, *k_norm; /* [head_dim] per-head RMSNorm weights of q and k before RoPE (qwen3) or NULL */
+    const float *post_attn_norm; /* [n_embd] RMSNorm of the attention output before the residual (gemma3) or NULL */
+    const float *post_ffn_norm;  /* [n_embd] likewise for the MLP output (gemma3) or NULL */
+    bool local_rope;             /* rotates with the local tables (gemma3 sliding-window layers) */
+    bool no_rope;                /* NoPE layer: q and k not rotated (smollm3: every 4th) */
     zc_mat wo;                   /* [n_embd][n_heads*head_dim] */
     const float *ffn_norm;       /* [n_embd] */
     zc_mat w_gate, w_up;         /* [n_ff][n_embd] */
@@ -51,8 +57,25 @@ struct zc_model {
     char path[1024];
     char arch[16];
     zc_rope_style rope_style;
+    bool qk_norm;                /* layers have q_norm/k_norm (qwen3, gemma3) */
+    bool gemma;                  /* gemma3: post-norms, GELU-tanh gate, HF norm weights stored as w - 1 */
+    bool fused;                  /* phi3: one QKV and one gate+up matrix, bound as row views (wq/wk/wv, w_gate/w_up) */
+    float embd_scale;            /* embedding rows multiplied by this (gemma3: sqrt(n_embd); else 1) */
+    float q_scale;               /* q multiplied by this before attention, which scales by 1/sqrt(head_dim):
+                                    sqrt(head_dim / query_pre_attn_scalar) (gemma3; else 1) */
+    float rope_mscale;           /* cos and sin of the rotated channels scaled by this (the LongRoPE / YaRN
+                                    attention factor; else 1) */
+    int *window;                 /* [n_layers] sliding window per layer, 0 = global; NULL: none
+                                    (zc_kv_create_windowed) */
+    float rope_base_local;       /* RoPE base of local_rope layers (no linear scaling, no factors); 0 = none */
     int n_rot;                   /* channels rotated per head (even, <= head_dim) */
     const float *rope_freqs;     /* [n_rot/2] frequency divisors (Llama 3 scaling) or NULL */
+    const float *rope_long, *rope_short; /* [n_rot/2] LongRoPE divisors (phi3): long when the context exceeds
+                                            rope_orig_ctx (as llama.cpp chooses), else short; or NULL */
+    int rope_orig_ctx;           /* LongRoPE / YaRN: the context the model was trained at */
+    float yarn_factor;           /* YaRN (0 = none): interpolation factor, ramp between the dimensions of */
+    float yarn_beta_fast, yarn_beta_slow; /* beta_fast and beta_slow rotations over rope_orig_ctx; cos and sin
+                                             scaled by rope_mscale */
     float rope_linear;           /* linear RoPE scaling: positions divided by this (1 = none) */
     zc_mat tok_embd;             /* [n_vocab][n_embd] */
     zc_layer *layers;            /* [n_layers] */
@@ -85,6 +108,8 @@ struct zc_context {
     float *hb, *hb2;             /* [n_batch][n_ff] FFN gate and up */
     double *inv_freq;            /* [n_rot/2] RoPE angle per position of each channel pair */
     float *rope_cos, *rope_sin;  /* [n_batch][n_rot/2] per position of the batch */
+    double *inv_freq_local;      /* [n_rot/2] as inv_freq, for local_rope layers (NULL without them) */
+    float *rope_cos_local, *rope_sin_local; /* [n_batch][n_rot/2] likewise */
     zc_matmul_scratch mm;
     size_t act_bytes;            /* bytes of the activation buffers above */
 };

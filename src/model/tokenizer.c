@@ -813,6 +813,22 @@ static int regex_kind(const char *re, zc_pretok_kind *kind) {
     return -1;
 }
 
+/* A Split on the literal string s changes nothing when the normalizer has
+ * already replaced every s by text without s (Gemma 3: Replace ' ' -> '▁',
+ * then Split ' ', MergedWithPrevious): the pre-tokenizer sees no s left. */
+static bool split_string_is_noop(const zc_tokenizer *t, const char *s, size_t len) {
+    bool gone = false;
+    for (int k = 0; k < t->n_norm; k++) {
+        const norm_op *op = &t->norm[k];
+        bool to_has = op->to_len >= len && memmem(op->to, op->to_len, s, len) != NULL;
+        if (op->kind == NORM_REPLACE && op->from_len == len && !memcmp(op->from, s, len) && !to_has)
+            gone = true;
+        else if (to_has)
+            gone = false;
+    }
+    return gone;
+}
+
 static int hf_pre_tokenizer(zc_tokenizer *t, const zc_json *p) {
     if (!p || p->type == ZC_JSON_NULL) return ZC_OK;
     const char *type = jtype(p);
@@ -840,6 +856,8 @@ static int hf_pre_tokenizer(zc_tokenizer *t, const zc_json *p) {
         return ZC_OK;
     }
     if (!strcmp(type, "Split")) {
+        const zc_json *str = zc_json_get(zc_json_get(p, "pattern"), "String");
+        if (zc_json_str(str) && str->len && split_string_is_noop(t, str->str, str->len)) return ZC_OK;
         const char *re = zc_json_str(zc_json_get(zc_json_get(p, "pattern"), "Regex"));
         const char *behavior = zc_json_str(zc_json_get(p, "behavior"));
         if (!re || !behavior || strcmp(behavior, "Isolated") || jbool_or(p, "invert", false))
