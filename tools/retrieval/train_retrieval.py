@@ -77,6 +77,7 @@ class TrainConfig:
     eval_seed: int = 100        # test-split seed of the held-out checks during training
     max_steps: int = 0          # stop after this many steps in all (0: only the clock stops it)
     aux_weight: float = 0.2     # weight of the next-token loss on the non-answer tokens
+    aux_fraction: float = 0.1   # the share of those tokens it is computed on
 
 
 def max_lines_for(tok, ctx):
@@ -314,12 +315,13 @@ def train(mc, tc, out, minutes, resume, threads, log):
             # Next-token loss on every other token too: the template teaches each position where it
             # sits in its line, and a question's key noun after its adjective is an induction
             # target (the pair is in the record), the two circuits the lookup is built from.
-            h = model.hidden(ids_t)
-            logits_all = h @ model.embed_tokens.weight.t()                  # [B, T, vocab]
+            # A random tenth of those positions is enough and keeps the output projection cheap.
+            h = model.hidden(ids_t)                                          # [B, T, dim]
+            emb = model.embed_tokens.weight
             nxt = torch.cat((ids_t[:, 1:], torch.full_like(ids_t[:, :1], wordtok.PAD)), 1)
-            aux = (~where) & (nxt != wordtok.PAD)
-            answer_loss = torch.nn.functional.cross_entropy(logits_all[where], tgt_t[where])
-            loss = answer_loss + tc.aux_weight * torch.nn.functional.cross_entropy(logits_all[aux], nxt[aux])
+            aux = (~where) & (nxt != wordtok.PAD) & (torch.rand(ids_t.shape) < tc.aux_fraction)
+            answer_loss = torch.nn.functional.cross_entropy(h[where] @ emb.t(), tgt_t[where])
+            loss = answer_loss + tc.aux_weight * torch.nn.functional.cross_entropy(h[aux] @ emb.t(), nxt[aux])
         else:
             loss = answer_loss = torch.nn.functional.cross_entropy(model.logits_at(ids_t, where), tgt_t[where])
         lr = tc.lr * min(1.0, (st["step"] + 1) / tc.warmup)
