@@ -41,14 +41,14 @@ if [ ! -x "$BIN" ]; then fail eval_cli_binary "no $BIN"; exit 1; fi
 for spec in "stories260K:$S260" "tinystories656K:$S656"; do
     name=${spec%%:*} model=${spec#*:}
     if [ ! -e "$model" ] || [ ! -f "$TEXT" ]; then skip "eval_ppl_$name" "model or text missing"; continue; fi
-    if "$BIN" eval ppl -m "$model" -f "$TEXT" -c 128 --chunks 2 "${COMMON[@]}" --save-kl-base "$TMP/$name.klb" \
+    if "$BIN" eval ppl -m "$model" -f "$TEXT" -c 128 --chunks 2 "${COMMON[@]}" --kv fp16 --save-kl-base "$TMP/$name.klb" \
         --json "$TMP/$name.base.json" >"$TMP/out" 2>&1; then
         check_json "eval_ppl_$name" "$TMP/$name.base.json" \
             'r["task"] == "ppl" and r["policy"] == "fp16" and 1 < r["score"] < 1e4 and r["scored_tokens"] == 128 and r["scored_on_compressed"] == 0 and abs(r["compression_ratio"] - 1) < 1e-9'
     else
         fail "eval_ppl_$name" "$(tail -3 "$TMP/out")"; continue
     fi
-    if "$BIN" eval ppl -m "$model" -f "$TEXT" -c 128 --chunks 2 "${COMMON[@]}" --kl-base "$TMP/$name.klb" \
+    if "$BIN" eval ppl -m "$model" -f "$TEXT" -c 128 --chunks 2 "${COMMON[@]}" --kv fp16 --kl-base "$TMP/$name.klb" \
         --json "$TMP/$name.kl.json" >"$TMP/out" 2>&1; then
         check_json "eval_ppl_kl_self_$name" "$TMP/$name.kl.json" \
             'r["kl_mean"] < 1e-5 and r["top1_agreement"] == 1 and abs(r["ppl_ratio"] - 1) < 1e-6'
@@ -112,7 +112,8 @@ if [ -f "$S260" ] && [ -d "$DATA" ]; then
     else fail eval_gsm8k "$(tail -3 "$TMP/out")"; fi
     # --kv-budget ends an item like a full context: a prompt over the budget is skipped, a generation that
     # reaches it is recorded with stop "budget" (fp16 stories260K: 640 bytes per token, a 386-token prompt)
-    GSM=(eval gsm8k -m "$S260" -c 512 --shots 1 --max-new 24 --data "$DATA/gsm8k/test.jsonl" --limit 1 "${COMMON[@]}")
+    GSM=(eval gsm8k -m "$S260" -c 512 --shots 1 --max-new 24 --data "$DATA/gsm8k/test.jsonl" --limit 1 "${COMMON[@]}"
+         --kv fp16)
     if "$BIN" "${GSM[@]}" --kv-budget $(((386 + 3) * 640)) --results "$TMP/b.jsonl" >"$TMP/out" 2>&1 &&
         out=$("$PY" -c 'import json,sys; r=[json.loads(l) for l in open(sys.argv[1])][-1]
 assert (r["prompt_tokens"], r["generated"], r["stop"]) == (386, 4, "budget"), r' "$TMP/b.jsonl" 2>&1); then

@@ -73,7 +73,7 @@ int zc_kv_create(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *poo
 /* ---- Configuration ------------------------------------------------------ */
 void zc_kv_config_default(zc_kv_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
-    strcpy(cfg->policy, "fp16");
+    strcpy(cfg->policy, "zipcache"); /* the product's point: what a user gets without --kv */
     cfg->k_hi_bits = cfg->v_hi_bits = 4;
     cfg->k_lo_bits = cfg->v_lo_bits = 2;
     cfg->bits = 0; /* the policy's default: zc_kv_config_bits */
@@ -270,6 +270,61 @@ int zc_kv_config_parse_arg(zc_kv_config *cfg, const char *opt, const char *val) 
         return 0;
     }
     return rc == ZC_OK ? 1 : rc;
+}
+
+int zc_kv_config_parse_string(zc_kv_config *cfg, const char *policy, const char *options) {
+    int rc;
+    if (policy && (rc = zc_kv_config_parse_arg(cfg, "--kv", policy)) < 0) return rc;
+    const char *p = options ? options : "";
+    for (;;) {
+        while (*p == ' ' || *p == '\t' || *p == '\n') p++;
+        if (!*p) return ZC_OK;
+        /* One word: "--kv-NAME", "--kv-NAME=VALUE" or "NAME=VALUE". */
+        size_t len = strcspn(p, " \t\n");
+        char opt[64], val[64];
+        const char *eq = memchr(p, '=', len);
+        size_t name_len = eq ? (size_t)(eq - p) : len;
+        int dashed = name_len > 2 && p[0] == '-' && p[1] == '-';
+        if (!dashed && !eq)
+            return zc_error(ZC_ERR_ARG, "KV options: '%.*s' is neither --kv-NAME VALUE nor NAME=VALUE",
+                            (int)(len < 64 ? len : 64), p);
+        int n = snprintf(opt, sizeof opt, "%s%.*s", dashed ? "" : "--kv-", (int)name_len, p);
+        if (n < 0 || (size_t)n >= sizeof opt)
+            return zc_error(ZC_ERR_ARG, "KV options: option '%.*s' is too long", (int)(name_len < 64 ? name_len : 64),
+                            p);
+        p += len;
+        const char *v;
+        size_t vlen;
+        if (eq) {
+            v = eq + 1;
+            vlen = len - name_len - 1;
+        } else { /* the value is the next word */
+            while (*p == ' ' || *p == '\t' || *p == '\n') p++;
+            v = p;
+            vlen = strcspn(p, " \t\n");
+            if (!vlen) return zc_error(ZC_ERR_ARG, "KV options: option %s needs a value", opt);
+            p += vlen;
+        }
+        if (vlen >= sizeof val) return zc_error(ZC_ERR_ARG, "KV options: the value of %s is too long", opt);
+        memcpy(val, v, vlen);
+        val[vlen] = 0;
+        if (!strcmp(opt, "--kv"))
+            return zc_error(ZC_ERR_ARG, "KV options: the policy is named apart from its options");
+        rc = zc_kv_config_parse_arg(cfg, opt, val);
+        if (rc == 0) return zc_error(ZC_ERR_ARG, "KV options: unknown option %s", opt);
+        if (rc < 0) return rc;
+    }
+}
+
+const char *zc_kv_policy_name(int i) { return i >= 0 && (size_t)i < N_POLICIES ? POLICIES[i].name : NULL; }
+
+int zc_kv_describe(const char *policy, const char *options, char *desc, size_t cap) {
+    zc_kv_config cfg;
+    zc_kv_config_default(&cfg);
+    int rc = zc_kv_config_parse_string(&cfg, policy, options);
+    if (rc != ZC_OK) return rc;
+    if (desc && cap) zc_kv_config_describe(&cfg, desc, cap);
+    return ZC_OK;
 }
 
 void zc_kv_config_describe(const zc_kv_config *c, char *buf, size_t cap) {
