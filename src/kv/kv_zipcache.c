@@ -251,6 +251,12 @@ static int window_reserve(kv_zip *c, zlayer *L, int need) {
     zc_fp16 *wv = zc_realloc(L->wv, rows * sizeof(zc_fp16));
     if (!wv) return ZC_ERR_NOMEM;
     L->wv = wv;
+    /* ncol before col: once col's rows move to the new stride, wcap must
+     * follow in the same step, so nothing may fail after the move. */
+    int *ncol = zc_realloc(L->ncol, (size_t)cap * sizeof(int));
+    if (!ncol) return ZC_ERR_NOMEM;
+    memset(ncol + L->wcap, 0, (size_t)(cap - L->wcap) * sizeof(int));
+    L->ncol = ncol;
     float *col = zc_realloc(L->col, (size_t)nkv * cap * sizeof(float));
     if (!col) return ZC_ERR_NOMEM;
     /* rows of col are [wcap] long: move head rows to their new stride (last
@@ -260,10 +266,6 @@ static int window_reserve(kv_zip *c, zlayer *L, int need) {
         memset(col + (size_t)g * cap + L->wcap, 0, (size_t)(cap - L->wcap) * sizeof(float));
     }
     L->col = col;
-    int *ncol = zc_realloc(L->ncol, (size_t)cap * sizeof(int));
-    if (!ncol) return ZC_ERR_NOMEM;
-    memset(ncol + L->wcap, 0, (size_t)(cap - L->wcap) * sizeof(int));
-    L->ncol = ncol;
     L->wcap = cap;
     return ZC_OK;
 }
@@ -420,10 +422,12 @@ static int compress_window(kv_zip *c, zlayer *L, const float *sc, int stream) {
             if (set->tiled) zc_tiled_from_rows(ZC_TILED_V, vc, vrow, set->n, hd, set->v_bits, (uint8_t *)set->v_codes);
         }
     }
+    /* The last allocation comes before the commit: a failure must leave the
+     * window as it was, so that the step can be repeated. */
+    if ((rc = grow((void **)&L->last_scores, &L->last_cap, (size_t)nkv * n, sizeof(float)))) return rc;
     /* commit: the segment exists, the window restarts after it */
     L->arena_used = si->off + si->params + si->codes + si->index;
     L->n_segs++;
-    if ((rc = grow((void **)&L->last_scores, &L->last_cap, (size_t)nkv * n, sizeof(float)))) return rc;
     memcpy(L->last_scores, sc, (size_t)nkv * n * sizeof(float));
     L->last_n = n;
     L->w0 += n;
