@@ -3,7 +3,8 @@
 # Idempotent: does nothing when everything is already there.
 set -eu
 need=()
-for pkg in gcc clang libclang-rt-14-dev make python3 python3-numpy gnuplot-nox; do
+# pkg-config: tests/test_install.sh builds examples/ against `make install`; lcov: `make coverage`.
+for pkg in gcc clang libclang-rt-14-dev make python3 python3-numpy gnuplot-nox pkg-config binutils lcov; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

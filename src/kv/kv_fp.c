@@ -42,8 +42,7 @@ static void store_rows(const kv_fp *c, uint8_t *dst, const float *src, size_t n_
     if (c->type == ZC_TYPE_F32) {
         memcpy(dst, src, n_elems * sizeof(float));
     } else {
-        zc_fp16 *h = (zc_fp16 *)dst;
-        for (size_t i = 0; i < n_elems; i++) h[i] = zc_f32_to_fp16(src[i]);
+        zc_f32_to_fp16_row(src, (zc_fp16 *)dst, n_elems);
     }
 }
 

@@ -90,10 +90,8 @@ static int h2o_write(zc_kv_cache *base, int layer, int pos, int n, const float *
                         base->shape.max_ctx);
     /* Slots never outnumber positions, so the new block fits after them. */
     size_t first = (size_t)L->n_slots * c->kv_dim, elems = (size_t)n * c->kv_dim;
-    for (size_t i = 0; i < elems; i++) {
-        L->k[first + i] = zc_f32_to_fp16(k[i]);
-        L->v[first + i] = zc_f32_to_fp16(v[i]);
-    }
+    zc_f32_to_fp16_row(k, L->k + first, elems);
+    zc_f32_to_fp16_row(v, L->v + first, elems);
     for (int g = 0; g < base->shape.n_kv_heads; g++)
         for (int i = 0; i < n; i++) {
             size_t s = (size_t)g * base->shape.max_ctx + L->n_slots + i;

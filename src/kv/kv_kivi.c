@@ -67,9 +67,7 @@ typedef struct {
 /* Width of value channel group i of a head. */
 static int vgroup_len(const kv_kivi *c, int i) { return i < c->vng - 1 ? c->vg : c->hd - (c->vng - 1) * c->vg; }
 
-static void to_f16(const float *src, zc_fp16 *dst, size_t n) {
-    for (size_t i = 0; i < n; i++) dst[i] = zc_f32_to_fp16(src[i]);
-}
+static void to_f16(const float *src, zc_fp16 *dst, size_t n) { zc_f32_to_fp16_row(src, dst, n); }
 
 /* Row j of (window ++ new rows), as the fp32 value of its fp16. */
 static void stage_row(const kv_kivi *c, const zc_fp16 *win, int wn, const float *x, int j, float *dst) {

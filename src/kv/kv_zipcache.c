@@ -85,6 +85,7 @@
 #include "quant/tiled.h"
 #include "util/error.h"
 #include "util/fp16.h"
+#include "util/small.h"
 
 typedef struct {
     size_t off;                  /* blob offset in the layer arena (8-aligned) */
@@ -145,15 +146,8 @@ static int grow(void **p, size_t *cap, size_t need, size_t elsize) {
     return ZC_OK;
 }
 
-static uint64_t splitmix64(uint64_t x) {
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
 static double unit_rand(uint64_t *state) { /* uniform in [0, 1) */
-    *state = splitmix64(*state);
+    *state = zc_splitmix64_at(*state);
     return (double)(*state >> 11) * (1.0 / 9007199254740992.0);
 }
 
@@ -440,10 +434,8 @@ static int compress_window(kv_zip *c, zlayer *L, const float *sc, int stream) {
 /* The window of layer L in fp32 (c->xk, c->xv [wlen][kv_dim]) for the quantizers. */
 static void window_to_f32(kv_zip *c, const zlayer *L) {
     size_t m = (size_t)L->wlen * c->kv_dim;
-    for (size_t i = 0; i < m; i++) {
-        c->xk[i] = zc_fp16_to_f32(L->wk[i]);
-        c->xv[i] = zc_fp16_to_f32(L->wv[i]);
-    }
+    zc_fp16_to_f32_row(L->wk, c->xk, m);
+    zc_fp16_to_f32_row(L->wv, c->xv, m);
 }
 
 /* Divide column sums by their denominators: sc[g][j] = col[g][j] / den[j].
@@ -468,10 +460,8 @@ static int zip_write(zc_kv_cache *base, int layer, int pos, int n, const float *
     int rc = window_reserve(c, L, L->wlen + n);
     if (rc) return rc;
     size_t off = (size_t)L->wlen * c->kv_dim, m = (size_t)n * c->kv_dim;
-    for (size_t i = 0; i < m; i++) {
-        L->wk[off + i] = zc_f32_to_fp16(k[i]);
-        L->wv[off + i] = zc_f32_to_fp16(v[i]);
-    }
+    zc_f32_to_fp16_row(k, L->wk + off, m);
+    zc_f32_to_fp16_row(v, L->wv + off, m);
     L->wlen += n;
     L->n_tok += n;
     if (layer == base->shape.n_layers - 1) base->n_tokens = L->n_tok;
