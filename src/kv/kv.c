@@ -373,28 +373,39 @@ void zc_kv_base_init(zc_kv_cache *c, const zc_kv_ops *ops, const zc_kv_config *c
     c->pool = pool;
 }
 
-int zc_kv_check_append(const zc_kv_cache *c, const int *n_layer, int layer, int pos, int n) {
+int zc_kv_check_write(const zc_kv_cache *c, int layer, int pos, int n, int have) {
     const zc_kv_shape *s = &c->shape;
-    if (layer < 0 || layer >= s->n_layers || n < 0 || pos != n_layer[layer])
+    if (!zc_kv_has_layer(c, layer) || n < 0 || pos != have)
         return zc_error(ZC_ERR_ARG, "kv %s: write of layer %d at %d, expected position %d", c->ops->name, layer, pos,
-                        layer >= 0 && layer < s->n_layers ? n_layer[layer] : -1);
+                        zc_kv_has_layer(c, layer) ? have : -1);
     if (n > s->max_ctx - pos)
         return zc_error(ZC_ERR_LIMIT, "kv %s: %d tokens at position %d exceed the context of %d", c->ops->name, n,
                         pos, s->max_ctx);
     return ZC_OK;
 }
 
+int zc_kv_check_read(const zc_kv_cache *c, int layer, int pos, int n, int have) {
+    if (!zc_kv_has_layer(c, layer) || pos < 0 || n < 0 || pos + n > have)
+        return zc_error(ZC_ERR_ARG, "kv %s: attention at %d..%d of layer %d, which holds %d tokens", c->ops->name,
+                        pos, pos + n - 1, layer, zc_kv_has_layer(c, layer) ? have : -1);
+    return ZC_OK;
+}
+
+void zc_kv_written(zc_kv_cache *c, int layer, int have) {
+    if (layer == c->shape.n_layers - 1) c->n_tokens = have;
+}
+
+int zc_kv_check_append(const zc_kv_cache *c, const int *n_layer, int layer, int pos, int n) {
+    return zc_kv_check_write(c, layer, pos, n, zc_kv_has_layer(c, layer) ? n_layer[layer] : -1);
+}
+
 void zc_kv_appended(zc_kv_cache *c, int *n_layer, int layer, int pos, int n) {
     n_layer[layer] = pos + n;
-    if (layer == c->shape.n_layers - 1) c->n_tokens = pos + n;
+    zc_kv_written(c, layer, pos + n);
 }
 
 int zc_kv_check_attend(const zc_kv_cache *c, const int *n_layer, int layer, int pos, int n) {
-    const zc_kv_shape *s = &c->shape;
-    if (layer < 0 || layer >= s->n_layers || pos < 0 || n < 0 || pos + n > n_layer[layer])
-        return zc_error(ZC_ERR_ARG, "kv %s: attention at %d..%d of layer %d, which holds %d tokens", c->ops->name,
-                        pos, pos + n - 1, layer, layer >= 0 && layer < s->n_layers ? n_layer[layer] : -1);
-    return ZC_OK;
+    return zc_kv_check_read(c, layer, pos, n, zc_kv_has_layer(c, layer) ? n_layer[layer] : -1);
 }
 
 int zc_kv_truncate_counts(zc_kv_cache *c, int *n_layer, int n_keep) {

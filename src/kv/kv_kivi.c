@@ -34,6 +34,7 @@
 
 #include "attn/attn_impl.h"
 #include "kv/kv.h"
+#include "kv/kv_impl.h"
 #include "kv/kv_tiled.h"
 #include "quant/kvquant.h"
 #include "quant/pack.h"
@@ -135,18 +136,14 @@ static int quantize_values(kv_kivi *c, kivi_layer *L, const float *v, int n, int
 
 static int kivi_write(zc_kv_cache *base, int layer, int pos, int n, const float *k, const float *v) {
     kv_kivi *c = (kv_kivi *)base;
-    if (layer < 0 || layer >= base->shape.n_layers || n < 0 || pos != c->layers[layer].n)
-        return zc_error(ZC_ERR_ARG, "kv kivi: write of layer %d at %d, expected position %d", layer, pos,
-                        layer >= 0 && layer < base->shape.n_layers ? c->layers[layer].n : -1);
-    if (n > base->shape.max_ctx - pos)
-        return zc_error(ZC_ERR_LIMIT, "kv kivi: %d tokens at position %d exceed the context of %d", n, pos,
-                        base->shape.max_ctx);
+    int rc = zc_kv_check_write(base, layer, pos, n, zc_kv_has_layer(base, layer) ? c->layers[layer].n : -1);
+    if (rc) return rc;
     kivi_layer *L = &c->layers[layer];
     /* Quantize first, commit after: the quantizers only write past the
      * committed codes and read the windows, so a refusal (non-finite input)
      * leaves the cache as it was. */
     int kused, vused;
-    int rc = quantize_keys(c, L, k, n, &kused);
+    rc = quantize_keys(c, L, k, n, &kused);
     if (rc == ZC_OK) rc = quantize_values(c, L, v, n, &vused);
     if (rc) return zc_error_prefix(rc, "kv kivi: layer %d tokens %d..%d", layer, pos, pos + n - 1);
     slide_window(c, L->kwin, L->n - L->nkq, k, n, kused);
@@ -154,7 +151,7 @@ static int kivi_write(zc_kv_cache *base, int layer, int pos, int n, const float 
     L->nkq += kused;
     L->nvq += vused;
     L->n = pos + n;
-    if (layer == base->shape.n_layers - 1) base->n_tokens = pos + n;
+    zc_kv_written(base, layer, L->n);
     return ZC_OK;
 }
 
@@ -224,9 +221,8 @@ static void kivi_tile(const void *ctx, int g, int t0, int nk, const zc_kvt_rows 
 
 static int kivi_attend(zc_kv_cache *base, int layer, int pos, int n, const float *q, float *out) {
     kv_kivi *c = (kv_kivi *)base;
-    if (layer < 0 || layer >= base->shape.n_layers || pos < 0 || n < 0 || pos + n > c->layers[layer].n)
-        return zc_error(ZC_ERR_ARG, "kv kivi: attention at %d..%d of layer %d, which holds %d tokens", pos,
-                        pos + n - 1, layer, layer >= 0 && layer < base->shape.n_layers ? c->layers[layer].n : -1);
+    int rc = zc_kv_check_read(base, layer, pos, n, zc_kv_has_layer(base, layer) ? c->layers[layer].n : -1);
+    if (rc) return rc;
     int simd = zc_cpu_has_avx2();
     layer_view lv = {c, &c->layers[layer], simd ? zc_attn_tile_avx2 : zc_attn_tile_scalar, simd};
     zc_kvt_source src = {

@@ -78,6 +78,7 @@
 
 #include "attn/attn.h"
 #include "attn/attn_packed.h"
+#include "kv/kv_impl.h"
 #include "kv/zipcache_internal.h"
 #include "quant/ggml_blocks.h"
 #include "quant/kvquant.h"
@@ -450,21 +451,17 @@ static void normalize(const kv_zip *c, int n, const float *col, size_t col_strid
 
 static int zip_write(zc_kv_cache *base, int layer, int pos, int n, const float *k, const float *v) {
     kv_zip *c = (kv_zip *)base;
-    if (layer < 0 || layer >= base->shape.n_layers || n < 0 || pos != c->L[layer].n_tok)
-        return zc_error(ZC_ERR_ARG, "kv zipcache: write of layer %d at %d, expected position %d", layer, pos,
-                        layer >= 0 && layer < base->shape.n_layers ? c->L[layer].n_tok : -1);
-    if (n > base->shape.max_ctx - pos)
-        return zc_error(ZC_ERR_LIMIT, "kv zipcache: %d tokens at position %d exceed the context of %d", n, pos,
-                        base->shape.max_ctx);
+    int rc = zc_kv_check_write(base, layer, pos, n, zc_kv_has_layer(base, layer) ? c->L[layer].n_tok : -1);
+    if (rc) return rc;
     zlayer *L = &c->L[layer];
-    int rc = window_reserve(c, L, L->wlen + n);
+    rc = window_reserve(c, L, L->wlen + n);
     if (rc) return rc;
     size_t off = (size_t)L->wlen * c->kv_dim, m = (size_t)n * c->kv_dim;
     zc_f32_to_fp16_row(k, L->wk + off, m);
     zc_f32_to_fp16_row(v, L->wv + off, m);
     L->wlen += n;
     L->n_tok += n;
-    if (layer == base->shape.n_layers - 1) base->n_tokens = L->n_tok;
+    zc_kv_written(base, layer, L->n_tok);
     return ZC_OK;
 }
 
@@ -569,16 +566,15 @@ static int stream_step(kv_zip *c, zlayer *L, int pos, int n, const float *q) {
 static int zip_attend(zc_kv_cache *base, int layer, int pos, int n, const float *q, float *out) {
     kv_zip *c = (kv_zip *)base;
     const zc_kv_shape *sh = &base->shape;
-    if (layer < 0 || layer >= sh->n_layers || pos < 0 || n < 0 || pos + n > c->L[layer].n_tok)
-        return zc_error(ZC_ERR_ARG, "kv zipcache: attention at %d..%d of layer %d, which holds %d tokens", pos,
-                        pos + n - 1, layer, layer >= 0 && layer < sh->n_layers ? c->L[layer].n_tok : -1);
+    int rc = zc_kv_check_read(base, layer, pos, n, zc_kv_has_layer(base, layer) ? c->L[layer].n_tok : -1);
+    if (rc) return rc;
     zlayer *L = &c->L[layer];
     if (n == 0) return ZC_OK;
     if (pos + n != L->n_tok || pos < L->w0)
         return zc_error(ZC_ERR_UNSUPPORTED,
                         "kv zipcache: attention must be for the latest written tokens (asked %d..%d, layer %d holds "
                         "%d, window from %d)", pos, pos + n - 1, layer, L->n_tok, L->w0);
-    int rc = reserve_queries(c, n);
+    rc = reserve_queries(c, n);
     if (rc) return rc;
     zc_attn_dims d = {sh->n_heads, sh->n_kv_heads, sh->head_dim};
     rc = zc_attn_forward(base->pool, &d, q, n, pos - L->w0, L->wk, L->wv, ZC_TYPE_F16, (size_t)c->kv_dim, L->wlen,
