@@ -107,10 +107,12 @@ asan:
 
 FUZZ_CFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 fuzz:
-	$(MAKE) BUILD=build-fuzz CC=clang OPT=-O1 CFLAGS="$(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link" lib
+	$(MAKE) BUILD=build-fuzz CC=clang OPT=-O1 CFLAGS="$(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link" lib \
+	  build-fuzz/libzipcache-tools.a
 	@for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
 	  echo "clang $$f -> build-fuzz/$$n"; \
-	  clang $(BASE) -O1 $(FUZZ_CFLAGS) -fsanitize=fuzzer $$f build-fuzz/libzipcache.a $(LDLIBS) -o build-fuzz/$$n || exit 1; \
+	  clang $(BASE) -O1 $(FUZZ_CFLAGS) -fsanitize=fuzzer $$f build-fuzz/libzipcache-tools.a build-fuzz/libzipcache.a \
+	    $(LDLIBS) -o build-fuzz/$$n || exit 1; \
 	done
 	tests/fuzz/run.sh
 

@@ -110,14 +110,16 @@ typedef struct {
  * ZC_ERR_UNSUPPORTED (unknown architecture or weight type), ZC_ERR_NOMEM. */
 ZC_API int zc_model_load(const char *path, zc_model **out);
 
-/* Called while a model loads with the fraction done in [0, 1] (0 first, 1
- * last); return nonzero to stop: the load then fails with ZC_ERR_ABORTED
- * and frees what it had. */
+/* Called on the loading thread with a fraction in [0, 1]: 0 first, 1 last,
+ * and with use_mmap 0 the fraction of the weight file being read after each
+ * 16 MiB (a sharded checkpoint goes 0..1 once per shard). Return nonzero to
+ * stop: the load then fails with ZC_ERR_ABORTED and frees what it had. */
 typedef int (*zc_progress_fn)(float fraction, void *user);
 
 typedef struct {
     int use_mmap;            /* 1 (default): map the weight files; 0: read them into memory (files
-                                on slow or network storage; progress then follows the bytes read) */
+                                on slow or network storage; zc_model_info.mapped_bytes then counts
+                                the bytes read) */
     zc_progress_fn progress; /* optional */
     void *progress_user;
 } zc_model_params;
