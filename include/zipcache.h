@@ -21,8 +21,9 @@
  *    (n_threads) inside zc_decode; callbacks (observer, abort) are called
  *    on the thread that called zc_decode.
  *  - The error state (zc_last_error) is per thread.
- *  - Nothing in the library keeps global mutable state besides the CPU
- *    feature detection, which is done once and is thread-safe.
+ *  - No function of this header keeps global mutable state besides the
+ *    CPU feature detection, which is done once and is thread-safe (the
+ *    error message is per thread, see above).
  */
 #ifndef ZIPCACHE_H
 #define ZIPCACHE_H
