@@ -1,5 +1,7 @@
 /* zipcache: run Llama-family language models on the CPU with a compressed
- * (ZipCache) KV cache.
+ * (ZipCache) KV cache. This header is the whole public API: a program needs
+ * nothing else (`pkg-config --cflags --libs zipcache`); examples/simple.c is
+ * a complete program.
  *
  * Conventions for the whole API:
  *  - Functions that can fail return int: ZC_OK (0) on success or a negative
@@ -7,6 +9,21 @@
  *    file (if any) and the problem. The message is per thread.
  *  - Handles are opaque; every create or load function has a matching free function, and the
  *    free functions accept NULL.
+ *  - Parameter structs are filled by their *_default function first, then
+ *    changed field by field, so that fields added later keep their defaults.
+ *
+ * Threads (the contract):
+ *  - A zc_model is immutable after zc_model_load: any number of threads may
+ *    use one model at once (tokenize, detokenize, info, contexts on it).
+ *  - A zc_context (and its KV cache) and a zc_sampler are used by one thread
+ *    at a time: calls on the same context must not overlap; different
+ *    contexts may run concurrently. A context runs its own thread pool
+ *    (n_threads) inside zc_decode; callbacks (observer, abort) are called
+ *    on the thread that called zc_decode.
+ *  - The error state (zc_last_error) is per thread.
+ *  - No function of this header keeps global mutable state besides the
+ *    CPU feature detection, which is done once and is thread-safe (the
+ *    error message is per thread, see above).
  */
 #ifndef ZIPCACHE_H
 #define ZIPCACHE_H
@@ -18,6 +35,24 @@
 extern "C" {
 #endif
 
+/* Functions the shared library exports; everything else is hidden
+ * (the library is built with -fvisibility=hidden). */
+#if defined(__GNUC__) || defined(__clang__)
+#define ZC_API __attribute__((visibility("default")))
+#else
+#define ZC_API
+#endif
+
+/* ---- Version ------------------------------------------------------------ */
+#define ZC_VERSION_MAJOR 0
+#define ZC_VERSION_MINOR 9
+#define ZC_VERSION_PATCH 0
+#define ZC_VERSION_NUMBER (ZC_VERSION_MAJOR * 10000 + ZC_VERSION_MINOR * 100 + ZC_VERSION_PATCH)
+/* The library's version as "MAJOR.MINOR.PATCH" (compare with the macros to
+ * detect a header/library mismatch) and as ZC_VERSION_NUMBER. */
+ZC_API const char *zc_version(void);
+ZC_API int zc_version_number(void);
+
 /* ---- Error codes -------------------------------------------------------- */
 enum {
     ZC_OK = 0,
@@ -27,16 +62,17 @@ enum {
     ZC_ERR_NOMEM = -4,       /* an allocation failed */
     ZC_ERR_ARG = -5,         /* a caller passed an invalid argument or option */
     ZC_ERR_LIMIT = -6,       /* a size, count or budget limit was exceeded */
+    ZC_ERR_ABORTED = -7,     /* a progress or abort callback asked to stop */
 };
 
 /* The reason for the most recent failure on this thread ("no error" if none). */
-const char *zc_last_error(void);
+ZC_API const char *zc_last_error(void);
 /* The code passed with the most recent failure on this thread. */
-int zc_last_error_code(void);
+ZC_API int zc_last_error_code(void);
 /* Reset the thread's error state. */
-void zc_clear_error(void);
+ZC_API void zc_clear_error(void);
 /* A short fixed description of an error code. */
-const char *zc_strerror(int code);
+ZC_API const char *zc_strerror(int code);
 
 /* ---- Models ------------------------------------------------------------- */
 /* A loaded model: hyperparameters, memory-mapped weights and its tokenizer.
@@ -73,16 +109,36 @@ typedef struct {
  * Errors: ZC_ERR_IO (cannot open), ZC_ERR_FORMAT (malformed file, missing or
  * mis-shaped tensor, missing tokenizer, absurd hyperparameters),
  * ZC_ERR_UNSUPPORTED (unknown architecture or weight type), ZC_ERR_NOMEM. */
-int zc_model_load(const char *path, zc_model **out);
-void zc_model_free(zc_model *m);
+ZC_API int zc_model_load(const char *path, zc_model **out);
+
+/* Called on the loading thread with a fraction in [0, 1]: 0 first, 1 last,
+ * and with use_mmap 0 the fraction of the weight file being read after each
+ * 16 MiB (a sharded checkpoint goes 0..1 once per shard). Return nonzero to
+ * stop: the load then fails with ZC_ERR_ABORTED and frees what it had. */
+typedef int (*zc_progress_fn)(float fraction, void *user);
+
+typedef struct {
+    int use_mmap;            /* 1 (default): map the weight files; 0: read them into memory (files
+                                on slow or network storage; zc_model_info.mapped_bytes then counts
+                                the bytes read) */
+    zc_progress_fn progress; /* optional */
+    void *progress_user;
+} zc_model_params;
+
+/* Defaults: use_mmap 1, no progress callback. */
+ZC_API void zc_model_params_default(zc_model_params *p);
+/* zc_model_load with parameters (p NULL = the defaults). Errors: those of
+ * zc_model_load, ZC_ERR_ABORTED. */
+ZC_API int zc_model_load_params(const char *path, const zc_model_params *p, zc_model **out);
+ZC_API void zc_model_free(zc_model *m);
 /* Never NULL for a loaded model; valid until zc_model_free. */
-const zc_model_info *zc_model_get_info(const zc_model *m);
+ZC_API const zc_model_info *zc_model_get_info(const zc_model *m);
 
 /* Tokens of `len` bytes of text. add_bos: prepend BOS (pass info->add_bos
  * for the model's default); parse_special: match special-token texts such
  * as "<|start_story|>". *ids is malloc'ed (caller frees); *n_ids its count.
  * Errors: the tokenizer's (ZC_ERR_NOMEM; ZC_ERR_LIMIT for a text too long). */
-int zc_model_tokenize(const zc_model *m, const char *text, size_t len, int add_bos, int parse_special,
+ZC_API int zc_model_tokenize(const zc_model *m, const char *text, size_t len, int add_bos, int parse_special,
                       int32_t **ids, int *n_ids);
 
 /* Streaming detokenizer state: holds back the bytes of a UTF-8 character
@@ -92,22 +148,62 @@ typedef struct {
     int n_pending;
     int at_start;
 } zc_detok;
-void zc_detok_init(zc_detok *d);
+ZC_API void zc_detok_init(zc_detok *d);
 /* Append the text of token `id` to out (cap bytes), *len receives the bytes
  * written (only complete UTF-8 characters). Errors: ZC_ERR_ARG (id outside
  * the vocab), ZC_ERR_LIMIT (cap too small: nothing written, state unchanged,
  * so the call can be repeated with a larger buffer). */
-int zc_detokenize(const zc_model *m, zc_detok *d, int32_t id, char *out, size_t cap, size_t *len);
+ZC_API int zc_detokenize(const zc_model *m, zc_detok *d, int32_t id, char *out, size_t cap, size_t *len);
 /* At the end of a stream: a character left unfinished becomes U+FFFD
  * (3 bytes; cap >= 3). Errors: ZC_ERR_LIMIT. */
-int zc_detok_flush(zc_detok *d, char *out, size_t cap, size_t *len);
+ZC_API int zc_detok_flush(zc_detok *d, char *out, size_t cap, size_t *len);
 /* Whether generation should stop after token `id` (EOS, end of turn...). */
-int zc_model_is_eog(const zc_model *m, int32_t id);
+ZC_API int zc_model_is_eog(const zc_model *m, int32_t id);
+
+/* ---- KV cache policies ---------------------------------------------------- */
+/* A context's KV cache is chosen by a policy name and an option string in
+ * the command line's syntax, e.g. policy "zipcache" with options
+ * "--kv-bits 2.7 --kv-stream-gap 100" (or the same as "bits=2.7 stream-gap=100"):
+ * space-separated; each option as "--kv-NAME VALUE", "--kv-NAME=VALUE" or
+ * "NAME=VALUE". `zipcache --help` lists the options; each policy reads the
+ * ones that apply to it. The default policy is "zipcache" (4/2-bit salient /
+ * regular tokens, probe saliency, streaming compression every 100 tokens). */
+
+/* Name of policy i (0, 1, ...), NULL past the last. */
+ZC_API const char *zc_kv_policy_name(int i);
+/* Check a policy and its options without creating anything; on success
+ * writes a one-line description of the effective configuration into
+ * desc (cap bytes; desc may be NULL). Errors: ZC_ERR_ARG (unknown policy,
+ * unknown option, bad value; the message names it). */
+ZC_API int zc_kv_describe(const char *policy, const char *options, char *desc, size_t cap);
+
+/* Exact bytes held by a cache, by part. */
+typedef struct zc_kv_usage {
+    size_t codes;    /* quantized codes / raw K,V values */
+    size_t params;   /* scales, zero points, channel normalizers */
+    size_t window;   /* full-precision window awaiting compression */
+    size_t index;    /* saliency bitmaps / index lists / position maps */
+    size_t other;    /* anything else the policy holds */
+    size_t total;    /* sum of the above */
+    int64_t n_tokens;   /* tokens represented (per layer) */
+    int64_t elements;   /* K+V scalars represented: 2 * n_tokens * layers * kv_heads * head_dim */
+    int64_t n_compressions; /* times the policy compressed a window (streaming) */
+} zc_kv_usage;
+
+/* Compression ratio vs an fp16 cache holding the same tokens:
+ * 16 * elements / (8 * total); 0 for an empty cache. */
+ZC_API double zc_kv_ratio(const zc_kv_usage *u);
+/* Stored bits per K/V element, everything counted; 0 for an empty cache. */
+ZC_API double zc_kv_bits_per_element(const zc_kv_usage *u);
 
 /* ---- Contexts (one sequence with its KV cache) -------------------------- */
 typedef struct zc_context zc_context;
-struct zc_kv_config; /* src/kv/kv.h: policy name and its options */
-struct zc_kv_usage;  /* src/kv/kv.h: bytes held by the cache, by part */
+struct zc_kv_config; /* internal (src/kv/kv.h); see zc_context_params.kv */
+
+/* Called by zc_decode before each batch of at most n_batch tokens; return
+ * nonzero to stop: zc_decode then returns ZC_ERR_ABORTED, keeping the
+ * batches already processed (zc_context_pos tells how far it got). */
+typedef int (*zc_abort_fn)(void *user);
 
 /* Called after RoPE in every layer of every zc_decode, for research code that
  * needs the real queries, keys and values: tokens pos..pos+n-1 of `layer`,
@@ -122,20 +218,26 @@ typedef struct {
                              n_ctx_train (callers should warn: quality may drop past it). */
     int n_threads;        /* threads of the context's pool; 0 = all cores */
     int n_batch;          /* most tokens one forward step processes (bounds scratch memory) */
-    const struct zc_kv_config *kv; /* KV cache policy and options; NULL = zc_kv_config_default (fp16) */
+    const char *kv_policy;  /* KV cache policy; NULL = "zipcache" */
+    const char *kv_options; /* its options (see "KV cache policies"); NULL = none */
+    const struct zc_kv_config *kv; /* for programs built inside the tree (src/kv/kv.h): a parsed
+                                      configuration that replaces kv_policy/kv_options; NULL otherwise */
     zc_observer_fn observer;       /* optional, see above */
     void *observer_user;
+    zc_abort_fn abort_callback;    /* optional, see above */
+    void *abort_user;
 } zc_context_params;
 
-/* Defaults: n_ctx 0, n_threads 0, n_batch 512, kv NULL, no observer. */
-void zc_context_params_default(zc_context_params *p);
+/* Defaults: n_ctx 0, n_threads 0, n_batch 512, kv_policy/kv_options/kv
+ * NULL (zipcache with its defaults), no observer, no abort callback. */
+ZC_API void zc_context_params_default(zc_context_params *p);
 /* Create a context for `model` (which must outlive it): thread pool, KV
  * cache of the chosen policy, activations for n_batch tokens.
  * Errors: ZC_ERR_ARG (n_ctx outside [1, 2^24], n_batch < 1, unknown KV policy
- * or bad policy options), ZC_ERR_LIMIT or ZC_ERR_NOMEM (the cache or the
- * activations do not fit). */
-int zc_context_create(const zc_model *model, const zc_context_params *p, zc_context **out);
-void zc_context_free(zc_context *c);
+ * or bad policy options, a policy that cannot serve the model's shape),
+ * ZC_ERR_LIMIT or ZC_ERR_NOMEM (the cache or the activations do not fit). */
+ZC_API int zc_context_create(const zc_model *model, const zc_context_params *p, zc_context **out);
+ZC_API void zc_context_free(zc_context *c);
 
 enum {
     ZC_LOGITS_NONE = 0, /* no logits (e.g. the prompt before the last chunk) */
@@ -153,19 +255,21 @@ enum {
  * exceed the budget, nothing is processed and ZC_ERR_LIMIT is returned;
  * compressed policies reach it at later positions.
  * Errors: ZC_ERR_ARG (token id outside the vocab, n < 1, NULL logits when
- * asked for), ZC_ERR_LIMIT, ZC_ERR_NOMEM, or an error of the KV policy. After
+ * asked for), ZC_ERR_LIMIT, ZC_ERR_NOMEM, ZC_ERR_ABORTED (the abort callback
+ * asked to stop between batches), or an error of the KV policy. After
  * a failure inside the forward pass the partial batch is dropped from the
  * cache when the policy can truncate; otherwise the context must be reset. */
-int zc_decode(zc_context *c, const int32_t *tokens, int n, int logits_mode, float *logits);
+ZC_API int zc_decode(zc_context *c, const int32_t *tokens, int n, int logits_mode, float *logits);
 /* Tokens processed so far (the next token's position). */
-int zc_context_pos(const zc_context *c);
-int zc_context_n_ctx(const zc_context *c);
+ZC_API int zc_context_pos(const zc_context *c);
+ZC_API int zc_context_n_ctx(const zc_context *c);
 /* Forget everything: position 0, empty cache. */
-int zc_context_reset(zc_context *c);
-/* Bytes the KV cache holds, by part (see struct zc_kv_usage). */
-void zc_context_kv_usage(const zc_context *c, struct zc_kv_usage *u);
-/* The effective KV configuration (policy name and options). */
-const struct zc_kv_config *zc_context_kv_config(const zc_context *c);
+ZC_API int zc_context_reset(zc_context *c);
+/* Bytes the KV cache holds, by part. */
+ZC_API void zc_context_kv_usage(const zc_context *c, zc_kv_usage *u);
+/* One line naming the context's KV policy and its effective options
+ * (as zc_kv_describe writes it), truncated to cap bytes. */
+ZC_API void zc_context_kv_describe(const zc_context *c, char *buf, size_t cap);
 
 /* Memory of a context and its model, in bytes. */
 typedef struct {
@@ -174,7 +278,7 @@ typedef struct {
     size_t kv;               /* the KV cache (details: zc_context_kv_usage) */
     size_t scratch;          /* activations and kernel scratch */
 } zc_memory;
-void zc_context_memory(const zc_context *c, zc_memory *m);
+ZC_API void zc_context_memory(const zc_context *c, zc_memory *m);
 
 /* ---- Sampling ----------------------------------------------------------- */
 /* Chain in llama.cpp's order: repetition penalty over the last
@@ -191,15 +295,15 @@ typedef struct {
 } zc_sampler_params;
 typedef struct zc_sampler zc_sampler;
 
-void zc_sampler_params_default(zc_sampler_params *p);
+ZC_API void zc_sampler_params_default(zc_sampler_params *p);
 /* Errors: ZC_ERR_ARG (n_vocab < 1, a parameter out of range), ZC_ERR_NOMEM. */
-int zc_sampler_create(const zc_sampler_params *p, int n_vocab, zc_sampler **out);
-void zc_sampler_free(zc_sampler *s);
+ZC_API int zc_sampler_create(const zc_sampler_params *p, int n_vocab, zc_sampler **out);
+ZC_API void zc_sampler_free(zc_sampler *s);
 /* Pick a token from logits[n_vocab] (not modified) and remember it for the
  * repetition penalty. */
-int32_t zc_sampler_sample(zc_sampler *s, const float *logits);
+ZC_API int32_t zc_sampler_sample(zc_sampler *s, const float *logits);
 /* Remember a token that was not sampled (prompt tokens) for the penalty. */
-void zc_sampler_accept(zc_sampler *s, int32_t id);
+ZC_API void zc_sampler_accept(zc_sampler *s, int32_t id);
 
 #ifdef __cplusplus
 }

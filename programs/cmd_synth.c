@@ -29,6 +29,7 @@
 #include "util/threads.h"
 #include "util/timer.h"
 #include "zipcache.h"
+#include "util/small.h"
 
 #define WEIGHT_STD 0.02f
 #define BIAS_STD 0.02f
@@ -112,13 +113,6 @@ static const shape SHAPES[] = {
 
 /* ---- random rows ----------------------------------------------------------- */
 
-static uint64_t splitmix64(uint64_t *s) {
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 /* n values ~ N(0, std^2), approximated by the Irwin-Hall sum of four 16-bit
  * uniforms from one 64-bit draw (variance 4 * (2^32 - 1) / 12, tails cut at
  * 3.5 sigma): several times faster than Box-Muller, and for speed tests only
@@ -127,7 +121,7 @@ static void random_row(uint64_t seed, float std, float *out, int64_t n) {
     const float scale = std / sqrtf(4.0f * (65536.0f * 65536.0f - 1.0f) / 12.0f);
     uint64_t s = seed;
     for (int64_t i = 0; i < n; i++) {
-        uint64_t r = splitmix64(&s);
+        uint64_t r = zc_splitmix64(&s);
         uint32_t sum = (uint32_t)(r & 0xffff) + (uint32_t)((r >> 16) & 0xffff) + (uint32_t)((r >> 32) & 0xffff) +
                        (uint32_t)(r >> 48);
         out[i] = ((float)sum - 2.0f * 65535.0f) * scale;

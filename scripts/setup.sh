@@ -4,8 +4,10 @@
 set -eu
 need=()
 # python3-torch + libopenblas0-pthread: the retrieval model's CPU training and its smoke test
-# (torch on the reference BLAS runs ~30x slower than on OpenBLAS).
-for pkg in gcc clang libclang-rt-14-dev make python3 python3-numpy gnuplot-nox python3-torch libopenblas0-pthread; do
+# (torch on the reference BLAS runs ~30x slower than on OpenBLAS). pkg-config: tests/test_install.sh
+# builds examples/ against `make install`; lcov: `make coverage`.
+for pkg in gcc clang libclang-rt-14-dev make python3 python3-numpy gnuplot-nox python3-torch libopenblas0-pthread \
+    pkg-config binutils lcov; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

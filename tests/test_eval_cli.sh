@@ -41,14 +41,14 @@ if [ ! -x "$BIN" ]; then fail eval_cli_binary "no $BIN"; exit 1; fi
 for spec in "stories260K:$S260" "tinystories656K:$S656"; do
     name=${spec%%:*} model=${spec#*:}
     if [ ! -e "$model" ] || [ ! -f "$TEXT" ]; then skip "eval_ppl_$name" "model or text missing"; continue; fi
-    if "$BIN" eval ppl -m "$model" -f "$TEXT" -c 128 --chunks 2 "${COMMON[@]}" --save-kl-base "$TMP/$name.klb" \
+    if "$BIN" eval ppl -m "$model" -f "$TEXT" -c 128 --chunks 2 "${COMMON[@]}" --kv fp16 --save-kl-base "$TMP/$name.klb" \
         --json "$TMP/$name.base.json" >"$TMP/out" 2>&1; then
         check_json "eval_ppl_$name" "$TMP/$name.base.json" \
             'r["task"] == "ppl" and r["policy"] == "fp16" and 1 < r["score"] < 1e4 and r["scored_tokens"] == 128 and r["scored_on_compressed"] == 0 and abs(r["compression_ratio"] - 1) < 1e-9'
     else
         fail "eval_ppl_$name" "$(tail -3 "$TMP/out")"; continue
     fi
-    if "$BIN" eval ppl -m "$model" -f "$TEXT" -c 128 --chunks 2 "${COMMON[@]}" --kl-base "$TMP/$name.klb" \
+    if "$BIN" eval ppl -m "$model" -f "$TEXT" -c 128 --chunks 2 "${COMMON[@]}" --kv fp16 --kl-base "$TMP/$name.klb" \
         --json "$TMP/$name.kl.json" >"$TMP/out" 2>&1; then
         check_json "eval_ppl_kl_self_$name" "$TMP/$name.kl.json" \
             'r["kl_mean"] < 1e-5 and r["top1_agreement"] == 1 and abs(r["ppl_ratio"] - 1) < 1e-6'
@@ -57,23 +57,15 @@ for spec in "stories260K:$S260" "tinystories656K:$S656"; do
     fi
 done
 
-# ---- a compressed policy reads its compressed cache while scoring (the first one registered) ----
+# ---- the compressed default policy reads its compressed cache while scoring ----
 if [ -f "$TMP/stories260K.klb" ]; then
-    pol=""
-    for p in zipcache kivi q4_0; do
-        if "$BIN" eval ppl -m "$S260" -f "$TEXT" -c 128 --chunks 2 "${COMMON[@]}" --kv "$p" --kl-base \
-            "$TMP/stories260K.klb" --json "$TMP/c.json" >"$TMP/out" 2>&1; then
-            pol=$p
-            check_json "eval_ppl_compressed_$pol" "$TMP/c.json" \
-                'r["compression_ratio"] > 1.2 and r["scored_on_compressed"] > 0 and r["kl_mean"] > 0 and 0 < r["top1_agreement"] <= 1'
-            break
-        elif ! grep -q "unknown KV policy" "$TMP/out"; then
-            pol=$p
-            fail "eval_ppl_compressed_$p" "$(tail -3 "$TMP/out")"
-            break
-        fi
-    done
-    [ -n "$pol" ] || skip eval_ppl_compressed "no compressed policy (zipcache, kivi, q4_0) in this build"
+    if "$BIN" eval ppl -m "$S260" -f "$TEXT" -c 128 --chunks 2 "${COMMON[@]}" --kl-base "$TMP/stories260K.klb" \
+        --json "$TMP/c.json" >"$TMP/out" 2>&1; then
+        check_json eval_ppl_compressed_default "$TMP/c.json" \
+            'r["policy"] == "zipcache" and r["compression_ratio"] > 1.2 and r["scored_on_compressed"] > 0 and r["kl_mean"] > 0 and 0 < r["top1_agreement"] <= 1'
+    else
+        fail eval_ppl_compressed_default "$(tail -3 "$TMP/out")"
+    fi
 fi
 
 # ---- resumption: the second run finds every chunk in --results and reproduces the score ----
@@ -112,7 +104,8 @@ if [ -f "$S260" ] && [ -d "$DATA" ]; then
     else fail eval_gsm8k "$(tail -3 "$TMP/out")"; fi
     # --kv-budget ends an item like a full context: a prompt over the budget is skipped, a generation that
     # reaches it is recorded with stop "budget" (fp16 stories260K: 640 bytes per token, a 386-token prompt)
-    GSM=(eval gsm8k -m "$S260" -c 512 --shots 1 --max-new 24 --data "$DATA/gsm8k/test.jsonl" --limit 1 "${COMMON[@]}")
+    GSM=(eval gsm8k -m "$S260" -c 512 --shots 1 --max-new 24 --data "$DATA/gsm8k/test.jsonl" --limit 1 "${COMMON[@]}"
+         --kv fp16)
     if "$BIN" "${GSM[@]}" --kv-budget $(((386 + 3) * 640)) --results "$TMP/b.jsonl" >"$TMP/out" 2>&1 &&
         out=$("$PY" -c 'import json,sys; r=[json.loads(l) for l in open(sys.argv[1])][-1]
 assert (r["prompt_tokens"], r["generated"], r["stop"]) == (386, 4, "budget"), r' "$TMP/b.jsonl" 2>&1); then
@@ -121,6 +114,27 @@ assert (r["prompt_tokens"], r["generated"], r["stop"]) == (386, 4, "budget"), r'
     if "$BIN" "${GSM[@]}" --kv-budget $((300 * 640)) --json "$TMP/b.json" >"$TMP/out" 2>&1; then
         check_json eval_budget_prompt_skipped "$TMP/b.json" 'r["scored"] == 0 and r["skipped_too_long"] == 1'
     else fail eval_budget_prompt_skipped "$(tail -3 "$TMP/out")"; fi
+    # --execute really runs each program: a stand-in interpreter that keeps a copy of what it is given and
+    # passes every test turns the score to 1; one that fails every test, to 0 (the tiny model's completions
+    # fail the real tests too, below).
+    mkdir -p "$TMP/ran"
+    for verdict in 0 1; do
+        printf '#!/bin/sh\n[ "$1" = -I ] && cp "$2" "%s/ran/prog.$$.py"\nexit %s\n' "$TMP" "$verdict" >"$TMP/py$verdict"
+        chmod +x "$TMP/py$verdict"
+    done
+    HE=(eval humaneval -m "$S260" -c 512 --max-new 24 --data "$DATA/humaneval/HumanEval.jsonl" --limit 2 --execute
+        "${COMMON[@]}")
+    if "$BIN" "${HE[@]}" --python "$TMP/py0" --json "$TMP/hp.json" >"$TMP/out" 2>&1; then
+        check_json eval_humaneval_executes_pass "$TMP/hp.json" 'r["scored"] == 2 and r["correct"] == 2 and r["score"] == 1'
+    else fail eval_humaneval_executes_pass "$(tail -3 "$TMP/out")"; fi
+    n_ran=$(ls "$TMP/ran" | wc -l)
+    if [ "$n_ran" -eq 2 ] && [ "$(grep -l "^def check(candidate)" "$TMP"/ran/*.py | wc -l)" -eq 2 ] &&
+        grep -q "^check(has_close_elements)" "$TMP"/ran/*.py; then
+        pass eval_humaneval_programs
+    else fail eval_humaneval_programs "$n_ran programs ran: $(head -c 300 "$TMP"/ran/*.py 2>/dev/null)"; fi
+    if "$BIN" "${HE[@]}" --python "$TMP/py1" --json "$TMP/hf.json" >"$TMP/out" 2>&1; then
+        check_json eval_humaneval_executes_fail "$TMP/hf.json" 'r["scored"] == 2 and r["correct"] == 0'
+    else fail eval_humaneval_executes_fail "$(tail -3 "$TMP/out")"; fi
     if "$BIN" eval humaneval -m "$S260" -c 512 --max-new 24 --data "$DATA/humaneval/HumanEval.jsonl" --limit 2 \
         --execute --out "$TMP/comp.jsonl" "${COMMON[@]}" --json "$TMP/h.json" >"$TMP/out" 2>&1; then
         check_json eval_humaneval "$TMP/h.json" 'r["items"] == 2 and r["scored"] == 2 and r["score"] == 0'
@@ -165,11 +179,41 @@ fi
 if [ -f "$S260" ] && [ -f "$TEXT" ]; then
     for study in saliency recon; do
         if "$BIN" eval $study -m "$S260" -f "$TEXT" --chunks 1 --tokens 64 -t 1 --json "$TMP/$study.json" \
-            >"$TMP/out" 2>&1 && grep -q "^|" "$TMP/out" &&
-            "$PY" -c 'import json, sys; json.load(open(sys.argv[1]))' "$TMP/$study.json"; then
+            >"$TMP/out" 2>&1 && "$PY" - "$study" "$TMP/$study.json" "$TMP/out" <<'EOF' 2>"$TMP/err"
+import json, sys
+study, r, table = sys.argv[1], json.load(open(sys.argv[2])), open(sys.argv[3]).read()
+rows = r["rows"]
+if study == "saliency":
+    # every estimate recovers more of the exact salient set than a random pick would (recall = ratio)
+    assert r["ratios"] == [0.4, 0.6] and len(rows) == 10, r
+    for row in rows:
+        assert all(ratio < rec <= 1 for ratio, rec in zip(r["ratios"], row["recall"])), row
+        assert "| %s | %.4f | %.4f |" % (row["estimate"], *row["recall"]) in table, row
+    exact = [x for x in rows if x["estimate"].startswith("exact normalized")][0]["recall"]
+    local = [x for x in rows if x["estimate"].startswith("locality")][0]["recall"]
+    assert exact[0] > local[0] and exact[1] > local[1], (exact, local)
+else:
+    # more bits, less error, for every quantizer and scope; channelwise parameters cost 32 bits per
+    # channel over the 64 tokens: bits + 0.5
+    groups = {}
+    for row in rows:
+        assert 0 < row["k_rel_mse"] < 1 and 0 < row["v_rel_mse"] < 1, row
+        groups.setdefault((row["format"], row["scope"]), []).append(row)
+        if row["format"] == "channel":
+            assert row["bits_per_element"] == row["bits"] + 0.5, row
+    for fmt in ("channel", "cst sqrt(max|x|)", "cst max|x|", "token"):
+        for scope in ("layer", "head"):
+            g = sorted(groups[(fmt, scope)], key=lambda x: x["bits"])
+            assert [x["bits"] for x in g] == [2, 3, 4], g
+            for a, b in zip(g, g[1:]):
+                assert b["k_rel_mse"] < a["k_rel_mse"] and b["v_rel_mse"] < a["v_rel_mse"], (a, b)
+    q8, q4 = groups[("q8_0", "layer")][0], groups[("q4_0", "layer")][0]
+    assert q8["k_rel_mse"] < q4["k_rel_mse"] and q8["bits_per_element"] == 8.5 and q4["bits_per_element"] == 4.5, (q8, q4)
+EOF
+        then
             pass "eval_$study"
         else
-            fail "eval_$study" "$(tail -3 "$TMP/out")"
+            fail "eval_$study" "$(tail -3 "$TMP/out") $(tail -3 "$TMP/err")"
         fi
     done
 fi

@@ -260,7 +260,8 @@ EOF
     zp=$(cat "$T/pos_zipcache" 2>/dev/null)
     if [ -n "$zp" ] && [ "$zp" -gt 160 ]; then pass budget_zipcache_later; else
         fail budget_zipcache_later "zipcache stopped at '$zp', fp16 at 160"; fi
-    expect budget_prompt_refused 1 "KV cache budget of 1024 bytes reached at position 0 (policy fp16)" \
+    # no --kv: the default policy, zipcache, names itself
+    expect budget_prompt_refused 1 "KV cache budget of 1024 bytes reached at position 0 (policy zipcache)" \
         "$Z" run -m "$S260" -p "Once upon a time" --kv-budget 1K
     expect budget_not_reached 0 "budget 1048576 bytes" "$Z" run -m "$S260" -p "Once" -n 8 --kv-budget 1M
 
@@ -364,9 +365,9 @@ else
         lim "$Z" run -m "$T/big.gguf" -n 1
     expect oom_model_map_control 0 "generated: 1 tokens" "$Z" run -m "$T/big.gguf" -n 1
     expect oom_kv_reserve 1 "kv fp16: cannot reserve 41943040 bytes of address space" \
-        lim "$Z" run -m "$S260" -p Once -n 2 -c 65536 -b 65536
+        lim "$Z" run -m "$S260" -p Once -n 2 -c 65536 -b 65536 --kv fp16
     expect oom_activations 1 "out of memory allocating 16777216 aligned bytes" \
-        lim "$Z" run -m "$S260" -p Once -n 2 -c 65536 -b 65536 --kv zipcache
+        lim "$Z" run -m "$S260" -p Once -n 2 -c 65536 -b 65536 --kv fp16 --kv zipcache
     expect oom_h2o_cache 1 "out of memory" lim "$Z" run -m "$S260" -p Once -n 2 -c 65536 --kv h2o
     expect oom_tokenize_text 1 "out of memory" lim "$Z" tokenize -m "$S260" -f "$DATA/tinystories/validation_head.txt"
     # The same runs fit without the limit's pressure when the context is small.

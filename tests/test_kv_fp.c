@@ -99,7 +99,9 @@ static void test_fp16_threads(void) {
 static void test_registry(void) {
     zc_kv_config cfg;
     zc_kv_config_default(&cfg);
-    TT_CHECK(!strcmp(cfg.policy, "fp16") && cfg.k_hi_bits == 4 && cfg.v_lo_bits == 2 && cfg.bits == 0, "defaults");
+    TT_CHECK(!strcmp(cfg.policy, "zipcache") && cfg.k_hi_bits == 4 && cfg.v_lo_bits == 2 && cfg.bits == 0 &&
+                 cfg.int8_query == 1,
+             "defaults: policy %s", cfg.policy);
     TT_CHECK(cfg.salient_ratio == 0.6f && !strcmp(cfg.probes, "random+recent:0.05:0.05") && cfg.stream_gap == 100 &&
                  cfg.group_size == 32 && cfg.residual == 32 && cfg.budget_ratio == 0.2f && cfg.seed == 0 &&
                  cfg.sinks == 0 && cfg.key_group == 0 && cfg.budget_bytes == 0 && cfg.target_bits == 0,
@@ -114,6 +116,7 @@ static void test_registry(void) {
     zc_kv_config_default(&cfg);
     zc_kv_shape bad = {1, 3, 2, 8, 16};
     TT_CHECK(zc_kv_create(&cfg, &bad, NULL, &c) == ZC_ERR_ARG, "kv heads not dividing heads");
+    strcpy(cfg.policy, "fp16"); /* reserves its address space up front */
     zc_kv_shape huge = {1000, 8, 8, 128, 1 << 30};
     int rc = zc_kv_create(&cfg, &huge, NULL, &c);
     TT_CHECK(rc == ZC_ERR_LIMIT || rc == ZC_ERR_NOMEM, "absurd context accepted (%d)", rc);
@@ -196,6 +199,7 @@ static void test_parse(void) {
 static void test_describe(void) {
     zc_kv_config cfg;
     zc_kv_config_default(&cfg);
+    strcpy(cfg.policy, "fp16");
     char buf[256];
     zc_kv_config_describe(&cfg, buf, sizeof buf);
     TT_CHECK(!strcmp(buf, "fp16 (uncompressed, 16 bits/element)"), "%s", buf);

@@ -4,6 +4,7 @@
 
 #include "tt.h"
 #include "util/error.h"
+#include "util/cpu.h"
 #include "util/fp16.h"
 #include "util/json.h"
 #include "util/threads.h"
@@ -57,6 +58,50 @@ static void test_fp16_rounding_matches_reference(void) {
         }
     }
     TT_CHECK(bad == 0, "%d mismatches", bad);
+}
+
+/* The F16C rows against the scalar references: every fp16 bit pattern
+ * widened, and random, edge (overflow, subnormal, halfway) and special
+ * floats narrowed, at lengths that leave every tail size. */
+static void test_fp16_rows(void) {
+    if (!zc_cpu_has_avx2()) TT_SKIP("no AVX2/F16C on this CPU");
+    static zc_fp16 all[65536];
+    static float wide_a[65536], wide_b[65536];
+    for (int i = 0; i < 65536; i++) all[i] = (zc_fp16)i;
+    zc_fp16_to_f32_row_avx2(all, wide_a, 65536);
+    zc_fp16_to_f32_row_scalar(all, wide_b, 65536);
+    int bad = 0;
+    for (int i = 0; i < 65536; i++) bad += memcmp(&wide_a[i], &wide_b[i], 4) != 0 && !(isnan(wide_a[i]) && isnan(wide_b[i]));
+    TT_CHECK(bad == 0, "%d halves widen differently", bad);
+    enum { N = 4099 };
+    static float f[N];
+    static zc_fp16 ha[N], hb[N];
+    unsigned long long seed = 42;
+    const float edge[] = {0.0f, -0.0f, 65504.0f, 65519.99f, 65520.0f, 1e9f, -1e9f, 6.1035156e-05f, 6.0e-08f,
+                          2.9802322e-08f, 1.0f + 1.0f / 2048, 1.0f + 3.0f / 2048, INFINITY, -INFINITY, NAN};
+    for (int i = 0; i < N; i++) {
+        unsigned long long r = tt_rand_u64(&seed);
+        if (i < (int)(sizeof edge / sizeof edge[0]))
+            f[i] = edge[i];
+        else if (i % 3 == 0) /* any bit pattern */
+            memcpy(&f[i], &(uint32_t){(uint32_t)r}, 4);
+        else
+            f[i] = tt_randf(&seed) * (float)(1 << (r % 20)) / 64.0f;
+    }
+    for (int len = 0; len <= 17; len++) {
+        memset(ha, 0, sizeof ha), memset(hb, 0, sizeof hb);
+        zc_f32_to_fp16_row_avx2(f + 3, ha, (size_t)len);
+        zc_f32_to_fp16_row_scalar(f + 3, hb, (size_t)len);
+        TT_CHECK(!memcmp(ha, hb, sizeof ha), "length %d", len);
+    }
+    zc_f32_to_fp16_row(f, ha, N);
+    zc_f32_to_fp16_row_scalar(f, hb, N);
+    bad = 0;
+    for (int i = 0; i < N; i++) {
+        int nan_a = (ha[i] & 0x7c00) == 0x7c00 && (ha[i] & 0x3ff), nan_b = (hb[i] & 0x7c00) == 0x7c00 && (hb[i] & 0x3ff);
+        bad += nan_a != nan_b || (!nan_a && ha[i] != hb[i]);
+    }
+    TT_CHECK(bad == 0, "%d of %d floats narrow differently", bad, N);
 }
 
 static void test_bf16(void) {
@@ -161,6 +206,7 @@ static void test_checked_sizes(void) {
 int main(void) {
     TT_RUN(test_fp16_roundtrip_all_halves);
     TT_RUN(test_fp16_rounding_matches_reference);
+    TT_RUN(test_fp16_rows);
     TT_RUN(test_bf16);
     TT_RUN(test_pool_runs_every_task_once);
     TT_RUN(test_json_valid);

@@ -7,8 +7,10 @@
  *
  * Each test prints "PASS name", "FAIL name" or "SKIP name: reason" on its own
  * line; tests/run.sh counts those lines across all test programs. A test
- * fails if any TT_CHECK in it fails; TT_SKIP ends it as skipped (used when an
- * asset in ../shared is missing: never count a missing asset as a pass).
+ * fails if any TT_CHECK in it fails, and also if it made no check at all (a
+ * test that checks nothing cannot fail, so it must not pass); TT_SKIP ends it
+ * as skipped (used when an asset in ../shared is missing: never count a
+ * missing asset as a pass).
  */
 #ifndef ZC_TESTS_TT_H
 #define ZC_TESTS_TT_H
@@ -20,12 +22,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static int tt_failed_checks, tt_n_pass, tt_n_fail, tt_n_skip;
+static int tt_failed_checks, tt_n_checks, tt_n_pass, tt_n_fail, tt_n_skip;
 static jmp_buf tt_skip_jmp;
 static char tt_skip_reason[256];
 
 #define TT_CHECK(cond, ...)                                                  \
     do {                                                                     \
+        tt_n_checks++;                                                       \
         if (!(cond)) {                                                       \
             tt_failed_checks++;                                              \
             fprintf(stderr, "  %s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
@@ -49,9 +52,11 @@ static char tt_skip_reason[256];
 
 static inline void tt_run(const char *name, void (*fn)(void)) {
     tt_failed_checks = 0;
+    tt_n_checks = 0;
     if (setjmp(tt_skip_jmp) == 0) {
         fn();
-        if (tt_failed_checks) {
+        if (!tt_n_checks) fprintf(stderr, "  %s: made no check\n", name);
+        if (tt_failed_checks || !tt_n_checks) {
             printf("FAIL %s\n", name);
             tt_n_fail++;
         } else {

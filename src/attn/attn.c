@@ -25,6 +25,7 @@
 #include "util/cpu.h"
 #include "util/error.h"
 #include "util/fp16.h"
+#include "util/small.h"
 
 /* Keys per decode chunk at least: below this the merge and the task hand-out
  * cost more than the parallelism gains. A multiple of ZC_ATTN_BK. */
@@ -73,7 +74,6 @@ void zc_attn_colsum_row_scalar(const float *qh, float scale, float lse, int n, i
     }
 }
 
-static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
 
 /* Per-thread scratch, in floats: query rows and fp16->fp32 K and V tiles
  * (decode: those of every KV head), one score row, and (prefill only) the
@@ -85,15 +85,15 @@ typedef struct {
 static thread_layout layout_for(int rows, int hd, int heads, int with_state) {
     thread_layout t;
     size_t o = 0, wide = (size_t)heads * hd;
-    t.q = o;   o += round16((size_t)rows * wide);       /* [heads][rows][hd] */
-    t.kt = o;  o += round16((size_t)ZC_ATTN_BK * wide); /* [BK][heads*hd] */
-    t.vt = o;  o += round16((size_t)ZC_ATTN_BK * wide); /* [BK][heads*hd] */
-    t.s = o;   o += round16(2 * ZC_ATTN_BK);            /* [2][BK] score rows */
+    t.q = o;   o += zc_round16((size_t)rows * wide);       /* [heads][rows][hd] */
+    t.kt = o;  o += zc_round16((size_t)ZC_ATTN_BK * wide); /* [BK][heads*hd] */
+    t.vt = o;  o += zc_round16((size_t)ZC_ATTN_BK * wide); /* [BK][heads*hd] */
+    t.s = o;   o += zc_round16(2 * ZC_ATTN_BK);            /* [2][BK] score rows */
     t.m = t.l = t.acc = o;
     if (with_state) {
-        t.m = o;   o += round16((size_t)rows);          /* [rows] */
-        t.l = o;   o += round16((size_t)rows);          /* [rows] */
-        t.acc = o; o += round16((size_t)rows * hd);     /* [rows][hd] */
+        t.m = o;   o += zc_round16((size_t)rows);          /* [rows] */
+        t.l = o;   o += zc_round16((size_t)rows);          /* [rows] */
+        t.acc = o; o += zc_round16((size_t)rows * hd);     /* [rows][hd] */
     }
     t.total = o;
     return t;
@@ -281,7 +281,7 @@ void zc_attn_split_plan(int n_q, int G, int n_kv_heads, int hd, int kend, int th
         sp->chunk_len = (len + ZC_ATTN_BK - 1) / ZC_ATTN_BK * ZC_ATTN_BK;
         sp->n_chunks = (kend + sp->chunk_len - 1) / sp->chunk_len;
         sp->n_tasks = sp->n_chunks;
-        sp->part_floats = round16((size_t)sp->n_chunks * n_kv_heads * sp->rows * (hd + 2));
+        sp->part_floats = zc_round16((size_t)sp->n_chunks * n_kv_heads * sp->rows * (hd + 2));
     } else {
         sp->n_qblocks = (n_q + ZC_ATTN_BQ - 1) / ZC_ATTN_BQ;
         sp->n_tasks = sp->n_qblocks * n_kv_heads;

@@ -26,6 +26,7 @@
 #include "quant/tiled.h"
 #include "util/cpu.h"
 #include "util/error.h"
+#include "util/small.h"
 
 #define TILE 128          /* tokens per tile (64 measured 3% slower decode with the integer path, 15% with fp32) */
 #define SROW (TILE + 8)   /* floats per row of integer-path scores: softmax may write 7 past a row's last token */
@@ -152,7 +153,6 @@ const zc_packed_kernels zc_packed_kernels_scalar = {zc_unpack_scalar,   to_f32_s
                                                     scores_t_scalar,    weights_scalar,    value_t_scalar};
 /* ---- driver -------------------------------------------------------------- */
 
-static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
 
 /* Per-thread scratch, offsets in floats. R = rows of a task (<= BQ*G). */
 typedef struct {
@@ -162,22 +162,22 @@ typedef struct {
 static tlayout tlayout_for(int R, int hd) {
     tlayout t;
     size_t o = 0, rh = (size_t)R * hd;
-    t.qb = o;    o += round16(rh);                   /* [R][hd] queries * 1/sqrt(hd) */
-    t.qs = o;    o += round16(rh);                   /* [R][hd] folded with the key step */
-    t.qmin = o;  o += round16((size_t)R);            /* [R] sum_c q_c min_c */
-    t.qa = o;    o += round16((size_t)R);            /* [R] int8 query scale */
-    t.qq = o;    o += round16((rh + 3) / 4);         /* [R][hd] int8 */
-    t.kstep = o; o += round16((size_t)hd);           /* [hd] */
-    t.kmin = o;  o += round16((size_t)hd);           /* [hd] */
-    t.vnorm = o; o += round16((size_t)hd);           /* [hd] */
-    t.kc = o;    o += round16((size_t)TILE * hd / 4); /* [TILE][hd] uint8 key codes */
-    t.kf = o;    o += round16((size_t)TILE * hd);    /* [TILE][hd] key codes as floats */
-    t.vc = o;    o += round16((size_t)TILE * hd / 4); /* [TILE][hd] uint8 value codes */
-    t.vf = o;    o += round16((size_t)TILE * hd);    /* [TILE][hd] value codes as floats */
-    t.vstep = o; o += round16(TILE);                 /* [TILE] */
-    t.vmin = o;  o += round16(TILE);                 /* [TILE] */
-    t.s = o;     o += round16(ZC_PACKED_RB * SROW);  /* scores, then probabilities: fp32 path [2][TILE], integer [RB][SROW] */
-    t.w = o;     o += round16(2 * TILE);             /* fp32 path: [2][TILE] p_t * step_t; integer: [RB][TILE] bytes */
+    t.qb = o;    o += zc_round16(rh);                   /* [R][hd] queries * 1/sqrt(hd) */
+    t.qs = o;    o += zc_round16(rh);                   /* [R][hd] folded with the key step */
+    t.qmin = o;  o += zc_round16((size_t)R);            /* [R] sum_c q_c min_c */
+    t.qa = o;    o += zc_round16((size_t)R);            /* [R] int8 query scale */
+    t.qq = o;    o += zc_round16((rh + 3) / 4);         /* [R][hd] int8 */
+    t.kstep = o; o += zc_round16((size_t)hd);           /* [hd] */
+    t.kmin = o;  o += zc_round16((size_t)hd);           /* [hd] */
+    t.vnorm = o; o += zc_round16((size_t)hd);           /* [hd] */
+    t.kc = o;    o += zc_round16((size_t)TILE * hd / 4); /* [TILE][hd] uint8 key codes */
+    t.kf = o;    o += zc_round16((size_t)TILE * hd);    /* [TILE][hd] key codes as floats */
+    t.vc = o;    o += zc_round16((size_t)TILE * hd / 4); /* [TILE][hd] uint8 value codes */
+    t.vf = o;    o += zc_round16((size_t)TILE * hd);    /* [TILE][hd] value codes as floats */
+    t.vstep = o; o += zc_round16(TILE);                 /* [TILE] */
+    t.vmin = o;  o += zc_round16(TILE);                 /* [TILE] */
+    t.s = o;     o += zc_round16(ZC_PACKED_RB * SROW);  /* scores, then probabilities: fp32 path [2][TILE], integer [RB][SROW] */
+    t.w = o;     o += zc_round16(2 * TILE);             /* fp32 path: [2][TILE] p_t * step_t; integer: [RB][TILE] bytes */
     t.total = o;
     return t;
 }
@@ -501,11 +501,11 @@ int zc_attn_packed(zc_pool *pool, const zc_attn_dims *d, const float *q, int n_q
 
     size_t part, tot;
     if (zc_mul_size((size_t)c.n_qblocks * c.n_chunks * d->n_kv_heads, (size_t)c.R_max * (hd + 2), &part) ||
-        zc_mul_size(c.tl.total, (size_t)threads, &tot) || zc_add_size(tot, round16(part), &tot))
+        zc_mul_size(c.tl.total, (size_t)threads, &tot) || zc_add_size(tot, zc_round16(part), &tot))
         return zc_error(ZC_ERR_LIMIT, "packed attention: scratch size overflows");
     if ((rc = zc_attn_scratch_reserve(scratch, tot))) return rc;
     c.part = scratch->buf;
-    c.scratch = scratch->buf + round16(part);
+    c.scratch = scratch->buf + zc_round16(part);
     zc_pool_run(pool, c.n_qblocks * c.n_chunks * d->n_kv_heads, packed_task, &c);
     packed_merge(&c, out, lse);
     return ZC_OK;

@@ -260,6 +260,7 @@ int zc_eval_sweep(const zc_model *m, const char *model_path, const zc_eval_opts 
         snprintf(base_path, sizeof base_path, "%s.klbase", sw->csv);
         zc_eval_opts bo = *o;
         zc_kv_config_default(&bo.kv);
+        strcpy(bo.kv.policy, "fp16");
         zc_eval_ppl_opts bp = *p;
         bp.kl_base = NULL;
         bp.save_kl_base = base_path;

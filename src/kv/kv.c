@@ -75,7 +75,7 @@ int zc_kv_create(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *poo
 /* ---- Configuration ------------------------------------------------------ */
 void zc_kv_config_default(zc_kv_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
-    strcpy(cfg->policy, "fp16");
+    strcpy(cfg->policy, "zipcache"); /* the product's point: what a user gets without --kv */
     cfg->k_hi_bits = cfg->v_hi_bits = 4;
     cfg->k_lo_bits = cfg->v_lo_bits = 2;
     cfg->bits = 0; /* the policy's default: zc_kv_config_bits */
@@ -274,6 +274,61 @@ int zc_kv_config_parse_arg(zc_kv_config *cfg, const char *opt, const char *val) 
     return rc == ZC_OK ? 1 : rc;
 }
 
+int zc_kv_config_parse_string(zc_kv_config *cfg, const char *policy, const char *options) {
+    int rc;
+    if (policy && (rc = zc_kv_config_parse_arg(cfg, "--kv", policy)) < 0) return rc;
+    const char *p = options ? options : "";
+    for (;;) {
+        while (*p == ' ' || *p == '\t' || *p == '\n') p++;
+        if (!*p) return ZC_OK;
+        /* One word: "--kv-NAME", "--kv-NAME=VALUE" or "NAME=VALUE". */
+        size_t len = strcspn(p, " \t\n");
+        char opt[64], val[64];
+        const char *eq = memchr(p, '=', len);
+        size_t name_len = eq ? (size_t)(eq - p) : len;
+        int dashed = name_len > 2 && p[0] == '-' && p[1] == '-';
+        if (!dashed && !eq)
+            return zc_error(ZC_ERR_ARG, "KV options: '%.*s' is neither --kv-NAME VALUE nor NAME=VALUE",
+                            (int)(len < 64 ? len : 64), p);
+        int n = snprintf(opt, sizeof opt, "%s%.*s", dashed ? "" : "--kv-", (int)name_len, p);
+        if (n < 0 || (size_t)n >= sizeof opt)
+            return zc_error(ZC_ERR_ARG, "KV options: option '%.*s' is too long", (int)(name_len < 64 ? name_len : 64),
+                            p);
+        p += len;
+        const char *v;
+        size_t vlen;
+        if (eq) {
+            v = eq + 1;
+            vlen = len - name_len - 1;
+        } else { /* the value is the next word */
+            while (*p == ' ' || *p == '\t' || *p == '\n') p++;
+            v = p;
+            vlen = strcspn(p, " \t\n");
+            if (!vlen) return zc_error(ZC_ERR_ARG, "KV options: option %s needs a value", opt);
+            p += vlen;
+        }
+        if (vlen >= sizeof val) return zc_error(ZC_ERR_ARG, "KV options: the value of %s is too long", opt);
+        memcpy(val, v, vlen);
+        val[vlen] = 0;
+        if (!strcmp(opt, "--kv"))
+            return zc_error(ZC_ERR_ARG, "KV options: the policy is named apart from its options");
+        rc = zc_kv_config_parse_arg(cfg, opt, val);
+        if (rc == 0) return zc_error(ZC_ERR_ARG, "KV options: unknown option %s", opt);
+        if (rc < 0) return rc;
+    }
+}
+
+const char *zc_kv_policy_name(int i) { return i >= 0 && (size_t)i < N_POLICIES ? POLICIES[i].name : NULL; }
+
+int zc_kv_describe(const char *policy, const char *options, char *desc, size_t cap) {
+    zc_kv_config cfg;
+    zc_kv_config_default(&cfg);
+    int rc = zc_kv_config_parse_string(&cfg, policy, options);
+    if (rc != ZC_OK) return rc;
+    if (desc && cap) zc_kv_config_describe(&cfg, desc, cap);
+    return ZC_OK;
+}
+
 void zc_kv_config_describe(const zc_kv_config *c, char *buf, size_t cap) {
     const char *p = c->policy;
     char budget[48] = "";
@@ -320,28 +375,39 @@ void zc_kv_base_init(zc_kv_cache *c, const zc_kv_ops *ops, const zc_kv_config *c
     c->pool = pool;
 }
 
-int zc_kv_check_append(const zc_kv_cache *c, const int *n_layer, int layer, int pos, int n) {
+int zc_kv_check_write(const zc_kv_cache *c, int layer, int pos, int n, int have) {
     const zc_kv_shape *s = &c->shape;
-    if (layer < 0 || layer >= s->n_layers || n < 0 || pos != n_layer[layer])
+    if (!zc_kv_has_layer(c, layer) || n < 0 || pos != have)
         return zc_error(ZC_ERR_ARG, "kv %s: write of layer %d at %d, expected position %d", c->ops->name, layer, pos,
-                        layer >= 0 && layer < s->n_layers ? n_layer[layer] : -1);
+                        zc_kv_has_layer(c, layer) ? have : -1);
     if (n > s->max_ctx - pos)
         return zc_error(ZC_ERR_LIMIT, "kv %s: %d tokens at position %d exceed the context of %d", c->ops->name, n,
                         pos, s->max_ctx);
     return ZC_OK;
 }
 
+int zc_kv_check_read(const zc_kv_cache *c, int layer, int pos, int n, int have) {
+    if (!zc_kv_has_layer(c, layer) || pos < 0 || n < 0 || pos + n > have)
+        return zc_error(ZC_ERR_ARG, "kv %s: attention at %d..%d of layer %d, which holds %d tokens", c->ops->name,
+                        pos, pos + n - 1, layer, zc_kv_has_layer(c, layer) ? have : -1);
+    return ZC_OK;
+}
+
+void zc_kv_written(zc_kv_cache *c, int layer, int have) {
+    if (layer == c->shape.n_layers - 1) c->n_tokens = have;
+}
+
+int zc_kv_check_append(const zc_kv_cache *c, const int *n_layer, int layer, int pos, int n) {
+    return zc_kv_check_write(c, layer, pos, n, zc_kv_has_layer(c, layer) ? n_layer[layer] : -1);
+}
+
 void zc_kv_appended(zc_kv_cache *c, int *n_layer, int layer, int pos, int n) {
     n_layer[layer] = pos + n;
-    if (layer == c->shape.n_layers - 1) c->n_tokens = pos + n;
+    zc_kv_written(c, layer, pos + n);
 }
 
 int zc_kv_check_attend(const zc_kv_cache *c, const int *n_layer, int layer, int pos, int n) {
-    const zc_kv_shape *s = &c->shape;
-    if (layer < 0 || layer >= s->n_layers || pos < 0 || n < 0 || pos + n > n_layer[layer])
-        return zc_error(ZC_ERR_ARG, "kv %s: attention at %d..%d of layer %d, which holds %d tokens", c->ops->name,
-                        pos, pos + n - 1, layer, layer >= 0 && layer < s->n_layers ? n_layer[layer] : -1);
-    return ZC_OK;
+    return zc_kv_check_read(c, layer, pos, n, zc_kv_has_layer(c, layer) ? n_layer[layer] : -1);
 }
 
 int zc_kv_truncate_counts(zc_kv_cache *c, int *n_layer, int n_keep) {
@@ -366,7 +432,6 @@ void zc_kv_store_rows(int type, uint8_t *dst, const float *src, size_t n_elems) 
     if (type == ZC_TYPE_F32) {
         memcpy(dst, src, n_elems * sizeof(float));
     } else {
-        zc_fp16 *h = (zc_fp16 *)dst;
-        for (size_t i = 0; i < n_elems; i++) h[i] = zc_f32_to_fp16(src[i]);
+        zc_f32_to_fp16_row(src, (zc_fp16 *)dst, n_elems);
     }
 }

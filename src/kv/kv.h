@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "quant/saliency.h"
+#include "zipcache.h"
 #include "util/threads.h"
 
 typedef struct {
@@ -64,18 +65,7 @@ typedef struct zc_kv_config {
     size_t budget_bytes;       /* --kv-budget: cap on total cache bytes (0 = none) */
 } zc_kv_config;
 
-/* Exact bytes held by a cache, by part. */
-typedef struct zc_kv_usage {
-    size_t codes;    /* quantized codes / raw K,V values */
-    size_t params;   /* scales, zero points, channel normalizers */
-    size_t window;   /* full-precision window awaiting compression */
-    size_t index;    /* saliency bitmaps / index lists / position maps */
-    size_t other;    /* anything else the policy holds */
-    size_t total;    /* sum of the above */
-    int64_t n_tokens;   /* tokens represented (per layer) */
-    int64_t elements;   /* K+V scalars represented: 2 * n_tokens * layers * kv_heads * head_dim */
-    int64_t n_compressions; /* times the policy compressed a window (streaming) */
-} zc_kv_usage;
+/* zc_kv_usage (bytes held by a cache, by part) is public: include/zipcache.h. */
 
 typedef struct zc_kv_cache zc_kv_cache;
 
@@ -104,10 +94,10 @@ struct zc_kv_cache {
     int n_tokens;    /* positions written to the last layer */
 };
 
-/* Defaults: policy fp16, 4/2 bits, ratio 0.6, random+recent 5%+5%, gap 100,
- * denominator L - j, the paper's decode rule, int8 queries off, bits 0 (the
- * policy's default width)... The zipcache choices are measured in
- * kv_zipcache.c. */
+/* Defaults: policy zipcache (what a user gets without --kv), 4/2 bits,
+ * ratio 0.6, random+recent 5%+5%, gap 100, denominator L - j, the paper's
+ * decode rule, int8 queries on, bits 0 (the policy's default width)... The
+ * zipcache choices are measured in kv_zipcache.c. */
 void zc_kv_config_default(zc_kv_config *cfg);
 /* The width a uniform-width policy runs at: cfg->bits, or when 0 the
  * policy's default: 2 for kivi (KIVI-2 is the paper's reference point), 4
@@ -118,6 +108,11 @@ int zc_kv_config_bits(const zc_kv_config *cfg);
  * given or not), ZC_ERR_ARG (with a message) on a bad or missing (NULL)
  * value. */
 int zc_kv_config_parse_arg(zc_kv_config *cfg, const char *opt, const char *val);
+/* Apply a policy name (NULL: keep cfg's) and an option string (NULL or
+ * ""): space-separated "--kv-NAME VALUE", "--kv-NAME=VALUE" or "NAME=VALUE"
+ * (the public API's syntax, include/zipcache.h). ZC_ERR_ARG names the
+ * unknown or bad option. */
+int zc_kv_config_parse_string(zc_kv_config *cfg, const char *policy, const char *options);
 /* One line describing the policy and its effective parameters. */
 void zc_kv_config_describe(const zc_kv_config *cfg, char *buf, size_t cap);
 
@@ -134,9 +129,9 @@ int zc_kv_create_windowed(const zc_kv_config *cfg, const zc_kv_shape *shape, con
                           zc_kv_cache **out);
 static inline void zc_kv_free(zc_kv_cache *c) { if (c) c->ops->destroy(c); }
 
-/* Compression ratio vs an fp16 cache holding the same tokens: 16*elements/(8*total). */
-double zc_kv_ratio(const zc_kv_usage *u);
-/* Stored bits per K/V element, everything counted. */
-double zc_kv_bits_per_element(const zc_kv_usage *u);
+/* zc_kv_ratio and zc_kv_bits_per_element: include/zipcache.h. */
+
+/* The effective configuration of a context's cache (src/model/api.c). */
+const zc_kv_config *zc_context_kv_config(const zc_context *c);
 
 #endif

@@ -40,6 +40,7 @@
 
 #include "attn/attn.h"
 #include "kv/kv.h"
+#include "kv/kv_impl.h"
 #include "quant/ggml_blocks.h"
 #include "util/error.h"
 #include "util/fp16.h"
@@ -81,19 +82,13 @@ static int budget_for(const kv_h2o *c, int n_seen) {
 
 static int h2o_write(zc_kv_cache *base, int layer, int pos, int n, const float *k, const float *v) {
     kv_h2o *c = (kv_h2o *)base;
-    if (layer < 0 || layer >= base->shape.n_layers || n < 0 || pos != c->layers[layer].n_seen)
-        return zc_error(ZC_ERR_ARG, "kv h2o: write of layer %d at %d, expected position %d", layer, pos,
-                        layer >= 0 && layer < base->shape.n_layers ? c->layers[layer].n_seen : -1);
+    int rc = zc_kv_check_write(base, layer, pos, n, zc_kv_has_layer(base, layer) ? c->layers[layer].n_seen : -1);
+    if (rc) return rc;
     h2o_layer *L = &c->layers[layer];
-    if (n > base->shape.max_ctx - pos)
-        return zc_error(ZC_ERR_LIMIT, "kv h2o: %d tokens at position %d exceed the context of %d", n, pos,
-                        base->shape.max_ctx);
     /* Slots never outnumber positions, so the new block fits after them. */
     size_t first = (size_t)L->n_slots * c->kv_dim, elems = (size_t)n * c->kv_dim;
-    for (size_t i = 0; i < elems; i++) {
-        L->k[first + i] = zc_f32_to_fp16(k[i]);
-        L->v[first + i] = zc_f32_to_fp16(v[i]);
-    }
+    zc_f32_to_fp16_row(k, L->k + first, elems);
+    zc_f32_to_fp16_row(v, L->v + first, elems);
     for (int g = 0; g < base->shape.n_kv_heads; g++)
         for (int i = 0; i < n; i++) {
             size_t s = (size_t)g * base->shape.max_ctx + L->n_slots + i;
@@ -103,7 +98,7 @@ static int h2o_write(zc_kv_cache *base, int layer, int pos, int n, const float *
     L->n_slots += n;
     L->n_seen += n;
     L->n_new += n;
-    if (layer == base->shape.n_layers - 1) base->n_tokens = pos + n;
+    zc_kv_written(base, layer, L->n_seen);
     return ZC_OK;
 }
 
@@ -186,8 +181,8 @@ static void evict_task(void *ctx, int g, int thread) {
 
 static int h2o_attend(zc_kv_cache *base, int layer, int pos, int n, const float *q, float *out) {
     kv_h2o *c = (kv_h2o *)base;
-    if (layer < 0 || layer >= base->shape.n_layers)
-        return zc_error(ZC_ERR_ARG, "kv h2o: no layer %d", layer);
+    int rc = zc_kv_check_read(base, layer, pos, n, zc_kv_has_layer(base, layer) ? c->layers[layer].n_seen : -1);
+    if (rc) return rc;
     h2o_layer *L = &c->layers[layer];
     if (n != L->n_new || pos != L->n_seen - L->n_new)
         return zc_error(ZC_ERR_ARG, "kv h2o: attention at %d..%d of layer %d, but h2o attends each written block "
@@ -205,8 +200,8 @@ static int h2o_attend(zc_kv_cache *base, int layer, int pos, int n, const float 
     }
     zc_attn_dims d = {base->shape.n_heads, base->shape.n_kv_heads, base->shape.head_dim};
     int first = L->n_slots - n; /* slot of query 0 */
-    int rc = zc_attn_forward(base->pool, &d, q, n, first, L->k, L->v, ZC_TYPE_F16, (size_t)c->kv_dim, L->n_slots, out,
-                             c->lse, &c->scratch);
+    rc = zc_attn_forward(base->pool, &d, q, n, first, L->k, L->v, ZC_TYPE_F16, (size_t)c->kv_dim, L->n_slots, out,
+                         c->lse, &c->scratch);
     /* every query's softmax row, recomputed from its lse, added to its KV head's slot scores */
     if (rc == ZC_OK)
         rc = zc_attn_colsum(base->pool, &d, q, c->rows, n, first, L->k, ZC_TYPE_F16, (size_t)c->kv_dim, L->n_slots,
@@ -221,7 +216,11 @@ static int h2o_attend(zc_kv_cache *base, int layer, int pos, int n, const float 
 
 static int h2o_truncate(zc_kv_cache *base, int n_keep) {
     kv_h2o *c = (kv_h2o *)base;
-    if (n_keep == base->n_tokens) return ZC_OK;
+    /* Nothing to drop only if every layer is there: a write that failed in
+     * a middle layer leaves the layers before it one batch ahead. */
+    int all_at = n_keep == base->n_tokens;
+    for (int l = 0; all_at && l < base->shape.n_layers; l++) all_at = c->layers[l].n_seen == n_keep;
+    if (all_at) return ZC_OK;
     if (n_keep != 0)
         return zc_error(ZC_ERR_UNSUPPORTED, "kv h2o: cannot keep %d of %d tokens: evicted tokens are gone (only "
                         "truncation to 0 is supported)", n_keep, base->n_tokens);

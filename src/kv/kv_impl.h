@@ -9,8 +9,17 @@
 
 void zc_kv_base_init(zc_kv_cache *c, const zc_kv_ops *ops, const zc_kv_config *cfg, const zc_kv_shape *shape,
                      zc_pool *pool);
-/* A write of n tokens at pos to `layer`: ZC_ERR_ARG unless the layer exists
- * and pos == n_layer[layer]; ZC_ERR_LIMIT past max_ctx. */
+/* The argument checks of every policy, with their messages, on the count
+ * `have` of tokens the layer holds (pass -1 when !zc_kv_has_layer: it is
+ * not read then). A write of n tokens at pos: ZC_ERR_ARG unless the layer
+ * exists and pos == have; ZC_ERR_LIMIT past max_ctx. Attention for
+ * pos..pos+n-1: ZC_ERR_ARG unless the layer holds them. */
+static inline int zc_kv_has_layer(const zc_kv_cache *c, int layer) { return layer >= 0 && layer < c->shape.n_layers; }
+int zc_kv_check_write(const zc_kv_cache *c, int layer, int pos, int n, int have);
+int zc_kv_check_read(const zc_kv_cache *c, int layer, int pos, int n, int have);
+/* After a write that leaves `layer` with `have` tokens: n_tokens follows the last layer. */
+void zc_kv_written(zc_kv_cache *c, int layer, int have);
+/* The same for the policies that count tokens in n_layer[n_layers]: */
 int zc_kv_check_append(const zc_kv_cache *c, const int *n_layer, int layer, int pos, int n);
 /* After such a write: n_layer[layer] = pos + n (and c->n_tokens on the last layer). */
 void zc_kv_appended(zc_kv_cache *c, int *n_layer, int layer, int pos, int n);

@@ -34,6 +34,7 @@
 
 #include "attn/attn_impl.h"
 #include "kv/kv.h"
+#include "kv/kv_impl.h"
 #include "kv/kv_tiled.h"
 #include "quant/kvquant.h"
 #include "quant/pack.h"
@@ -67,9 +68,7 @@ typedef struct {
 /* Width of value channel group i of a head. */
 static int vgroup_len(const kv_kivi *c, int i) { return i < c->vng - 1 ? c->vg : c->hd - (c->vng - 1) * c->vg; }
 
-static void to_f16(const float *src, zc_fp16 *dst, size_t n) {
-    for (size_t i = 0; i < n; i++) dst[i] = zc_f32_to_fp16(src[i]);
-}
+static void to_f16(const float *src, zc_fp16 *dst, size_t n) { zc_f32_to_fp16_row(src, dst, n); }
 
 /* Row j of (window ++ new rows), as the fp32 value of its fp16. */
 static void stage_row(const kv_kivi *c, const zc_fp16 *win, int wn, const float *x, int j, float *dst) {
@@ -137,18 +136,14 @@ static int quantize_values(kv_kivi *c, kivi_layer *L, const float *v, int n, int
 
 static int kivi_write(zc_kv_cache *base, int layer, int pos, int n, const float *k, const float *v) {
     kv_kivi *c = (kv_kivi *)base;
-    if (layer < 0 || layer >= base->shape.n_layers || n < 0 || pos != c->layers[layer].n)
-        return zc_error(ZC_ERR_ARG, "kv kivi: write of layer %d at %d, expected position %d", layer, pos,
-                        layer >= 0 && layer < base->shape.n_layers ? c->layers[layer].n : -1);
-    if (n > base->shape.max_ctx - pos)
-        return zc_error(ZC_ERR_LIMIT, "kv kivi: %d tokens at position %d exceed the context of %d", n, pos,
-                        base->shape.max_ctx);
+    int rc = zc_kv_check_write(base, layer, pos, n, zc_kv_has_layer(base, layer) ? c->layers[layer].n : -1);
+    if (rc) return rc;
     kivi_layer *L = &c->layers[layer];
     /* Quantize first, commit after: the quantizers only write past the
      * committed codes and read the windows, so a refusal (non-finite input)
      * leaves the cache as it was. */
     int kused, vused;
-    int rc = quantize_keys(c, L, k, n, &kused);
+    rc = quantize_keys(c, L, k, n, &kused);
     if (rc == ZC_OK) rc = quantize_values(c, L, v, n, &vused);
     if (rc) return zc_error_prefix(rc, "kv kivi: layer %d tokens %d..%d", layer, pos, pos + n - 1);
     slide_window(c, L->kwin, L->n - L->nkq, k, n, kused);
@@ -156,7 +151,7 @@ static int kivi_write(zc_kv_cache *base, int layer, int pos, int n, const float 
     L->nkq += kused;
     L->nvq += vused;
     L->n = pos + n;
-    if (layer == base->shape.n_layers - 1) base->n_tokens = pos + n;
+    zc_kv_written(base, layer, L->n);
     return ZC_OK;
 }
 
@@ -226,9 +221,8 @@ static void kivi_tile(const void *ctx, int g, int t0, int nk, const zc_kvt_rows 
 
 static int kivi_attend(zc_kv_cache *base, int layer, int pos, int n, const float *q, float *out) {
     kv_kivi *c = (kv_kivi *)base;
-    if (layer < 0 || layer >= base->shape.n_layers || pos < 0 || n < 0 || pos + n > c->layers[layer].n)
-        return zc_error(ZC_ERR_ARG, "kv kivi: attention at %d..%d of layer %d, which holds %d tokens", pos,
-                        pos + n - 1, layer, layer >= 0 && layer < base->shape.n_layers ? c->layers[layer].n : -1);
+    int rc = zc_kv_check_read(base, layer, pos, n, zc_kv_has_layer(base, layer) ? c->layers[layer].n : -1);
+    if (rc) return rc;
     int simd = zc_cpu_has_avx2();
     layer_view lv = {c, &c->layers[layer], simd ? zc_attn_tile_avx2 : zc_attn_tile_scalar, simd};
     zc_kvt_source src = {
@@ -240,7 +234,11 @@ static int kivi_attend(zc_kv_cache *base, int layer, int pos, int n, const float
 
 static int kivi_truncate(zc_kv_cache *base, int n_keep) {
     kv_kivi *c = (kv_kivi *)base;
-    if (n_keep == base->n_tokens) return ZC_OK;
+    /* Nothing to drop only if every layer is there: a write that failed in
+     * a middle layer leaves the layers before it one batch ahead. */
+    int all_at = n_keep == base->n_tokens;
+    for (int l = 0; all_at && l < base->shape.n_layers; l++) all_at = c->layers[l].n == n_keep;
+    if (all_at) return ZC_OK;
     if (n_keep != 0)
         return zc_error(ZC_ERR_UNSUPPORTED, "kv kivi: cannot keep %d of %d tokens: quantized groups cannot be split "
                         "(only truncation to 0 is supported)", n_keep, base->n_tokens);

@@ -8,8 +8,8 @@
 
 #include "attn/attn_impl.h"
 #include "util/error.h"
+#include "util/small.h"
 
-static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
 
 void zc_kvt_softmax_step(float *s, int n, float *m, float *l, float *acc_row, int head_dim) {
     float mx = *m;
@@ -45,16 +45,16 @@ typedef struct {
 static thread_layout layout_for(const zc_kvt_source *src, int rows, int with_state) {
     thread_layout t;
     size_t o = 0, hd = (size_t)src->head_dim;
-    t.q = o;   o += round16((size_t)rows * hd);                                  /* [rows][hd] */
-    t.qx = o;  o += round16(((size_t)rows * src->qx_bytes + 3) / 4);             /* [rows][qx_bytes] */
-    t.s = o;   o += round16(2 * ZC_ATTN_BK); /* [2][BK]: zc_attn_tile_* scores query rows in pairs */
+    t.q = o;   o += zc_round16((size_t)rows * hd);                                  /* [rows][hd] */
+    t.qx = o;  o += zc_round16(((size_t)rows * src->qx_bytes + 3) / 4);             /* [rows][qx_bytes] */
+    t.s = o;   o += zc_round16(2 * ZC_ATTN_BK); /* [2][BK]: zc_attn_tile_* scores query rows in pairs */
     t.m = t.l = t.acc = o;
     if (with_state) {
-        t.m = o;   o += round16((size_t)rows);        /* [rows] */
-        t.l = o;   o += round16((size_t)rows);        /* [rows] */
-        t.acc = o; o += round16((size_t)rows * hd);   /* [rows][hd] */
+        t.m = o;   o += zc_round16((size_t)rows);        /* [rows] */
+        t.l = o;   o += zc_round16((size_t)rows);        /* [rows] */
+        t.acc = o; o += zc_round16((size_t)rows * hd);   /* [rows][hd] */
     }
-    t.tmp = o; o += round16(src->tmp_floats);
+    t.tmp = o; o += zc_round16(src->tmp_floats);
     t.total = o;
     return t;
 }

@@ -78,6 +78,7 @@
 
 #include "attn/attn.h"
 #include "attn/attn_packed.h"
+#include "kv/kv_impl.h"
 #include "kv/zipcache_internal.h"
 #include "quant/ggml_blocks.h"
 #include "quant/kvquant.h"
@@ -85,6 +86,7 @@
 #include "quant/tiled.h"
 #include "util/error.h"
 #include "util/fp16.h"
+#include "util/small.h"
 
 typedef struct {
     size_t off;                  /* blob offset in the layer arena (8-aligned) */
@@ -145,15 +147,8 @@ static int grow(void **p, size_t *cap, size_t need, size_t elsize) {
     return ZC_OK;
 }
 
-static uint64_t splitmix64(uint64_t x) {
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
 static double unit_rand(uint64_t *state) { /* uniform in [0, 1) */
-    *state = splitmix64(*state);
+    *state = zc_splitmix64_at(*state);
     return (double)(*state >> 11) * (1.0 / 9007199254740992.0);
 }
 
@@ -251,6 +246,12 @@ static int window_reserve(kv_zip *c, zlayer *L, int need) {
     zc_fp16 *wv = zc_realloc(L->wv, rows * sizeof(zc_fp16));
     if (!wv) return ZC_ERR_NOMEM;
     L->wv = wv;
+    /* ncol before col: once col's rows move to the new stride, wcap must
+     * follow in the same step, so nothing may fail after the move. */
+    int *ncol = zc_realloc(L->ncol, (size_t)cap * sizeof(int));
+    if (!ncol) return ZC_ERR_NOMEM;
+    memset(ncol + L->wcap, 0, (size_t)(cap - L->wcap) * sizeof(int));
+    L->ncol = ncol;
     float *col = zc_realloc(L->col, (size_t)nkv * cap * sizeof(float));
     if (!col) return ZC_ERR_NOMEM;
     /* rows of col are [wcap] long: move head rows to their new stride (last
@@ -260,10 +261,6 @@ static int window_reserve(kv_zip *c, zlayer *L, int need) {
         memset(col + (size_t)g * cap + L->wcap, 0, (size_t)(cap - L->wcap) * sizeof(float));
     }
     L->col = col;
-    int *ncol = zc_realloc(L->ncol, (size_t)cap * sizeof(int));
-    if (!ncol) return ZC_ERR_NOMEM;
-    memset(ncol + L->wcap, 0, (size_t)(cap - L->wcap) * sizeof(int));
-    L->ncol = ncol;
     L->wcap = cap;
     return ZC_OK;
 }
@@ -420,10 +417,12 @@ static int compress_window(kv_zip *c, zlayer *L, const float *sc, int stream) {
             if (set->tiled) zc_tiled_from_rows(ZC_TILED_V, vc, vrow, set->n, hd, set->v_bits, (uint8_t *)set->v_codes);
         }
     }
+    /* The last allocation comes before the commit: a failure must leave the
+     * window as it was, so that the step can be repeated. */
+    if ((rc = grow((void **)&L->last_scores, &L->last_cap, (size_t)nkv * n, sizeof(float)))) return rc;
     /* commit: the segment exists, the window restarts after it */
     L->arena_used = si->off + si->params + si->codes + si->index;
     L->n_segs++;
-    if ((rc = grow((void **)&L->last_scores, &L->last_cap, (size_t)nkv * n, sizeof(float)))) return rc;
     memcpy(L->last_scores, sc, (size_t)nkv * n * sizeof(float));
     L->last_n = n;
     L->w0 += n;
@@ -436,10 +435,8 @@ static int compress_window(kv_zip *c, zlayer *L, const float *sc, int stream) {
 /* The window of layer L in fp32 (c->xk, c->xv [wlen][kv_dim]) for the quantizers. */
 static void window_to_f32(kv_zip *c, const zlayer *L) {
     size_t m = (size_t)L->wlen * c->kv_dim;
-    for (size_t i = 0; i < m; i++) {
-        c->xk[i] = zc_fp16_to_f32(L->wk[i]);
-        c->xv[i] = zc_fp16_to_f32(L->wv[i]);
-    }
+    zc_fp16_to_f32_row(L->wk, c->xk, m);
+    zc_fp16_to_f32_row(L->wv, c->xv, m);
 }
 
 /* Divide column sums by their denominators: sc[g][j] = col[g][j] / den[j].
@@ -454,23 +451,17 @@ static void normalize(const kv_zip *c, int n, const float *col, size_t col_strid
 
 static int zip_write(zc_kv_cache *base, int layer, int pos, int n, const float *k, const float *v) {
     kv_zip *c = (kv_zip *)base;
-    if (layer < 0 || layer >= base->shape.n_layers || n < 0 || pos != c->L[layer].n_tok)
-        return zc_error(ZC_ERR_ARG, "kv zipcache: write of layer %d at %d, expected position %d", layer, pos,
-                        layer >= 0 && layer < base->shape.n_layers ? c->L[layer].n_tok : -1);
-    if (n > base->shape.max_ctx - pos)
-        return zc_error(ZC_ERR_LIMIT, "kv zipcache: %d tokens at position %d exceed the context of %d", n, pos,
-                        base->shape.max_ctx);
+    int rc = zc_kv_check_write(base, layer, pos, n, zc_kv_has_layer(base, layer) ? c->L[layer].n_tok : -1);
+    if (rc) return rc;
     zlayer *L = &c->L[layer];
-    int rc = window_reserve(c, L, L->wlen + n);
+    rc = window_reserve(c, L, L->wlen + n);
     if (rc) return rc;
     size_t off = (size_t)L->wlen * c->kv_dim, m = (size_t)n * c->kv_dim;
-    for (size_t i = 0; i < m; i++) {
-        L->wk[off + i] = zc_f32_to_fp16(k[i]);
-        L->wv[off + i] = zc_f32_to_fp16(v[i]);
-    }
+    zc_f32_to_fp16_row(k, L->wk + off, m);
+    zc_f32_to_fp16_row(v, L->wv + off, m);
     L->wlen += n;
     L->n_tok += n;
-    if (layer == base->shape.n_layers - 1) base->n_tokens = L->n_tok;
+    zc_kv_written(base, layer, L->n_tok);
     return ZC_OK;
 }
 
@@ -575,16 +566,15 @@ static int stream_step(kv_zip *c, zlayer *L, int pos, int n, const float *q) {
 static int zip_attend(zc_kv_cache *base, int layer, int pos, int n, const float *q, float *out) {
     kv_zip *c = (kv_zip *)base;
     const zc_kv_shape *sh = &base->shape;
-    if (layer < 0 || layer >= sh->n_layers || pos < 0 || n < 0 || pos + n > c->L[layer].n_tok)
-        return zc_error(ZC_ERR_ARG, "kv zipcache: attention at %d..%d of layer %d, which holds %d tokens", pos,
-                        pos + n - 1, layer, layer >= 0 && layer < sh->n_layers ? c->L[layer].n_tok : -1);
+    int rc = zc_kv_check_read(base, layer, pos, n, zc_kv_has_layer(base, layer) ? c->L[layer].n_tok : -1);
+    if (rc) return rc;
     zlayer *L = &c->L[layer];
     if (n == 0) return ZC_OK;
     if (pos + n != L->n_tok || pos < L->w0)
         return zc_error(ZC_ERR_UNSUPPORTED,
                         "kv zipcache: attention must be for the latest written tokens (asked %d..%d, layer %d holds "
                         "%d, window from %d)", pos, pos + n - 1, layer, L->n_tok, L->w0);
-    int rc = reserve_queries(c, n);
+    rc = reserve_queries(c, n);
     if (rc) return rc;
     zc_attn_dims d = {sh->n_heads, sh->n_kv_heads, sh->head_dim};
     rc = zc_attn_forward(base->pool, &d, q, n, pos - L->w0, L->wk, L->wv, ZC_TYPE_F16, (size_t)c->kv_dim, L->wlen,

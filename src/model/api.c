@@ -52,6 +52,10 @@ void zc_context_kv_usage(const zc_context *c, zc_kv_usage *u) { c->kv->ops->usag
 
 const zc_kv_config *zc_context_kv_config(const zc_context *c) { return &c->kv_cfg; }
 
+void zc_context_kv_describe(const zc_context *c, char *buf, size_t cap) {
+    if (cap) zc_kv_config_describe(&c->kv_cfg, buf, cap);
+}
+
 void zc_context_memory(const zc_context *c, zc_memory *mem) {
     zc_kv_usage u;
     zc_context_kv_usage(c, &u);

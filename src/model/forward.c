@@ -209,6 +209,8 @@ int zc_decode(zc_context *c, const int32_t *tokens, int n, int logits_mode, floa
     int rc = check_kv_budget(c, n);
     if (rc != ZC_OK) return rc;
     for (int done = 0; done < n;) {
+        if (c->abort_callback && c->abort_callback(c->abort_user))
+            return zc_error(ZC_ERR_ABORTED, "decode: stopped by the abort callback at position %d", c->pos);
         int len = n - done < c->n_batch ? n - done : c->n_batch;
         int last = done + len == n;
         int mode = logits_mode == ZC_LOGITS_ALL ? ZC_LOGITS_ALL : last ? logits_mode : ZC_LOGITS_NONE;
@@ -276,12 +278,16 @@ int zc_context_create(const zc_model *m, const zc_context_params *p, zc_context 
     c->n_batch = p->n_batch < n_ctx ? p->n_batch : n_ctx;
     c->observer = p->observer;
     c->observer_user = p->observer_user;
+    c->abort_callback = p->abort_callback;
+    c->abort_user = p->abort_user;
+    int rc = ZC_ERR_NOMEM, nb = c->n_batch, half = m->n_rot / 2;
     if (p->kv)
         c->kv_cfg = *p->kv;
     else
         zc_kv_config_default(&c->kv_cfg);
+    if (!p->kv && (rc = zc_kv_config_parse_string(&c->kv_cfg, p->kv_policy, p->kv_options)) != ZC_OK) goto fail;
+    rc = ZC_ERR_NOMEM;
 
-    int rc = ZC_ERR_NOMEM, nb = c->n_batch, half = m->n_rot / 2;
     c->pool = zc_pool_create(p->n_threads);
     if (!c->pool) {
         zc_error(ZC_ERR_NOMEM, "context: cannot start %d threads", p->n_threads);

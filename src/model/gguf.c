@@ -824,7 +824,7 @@ static int set_raw(zc_gguf_writer *w, const char *key, uint32_t type, uint8_t *v
         w->kv = nk;
         w->cap_kv = cap;
     }
-    char *k = strdup(key);
+    char *k = zc_strdup(key);
     if (!k) goto nomem;
     w->kv[w->n_kv++] = (wkv){k, type, val, size};
     return ZC_OK;
@@ -931,7 +931,7 @@ static int add_tensor(zc_gguf_writer *w, const char *name, int type, int n_dims,
         w->t = nt;
         w->cap_t = cap;
     }
-    t.name = strdup(name);
+    t.name = zc_strdup(name);
     if (!t.name) return zc_error(ZC_ERR_NOMEM, "gguf writer: out of memory");
     w->t[w->n_t++] = t;
     return ZC_OK;

@@ -15,6 +15,7 @@
 #include "model/hfconfig.h"
 #include "quant/ggml_blocks.h"
 #include "util/error.h"
+#include "util/file.h"
 
 /* ---- Tensor sources ------------------------------------------------------ */
 
@@ -648,7 +649,36 @@ static int load_hf(zc_model *m) {
 
 /* ---- Public entry points -------------------------------------------------- */
 
-int zc_model_load(const char *path, zc_model **out) {
+void zc_model_params_default(zc_model_params *p) {
+    memset(p, 0, sizeof *p);
+    p->use_mmap = 1;
+}
+
+int zc_model_load(const char *path, zc_model **out) { return zc_model_load_params(path, NULL, out); }
+
+static int load_path(const char *path, zc_model **out);
+
+int zc_model_load_params(const char *path, const zc_model_params *p, zc_model **out) {
+    *out = NULL;
+    zc_model_params def;
+    if (!p) zc_model_params_default(&def), p = &def;
+    if (p->progress && p->progress(0.0f, p->progress_user))
+        return zc_error(ZC_ERR_ABORTED, "%s: loading stopped by the progress callback", path);
+    /* The weight files are read (or mapped) on this thread: file.c takes
+     * the mode from a thread-local, reset before returning. */
+    zc_file_load_mode mode = {!p->use_mmap, p->progress, p->progress_user};
+    zc_file_set_load_mode(&mode);
+    int rc = load_path(path, out);
+    zc_file_set_load_mode(NULL);
+    if (rc == ZC_OK && p->progress && p->progress(1.0f, p->progress_user)) {
+        zc_model_free(*out);
+        *out = NULL;
+        return zc_error(ZC_ERR_ABORTED, "%s: loading stopped by the progress callback", path);
+    }
+    return rc;
+}
+
+static int load_path(const char *path, zc_model **out) {
     *out = NULL;
     zc_model *m = zc_calloc(1, sizeof *m);
     if (!m) return ZC_ERR_NOMEM;

@@ -99,6 +99,8 @@ struct zc_context {
     zc_kv_cache *kv;
     zc_observer_fn observer;
     void *observer_user;
+    zc_abort_fn abort_callback;
+    void *abort_user;
     /* Activations for one batch of n <= n_batch tokens: */
     float *x;                    /* [n_batch][n_embd] residual stream */
     float *xb;                   /* [n_batch][n_embd] normed input of a sublayer, then its output */

@@ -7,6 +7,7 @@
 
 #include "util/error.h"
 #include "zipcache.h"
+#include "util/small.h"
 
 typedef struct {
     float logit;
@@ -72,13 +73,6 @@ void zc_sampler_accept(zc_sampler *s, int32_t id) {
     s->recent[s->next] = id;
     s->next = (s->next + 1) % s->p.repeat_last_n;
     if (s->n_recent < s->p.repeat_last_n) s->n_recent++;
-}
-
-static uint64_t splitmix64(uint64_t *state) {
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
 }
 
 /* Descending logit; ties broken by the lower id so the order is total. */
@@ -157,7 +151,7 @@ static int min_p_cut(cand *c, int n, int sorted, float cut) {
 static int32_t draw(const cand *c, int n, float top, float temp, uint64_t *rng) {
     double z = 0, cum = 0;
     for (int i = 0; i < n; i++) z += exp(((double)c[i].logit - top) / temp);
-    double u = (double)(splitmix64(rng) >> 11) * (1.0 / 9007199254740992.0) * z;
+    double u = (double)(zc_splitmix64(rng) >> 11) * (1.0 / 9007199254740992.0) * z;
     for (int i = 0; i < n; i++) {
         cum += exp(((double)c[i].logit - top) / temp);
         if (u < cum) return c[i].id;

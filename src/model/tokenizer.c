@@ -235,7 +235,7 @@ void zc_tokenizer_free(zc_tokenizer *t) {
 static int tok_new(const char *path, algo_kind algo, zc_tokenizer **out) {
     zc_tokenizer *t = zc_calloc(1, sizeof *t);
     if (!t) return ZC_ERR_NOMEM;
-    t->path = strdup(path);
+    t->path = zc_strdup(path);
     if (!t->path) {
         free(t);
         return zc_error(ZC_ERR_NOMEM, "%s: out of memory", path);

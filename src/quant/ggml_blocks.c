@@ -336,8 +336,7 @@ int zc_quantize_row(int type, const float *src, void *dst, int64_t n) {
     switch (type) {
     case ZC_TYPE_F32: memcpy(dst, src, (size_t)n * sizeof(float)); return ZC_OK;
     case ZC_TYPE_F16: {
-        uint16_t *h = dst;
-        for (int64_t i = 0; i < n; i++) h[i] = zc_f32_to_fp16(src[i]);
+        zc_f32_to_fp16_row(src, dst, (size_t)n);
         return ZC_OK;
     }
     case ZC_TYPE_BF16: {

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "util/error.h"
+#include "util/small.h"
 
 int zc_sal_scores(const float *A, size_t lda, size_t hs, int G, const int32_t *pos, int P, int L, zc_sal_denom denom,
                   float *score) {
@@ -88,13 +89,6 @@ int zc_probe_parse(const char *spec, zc_probe_cfg *cfg) {
                     "probes '%s': expected random+recent:R:C, random:R, recent:C or all, fractions in (0, 1]", spec);
 }
 
-static uint64_t splitmix64(uint64_t *s) {
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 /* floor(f*L) for a fraction given to at most 6 decimals: rounding f to 6
  * decimals first makes a float 0.6f count as 0.6, and the 1e-9 makes
  * 0.95*840 give 798 despite binary fractions. */
@@ -121,11 +115,11 @@ int zc_probe_select(const zc_probe_cfg *cfg, int L, uint64_t stream, int32_t *po
      * probability (still needed) / (still left), giving a uniform subset of
      * exactly n_random, already in ascending order. */
     uint64_t s = cfg->seed;
-    s = splitmix64(&s) ^ stream; /* nearby streams still give unrelated sequences */
+    s = zc_splitmix64(&s) ^ stream; /* nearby streams still give unrelated sequences */
     int n = 0;
     for (int i = 0, need = n_random; i < recent_start && need > 0; i++) {
         uint64_t left = (uint64_t)(recent_start - i);
-        if (((splitmix64(&s) >> 32) * left) >> 32 < (uint64_t)need) {
+        if (((zc_splitmix64(&s) >> 32) * left) >> 32 < (uint64_t)need) {
             pos[n++] = i;
             need--;
         }

@@ -56,32 +56,59 @@ const char *zc_strerror(int code) {
     case ZC_ERR_NOMEM: return "out of memory";
     case ZC_ERR_ARG: return "invalid argument";
     case ZC_ERR_LIMIT: return "limit exceeded";
+    case ZC_ERR_ABORTED: return "aborted";
     default: return "unknown error";
     }
 }
 
+/* Allocation-failure testing: the allocation numbered g_fail_at (counted
+ * from the last zc_alloc_fail_at call) fails, the others succeed. Relaxed
+ * atomics: allocations happen on the pool's threads too, and the count
+ * only has to be exact for a single-threaded sweep. */
+static _Atomic long g_fail_at = -1, g_alloc_count;
+
+void zc_alloc_fail_at(long n) {
+    g_alloc_count = 0;
+    g_fail_at = n;
+}
+
+long zc_alloc_count(void) { return g_alloc_count; }
+
+/* True when this allocation is the one to fail. */
+static int injected_failure(void) {
+    long i = g_alloc_count++;
+    return i == g_fail_at;
+}
+
 void *zc_malloc(size_t n) {
-    void *p = malloc(n ? n : 1);
+    void *p = injected_failure() ? NULL : malloc(n ? n : 1);
     if (!p) zc_error(ZC_ERR_NOMEM, "out of memory allocating %zu bytes", n);
     return p;
 }
 
 void *zc_calloc(size_t count, size_t size) {
-    void *p = calloc(count ? count : 1, size ? size : 1);
+    void *p = injected_failure() ? NULL : calloc(count ? count : 1, size ? size : 1);
     if (!p) zc_error(ZC_ERR_NOMEM, "out of memory allocating %zu x %zu bytes", count, size);
     return p;
 }
 
 void *zc_realloc(void *p, size_t n) {
-    void *q = realloc(p, n ? n : 1);
+    void *q = injected_failure() ? NULL : realloc(p, n ? n : 1);
     if (!q) zc_error(ZC_ERR_NOMEM, "out of memory reallocating %zu bytes", n);
     return q;
+}
+
+char *zc_strdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *p = zc_malloc(n);
+    if (p) memcpy(p, s, n);
+    return p;
 }
 
 void *zc_malloc_aligned(size_t n) {
     void *p = NULL;
     size_t rounded = (n + 63) & ~(size_t)63;
-    if (rounded < n || posix_memalign(&p, 64, rounded ? rounded : 64) != 0) {
+    if (rounded < n || injected_failure() || posix_memalign(&p, 64, rounded ? rounded : 64) != 0) {
         zc_error(ZC_ERR_NOMEM, "out of memory allocating %zu aligned bytes", n);
         return NULL;
     }
@@ -99,3 +126,11 @@ int zc_add_size(size_t a, size_t b, size_t *out) {
     if (__builtin_add_overflow(a, b, out)) return zc_error(ZC_ERR_LIMIT, "size overflow (%zu + %zu)", a, b);
     return ZC_OK;
 }
+
+const char *zc_version(void) {
+#define ZC_STR2(x) #x
+#define ZC_STR(x) ZC_STR2(x)
+    return ZC_STR(ZC_VERSION_MAJOR) "." ZC_STR(ZC_VERSION_MINOR) "." ZC_STR(ZC_VERSION_PATCH);
+}
+
+int zc_version_number(void) { return ZC_VERSION_NUMBER; }

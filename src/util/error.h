@@ -20,9 +20,18 @@ int zc_error_prefix(int code, const char *fmt, ...) __attribute__((format(printf
 void *zc_malloc(size_t n);
 void *zc_calloc(size_t count, size_t size);
 void *zc_realloc(void *p, size_t n);
+char *zc_strdup(const char *s);
 /* 64-byte aligned allocation (for SIMD buffers); free with zc_free_aligned. */
 void *zc_malloc_aligned(size_t n);
 void zc_free_aligned(void *p);
+
+/* Allocation-failure testing (tests/test_alloc_fail.c): after
+ * zc_alloc_fail_at(n) the allocation numbered n (0 = the next one) through
+ * the helpers above fails with ZC_ERR_NOMEM and every other one succeeds;
+ * n = -1 turns it off. zc_alloc_count: allocations since that call. Every
+ * allocation of the library goes through these helpers. */
+void zc_alloc_fail_at(long n);
+long zc_alloc_count(void);
 
 /* Overflow-checked size arithmetic: return 0 on success, ZC_ERR_LIMIT on overflow. */
 int zc_mul_size(size_t a, size_t b, size_t *out);

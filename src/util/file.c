@@ -11,6 +11,38 @@
 
 #include "util/error.h"
 
+static _Thread_local zc_file_load_mode g_mode; /* zero: map, no callback */
+
+void zc_file_set_load_mode(const zc_file_load_mode *mode) {
+    if (mode)
+        g_mode = *mode;
+    else
+        memset(&g_mode, 0, sizeof g_mode);
+}
+
+/* Read size bytes of fd into a 64-byte aligned heap buffer, in chunks, with
+ * g_mode's progress callback after each. */
+static int read_whole(int fd, const char *path, size_t size, void **out) {
+    uint8_t *buf = zc_malloc_aligned(size);
+    if (!buf) return zc_error_prefix(ZC_ERR_NOMEM, "%s", path);
+    size_t done = 0, chunk = (size_t)16 << 20;
+    while (done < size) {
+        ssize_t r = pread(fd, buf + done, size - done < chunk ? size - done : chunk, (off_t)done);
+        if (r <= 0) {
+            int e = r < 0 ? errno : EIO;
+            zc_free_aligned(buf);
+            return zc_error(ZC_ERR_IO, "%s: cannot read: %s", path, strerror(e));
+        }
+        done += (size_t)r;
+        if (g_mode.progress && g_mode.progress((float)((double)done / (double)size), g_mode.user)) {
+            zc_free_aligned(buf);
+            return zc_error(ZC_ERR_ABORTED, "%s: loading stopped by the progress callback", path);
+        }
+    }
+    *out = buf;
+    return ZC_OK;
+}
+
 int zc_map_file(const char *path, zc_mapped_file *out) {
     memset(out, 0, sizeof *out);
     int fd = open(path, O_RDONLY);
@@ -26,7 +58,17 @@ int zc_map_file(const char *path, zc_mapped_file *out) {
         return zc_error(ZC_ERR_IO, "%s: not a regular file", path);
     }
     out->size = (size_t)st.st_size;
-    if (out->size > 0) {
+    if (out->size > 0 && g_mode.copy) {
+        void *p = NULL;
+        int rc = read_whole(fd, path, out->size, &p);
+        if (rc != ZC_OK) {
+            close(fd);
+            out->size = 0;
+            return rc;
+        }
+        out->data = p;
+        out->heap = 1;
+    } else if (out->size > 0) {
         void *p = mmap(NULL, out->size, PROT_READ, MAP_PRIVATE, fd, 0);
         if (p == MAP_FAILED) {
             int e = errno;
@@ -36,16 +78,19 @@ int zc_map_file(const char *path, zc_mapped_file *out) {
         out->data = p;
     }
     close(fd);
-    out->path = strdup(path);
+    out->path = zc_strdup(path);
     if (!out->path) {
         zc_unmap_file(out);
-        return zc_error(ZC_ERR_NOMEM, "out of memory");
+        return ZC_ERR_NOMEM;
     }
     return ZC_OK;
 }
 
 void zc_unmap_file(zc_mapped_file *f) {
-    if (f->data) munmap((void *)f->data, f->size);
+    if (f->heap)
+        zc_free_aligned((void *)f->data);
+    else if (f->data)
+        munmap((void *)f->data, f->size);
     free(f->path);
     memset(f, 0, sizeof *f);
 }
@@ -55,10 +100,10 @@ int zc_read_file(const char *path, size_t max_bytes, char **out, size_t *out_len
     FILE *f = fopen(path, "rb");
     if (!f) return zc_error(ZC_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     size_t cap = max_bytes < (1 << 16) ? max_bytes : 1 << 16, len = 0;
-    char *buf = malloc(cap + 1);
+    char *buf = zc_malloc(cap + 1);
     if (!buf) {
         fclose(f);
-        return zc_error(ZC_ERR_NOMEM, "%s: out of memory", path);
+        return zc_error_prefix(ZC_ERR_NOMEM, "%s", path);
     }
     for (;;) {
         if (len == cap) {
@@ -71,11 +116,11 @@ int zc_read_file(const char *path, size_t max_bytes, char **out, size_t *out_len
                 return zc_error(ZC_ERR_LIMIT, "%s: file larger than the %zu-byte limit", path, max_bytes);
             }
             cap = cap * 2 > max_bytes ? max_bytes : cap * 2;
-            char *nb = realloc(buf, cap + 1);
+            char *nb = zc_realloc(buf, cap + 1);
             if (!nb) {
                 free(buf);
                 fclose(f);
-                return zc_error(ZC_ERR_NOMEM, "%s: out of memory", path);
+                return zc_error_prefix(ZC_ERR_NOMEM, "%s", path);
             }
             buf = nb;
         }

@@ -3,6 +3,7 @@
 #ifndef ZC_UTIL_FP16_H
 #define ZC_UTIL_FP16_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -49,5 +50,15 @@ static inline zc_bf16 zc_f32_to_bf16(float f) {
     x += 0x7fffu + ((x >> 16) & 1);
     return (zc_bf16)(x >> 16);
 }
+
+/* Rows: dst[i] = zc_f32_to_fp16(src[i]) / zc_fp16_to_f32(src[i]) for i < n,
+ * with F16C when the CPU has AVX2 (bit-identical to the scalar loops for
+ * every non-NaN input; a NaN stays a NaN). src/util/fp16.c, fp16_avx2.c. */
+void zc_f32_to_fp16_row(const float *src, zc_fp16 *dst, size_t n);
+void zc_fp16_to_f32_row(const zc_fp16 *src, float *dst, size_t n);
+void zc_f32_to_fp16_row_scalar(const float *src, zc_fp16 *dst, size_t n);
+void zc_fp16_to_f32_row_scalar(const zc_fp16 *src, float *dst, size_t n);
+void zc_f32_to_fp16_row_avx2(const float *src, zc_fp16 *dst, size_t n);
+void zc_fp16_to_f32_row_avx2(const zc_fp16 *src, float *dst, size_t n);
 
 #endif

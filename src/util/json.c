@@ -39,7 +39,7 @@ static void *arena_alloc(zc_json_doc *doc, size_t n) {
     arena_block *b = doc->blocks;
     if (!b || b->cap - b->used < n) {
         size_t cap = n > (1u << 20) ? n : (1u << 20);
-        b = malloc(sizeof *b + cap);
+        b = zc_malloc(sizeof *b + cap);
         if (!b) return NULL;
         b->used = 0;
         b->cap = cap;
@@ -210,7 +210,7 @@ static int parse_number(parser *ps, zc_json *v) {
     size_t len = (size_t)(q - s);
     char *heap = NULL, *text = buf;
     if (len >= sizeof buf) {
-        heap = malloc(len + 1);
+        heap = zc_malloc(len + 1);
         if (!heap) return nomem(ps);
         text = heap;
     }
@@ -236,13 +236,13 @@ static int parse_value(parser *ps, zc_json *v);
 static int push(parser *ps, const zc_json *v, const char *key, size_t key_len) {
     if (ps->stack_len == ps->stack_cap) {
         size_t cap = ps->stack_cap ? ps->stack_cap * 2 : 256;
-        zc_json *s = realloc(ps->stack, cap * sizeof *s);
+        zc_json *s = zc_realloc(ps->stack, cap * sizeof *s);
         if (!s) return nomem(ps);
         ps->stack = s;
-        const char **ks = realloc(ps->key_stack, cap * sizeof *ks);
+        const char **ks = zc_realloc(ps->key_stack, cap * sizeof *ks);
         if (!ks) return nomem(ps);
         ps->key_stack = ks;
-        size_t *kl = realloc(ps->key_len_stack, cap * sizeof *kl);
+        size_t *kl = zc_realloc(ps->key_len_stack, cap * sizeof *kl);
         if (!kl) return nomem(ps);
         ps->key_len_stack = kl;
         ps->stack_cap = cap;
@@ -366,7 +366,7 @@ int zc_json_parse(const char *text, size_t len, const char *source, zc_json_doc 
     *doc_out = NULL;
     *root = NULL;
     parser ps = {.p = text, .end = text + len, .start = text, .source = source ? source : "<json>"};
-    ps.doc = calloc(1, sizeof *ps.doc);
+    ps.doc = zc_calloc(1, sizeof *ps.doc);
     if (!ps.doc) return zc_error(ZC_ERR_NOMEM, "%s: out of memory parsing JSON", ps.source);
     if (len >= 3 && (unsigned char)text[0] == 0xEF && (unsigned char)text[1] == 0xBB && (unsigned char)text[2] == 0xBF)
         ps.p += 3; /* UTF-8 byte order mark */

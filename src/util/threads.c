@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "util/cpu.h"
+#include "util/error.h"
 
 /* Spins before a waiting thread yields its core (caller) or sleeps (worker). */
 #define SPIN_ITERS 4000
@@ -81,13 +82,13 @@ static void *worker_main(void *argp) {
 
 zc_pool *zc_pool_create(int n_threads) {
     if (n_threads <= 0) n_threads = zc_cpu_count();
-    zc_pool *p = calloc(1, sizeof *p);
+    zc_pool *p = zc_calloc(1, sizeof *p);
     if (!p) return NULL;
     p->n_threads = n_threads;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->wake, NULL);
     if (n_threads > 1) {
-        p->workers = calloc((size_t)n_threads - 1, sizeof(pthread_t));
+        p->workers = zc_calloc((size_t)n_threads - 1, sizeof(pthread_t));
         if (!p->workers) {
             p->n_threads = 1;
             zc_pool_destroy(p);
@@ -95,7 +96,7 @@ zc_pool *zc_pool_create(int n_threads) {
         }
     }
     for (int i = 1; i < n_threads; i++) {
-        worker_arg *a = malloc(sizeof *a);
+        worker_arg *a = zc_malloc(sizeof *a);
         if (!a || pthread_create(&p->workers[i - 1], NULL, worker_main, a ? (a->pool = p, a->thread = i, a) : a)) {
             free(a);
             p->n_threads = i;
