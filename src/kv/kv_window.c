@@ -57,7 +57,7 @@ static int kv_dim(const kv_win *c) { return c->base.shape.n_kv_heads * c->base.s
 static int grow(kv_win *c, local_layer *L, int cap) {
     size_t bytes;
     if (zc_mul_size((size_t)cap, c->row_bytes, &bytes)) return zc_error(ZC_ERR_LIMIT, "kv window: %d rows", cap);
-    uint8_t *k = realloc(L->k, bytes), *v = k ? realloc(L->v, bytes) : NULL;
+    uint8_t *k = zc_realloc(L->k, bytes), *v = k ? zc_realloc(L->v, bytes) : NULL;
     if (k) L->k = k;
     if (v) L->v = v;
     if (!k || !v) return zc_error(ZC_ERR_NOMEM, "kv window: cannot hold %d positions", cap);

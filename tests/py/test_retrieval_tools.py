@@ -268,10 +268,11 @@ def test_train_data():
         # every target is the next token, inside an answer "<N>" that follows a question
         nexts = all(tgt[i] == ids[i + 1] for i in answers)
         text_answers = TOK.decode([ids[i + 1] for i in answers])
-        first = TOK.decode(ids[len(prompt_ids) + 1:len(prompt_ids) + 5])
+        want = f"<{rec['expected_number']}>"
+        first = TOK.decode(ids[len(prompt_ids) + 1:len(prompt_ids) + 1 + len(TOK.encode(want))])
         ok_n = (ids[0] == wordtok.BOS and ids[1:len(prompt_ids) + 1] == prompt_ids and ids[-1] == wordtok.EOS
                 and len(ids) == len(tgt) and nexts and text_answers.count("<") == asked
-                and first.startswith(f"<{rec['expected_number']}>")
+                and first == want
                 and all(ids[i + 1] != wordtok.EOS for i in answers))
         keys = re.findall(r"in line ([a-z]+-[a-z]+)\?", TOK.decode(ids))
         ok_n = ok_n and len(keys) == asked and len(set(keys)) == asked  # no key is asked twice
