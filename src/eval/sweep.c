@@ -20,7 +20,8 @@ bool zc_eval_budget_config(const char *policy, double bits, zc_kv_config *cfg) {
     } else if (!strcmp(policy, "h2o")) {
         double keep = bits / 16.0; /* kept tokens stay fp16: 16 bits each, evicted ones 0 */
         cfg->budget_ratio = (float)(keep > 1 ? 1 : keep);
-    } else if (strcmp(policy, "fp16") && strcmp(policy, "fp32") && strcmp(policy, "q8_0") && strcmp(policy, "q4_0")) {
+    } else if (strcmp(policy, "fp16") && strcmp(policy, "fp32") && strcmp(policy, "q8_0") && strcmp(policy, "q4_0") &&
+               strcmp(policy, "q4_0r")) {
         return false;
     }
     return true;
