@@ -92,11 +92,64 @@ static const variant PROBES[] = {
     {"probes random+recent 10+10%", "zipcache", "--kv-probes", "random+recent:0.1:0.1"},
 };
 
+/* The bit-allocation study (kv_zipcache.c, zip_plan): a policy plus --kv
+ * options (NULL-terminated pairs) applied after the budget. "bits": the
+ * policies at equal stored bits (kivi and q4_0r at their fixed widths, the
+ * budget does not move them); "ablation-bits": each choice of the automatic
+ * plan undone or changed in turn. */
+typedef struct {
+    const char *label, *policy, *args[9];
+} study_run;
+
+static const study_run BITS[] = {
+    {"zipcache", "zipcache", {NULL}},
+    {"mikv", "mikv", {NULL}},
+    {"zipcache K/V 4/2 (old widths)", "zipcache", {"--kv-hi-bits", "4", "--kv-lo-bits", "2", NULL}},
+    {"kivi 2-bit", "kivi", {"--kv-bits", "2", NULL}},
+    {"kivi 3-bit", "kivi", {"--kv-bits", "3", NULL}},
+    {"kivi 4-bit", "kivi", {"--kv-bits", "4", NULL}},
+    {"q4_0r", "q4_0r", {NULL}},
+};
+
+static const study_run ABLATION_BITS[] = {
+    {"auto plan (default)", "zipcache", {NULL}},
+    {"K/V 4/2, same widths", "zipcache", {"--kv-hi-bits", "4", "--kv-lo-bits", "2", NULL}},
+    {"K 4/3, V 3/2", "zipcache",
+     {"--kv-k-hi-bits", "4", "--kv-k-lo-bits", "3", "--kv-v-hi-bits", "3", "--kv-v-lo-bits", "2", NULL}},
+    {"auto, keys in groups of 32", "zipcache", {"--kv-key-group", "32", NULL}},
+    {"auto, rotated keys", "zipcache", {"--kv-rotate", "on", NULL}},
+};
+
+static int study_runs(const study_run *rs, int n, const zc_eval_opts *o, const zc_eval_sweep_opts *sw, run_list *l,
+                      FILE *log) {
+    for (int v = 0; v < n; v++) {
+        if (!policy_available(rs[v].policy)) {
+            fprintf(log, "sweep: policy %s is not in this build: '%s' skipped\n", rs[v].policy, rs[v].label);
+            continue;
+        }
+        for (int b = 0; b < sw->n_bits; b++) {
+            zc_kv_config cfg = o->kv;
+            zc_eval_budget_config(rs[v].policy, sw->bits[b], &cfg);
+            int rc = ZC_OK;
+            for (int a = 0; rs[v].args[a] && rc == ZC_OK; a += 2)
+                if (zc_kv_config_parse_arg(&cfg, rs[v].args[a], rs[v].args[a + 1]) != 1) rc = ZC_ERR_ARG;
+            if (rc != ZC_OK) return zc_error_prefix(rc, "eval sweep: preset run '%s'", rs[v].label);
+            /* the budget stays with the mixed-precision runs: --kv-bits N also set the width of kivi */
+            if ((rc = add_run(l, rs[v].label, sw->bits[b], &cfg)) != ZC_OK) return rc;
+        }
+    }
+    return ZC_OK;
+}
+
 static int preset_runs(const char *preset, const zc_eval_opts *o, const zc_eval_sweep_opts *sw, run_list *l,
                        FILE *log) {
+    if (!strcmp(preset, "bits")) return study_runs(BITS, (int)(sizeof BITS / sizeof BITS[0]), o, sw, l, log);
+    if (!strcmp(preset, "ablation-bits"))
+        return study_runs(ABLATION_BITS, (int)(sizeof ABLATION_BITS / sizeof ABLATION_BITS[0]), o, sw, l, log);
     bool sal = !strcmp(preset, "ablation-saliency");
     if (!sal && strcmp(preset, "ablation-probes"))
-        return zc_error(ZC_ERR_ARG, "eval sweep: unknown preset '%s' (ablation-saliency, ablation-probes)", preset);
+        return zc_error(ZC_ERR_ARG, "eval sweep: unknown preset '%s' (ablation-saliency, ablation-probes, bits, "
+                        "ablation-bits)", preset);
     const variant *vs = sal ? SALIENCY : PROBES;
     int n = sal ? (int)(sizeof SALIENCY / sizeof SALIENCY[0]) : (int)(sizeof PROBES / sizeof PROBES[0]);
     for (int v = 0; v < n; v++) {
