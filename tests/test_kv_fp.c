@@ -206,7 +206,7 @@ static void test_describe(void) {
     TT_CHECK(!strcmp(buf, "fp16 (uncompressed, 16 bits/element)"), "%s", buf);
     strcpy(cfg.policy, "zipcache");
     zc_kv_config_describe(&cfg, buf, sizeof buf);
-    TT_CHECK(strstr(buf, "widths chosen per segment, budget 4.5 bits (default), probes"), "%s", buf);
+    TT_CHECK(strstr(buf, "widths chosen per segment, budget 4 bits (default), probes"), "%s", buf);
     cfg.target_bits = 3;
     zc_kv_config_describe(&cfg, buf, sizeof buf);
     TT_CHECK(strstr(buf, "widths chosen per segment, budget 3 bits, probes random+recent:0.05:0.05, denom causal, "

@@ -16,7 +16,7 @@ typedef struct {
 
 /* The budget --kv zipcache runs at when neither --kv-bits nor any width is
  * given: stored bits per compressed K/V element, everything counted. */
-#define ZC_ZIP_DEFAULT_BITS 4.5
+#define ZC_ZIP_DEFAULT_BITS 4.0
 
 int zc_kv_create_zipcache(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out);
 
