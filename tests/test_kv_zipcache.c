@@ -346,7 +346,7 @@ static void test_budget_plans(void) {
         zc_kv_shape sh = {2, 4, 2, tiled ? 32 : 16, 1024};
         int key_bits[3] = {0};
         /* (the dearest tiled plan, 4-bit K and V in key groups, stores ~5.2 bits at head_dim 32) */
-        const float budgets[3] = {3.5f, 4.5f, tiled ? 5.0f : 6.0f};
+        const float budgets[3] = {tiled ? 3.5f : 4.0f, 4.5f, tiled ? 5.0f : 6.0f};
         for (int b = 0; b < 3; b++) {
             feeder f;
             feeder_init(&f, sh, 200);
@@ -387,10 +387,18 @@ static void test_budget_plans(void) {
     zc_kv_config cfg;
     zc_kv_config_default(&cfg);
     strcpy(cfg.policy, "zipcache");
-    cfg.k_lo_bits = 3; /* the others: the paper's 4/2 */
-    cfg.target_bits = 5.0f;
+    cfg.target_bits = 2.0f; /* below every plan at head_dim 16: the cheapest, no salient token */
     zc_kv_cache *z = create(&cfg, sh);
     zc_zip_plan p;
+    int ns, nt;
+    feed(&f, z, NULL, 0, 100);
+    TT_CHECK(zc_zip_last_plan(z, 0, &p) == ZC_OK && p.kb[0] == 3 && p.kb[1] == 3 && p.vb[0] == 2 && p.vb[1] == 2 &&
+                 zc_zip_last_salient(z, 0, 0, &ns, &nt) == ZC_OK && ns == 0,
+             "budget 2: K %d/%d V %d/%d, %d salient", p.kb[0], p.kb[1], p.vb[0], p.vb[1], ns);
+    zc_kv_free(z);
+    cfg.k_lo_bits = 3; /* the others: the paper's 4/2 */
+    cfg.target_bits = 5.0f;
+    z = create(&cfg, sh);
     feed(&f, z, NULL, 0, 100);
     TT_CHECK(zc_zip_last_plan(z, 0, &p) == ZC_OK && p.kb[0] == 4 && p.kb[1] == 3 && p.vb[0] == 4 && p.vb[1] == 2 &&
                  p.kg == 0,

@@ -14,6 +14,18 @@
  *   - a window of recent tokens in fp16 (2 bytes per element, counted in
  *     usage().window), awaiting compression.
  *
+ * Widths and budget (zip_plan): each segment has a plan, the key and value
+ * code widths of its two sets and the key grouping. Given widths
+ * (cfg.k_hi_bits...; 0 = 4 hi, 2 lo when any is given) are used as they are,
+ * with cfg.salient_ratio or, under a budget (cfg.target_bits, --kv-bits), the
+ * largest salient count whose segment stays within it. With all four widths
+ * 0 (the default) the policy plans every segment itself from a measured list
+ * for the budget (ZC_ZIP_DEFAULT_BITS when none is given). The budget counts
+ * every stored bit of the segment (codes, fp16 parameters, bitmaps) per K/V
+ * element; the fp16 window (< stream_gap tokens) comes on top. With
+ * cfg.rotate_keys the keys are stored rotated by the Walsh-Hadamard matrix
+ * (quant/hadamard.h) and the packed part of attention gets the rotated query.
+ *
  * Value parameters per (token, KV head), spec §15 option (b): 2 fp16 per
  * head_dim values = 32/head_dim extra bits per value element (0.25 bit at
  * d = 128, 0.5 at d = 64, 4 at d = 8) where the reference code's rows of
