@@ -405,16 +405,16 @@ static int fit_budget(const kv_zip *c, const zplan *p, int n, int sinks) {
 /* The automatic plans (zip_plan), cheapest first. Measured (EVALUATION.md,
  * "Bit allocation"): keys need >= 3 bits on every token, 4 for most (2-bit
  * keys per channel over a segment wreck attention, KL x10-50); values take 2
- * on regular tokens; keys in groups of 32 tokens pay off only once keys and
- * values both have 4 bits. The best salient fraction differs by model: on
+ * on regular tokens; keys in groups of 32 tokens pay off only once keys have
+ * 4 bits and values at least 3. The best salient fraction differs by model: on
  * stories260K ~20% (a small salient set also isolates the tokens whose keys
  * are outliers into their own channel ranges: at equal widths a 20% set beats
  * an 80% one), on tinystories656K the KL keeps falling up to 80%; the plan is
  * the one whose budget-filling salient fraction lands nearest 0.5, between
- * the two. Rotating keys (--kv-rotate) hurts channelwise keys on both, so no
- * plan rotates. 3- and 8-bit codes have no tiled
- * layout, so shapes the integer path serves (attn_packed.h) choose among
- * 2/4-bit plans only, keeping decode on it. */
+ * the two. Rotating keys (--kv-rotate) hurts channelwise keys on stories260K
+ * (KL x1.5-2) and changes little on tinystories656K, so no plan rotates.
+ * 3- and 8-bit codes have no tiled layout, so shapes the integer path serves
+ * (attn_packed.h) choose among 2/4-bit plans only, keeping decode on it. */
 static const zplan PLANS_ANY[] = {
     {{3, 3}, {2, 2}, 0}, {{4, 3}, {2, 2}, 0}, {{4, 3}, {3, 2}, 0}, {{4, 4}, {3, 2}, 0},
     {{4, 4}, {4, 2}, 0}, {{4, 4}, {4, 3}, 0}, {{4, 4}, {4, 3}, 32}, {{8, 4}, {4, 4}, 32}, {{4, 4}, {4, 4}, 32},
