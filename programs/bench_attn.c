@@ -38,6 +38,7 @@ enum { RUN_FP16 = 1, RUN_PACKED = 2, RUN_PACKED_I8 = 4 };
 typedef struct {
     zc_attn_dims d;
     int layers, seg, hi, lo, which; /* which: RUN_* bits */
+    int v_hi, v_lo, key_group;      /* value widths (0: hi, lo) and key group (0: one per set), as a zipcache plan */
     double salient, min_time;
 } attn_opts;
 
@@ -63,9 +64,15 @@ typedef struct {
     size_t bytes;
 } packed_layer;
 
-static size_t set_bytes(int n, int hd, int kb, int vb, int tiled) {
+static size_t set_bytes(int n, int hd, int kb, int vb, int tiled, int kg) {
+    size_t groups = kg > 0 && n > 0 ? ((size_t)n + kg - 1) / kg : 1;
     return zc_packed_code_bytes(n, hd, kb, tiled) + zc_packed_code_bytes(n, hd, vb, tiled) +
-           2 * sizeof(zc_fp16) * ((size_t)hd + n);
+           2 * sizeof(zc_fp16) * (groups * hd + n);
+}
+
+static int set_tiled(const attn_opts *o, int tiled, int st) {
+    int hd = o->d.head_dim;
+    return tiled && zc_tiled_ok(hd, st ? o->lo : o->hi) && zc_tiled_ok(hd, st ? o->v_lo : o->v_hi);
 }
 
 /* tiled: the integer path's layout where the widths allow it (as the zipcache policy stores). */
@@ -77,8 +84,8 @@ static int packed_layer_make(const attn_opts *o, int depth, int tiled, packed_la
     for (int s = 0; s < L->n_segs; s++) {
         int n = depth - s * o->seg < o->seg ? depth - s * o->seg : o->seg;
         int n_hi = (int)ceil(o->salient * n);
-        total += nkv * (set_bytes(n_hi, hd, o->hi, o->hi, tiled && zc_tiled_ok(hd, o->hi)) +
-                        set_bytes(n - n_hi, hd, o->lo, o->lo, tiled && zc_tiled_ok(hd, o->lo)) +
+        total += nkv * (set_bytes(n_hi, hd, o->hi, o->v_hi, set_tiled(o, tiled, 0), o->key_group) +
+                        set_bytes(n - n_hi, hd, o->lo, o->v_lo, set_tiled(o, tiled, 1), o->key_group) +
                         sizeof(zc_fp16) * (size_t)hd + 64);
     }
     L->arena = zc_malloc_aligned(total);
@@ -101,26 +108,31 @@ static int packed_layer_make(const attn_opts *o, int depth, int tiled, packed_la
             sg->v_norm = norm;
             for (int st = 0; st < 2; st++) {
                 zc_packed_set *set = &sg->set[st];
-                int bits = st ? o->lo : o->hi;
+                int bits = st ? o->lo : o->hi, vbits = st ? o->v_lo : o->v_hi;
                 set->n = st ? n - n_hi : n_hi;
-                set->k_bits = set->v_bits = bits;
-                set->key_group = set->n > 0 ? set->n : 1;
-                set->tiled = tiled && zc_tiled_ok(hd, bits);
+                set->k_bits = bits;
+                set->v_bits = vbits;
+                set->key_group = o->key_group > 0 ? o->key_group : set->n > 0 ? set->n : 1;
+                set->tiled = set_tiled(o, tiled, st);
                 uint8_t *kc, *vc;
                 zc_fp16 *ks, *km, *vs, *vm;
                 size_t nb = zc_packed_code_bytes(set->n, hd, bits, set->tiled);
+                size_t nvb = zc_packed_code_bytes(set->n, hd, vbits, set->tiled);
+                size_t ng = set->n > 0 ? ((size_t)set->n + set->key_group - 1) / set->key_group : 1;
                 TAKE(kc, uint8_t, nb);
-                TAKE(vc, uint8_t, nb);
-                TAKE(ks, zc_fp16, hd);
-                TAKE(km, zc_fp16, hd);
+                TAKE(vc, uint8_t, nvb);
+                TAKE(ks, zc_fp16, ng * hd);
+                TAKE(km, zc_fp16, ng * hd);
                 TAKE(vs, zc_fp16, set->n);
                 TAKE(vm, zc_fp16, set->n);
-                for (size_t i = 0; i < nb; i++) kc[i] = (uint8_t)rnd32(), vc[i] = (uint8_t)rnd32();
+                for (size_t i = 0; i < nb; i++) kc[i] = (uint8_t)rnd32();
+                for (size_t i = 0; i < nvb; i++) vc[i] = (uint8_t)rnd32();
                 float levels = (float)((1 << bits) - 1);
-                for (int e = 0; e < hd; e++) {
+                for (size_t e = 0; e < ng * hd; e++) {
                     ks[e] = zc_f32_to_fp16(2.0f / levels);
                     km[e] = zc_f32_to_fp16(-1.0f + 0.1f * rndf());
                 }
+                levels = (float)((1 << vbits) - 1);
                 for (int t = 0; t < set->n; t++) {
                     vs[t] = zc_f32_to_fp16(2.0f / levels);
                     vm[t] = zc_f32_to_fp16(-1.0f + 0.1f * rndf());
@@ -280,7 +292,7 @@ int bench_attn_main(int argc, char **argv) {
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             printf("usage: zipcache bench attn [-d 4096,16384,32768] [-t N] [--heads 32] [--kv-heads 8] [--head-dim 64]\n"
                    "         [--layers 16] [--seg 512] [--hi 4] [--lo 2] [--salient 0.6] [--min-time S] [--csv FILE]\n"
-                   "         [--kernels fp16,packed,packed-i8]\n"
+                   "         [--kernels fp16,packed,packed-i8] [--v-hi B] [--v-lo B] [--key-group G]\n"
                    "  decode attention of one token per layer: fp16 cache vs packed zipcache codes (fp32 and int8\n"
                    "  query paths), time per layer against the read-bandwidth floor. N = 0: all cores.\n");
             return CLI_EXIT_OK;
@@ -308,16 +320,20 @@ int bench_attn_main(int argc, char **argv) {
         } else if (!strcmp(a, "--min-time")) {
             if (!cli_float(cmd, a, val, 0, 60, &o.min_time)) return CLI_EXIT_USAGE;
         } else {
-            static const char *const ints[] = {"--heads", "--kv-heads", "--head-dim", "--layers", "--seg", "--hi", "--lo"};
-            static const long long hi[] = {256, 256, 512, 256, 1 << 20, 8, 8};
+            static const char *const ints[] = {"--heads", "--kv-heads", "--head-dim", "--layers", "--seg",
+                                               "--hi", "--lo", "--v-hi", "--v-lo", "--key-group"};
+            static const long long hi[] = {256, 256, 512, 256, 1 << 20, 8, 8, 8, 8, 1 << 20};
             int k = 0;
-            while (k < 7 && strcmp(a, ints[k])) k++;
-            if (k == 7) return cli_usage_error(cmd, "unknown option '%s'", a);
+            while (k < 10 && strcmp(a, ints[k])) k++;
+            if (k == 10) return cli_usage_error(cmd, "unknown option '%s'", a);
             if (!cli_int(cmd, a, val, 1, hi[k], &x)) return CLI_EXIT_USAGE;
-            int *dst[] = {&o.d.n_heads, &o.d.n_kv_heads, &o.d.head_dim, &o.layers, &o.seg, &o.hi, &o.lo};
+            int *dst[] = {&o.d.n_heads, &o.d.n_kv_heads, &o.d.head_dim, &o.layers, &o.seg,
+                          &o.hi, &o.lo, &o.v_hi, &o.v_lo, &o.key_group};
             *dst[k] = (int)x;
         }
     }
+    if (!o.v_hi) o.v_hi = o.hi;
+    if (!o.v_lo) o.v_lo = o.lo;
     if (o.d.n_heads % o.d.n_kv_heads) return cli_usage_error(cmd, "--heads must be a multiple of --kv-heads");
     if (o.d.head_dim % 8) return cli_usage_error(cmd, "--head-dim must be a multiple of 8");
     zc_pool *pool = zc_pool_create((int)nt);
@@ -334,8 +350,9 @@ int bench_attn_main(int argc, char **argv) {
     if (exit_code == CLI_EXIT_OK) {
         printf("# zipcache bench attn: %d heads, %d KV heads, head_dim %d, %d layers, %d thread(s), %s\n",
                o.d.n_heads, o.d.n_kv_heads, o.d.head_dim, o.layers, zc_pool_size(pool), zc_cpu_name());
-        printf("# packed: segments of %d tokens, %.0f%% salient at %d bits, the rest %d bits; read bandwidth %.1f GB/s\n\n",
-               o.seg, 100 * o.salient, o.hi, o.lo, bw.read_gbs);
+        printf("# packed: segments of %d tokens, %.0f%% salient at K %d / V %d bits, the rest K %d / V %d bits, keys "
+               "in groups of %d tokens (0: one per set); read bandwidth %.1f GB/s\n\n",
+               o.seg, 100 * o.salient, o.hi, o.v_hi, o.lo, o.v_lo, o.key_group, bw.read_gbs);
         print_rows(stdout, rows, n_rows, 1);
         if (csv) {
             FILE *f = fopen(csv, "w");

@@ -31,7 +31,7 @@ static const char *const USAGE =
     "tasks:   --data FILE  --max-new N  --shots N (gsm8k, 0..8, default 8)\n"
     "         --execute  --out completions.jsonl  --python PATH  --timeout S (humaneval)\n"
     "sweep:   -f TEXT  --chunks N  --policies a,b,c  --bits 2.5,3,3.5,4  --preset ablation-saliency|\n"
-    "         ablation-probes  --csv FILE  --plot FILE.svg\n"
+    "         ablation-probes|bits|ablation-bits  --csv FILE  --plot FILE.svg\n"
     "saliency, recon: -f TEXT  --chunks N  --tokens N (per chunk)  --seeds N (saliency: random probe draws)\n";
 
 typedef struct {

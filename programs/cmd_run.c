@@ -43,7 +43,10 @@ static const char USAGE[] =
     "                       --kv-stream-gap, --kv-sinks, --kv-key-group, --kv-group, --kv-residual,\n"
     "                       --kv-budget-ratio, --kv-seed, --kv-budget,\n"
     "                       --kv-denom causal|probes|accumulated, --kv-decode-rule paper|reference,\n"
-    "                       --kv-int8-query on|off (integer attention on packed codes, default on)\n";
+    "                       --kv-int8-query on|off (integer attention on packed codes, default on),\n"
+    "                       --kv-rotate on|off (zipcache: Hadamard-rotated keys, default off)\n"
+    "                       zipcache: --kv-bits B = stored bits per element (default 4), widths chosen\n"
+    "                       for it unless a --kv-*-bits width is given\n";
 
 typedef struct {
     const char *model, *prompt, *prompt_file, *dump_logits;

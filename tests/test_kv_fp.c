@@ -99,9 +99,9 @@ static void test_fp16_threads(void) {
 static void test_registry(void) {
     zc_kv_config cfg;
     zc_kv_config_default(&cfg);
-    TT_CHECK(!strcmp(cfg.policy, "zipcache") && cfg.k_hi_bits == 4 && cfg.v_lo_bits == 2 && cfg.bits == 0 &&
-                 cfg.int8_query == 1,
-             "defaults: policy %s", cfg.policy);
+    TT_CHECK(!strcmp(cfg.policy, "zipcache") && cfg.k_hi_bits == 0 && cfg.k_lo_bits == 0 && cfg.v_hi_bits == 0 &&
+                 cfg.v_lo_bits == 0 && cfg.bits == 0 && cfg.rotate_keys == 0 && cfg.int8_query == 1,
+             "defaults: policy %s (widths 0: chosen by the policy)", cfg.policy);
     TT_CHECK(cfg.salient_ratio == 0.6f && !strcmp(cfg.probes, "random+recent:0.05:0.05") && cfg.stream_gap == 100 &&
                  cfg.group_size == 32 && cfg.residual == 32 && cfg.budget_ratio == 0.2f && cfg.seed == 0 &&
                  cfg.sinks == 0 && cfg.key_group == 0 && cfg.budget_bytes == 0 && cfg.target_bits == 0,
@@ -133,6 +133,7 @@ static void test_parse(void) {
         {"--kv-sinks", "4"}, {"--kv-key-group", "128"}, {"--kv-group", "64"}, {"--kv-residual", "0"},
         {"--kv-budget-ratio", "0.5"}, {"--kv-seed", "18446744073709551615"}, {"--kv-budget", "3M"},
         {"--kv-denom", "probes"}, {"--kv-decode-rule", "reference"}, {"--kv-int8-query", "on"},
+        {"--kv-rotate", "on"},
     };
     TT_CHECK(cfg.bits == 0 && cfg.denom == ZC_DENOM_CAUSAL && cfg.decode_rule == ZC_KV_DECODE_PAPER &&
                  cfg.int8_query == 1,
@@ -144,6 +145,7 @@ static void test_parse(void) {
     TT_CHECK(!strcmp(cfg.policy, "fp32") && cfg.k_hi_bits == 6 && cfg.v_hi_bits == 8 && cfg.k_lo_bits == 3 &&
                  cfg.v_lo_bits == 1,
              "bits %d %d %d %d", cfg.k_hi_bits, cfg.v_hi_bits, cfg.k_lo_bits, cfg.v_lo_bits);
+    TT_CHECK(cfg.rotate_keys == 1, "--kv-rotate on");
     TT_CHECK(cfg.target_bits == 2.5f && cfg.bits == 0, "--kv-bits 2.5: target %g bits %d", (double)cfg.target_bits,
              cfg.bits);
     TT_CHECK(!strcmp(cfg.probes, "random:0.1") && cfg.stream_gap == 64 && cfg.sinks == 4 && cfg.key_group == 128 &&
@@ -181,6 +183,7 @@ static void test_parse(void) {
         {"--kv-denom", "Causal", "not one of accumulated, causal, probes"}, {"--kv-denom", "", "not one of"},
         {"--kv-decode-rule", "last", "not one of paper, reference"},
         {"--kv-int8-query", "1", "not one of off, on"},     {"--kv-int8-query", "on ", "not one of"},
+        {"--kv-rotate", "yes", "not one of off, on"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         zc_kv_config before = cfg;
@@ -204,11 +207,19 @@ static void test_describe(void) {
     zc_kv_config_describe(&cfg, buf, sizeof buf);
     TT_CHECK(!strcmp(buf, "fp16 (uncompressed, 16 bits/element)"), "%s", buf);
     strcpy(cfg.policy, "zipcache");
+    zc_kv_config_describe(&cfg, buf, sizeof buf);
+    TT_CHECK(strstr(buf, "widths chosen per segment, budget 4 bits (default), probes"), "%s", buf);
     cfg.target_bits = 3;
     zc_kv_config_describe(&cfg, buf, sizeof buf);
-    TT_CHECK(strstr(buf, "K 4/2 bits, V 4/2 bits, target 3 bits, probes random+recent:0.05:0.05, denom causal, "
-                         "decode rule paper, stream gap 100") && strstr(buf, "int8 query on"),
+    TT_CHECK(strstr(buf, "widths chosen per segment, budget 3 bits, probes random+recent:0.05:0.05, denom causal, "
+                         "decode rule paper, stream gap 100") && strstr(buf, "int8 query on") && !strstr(buf, "rotated"),
              "%s", buf);
+    cfg.k_lo_bits = 3; /* one width given: the others are the paper's 4/2 */
+    cfg.rotate_keys = 1;
+    zc_kv_config_describe(&cfg, buf, sizeof buf);
+    TT_CHECK(strstr(buf, "K 4/3 bits, V 4/2 bits, budget 3 bits") && strstr(buf, "rotated keys"), "%s", buf);
+    cfg.k_lo_bits = 0;
+    cfg.rotate_keys = 0;
     /* mikv fixes probes, denominator and decode rule: the description does not show the ignored options */
     strcpy(cfg.policy, "mikv");
     zc_kv_config_describe(&cfg, buf, sizeof buf);

@@ -5,6 +5,7 @@
 
 #include "kv/kv.h"
 #include "kv/zipcache_internal.h"
+#include "quant/tiled.h"
 #include "tt.h"
 #include "util/fp16.h"
 #include "zipcache.h"
@@ -302,15 +303,13 @@ static void test_truncate(void) {
     feeder_free(&f);
 }
 
-/* First tokens forced salient; target_bits picks the ratio. */
+/* First tokens forced salient; target_bits picks the salient count that
+ * fills the budget of stored bits, everything counted. */
 static void test_sinks_and_target(void) {
     zc_kv_shape sh = {1, 2, 1, 8, 256};
     feeder f;
     feeder_init(&f, sh, 100);
-    zc_kv_config cfg;
-    zc_kv_config_default(&cfg);
-    strcpy(cfg.policy, "zipcache");
-    cfg.salient_ratio = 0.0f;
+    zc_kv_config cfg = config("zipcache", 4, 2, 0.0f, 100, NULL, 0);
     cfg.sinks = 4;
     zc_kv_cache *z;
     TT_CHECK(zc_kv_create_zipcache(&cfg, &sh, NULL, &z) == 0, "create");
@@ -320,11 +319,90 @@ static void test_sinks_and_target(void) {
     TT_CHECK(ns == 4, "sinks: %d salient", ns);
     zc_kv_free(z);
     cfg.sinks = 0;
-    cfg.target_bits = 2.5f; /* 4/2 bits: r = 0.25 */
+    /* 100 tokens x 8 channels x K,V = 1600 elements, 6 bits each = 1200 bytes.
+     * fp16 parameters: v_norm 8 + per set K min/step 2x8 + V min/step 2 per
+     * token = 8 + 32 + 200 halves = 480 bytes; bitmap 13 bytes; codes 8 bytes
+     * per salient token (4+4 bits x 8), 4 per regular: 893 + 4 ns <= 1200. */
+    cfg.target_bits = 6.0f;
     TT_CHECK(zc_kv_create_zipcache(&cfg, &sh, NULL, &z) == 0, "create");
     feed(&f, z, NULL, 0, 100);
     zc_zip_last_salient(z, 0, 0, &ns, &nt);
-    TT_CHECK(ns == 25, "target 2.5 bits: %d salient of 100", ns);
+    TT_CHECK(ns == 76, "budget 6 bits: %d salient of 100", ns);
+    zc_kv_usage u;
+    z->ops->usage(z, &u);
+    TT_CHECK(u.codes + u.params + u.index == 1197 && u.window == 0, "bytes %zu + %zu + %zu", u.codes, u.params,
+             u.index);
+    zc_kv_free(z);
+    feeder_free(&f);
+}
+
+/* Widths left to the policy (all 0, the default): every segment fills the
+ * budget of stored bits per element (codes + parameters + index) to within
+ * a few hundredths of a bit, never above it; dearer budgets get wider keys;
+ * on shapes the integer path serves (head_dim % 32 == 0) only 2- and 4-bit
+ * widths are chosen, so every set stays tiled. Given widths are kept. */
+static void test_budget_plans(void) {
+    for (int tiled = 0; tiled < 2; tiled++) {
+        zc_kv_shape sh = {2, 4, 2, tiled ? 32 : 16, 1024};
+        int key_bits[3] = {0};
+        /* (the dearest tiled plan, 4-bit K and V in key groups, stores ~5.2 bits at head_dim 32) */
+        const float budgets[3] = {tiled ? 3.5f : 4.0f, 4.5f, tiled ? 5.0f : 6.0f};
+        for (int b = 0; b < 3; b++) {
+            feeder f;
+            feeder_init(&f, sh, 200);
+            zc_kv_config cfg;
+            zc_kv_config_default(&cfg);
+            strcpy(cfg.policy, "zipcache");
+            cfg.target_bits = budgets[b];
+            zc_kv_cache *z = create(&cfg, sh);
+            if (!z) return;
+            feed(&f, z, NULL, 0, 200);
+            for (int p = 200; p < 300; p++) feed(&f, z, NULL, p, 1);
+            zc_kv_usage u;
+            z->ops->usage(z, &u);
+            double bits = 8.0 * (double)(u.codes + u.params + u.index) / (double)u.elements;
+            TT_CHECK(u.window == 0 && u.n_compressions == 1, "window %zu compressions %lld", u.window,
+                     (long long)u.n_compressions);
+            TT_CHECK(bits <= budgets[b] && bits >= budgets[b] - 0.05, "head_dim %d budget %g: %.4f bits stored",
+                     sh.head_dim, (double)budgets[b], bits);
+            for (int l = 0; l < sh.n_layers; l++) {
+                zc_zip_plan p;
+                TT_CHECK(zc_zip_last_plan(z, l, &p) == ZC_OK, "%s", zc_last_error());
+                key_bits[b] += p.kb[0] + p.kb[1];
+                for (int st = 0; st < 2 && tiled; st++)
+                    TT_CHECK(zc_tiled_ok(sh.head_dim, p.kb[st]) && zc_tiled_ok(sh.head_dim, p.vb[st]),
+                             "budget %g: set %d K %d V %d bits is not tiled", (double)budgets[b], st, p.kb[st],
+                             p.vb[st]);
+            }
+            zc_kv_free(z);
+            feeder_free(&f);
+        }
+        TT_CHECK(key_bits[0] <= key_bits[1] && key_bits[1] <= key_bits[2] && key_bits[0] < key_bits[2],
+                 "head_dim %d: key bits %d, %d, %d as the budget grows", sh.head_dim, key_bits[0], key_bits[1],
+                 key_bits[2]);
+    }
+    zc_kv_shape sh = {1, 2, 1, 16, 256};
+    feeder f;
+    feeder_init(&f, sh, 100);
+    zc_kv_config cfg;
+    zc_kv_config_default(&cfg);
+    strcpy(cfg.policy, "zipcache");
+    cfg.target_bits = 2.0f; /* below every plan at head_dim 16: the cheapest, no salient token */
+    zc_kv_cache *z = create(&cfg, sh);
+    zc_zip_plan p;
+    int ns, nt;
+    feed(&f, z, NULL, 0, 100);
+    TT_CHECK(zc_zip_last_plan(z, 0, &p) == ZC_OK && p.kb[0] == 3 && p.kb[1] == 3 && p.vb[0] == 2 && p.vb[1] == 2 &&
+                 zc_zip_last_salient(z, 0, 0, &ns, &nt) == ZC_OK && ns == 0,
+             "budget 2: K %d/%d V %d/%d, %d salient", p.kb[0], p.kb[1], p.vb[0], p.vb[1], ns);
+    zc_kv_free(z);
+    cfg.k_lo_bits = 3; /* the others: the paper's 4/2 */
+    cfg.target_bits = 5.0f;
+    z = create(&cfg, sh);
+    feed(&f, z, NULL, 0, 100);
+    TT_CHECK(zc_zip_last_plan(z, 0, &p) == ZC_OK && p.kb[0] == 4 && p.kb[1] == 3 && p.vb[0] == 4 && p.vb[1] == 2 &&
+                 p.kg == 0,
+             "given widths: K %d/%d V %d/%d group %d", p.kb[0], p.kb[1], p.vb[0], p.vb[1], p.kg);
     zc_kv_free(z);
     feeder_free(&f);
 }
@@ -423,6 +501,7 @@ int main(void) {
     TT_RUN(test_usage_by_hand);
     TT_RUN(test_truncate);
     TT_RUN(test_sinks_and_target);
+    TT_RUN(test_budget_plans);
     TT_RUN(test_threads_agree);
     TT_RUN(test_random_schedule);
     return tt_finish();

@@ -6,9 +6,13 @@
 #     and TinyStories text;
 #   - the paper's ablations (normalized vs accumulated saliency; probe
 #     strategies and probe ratios);
+#   - the bit-allocation study: every policy at equal stored bits (preset
+#     bits) and the ablation of each choice of zipcache's automatic plan
+#     (preset ablation-bits), both models, both texts;
 #   - the generation tasks on small subsets (to show what the tiny models can
 #     and cannot say).
 # Usage: tools/make_evaluation.sh            (BUILD=build, CHUNKS=16, THREADS=1)
+#        REPORT_ONLY=1 tools/make_evaluation.sh (EVALUATION.md again from the runs already in eval/)
 # Takes a few minutes on 2 cores. Not part of the test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,13 +22,15 @@ ASSETS=${ZIPCACHE_ASSETS:-../shared}
 CHUNKS=${CHUNKS:-16}
 THREADS=${THREADS:-1}
 POLICIES=${POLICIES:-zipcache,uniform,kivi,mikv,h2o,q4_0}
-BITS=${BITS:-2.5,3,3.5,4}
+BITS=${BITS:-3.5,4,4.5,5}
+STUDY_BITS=${STUDY_BITS:-3.5,4,4.5,5,5.5,6}
 OUT=eval
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 [ -x "$BIN" ] || { echo "build first: make BUILD=$BUILD" >&2; exit 1; }
 mkdir -p "$OUT"
-rm -f "$OUT"/*.csv "$OUT"/*.svg "$OUT"/*.gp "$OUT"/*.json "$OUT"/*.log
+if [ -z "${REPORT_ONLY:-}" ]; then
+rm -f "$OUT"/*.csv "$OUT"/*.svg "$OUT"/*.gp "$OUT"/*.json "$OUT"/*.log "$OUT"/elapsed
 
 S260=$ASSETS/models/stories260K/stories260K.gguf
 S656=$ASSETS/models/tinystories656K
@@ -45,8 +51,12 @@ for m in "stories260K:$S260" "tinystories656K:$S656"; do
     for t in "wikitext2:$WIKI" "tinystories:$TS"; do
         sweep "sweep-${m%%:*}-${t%%:*}" "${m#*:}" "${t#*:}" --policies "$POLICIES" --bits "$BITS"
     done
+    for t in "wikitext2:$WIKI" "tinystories:$TS"; do
+        sweep "bits-${m%%:*}-${t%%:*}" "${m#*:}" "${t#*:}" --preset bits --bits "$STUDY_BITS"
+        sweep "ablation-bits-${m%%:*}-${t%%:*}" "${m#*:}" "${t#*:}" --preset ablation-bits --bits "$STUDY_BITS"
+    done
     sweep "ablation-saliency-${m%%:*}" "${m#*:}" "$TS" --preset ablation-saliency --bits "$BITS"
-    sweep "ablation-probes-${m%%:*}" "${m#*:}" "$TS" --preset ablation-probes --bits 3
+    sweep "ablation-probes-${m%%:*}" "${m#*:}" "$TS" --preset ablation-probes --bits 4.5
 done
 
 # The KL floor: an fp16 run against its own fp16 base file (only the fp16 storage of the base differs).
@@ -77,14 +87,16 @@ for kv in fp16 zipcache; do
     "$BIN" eval humaneval -m "$S656" --data "$ASSETS/data/humaneval/HumanEval.jsonl" -c 512 -t "$THREADS" \
         --limit 20 --max-new 128 --execute --kv "$kv" --no-progress --json "$OUT/humaneval-$kv.json" >/dev/null
 done
-elapsed=$(($(date +%s) - t_start))
+echo $(($(date +%s) - t_start)) >"$OUT/elapsed"
+fi
+elapsed=$(cat "$OUT/elapsed")
 
 CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
 NCPU=$(nproc)
 COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-"$PY" - "$OUT" "$CPU" "$NCPU" "$COMMIT" "$elapsed" "$CHUNKS" "$POLICIES" "$BITS" >EVALUATION.md <<'EOF'
+"$PY" - "$OUT" "$CPU" "$NCPU" "$COMMIT" "$elapsed" "$CHUNKS" "$POLICIES" "$BITS" "$STUDY_BITS" >EVALUATION.md <<'EOF'
 import csv, json, math, os, sys
-out, cpu, ncpu, commit, elapsed, chunks, policies, bits = sys.argv[1:9]
+out, cpu, ncpu, commit, elapsed, chunks, policies, bits, study_bits = sys.argv[1:10]
 
 def table(name):
     rows = list(csv.DictReader(open(os.path.join(out, name + ".csv"))))
@@ -132,9 +144,9 @@ def versus(name, who="zipcache"):
                      f"{best['budget_bits']} ({float(best['bits_per_element']):.2f} bits): KL {bk:.3g}, {verdict}")
     return lines
 
-def pivot(name):
-    """Mean KL of every variant (columns) at every budget (rows): the ablation at a glance."""
-    rows = [r for r in csv.DictReader(open(os.path.join(out, name + ".csv"))) if not r["error"]]
+def pivot(name, cell=lambda r: f"{float(r['kl_mean']):.3g}"):
+    """Mean KL (or `cell` of a run) of every variant (columns) at every budget (rows): the ablation at a glance."""
+    rows = ok_rows(name)
     labels = list(dict.fromkeys(r["label"] for r in rows))
     budgets = list(dict.fromkeys(r["budget_bits"] for r in rows))
     print("| budget | " + " | ".join(labels) + " |")
@@ -143,9 +155,45 @@ def pivot(name):
         cells = []
         for lab in labels:
             m = [r for r in rows if r["label"] == lab and r["budget_bits"] == b]
-            cells.append(f"{float(m[0]['kl_mean']):.3g}" if m else "")
+            cells.append(cell(m[0]) if m else "")
         print(f"| {b} | " + " | ".join(cells) + " |")
     print()
+
+def ok_rows(name):
+    return [r for r in csv.DictReader(open(os.path.join(out, name + ".csv"))) if not r["error"]]
+
+def equal_bits(name):
+    """The issue-18 test: for each kivi width, the best zipcache run storing at most 0.1 bit/element more; for
+    each budget, zipcache against mikv (the same automatic plan, MiKV's saliency)."""
+    rows = ok_rows(name)
+    zip_ = [r for r in rows if r["label"] == "zipcache"]
+    lines = []
+    for k in (r for r in rows if r["label"].startswith("kivi")):
+        kb, kk = float(k["bits_per_element"]), float(k["kl_mean"])
+        near = [z for z in zip_ if float(z["bits_per_element"]) <= kb + 0.1]
+        if not near:
+            cheapest = min(zip_, key=lambda z: float(z["bits_per_element"]))
+            lines.append(f"{k['label']} ({kb:.2f} bits, KL {kk:.3g}): no zipcache run stores <= {kb + 0.1:.2f} bits "
+                         f"(the cheapest, budget {cheapest['budget_bits']}, stores {float(cheapest['bits_per_element']):.2f}"
+                         f"): NOT MET")
+            continue
+        z = min(near, key=lambda r: float(r["kl_mean"]))
+        zk = float(z["kl_mean"])
+        met = "met" if zk <= 0.5 * kk else "NOT MET"
+        lines.append(f"{k['label']} ({kb:.2f} bits, KL {kk:.3g}) vs zipcache budget {z['budget_bits']} "
+                     f"({float(z['bits_per_element']):.2f} bits, KL {zk:.3g}): {zk / kk:.2f}x kivi's KL, "
+                     f"<= 0.5x {met}")
+    for z in zip_:
+        m = [r for r in rows if r["label"] == "mikv" and r["budget_bits"] == z["budget_bits"]]
+        if m:
+            zk, mk = float(z["kl_mean"]), float(m[0]["kl_mean"])
+            lines.append(f"budget {z['budget_bits']}: zipcache {float(z['bits_per_element']):.2f} bits KL {zk:.3g}, "
+                         f"mikv {float(m[0]['bits_per_element']):.2f} bits KL {mk:.3g}: {zk / mk:.2f}x mikv's KL")
+    return lines
+
+def bits_pivot(name):
+    """Measured bits and mean KL of every run of a bits study, one row per budget."""
+    pivot(name, lambda r: f"{float(r['bits_per_element']):.2f} b, {float(r['kl_mean']):.3g}")
 
 def base_ppl(name):
     for line in open(os.path.join(out, name + ".log")):
@@ -191,10 +239,46 @@ for model in ("stories260K", "tinystories656K"):
         for line in versus(f"sweep-{model}-{text}"):
             print(f"- {model}, {text}: {line}")
 for ab, what in (("saliency", "Saliency metric (paper Table A), mean KL at equal budgets, TinyStories text"),
-                 ("probes", "Probe strategy and ratio (paper Table 2), mean KL at a 3-bit budget, TinyStories text")):
+                 ("probes", "Probe strategy and ratio (paper Table 2), mean KL at a 4.5-bit budget, TinyStories text")):
     for model in ("stories260K", "tinystories656K"):
         print(f"\n{what}, {model}:\n")
         pivot(f"ablation-{ab}-{model}")
+
+print("## Bit allocation at equal stored bits\n")
+print("`--kv-bits B` is zipcache's one knob: B stored bits per compressed K/V element, everything counted (codes, "
+      "fp16 parameters, saliency bitmaps); with no `--kv-k-*`/`--kv-v-*` width given the policy plans each segment "
+      "itself: key and value widths of the salient and regular sets and the key grouping, from a measured list "
+      "(`src/kv/kv_zipcache.c`, `zip_plan`; 2/4-bit plans only where head_dim % 32 == 0 so decode stays on the "
+      "integer path), with the salient count that fills the budget; the plan whose salient fraction comes nearest "
+      "0.5 wins. mikv gets the same plan (so zipcache vs mikv isolates the saliency metric). The fp16 decode window "
+      "(up to 99 tokens at stream gap 100) comes on top of B: the bits columns are measured, all bytes, at the end of "
+      "each chunk. kivi and q4_0r do not move with the budget (one row each); q4_0r needs head_dim % 32 == 0 and "
+      f"cannot run on these models (head dims 8 and 16). Budgets {study_bits}. Cells: measured bits/element, mean KL.\n")
+print("Mean KL <= 0.5x kivi's at equal or fewer measured bits (+0.1), the issue's bar, and zipcache against mikv:\n")
+verdicts = []
+for model in ("stories260K", "tinystories656K"):
+    for text in ("wikitext2", "tinystories"):
+        for line in equal_bits(f"bits-{model}-{text}"):
+            print(f"- {model}, {text}: {line}")
+            if line.startswith("kivi"):
+                verdicts.append(line.endswith(" met"))
+print(f"\nThe bar against kivi is met in {sum(verdicts)} of {len(verdicts)} comparisons. Where it is not: "
+      "below kivi-2's 4.7/5.6 bits no plan fits at head dims 16/8 (fp16 value parameters alone cost 32/head_dim "
+      "bits per value, and the cheapest plan keeps 3-bit keys, since 2-bit keys per channel over a segment multiply "
+      "the KL 10-50x: 'K/V 4/2, same widths' in the ablations); above it zipcache's per-segment key ranges lose to "
+      "kivi's per-32-token key groups at equal bits (the 'keys in groups of 32' ablation narrows the gap at the "
+      "larger budgets, where groups are affordable). Rotating keys (Hadamard) hurts channelwise keys on "
+      "stories260K and changes little on tinystories656K, so no plan rotates. The automatic plan beats the "
+      "paper's equal K/V widths at equal measured bits wherever both fill their budget.\n")
+for model in ("stories260K", "tinystories656K"):
+    for text in ("wikitext2", "tinystories"):
+        print(f"### {model}, {text}: policies\n")
+        bits_pivot(f"bits-{model}-{text}")
+        print(f"### {model}, {text}: ablation of the plan\n")
+        print("Each choice undone in turn at the same budgets: the paper's equal K/V widths (4/2, salient count "
+              "fitted to the budget), the hand-found K 4/3 V 3/2, the automatic plan with keys in groups of 32 "
+              "tokens, the automatic plan with Hadamard-rotated keys (`--kv-rotate on`).\n")
+        bits_pivot(f"ablation-bits-{model}-{text}")
 
 for model in ("stories260K", "tinystories656K"):
     print(f"## {model}\n")
@@ -209,7 +293,7 @@ for model in ("stories260K", "tinystories656K"):
     for ab, what in (("saliency", "Saliency metric at equal bit budgets (paper Table A), TinyStories text: "
                                   "ZipCache's normalized score with the code's L-j denominator or the probe count, "
                                   "the probe sums unnormalized, and accumulated attention of all queries (MiKV)."),
-                     ("probes", "Probe strategies and probe ratios at a 3-bit budget (paper Table 2), TinyStories "
+                     ("probes", "Probe strategies and probe ratios at a 4.5-bit budget (paper Table 2), TinyStories "
                                 "text. 'all' computes the exact normalized score from every query.")):
         name = f"ablation-{ab}-{model}"
         print(f"### Ablation: {ab}\n\n{what}\n")
@@ -241,11 +325,13 @@ for study, title, what in (
 print("## Reproducing one number\n")
 print("```")
 print("zipcache eval ppl -m MODEL -f TEXT -c 512 --chunks N -t 1 --kv fp16 --save-kl-base base.klb")
-print("zipcache eval ppl -m MODEL -f TEXT -c 512 --chunks N -t 1 --kv zipcache --kv-bits 3 --kl-base base.klb --json r.json")
-print("zipcache eval sweep -m MODEL -f TEXT -c 512 --chunks N --policies zipcache,kivi --bits 3,4 --csv s.csv --plot s.svg")
+print("zipcache eval ppl -m MODEL -f TEXT -c 512 --chunks N -t 1 --kv zipcache --kv-bits 4.5 --kl-base base.klb --json r.json")
+print("zipcache eval sweep -m MODEL -f TEXT -c 512 --chunks N --policies zipcache,kivi --bits 4,5 --csv s.csv --plot s.svg")
+print("zipcache eval sweep -m MODEL -f TEXT -c 512 --chunks N --preset bits --bits 3.5,4,4.5,5,5.5,6 --csv b.csv")
 print("```\n")
 print(f"Sweeps map a bit budget to each policy's knobs (printed per run above): zipcache and mikv get it as "
-      "`--kv-bits` (the salient ratio follows from 4/2 bits), uniform and kivi take the widest integer width not "
+      "`--kv-bits` (stored bits per compressed element, the plan chosen for it), uniform and kivi take the widest "
+      "integer width not "
       "above it, h2o keeps budget/16 of the tokens at fp16, q4_0/q8_0 have one fixed width. Policies: "
       f"{policies}; budgets {bits}.\n")
 print("## Generation tasks (harness check only)\n")

@@ -128,7 +128,7 @@ typedef struct {
     const char *policies;  /* comma-separated policy names */
     const double *bits;    /* [n_bits] average bit budgets */
     int n_bits;
-    const char *preset;    /* NULL, "ablation-saliency" or "ablation-probes" */
+    const char *preset;    /* NULL, "ablation-saliency", "ablation-probes", "bits" or "ablation-bits" */
     const char *csv;       /* output CSV path */
     const char *plot;      /* output SVG path (NULL: none); its gnuplot script goes beside it as .gp */
 } zc_eval_sweep_opts;

@@ -20,7 +20,8 @@ bool zc_eval_budget_config(const char *policy, double bits, zc_kv_config *cfg) {
     } else if (!strcmp(policy, "h2o")) {
         double keep = bits / 16.0; /* kept tokens stay fp16: 16 bits each, evicted ones 0 */
         cfg->budget_ratio = (float)(keep > 1 ? 1 : keep);
-    } else if (strcmp(policy, "fp16") && strcmp(policy, "fp32") && strcmp(policy, "q8_0") && strcmp(policy, "q4_0")) {
+    } else if (strcmp(policy, "fp16") && strcmp(policy, "fp32") && strcmp(policy, "q8_0") && strcmp(policy, "q4_0") &&
+               strcmp(policy, "q4_0r")) {
         return false;
     }
     return true;
@@ -69,54 +70,88 @@ static bool policy_available(const char *name) {
     return rc == 1;
 }
 
-/* The variants of the paper's ablations (Table A and Table 2), each run at
- * every budget: a policy plus one --kv option that makes the variant. */
+/* The presets: each variant a policy plus --kv options (NULL-terminated
+ * pairs) applied after the budget, run at every budget.
+ *   ablation-saliency, ablation-probes  the paper's ablations (Table A, Table 2)
+ *   bits           the bit-allocation study (kv_zipcache.c, zip_plan): the
+ *                  policies at equal stored bits (kivi and q4_0r at their fixed
+ *                  widths: the budget does not move them)
+ *   ablation-bits  each choice of zipcache's automatic plan undone or changed */
 typedef struct {
-    const char *label, *policy, *opt, *val;
-} variant;
+    const char *label, *policy, *args[9];
+} study_run;
 
-static const variant SALIENCY[] = {
-    {"normalized, / (L-j) (zipcache)", "zipcache", NULL, NULL},
-    {"normalized, / probe count", "zipcache", "--kv-denom", "probes"},
-    {"accumulated over probes", "zipcache", "--kv-denom", "accumulated"},
-    {"accumulated over all queries (mikv)", "mikv", NULL, NULL},
+static const study_run SALIENCY[] = {
+    {"normalized, / (L-j) (zipcache)", "zipcache", {NULL}},
+    {"normalized, / probe count", "zipcache", {"--kv-denom", "probes", NULL}},
+    {"accumulated over probes", "zipcache", {"--kv-denom", "accumulated", NULL}},
+    {"accumulated over all queries (mikv)", "mikv", {NULL}},
 };
 
-static const variant PROBES[] = {
-    {"probes all", "zipcache", "--kv-probes", "all"},
-    {"probes random 10%", "zipcache", "--kv-probes", "random:0.1"},
-    {"probes recent 10%", "zipcache", "--kv-probes", "recent:0.1"},
-    {"probes random+recent 5+5%", "zipcache", "--kv-probes", "random+recent:0.05:0.05"},
-    {"probes random+recent 2.5+2.5%", "zipcache", "--kv-probes", "random+recent:0.025:0.025"},
-    {"probes random+recent 10+10%", "zipcache", "--kv-probes", "random+recent:0.1:0.1"},
+static const study_run PROBES[] = {
+    {"probes all", "zipcache", {"--kv-probes", "all", NULL}},
+    {"probes random 10%", "zipcache", {"--kv-probes", "random:0.1", NULL}},
+    {"probes recent 10%", "zipcache", {"--kv-probes", "recent:0.1", NULL}},
+    {"probes random+recent 5+5%", "zipcache", {"--kv-probes", "random+recent:0.05:0.05", NULL}},
+    {"probes random+recent 2.5+2.5%", "zipcache", {"--kv-probes", "random+recent:0.025:0.025", NULL}},
+    {"probes random+recent 10+10%", "zipcache", {"--kv-probes", "random+recent:0.1:0.1", NULL}},
 };
 
-static int preset_runs(const char *preset, const zc_eval_opts *o, const zc_eval_sweep_opts *sw, run_list *l,
-                       FILE *log) {
-    bool sal = !strcmp(preset, "ablation-saliency");
-    if (!sal && strcmp(preset, "ablation-probes"))
-        return zc_error(ZC_ERR_ARG, "eval sweep: unknown preset '%s' (ablation-saliency, ablation-probes)", preset);
-    const variant *vs = sal ? SALIENCY : PROBES;
-    int n = sal ? (int)(sizeof SALIENCY / sizeof SALIENCY[0]) : (int)(sizeof PROBES / sizeof PROBES[0]);
+static const study_run BITS[] = {
+    {"zipcache", "zipcache", {NULL}},
+    {"mikv", "mikv", {NULL}},
+    {"zipcache K/V 4/2 (old widths)", "zipcache", {"--kv-hi-bits", "4", "--kv-lo-bits", "2", NULL}},
+    {"kivi 2-bit", "kivi", {"--kv-bits", "2", NULL}},
+    {"kivi 3-bit", "kivi", {"--kv-bits", "3", NULL}},
+    {"kivi 4-bit", "kivi", {"--kv-bits", "4", NULL}},
+    {"q4_0r", "q4_0r", {NULL}},
+};
+
+static const study_run ABLATION_BITS[] = {
+    {"auto plan (default)", "zipcache", {NULL}},
+    {"K/V 4/2, same widths", "zipcache", {"--kv-hi-bits", "4", "--kv-lo-bits", "2", NULL}},
+    {"K 4/3, V 3/2", "zipcache",
+     {"--kv-k-hi-bits", "4", "--kv-k-lo-bits", "3", "--kv-v-hi-bits", "3", "--kv-v-lo-bits", "2", NULL}},
+    {"auto, keys in groups of 32", "zipcache", {"--kv-key-group", "32", NULL}},
+    {"auto, rotated keys", "zipcache", {"--kv-rotate", "on", NULL}},
+};
+
+static int study_runs(const study_run *rs, int n, const zc_eval_opts *o, const zc_eval_sweep_opts *sw, run_list *l,
+                      FILE *log) {
     for (int v = 0; v < n; v++) {
-        if (!policy_available(vs[v].policy)) {
-            fprintf(log, "sweep: policy %s is not in this build: '%s' skipped\n", vs[v].policy, vs[v].label);
+        if (!policy_available(rs[v].policy)) {
+            fprintf(log, "sweep: policy %s is not in this build: '%s' skipped\n", rs[v].policy, rs[v].label);
             continue;
         }
         for (int b = 0; b < sw->n_bits; b++) {
             zc_kv_config cfg = o->kv;
-            zc_eval_budget_config(vs[v].policy, sw->bits[b], &cfg);
-            if (vs[v].opt && zc_kv_config_parse_arg(&cfg, vs[v].opt, vs[v].val) != 1) {
-                fprintf(log, "sweep: %s %s is not an option of this build: '%s' skipped\n", vs[v].opt, vs[v].val,
-                        vs[v].label);
+            zc_eval_budget_config(rs[v].policy, sw->bits[b], &cfg);
+            const char *bad = NULL;
+            for (int a = 0; rs[v].args[a] && !bad; a += 2)
+                if (zc_kv_config_parse_arg(&cfg, rs[v].args[a], rs[v].args[a + 1]) != 1) bad = rs[v].args[a];
+            if (bad) {
+                fprintf(log, "sweep: %s is not an option of this build: '%s' skipped\n", bad, rs[v].label);
                 zc_clear_error();
                 break;
             }
-            int rc = add_run(l, vs[v].label, sw->bits[b], &cfg);
+            int rc = add_run(l, rs[v].label, sw->bits[b], &cfg);
             if (rc != ZC_OK) return rc;
         }
     }
     return ZC_OK;
+}
+
+static int preset_runs(const char *preset, const zc_eval_opts *o, const zc_eval_sweep_opts *sw, run_list *l,
+                       FILE *log) {
+#define STUDY(name, table) \
+    if (!strcmp(preset, name)) return study_runs(table, (int)(sizeof table / sizeof table[0]), o, sw, l, log)
+    STUDY("ablation-saliency", SALIENCY);
+    STUDY("ablation-probes", PROBES);
+    STUDY("bits", BITS);
+    STUDY("ablation-bits", ABLATION_BITS);
+#undef STUDY
+    return zc_error(ZC_ERR_ARG, "eval sweep: unknown preset '%s' (ablation-saliency, ablation-probes, bits, "
+                    "ablation-bits)", preset);
 }
 
 static int policy_runs(const zc_eval_opts *o, const zc_eval_sweep_opts *sw, run_list *l, FILE *log) {

@@ -3,6 +3,7 @@
  * (kv_fp.c, ...); this file only knows their constructors. */
 #include "kv/kv.h"
 #include "kv/kv_impl.h"
+#include "kv/zipcache_internal.h"
 
 #include <errno.h>
 #include <math.h>
@@ -24,6 +25,7 @@ int zc_kv_create_fp32(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool
 int zc_kv_create_fp16(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out);
 int zc_kv_create_q8_0(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out);
 int zc_kv_create_q4_0(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out);
+int zc_kv_create_q4_0r(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out);
 int zc_kv_create_h2o(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out);
 int zc_kv_create_kivi(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out);
 int zc_kv_create_zipcache(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out);
@@ -38,6 +40,7 @@ static const struct {
     {"fp16", zc_kv_create_fp16},
     {"q8_0", zc_kv_create_q8_0},
     {"q4_0", zc_kv_create_q4_0},
+    {"q4_0r", zc_kv_create_q4_0r},
     {"h2o", zc_kv_create_h2o},
     {"kivi", zc_kv_create_kivi},
     {"zipcache", zc_kv_create_zipcache},
@@ -76,8 +79,8 @@ int zc_kv_create(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *poo
 void zc_kv_config_default(zc_kv_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
     strcpy(cfg->policy, "zipcache"); /* the product's point: what a user gets without --kv */
-    cfg->k_hi_bits = cfg->v_hi_bits = 4;
-    cfg->k_lo_bits = cfg->v_lo_bits = 2;
+    cfg->k_hi_bits = cfg->v_hi_bits = 0; /* 0: chosen by zipcache/mikv for the bit budget (kv_zipcache.c) */
+    cfg->k_lo_bits = cfg->v_lo_bits = 0;
     cfg->bits = 0; /* the policy's default: zc_kv_config_bits */
     cfg->salient_ratio = 0.6f;
     cfg->target_bits = 0;
@@ -252,6 +255,8 @@ int zc_kv_config_parse_arg(zc_kv_config *cfg, const char *opt, const char *val) 
         rc = parse_long(opt, val, 1, 1 << 20, &cfg->stream_gap);
     } else if (!strcmp(opt, "--kv-sinks")) {
         rc = parse_long(opt, val, 0, 1 << 20, &cfg->sinks);
+    } else if (!strcmp(opt, "--kv-rotate")) {
+        rc = parse_choice(opt, val, ONOFF_NAMES, 2, &cfg->rotate_keys);
     } else if (!strcmp(opt, "--kv-key-group")) {
         rc = parse_long(opt, val, 0, 1 << 20, &cfg->key_group);
     } else if (!strcmp(opt, "--kv-group")) {
@@ -340,7 +345,9 @@ void zc_kv_config_describe(const zc_kv_config *c, char *buf, size_t cap) {
     } else if (zip || !strcmp(p, "mikv")) {
         char mix[64], sal[128];
         if (c->target_bits > 0)
-            snprintf(mix, sizeof mix, "target %.3g bits", (double)c->target_bits);
+            snprintf(mix, sizeof mix, "budget %.3g bits", (double)c->target_bits);
+        else if (!c->k_hi_bits && !c->k_lo_bits && !c->v_hi_bits && !c->v_lo_bits)
+            snprintf(mix, sizeof mix, "budget %.3g bits (default)", ZC_ZIP_DEFAULT_BITS);
         else
             snprintf(mix, sizeof mix, "salient ratio %.3g", (double)c->salient_ratio);
         /* mikv fixes its saliency (kv_variants.c): the probe options do not apply */
@@ -349,10 +356,12 @@ void zc_kv_config_describe(const zc_kv_config *c, char *buf, size_t cap) {
                      name_of(DENOM_NAMES, 3, (int)c->denom), name_of(DECODE_NAMES, 2, (int)c->decode_rule));
         else
             snprintf(sal, sizeof sal, "accumulated scores of all queries");
-        snprintf(buf, cap, "%s (K %d/%d bits, V %d/%d bits, %s, %s, stream gap %d, sinks %d, key group %d, "
-                 "int8 query %s)%s",
-                 p, c->k_hi_bits, c->k_lo_bits, c->v_hi_bits, c->v_lo_bits, mix, sal, c->stream_gap, c->sinks,
-                 c->key_group, int8, budget);
+        char widths[64] = "widths chosen per segment"; /* all 0 (kv_zipcache.c); any given: 0 = 4 hi, 2 lo */
+        if (c->k_hi_bits || c->k_lo_bits || c->v_hi_bits || c->v_lo_bits)
+            snprintf(widths, sizeof widths, "K %d/%d bits, V %d/%d bits", c->k_hi_bits ? c->k_hi_bits : 4,
+                     c->k_lo_bits ? c->k_lo_bits : 2, c->v_hi_bits ? c->v_hi_bits : 4, c->v_lo_bits ? c->v_lo_bits : 2);
+        snprintf(buf, cap, "%s (%s, %s, %s, stream gap %d, sinks %d, key group %d,%s int8 query %s)%s", p, widths,
+                 mix, sal, c->stream_gap, c->sinks, c->key_group, c->rotate_keys ? " rotated keys," : "", int8, budget);
     } else if (!strcmp(p, "uniform")) {
         snprintf(buf, cap, "uniform (%d bits, key group %d, int8 query %s)%s", zc_kv_config_bits(c), c->key_group,
                  int8, budget);

@@ -46,11 +46,12 @@ typedef enum {
  * include/zipcache.h can forward-declare it.) */
 typedef struct zc_kv_config {
     char policy[16];         /* "fp32", "fp16", "zipcache", "uniform", "kivi", "mikv", "h2o", "q8_0", "q4_0" */
-    int k_hi_bits, k_lo_bits;  /* salient / regular bits for keys (zipcache, mikv) */
+    int k_hi_bits, k_lo_bits;  /* salient / regular bits for keys (zipcache, mikv); all four 0 (default):
+                                  the policy chooses widths per segment for target_bits */
     int v_hi_bits, v_lo_bits;  /* same for values */
     int bits;                  /* uniform / kivi width; 0 = the policy's default (zc_kv_config_bits) */
-    float salient_ratio;       /* fraction of tokens kept at hi bits (default 0.6) */
-    float target_bits;         /* if > 0: derive salient_ratio from an average bit budget */
+    float salient_ratio;       /* fraction of tokens kept at hi bits (default 0.6; with widths given) */
+    float target_bits;         /* if > 0: stored bits per compressed element, everything counted (--kv-bits) */
     char probes[48];           /* "random+recent:0.05:0.05", "random:0.1", "recent:0.1", "all" */
     zc_sal_denom denom;        /* zipcache: normalization of probe column sums (default ZC_DENOM_CAUSAL, L - j) */
     zc_kv_decode_rule decode_rule; /* zipcache: decode-window saliency (default ZC_KV_DECODE_PAPER) */
@@ -58,6 +59,7 @@ typedef struct zc_kv_config {
     int stream_gap;            /* decode tokens per compression (default 100) */
     int sinks;                 /* first N tokens always hi bits */
     int key_group;             /* channelwise key parameter group along tokens (0 = whole segment) */
+    int rotate_keys;           /* zipcache, mikv, uniform: keys Hadamard-rotated before quantization (--kv-rotate) */
     int group_size;            /* kivi group size (default 32) */
     int residual;              /* kivi fp16 residual window (default 32) */
     float budget_ratio;        /* h2o: fraction of tokens kept (default 0.2) */
@@ -94,10 +96,10 @@ struct zc_kv_cache {
     int n_tokens;    /* positions written to the last layer */
 };
 
-/* Defaults: policy zipcache (what a user gets without --kv), 4/2 bits,
- * ratio 0.6, random+recent 5%+5%, gap 100, denominator L - j, the paper's
- * decode rule, int8 queries on, bits 0 (the policy's default width)... The
- * zipcache choices are measured in kv_zipcache.c. */
+/* Defaults: policy zipcache (what a user gets without --kv), widths chosen by
+ * the policy (0), ratio 0.6, random+recent 5%+5%, gap 100, denominator L - j,
+ * the paper's decode rule, int8 queries on, bits 0 (the policy's default
+ * width)... The zipcache choices are measured in kv_zipcache.c. */
 void zc_kv_config_default(zc_kv_config *cfg);
 /* The width a uniform-width policy runs at: cfg->bits, or when 0 the
  * policy's default: 2 for kivi (KIVI-2 is the paper's reference point), 4

@@ -13,6 +13,12 @@
  * commits only when first written, so the memory actually held grows with
  * the tokens stored and the decode loop never allocates.
  *
+ * q4_0r is q4_0 with every K and V row of a head rotated by the orthonormal
+ * Walsh-Hadamard matrix before quantization (quant/hadamard.h), what
+ * llama.cpp does to its quantized caches by default (PR #21038): the query
+ * is rotated instead of the keys (q.k = Hq.Hk) and the attention output is
+ * rotated back (sum p Hv = H sum p v). head_dim must be a power of two.
+ *
  * Attention (kv_tiled.c drives the work split): the query is quantized to
  * q8_0 blocks and K.q is an integer dot product per block, as ggml does (K
  * is never dequantized: a tile's codes are unpacked to int8 once for all G
@@ -27,6 +33,7 @@
 #include "kv/kv_impl.h"
 #include "kv/kv_blocks.h"
 #include "kv/kv_tiled.h"
+#include "quant/hadamard.h"
 #include "util/cpu.h"
 #include "util/error.h"
 #include "util/fp16.h"
@@ -91,8 +98,34 @@ typedef struct {
     size_t row_bytes;    /* one token of one layer, all KV heads: n_kv_heads * nb * block_bytes */
     uint8_t *k, *v;      /* [n_layers][max_ctx][row_bytes] */
     int *n_layer;        /* [n_layers] tokens written to each layer */
+    int rot;             /* q4_0r: rows Hadamard-rotated per head */
+    float *rbuf;         /* rot: [rcap] rotated K/V rows before quantization, then rotated queries */
+    size_t rcap;         /* floats */
     zc_attn_scratch scratch;
 } kv_blocks;
+
+/* c->rbuf holds at least `need` floats (grown once to the largest call, so
+ * steady decode does not allocate). */
+static int rbuf_reserve(kv_blocks *c, size_t need) {
+    if (need <= c->rcap) return ZC_OK;
+    float *p = zc_realloc(c->rbuf, need * sizeof(float));
+    if (!p) return ZC_ERR_NOMEM;
+    c->rbuf = p;
+    c->rcap = need;
+    return ZC_OK;
+}
+
+/* q4_0r: rows [n_rows][head_dim] of x copied to c->rbuf and rotated. */
+static int rotated(kv_blocks *c, const float *x, size_t n_rows, const float **out) {
+    int hd = c->base.shape.head_dim;
+    size_t m = n_rows * (size_t)hd;
+    int rc = rbuf_reserve(c, m);
+    if (rc) return rc;
+    memcpy(c->rbuf, x, m * sizeof(float));
+    zc_hadamard_rows(c->rbuf, (size_t)hd, (int)n_rows, hd);
+    *out = c->rbuf;
+    return ZC_OK;
+}
 
 /* One layer as the tile callbacks see it. */
 typedef struct {
@@ -112,8 +145,10 @@ static int blocks_write(zc_kv_cache *base, int layer, int pos, int n, const floa
     /* Blocks never straddle heads (head_dim % 32 == 0), so the n tokens'
      * rows quantize as one run of n * n_kv_heads * head_dim elements. */
     int64_t elems = (int64_t)n * base->shape.n_kv_heads * base->shape.head_dim;
-    size_t off = layer_offset(c, layer) + (size_t)pos * c->row_bytes;
+    size_t off = layer_offset(c, layer) + (size_t)pos * c->row_bytes, heads = (size_t)n * base->shape.n_kv_heads;
+    if (c->rot && (rc = rotated(c, k, heads, &k)) != ZC_OK) return rc;
     rc = zc_quantize_row(c->type, k, c->k + off, elems);
+    if (rc == ZC_OK && c->rot && (rc = rotated(c, v, heads, &v)) != ZC_OK) return rc;
     if (rc == ZC_OK) rc = zc_quantize_row(c->type, v, c->v + off, elems);
     if (rc) return zc_error_prefix(rc, "kv %s", base->ops->name);
     zc_kv_appended(base, c->n_layer, layer, pos, n);
@@ -164,7 +199,11 @@ static int blocks_attend(zc_kv_cache *base, int layer, int pos, int n, const flo
         .tmp_floats = (size_t)ZC_ATTN_BK * (base->shape.head_dim + c->nb + base->shape.head_dim / 4),
         .qx_bytes = (size_t)c->nb * sizeof(zc_block_q8_0), .prepare = blocks_prepare, .tile = blocks_tile,
     };
-    return zc_kvt_attend(base->pool, &src, q, n, pos, pos + n, out, &c->scratch);
+    size_t rows = (size_t)n * base->shape.n_heads;
+    if (c->rot && (rc = rotated(c, q, rows, &q)) != ZC_OK) return rc;
+    rc = zc_kvt_attend(base->pool, &src, q, n, pos, pos + n, out, &c->scratch);
+    if (rc == ZC_OK && c->rot) zc_hadamard_rows(out, (size_t)base->shape.head_dim, (int)rows, base->shape.head_dim);
+    return rc;
 }
 
 static int blocks_truncate(zc_kv_cache *base, int n_keep) {
@@ -189,17 +228,20 @@ static void blocks_destroy(zc_kv_cache *base) {
     free(c->k);
     free(c->v);
     free(c->n_layer);
+    free(c->rbuf);
     zc_attn_scratch_free(&c->scratch);
     free(c);
 }
 
 static const zc_kv_ops Q8_0_OPS = {"q8_0", blocks_write, blocks_attend, blocks_truncate, blocks_usage, blocks_destroy};
 static const zc_kv_ops Q4_0_OPS = {"q4_0", blocks_write, blocks_attend, blocks_truncate, blocks_usage, blocks_destroy};
+static const zc_kv_ops Q4_0R_OPS = {"q4_0r", blocks_write, blocks_attend, blocks_truncate, blocks_usage, blocks_destroy};
 
 int zc_kv_blocks_rows(const zc_kv_cache *base, int layer, const uint8_t **k, const uint8_t **v,
                       size_t *row_bytes) {
-    if (!base || (base->ops != &Q8_0_OPS && base->ops != &Q4_0_OPS) || layer < 0 || layer >= base->shape.n_layers)
-        return zc_error(ZC_ERR_ARG, "kv: not a q8_0/q4_0 cache or no layer %d", layer);
+    if (!base || (base->ops != &Q8_0_OPS && base->ops != &Q4_0_OPS && base->ops != &Q4_0R_OPS) || layer < 0 ||
+        layer >= base->shape.n_layers)
+        return zc_error(ZC_ERR_ARG, "kv: not a q8_0/q4_0/q4_0r cache or no layer %d", layer);
     const kv_blocks *c = (const kv_blocks *)base;
     *k = c->k + layer_offset(c, layer);
     *v = c->v + layer_offset(c, layer);
@@ -212,10 +254,15 @@ static int create_blocks(const zc_kv_ops *ops, int type, const zc_kv_config *cfg
     if (shape->head_dim % ZC_QK)
         return zc_error(ZC_ERR_UNSUPPORTED, "kv %s: head_dim %d is not a multiple of %d (a ggml block spans %d "
                         "elements of one head)", ops->name, shape->head_dim, ZC_QK, ZC_QK);
+    int rot = ops == &Q4_0R_OPS;
+    if (rot && !zc_hadamard_ok(shape->head_dim))
+        return zc_error(ZC_ERR_UNSUPPORTED, "kv %s: head_dim %d is not a power of two (the Hadamard rotation)",
+                        ops->name, shape->head_dim);
     kv_blocks *c = zc_calloc(1, sizeof *c);
     if (!c) return ZC_ERR_NOMEM;
     zc_kv_base_init(&c->base, ops, cfg, shape, pool);
     c->type = type;
+    c->rot = rot;
     c->nb = shape->head_dim / ZC_QK;
     c->block_bytes = (size_t)zc_type_get(type)->block_bytes;
     c->row_bytes = (size_t)shape->n_kv_heads * (size_t)c->nb * c->block_bytes;
@@ -242,4 +289,8 @@ int zc_kv_create_q8_0(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool
 
 int zc_kv_create_q4_0(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out) {
     return create_blocks(&Q4_0_OPS, ZC_TYPE_Q4_0, cfg, shape, pool, out);
+}
+
+int zc_kv_create_q4_0r(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out) {
+    return create_blocks(&Q4_0R_OPS, ZC_TYPE_Q4_0, cfg, shape, pool, out);
 }

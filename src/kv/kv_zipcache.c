@@ -14,6 +14,18 @@
  *   - a window of recent tokens in fp16 (2 bytes per element, counted in
  *     usage().window), awaiting compression.
  *
+ * Widths and budget (zip_plan): each segment has a plan, the key and value
+ * code widths of its two sets and the key grouping. Given widths
+ * (cfg.k_hi_bits...; 0 = 4 hi, 2 lo when any is given) are used as they are,
+ * with cfg.salient_ratio or, under a budget (cfg.target_bits, --kv-bits), the
+ * largest salient count whose segment stays within it. With all four widths
+ * 0 (the default) the policy plans every segment itself from a measured list
+ * for the budget (ZC_ZIP_DEFAULT_BITS when none is given). The budget counts
+ * every stored bit of the segment (codes, fp16 parameters, bitmaps) per K/V
+ * element; the fp16 window (< stream_gap tokens) comes on top. With
+ * cfg.rotate_keys the keys are stored rotated by the Walsh-Hadamard matrix
+ * (quant/hadamard.h) and the packed part of attention gets the rotated query.
+ *
  * Value parameters per (token, KV head), spec §15 option (b): 2 fp16 per
  * head_dim values = 32/head_dim extra bits per value element (0.25 bit at
  * d = 128, 0.5 at d = 64, 4 at d = 8) where the reference code's rows of
@@ -81,6 +93,7 @@
 #include "kv/kv_impl.h"
 #include "kv/zipcache_internal.h"
 #include "quant/ggml_blocks.h"
+#include "quant/hadamard.h"
 #include "quant/kvquant.h"
 #include "quant/saliency.h"
 #include "quant/tiled.h"
@@ -88,10 +101,15 @@
 #include "util/fp16.h"
 #include "util/small.h"
 
+/* How one segment is stored (zc_zip_plan, zipcache_internal.h): widths and
+ * key grouping per set, the same for every KV head. */
+typedef zc_zip_plan zplan;
+
 typedef struct {
     size_t off;                  /* blob offset in the layer arena (8-aligned) */
     size_t codes, params, index; /* bytes of each part; the blob is their sum */
     int n;                       /* tokens */
+    zplan plan;
 } seg_info;
 
 typedef struct {
@@ -117,11 +135,15 @@ typedef struct {
 typedef struct {
     zc_kv_cache base;
     int kv_dim;
-    double ratio;             /* salient fraction r */
+    double ratio;             /* salient fraction r (fixed widths without a budget) */
+    int auto_plan;            /* widths and key grouping chosen per segment for the budget (zip_plan_choose) */
+    double budget;            /* stored bits per compressed element, everything counted; 0 = use ratio */
+    zplan fixed;              /* the widths given (auto_plan = 0) */
     zc_probe_cfg probes;      /* from cfg->probes and cfg->seed */
     zlayer *L;                /* [n_layers] */
     /* scratch, grown on demand and reused */
     float *out_p, *lse_p, *lse_t, *lse_w; /* [n][n_heads*hd], [n][n_heads] x3 */
+    float *qrot;              /* [n][n_heads*hd] rotated queries (cfg.rotate_keys) */
     size_t cap_q;             /* queries the above hold */
     float *xk, *xv;           /* [n][kv_dim] window in fp32 for the quantizers */
     float *sc;                /* [n_kv_heads][n] scores */
@@ -152,40 +174,37 @@ static double unit_rand(uint64_t *state) { /* uniform in [0, 1) */
     return (double)(*state >> 11) * (1.0 / 9007199254740992.0);
 }
 
-static int key_groups(const kv_zip *c, int n) {
+static int key_groups(const zplan *p, int n) {
     if (n == 0) return 0;
-    int kg = c->base.cfg.key_group;
-    return kg > 0 ? (n + kg - 1) / kg : 1;
+    return p->kg > 0 ? (n + p->kg - 1) / p->kg : 1;
 }
 
-static int set_bits(const kv_zip *c, int st, int keys) {
-    const zc_kv_config *f = &c->base.cfg;
-    return keys ? (st == 0 ? f->k_hi_bits : f->k_lo_bits) : (st == 0 ? f->v_hi_bits : f->v_lo_bits);
-}
+static int set_bits(const zplan *p, int st, int keys) { return keys ? p->kb[st] : p->vb[st]; }
 
 /* Are set st's codes stored tiled (attn_packed.h), for the integer path? */
-static int set_tiled(const kv_zip *c, int st) {
+static int set_tiled(const kv_zip *c, const zplan *p, int st) {
     int hd = c->base.shape.head_dim;
-    return c->base.cfg.int8_query && zc_tiled_ok(hd, set_bits(c, st, 1)) && zc_tiled_ok(hd, set_bits(c, st, 0));
+    return c->base.cfg.int8_query && zc_tiled_ok(hd, p->kb[st]) && zc_tiled_ok(hd, p->vb[st]);
 }
 
 /* Bytes of the K (keys = 1) or V codes of m tokens of set st. */
-static size_t set_code_bytes(const kv_zip *c, int st, int m, int keys) {
-    return zc_packed_code_bytes(m, c->base.shape.head_dim, set_bits(c, st, keys), set_tiled(c, st));
+static size_t set_code_bytes(const kv_zip *c, const zplan *p, int st, int m, int keys) {
+    return zc_packed_code_bytes(m, c->base.shape.head_dim, set_bits(p, st, keys), set_tiled(c, p, st));
 }
 
 /* ---- segment layout ------------------------------------------------------ */
 
 /* Bytes of each part of a segment of n tokens with ns salient per head. */
-static void seg_sizes(const kv_zip *c, int n, int ns, seg_info *si) {
+static void seg_sizes(const kv_zip *c, const zplan *p, int n, int ns, seg_info *si) {
     int hd = c->base.shape.head_dim, nkv = c->base.shape.n_kv_heads;
     size_t halves = (size_t)hd, codes = 0;
     for (int st = 0; st < 2; st++) {
         int m = st == 0 ? ns : n - ns;
-        halves += 2 * (size_t)key_groups(c, m) * hd + 2 * (size_t)m;
-        codes += set_code_bytes(c, st, m, 1) + set_code_bytes(c, st, m, 0);
+        halves += 2 * (size_t)key_groups(p, m) * hd + 2 * (size_t)m;
+        codes += set_code_bytes(c, p, st, m, 1) + set_code_bytes(c, p, st, m, 0);
     }
     si->n = n;
+    si->plan = *p;
     si->params = (size_t)nkv * halves * sizeof(zc_fp16);
     si->codes = (size_t)nkv * codes;
     si->index = (size_t)nkv * (((size_t)n + 7) / 8);
@@ -204,7 +223,7 @@ static void seg_bind(const kv_zip *c, zlayer *L, int s) {
         h += hd;
         for (int st = 0; st < 2; st++) {
             zc_packed_set *set = &seg->set[st];
-            size_t ng = (size_t)key_groups(c, set->n);
+            size_t ng = (size_t)key_groups(&L->info[s].plan, set->n);
             set->k_min = h;
             h += ng * hd;
             set->k_step = h;
@@ -219,9 +238,9 @@ static void seg_bind(const kv_zip *c, zlayer *L, int s) {
         for (int st = 0; st < 2; st++) {
             zc_packed_set *set = &L->heads[(size_t)s * nkv + g].set[st];
             set->k_codes = b;
-            b += set_code_bytes(c, st, set->n, 1);
+            b += set_code_bytes(c, &L->info[s].plan, st, set->n, 1);
             set->v_codes = b;
-            b += set_code_bytes(c, st, set->n, 0);
+            b += set_code_bytes(c, &L->info[s].plan, st, set->n, 0);
         }
 }
 
@@ -279,6 +298,11 @@ static int reserve_queries(kv_zip *c, int n) {
     float *a = zc_realloc(c->out_p, cap * nh * hd * sizeof(float));
     if (!a) return ZC_ERR_NOMEM;
     c->out_p = a;
+    if (c->base.cfg.rotate_keys) {
+        a = zc_realloc(c->qrot, cap * nh * hd * sizeof(float));
+        if (!a) return ZC_ERR_NOMEM;
+        c->qrot = a;
+    }
     float **ls[3] = {&c->lse_p, &c->lse_t, &c->lse_w};
     for (int i = 0; i < 3; i++) {
         float *b = zc_realloc(*ls[i], cap * nh * sizeof(float));
@@ -357,6 +381,79 @@ static int arena_reserve(kv_zip *c, zlayer *L, size_t need) {
     return ZC_OK;
 }
 
+/* Stored bits of a segment of n tokens, ns of them salient, under plan p:
+ * codes + parameters + index (zc_kv_usage counts the same bytes). */
+static double seg_bits(const kv_zip *c, const zplan *p, int n, int ns) {
+    seg_info si;
+    seg_sizes(c, p, n, ns, &si);
+    return 8.0 * (double)(si.codes + si.params + si.index);
+}
+
+/* The most salient tokens (>= sinks) whose segment stays within the budget;
+ * sinks when even that does not fit. The cost is not monotone in ns (tile
+ * padding, key groups), so every count is tried: O(n) size sums per window. */
+static int fit_budget(const kv_zip *c, const zplan *p, int n, int sinks) {
+    double cap = c->budget * 2.0 * n * c->kv_dim;
+    for (int ns = n; ns > sinks; ns--)
+        if (seg_bits(c, p, n, ns) <= cap) return ns;
+    return sinks;
+}
+
+/* The automatic plans (zip_plan), cheapest first. Measured (EVALUATION.md,
+ * "Bit allocation"): keys need >= 3 bits on every token, 4 for most (2-bit
+ * keys per channel over a segment wreck attention, KL x10-50); values take 2
+ * on regular tokens; keys in groups of 32 tokens pay off only once keys have
+ * 4 bits and values at least 3. The best salient fraction differs by model: on
+ * stories260K ~20% (a small salient set also isolates the tokens whose keys
+ * are outliers into their own channel ranges: at equal widths a 20% set beats
+ * an 80% one), on tinystories656K the KL keeps falling up to 80%; the plan is
+ * the one whose budget-filling salient fraction lands nearest 0.5, between
+ * the two. Rotating keys (--kv-rotate) hurts channelwise keys on stories260K
+ * (KL x1.5-2) and changes little on tinystories656K, so no plan rotates.
+ * 3- and 8-bit codes have no tiled layout, so shapes the integer path serves
+ * (attn_packed.h) choose among 2/4-bit plans only, keeping decode on it. */
+static const zplan PLANS_ANY[] = {
+    {{3, 3}, {2, 2}, 0}, {{4, 3}, {2, 2}, 0}, {{4, 3}, {3, 2}, 0}, {{4, 4}, {3, 2}, 0},
+    {{4, 4}, {4, 2}, 0}, {{4, 4}, {4, 3}, 0}, {{4, 4}, {4, 3}, 32}, {{8, 4}, {4, 4}, 32}, {{4, 4}, {4, 4}, 32},
+};
+static const zplan PLANS_TILED[] = {
+    {{4, 2}, {2, 2}, 0}, {{4, 4}, {4, 2}, 0}, {{4, 4}, {4, 2}, 32}, {{4, 4}, {4, 4}, 32},
+};
+#define ZIP_SALIENT_AIM 0.5 /* the salient fraction the plans are chosen around */
+
+/* The plan of the next segment of n tokens and its salient count (>= sinks):
+ * given widths, those; otherwise, of the plans that fill the budget, the one
+ * whose salient fraction comes closest to ZIP_SALIENT_AIM (ties: the dearer). */
+static int zip_plan(const kv_zip *c, int n, int sinks, zplan *plan) {
+    if (!c->auto_plan) {
+        *plan = c->fixed;
+        int ns = c->budget > 0 ? fit_budget(c, plan, n, sinks) : zc_sal_count(c->ratio, n);
+        return ns < sinks ? sinks : ns; /* zc_sal_select keeps every sink */
+    }
+    int hd = c->base.shape.head_dim, tiled = c->base.cfg.int8_query && zc_tiled_ok(hd, 2);
+    const zplan *plans = tiled ? PLANS_TILED : PLANS_ANY;
+    int n_plans = tiled ? (int)(sizeof PLANS_TILED / sizeof *plans) : (int)(sizeof PLANS_ANY / sizeof *plans);
+    int best_ns = -1, kg = c->base.cfg.key_group;
+    double best = 0;
+    for (int i = 0; i < n_plans; i++) {
+        zplan p = plans[i];
+        if (kg > 0) p.kg = kg; /* --kv-key-group given: every plan groups keys so */
+        int ns = fit_budget(c, &p, n, sinks);
+        if (seg_bits(c, &p, n, ns) > c->budget * 2.0 * n * c->kv_dim) continue; /* too dear */
+        double miss = fabs((double)ns / n - ZIP_SALIENT_AIM);
+        if (best_ns < 0 || miss <= best) {
+            best = miss, best_ns = ns;
+            *plan = p;
+        }
+    }
+    if (best_ns < 0) { /* nothing fits: the cheapest plan, salient tokens only the sinks */
+        *plan = plans[0];
+        if (kg > 0) plan->kg = kg;
+        best_ns = sinks;
+    }
+    return best_ns;
+}
+
 /* Compress the whole window of layer L into a new segment, using scores
  * sc [n_kv_heads][wlen]. c->xk, c->xv hold the window in fp32. */
 static int compress_window(kv_zip *c, zlayer *L, const float *sc, int stream) {
@@ -365,23 +462,23 @@ static int compress_window(kv_zip *c, zlayer *L, const float *sc, int stream) {
     if (n == 0) return ZC_OK;
     int sinks = c->base.cfg.sinks - L->w0;
     sinks = sinks < 0 ? 0 : sinks > n ? n : sinks;
-    int ns = zc_sal_count(c->ratio, n), rc;
-    if (ns < sinks) ns = sinks; /* zc_sal_select keeps every sink */
+    zplan plan;
+    int ns = zip_plan(c, n, sinks, &plan), rc;
     if ((rc = segs_reserve(L, nkv, L->n_segs + 1))) return rc;
 
     int s = L->n_segs;
     seg_info *si = &L->info[s];
-    seg_sizes(c, n, ns, si);
+    seg_sizes(c, &plan, n, ns, si);
     si->off = (L->arena_used + 7) & ~(size_t)7;
     if ((rc = arena_reserve(c, L, si->off + si->params + si->codes + si->index))) return rc;
     for (int g = 0; g < nkv; g++)
         for (int st = 0; st < 2; st++) {
             zc_packed_set *set = &L->heads[(size_t)s * nkv + g].set[st];
             set->n = st == 0 ? ns : n - ns;
-            set->k_bits = set_bits(c, st, 1);
-            set->v_bits = set_bits(c, st, 0);
-            set->key_group = c->base.cfg.key_group > 0 ? c->base.cfg.key_group : (set->n > 0 ? set->n : 1);
-            set->tiled = set_tiled(c, st);
+            set->k_bits = set_bits(&plan, st, 1);
+            set->v_bits = set_bits(&plan, st, 0);
+            set->key_group = plan.kg > 0 ? plan.kg : (set->n > 0 ? set->n : 1);
+            set->tiled = set_tiled(c, &plan, st);
         }
     seg_bind(c, L, s);
 
@@ -437,6 +534,9 @@ static void window_to_f32(kv_zip *c, const zlayer *L) {
     size_t m = (size_t)L->wlen * c->kv_dim;
     zc_fp16_to_f32_row(L->wk, c->xk, m);
     zc_fp16_to_f32_row(L->wv, c->xv, m);
+    /* rotated keys are what the segments store; queries follow in zip_attend */
+    int hd = c->base.shape.head_dim;
+    if (c->base.cfg.rotate_keys) zc_hadamard_rows(c->xk, (size_t)hd, L->wlen * c->base.shape.n_kv_heads, hd);
 }
 
 /* Divide column sums by their denominators: sc[g][j] = col[g][j] / den[j].
@@ -581,7 +681,13 @@ static int zip_attend(zc_kv_cache *base, int layer, int pos, int n, const float 
                          out, L->n_segs ? c->lse_w : c->lse_t, &c->s_fwd);
     if (rc) return rc;
     if (L->n_segs) {
-        rc = zc_attn_packed(base->pool, &d, q, n, L->heads, L->n_segs, c->out_p, c->lse_p, &c->s_packed);
+        const float *qp = q; /* segments hold H k: scores are (H q).(H k) = q.k */
+        if (base->cfg.rotate_keys) {
+            memcpy(c->qrot, q, (size_t)n * sh->n_heads * sh->head_dim * sizeof(float));
+            zc_hadamard_rows(c->qrot, (size_t)sh->head_dim, n * sh->n_heads, sh->head_dim);
+            qp = c->qrot;
+        }
+        rc = zc_attn_packed(base->pool, &d, qp, n, L->heads, L->n_segs, c->out_p, c->lse_p, &c->s_packed);
         if (rc) return rc;
         merge_parts(c, n, out);
     }
@@ -662,6 +768,7 @@ static void zip_destroy(zc_kv_cache *base) {
         }
     free(c->L);
     free(c->out_p);
+    free(c->qrot);
     free(c->lse_p);
     free(c->lse_t);
     free(c->lse_w);
@@ -682,12 +789,15 @@ int zc_kv_create_zipcache(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_
     *out = NULL;
     int bits[4] = {cfg->k_hi_bits, cfg->k_lo_bits, cfg->v_hi_bits, cfg->v_lo_bits};
     for (int i = 0; i < 4; i++)
-        if (bits[i] < 1 || bits[i] > 8)
-            return zc_error(ZC_ERR_ARG, "kv zipcache: bit widths must be 1..8 (K %d/%d, V %d/%d)", bits[0], bits[1],
+        if (bits[i] < 0 || bits[i] > 8) /* 0: chosen by the policy */
+            return zc_error(ZC_ERR_ARG, "kv zipcache: bit widths must be 1..8 or 0 = chosen (K %d/%d, V %d/%d)", bits[0], bits[1],
                             bits[2], bits[3]);
     if (shape->head_dim % 8)
         return zc_error(ZC_ERR_UNSUPPORTED, "kv zipcache: head_dim %d is not a multiple of 8", shape->head_dim);
     if (cfg->stream_gap < 1) return zc_error(ZC_ERR_ARG, "kv zipcache: stream gap %d < 1", cfg->stream_gap);
+    if (cfg->rotate_keys && !zc_hadamard_ok(shape->head_dim))
+        return zc_error(ZC_ERR_UNSUPPORTED, "kv zipcache: head_dim %d is not a power of two (--kv-rotate)",
+                        shape->head_dim);
     if ((int)cfg->denom < ZC_DENOM_NONE || (int)cfg->denom > ZC_DENOM_PROBES ||
         (cfg->decode_rule != ZC_KV_DECODE_PAPER && cfg->decode_rule != ZC_KV_DECODE_REFERENCE))
         return zc_error(ZC_ERR_ARG, "kv zipcache: unknown denominator %d or decode rule %d", (int)cfg->denom,
@@ -699,10 +809,14 @@ int zc_kv_create_zipcache(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_
     c->base.cfg = *cfg;
     c->base.pool = pool;
     c->kv_dim = shape->n_kv_heads * shape->head_dim;
-    /* Target bits: the code bits per element r*hi + (1-r)*lo (K and V averaged) hit the target. */
-    float hi = 0.5f * (float)(cfg->k_hi_bits + cfg->v_hi_bits), lo = 0.5f * (float)(cfg->k_lo_bits + cfg->v_lo_bits);
+    /* Widths all 0 (the default): the policy plans every segment for the bit
+     * budget (zip_plan). Any width given: those widths (the others at the
+     * paper's 4/2) and a salient ratio, or the count that fills the budget. */
+    c->auto_plan = !cfg->k_hi_bits && !cfg->k_lo_bits && !cfg->v_hi_bits && !cfg->v_lo_bits;
+    c->budget = cfg->target_bits > 0 ? cfg->target_bits : c->auto_plan ? ZC_ZIP_DEFAULT_BITS : 0;
+    c->fixed = (zplan){{cfg->k_hi_bits ? cfg->k_hi_bits : 4, cfg->k_lo_bits ? cfg->k_lo_bits : 2},
+                       {cfg->v_hi_bits ? cfg->v_hi_bits : 4, cfg->v_lo_bits ? cfg->v_lo_bits : 2}, cfg->key_group};
     c->ratio = cfg->salient_ratio;
-    if (cfg->target_bits > 0 && hi != lo) c->ratio = ((double)cfg->target_bits - lo) / (hi - lo);
     c->ratio = c->ratio < 0 ? 0 : c->ratio > 1 ? 1 : c->ratio;
     /* cfg keeps r as a float (0.6f = 0.60000002); recover the decimal given so
      * that int((1 - r) * L) counts like the reference code's double */
@@ -730,6 +844,15 @@ int zc_zip_last_scores(const zc_kv_cache *base, int layer, const float **scores,
     if (!L->n_segs) return zc_error(ZC_ERR_ARG, "kv zipcache: layer %d has not compressed yet", layer);
     *scores = L->last_scores;
     *n = L->last_n;
+    return ZC_OK;
+}
+
+int zc_zip_last_plan(const zc_kv_cache *base, int layer, zc_zip_plan *plan) {
+    if (!base || base->ops != &ZIP_OPS || layer < 0 || layer >= base->shape.n_layers)
+        return zc_error(ZC_ERR_ARG, "kv zipcache: no layer %d", layer);
+    const zlayer *L = &((const kv_zip *)base)->L[layer];
+    if (!L->n_segs) return zc_error(ZC_ERR_ARG, "kv zipcache: layer %d has not compressed yet", layer);
+    *plan = L->info[L->n_segs - 1].plan;
     return ZC_OK;
 }
 

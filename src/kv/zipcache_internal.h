@@ -7,12 +7,26 @@
 #include "kv/kv.h"
 #include "quant/saliency.h"
 
+/* How a segment is stored: key / value code widths of its salient [0] and
+ * regular [1] sets, and the key parameter group along tokens (0 = one per set). */
+typedef struct {
+    int kb[2], vb[2];
+    int kg;
+} zc_zip_plan;
+
+/* The budget --kv zipcache runs at when neither --kv-bits nor any width is
+ * given: stored bits per compressed K/V element, everything counted. */
+#define ZC_ZIP_DEFAULT_BITS 4.0
+
 int zc_kv_create_zipcache(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out);
 
 /* The saliency scores behind the latest compression of `layer`:
  * *scores = [n_kv_heads][*n] (window order, one row per KV head), valid until
  * the next call on the cache. ZC_ERR_ARG when the layer has not compressed. */
 int zc_zip_last_scores(const zc_kv_cache *c, int layer, const float **scores, int *n);
+
+/* The plan of the latest segment of `layer` (ZC_ERR_ARG before any). */
+int zc_zip_last_plan(const zc_kv_cache *c, int layer, zc_zip_plan *plan);
 
 /* Salient tokens per KV head of the latest segment of `layer`. */
 int zc_zip_last_salient(const zc_kv_cache *c, int layer, int head, int *n_salient, int *n_tokens);
