@@ -277,7 +277,8 @@ static void kivi_destroy(zc_kv_cache *base) {
     free(c);
 }
 
-static const zc_kv_ops KIVI_OPS = {"kivi", kivi_write, kivi_attend, kivi_truncate, kivi_usage, kivi_destroy};
+/* No save/load yet: a kivi sequence cannot be saved (ZC_ERR_UNSUPPORTED). */
+static const zc_kv_ops KIVI_OPS = {"kivi", kivi_write, kivi_attend, kivi_truncate, kivi_usage, kivi_destroy, NULL, NULL};
 
 int zc_kv_create_kivi(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out) {
     int bits = zc_kv_config_bits(cfg);

@@ -360,18 +360,12 @@ static int arena_reserve(kv_zip *c, zlayer *L, size_t need) {
     return ZC_OK;
 }
 
-/* Compress the whole window of layer L into a new segment, using scores
- * sc [n_kv_heads][wlen]. c->xk, c->xv hold the window in fp32. */
-static int compress_window(kv_zip *c, zlayer *L, const float *sc, int stream) {
-    const zc_kv_shape *sh = &c->base.shape;
-    int n = L->wlen, nkv = sh->n_kv_heads, hd = sh->head_dim, kd = c->kv_dim;
-    if (n == 0) return ZC_OK;
-    int sinks = c->base.cfg.sinks - L->w0;
-    sinks = sinks < 0 ? 0 : sinks > n ? n : sinks;
-    int ns = zc_sal_count(c->ratio, n), rc;
-    if (ns < sinks) ns = sinks; /* zc_sal_select keeps every sink */
+/* Lay out segment L->n_segs (not yet counted) of n tokens, ns of them
+ * salient in every head: sizes, its 8-aligned place after the arena's used
+ * bytes (reserved), and every head's set descriptors bound into the blob. */
+static int seg_layout(kv_zip *c, zlayer *L, int n, int ns) {
+    int nkv = c->base.shape.n_kv_heads, rc;
     if ((rc = segs_reserve(L, nkv, L->n_segs + 1))) return rc;
-
     int s = L->n_segs;
     seg_info *si = &L->info[s];
     seg_sizes(c, n, ns, si);
@@ -387,6 +381,22 @@ static int compress_window(kv_zip *c, zlayer *L, const float *sc, int stream) {
             set->tiled = set_tiled(c, st);
         }
     seg_bind(c, L, s);
+    return ZC_OK;
+}
+
+/* Compress the whole window of layer L into a new segment, using scores
+ * sc [n_kv_heads][wlen]. c->xk, c->xv hold the window in fp32. */
+static int compress_window(kv_zip *c, zlayer *L, const float *sc, int stream) {
+    const zc_kv_shape *sh = &c->base.shape;
+    int n = L->wlen, nkv = sh->n_kv_heads, hd = sh->head_dim, kd = c->kv_dim;
+    if (n == 0) return ZC_OK;
+    int sinks = c->base.cfg.sinks - L->w0;
+    sinks = sinks < 0 ? 0 : sinks > n ? n : sinks;
+    int ns = zc_sal_count(c->ratio, n), rc;
+    if (ns < sinks) ns = sinks; /* zc_sal_select keeps every sink */
+    if ((rc = seg_layout(c, L, n, ns))) return rc;
+    int s = L->n_segs;
+    seg_info *si = &L->info[s];
 
     int32_t *sal = c->ibuf, *reg = c->ibuf + c->cap_w;
     for (int g = 0; g < nkv; g++) {
@@ -686,7 +696,80 @@ static void zip_destroy(zc_kv_cache *base) {
     free(c);
 }
 
-static const zc_kv_ops ZIP_OPS = {"zipcache", zip_write, zip_attend, zip_truncate, zip_usage, zip_destroy};
+/* State, per layer: n_tok, w0, wlen, n_stream, n_segs; per segment its
+ * token count and salient count (the layout follows from them and the
+ * configuration, seg_layout); arena_used and the arena bytes as stored
+ * (blobs of params, codes and bitmaps); the fp16 window K and V
+ * [wlen][kv_dim]; the decode probe sums col [n_kv_heads][wlen] and ncol
+ * [wlen]. The latest compression's scores (research output) are not kept. */
+static int zip_save(const zc_kv_cache *base, zc_kv_writer *w) {
+    const kv_zip *c = (const kv_zip *)base;
+    int nkv = base->shape.n_kv_heads, rc = ZC_OK;
+    for (int l = 0; rc == ZC_OK && l < base->shape.n_layers; l++) {
+        const zlayer *L = &c->L[l];
+        int32_t head[5] = {L->n_tok, L->w0, L->wlen, L->n_stream, L->n_segs};
+        rc = zc_kvw_put(w, head, sizeof head);
+        for (int s = 0; rc == ZC_OK && s < L->n_segs; s++)
+            if ((rc = zc_kvw_i32(w, L->info[s].n)) == ZC_OK) rc = zc_kvw_i32(w, L->heads[(size_t)s * nkv].set[0].n);
+        uint64_t used = L->arena_used;
+        size_t wbytes = (size_t)L->wlen * c->kv_dim * sizeof(zc_fp16);
+        if (rc == ZC_OK) rc = zc_kvw_put(w, &used, sizeof used);
+        if (rc == ZC_OK) rc = zc_kvw_put(w, L->arena, L->arena_used);
+        if (rc == ZC_OK) rc = zc_kvw_put(w, L->wk, wbytes);
+        if (rc == ZC_OK) rc = zc_kvw_put(w, L->wv, wbytes);
+        for (int g = 0; rc == ZC_OK && L->wlen > 0 && g < nkv; g++)
+            rc = zc_kvw_put(w, L->col + (size_t)g * L->wcap, (size_t)L->wlen * sizeof(float));
+        if (rc == ZC_OK) rc = zc_kvw_put(w, L->ncol, (size_t)L->wlen * sizeof(int));
+    }
+    return rc;
+}
+
+static int zip_load(zc_kv_cache *base, zc_kv_reader *r) {
+    kv_zip *c = (kv_zip *)base;
+    int nkv = base->shape.n_kv_heads, max = base->shape.max_ctx, rc;
+    for (int l = 0; l < base->shape.n_layers; l++) {
+        zlayer *L = &c->L[l];
+        int32_t n_tok, w0, wlen, n_stream, n_segs;
+        if ((rc = zc_kvr_i32(r, 0, max, "token count", &n_tok)) || (rc = zc_kvr_i32(r, 0, n_tok, "window start", &w0)) ||
+            (rc = zc_kvr_i32(r, n_tok - w0, n_tok - w0, "window length", &wlen)) ||
+            (rc = zc_kvr_i32(r, 0, INT32_MAX, "compression count", &n_stream)) ||
+            (rc = zc_kvr_i32(r, 0, w0, "segment count", &n_segs)))
+            return rc;
+        if (l > 0 && n_tok != c->L[0].n_tok) return zc_error(ZC_ERR_FORMAT, "kv zipcache: layers hold different token counts");
+        int seen = 0;
+        for (int s = 0; s < n_segs; s++) {
+            int32_t n, ns;
+            if ((rc = zc_kvr_i32(r, 1, w0 - seen, "segment length", &n)) || (rc = zc_kvr_i32(r, 0, n, "salient count", &ns)))
+                return rc;
+            if ((rc = seg_layout(c, L, n, ns))) return rc;
+            L->arena_used = L->info[s].off + L->info[s].params + L->info[s].codes + L->info[s].index;
+            L->n_segs++;
+            seen += n;
+        }
+        if (seen != w0) return zc_error(ZC_ERR_FORMAT, "kv zipcache: segments hold %d tokens, expected %d", seen, w0);
+        uint64_t used;
+        if ((rc = zc_kvr_get(r, &used, sizeof used, "arena size"))) return rc;
+        if (used != L->arena_used)
+            return zc_error(ZC_ERR_FORMAT, "kv zipcache: layer %d stores %llu segment bytes, its segments take %zu", l,
+                            (unsigned long long)used, L->arena_used);
+        if ((rc = zc_kvr_get(r, L->arena, L->arena_used, "segments")) || (rc = window_reserve(c, L, wlen))) return rc;
+        size_t wbytes = (size_t)wlen * c->kv_dim * sizeof(zc_fp16);
+        if ((rc = zc_kvr_get(r, L->wk, wbytes, "window keys")) || (rc = zc_kvr_get(r, L->wv, wbytes, "window values")))
+            return rc;
+        for (int g = 0; wlen > 0 && g < nkv; g++)
+            if ((rc = zc_kvr_get(r, L->col + (size_t)g * L->wcap, (size_t)wlen * sizeof(float), "probe sums"))) return rc;
+        if ((rc = zc_kvr_get(r, L->ncol, (size_t)wlen * sizeof(int), "probe counts"))) return rc;
+        L->n_tok = n_tok;
+        L->w0 = w0;
+        L->wlen = wlen;
+        L->n_stream = n_stream;
+    }
+    base->n_tokens = c->L[base->shape.n_layers - 1].n_tok;
+    return ZC_OK;
+}
+
+static const zc_kv_ops ZIP_OPS = {"zipcache", zip_write, zip_attend, zip_truncate, zip_usage, zip_destroy,
+                                  zip_save, zip_load};
 
 int zc_kv_create_zipcache(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out) {
     *out = NULL;

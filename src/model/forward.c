@@ -134,6 +134,96 @@ static int forward_batch(zc_context *c, const int32_t *tokens, int n, int logits
     return matmul(c, &m->output, c->xb, logits, n - first);
 }
 
+/* One token of each of n sequences at their own positions (row r: tokens[r]
+ * of sequence seqs[r], all distinct), n <= n_batch: the weight products take
+ * all n rows at once, so a step of n sessions reads every weight once, as a
+ * prompt chunk does; RoPE angles, the cache write and attention are per row,
+ * each on its sequence's cache. Logits of every row into logits[n][n_vocab]. */
+static int forward_rows(zc_context *c, const int *seqs, const int32_t *tokens, int n, float *logits) {
+    const zc_model *m = c->m;
+    const zc_model_info *h = &m->info;
+    const int d = h->n_embd, ff = h->n_ff, q_dim = h->n_heads * h->head_dim;
+    const int kv_dim = h->n_kv_heads * h->head_dim, half = m->n_rot / 2;
+    int rc;
+
+    /* x [n][d]; rope_cos/sin [n][half] at each row's own position */
+    for (int i = 0; i < n; i++) {
+        zc_mat_get_row(&m->tok_embd, tokens[i], c->x + (size_t)i * d);
+        int pos = zc_ctx_seq_pos(c, seqs[i]);
+        for (int j = 0; j < half; j++) {
+            double a = (double)pos * c->inv_freq[j];
+            c->rope_cos[(size_t)i * half + j] = (float)cos(a);
+            c->rope_sin[(size_t)i * half + j] = (float)sin(a);
+        }
+    }
+    for (int l = 0; l < h->n_layers; l++) {
+        const zc_layer *L = &m->layers[l];
+        rmsnorm(c->xb, c->x, L->attn_norm, n, d, h->norm_eps);
+        if ((rc = matmul(c, &L->wq, c->xb, c->q, n)) || (rc = matmul(c, &L->wk, c->xb, c->k, n)) ||
+            (rc = matmul(c, &L->wv, c->xb, c->v, n)))
+            return rc;
+        if (L->bq) add_bias(c->q, L->bq, n, q_dim);
+        if (L->bk) add_bias(c->k, L->bk, n, kv_dim);
+        if (L->bv) add_bias(c->v, L->bv, n, kv_dim);
+        rope(c, c->q, n, h->n_heads);
+        rope(c, c->k, n, h->n_kv_heads);
+        /* row r attends over its own sequence: att [n][q_dim] */
+        for (int r = 0; r < n; r++) {
+            zc_kv_cache *kv = zc_ctx_seq_kv(c, seqs[r]);
+            int pos = zc_ctx_seq_pos(c, seqs[r]);
+            const float *qr = c->q + (size_t)r * q_dim, *kr = c->k + (size_t)r * kv_dim, *vr = c->v + (size_t)r * kv_dim;
+            if (c->observer) c->observer(c->observer_user, l, pos, 1, qr, kr, vr);
+            if ((rc = kv->ops->write(kv, l, pos, 1, kr, vr)) ||
+                (rc = kv->ops->attend(kv, l, pos, 1, qr, c->att + (size_t)r * q_dim)))
+                return rc;
+        }
+        if ((rc = matmul(c, &L->wo, c->att, c->xb, n))) return rc;
+        add_into(c->x, c->xb, (size_t)n * d);
+        rmsnorm(c->xb, c->x, L->ffn_norm, n, d, h->norm_eps);
+        if ((rc = matmul(c, &L->w_gate, c->xb, c->hb, n)) || (rc = matmul(c, &L->w_up, c->xb, c->hb2, n)))
+            return rc;
+        swiglu(c->hb, c->hb2, (size_t)n * ff);
+        if ((rc = matmul(c, &L->w_down, c->hb, c->xb, n))) return rc;
+        add_into(c->x, c->xb, (size_t)n * d);
+    }
+    rmsnorm(c->xb, c->x, m->out_norm, n, d, h->norm_eps);
+    return matmul(c, &m->output, c->xb, logits, n);
+}
+
+int zc_decode_batch(zc_context *c, int n, const int *seqs, const int32_t *tokens, float *logits) {
+    const zc_model_info *h = &c->m->info;
+    int n_seq = c->n_seq > 0 ? c->n_seq : 1;
+    if (n < 1 || n > c->n_batch || !seqs || !tokens || !logits)
+        return zc_error(ZC_ERR_ARG, "decode batch: %d rows (1..%d, with sequences, tokens and logits)", n, c->n_batch);
+    for (int i = 0; i < n; i++) {
+        if (seqs[i] < 0 || seqs[i] >= n_seq)
+            return zc_error(ZC_ERR_ARG, "decode batch: sequence %d (row %d) is not one of %d", seqs[i], i, n_seq);
+        for (int j = 0; j < i; j++)
+            if (seqs[j] == seqs[i]) return zc_error(ZC_ERR_ARG, "decode batch: sequence %d appears twice", seqs[i]);
+        if (tokens[i] < 0 || tokens[i] >= h->n_vocab)
+            return zc_error(ZC_ERR_ARG, "decode batch: token %d (row %d) is outside the vocabulary of %d", tokens[i], i,
+                            h->n_vocab);
+        if (zc_ctx_seq_pos(c, seqs[i]) >= c->n_ctx)
+            return zc_error(ZC_ERR_LIMIT, "context full: sequence %d holds %d tokens of %d", seqs[i],
+                            zc_ctx_seq_pos(c, seqs[i]), c->n_ctx);
+    }
+    int rc = zc_ctx_check_budget(c, n, seqs, NULL);
+    if (rc != ZC_OK) return rc;
+    rc = forward_rows(c, seqs, tokens, n, logits);
+    if (rc != ZC_OK) {
+        /* as zc_decode: drop the partial step from every cache that has it */
+        char why[512];
+        snprintf(why, sizeof why, "%s", zc_last_error());
+        for (int i = 0; i < n; i++) {
+            zc_kv_cache *kv = zc_ctx_seq_kv(c, seqs[i]);
+            kv->ops->truncate(kv, zc_ctx_seq_pos(c, seqs[i]));
+        }
+        return zc_error(rc, "%s", why);
+    }
+    for (int i = 0; i < n; i++) zc_ctx_seq_advance(c, seqs[i], 1);
+    return ZC_OK;
+}
+
 /* The --kv-budget rule (kv_cfg.budget_bytes, 0 = none). Before any token
  * is processed, the cache after this call is estimated as the bytes it holds
  * plus n tokens at its average bytes per token so far; an empty cache is
@@ -203,6 +293,7 @@ void zc_context_params_default(zc_context_params *p) {
 
 void zc_context_free(zc_context *c) {
     if (!c) return;
+    zc_context_seqs_free(c);
     zc_kv_free(c->kv);
     zc_pool_destroy(c->pool);
     float *bufs[] = {c->x, c->xb, c->q, c->k, c->v, c->att, c->hb, c->hb2, c->rope_cos, c->rope_sin};

@@ -1,0 +1,42 @@
+/* The byte writer and bounded reader behind the policies' save/load (kv.h). */
+#include <string.h>
+
+#include "kv/kv.h"
+#include "util/error.h"
+
+int zc_kvw_put(zc_kv_writer *w, const void *data, size_t n) {
+    if (n == 0) return ZC_OK;
+    size_t need;
+    if (zc_add_size(w->len, n, &need)) return zc_error(ZC_ERR_LIMIT, "kv state: larger than the address space");
+    if (need > w->cap) {
+        size_t cap = w->cap * 2 > need ? w->cap * 2 : need;
+        if (cap < 4096) cap = 4096;
+        uint8_t *b = zc_realloc(w->buf, cap);
+        if (!b) return ZC_ERR_NOMEM;
+        w->buf = b;
+        w->cap = cap;
+    }
+    memcpy(w->buf + w->len, data, n);
+    w->len = need;
+    return ZC_OK;
+}
+
+int zc_kvw_i32(zc_kv_writer *w, int32_t v) { return zc_kvw_put(w, &v, sizeof v); }
+
+int zc_kvr_get(zc_kv_reader *r, void *out, size_t n, const char *what) {
+    if (n > r->len - r->off)
+        return zc_error(ZC_ERR_FORMAT, "kv state: %s: %zu bytes needed at offset %zu, %zu left", what, n, r->off,
+                        r->len - r->off);
+    if (n) memcpy(out, r->p + r->off, n);
+    r->off += n;
+    return ZC_OK;
+}
+
+int zc_kvr_i32(zc_kv_reader *r, int32_t lo, int32_t hi, const char *what, int32_t *out) {
+    int32_t v;
+    int rc = zc_kvr_get(r, &v, sizeof v, what);
+    if (rc) return rc;
+    if (v < lo || v > hi) return zc_error(ZC_ERR_FORMAT, "kv state: %s %d is outside [%d, %d]", what, v, lo, hi);
+    *out = v;
+    return ZC_OK;
+}
