@@ -47,8 +47,9 @@ $(BUILD)/libzipcache.a: $(LIB_OBJ)
 $(BUILD)/libzipcache.so: $(LIB_OBJ)
 	$(CC) -shared $(CFLAGS) -o $@ $^ $(LDLIBS)
 
+# the CLI alone links libmicrohttpd (zipcache serve)
 $(BUILD)/zipcache: $(CLI_OBJ) $(BUILD)/libzipcache.a
-	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libzipcache.a $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libzipcache.a $(LDLIBS) -lmicrohttpd
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libzipcache.a
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libzipcache.a $(LDLIBS)

@@ -268,6 +268,16 @@ int zc_seq_load(zc_context *c, int seq, const uint8_t *buf, size_t len, int32_t 
 int zc_seq_save_file(const zc_context *c, int seq, const int32_t *tokens, const char *path);
 int zc_seq_load_file(zc_context *c, int seq, const char *path, int32_t **tokens, int *n_tokens);
 
+/* The model's chat template (Jinja source), for front ends that format
+ * conversations: GGUF metadata tokenizer.chat_template, or a Hugging Face
+ * directory's tokenizer_config.json "chat_template" (a string, or the entry
+ * named "default" of a list of {name, template}). *out is malloc'ed (caller
+ * frees), NULL when the model has none. Errors: ZC_ERR_FORMAT (a malformed
+ * tokenizer_config.json), ZC_ERR_NOMEM. */
+int zc_model_chat_template(const zc_model *m, char **out);
+/* Id of the token whose text is exactly text[0..len) (e.g. "<|im_end|>"), -1 if none. */
+int zc_model_token_id(const zc_model *m, const char *text, size_t len);
+
 #ifdef __cplusplus
 }
 #endif

@@ -6,9 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/gguf.h"
 #include "model/model.h"
 #include "util/error.h"
 #include "util/file.h"
+#include "util/json.h"
 
 int zc_model_tokenize(const zc_model *m, const char *text, size_t len, int add_bos, int parse_special,
                       int32_t **ids, int *n_ids) {
@@ -407,3 +409,48 @@ int zc_seq_load_file(zc_context *c, int seq, const char *path, int32_t **tokens,
     free(buf);
     return rc ? zc_error_prefix(rc, "%s", path) : ZC_OK;
 }
+
+/* ---- Chat template ---------------------------------------------------------- */
+
+static int dup_str(const char *s, size_t len, char **out) {
+    if (!(*out = zc_malloc(len + 1))) return ZC_ERR_NOMEM;
+    memcpy(*out, s, len);
+    (*out)[len] = 0;
+    return ZC_OK;
+}
+
+int zc_model_chat_template(const zc_model *m, char **out) {
+    *out = NULL;
+    if (m->gguf) {
+        size_t len;
+        const char *t = zc_gguf_get_str(m->gguf, "tokenizer.chat_template", &len);
+        return t ? dup_str(t, len, out) : ZC_OK;
+    }
+    char path[1100];
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", m->path);
+    char *text;
+    size_t len;
+    if (zc_read_file(path, (size_t)64 << 20, &text, &len) != ZC_OK) {
+        zc_clear_error();
+        return ZC_OK; /* no tokenizer_config.json: no template */
+    }
+    zc_json_doc *doc;
+    const zc_json *root;
+    int rc = zc_json_parse(text, len, path, &doc, &root);
+    free(text);
+    if (rc) return rc;
+    const zc_json *t = zc_json_get(root, "chat_template");
+    if (t && t->type == ZC_JSON_ARRAY) { /* [{name, template}]: the default one, else the first */
+        const zc_json *pick = NULL;
+        for (size_t i = 0; i < t->len; i++) {
+            const char *name = zc_json_str(zc_json_get(&t->items[i], "name"));
+            if (!pick || (name && !strcmp(name, "default"))) pick = zc_json_get(&t->items[i], "template");
+        }
+        t = pick;
+    }
+    if (t && t->type == ZC_JSON_STRING) rc = dup_str(t->str, t->len, out);
+    zc_json_free(doc);
+    return rc;
+}
+
+int zc_model_token_id(const zc_model *m, const char *text, size_t len) { return zc_tokenizer_token_id(m->tok, text, len); }
