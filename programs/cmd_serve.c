@@ -272,6 +272,7 @@ static int prefill(int si, job *j) {
     j->n_reused = keep;
     pthread_mutex_unlock(&S.mu);
     zc_detok_init(&s->dt);
+    s->dt.at_start = 0; /* the text continues the prompt: keep a leading space */
     s->last_used = ++S.use_clock;
     return 0;
 }
