@@ -49,6 +49,7 @@ static const char USAGE[] =
     "  --queue N              requests waiting for a slot before 503 (default 64)\n"
     "  --max-body BYTES       largest request body (default 8M; K/M suffixes), 413 beyond\n"
     "  --chat-template NAME   llama3, chatml, mistral, gemma, llama2, phi3 (default: the model's template)\n"
+    "  --chat-template-file F a Jinja chat template to recognize instead of the model's\n"
     "  --slot-save-path DIR   enables POST /slots/ID?action=save|restore {\"filename\": NAME}\n"
     "  --apply-template FILE  print the conversation in FILE ({\"messages\": [...]}) formatted with the\n"
     "                         chat template, and exit\n"
@@ -1008,10 +1009,11 @@ static int apply_template_file(const char *path) {
 }
 
 static const char *const OPTIONS[] = {"-m", "--host", "--port", "--parallel", "-np", "-c", "-t", "-b", "--queue",
-                                      "--max-body", "--chat-template", "--slot-save-path", "--apply-template", NULL};
+                                      "--max-body", "--chat-template", "--chat-template-file", "--slot-save-path",
+                                      "--apply-template", NULL};
 
 int cmd_serve(int argc, char **argv) {
-    const char *cmd = "serve", *model = NULL, *host = "127.0.0.1", *tmpl_name = NULL, *apply = NULL;
+    const char *cmd = "serve", *model = NULL, *host = "127.0.0.1", *tmpl_name = NULL, *tmpl_file = NULL, *apply = NULL;
     long long port = 8080, n_par = 4, n_ctx = 0, threads = 0, n_batch = 512, queue = 64;
     size_t max_body = 8u << 20;
     zc_kv_config_default(&S.kv);
@@ -1039,6 +1041,7 @@ int cmd_serve(int argc, char **argv) {
             max_body = tmp.budget_bytes;
         }
         else if (!strcmp(a, "--chat-template")) tmpl_name = v;
+        else if (!strcmp(a, "--chat-template-file")) tmpl_file = v;
         else if (!strcmp(a, "--slot-save-path")) S.slot_dir = v;
         else if (!strcmp(a, "--apply-template")) apply = v;
         else return cli_usage_error(cmd, "unknown option %s (see zipcache serve --help)", a);
@@ -1056,13 +1059,14 @@ int cmd_serve(int argc, char **argv) {
     token_text(S.info->eos, S.eos, sizeof S.eos);
     if (!tmpl_name) {
         char *jinja = NULL;
-        if (zc_model_chat_template(S.m, &jinja) != ZC_OK) {
+        size_t jlen;
+        if (tmpl_file ? zc_read_file(tmpl_file, 1u << 20, &jinja, &jlen) : zc_model_chat_template(S.m, &jinja)) {
             zc_model_free(S.m);
             return cli_lib_error();
         }
         if (jinja && serve_template_detect(jinja, &S.tmpl)) {
             fprintf(stderr, "zipcache: %s: unknown chat template (it starts \"%.60s\"); give --chat-template NAME (%s)\n",
-                    model, jinja, serve_template_names());
+                    tmpl_file ? tmpl_file : model, jinja, serve_template_names());
             free(jinja);
             zc_model_free(S.m);
             return CLI_EXIT_DATA;
