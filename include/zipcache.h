@@ -261,7 +261,8 @@ int zc_seq_save(const zc_context *c, int seq, const int32_t *tokens, uint8_t **b
  * with a message, and the sequence is left unchanged.
  * Errors: ZC_ERR_ARG (bad seq), ZC_ERR_FORMAT (truncated, corrupt, not a
  * session, another model, policy or options), ZC_ERR_UNSUPPORTED (another
- * format version), ZC_ERR_LIMIT (n_ctx too small), ZC_ERR_NOMEM. */
+ * format version), ZC_ERR_LIMIT (n_ctx too small, or the restored cache
+ * would take all sequences over the KV budget), ZC_ERR_NOMEM. */
 int zc_seq_load(zc_context *c, int seq, const uint8_t *buf, size_t len, int32_t **tokens, int *n_tokens);
 /* The same through a file (written whole to path.tmp, then renamed over
  * path). Errors: the above, ZC_ERR_IO naming the path. */

@@ -148,6 +148,16 @@ static void test_budget_covers_all_sequences(void) {
     TT_CHECK(zc_seq_pos(c, 1) == 0, "a refused decode changed the sequence");
     TT_CHECK(zc_decode_seq(c, 1, p, 40, ZC_LOGITS_NONE, NULL) == ZC_OK, "%s", zc_last_error());
     TT_CHECK(zc_context_kv_bytes(c) == 100 * per_token, "bytes %zu", zc_context_kv_bytes(c));
+    /* a restore is held to the budget too: sequence 0's 60 tokens over sequence 1's 40 would make 120 */
+    uint8_t *buf;
+    size_t len;
+    int32_t *ids;
+    int n;
+    TT_CHECK(zc_seq_save(c, 0, p, &buf, &len) == ZC_OK, "%s", zc_last_error());
+    TT_CHECK(zc_seq_load(c, 1, buf, len, &ids, &n) == ZC_ERR_LIMIT && zc_seq_pos(c, 1) == 40, "restore over the budget");
+    TT_CHECK(zc_seq_load(c, 0, buf, len, &ids, &n) == ZC_OK && n == 60, "restore in place: %s", zc_last_error());
+    free(ids);
+    free(buf);
     zc_context_free(c);
     zc_model_free(m);
 }

@@ -357,6 +357,15 @@ int zc_seq_load(zc_context *c, int seq, const uint8_t *buf, size_t len, int32_t 
             if (ids[i] < 0 || ids[i] >= c->m->info.n_vocab)
                 rc = zc_error(ZC_ERR_FORMAT, "session token %d (index %d) is outside the vocabulary", ids[i], i);
     }
+    if (rc == ZC_OK && c->kv_cfg.budget_bytes) { /* the budget covers the restored cache too */
+        zc_kv_usage u, mine;
+        fresh->ops->usage(fresh, &u);
+        zc_seq_kv_usage(c, seq, &mine);
+        size_t after = zc_context_kv_bytes(c) - mine.total + u.total;
+        if (after > c->kv_cfg.budget_bytes)
+            rc = zc_error(ZC_ERR_LIMIT, "restoring %zu bytes of cache would take the context to %zu bytes, over the KV "
+                          "budget of %zu", u.total, after, c->kv_cfg.budget_bytes);
+    }
     if (rc != ZC_OK) {
         zc_kv_free(fresh);
         free(ids);
