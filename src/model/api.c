@@ -216,6 +216,7 @@ typedef struct {
     char options[256];      /* zc_kv_config_describe without the budget, NUL-padded */
     uint64_t state_bytes;   /* bytes of the policy state after the tokens */
 } seq_header;
+_Static_assert(sizeof(seq_header) == 320, "docs/SESSION-FORMAT.md documents a 320-byte header");
 
 /* CRC-32 (IEEE 802.3, reflected, as zlib's crc32) of n bytes, continuing crc. */
 static uint32_t crc32_update(uint32_t crc, const uint8_t *p, size_t n) {
