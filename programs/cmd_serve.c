@@ -79,6 +79,8 @@ struct job {
     int refs;
     pthread_cond_t cv;
     job *next;
+    uint64_t id;              /* JOB_GEN: the response's id and creation time */
+    long created;
 };
 
 typedef struct {
@@ -677,6 +679,26 @@ static void complete_json(serve_buf *b, const job *j, uint64_t id, long created)
     sb_str(b, "}");
 }
 
+/* Wait (holding S.mu, which it releases) until the scheduler is done with
+ * job j, then answer: its error, its completion, or its save/restore result. */
+static enum MHD_Result wait_and_reply(struct MHD_Connection *c, job *j) {
+    while (!j->done && !S.stopping) pthread_cond_wait(&j->cv, &S.mu);
+    serve_buf b = {0};
+    int status = j->done ? j->status : 503;
+    if (status)
+        error_json(&b, status, j->done ? j->err : "the server is shutting down", NULL, NULL);
+    else if (j->kind == JOB_GEN)
+        complete_json(&b, j, j->id, j->created);
+    else
+        sb_put(&b, j->result.s, j->result.len);
+    if (!j->done) j->cancelled = 1;
+    job_release(j);
+    pthread_mutex_unlock(&S.mu);
+    enum MHD_Result ok = send_json(c, status ? status : 200, &b);
+    sb_free(&b);
+    return ok;
+}
+
 /* Format the conversation (chat) or take the prompt, and tokenize it. */
 static int prepare_prompt(job *j, serve_error *err) {
     serve_buf text = {0};
@@ -787,19 +809,9 @@ static enum MHD_Result handle_generate(struct MHD_Connection *c, conn *st, int c
         pthread_mutex_unlock(&S.mu);
         return ok;
     }
-    while (!j->done && !S.stopping) pthread_cond_wait(&j->cv, &S.mu);
-    serve_buf b = {0};
-    int status = j->done ? j->status : 503;
-    if (status)
-        error_json(&b, status, j->done ? j->err : "the server is shutting down", NULL, NULL);
-    else
-        complete_json(&b, j, id, created);
-    if (!j->done) j->cancelled = 1;
-    job_release(j);
-    pthread_mutex_unlock(&S.mu);
-    enum MHD_Result ok = send_json(c, status ? status : 200, &b);
-    sb_free(&b);
-    return ok;
+    j->id = id;
+    j->created = created;
+    return wait_and_reply(c, j);
 }
 
 /* POST /slots/ID?action=save|restore {"filename": NAME} */
@@ -835,18 +847,7 @@ static enum MHD_Result handle_slot(struct MHD_Connection *c, conn *st, const cha
     j->next = S.ctl;
     S.ctl = j;
     pthread_cond_signal(&S.work);
-    while (!j->done && !S.stopping) pthread_cond_wait(&j->cv, &S.mu);
-    serve_buf b = {0};
-    int status = j->done ? j->status : 503;
-    if (status)
-        error_json(&b, status, j->done ? j->err : "the server is shutting down", NULL, NULL);
-    else
-        sb_put(&b, j->result.s, j->result.len);
-    job_release(j);
-    pthread_mutex_unlock(&S.mu);
-    enum MHD_Result ok = send_json(c, status ? status : 200, &b);
-    sb_free(&b);
-    return ok;
+    return wait_and_reply(c, j);
 }
 
 static enum MHD_Result handle_metrics(struct MHD_Connection *c) {

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/unicode.h"
 #include "serve.h"
 #include "util/json.h"
 #include "zipcache.h"
@@ -60,19 +61,6 @@ void sb_free(serve_buf *b) {
     memset(b, 0, sizeof *b);
 }
 
-/* Length of the valid UTF-8 character at s[0..n), 0 if invalid. */
-static int utf8_len(const unsigned char *s, size_t n) {
-    unsigned c = s[0];
-    if (c < 0x80) return 1;
-    int len = c >= 0xf0 && c <= 0xf4 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 && c < 0xe0 ? 2 : 0;
-    if (!len || (size_t)len > n) return 0;
-    for (int i = 1; i < len; i++)
-        if ((s[i] & 0xc0) != 0x80) return 0;
-    if (len == 3 && ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] >= 0xa0))) return 0; /* overlong, surrogate */
-    if (len == 4 && ((c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] >= 0x90))) return 0; /* overlong, > U+10FFFF */
-    return len;
-}
-
 void sb_json_str(serve_buf *b, const char *str, size_t n) {
     const unsigned char *s = (const unsigned char *)str;
     sb_put(b, "\"", 1);
@@ -91,10 +79,10 @@ void sb_json_str(serve_buf *b, const char *str, size_t n) {
             snprintf(u, sizeof u, "\\u%04x", c);
             esc = u;
         } else if (c >= 0x80) {
-            adv = utf8_len(s + i, n - i);
-            if (!adv) {
-                esc = "\xef\xbf\xbd"; /* U+FFFD for a byte that is not UTF-8 */
-                adv = 1;
+            adv = zc_utf8_check(s + i, n - i); /* > 0: a whole character; else ill-formed bytes */
+            if (adv <= 0) {
+                esc = "\xef\xbf\xbd"; /* one U+FFFD for the ill-formed part (or a cut-off tail) */
+                adv = adv < 0 ? -adv : (int)(n - i);
             }
         }
         if (esc) {

@@ -193,30 +193,15 @@ static void blocks_destroy(zc_kv_cache *base) {
     free(c);
 }
 
-/* State: n_tokens (int32), then per layer its K rows and V rows
- * [n_tokens][row_bytes] of blocks as stored. */
+/* State: zc_kv_save_dense of the K and V block arrays. */
 static int blocks_save(const zc_kv_cache *base, zc_kv_writer *w) {
     const kv_blocks *c = (const kv_blocks *)base;
-    size_t bytes = (size_t)base->n_tokens * c->row_bytes;
-    int rc = zc_kvw_i32(w, base->n_tokens);
-    for (int l = 0; rc == ZC_OK && l < base->shape.n_layers; l++)
-        if ((rc = zc_kvw_put(w, c->k + layer_offset(c, l), bytes)) == ZC_OK)
-            rc = zc_kvw_put(w, c->v + layer_offset(c, l), bytes);
-    return rc;
+    return zc_kv_save_dense(base, w, c->k, c->v, layer_offset(c, 1), c->row_bytes);
 }
 
 static int blocks_load(zc_kv_cache *base, zc_kv_reader *r) {
     kv_blocks *c = (kv_blocks *)base;
-    int32_t n;
-    int rc = zc_kvr_i32(r, 0, base->shape.max_ctx, "token count", &n);
-    size_t bytes = (size_t)n * c->row_bytes;
-    for (int l = 0; rc == ZC_OK && l < base->shape.n_layers; l++)
-        if ((rc = zc_kvr_get(r, c->k + layer_offset(c, l), bytes, "K blocks")) == ZC_OK)
-            rc = zc_kvr_get(r, c->v + layer_offset(c, l), bytes, "V blocks");
-    if (rc) return rc;
-    for (int l = 0; l < base->shape.n_layers; l++) c->n_layer[l] = n;
-    base->n_tokens = n;
-    return ZC_OK;
+    return zc_kv_load_dense(base, r, c->k, c->v, layer_offset(c, 1), c->row_bytes, c->n_layer);
 }
 
 static const zc_kv_ops Q8_0_OPS = {"q8_0", blocks_write, blocks_attend, blocks_truncate, blocks_usage, blocks_destroy,

@@ -96,29 +96,16 @@ static void fp_destroy(zc_kv_cache *base) {
     free(c);
 }
 
-/* State: n_tokens (int32), then per layer its K rows and V rows
- * [n_tokens][row_bytes] as stored. */
+/* State: zc_kv_save_dense of the K and V halves of the reservation. */
 static int fp_save(const zc_kv_cache *base, zc_kv_writer *w) {
     const kv_fp *c = (const kv_fp *)base;
-    size_t bytes = (size_t)base->n_tokens * c->row_bytes;
-    int rc = zc_kvw_i32(w, base->n_tokens);
-    for (int l = 0; rc == ZC_OK && l < base->shape.n_layers; l++)
-        if ((rc = zc_kvw_put(w, c->map + (size_t)l * c->layer_bytes, bytes)) == ZC_OK)
-            rc = zc_kvw_put(w, c->map + (size_t)(base->shape.n_layers + l) * c->layer_bytes, bytes);
-    return rc;
+    return zc_kv_save_dense(base, w, c->map, c->map + (size_t)base->shape.n_layers * c->layer_bytes, c->layer_bytes,
+                            c->row_bytes);
 }
 
 static int fp_load(zc_kv_cache *base, zc_kv_reader *r) {
     kv_fp *c = (kv_fp *)base;
-    int32_t n;
-    int rc = zc_kvr_i32(r, 0, base->shape.max_ctx, "token count", &n);
-    size_t bytes = (size_t)n * c->row_bytes;
-    for (int l = 0; rc == ZC_OK && l < base->shape.n_layers; l++)
-        if ((rc = zc_kvr_get(r, k_rows(c, l), bytes, "K rows")) == ZC_OK) rc = zc_kvr_get(r, v_rows(c, l), bytes, "V rows");
-    if (rc) return rc;
-    for (int l = 0; l < base->shape.n_layers; l++) c->n_layer[l] = n;
-    base->n_tokens = n;
-    return ZC_OK;
+    return zc_kv_load_dense(base, r, k_rows(c, 0), v_rows(c, 0), c->layer_bytes, c->row_bytes, c->n_layer);
 }
 
 static const zc_kv_ops FP32_OPS = {"fp32", fp_write, fp_attend, fp_truncate, fp_usage, fp_destroy, fp_save, fp_load};
