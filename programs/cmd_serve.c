@@ -226,7 +226,8 @@ static int make_sampler(slot *s, const serve_request *r) {
     p.top_p = (float)r->top_p;
     p.min_p = (float)r->min_p;
     p.repeat_penalty = (float)r->repeat_penalty;
-    p.seed = r->has_seed ? r->seed : (uint64_t)time(NULL) ^ (S.next_id++ * 0x9e3779b97f4a7c15ull);
+    static uint64_t draws; /* the scheduler thread's own counter */
+    p.seed = r->has_seed ? r->seed : (uint64_t)time(NULL) ^ (++draws * 0x9e3779b97f4a7c15ull);
     return zc_sampler_create(&p, S.info->n_vocab, &s->smp);
 }
 
@@ -241,7 +242,9 @@ static int prefill(int si, job *j) {
         keep = 0; /* a compressed cache cannot be cut there: start over */
         zc_seq_truncate(S.ctx, si, 0);
     }
+    pthread_mutex_lock(&S.mu); /* n_toks is read by GET /slots */
     s->n_toks = keep;
+    pthread_mutex_unlock(&S.mu);
     if (make_sampler(s, &j->req) != ZC_OK) {
         job_fail(j, 500, "sampler: %s", zc_last_error());
         return 1;
@@ -263,12 +266,14 @@ static int prefill(int si, job *j) {
     if (rc != ZC_OK) {
         job_fail(j, rc == ZC_ERR_LIMIT ? 400 : 500, "prefill: %s", zc_last_error());
         zc_seq_truncate(S.ctx, si, 0);
+        pthread_mutex_lock(&S.mu);
         s->n_toks = 0;
+        pthread_mutex_unlock(&S.mu);
         return 1;
     }
     memcpy(s->toks + keep, j->prompt + keep, (size_t)(j->n_prompt - keep) * sizeof(int32_t));
-    s->n_toks = j->n_prompt;
     pthread_mutex_lock(&S.mu);
+    s->n_toks = j->n_prompt;
     S.t_prefill += now_s() - t0;
     S.prompt_tokens += (uint64_t)j->n_prompt;
     S.prompt_reused += (uint64_t)keep;
@@ -407,7 +412,9 @@ static void run_control(job *j) {
             return;
         }
         if (n) memcpy(s->toks, ids, (size_t)n * sizeof(int32_t));
+        pthread_mutex_lock(&S.mu);
         s->n_toks = n;
+        pthread_mutex_unlock(&S.mu);
         free(ids);
         sb_printf(&j->result, "{\"id_slot\":%d,\"filename\":", j->slot);
         sb_json_str(&j->result, j->filename, strlen(j->filename));

@@ -256,6 +256,7 @@ static void test_restore_refusals(void) {
     uint8_t *buf;
     size_t len;
     TT_CHECK(zc_seq_save(c, 0, p, &buf, &len) == ZC_OK, "%s", zc_last_error());
+    free(buf);
     TT_CHECK(zc_seq_save(c, 1, p, &buf, &len) == ZC_ERR_ARG && !buf, "sequence 1 of 1 saved");
     zc_seq_save(c, 0, p, &buf, &len);
     zc_context *d = context(m, "zipcache", 256, 0);

@@ -218,4 +218,12 @@ fi
 check serve_unknown_template '[ $rc = 2 ] && grep -q "unknown template .bogus." "$T/u.err" && [ "$(wc -l <"$T/u.err")" = 1 ]' "rc $rc: $(cat "$T/u.err")"
 "$Z" serve -m "$M" --host example.com >"$T/u.out" 2>"$T/u.err"; rc=$?
 check serve_bad_host '[ $rc = 2 ]' "rc $rc: $(cat "$T/u.err")"
+
+# every server exits cleanly on SIGTERM; under `make asan` its log has no sanitizer report
+for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+codes=""
+for p in "${PIDS[@]}"; do wait "$p"; codes="$codes $?"; done
+PIDS=()
+reports=$(grep -l -E "AddressSanitizer|LeakSanitizer|runtime error" "$T"/*.log 2>/dev/null)
+check serve_clean_exit '[ -z "$reports" ] && [ -z "$(echo $codes | tr -d " 0")" ]' "exit codes:$codes; reports in: $reports $(cat $reports 2>/dev/null | head -40)"
 exit 0

@@ -11,5 +11,8 @@ M=$A/models/stories260K/stories260K.gguf
 if [ ! -f "$M" ]; then echo "SKIP serve_load: $M not found"; exit 0; fi
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
+# AddressSanitizer's shadow memory and quarantine (up to 256 MiB) come on top under `make asan`
+overhead=96
+nm "$Z" 2>/dev/null | grep -q __asan_init && overhead=512
 exec timeout 120 "$PY" tools/serve_load.py --bin "$Z" --model "$M" --clients 64 --seconds 10 --parallel 8 \
-    --kv zipcache --kv-budget 100K --queue 16
+    --kv zipcache --kv-budget 100K --queue 16 --overhead-mb $overhead
