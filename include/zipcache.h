@@ -252,7 +252,8 @@ size_t zc_context_kv_bytes(const zc_context *c);
  * policy with its options, then the tokens and the cache's state exactly as
  * held in memory (compressed codes stay compressed), then a CRC-32.
  * Errors: ZC_ERR_ARG (bad seq, NULL tokens with tokens held),
- * ZC_ERR_UNSUPPORTED (the policy cannot serialize: kivi), ZC_ERR_NOMEM. */
+ * ZC_ERR_UNSUPPORTED (a policy without save/load; every built-in one has
+ * them), ZC_ERR_NOMEM. */
 int zc_seq_save(const zc_context *c, int seq, const int32_t *tokens, uint8_t **buf, size_t *len);
 /* Replace sequence `seq` with the state in buf[len] and return its tokens
  * (*tokens malloc'ed, caller frees; NULL when none). The buffer is untrusted:
