@@ -89,6 +89,7 @@ typedef struct {
     int n_toks;
     float *logits;            /* [n_vocab] after the last decoded token */
     zc_sampler *smp;
+    int32_t next;             /* the token sampled for this step */
     zc_detok dt;
     serve_buf text;           /* all text of the current job (stop-string search) */
     size_t released;          /* bytes of text handed to the job */
@@ -323,6 +324,9 @@ static int take_text(slot *s, int32_t tok) {
 static void step(void) {
     int *seqs = S.step_seqs, nb = 0;
     int32_t *toks = S.step_toks;
+    /* sample without S.mu: only this thread assigns slots and touches their samplers and logits */
+    for (int i = 0; i < S.n_par; i++)
+        if (S.slots[i].j) S.slots[i].next = zc_sampler_sample(S.slots[i].smp, S.slots[i].logits);
     pthread_mutex_lock(&S.mu);
     for (int i = 0; i < S.n_par; i++) {
         slot *s = &S.slots[i];
@@ -331,7 +335,7 @@ static void step(void) {
             slot_finish(i, "cancelled", 0);
             continue;
         }
-        int32_t tok = zc_sampler_sample(s->smp, s->logits);
+        int32_t tok = s->next;
         if (zc_model_is_eog(S.m, tok) || tok == S.eot_tok) {
             slot_finish(i, "stop", 1);
             continue;

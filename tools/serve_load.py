@@ -12,6 +12,7 @@ PASS/FAIL lines:
   * its peak RSS stays under the KV budget + the stated overhead
   * /metrics agrees with what the clients counted (HTTP 200s and 503s,
     generated tokens at least those the finished responses report)
+  * decode steps batch the active sessions (more than 1.5 per step on average)
 Usage: serve_load.py --bin build/zipcache --model M [--clients 64] [--seconds 60]
                      [--parallel 8] [--kv zipcache] [--kv-budget 4M] [--queue 16] [--overhead-mb 96]
 """
@@ -219,6 +220,9 @@ def main():
     mgen = m.get("zipcache_generated_tokens_total", 0)
     report("serve_load_metrics_agree", m200 == n200 and m503 == n503 and mgen >= stats.tokens,
            f"metrics 200/503/tokens {m200}/{m503}/{mgen}, clients {n200}/{n503}/{stats.tokens}")
+    rows, steps = m.get("zipcache_decode_rows_total", 0), m.get("zipcache_decode_steps_total", 0)
+    report("serve_load_batched_steps", steps > 0 and rows > 1.5 * steps,
+           f"{rows:.0f} sessions decoded in {steps:.0f} steps: steps do not batch the active sessions")
     secs = m.get("zipcache_decode_seconds_total", 0)
     print(f"load: {a.clients} clients, {a.seconds:.0f} s, --parallel {a.parallel}, --kv {a.kv}, --kv-budget "
           f"{a.kv_budget}: {stats.finished} responses finished, {stats.dropped} streams dropped by their client, "
