@@ -59,8 +59,9 @@ $(BUILD)/libzipcache-tools.a: $(TOOLS_OBJ)
 $(BUILD)/libzipcache.so: $(LIB_OBJ)
 	$(CC) -shared -Wl,-soname,libzipcache.so.$(VERSION_MAJOR) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
+# the CLI alone links libmicrohttpd (zipcache serve)
 $(BUILD)/zipcache: $(CLI_OBJ) $(LIBS_A)
-	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(LIBS_A) $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(LIBS_A) $(LDLIBS) -lmicrohttpd
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIBS_A)
 	$(CC) $(CFLAGS) -o $@ $< $(LIBS_A) $(LDLIBS)

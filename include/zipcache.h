@@ -305,6 +305,85 @@ ZC_API int32_t zc_sampler_sample(zc_sampler *s, const float *logits);
 /* Remember a token that was not sampled (prompt tokens) for the penalty. */
 ZC_API void zc_sampler_accept(zc_sampler *s, int32_t id);
 
+
+/* ---- Sequences: several sessions in one context, truncation, save/restore --
+ * A context holds n_seq independent sequences (1 as created). Each has its
+ * own KV cache, of the context's policy and n_ctx, and its own position; all
+ * share the model, the thread pool and the activation buffers, so calls on
+ * one context must not run concurrently. Sequence 0 is the one zc_decode,
+ * zc_context_pos, zc_context_reset and zc_context_kv_usage see. The KV
+ * budget (kv->budget_bytes, --kv-budget) covers all sequences together in
+ * zc_decode_seq and zc_decode_batch. */
+
+/* Make the context hold n_seq sequences: new ones start empty, sequences
+ * n_seq.. are freed (their tokens lost). Errors: ZC_ERR_ARG (n_seq outside
+ * [1, 4096]), ZC_ERR_NOMEM / ZC_ERR_LIMIT (a cache cannot be created;
+ * nothing changes then). */
+ZC_API int zc_context_set_n_seq(zc_context *c, int n_seq);
+ZC_API int zc_context_n_seq(const zc_context *c);
+/* Tokens sequence `seq` holds (its next position), -1 if there is no such sequence. */
+ZC_API int zc_seq_pos(const zc_context *c, int seq);
+/* zc_decode on sequence `seq` (same rules; the budget check counts every
+ * sequence's bytes). Errors: as zc_decode, ZC_ERR_ARG for a bad seq. */
+ZC_API int zc_decode_seq(zc_context *c, int seq, const int32_t *tokens, int n, int logits_mode, float *logits);
+/* One decode step of n sequences in one forward pass: token tokens[i] is
+ * appended to sequence seqs[i] (all distinct) at its position, and the
+ * logits of every row go to logits[n][n_vocab]. The weight products take the
+ * n rows together, so a step of n sessions costs far less than n steps.
+ * n <= the context's n_batch. Checks as zc_decode for every row, then the
+ * budget for all rows together; on an error nothing is kept (the partial
+ * step is dropped from every cache that can truncate).
+ * Errors: ZC_ERR_ARG (n outside [1, n_batch], a bad or repeated sequence, a
+ * token outside the vocab), ZC_ERR_LIMIT (a sequence is full, the budget),
+ * ZC_ERR_NOMEM, or an error of the KV policy. */
+ZC_API int zc_decode_batch(zc_context *c, int n, const int *seqs, const int32_t *tokens, float *logits);
+/* Keep the first n_keep tokens of sequence `seq` (regenerate, edit, reuse a
+ * prefix). Policies that compress or evict can only cut what they still hold
+ * uncompressed (zipcache: inside its fp16 window; h2o: nothing): otherwise
+ * ZC_ERR_UNSUPPORTED and the sequence is unchanged; n_keep 0 always works.
+ * Errors: ZC_ERR_ARG (bad seq, n_keep outside [0, pos]), ZC_ERR_UNSUPPORTED. */
+ZC_API int zc_seq_truncate(zc_context *c, int seq, int n_keep);
+/* Bytes held by sequence seq's cache (ZC_ERR_ARG for a bad seq). */
+ZC_API int zc_seq_kv_usage(const zc_context *c, int seq, struct zc_kv_usage *u);
+/* Bytes held by the caches of all sequences together. */
+ZC_API size_t zc_context_kv_bytes(const zc_context *c);
+
+/* Save sequence `seq` with the n_tokens = zc_seq_pos tokens it holds
+ * (tokens[n_tokens], given by the caller, who knows them; NULL when it holds
+ * none) into a malloc'ed buffer (*buf, *len; caller frees). The format
+ * (docs/SESSION-FORMAT.md) is versioned and checksummed: a header naming the
+ * model (a fingerprint of its shape and embeddings), the cache's shape and
+ * policy with its options, then the tokens and the cache's state exactly as
+ * held in memory (compressed codes stay compressed), then a CRC-32.
+ * Errors: ZC_ERR_ARG (bad seq, NULL tokens with tokens held),
+ * ZC_ERR_UNSUPPORTED (a policy without save/load; every built-in one has
+ * them), ZC_ERR_NOMEM. */
+ZC_API int zc_seq_save(const zc_context *c, int seq, const int32_t *tokens, uint8_t **buf, size_t *len);
+/* Replace sequence `seq` with the state in buf[len] and return its tokens
+ * (*tokens malloc'ed, caller frees; NULL when none). The buffer is untrusted:
+ * a truncated or corrupted buffer (checksum), another model, another cache
+ * policy or options, or more tokens than the context holds are refused
+ * with a message, and the sequence is left unchanged.
+ * Errors: ZC_ERR_ARG (bad seq), ZC_ERR_FORMAT (truncated, corrupt, not a
+ * session, another model, policy or options), ZC_ERR_UNSUPPORTED (another
+ * format version), ZC_ERR_LIMIT (n_ctx too small, or the restored cache
+ * would take all sequences over the KV budget), ZC_ERR_NOMEM. */
+ZC_API int zc_seq_load(zc_context *c, int seq, const uint8_t *buf, size_t len, int32_t **tokens, int *n_tokens);
+/* The same through a file (written whole to path.tmp, then renamed over
+ * path). Errors: the above, ZC_ERR_IO naming the path. */
+ZC_API int zc_seq_save_file(const zc_context *c, int seq, const int32_t *tokens, const char *path);
+ZC_API int zc_seq_load_file(zc_context *c, int seq, const char *path, int32_t **tokens, int *n_tokens);
+
+/* The model's chat template (Jinja source), for front ends that format
+ * conversations: GGUF metadata tokenizer.chat_template, or a Hugging Face
+ * directory's tokenizer_config.json "chat_template" (a string, or the entry
+ * named "default" of a list of {name, template}). *out is malloc'ed (caller
+ * frees), NULL when the model has none. Errors: ZC_ERR_FORMAT (a malformed
+ * tokenizer_config.json), ZC_ERR_NOMEM. */
+ZC_API int zc_model_chat_template(const zc_model *m, char **out);
+/* Id of the token whose text is exactly text[0..len) (e.g. "<|im_end|>"), -1 if none. */
+ZC_API int zc_model_token_id(const zc_model *m, const char *text, size_t len);
+
 #ifdef __cplusplus
 }
 #endif

@@ -26,6 +26,8 @@ static const char USAGE[] =
     "  -p TEXT              prompt (default: empty, i.e. start from BOS)\n"
     "  -f FILE              read the prompt from a file\n"
     "  -n N                 tokens to generate (default -1: until end of text or full context)\n"
+    "  --prompt-cache FILE  reuse the KV cache saved in FILE when the prompt starts with its tokens, and\n"
+    "                       save the prompt's cache there (all but its last token) for the next run\n"
     "  -c N                 context size in tokens (default: the model's)\n"
     "  -t N                 threads (default: all cores)\n"
     "  -b N                 prompt tokens per forward batch (default 512)\n"
@@ -49,7 +51,7 @@ static const char USAGE[] =
     "                       for it unless a --kv-*-bits width is given\n";
 
 typedef struct {
-    const char *model, *prompt, *prompt_file, *dump_logits;
+    const char *model, *prompt, *prompt_file, *dump_logits, *prompt_cache;
     long long n_predict;
     zc_context_params cp;
     zc_sampler_params sp;
@@ -58,7 +60,7 @@ typedef struct {
 } run_opts;
 
 /* Options that take a value, besides the KV ones. */
-static const char *const OPTIONS[] = {"-m", "-p", "-f", "--dump-logits", "-n", "-c", "-t", "-b", "--temp", "--top-k",
+static const char *const OPTIONS[] = {"-m", "-p", "-f", "--dump-logits", "--prompt-cache", "-n", "-c", "-t", "-b", "--temp", "--top-k",
                                       "--top-p", "--min-p", "--repeat-penalty", "--repeat-last-n", "--seed", NULL};
 
 /* Returns -1 to go on, else the exit code. */
@@ -86,6 +88,8 @@ static int parse(int argc, char **argv, run_opts *o) {
             o->prompt = v;
         } else if (!strcmp(a, "-f")) {
             o->prompt_file = v;
+        } else if (!strcmp(a, "--prompt-cache")) {
+            o->prompt_cache = v;
         } else if (!strcmp(a, "--dump-logits")) { /* hidden: for the reference tests */
             o->dump_logits = v;
         } else if (!strcmp(a, "-n")) {
@@ -126,6 +130,7 @@ static int parse(int argc, char **argv, run_opts *o) {
         }
     }
     if (o->prompt && o->prompt_file) return cli_usage_error(cmd, "give either -p or -f, not both");
+    if (o->prompt_cache && o->dump_logits) return cli_usage_error(cmd, "--prompt-cache and --dump-logits exclude each other");
     if (!o->model && !(o->model = cli_default_model()))
         return cli_usage_error(cmd, "no model: the default stories260K was not found under $ZIPCACHE_ASSETS "
                                     "(or ../shared); point -m at any GGUF file or Hugging Face directory");
@@ -194,6 +199,49 @@ static int emit(const zc_model *m, zc_detok *d, int32_t id, piece_buf *p) {
         p->cap *= 2;
     }
     if (rc == ZC_OK) fwrite(p->buf, 1, len, stdout);
+    return rc;
+}
+
+/* --prompt-cache: restore FILE into the context and keep the longest prefix
+ * of the prompt it holds (at most n_ids - 1 tokens: the last one is decoded
+ * for its logits). A missing file is the first run; a file that cannot be
+ * used (damaged, another model or cache) is reported and ignored. Returns
+ * the tokens reused. */
+static int prompt_cache_load(const char *path, zc_context *ctx, const int32_t *ids, int n_ids) {
+    int32_t *cached = NULL;
+    int n_cached = 0;
+    double t0 = zc_now();
+    FILE *probe = fopen(path, "rb");
+    if (!probe) {
+        fprintf(stderr, "prompt cache: %s does not exist yet: it will be written\n", path);
+        return 0;
+    }
+    fclose(probe);
+    if (zc_seq_load_file(ctx, 0, path, &cached, &n_cached) != ZC_OK) {
+        fprintf(stderr, "prompt cache: not used: %s\n", zc_last_error());
+        return 0;
+    }
+    int keep = 0;
+    while (keep < n_cached && keep < n_ids - 1 && cached[keep] == ids[keep]) keep++;
+    free(cached);
+    if (keep < n_cached && zc_seq_truncate(ctx, 0, keep) != ZC_OK) {
+        /* a compressed cache cannot be cut inside its segments: start over */
+        fprintf(stderr, "prompt cache: the prompt shares %d of its %d tokens, but %s\n", keep, n_cached, zc_last_error());
+        keep = 0;
+        zc_context_reset(ctx);
+    }
+    fprintf(stderr, "prompt cache: reused %d of %d prompt tokens from %s (restored in %.3f s)\n", keep, n_ids, path,
+            zc_now() - t0);
+    return keep;
+}
+
+static int prompt_cache_save(const char *path, const zc_context *ctx, const int32_t *ids) {
+    int rc = zc_seq_save_file(ctx, 0, ids, path);
+    if (rc == ZC_OK) {
+        zc_kv_usage u;
+        zc_context_kv_usage(ctx, &u);
+        fprintf(stderr, "prompt cache: saved %d tokens to %s (KV cache %zu bytes)\n", zc_context_pos(ctx), path, u.total);
+    }
     return rc;
 }
 
@@ -280,7 +328,15 @@ int cmd_run(int argc, char **argv) {
         goto done;
     }
     t0 = zc_now();
-    if (zc_decode(ctx, ids, n_ids, o.dump_logits ? ZC_LOGITS_ALL : ZC_LOGITS_LAST, logits) != ZC_OK) {
+    int reused = o.prompt_cache ? prompt_cache_load(o.prompt_cache, ctx, ids, n_ids) : 0;
+    if (o.prompt_cache) { /* all but the last prompt token, saved, then the last one for its logits */
+        if ((reused < n_ids - 1 && zc_decode(ctx, ids + reused, n_ids - 1 - reused, ZC_LOGITS_NONE, NULL) != ZC_OK) ||
+            (reused < n_ids - 1 && prompt_cache_save(o.prompt_cache, ctx, ids) != ZC_OK) ||
+            zc_decode(ctx, ids + n_ids - 1, 1, ZC_LOGITS_LAST, logits) != ZC_OK) {
+            rc = cli_lib_error();
+            goto done;
+        }
+    } else if (zc_decode(ctx, ids, n_ids, o.dump_logits ? ZC_LOGITS_ALL : ZC_LOGITS_LAST, logits) != ZC_OK) {
         rc = cli_lib_error();
         goto done;
     }

@@ -21,6 +21,7 @@ static const command COMMANDS[] = {
     {"synth", cmd_synth, "write a random-weight GGUF in the shape of a real model"},
     {"bench", cmd_bench, "benchmark prefill/decode per KV policy, and kernels"},
     {"eval", cmd_eval, "evaluate: ppl, lines, gsm8k, humaneval, sweep, saliency, recon"},
+    {"serve", cmd_serve, "OpenAI-compatible HTTP server: parallel sessions in one KV budget"},
 };
 
 static void usage(FILE *f) {

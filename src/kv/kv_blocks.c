@@ -233,9 +233,23 @@ static void blocks_destroy(zc_kv_cache *base) {
     free(c);
 }
 
-static const zc_kv_ops Q8_0_OPS = {"q8_0", blocks_write, blocks_attend, blocks_truncate, blocks_usage, blocks_destroy};
-static const zc_kv_ops Q4_0_OPS = {"q4_0", blocks_write, blocks_attend, blocks_truncate, blocks_usage, blocks_destroy};
-static const zc_kv_ops Q4_0R_OPS = {"q4_0r", blocks_write, blocks_attend, blocks_truncate, blocks_usage, blocks_destroy};
+/* State: zc_kv_save_dense of the K and V block arrays. */
+static int blocks_save(const zc_kv_cache *base, zc_kv_writer *w) {
+    const kv_blocks *c = (const kv_blocks *)base;
+    return zc_kv_save_dense(base, w, c->k, c->v, layer_offset(c, 1), c->row_bytes);
+}
+
+static int blocks_load(zc_kv_cache *base, zc_kv_reader *r) {
+    kv_blocks *c = (kv_blocks *)base;
+    return zc_kv_load_dense(base, r, c->k, c->v, layer_offset(c, 1), c->row_bytes, c->n_layer);
+}
+
+static const zc_kv_ops Q8_0_OPS = {"q8_0", blocks_write, blocks_attend, blocks_truncate, blocks_usage, blocks_destroy,
+                                   blocks_save, blocks_load};
+static const zc_kv_ops Q4_0_OPS = {"q4_0", blocks_write, blocks_attend, blocks_truncate, blocks_usage, blocks_destroy,
+                                   blocks_save, blocks_load};
+static const zc_kv_ops Q4_0R_OPS = {"q4_0r", blocks_write, blocks_attend, blocks_truncate, blocks_usage,
+                                    blocks_destroy, blocks_save, blocks_load};
 
 int zc_kv_blocks_rows(const zc_kv_cache *base, int layer, const uint8_t **k, const uint8_t **v,
                       size_t *row_bytes) {

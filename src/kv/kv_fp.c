@@ -87,8 +87,20 @@ static void fp_destroy(zc_kv_cache *base) {
     free(c);
 }
 
-static const zc_kv_ops FP32_OPS = {"fp32", fp_write, fp_attend, fp_truncate, fp_usage, fp_destroy};
-static const zc_kv_ops FP16_OPS = {"fp16", fp_write, fp_attend, fp_truncate, fp_usage, fp_destroy};
+/* State: zc_kv_save_dense of the K and V halves of the reservation. */
+static int fp_save(const zc_kv_cache *base, zc_kv_writer *w) {
+    const kv_fp *c = (const kv_fp *)base;
+    return zc_kv_save_dense(base, w, c->map, c->map + (size_t)base->shape.n_layers * c->layer_bytes, c->layer_bytes,
+                            c->row_bytes);
+}
+
+static int fp_load(zc_kv_cache *base, zc_kv_reader *r) {
+    kv_fp *c = (kv_fp *)base;
+    return zc_kv_load_dense(base, r, k_rows(c, 0), v_rows(c, 0), c->layer_bytes, c->row_bytes, c->n_layer);
+}
+
+static const zc_kv_ops FP32_OPS = {"fp32", fp_write, fp_attend, fp_truncate, fp_usage, fp_destroy, fp_save, fp_load};
+static const zc_kv_ops FP16_OPS = {"fp16", fp_write, fp_attend, fp_truncate, fp_usage, fp_destroy, fp_save, fp_load};
 
 static int create_fp(const zc_kv_ops *ops, int type, const zc_kv_config *cfg, const zc_kv_shape *shape,
                      zc_pool *pool, zc_kv_cache **out) {

@@ -261,7 +261,58 @@ static void h2o_destroy(zc_kv_cache *base) {
     free(c);
 }
 
-static const zc_kv_ops H2O_OPS = {"h2o", h2o_write, h2o_attend, h2o_truncate, h2o_usage, h2o_destroy};
+/* State, per layer: n_slots, n_seen, n_new; the kept K and V rows
+ * [n_slots][kv_dim] fp16; per KV head the slots' scores and positions
+ * [n_slots]. */
+static int h2o_save(const zc_kv_cache *base, zc_kv_writer *w) {
+    const kv_h2o *c = (const kv_h2o *)base;
+    int rc = ZC_OK;
+    for (int l = 0; rc == ZC_OK && l < base->shape.n_layers; l++) {
+        const h2o_layer *L = &c->layers[l];
+        int32_t head[3] = {L->n_slots, L->n_seen, L->n_new};
+        size_t rows = (size_t)L->n_slots * c->kv_dim * sizeof(zc_fp16);
+        if ((rc = zc_kvw_put(w, head, sizeof head)) || (rc = zc_kvw_put(w, L->k, rows)) || (rc = zc_kvw_put(w, L->v, rows)))
+            return rc;
+        for (int g = 0; rc == ZC_OK && g < base->shape.n_kv_heads; g++) {
+            size_t at = (size_t)g * base->shape.max_ctx;
+            if ((rc = zc_kvw_put(w, L->score + at, (size_t)L->n_slots * sizeof(float))) == ZC_OK)
+                rc = zc_kvw_put(w, L->pos + at, (size_t)L->n_slots * sizeof(int32_t));
+        }
+    }
+    return rc;
+}
+
+static int h2o_load(zc_kv_cache *base, zc_kv_reader *r) {
+    kv_h2o *c = (kv_h2o *)base;
+    int rc;
+    for (int l = 0; l < base->shape.n_layers; l++) {
+        h2o_layer *L = &c->layers[l];
+        int32_t slots, seen, fresh;
+        if ((rc = zc_kvr_i32(r, 0, base->shape.max_ctx, "slot count", &slots)) ||
+            (rc = zc_kvr_i32(r, slots, base->shape.max_ctx, "token count", &seen)) ||
+            (rc = zc_kvr_i32(r, 0, slots, "unattended count", &fresh)))
+            return rc;
+        if (l > 0 && seen != c->layers[0].n_seen) return zc_error(ZC_ERR_FORMAT, "kv h2o: layers hold different token counts");
+        size_t rows = (size_t)slots * c->kv_dim * sizeof(zc_fp16);
+        if ((rc = zc_kvr_get(r, L->k, rows, "K rows")) || (rc = zc_kvr_get(r, L->v, rows, "V rows"))) return rc;
+        for (int g = 0; g < base->shape.n_kv_heads; g++) {
+            size_t at = (size_t)g * base->shape.max_ctx;
+            if ((rc = zc_kvr_get(r, L->score + at, (size_t)slots * sizeof(float), "scores")) ||
+                (rc = zc_kvr_get(r, L->pos + at, (size_t)slots * sizeof(int32_t), "positions")))
+                return rc;
+            for (int s = 0; s < slots; s++)
+                if (L->pos[at + s] < 0 || L->pos[at + s] >= seen)
+                    return zc_error(ZC_ERR_FORMAT, "kv h2o: slot position %d outside [0, %d)", L->pos[at + s], seen);
+        }
+        L->n_slots = slots;
+        L->n_seen = seen;
+        L->n_new = fresh;
+    }
+    base->n_tokens = c->layers[base->shape.n_layers - 1].n_seen;
+    return ZC_OK;
+}
+
+static const zc_kv_ops H2O_OPS = {"h2o", h2o_write, h2o_attend, h2o_truncate, h2o_usage, h2o_destroy, h2o_save, h2o_load};
 
 int zc_kv_create_h2o(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out) {
     if (!(cfg->budget_ratio > 0.0f && cfg->budget_ratio <= 1.0f))

@@ -29,5 +29,13 @@ int zc_kv_check_attend(const zc_kv_cache *c, const int *n_layer, int layer, int 
 int zc_kv_truncate_counts(zc_kv_cache *c, int *n_layer, int n_keep);
 /* n_elems values of src stored as type (ZC_TYPE_F32 copied, else fp16). */
 void zc_kv_store_rows(int type, uint8_t *dst, const float *src, size_t n_elems);
+/* The state of a dense cache (save/load, kv_state.c): n_tokens (int32), then
+ * per layer its K rows and V rows [n_tokens][row_bytes] as stored, layer l's
+ * at k + l*layer_stride and v + l*layer_stride. Load fills the rows and
+ * n_layer[] of a fresh cache. */
+int zc_kv_save_dense(const zc_kv_cache *c, zc_kv_writer *w, const uint8_t *k, const uint8_t *v, size_t layer_stride,
+                     size_t row_bytes);
+int zc_kv_load_dense(zc_kv_cache *c, zc_kv_reader *r, uint8_t *k, uint8_t *v, size_t layer_stride, size_t row_bytes,
+                     int *n_layer);
 
 #endif

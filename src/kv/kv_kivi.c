@@ -275,7 +275,85 @@ static void kivi_destroy(zc_kv_cache *base) {
     free(c);
 }
 
-static const zc_kv_ops KIVI_OPS = {"kivi", kivi_write, kivi_attend, kivi_truncate, kivi_usage, kivi_destroy};
+/* State, per layer: n, nkq, nvq (int32; the two follow from n, see the top
+ * of the file, and are checked on load); key codes [nkq][kstride] and their
+ * kmin, kstep [nkq/G][kv_dim]; value codes [nvq][vstride]; per (KV head,
+ * channel group) the vmin and vstep of the nvq quantized tokens; the fp16
+ * windows kwin [n - nkq][kv_dim] and vwin [n - nvq][kv_dim]. */
+typedef struct {
+    void *p;
+    size_t bytes;
+} kivi_part;
+
+/* The parts of layer L holding n tokens (nkq, nvq as set), in file order;
+ * the per-(head, group) value parameters are strided and handled apart. */
+static int kivi_parts(const kv_kivi *c, const kivi_layer *L, kivi_part out[7]) {
+    size_t kg = (size_t)(L->nkq / c->G) * c->kv_dim * sizeof(zc_fp16), h = sizeof(zc_fp16) * (size_t)c->kv_dim;
+    kivi_part parts[7] = {{L->kq, (size_t)L->nkq * c->kstride}, {L->kmin, kg}, {L->kstep, kg},
+                          {L->vq, (size_t)L->nvq * c->vstride}, {NULL, 0},
+                          {L->kwin, (size_t)(L->n - L->nkq) * h}, {L->vwin, (size_t)(L->n - L->nvq) * h}};
+    memcpy(out, parts, sizeof parts);
+    return 7;
+}
+
+static int kivi_save(const zc_kv_cache *base, zc_kv_writer *w) {
+    const kv_kivi *c = (const kv_kivi *)base;
+    size_t cap = (size_t)base->shape.max_ctx;
+    int rc = ZC_OK;
+    for (int l = 0; rc == ZC_OK && l < base->shape.n_layers; l++) {
+        const kivi_layer *L = &c->layers[l];
+        int32_t head[3] = {L->n, L->nkq, L->nvq};
+        kivi_part parts[7];
+        int n = kivi_parts(c, L, parts);
+        rc = zc_kvw_put(w, head, sizeof head);
+        for (int i = 0; rc == ZC_OK && i < n; i++) {
+            if (parts[i].p) {
+                rc = zc_kvw_put(w, parts[i].p, parts[i].bytes);
+                continue;
+            }
+            for (size_t hg = 0; rc == ZC_OK && hg < (size_t)c->n_kv * c->vng; hg++)
+                if ((rc = zc_kvw_put(w, L->vmin + hg * cap, (size_t)L->nvq * sizeof(zc_fp16))) == ZC_OK)
+                    rc = zc_kvw_put(w, L->vstep + hg * cap, (size_t)L->nvq * sizeof(zc_fp16));
+        }
+    }
+    return rc;
+}
+
+static int kivi_load(zc_kv_cache *base, zc_kv_reader *r) {
+    kv_kivi *c = (kv_kivi *)base;
+    size_t cap = (size_t)base->shape.max_ctx;
+    int rc;
+    for (int l = 0; l < base->shape.n_layers; l++) {
+        kivi_layer *L = &c->layers[l];
+        int32_t n, nkq, nvq;
+        if ((rc = zc_kvr_i32(r, 0, base->shape.max_ctx, "token count", &n))) return rc;
+        int past = n > c->R ? n - c->R : 0; /* the counts the writes leave after n tokens */
+        if ((rc = zc_kvr_i32(r, past / c->G * c->G, past / c->G * c->G, "quantized keys", &nkq)) ||
+            (rc = zc_kvr_i32(r, past, past, "quantized values", &nvq)))
+            return rc;
+        if (l > 0 && n != c->layers[0].n) return zc_error(ZC_ERR_FORMAT, "kv kivi: layers hold different token counts");
+        L->n = n;
+        L->nkq = nkq;
+        L->nvq = nvq;
+        kivi_part parts[7];
+        int np = kivi_parts(c, L, parts);
+        for (int i = 0; i < np; i++) {
+            if (parts[i].p) {
+                if ((rc = zc_kvr_get(r, parts[i].p, parts[i].bytes, "kivi state"))) return rc;
+                continue;
+            }
+            for (size_t hg = 0; hg < (size_t)c->n_kv * c->vng; hg++)
+                if ((rc = zc_kvr_get(r, L->vmin + hg * cap, (size_t)nvq * sizeof(zc_fp16), "value minima")) ||
+                    (rc = zc_kvr_get(r, L->vstep + hg * cap, (size_t)nvq * sizeof(zc_fp16), "value steps")))
+                    return rc;
+        }
+    }
+    base->n_tokens = c->layers[base->shape.n_layers - 1].n;
+    return ZC_OK;
+}
+
+static const zc_kv_ops KIVI_OPS = {"kivi", kivi_write, kivi_attend, kivi_truncate, kivi_usage, kivi_destroy,
+                                   kivi_save, kivi_load};
 
 int zc_kv_create_kivi(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out) {
     int bits = zc_kv_config_bits(cfg);

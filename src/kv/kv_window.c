@@ -171,7 +171,8 @@ static void win_destroy(zc_kv_cache *base) {
     free(c);
 }
 
-static const zc_kv_ops WIN_OPS = {"windowed", win_write, win_attend, win_truncate, win_usage, win_destroy};
+/* No save/load yet: sessions of sliding-window models are refused by zc_seq_save. */
+static const zc_kv_ops WIN_OPS = {"windowed", win_write, win_attend, win_truncate, win_usage, win_destroy, NULL, NULL};
 
 int zc_kv_create_windowed(const zc_kv_config *cfg, const zc_kv_shape *shape, const int *window, zc_pool *pool,
                           zc_kv_cache **out) {

@@ -454,6 +454,31 @@ static int zip_plan(const kv_zip *c, int n, int sinks, zplan *plan) {
     return best_ns;
 }
 
+/* Lay out segment L->n_segs (not yet counted) of n tokens, ns of them
+ * salient in every head, stored under plan p: sizes, its 8-aligned place
+ * after the arena's used bytes (reserved), and every head's set descriptors
+ * bound into the blob. */
+static int seg_layout(kv_zip *c, zlayer *L, int n, int ns, const zplan *p) {
+    int nkv = c->base.shape.n_kv_heads, rc;
+    if ((rc = segs_reserve(L, nkv, L->n_segs + 1))) return rc;
+    int s = L->n_segs;
+    seg_info *si = &L->info[s];
+    seg_sizes(c, p, n, ns, si);
+    si->off = (L->arena_used + 7) & ~(size_t)7;
+    if ((rc = arena_reserve(c, L, si->off + si->params + si->codes + si->index))) return rc;
+    for (int g = 0; g < nkv; g++)
+        for (int st = 0; st < 2; st++) {
+            zc_packed_set *set = &L->heads[(size_t)s * nkv + g].set[st];
+            set->n = st == 0 ? ns : n - ns;
+            set->k_bits = set_bits(p, st, 1);
+            set->v_bits = set_bits(p, st, 0);
+            set->key_group = p->kg > 0 ? p->kg : (set->n > 0 ? set->n : 1);
+            set->tiled = set_tiled(c, p, st);
+        }
+    seg_bind(c, L, s);
+    return ZC_OK;
+}
+
 /* Compress the whole window of layer L into a new segment, using scores
  * sc [n_kv_heads][wlen]. c->xk, c->xv hold the window in fp32. */
 static int compress_window(kv_zip *c, zlayer *L, const float *sc, int stream) {
@@ -464,23 +489,9 @@ static int compress_window(kv_zip *c, zlayer *L, const float *sc, int stream) {
     sinks = sinks < 0 ? 0 : sinks > n ? n : sinks;
     zplan plan;
     int ns = zip_plan(c, n, sinks, &plan), rc;
-    if ((rc = segs_reserve(L, nkv, L->n_segs + 1))) return rc;
-
+    if ((rc = seg_layout(c, L, n, ns, &plan))) return rc;
     int s = L->n_segs;
     seg_info *si = &L->info[s];
-    seg_sizes(c, &plan, n, ns, si);
-    si->off = (L->arena_used + 7) & ~(size_t)7;
-    if ((rc = arena_reserve(c, L, si->off + si->params + si->codes + si->index))) return rc;
-    for (int g = 0; g < nkv; g++)
-        for (int st = 0; st < 2; st++) {
-            zc_packed_set *set = &L->heads[(size_t)s * nkv + g].set[st];
-            set->n = st == 0 ? ns : n - ns;
-            set->k_bits = set_bits(&plan, st, 1);
-            set->v_bits = set_bits(&plan, st, 0);
-            set->key_group = plan.kg > 0 ? plan.kg : (set->n > 0 ? set->n : 1);
-            set->tiled = set_tiled(c, &plan, st);
-        }
-    seg_bind(c, L, s);
 
     int32_t *sal = c->ibuf, *reg = c->ibuf + c->cap_w;
     for (int g = 0; g < nkv; g++) {
@@ -783,7 +794,90 @@ static void zip_destroy(zc_kv_cache *base) {
     free(c);
 }
 
-static const zc_kv_ops ZIP_OPS = {"zipcache", zip_write, zip_attend, zip_truncate, zip_usage, zip_destroy};
+/* State, per layer: n_tok, w0, wlen, n_stream, n_segs; per segment its
+ * token count, salient count and plan (key and value widths of the salient
+ * and regular sets, key group: the layout follows from them, seg_layout); arena_used and the arena bytes as stored
+ * (blobs of params, codes and bitmaps); the fp16 window K and V
+ * [wlen][kv_dim]; the decode probe sums col [n_kv_heads][wlen] and ncol
+ * [wlen]. The latest compression's scores (research output) are not kept. */
+static int zip_save(const zc_kv_cache *base, zc_kv_writer *w) {
+    const kv_zip *c = (const kv_zip *)base;
+    int nkv = base->shape.n_kv_heads, rc = ZC_OK;
+    for (int l = 0; rc == ZC_OK && l < base->shape.n_layers; l++) {
+        const zlayer *L = &c->L[l];
+        int32_t head[5] = {L->n_tok, L->w0, L->wlen, L->n_stream, L->n_segs};
+        rc = zc_kvw_put(w, head, sizeof head);
+        for (int s = 0; rc == ZC_OK && s < L->n_segs; s++) {
+            const zplan *p = &L->info[s].plan;
+            int32_t seg[7] = {L->info[s].n, L->heads[(size_t)s * nkv].set[0].n, p->kb[0], p->kb[1], p->vb[0], p->vb[1],
+                              p->kg};
+            rc = zc_kvw_put(w, seg, sizeof seg);
+        }
+        uint64_t used = L->arena_used;
+        size_t wbytes = (size_t)L->wlen * c->kv_dim * sizeof(zc_fp16);
+        if (rc == ZC_OK) rc = zc_kvw_put(w, &used, sizeof used);
+        if (rc == ZC_OK) rc = zc_kvw_put(w, L->arena, L->arena_used);
+        if (rc == ZC_OK) rc = zc_kvw_put(w, L->wk, wbytes);
+        if (rc == ZC_OK) rc = zc_kvw_put(w, L->wv, wbytes);
+        for (int g = 0; rc == ZC_OK && L->wlen > 0 && g < nkv; g++)
+            rc = zc_kvw_put(w, L->col + (size_t)g * L->wcap, (size_t)L->wlen * sizeof(float));
+        if (rc == ZC_OK) rc = zc_kvw_put(w, L->ncol, (size_t)L->wlen * sizeof(int));
+    }
+    return rc;
+}
+
+static int zip_load(zc_kv_cache *base, zc_kv_reader *r) {
+    kv_zip *c = (kv_zip *)base;
+    int nkv = base->shape.n_kv_heads, max = base->shape.max_ctx, rc;
+    for (int l = 0; l < base->shape.n_layers; l++) {
+        zlayer *L = &c->L[l];
+        int32_t n_tok, w0, wlen, n_stream, n_segs;
+        if ((rc = zc_kvr_i32(r, 0, max, "token count", &n_tok)) || (rc = zc_kvr_i32(r, 0, n_tok, "window start", &w0)) ||
+            (rc = zc_kvr_i32(r, n_tok - w0, n_tok - w0, "window length", &wlen)) ||
+            (rc = zc_kvr_i32(r, 0, INT32_MAX, "compression count", &n_stream)) ||
+            (rc = zc_kvr_i32(r, 0, w0, "segment count", &n_segs)))
+            return rc;
+        if (l > 0 && n_tok != c->L[0].n_tok) return zc_error(ZC_ERR_FORMAT, "kv zipcache: layers hold different token counts");
+        int seen = 0;
+        for (int s = 0; s < n_segs; s++) {
+            int32_t n, ns, kb[2], vb[2], kg;
+            if ((rc = zc_kvr_i32(r, 1, w0 - seen, "segment length", &n)) || (rc = zc_kvr_i32(r, 0, n, "salient count", &ns)) ||
+                (rc = zc_kvr_i32(r, 1, 8, "salient key width", &kb[0])) ||
+                (rc = zc_kvr_i32(r, 1, 8, "regular key width", &kb[1])) ||
+                (rc = zc_kvr_i32(r, 1, 8, "salient value width", &vb[0])) ||
+                (rc = zc_kvr_i32(r, 1, 8, "regular value width", &vb[1])) ||
+                (rc = zc_kvr_i32(r, 0, n, "key group", &kg)))
+                return rc;
+            zplan plan = {{kb[0], kb[1]}, {vb[0], vb[1]}, kg};
+            if ((rc = seg_layout(c, L, n, ns, &plan))) return rc;
+            L->arena_used = L->info[s].off + L->info[s].params + L->info[s].codes + L->info[s].index;
+            L->n_segs++;
+            seen += n;
+        }
+        if (seen != w0) return zc_error(ZC_ERR_FORMAT, "kv zipcache: segments hold %d tokens, expected %d", seen, w0);
+        uint64_t used;
+        if ((rc = zc_kvr_get(r, &used, sizeof used, "arena size"))) return rc;
+        if (used != L->arena_used)
+            return zc_error(ZC_ERR_FORMAT, "kv zipcache: layer %d stores %llu segment bytes, its segments take %zu", l,
+                            (unsigned long long)used, L->arena_used);
+        if ((rc = zc_kvr_get(r, L->arena, L->arena_used, "segments")) || (rc = window_reserve(c, L, wlen))) return rc;
+        size_t wbytes = (size_t)wlen * c->kv_dim * sizeof(zc_fp16);
+        if ((rc = zc_kvr_get(r, L->wk, wbytes, "window keys")) || (rc = zc_kvr_get(r, L->wv, wbytes, "window values")))
+            return rc;
+        for (int g = 0; wlen > 0 && g < nkv; g++)
+            if ((rc = zc_kvr_get(r, L->col + (size_t)g * L->wcap, (size_t)wlen * sizeof(float), "probe sums"))) return rc;
+        if ((rc = zc_kvr_get(r, L->ncol, (size_t)wlen * sizeof(int), "probe counts"))) return rc;
+        L->n_tok = n_tok;
+        L->w0 = w0;
+        L->wlen = wlen;
+        L->n_stream = n_stream;
+    }
+    base->n_tokens = c->L[base->shape.n_layers - 1].n_tok;
+    return ZC_OK;
+}
+
+static const zc_kv_ops ZIP_OPS = {"zipcache", zip_write, zip_attend, zip_truncate, zip_usage, zip_destroy,
+                                  zip_save, zip_load};
 
 int zc_kv_create_zipcache(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out) {
     *out = NULL;

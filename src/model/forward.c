@@ -98,16 +98,52 @@ static int matmul(zc_context *c, const zc_mat *w, const float *x, float *y, int 
 
 /* ---- The forward pass ------------------------------------------------------ */
 
-/* Run tokens[0..n) at positions c->pos.. through the model. Logits:
+/* rope_cos/sin [n][half] of one batch: positions pos.. (seqs NULL) or row r
+ * at the position of its sequence seqs[r]. */
+static void batch_rope_tables(const zc_context *c, const int *seqs, int n, const double *inv_freq, double mscale,
+                              float *cos_t, float *sin_t) {
+    int half = c->m->n_rot / 2;
+    if (!seqs) {
+        rope_tables(inv_freq, mscale, c->pos, n, half, cos_t, sin_t);
+        return;
+    }
+    for (int r = 0; r < n; r++)
+        rope_tables(inv_freq, mscale, zc_ctx_seq_pos(c, seqs[r]), 1, half, cos_t + (size_t)r * half,
+                    sin_t + (size_t)r * half);
+}
+
+/* Store k, v and compute att [n][q_dim] = softmax(q·Kᵀ/√hd)·V (causal) for
+ * layer l: all n rows on the context's cache at positions c->pos.. (seqs
+ * NULL), or row r alone on the cache of its sequence seqs[r]. */
+static int batch_attention(zc_context *c, const int *seqs, int l, int n) {
+    const zc_model_info *h = &c->m->info;
+    const int q_dim = h->n_heads * h->head_dim, kv_dim = h->n_kv_heads * h->head_dim;
+    int rc, rows = seqs ? n : 1, len = seqs ? 1 : n;
+    for (int r = 0; r < rows; r++) {
+        zc_kv_cache *kv = seqs ? zc_ctx_seq_kv(c, seqs[r]) : c->kv;
+        int pos = seqs ? zc_ctx_seq_pos(c, seqs[r]) : c->pos;
+        const float *q = c->q + (size_t)r * q_dim, *k = c->k + (size_t)r * kv_dim, *v = c->v + (size_t)r * kv_dim;
+        if (c->observer) c->observer(c->observer_user, l, pos, len, q, k, v);
+        if ((rc = kv->ops->write(kv, l, pos, len, k, v)) ||
+            (rc = kv->ops->attend(kv, l, pos, len, q, c->att + (size_t)r * q_dim)))
+            return rc;
+    }
+    return ZC_OK;
+}
+
+/* Run n tokens through the model: tokens[0..n) at positions c->pos.. of the
+ * context's own sequence (seqs NULL, a prompt chunk or a decode step), or one
+ * token of each of n distinct sequences, row r at the position of seqs[r]
+ * (a batched decode step of several sessions: the weight products take all n
+ * rows at once, so the step reads every weight once). Logits:
  * ZC_LOGITS_NONE: none; ZC_LOGITS_LAST: the last row into logits[n_vocab];
  * ZC_LOGITS_ALL: every row into logits[n][n_vocab]. n <= n_batch. */
-static int forward_batch(zc_context *c, const int32_t *tokens, int n, int logits_mode, float *logits) {
+static int forward_batch(zc_context *c, const int *seqs, const int32_t *tokens, int n, int logits_mode,
+                         float *logits) {
     const zc_model *m = c->m;
     const zc_model_info *h = &m->info;
     const int d = h->n_embd, hd = h->head_dim, ff = h->n_ff;
-    const int q_dim = h->n_heads * hd, kv_dim = h->n_kv_heads * hd, half = m->n_rot / 2;
-    const int pos = c->pos;
-    zc_kv_cache *kv = c->kv;
+    const int q_dim = h->n_heads * hd, kv_dim = h->n_kv_heads * hd;
     int rc;
 
     /* x [n][d]: token embeddings (gemma3: times sqrt(d)) */
@@ -116,8 +152,8 @@ static int forward_batch(zc_context *c, const int32_t *tokens, int n, int logits
 
     /* rope_cos/sin [n][half]: angles of this batch's positions, shared by all
      * layers (local layers of gemma3 have their own base: the _local tables) */
-    rope_tables(c->inv_freq, m->rope_mscale, pos, n, half, c->rope_cos, c->rope_sin);
-    if (c->inv_freq_local) rope_tables(c->inv_freq_local, 1.0, pos, n, half, c->rope_cos_local, c->rope_sin_local);
+    batch_rope_tables(c, seqs, n, c->inv_freq, m->rope_mscale, c->rope_cos, c->rope_sin);
+    if (c->inv_freq_local) batch_rope_tables(c, seqs, n, c->inv_freq_local, 1.0, c->rope_cos_local, c->rope_sin_local);
 
     for (int l = 0; l < h->n_layers; l++) {
         const zc_layer *L = &m->layers[l];
@@ -139,11 +175,9 @@ static int forward_batch(zc_context *c, const int32_t *tokens, int n, int logits
             rope(c, c->k, n, h->n_kv_heads, L->local_rope);
         }
         if (m->q_scale != 1.0f) scale(c->q, m->q_scale, (size_t)n * q_dim);
-        if (c->observer) c->observer(c->observer_user, l, pos, n, c->q, c->k, c->v);
 
         /* The cache stores k, v; att [n][q_dim] = softmax(q·Kᵀ/√hd)·V, causal */
-        if ((rc = kv->ops->write(kv, l, pos, n, c->k, c->v)) || (rc = kv->ops->attend(kv, l, pos, n, c->q, c->att)))
-            return rc;
+        if ((rc = batch_attention(c, seqs, l, n))) return rc;
         /* x += att·Woᵀ (xb [n][d] holds the projection; gemma3 RMS-norms it first) */
         if ((rc = matmul(c, &L->wo, c->att, c->xb, n))) return rc;
         if (L->post_attn_norm) rmsnorm(c->xb, c->xb, L->post_attn_norm, n, d, h->norm_eps);
@@ -167,6 +201,40 @@ static int forward_batch(zc_context *c, const int32_t *tokens, int n, int logits
     int first = logits_mode == ZC_LOGITS_ALL ? 0 : n - 1;
     rmsnorm(c->xb, c->x + (size_t)first * d, m->out_norm, n - first, d, h->norm_eps);
     return matmul(c, &m->output, c->xb, logits, n - first);
+}
+
+int zc_decode_batch(zc_context *c, int n, const int *seqs, const int32_t *tokens, float *logits) {
+    const zc_model_info *h = &c->m->info;
+    int n_seq = c->n_seq > 0 ? c->n_seq : 1;
+    if (n < 1 || n > c->n_batch || !seqs || !tokens || !logits)
+        return zc_error(ZC_ERR_ARG, "decode batch: %d rows (1..%d, with sequences, tokens and logits)", n, c->n_batch);
+    for (int i = 0; i < n; i++) {
+        if (seqs[i] < 0 || seqs[i] >= n_seq)
+            return zc_error(ZC_ERR_ARG, "decode batch: sequence %d (row %d) is not one of %d", seqs[i], i, n_seq);
+        for (int j = 0; j < i; j++)
+            if (seqs[j] == seqs[i]) return zc_error(ZC_ERR_ARG, "decode batch: sequence %d appears twice", seqs[i]);
+        if (tokens[i] < 0 || tokens[i] >= h->n_vocab)
+            return zc_error(ZC_ERR_ARG, "decode batch: token %d (row %d) is outside the vocabulary of %d", tokens[i], i,
+                            h->n_vocab);
+        if (zc_ctx_seq_pos(c, seqs[i]) >= c->n_ctx)
+            return zc_error(ZC_ERR_LIMIT, "context full: sequence %d holds %d tokens of %d", seqs[i],
+                            zc_ctx_seq_pos(c, seqs[i]), c->n_ctx);
+    }
+    int rc = zc_ctx_check_budget(c, n, seqs, NULL);
+    if (rc != ZC_OK) return rc;
+    rc = forward_batch(c, seqs, tokens, n, ZC_LOGITS_ALL, logits);
+    if (rc != ZC_OK) {
+        /* as zc_decode: drop the partial step from every cache that has it */
+        char why[512];
+        snprintf(why, sizeof why, "%s", zc_last_error());
+        for (int i = 0; i < n; i++) {
+            zc_kv_cache *kv = zc_ctx_seq_kv(c, seqs[i]);
+            kv->ops->truncate(kv, zc_ctx_seq_pos(c, seqs[i]));
+        }
+        return zc_error(rc, "%s", why);
+    }
+    for (int i = 0; i < n; i++) zc_ctx_seq_advance(c, seqs[i], 1);
+    return ZC_OK;
 }
 
 /* The --kv-budget rule (kv_cfg.budget_bytes, 0 = none). Before any token
@@ -215,7 +283,7 @@ int zc_decode(zc_context *c, const int32_t *tokens, int n, int logits_mode, floa
         int last = done + len == n;
         int mode = logits_mode == ZC_LOGITS_ALL ? ZC_LOGITS_ALL : last ? logits_mode : ZC_LOGITS_NONE;
         float *out = logits_mode == ZC_LOGITS_ALL ? logits + (size_t)done * h->n_vocab : logits;
-        rc = forward_batch(c, tokens + done, len, mode, out);
+        rc = forward_batch(c, NULL, tokens + done, len, mode, out);
         if (rc != ZC_OK) {
             /* Some layers may hold this batch already: drop it so the cache
              * is consistent again (a policy that cannot truncate keeps it,
@@ -240,6 +308,7 @@ void zc_context_params_default(zc_context_params *p) {
 
 void zc_context_free(zc_context *c) {
     if (!c) return;
+    zc_context_seqs_free(c);
     zc_kv_free(c->kv);
     zc_pool_destroy(c->pool);
     float *bufs[] = {c->x,   c->xb,  c->q,        c->k,        c->v,           c->att,

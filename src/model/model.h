@@ -114,6 +114,28 @@ struct zc_context {
     float *rope_cos_local, *rope_sin_local; /* [n_batch][n_rot/2] likewise */
     zc_matmul_scratch mm;
     size_t act_bytes;            /* bytes of the activation buffers above */
+    /* Sequences 1..n_seq-1 (api.c, zc_context_set_n_seq); sequence 0 is kv and pos above.
+     * n_seq 0 means 1 (a context as created). */
+    int n_seq;
+    zc_kv_cache **seq_kv;        /* [n_seq], [0] unused */
+    int *seq_pos;                /* [n_seq], [0] unused */
 };
+
+/* Sequence s's cache and position (s < n_seq). */
+static inline zc_kv_cache *zc_ctx_seq_kv(const zc_context *c, int s) { return s == 0 ? c->kv : c->seq_kv[s]; }
+static inline int zc_ctx_seq_pos(const zc_context *c, int s) { return s == 0 ? c->pos : c->seq_pos[s]; }
+static inline void zc_ctx_seq_advance(zc_context *c, int s, int n) {
+    if (s == 0)
+        c->pos += n;
+    else
+        c->seq_pos[s] += n;
+}
+/* Free sequences 1.. (zc_context_free). */
+void zc_context_seqs_free(zc_context *c);
+/* The --kv-budget over all sequences together: ZC_ERR_LIMIT (processing
+ * nothing) if the caches' bytes plus n_add[i] (NULL: 1) tokens of sequence seqs[i], at
+ * that sequence's average bytes per token (fp16 size when empty), would
+ * exceed kv_cfg.budget_bytes. */
+int zc_ctx_check_budget(const zc_context *c, int count, const int *seqs, const int *n_add);
 
 #endif
