@@ -52,7 +52,7 @@ else
     rc=$?; [ $rc -eq 0 ] && [ "$(cat "$TMP/out")" = "$want" ]
     check run_stories260K_greedy $? "exit $rc" "got:  $(cat "$TMP/out")" "want: $want"
     grep -q "prompt: 5 tokens" "$TMP/err" && grep -q "generated: 40 tokens" "$TMP/err" &&
-        grep -q "^kv cache: zipcache (K 4/2 bits" "$TMP/err" && grep -q "^memory: weights" "$TMP/err" &&
+        grep -q "^kv cache: zipcache (widths chosen per segment" "$TMP/err" && grep -q "^memory: weights" "$TMP/err" &&
         grep "x vs fp16" "$TMP/err" | sed -n 's/.* \([0-9.]*\)x vs fp16.*/\1/p' | awk '{ exit !($1 > 1) }'
     # (no --kv: the default policy is zipcache; the prompt is compressed, the 39 decoded tokens wait in its window)
     check run_stories260K_stats $? "$(cat "$TMP/err")"

@@ -149,7 +149,7 @@ check serve_stop_string '[ "$t" = ", there was a |stop" ]' "$t"
 m=$(curl -s -m 10 "http://127.0.0.1:$PORT/metrics")
 n413=$(echo "$m" | awk -F' ' '/^zipcache_requests_total\{code="413"\}/ {print $2}')
 n400=$(echo "$m" | awk -F' ' '/^zipcache_requests_total\{code="400"\}/ {print $2}')
-check serve_metrics '[ "$n413" = 1 ] && [ "$n400" = 18 ] && echo "$m" | grep -q "^zipcache_kv_bytes{policy=\"fp16\"}" && echo "$m" | grep -q "^zipcache_kv_session_bytes{slot=\"3\""' "413: $n413, 400: $n400"
+check serve_metrics '[ "$n413" = 1 ] && [ "$n400" = 18 ] && echo "$m" | grep -q "^zipcache_kv_bytes{policy=\"zipcache\"}" && echo "$m" | grep -q "^zipcache_kv_session_bytes{slot=\"3\""' "413: $n413, 400: $n400"
 kill "$LAST_PID"
 
 # ---- queue bound: 1 slot, 1 waiting, the rest 503 ----
