@@ -88,8 +88,8 @@ def main(argv=None):
     ap.add_argument("--setting", action="append", help="TAG=OPTIONS (repeatable; default: the standard grid)")
     ap.add_argument("--bin", default=os.environ.get("ZIPCACHE_BIN", os.path.join(ROOT, "build", "zipcache")))
     ap.add_argument("-t", "--threads", type=int, default=2)
-    ap.add_argument("--max-new", type=int, default=6, help="generated tokens per answer (default 6: '<', two "
-                    "number tokens, '>' and slack)")
+    ap.add_argument("--max-new", type=int, default=8,
+                    help="generated tokens per answer (default 8: '<', five digits, '>' and one spare)")
     a = ap.parse_args(argv)
     lengths = [int(x) for x in a.lines.split(",")]
     settings = [tuple(s.split("=", 1)) for s in a.setting] if a.setting else DEFAULT_SETTINGS
