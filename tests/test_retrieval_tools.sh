@@ -83,3 +83,21 @@ s = json.load(open(sys.argv[1]))
 sys.exit(not (s["task"] == "lines" and s["items"] == 3 and s["scored"] == 3 and s["skipped_too_long"] == 0
               and s["score"] == 0 and s["policy"] == sys.argv[2]))' "$TMP/s.json" "${kv%% *}"
 done
+
+# ---- zipcache demo: one record, answered with fp16 and with the compressed cache ----
+gen --lines 12 --count 2 --seed 3 | "$BIN" demo -m "$TMP/m.gguf" -t 1 >"$TMP/demo.out" 2>"$TMP/demo.err"
+rc=$?
+WHY="exit $rc: $(cat "$TMP/demo.out" "$TMP/demo.err" | tail -c 600)"
+check retrieval_cli_demo test $rc -eq 0 -a "$(grep -c '^fp16 *answer \|^zipcache *answer ' "$TMP/demo.out")" -eq 2 \
+    -a "$(grep -c '^question: Tell me what is the <REGISTER_CONTENT> in line ' "$TMP/demo.out")" -eq 1
+WHY="$(cat "$TMP/demo.out")"
+check retrieval_cli_demo_memory grep -q 'smaller than fp16' "$TMP/demo.out"
+gen --lines 12 --count 2 --seed 3 >"$TMP/two.jsonl"
+"$BIN" demo -m "$TMP/m.gguf" -t 1 --data "$TMP/two.jsonl" --index 3 --kv q8_0 >"$TMP/demo.out" 2>"$TMP/demo.err"
+rc=$?
+WHY="exit $rc: $(cat "$TMP/demo.err")"
+check retrieval_cli_demo_no_such_record test $rc -eq 2 -a -n "$(grep 'there is no record 3' "$TMP/demo.err")"
+echo '{"prompt": 5}' | "$BIN" demo -m "$TMP/m.gguf" -t 1 >"$TMP/demo.out" 2>"$TMP/demo.err"
+rc=$?
+WHY="exit $rc: $(cat "$TMP/demo.err")"
+check retrieval_cli_demo_bad_record test $rc -eq 1 -a -n "$(grep 'has no "prompt" string' "$TMP/demo.err")"
