@@ -60,19 +60,19 @@ process.stdout.write(JSON.stringify(JSON.parse(readFileSync(strings, "utf8")).ma
 
 def encode(lib, tok, s):
     """ids of s as cmd_tokenize.c makes them: BOS and EOS where the tokenizer asks for them."""
-    for fn in (lib.zc_tokenizer_add_bos, lib.zc_tokenizer_add_eos):
+    for fn in (lib.zc_test_tokenizer_add_bos, lib.zc_test_tokenizer_add_eos):
         fn.restype, fn.argtypes = ctypes.c_bool, [ctypes.c_void_p]
-    lib.zc_tokenizer_eos.argtypes = [ctypes.c_void_p]
-    lib.zc_tokenize.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_bool, ctypes.c_bool,
+    lib.zc_test_tokenizer_eos.argtypes = [ctypes.c_void_p]
+    lib.zc_test_tokenize.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_bool, ctypes.c_bool,
                                 ctypes.POINTER(ctypes.POINTER(ctypes.c_int32)), ctypes.POINTER(ctypes.c_int)]
     b = s.encode()
     ids, n = ctypes.POINTER(ctypes.c_int32)(), ctypes.c_int()
-    if lib.zc_tokenize(tok, b, len(b), lib.zc_tokenizer_add_bos(tok), False, ctypes.byref(ids), ctypes.byref(n)):
+    if lib.zc_test_tokenize(tok, b, len(b), lib.zc_test_tokenizer_add_bos(tok), False, ctypes.byref(ids), ctypes.byref(n)):
         return lib.zc_last_error().decode()
     out = [ids[i] for i in range(n.value)]
     ctypes.CDLL(None).free(ids)
-    if lib.zc_tokenizer_add_eos(tok):
-        out.append(lib.zc_tokenizer_eos(tok))
+    if lib.zc_test_tokenizer_add_eos(tok):
+        out.append(lib.zc_test_tokenizer_eos(tok))
     return out
 
 
@@ -134,17 +134,19 @@ def main():
             print(f"SKIP tokenizer_family_{f}: {'node not found' if not node else missing[0] + ' missing'} "
                   "(scripts/setup.sh installs it)")
         return
-    lib_path = os.path.join(BUILD, "libzipcache.so")
+    # libzipcache.so exports only the public API: the tokenizer comes through the
+    # test shim (tests/shim_internal.c), linked with the static library
+    lib_path = os.path.join(BUILD, "tests", "libzipcache_internal.so")
     if not os.path.exists(BIN) or not os.path.exists(lib_path):
         print(f"FAIL tokenizer_families: {BIN} or {lib_path} not built")
         return
     with open(lib_path, "rb") as f:
         if b"__asan_init" in f.read():  # a sanitizer runtime must be the process's first library
-            print("SKIP tokenizer_families: libzipcache.so is built with AddressSanitizer (checked in the plain build)")
+            print("SKIP tokenizer_families: the library is built with AddressSanitizer (checked in the plain build)")
             return
     lib = ctypes.CDLL(lib_path)
-    lib.zc_tokenizer_from_hf.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p)]
-    lib.zc_tokenizer_free.argtypes = [ctypes.c_void_p]
+    lib.zc_test_tokenizer_from_hf.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p)]
+    lib.zc_test_tokenizer_free.argtypes = [ctypes.c_void_p]
     lib.zc_last_error.restype = ctypes.c_char_p
     with tempfile.TemporaryDirectory() as tmp:
         script = os.path.join(MODULES, "..", "zipcache_encode.mjs")  # beside node_modules, so imports resolve
@@ -163,13 +165,13 @@ def main():
             ref = json.loads(r.stdout)
             bad = []
             tok = ctypes.c_void_p()
-            if lib.zc_tokenizer_from_hf(tj.encode(), ctypes.byref(tok)) != 0:
+            if lib.zc_test_tokenizer_from_hf(tj.encode(), ctypes.byref(tok)) != 0:
                 print(f"FAIL tokenizer_family_{fam}\n  {tj}: {lib.zc_last_error().decode()}", flush=True)
                 continue
             for s, want in zip(HARD, ref):
                 if (got := encode(lib, tok, s)) != want:
                     bad.append(f"{s!r}: reference {want}, zipcache {got}")
-            lib.zc_tokenizer_free(tok)
+            lib.zc_test_tokenizer_free(tok)
             text = os.path.join(tmp, "text.txt")
             with open(text, "wb") as f:
                 f.write(HARD[0].encode())
