@@ -8,6 +8,7 @@
 
 #include "model/unicode.h"
 #include "serve.h"
+#include "util/error.h"
 #include "util/json.h"
 #include "zipcache.h"
 
@@ -111,15 +112,6 @@ static int fail(serve_error *e, const char *param, const char *fmt, ...) {
     return -1;
 }
 
-static char *dup_n(const char *s, size_t n) {
-    char *p = malloc(n + 1);
-    if (p) {
-        memcpy(p, s, n);
-        p[n] = 0;
-    }
-    return p;
-}
-
 /* A number field within [lo, hi] (absent: keep *out). */
 static int get_num(const zc_json *root, const char *key, double lo, double hi, double *out, serve_error *e) {
     const zc_json *v = zc_json_get(root, key);
@@ -153,9 +145,9 @@ static int get_bool(const zc_json *root, const char *key, int *out, serve_error 
 /* Message content: a string, null, or an array of parts whose "text" parts are concatenated. */
 static int get_content(const zc_json *v, int i, char **out, serve_error *e) {
     if (!v || v->type == ZC_JSON_NULL) {
-        *out = dup_n("", 0);
+        *out = zc_strndup("", 0);
     } else if (v->type == ZC_JSON_STRING) {
-        *out = dup_n(v->str, v->len);
+        *out = zc_strndup(v->str, v->len);
     } else if (v->type == ZC_JSON_ARRAY) {
         serve_buf b = {0};
         sb_put(&b, "", 0);
@@ -201,7 +193,7 @@ static int parse_messages(const zc_json *root, serve_request *r, serve_error *e)
         for (size_t k = 0; k < sizeof ROLES / sizeof *ROLES; k++) known |= !strcmp(role->str, ROLES[k]);
         if (!known || strlen(role->str) != role->len)
             return fail(e, "messages", "messages[%zu].role must be system, user, assistant, tool or developer", i);
-        r->msgs[i].role = dup_n(role->str, role->len);
+        r->msgs[i].role = zc_strndup(role->str, role->len);
         r->n_msgs = (int)i + 1;
         if (!r->msgs[i].role) return fail(e, NULL, "out of memory");
         if (get_content(zc_json_get(msg, "content"), (int)i, &r->msgs[i].content, e)) return -1;
@@ -218,7 +210,7 @@ static int parse_prompt(const zc_json *root, serve_request *r, serve_error *e) {
         p = &p->items[0];
     }
     if (p->type != ZC_JSON_STRING) return fail(e, "prompt", "'prompt' must be a string");
-    if (!(r->prompt = dup_n(p->str, p->len))) return fail(e, NULL, "out of memory");
+    if (!(r->prompt = zc_strndup(p->str, p->len))) return fail(e, NULL, "out of memory");
     return 0;
 }
 
@@ -233,7 +225,7 @@ static int parse_stop(const zc_json *root, serve_request *r, serve_error *e) {
         const zc_json *v = one ? one : &s->items[i];
         if (v->type != ZC_JSON_STRING) return fail(e, "stop", "'stop' must be a string or an array of strings");
         if (v->len == 0) continue; /* an empty stop string never matches */
-        if (!(r->stop[r->n_stop] = dup_n(v->str, v->len))) return fail(e, NULL, "out of memory");
+        if (!(r->stop[r->n_stop] = zc_strndup(v->str, v->len))) return fail(e, NULL, "out of memory");
         r->n_stop++;
     }
     return 0;

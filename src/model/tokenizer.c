@@ -669,14 +669,6 @@ static bool jbool_or(const zc_json *v, const char *key, bool dflt) {
     return zc_json_bool(zc_json_get(v, key), &b) ? b : dflt;
 }
 
-static char *dup_bytes(const char *s, size_t n) {
-    char *p = zc_malloc(n + 1);
-    if (p) {
-        memcpy(p, s, n);
-        p[n] = 0;
-    }
-    return p;
-}
 
 static int hf_normalizer(zc_tokenizer *t, const zc_json *n) {
     if (!n || n->type == ZC_JSON_NULL) return ZC_OK;
@@ -708,7 +700,7 @@ static int hf_normalizer(zc_tokenizer *t, const zc_json *n) {
         if (!zc_json_str(from) || from->len == 0)
             return zc_error(ZC_ERR_UNSUPPORTED, "%s: Replace normalizer: only non-empty String patterns are supported",
                             t->path);
-        op.from = dup_bytes(from->str, from->len);
+        op.from = zc_strndup(from->str, from->len);
         op.from_len = from->len;
         to = zc_json_get(n, "content");
     } else {
@@ -718,7 +710,7 @@ static int hf_normalizer(zc_tokenizer *t, const zc_json *n) {
         free(op.from);
         return zc_error(ZC_ERR_FORMAT, "%s: %s normalizer without its string", t->path, type);
     }
-    op.to = dup_bytes(to->str, to->len);
+    op.to = zc_strndup(to->str, to->len);
     op.to_len = to->len;
     norm_op *v = zc_realloc(t->norm, (size_t)(t->n_norm + 1) * sizeof *v);
     if (!v || (op.kind == NORM_REPLACE && !op.from) || !op.to) {
@@ -1075,7 +1067,7 @@ static int hf_vocab(zc_tokenizer *t, const zc_json *model, const zc_json *added,
         tlen[id] = content->len;
         bool special = jbool_or(a, "special", false);
         ty[id] = special ? TT_CONTROL : TT_USER;
-        char *copy = dup_bytes(content->str, content->len);
+        char *copy = zc_strndup(content->str, content->len);
         if (!copy) rc = ZC_ERR_NOMEM;
         else t->added[t->n_added++] = (hf_added){copy, NULL, content->len, 0, (int32_t)id,
                                                  jbool_or(a, "normalized", !special), special};

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 static _Thread_local char g_msg[1024];
@@ -98,10 +99,14 @@ void *zc_realloc(void *p, size_t n) {
     return q;
 }
 
-char *zc_strdup(const char *s) {
-    size_t n = strlen(s) + 1;
-    char *p = zc_malloc(n);
-    if (p) memcpy(p, s, n);
+char *zc_strdup(const char *s) { return zc_strndup(s, strlen(s)); }
+
+char *zc_strndup(const char *s, size_t n) {
+    char *p = n < SIZE_MAX ? zc_malloc(n + 1) : NULL;
+    if (p) {
+        memcpy(p, s, n);
+        p[n] = 0;
+    }
     return p;
 }
 

@@ -21,6 +21,8 @@ void *zc_malloc(size_t n);
 void *zc_calloc(size_t count, size_t size);
 void *zc_realloc(void *p, size_t n);
 char *zc_strdup(const char *s);
+/* The n bytes at s (which may hold NULs) and a terminating NUL. */
+char *zc_strndup(const char *s, size_t n);
 /* 64-byte aligned allocation (for SIMD buffers); free with zc_free_aligned. */
 void *zc_malloc_aligned(size_t n);
 void zc_free_aligned(void *p);
