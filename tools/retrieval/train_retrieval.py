@@ -79,6 +79,7 @@ class TrainConfig:
     max_steps: int = 0          # stop after this many steps in all (0: only the clock stops it)
     aux_weight: float = 0.2     # weight of the next-token loss on the non-answer tokens
     aux_fraction: float = 0.1   # the share of those tokens it is computed on
+    recall: float = 0.0         # share of the further queries that repeat a line up to its number
 
 
 def max_lines_for(tok, ctx):
@@ -91,9 +92,12 @@ def max_lines_for(tok, ctx):
     return (ctx - fixed) // line
 
 
-def encode_doc(tok, rng, n_lines, n_questions, split="train", rec=None):
+def encode_doc(tok, rng, n_lines, n_questions, split="train", rec=None, recall=0.0):
     """(ids, targets) of one training sequence; targets[i] is the token at i+1 when it is part of
-    an answer, -1 elsewhere."""
+    an answer, -1 elsewhere. After the first (LongEval) question, each further query is, with
+    probability `recall`, a line of the record repeated up to its "<" and scored on its number
+    (an induction task with the same key-to-number offset on both sides, a stepping stone to the
+    question's lookup), else another question."""
     rec = rec or gen_lines.document(rng, n_lines)
     prompt = rec["prompt"]
     body = prompt[len(gen_lines.HEADER):]
@@ -106,9 +110,12 @@ def encode_doc(tok, rng, n_lines, n_questions, split="train", rec=None):
     order = [first] + others[:max(0, n_questions - 1)]
     ids, tgt = [wordtok.BOS], []
     for qi, li in enumerate(order):
-        text = prompt if qi == 0 else gen_lines.QUESTION.format(key=keys[li])
-        q = tok.encode(text)
-        a = tok.encode(f"<{nums[li]}>")
+        if qi > 0 and recall > 0 and rng.random() < recall:
+            q = tok.encode(gen_lines.line_text(keys[li], nums[li]).split("<")[0] + "<")
+            a = tok.encode(f"{nums[li]}>\n")
+        else:
+            q = tok.encode(prompt if qi == 0 else gen_lines.QUESTION.format(key=keys[li]))
+            a = tok.encode(f"<{nums[li]}>")
         # the token before q (BOS or the previous answer's last) and q[:-1] predict question
         # tokens: not scored; q[-1] predicts a[0], ..., a[-2] predicts a[-1]
         tgt += [-1] * len(q) + a
@@ -306,7 +313,7 @@ def train(mc, tc, out, minutes, resume, threads, log):
         n_lines = lines_for_step(rng, st["longest"])
         seqs, ntok = [], 0
         while ntok < tc.tokens_per_step or not seqs:
-            s = encode_doc(tok, rng, n_lines, max(1, min(tc.questions, n_lines // 2)))
+            s = encode_doc(tok, rng, n_lines, max(1, min(tc.questions, n_lines // 2)), recall=tc.recall)
             seqs.append(s)
             ntok += len(s[0])
         ids, tgt = make_batch(seqs)
