@@ -53,8 +53,20 @@ static float max_diff(const float *a, const float *b, int n) {
 
 /* Sequences of one context match separate contexts bit for bit (the same
  * single-sequence path runs on each), interleaved in any order. */
+/* The model of the sequence tests: stories260K, or the GGUF named on the
+ * command line (tests/test_seq_arch.sh passes the other architectures'). */
+static const char *g_model;
+
+static zc_model *test_model(void) {
+    zc_model *m = NULL;
+    if (!g_model) return stories();
+    TT_CHECK(zc_model_load(g_model, &m) == ZC_OK, "%s: %s", g_model, zc_last_error());
+    return m;
+}
+
 static void test_sequences_are_independent(void) {
-    zc_model *m = stories();
+    zc_model *m = test_model();
+    if (!m) return;
     int nv = zc_model_get_info(m)->n_vocab;
     zc_context *multi = context(m, "zipcache", 256, 0), *solo[3];
     TT_CHECK(zc_context_set_n_seq(multi, 3) == ZC_OK, "%s", zc_last_error());
@@ -93,7 +105,8 @@ static void test_sequences_are_independent(void) {
  * step (within float reassociation of the weight products) and leaves every
  * cache as a single step would: later single steps agree. */
 static void test_batch_matches_single_steps(void) {
-    zc_model *m = stories();
+    zc_model *m = test_model();
+    if (!m) return;
     int nv = zc_model_get_info(m)->n_vocab;
     const char *policies[] = {"fp16", "zipcache", "h2o"};
     for (int pi = 0; pi < 3; pi++) {
@@ -408,7 +421,13 @@ static void test_policy_state_roundtrip(void) {
     free(o2);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    if (argc == 2) { /* a model of another architecture: the sequence and batch tests */
+        g_model = argv[1];
+        TT_RUN(test_sequences_are_independent);
+        TT_RUN(test_batch_matches_single_steps);
+        return tt_finish();
+    }
     TT_RUN(test_policy_state_roundtrip);
     TT_RUN(test_sequences_are_independent);
     TT_RUN(test_batch_matches_single_steps);

@@ -92,7 +92,7 @@ void zc_context_seqs_free(zc_context *c) {
 static int new_cache(const zc_context *c, zc_kv_cache **out) {
     const zc_model_info *h = &c->m->info;
     zc_kv_shape shape = {h->n_layers, h->n_heads, h->n_kv_heads, h->head_dim, c->n_ctx};
-    return zc_kv_create(&c->kv_cfg, &shape, c->pool, out);
+    return zc_kv_create_windowed(&c->kv_cfg, &shape, c->m->window, c->pool, out); /* as the context's own cache */
 }
 
 int zc_context_set_n_seq(zc_context *c, int n_seq) {
