@@ -121,3 +121,21 @@ const char *cli_default_model(void) {
     struct stat st;
     return stat(path, &st) == 0 ? path : NULL;
 }
+
+int cli_next_option(const char *cmd, const char *usage, int argc, char **argv, int *i, const char *const *known,
+                    struct zc_kv_config *kv, const char **val, int *exit_code) {
+    const char *a = argv[*i];
+    *exit_code = CLI_EXIT_OK;
+    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+        fputs(usage, stdout);
+        return CLI_NEXT_EXIT;
+    }
+    *exit_code = CLI_EXIT_USAGE;
+    if (!cli_option_value(cmd, argc, argv, i, known, kv, val)) return CLI_NEXT_EXIT;
+    int rc = zc_kv_config_parse_arg(kv, a, *val);
+    if (rc < 0) {
+        cli_usage_error(cmd, "%s", zc_last_error());
+        return CLI_NEXT_EXIT;
+    }
+    return rc == 1 ? CLI_NEXT_DONE : CLI_NEXT_OPTION;
+}

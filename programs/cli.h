@@ -36,6 +36,15 @@ struct zc_kv_config;
 bool cli_option_value(const char *cmd, int argc, char **argv, int *i, const char *const *known,
                       const struct zc_kv_config *kv, const char **val);
 
+/* One turn of a command's option loop at argv[*i] (advancing *i past a
+ * value): -h/--help prints usage to stdout and gives CLI_NEXT_EXIT with
+ * *exit_code 0; a KV option is applied to kv and gives CLI_NEXT_DONE; any
+ * other option of `known` gives CLI_NEXT_OPTION with its value in *val; a
+ * usage error prints its line and gives CLI_NEXT_EXIT with *exit_code 2. */
+enum { CLI_NEXT_OPTION, CLI_NEXT_DONE, CLI_NEXT_EXIT };
+int cli_next_option(const char *cmd, const char *usage, int argc, char **argv, int *i, const char *const *known,
+                    struct zc_kv_config *kv, const char **val, int *exit_code);
+
 /* Default model path: $ZIPCACHE_ASSETS (or ../shared)/models/stories260K/stories260K.gguf if present. */
 const char *cli_default_model(void);
 

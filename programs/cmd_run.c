@@ -74,14 +74,9 @@ static int parse(int argc, char **argv, run_opts *o) {
         const char *a = argv[i], *v;
         long long n;
         double f;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            fputs(USAGE, stdout);
-            return CLI_EXIT_OK;
-        }
-        if (!cli_option_value(cmd, argc, argv, &i, OPTIONS, &o->kv, &v)) return CLI_EXIT_USAGE;
-        int kv = zc_kv_config_parse_arg(&o->kv, a, v);
-        if (kv < 0) return cli_usage_error(cmd, "%s", zc_last_error());
-        if (kv == 1) continue;
+        int rc, next = cli_next_option(cmd, USAGE, argc, argv, &i, OPTIONS, &o->kv, &v, &rc);
+        if (next == CLI_NEXT_EXIT) return rc;
+        if (next == CLI_NEXT_DONE) continue;
         if (!strcmp(a, "-m")) {
             o->model = v;
         } else if (!strcmp(a, "-p")) {

@@ -1031,14 +1031,9 @@ int cmd_serve(int argc, char **argv) {
     zc_kv_config_default(&S.kv);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            fputs(USAGE, stdout);
-            return CLI_EXIT_OK;
-        }
-        if (!cli_option_value(cmd, argc, argv, &i, OPTIONS, &S.kv, &v)) return CLI_EXIT_USAGE;
-        int kv = zc_kv_config_parse_arg(&S.kv, a, v);
-        if (kv < 0) return cli_usage_error(cmd, "%s", zc_last_error());
-        if (kv == 1) continue;
+        int rc, next = cli_next_option(cmd, USAGE, argc, argv, &i, OPTIONS, &S.kv, &v, &rc);
+        if (next == CLI_NEXT_EXIT) return rc;
+        if (next == CLI_NEXT_DONE) continue;
         if (!strcmp(a, "-m")) model = v;
         else if (!strcmp(a, "--host")) host = !strcmp(v, "localhost") ? "127.0.0.1" : v;
         else if (!strcmp(a, "--port")) { if (!cli_int(cmd, a, v, 0, 65535, &port)) return CLI_EXIT_USAGE; }
