@@ -13,6 +13,7 @@
 
 #include "cli.h"
 #include "cmds.h"
+#include "eval/eval.h"
 #include "kv/kv.h"
 #include "util/file.h"
 #include "util/error.h"
@@ -138,9 +139,7 @@ static int ask(const zc_model *m, const int32_t *ids, int n_ids, int threads, zc
     zc_detok_init(&d);
     size_t len = 0;
     for (int i = 0; rc == ZC_OK && i < MAX_ANSWER_TOKENS; i++) {
-        int32_t best = 0;
-        for (int v = 1; v < info->n_vocab; v++)
-            if (logits[v] > logits[best]) best = v;
+        int32_t best = zc_eval_argmax(logits, info->n_vocab); /* greedy */
         if (zc_model_is_eog(m, best)) break;
         size_t piece = 0;
         if ((rc = zc_detokenize(m, &d, best, a->text + len, sizeof a->text - 1 - len, &piece)) != ZC_OK) break;
