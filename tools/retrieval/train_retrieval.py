@@ -92,7 +92,7 @@ def max_lines_for(tok, ctx):
     return (ctx - fixed) // line
 
 
-def encode_doc(tok, rng, n_lines, n_questions, split="train", rec=None, recall=0.0):
+def encode_doc(tok, rng, n_lines, n_questions, rec=None, recall=0.0):
     """(ids, targets) of one training sequence; targets[i] is the token at i+1 when it is part of
     an answer, -1 elsewhere. After the first (LongEval) question, each further query is, with
     probability `recall`, a line of the record repeated up to its "<" and scored on its number
@@ -223,7 +223,7 @@ def build_model(mc):
     return Model()
 
 
-def export_tensors(model, mc):
+def export_tensors(model):
     """name -> numpy array in export.py's HF names (tied embeddings: no lm_head)."""
     out = {}
     for name, p in model.state_dict().items():
@@ -240,7 +240,7 @@ def export_tensors(model, mc):
 
 # ---- training ---------------------------------------------------------------------------
 
-def answer_accuracy(model, tok, mc, n_lines, count, seed, split="test"):
+def answer_accuracy(model, tok, n_lines, count, seed, split="test"):
     """Greedy exact-match rate of the first (the LongEval) question, teacher-forced: every answer
     token is the argmax given the right ones before it, which is what greedy decoding produces."""
     import torch
@@ -347,7 +347,7 @@ def train(mc, tc, out, minutes, resume, threads, log):
         last = elapsed > budget or (tc.max_steps and st["step"] >= tc.max_steps)
         if st["step"] % tc.eval_every == 0 or last:
             model.eval()
-            acc = answer_accuracy(model, tok, mc, st["longest"], tc.eval_docs, tc.eval_seed)
+            acc = answer_accuracy(model, tok, st["longest"], tc.eval_docs, tc.eval_seed)
             mins = (start_seconds + elapsed) / 60
             st["history"].append({"step": st["step"], "minutes": round(mins, 2), "tokens": st["tokens"],
                                   "loss": round(loss_avg, 4), "longest": st["longest"], "held_out": acc})
@@ -364,7 +364,7 @@ def train(mc, tc, out, minutes, resume, threads, log):
 
 def write_checkpoint(model, tok, mc, tc, st, out, full, log):
     hp = dataclasses.asdict(mc)
-    export.write_hf(out, hp, export_tensors(model, mc), tok)
+    export.write_hf(out, hp, export_tensors(model), tok)
     report = {"model": hp, "train": dataclasses.asdict(tc), "steps": st["step"], "tokens": st["tokens"],
               "minutes": round(st["seconds"] / 60, 1), "longest_lines": st["longest"], "full_lines": full,
               "history": st["history"]}
