@@ -29,6 +29,7 @@ static const char *const USAGE =
     "ppl:     -f TEXT  --chunks N  --block N (scored tokens per decode call, default 1)\n"
     "         --save-kl-base FILE (with --kv fp16)  --kl-base FILE\n"
     "tasks:   --data FILE  --max-new N  --shots N (gsm8k, 0..8, default 8)\n"
+    "         --answer-kl (lines: also the mean KL of the expected answer's tokens against an fp16 cache)\n"
     "         --execute  --out completions.jsonl  --python PATH  --timeout S (humaneval)\n"
     "sweep:   -f TEXT  --chunks N  --policies a,b,c  --bits 2.5,3,3.5,4  --preset ablation-saliency|\n"
     "         ablation-probes|bits|ablation-bits  --csv FILE  --plot FILE.svg\n"
@@ -85,6 +86,11 @@ static int parse(int argc, char **argv, eval_args *a) {
         }
         if (!strcmp(opt, "--no-progress")) {
             a->o.progress = false;
+            continue;
+        }
+        if (!strcmp(opt, "--answer-kl")) {
+            if (!allowed(sub, opt, "lines")) return CLI_EXIT_USAGE;
+            a->gen.answer_kl = true;
             continue;
         }
         if (!strcmp(opt, "--execute")) {

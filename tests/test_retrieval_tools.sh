@@ -69,7 +69,7 @@ for kv in "fp16" "zipcache --kv-bits 4" "uniform --kv-bits 4" "kivi --kv-bits 4"
           "h2o --kv-budget-ratio 0.25" "q4_0" "q8_0"; do
     name=retrieval_cli_eval_lines_${kv%% *}
     # shellcheck disable=SC2086  # the policy's options are separate words
-    "$BIN" eval lines -m "$TMP/m.gguf" --data "$TMP/a.jsonl" --max-new 8 --no-progress -t 1 \
+    "$BIN" eval lines -m "$TMP/m.gguf" --data "$TMP/a.jsonl" --max-new 8 --no-progress -t 1 --answer-kl \
         --json "$TMP/s.json" --kv $kv >"$TMP/eval.log" 2>&1
     rc=$?
     if [ $rc -ne 0 ]; then
@@ -80,9 +80,16 @@ for kv in "fp16" "zipcache --kv-bits 4" "uniform --kv-bits 4" "kivi --kv-bits 4"
     check "$name" "$PY" -c '
 import json, sys
 s = json.load(open(sys.argv[1]))
+# --answer-kl over every item: exactly 0 against itself (fp16), else >= 0 (random weights barely
+# look at the cache; tests/test_retrieval_model.sh checks it on the trained model)
+kl_ok = s["answer_kl_items"] == 3 and (s["answer_kl"] == 0 if sys.argv[2] == "fp16" else s["answer_kl"] >= 0)
 sys.exit(not (s["task"] == "lines" and s["items"] == 3 and s["scored"] == 3 and s["skipped_too_long"] == 0
-              and s["score"] == 0 and s["policy"] == sys.argv[2]))' "$TMP/s.json" "${kv%% *}"
+              and s["score"] == 0 and s["policy"] == sys.argv[2] and kl_ok))' "$TMP/s.json" "${kv%% *}"
 done
+"$BIN" eval gsm8k -m "$TMP/m.gguf" --data "$TMP/a.jsonl" --answer-kl >"$TMP/eval.log" 2>&1
+rc=$?
+WHY="exit $rc: $(tail -c 300 "$TMP/eval.log")"
+check retrieval_cli_answer_kl_lines_only test $rc -eq 2 -a -n "$(grep 'not an option of eval gsm8k' "$TMP/eval.log")"
 
 # ---- zipcache demo: one record, answered with fp16 and with the compressed cache ----
 gen --lines 12 --count 2 --seed 3 | "$BIN" demo -m "$TMP/m.gguf" -t 1 >"$TMP/demo.out" 2>"$TMP/demo.err"

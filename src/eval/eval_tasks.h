@@ -95,6 +95,7 @@ typedef struct {
     const char *out;       /* HumanEval: --out completions.jsonl */
     const char *python;    /* HumanEval: interpreter (default /usr/bin/python3) */
     int timeout_s;         /* HumanEval: per-program wall/CPU limit */
+    bool answer_kl;        /* lines: KL(fp16 cache || this cache) over the expected answer's tokens */
 } zc_eval_gen_opts;
 
 int zc_eval_lines(const zc_model *m, const char *model_path, const zc_eval_opts *o, const zc_eval_gen_opts *g,

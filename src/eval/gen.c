@@ -24,6 +24,9 @@ struct gen_task {
     int (*keep)(gen_task *t, size_t row, const zc_json *record);
     /* Called once after all items, while the data is loaded (NULL: nothing). */
     int (*finish)(gen_task *t);
+    /* The expected answer's text, for --answer-kl (NULL: the task has none). */
+    int (*answer)(gen_task *t, size_t row, zc_strbuf *out);
+    zc_context *ref;     /* --answer-kl: the same model with an fp16 cache */
     const char *path;
     zc_eval_jsonl data;
     const zc_eval_gen_opts *g;
@@ -31,10 +34,12 @@ struct gen_task {
     size_t n_completions;
 };
 
+static void field_num(zc_strbuf *b, const char *key, bool have, double v);
+
 /* ---- Driver ----------------------------------------------------------------------- */
 typedef struct {
-    int64_t scored, skipped, by_stop, by_eos, generated, longest_prompt;
-    double correct;
+    int64_t scored, skipped, by_stop, by_eos, generated, longest_prompt, kl_items;
+    double correct, kl_sum;
 } gen_tally;
 
 /* Buffers reused across items. */
@@ -53,6 +58,11 @@ static int gen_resume(gen_task *t, zc_eval_session *s, const zc_eval_done *d, ge
     int64_t n = 0;
     zc_json_int(zc_json_get(root, "generated"), &n);
     y->generated += n;
+    double kl;
+    if (zc_json_num(zc_json_get(root, "answer_kl"), &kl)) {
+        y->kl_sum += kl;
+        y->kl_items++;
+    }
     if (t->keep) rc = t->keep(t, (size_t)d->item, root);
     zc_json_free(doc);
     y->correct += d->score;
@@ -66,6 +76,53 @@ static const char *stop_reason(const zc_eval_gen_result *g) {
     if (g->hit_ctx) return "context";
     if (g->hit_budget) return "budget";
     return "length";
+}
+
+/* Teacher-force the answer after the prompt in ctx, one token per decode call as generation feeds
+ * them: logp receives the log-probabilities before each answer token, [n_ans][n_vocab]. */
+static int answer_logprobs(zc_context *ctx, const int32_t *prompt, int n_prompt, const int32_t *ans, int n_ans,
+                           int n_vocab, float *logits, double *logp) {
+    int rc = zc_context_reset(ctx);
+    if (rc == ZC_OK) rc = zc_decode(ctx, prompt, n_prompt, ZC_LOGITS_LAST, logits);
+    for (int k = 0; k < n_ans && rc == ZC_OK; k++) {
+        double *lp = logp + (size_t)k * n_vocab, max = -INFINITY, sum = 0;
+        for (int v = 0; v < n_vocab; v++) max = fmax(max, logits[v]);
+        for (int v = 0; v < n_vocab; v++) sum += exp((double)logits[v] - max);
+        for (int v = 0; v < n_vocab; v++) lp[v] = (double)logits[v] - max - log(sum);
+        if (k + 1 < n_ans) rc = zc_decode(ctx, &ans[k], 1, ZC_LOGITS_LAST, logits);
+    }
+    return rc;
+}
+
+/* --answer-kl: mean over the expected answer's tokens of KL(fp16 cache || this cache), each
+ * position given the right answer tokens before it. */
+static int answer_kl(gen_task *t, zc_eval_session *s, size_t row, const int32_t *ids, int n_ids, double *kl) {
+    zc_strbuf text = {0};
+    int32_t *ans = NULL;
+    int n_ans = 0, rc = t->answer(t, row, &text);
+    if (rc == ZC_OK) rc = text.err;
+    if (rc == ZC_OK) rc = zc_model_tokenize(s->model, text.s, text.len, false, 0, &ans, &n_ans);
+    zc_sb_free(&text);
+    if (rc == ZC_OK && n_ids + n_ans > s->n_ctx) rc = ZC_ERR_LIMIT;
+    size_t n = (size_t)n_ans * (size_t)s->n_vocab;
+    double *ref = rc == ZC_OK ? zc_malloc(2 * n * sizeof *ref + 1) : NULL, *pol = NULL;
+    if (rc == ZC_OK && !ref) rc = ZC_ERR_NOMEM;
+    if (ref) pol = ref + n;
+    if (rc == ZC_OK) rc = answer_logprobs(t->ref, ids, n_ids, ans, n_ans, s->n_vocab, s->logits, ref);
+    if (rc == ZC_OK) rc = answer_logprobs(s->ctx, ids, n_ids, ans, n_ans, s->n_vocab, s->logits, pol);
+    if (rc == ZC_OK) {
+        double sum = 0;
+        for (int k = 0; k < n_ans; k++) {
+            const double *r = ref + (size_t)k * s->n_vocab, *q = pol + (size_t)k * s->n_vocab;
+            double d = 0;
+            for (int v = 0; v < s->n_vocab; v++) d += exp(r[v]) * (r[v] - q[v]);
+            sum += fmax(d, 0.0); /* >= 0 but for rounding, which near-equal rows can turn negative */
+        }
+        *kl = n_ans ? sum / n_ans : 0;
+    }
+    free(ref);
+    free(ans);
+    return rc;
 }
 
 /* Run item i: prompt, skip if too long, generate, judge, record. */
@@ -94,9 +151,23 @@ static int gen_item(gen_task *t, zc_eval_session *s, int64_t i, int max_new, gen
     y->generated += g.n_generated;
     y->by_stop += g.hit_stop;
     y->by_eos += g.hit_eos;
-    double score = 0;
+    double score = 0, kl = 0;
+    bool have_kl = t->ref != NULL;
     zc_strbuf fields = {0};
     rc = t->judge(t, (size_t)i, out, &score, &fields);
+    if (rc == ZC_OK && have_kl) {
+        /* after the judge: the generated text lives in the session's buffers, untouched here */
+        rc = answer_kl(t, s, (size_t)i, b->ids, n_ids, &kl);
+        if (rc == ZC_ERR_LIMIT) {  /* the answer does not fit after the prompt: no KL for this item */
+            rc = ZC_OK;
+            have_kl = false;
+        }
+        if (have_kl) {
+            field_num(&fields, "answer_kl", true, kl);
+            y->kl_sum += kl;
+            y->kl_items++;
+        }
+    }
     if (rc == ZC_OK) rc = fields.err;
     if (rc == ZC_OK) {
         zc_strbuf *r = &b->rec;
@@ -140,11 +211,26 @@ static void gen_summary(const gen_task *t, const zc_eval_session *s, const gen_t
     zc_eval_metric_add(sum, "stopped_by_string", (double)y->by_stop);
     zc_eval_metric_add(sum, "stopped_by_eos", (double)y->by_eos);
     zc_eval_metric_add(sum, "max_new", max_new);
+    if (t->ref) {
+        zc_eval_metric_add(sum, "answer_kl", y->kl_items ? y->kl_sum / (double)y->kl_items : NAN);
+        zc_eval_metric_add(sum, "answer_kl_items", (double)y->kl_items);
+    }
     snprintf(sum->note, sizeof sum->note,
              "the model context is %d tokens (the bundled tiny models were trained at 512): %lld of %lld prompts "
              "were longer (or over --kv-budget) and skipped (longest seen: %lld tokens); stop reasons cover this "
              "session's items",
              s->n_ctx, (long long)y->skipped, (long long)items, (long long)y->longest_prompt);
+}
+
+/* --answer-kl's reference: the same model and context size with an fp16 cache. */
+static int open_reference(gen_task *t, const zc_model *m, const zc_eval_opts *o) {
+    if (!t->answer) return zc_error(ZC_ERR_ARG, "eval %s: --answer-kl needs a task with an expected answer", t->name);
+    zc_context_params cp;
+    zc_context_params_default(&cp);
+    cp.n_ctx = o->n_ctx;
+    cp.n_threads = o->n_threads;
+    cp.kv_policy = "fp16";
+    return zc_context_create(m, &cp, &t->ref);
 }
 
 static int gen_run(gen_task *t, const zc_model *m, const char *model_path, const zc_eval_opts *o,
@@ -158,6 +244,11 @@ static int gen_run(gen_task *t, const zc_model *m, const char *model_path, const
     snprintf(task_opts, sizeof task_opts, "max_new %d shots %d execute %d", max_new, t->g->shots, t->g->execute);
     zc_eval_session s;
     if ((rc = zc_eval_session_open(&s, m, model_path, o, t->name, t->g->data, task_opts, 1, sum)) != ZC_OK) {
+        zc_eval_jsonl_free(&t->data);
+        return rc;
+    }
+    if (t->g->answer_kl && (rc = open_reference(t, m, o)) != ZC_OK) {
+        zc_eval_session_close(&s);
         zc_eval_jsonl_free(&t->data);
         return rc;
     }
@@ -187,6 +278,8 @@ static int gen_run(gen_task *t, const zc_model *m, const char *model_path, const
     zc_sb_free(&b.text);
     zc_sb_free(&b.rec);
     zc_eval_session_close(&s);
+    zc_context_free(t->ref);
+    t->ref = NULL;
     zc_eval_jsonl_free(&t->data);
     return rc;
 }
@@ -208,10 +301,24 @@ static int lines_prompt(gen_task *t, size_t row, zc_strbuf *out) {
     return ZC_OK;
 }
 
+static int lines_expected(gen_task *t, size_t row, int64_t *expected) {
+    if (!zc_json_int(zc_json_get(t->data.rows[row], "expected_number"), expected))
+        return zc_error(ZC_ERR_FORMAT, "%s: record %zu: missing integer \"expected_number\"", t->path, row + 1);
+    return ZC_OK;
+}
+
+/* The answer the retrieval model is trained to give: "<N>". */
+static int lines_answer(gen_task *t, size_t row, zc_strbuf *out) {
+    int64_t expected;
+    int rc = lines_expected(t, row, &expected);
+    if (rc == ZC_OK) zc_sb_printf(out, "<%lld>", (long long)expected);
+    return rc;
+}
+
 static int lines_judge(gen_task *t, size_t row, const char *text, double *score, zc_strbuf *rec) {
     int64_t expected;
-    if (!zc_json_int(zc_json_get(t->data.rows[row], "expected_number"), &expected))
-        return zc_error(ZC_ERR_FORMAT, "%s: record %zu: missing integer \"expected_number\"", t->path, row + 1);
+    int rc = lines_expected(t, row, &expected);
+    if (rc != ZC_OK) return rc;
     double got = 0;
     bool have = zc_eval_first_number(text, &got);
     *score = have && got == (double)expected;
@@ -225,7 +332,7 @@ int zc_eval_lines(const zc_model *m, const char *model_path, const zc_eval_opts 
     /* No stop string: the answer ("line x-y: REGISTER_CONTENT is <N>") may
      * follow a newline, and 32 tokens bound the work; the first number counts. */
     gen_task t = {.name = "lines", .score_name = "accuracy", .default_max_new = 32, .prompt = lines_prompt,
-                  .judge = lines_judge, .g = g};
+                  .judge = lines_judge, .answer = lines_answer, .g = g};
     return gen_run(&t, m, model_path, o, s);
 }
 

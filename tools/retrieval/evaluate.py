@@ -5,8 +5,9 @@ For each length it writes --count held-out documents (gen_lines.py, test split, 
 training document: training draws the train split), runs `zipcache eval lines` once per setting
 and length (a finished run's JSON is kept, so an interrupted evaluation resumes), and writes
 
-    OUT/retrieval.md     the table: exact-answer accuracy [Wilson 95%] and the measured compression
-                         (16 x elements / all stored bits) of every setting at every length
+    OUT/retrieval.md     two tables: exact-answer accuracy [Wilson 95%] with the measured compression
+                         (16 x elements / all stored bits), and the mean KL of the answer tokens
+                         against an fp16 cache (`eval lines --answer-kl`), every setting at every length
     OUT/retrieval.csv    one row per (setting, length)
 
     evaluate.py -m models/zipcache-retrieval-1m-f16.gguf --out eval/retrieval --lines 60,180,360
@@ -54,7 +55,7 @@ def run_setting(binary, model, data, opts, out_json, threads, max_new):
     if os.path.exists(out_json):
         return json.load(open(out_json))
     cmd = [binary, "eval", "lines", "-m", model, "--data", data, "--max-new", str(max_new), "--no-progress",
-           "-t", str(threads), "--json", out_json + ".tmp"] + opts.split()
+           "-t", str(threads), "--answer-kl", "--json", out_json + ".tmp"] + opts.split()
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} exited {r.returncode}: {r.stderr[-800:]}")
@@ -62,20 +63,20 @@ def run_setting(binary, model, data, opts, out_json, threads, max_new):
     return json.load(open(out_json))
 
 
-def table(results, lengths, tokens):
+def table(results, lengths, tokens, cell):
     head = "| setting | " + " | ".join(f"{n} lines (~{tokens[n]} tokens)" for n in lengths) + " |"
     out = [head, "|---|" + "---|" * len(lengths)]
     for tag, per in results:
-        cells = []
-        for n in lengths:
-            s = per.get(n)
-            if s is None:
-                cells.append("")
-                continue
-            cells.append(f"{s['score']:.3f} [{s['wilson95_lo']:.2f}, {s['wilson95_hi']:.2f}] "
-                         f"{s['compression_ratio']:.2f}x")
-        out.append(f"| {tag} | " + " | ".join(cells) + " |")
+        out.append(f"| {tag} | " + " | ".join(cell(per[n]) if n in per else "" for n in lengths) + " |")
     return "\n".join(out)
+
+
+def accuracy_cell(s):
+    return f"{s['score']:.3f} [{s['wilson95_lo']:.2f}, {s['wilson95_hi']:.2f}] {s['compression_ratio']:.2f}x"
+
+
+def kl_cell(s):
+    return f"{s['answer_kl']:.4f}" if s.get("answer_kl") is not None else "–"
 
 
 def main(argv=None):
@@ -114,15 +115,20 @@ def main(argv=None):
                 tokens[n] = round(s["tokens"] / s["items"]) if s.get("tokens") else "?"
             rows.append({"setting": tag, "options": opts, "lines": n, "accuracy": s["score"],
                          "wilson95_lo": s["wilson95_lo"], "wilson95_hi": s["wilson95_hi"], "items": s["items"],
-                         "compression_ratio": s["compression_ratio"], "bits_per_element": s["bits_per_element"]})
+                         "compression_ratio": s["compression_ratio"], "bits_per_element": s["bits_per_element"],
+                         "answer_kl": s.get("answer_kl")})
             print(f"[{time.time() - t0:6.0f} s] {tag:14s} {n:4d} lines: accuracy {s['score']:.3f} "
-                  f"({s['correct']}/{s['scored']}), {s['compression_ratio']:.2f}x", flush=True)
+                  f"({s['correct']}/{s['scored']}), {s['compression_ratio']:.2f}x, answer KL {s.get('answer_kl')}",
+                  flush=True)
         results.append((tag, per))
     with open(os.path.join(a.out, "retrieval.csv"), "w", newline="") as fp:
         w = csv.DictWriter(fp, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    md = table(results, lengths, tokens)
+    md = ("Exact answers [Wilson 95%] and measured compression:\n\n" +
+          table(results, lengths, tokens, accuracy_cell) +
+          "\n\nMean KL(fp16 cache || this cache) of the answer tokens, each given the right ones before it:\n\n" +
+          table(results, lengths, tokens, kl_cell))
     with open(os.path.join(a.out, "retrieval.md"), "w") as fp:
         fp.write(md + "\n")
     print(md)
