@@ -292,6 +292,35 @@ def test_train_data():
            sum(s >= 25 for s in steps) > 200, f"draws from {min(steps)} to {max(steps)}")
 
 
+def test_annotate():
+    """The deep-supervision targets: every record line's number and every answer carry its key;
+    each answer digit's source is the same digit of the asked line."""
+    import random
+    kt = tr.KeyTokens(TOK)
+    ok, why = True, ""
+    for n, q, recall in ((3, 2, 0.0), (12, 6, 0.5), (30, 16, 1.0)):
+        rng = random.Random(n)
+        rec = gen_lines.document(random.Random(100 + n), n)
+        ids, tgt = tr.encode_doc(TOK, rng, n, q, rec=rec, recall=recall)
+        adj, noun, src = tr.annotate(kt, ids)
+        text = [TOK.decode([t]) for t in ids]
+        keyed = [i for i in range(len(ids)) if adj[i] >= 0]
+        digits_keyed = all(adj[i] >= 0 for i, t in enumerate(text) if t.isdigit())
+        # a keyed position names the key of the nearest "line <adj>-<noun>" before it
+        def key_before(i):
+            j = max(k for k in range(i) if text[k] in ("line", " line") and k + 2 < len(ids) and
+                    ids[k + 1] in kt.adj and ids[k + 2] in kt.noun)
+            return kt.adj[ids[j + 1]], kt.noun[ids[j + 2]]
+        keys_right = all((adj[i], noun[i]) == key_before(i) for i in keyed)
+        answer_digits = [i for i, t in enumerate(tgt) if t >= 0 and TOK.decode([t]).isdigit()]
+        sources = all(src[i] >= 0 and ids[src[i]] == ids[i + 1] and src[i] < i and
+                      (adj[src[i]], noun[src[i]]) == (adj[i], noun[i]) for i in answer_digits)
+        only = sum(x >= 0 for x in src) == len(answer_digits)
+        if not (digits_keyed and keys_right and sources and only and answer_digits):
+            ok, why = False, f"{n} lines: digits keyed {digits_keyed}, keys {keys_right}, sources {sources}, only {only}"
+    report("retrieval_train_annotate", ok, why)
+
+
 # ---- train_retrieval with torch --------------------------------------------------------------
 
 def test_smoke_training(tmp):
@@ -338,6 +367,7 @@ def main():
         test_export_roundtrip(tmp)
         test_eval_lines(tmp)
         test_train_data()
+        test_annotate()
         test_smoke_training(tmp)
 
 

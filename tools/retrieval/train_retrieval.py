@@ -80,6 +80,8 @@ class TrainConfig:
     aux_weight: float = 0.2     # weight of the next-token loss on the non-answer tokens
     aux_fraction: float = 0.1   # the share of those tokens it is computed on
     recall: float = 0.0         # share of the further queries that repeat a line up to its number
+    probe_weight: float = 0.0   # deep supervision: layer 0's output must name the key (see annotate)
+    attn_weight: float = 0.0    # deep supervision: layer 1 head 0 at an answer digit attends to its source
 
 
 def max_lines_for(tok, ctx):
@@ -135,6 +137,62 @@ def make_batch(seqs, pad=wordtok.PAD):
     return ids, tgt
 
 
+class KeyTokens:
+    """Token ids of the key words and digits, for annotate()."""
+
+    def __init__(self, tok):
+        self.adj, self.noun = {}, {}
+        for i, a in enumerate(gen_lines.ADJECTIVES):
+            for j, n in ((0, gen_lines.NOUNS[0]),):
+                ids = tok.encode(f" {a}-{n}")
+                assert len(ids) == 2, (a, ids)
+                self.adj[ids[0]] = i
+        for j, n in enumerate(gen_lines.NOUNS):
+            ids = tok.encode(f" {gen_lines.ADJECTIVES[0]}-{n}")
+            self.noun[ids[1]] = j
+        self.digits = {tok.encode(str(d))[0] for d in range(10)}
+        self.line = {tok.encode("line")[0], tok.encode(" line")[0]}
+        self.colon, self.qmark = tok.encode(":")[0], tok.encode("?")[0]
+
+
+def annotate(kt, ids):
+    """Deep-supervision targets of one sequence (lists of len(ids)):
+    adj[i], noun[i]  the class of the key whose number position i holds or asks for, -1 elsewhere:
+                     every record line from its ':' to its last digit, every query from the token
+                     after its key to its answer's last digit (the two sides the lookup matches);
+    src[i]           for a position that predicts an answer digit, the position of that digit in
+                     the record line with the query's key, -1 elsewhere (the copy's source).
+    The trained model has no part of this; it only shapes the path the optimizer takes."""
+    T = len(ids)
+    adj, noun, src = [-1] * T, [-1] * T, [-1] * T
+    lines = {}
+    i = 0
+    while i + 3 < T:
+        if not (ids[i] in kt.line and ids[i + 1] in kt.adj and ids[i + 2] in kt.noun):
+            i += 1
+            continue
+        key = (kt.adj[ids[i + 1]], kt.noun[ids[i + 2]])
+        j = i + 3
+        while j < T and ids[j] not in kt.digits:   # the template up to the number, or the question
+            j += 1                                 # up to the answer
+        digits = []
+        while j < T and ids[j] in kt.digits:
+            digits.append(j)
+            j += 1
+        if not digits:
+            break
+        for p in range(i + 3, digits[-1] + 1):
+            adj[p], noun[p] = key
+        if ids[i + 3] == kt.colon and key not in lines:
+            lines[key] = digits                    # a record line (a recall query repeats one)
+        elif key in lines:
+            for k, d in enumerate(digits):
+                if k < len(lines[key]):
+                    src[d - 1] = lines[key][k]
+        i = j
+    return adj, noun, src
+
+
 # ---- the model (HF Llama layout: weights [out, in], rotate-half RoPE) ------------------------
 
 def build_model(mc):
@@ -164,6 +222,7 @@ def build_model(mc):
             self.gate_proj = nn.Linear(d, mc.ffn_dim, bias=False)
             self.up_proj = nn.Linear(d, mc.ffn_dim, bias=False)
             self.down_proj = nn.Linear(mc.ffn_dim, d, bias=False)
+            self.keep_probs, self.probs = False, None
 
         def forward(self, x, cos, sin, mask):
             B, T, _ = x.shape
@@ -177,6 +236,7 @@ def build_model(mc):
             q = q.reshape(B, KV, H // KV * T, hd)
             s = torch.matmul(q, k.transpose(-1, -2)).view(B, KV, H // KV, T, T) * (hd ** -0.5)
             p = torch.softmax(s + mask, dim=-1).view(B, KV, H // KV * T, T)
+            self.probs = p.view(B, H, T, T) if self.keep_probs else None   # for attn_weight
             o = torch.matmul(p, v).view(B, H, T, hd).transpose(1, 2).reshape(B, T, H * hd)
             x = x + self.o_proj(o)
             h = self.post_attention_layernorm(x)
@@ -211,8 +271,10 @@ def build_model(mc):
             sin = torch.cat((ang.sin(), ang.sin()), -1)
             mask = torch.full((T, T), float("-inf")).triu(1)
             x = self.embed_tokens(ids)
-            for layer in self.layers:
+            for i, layer in enumerate(self.layers):
                 x = layer(x, cos, sin, mask)
+                if i == 0:
+                    self.x0 = x                      # layer 0's output, for probe_weight
             return self.norm(x)
 
         def logits_at(self, ids, where):
@@ -268,8 +330,18 @@ def lines_for_step(rng, longest):
     return rng.randint(lo, longest)
 
 
-def train(mc, tc, out, minutes, resume, threads, log):
+def annotate_batch(kt, seqs, T):
+    """annotate() of each sequence, padded with -1 to [B, T] int64 arrays."""
+    out = [np.full((len(seqs), T), -1, dtype=np.int64) for _ in range(3)]
+    for b, (ids, _) in enumerate(seqs):
+        for arr, a in zip(out, annotate(kt, ids)):
+            arr[b, :len(a)] = a
+    return out
+
+
+def train(mc, tc, out, minutes, resume, threads, log, export_only=False):
     import torch
+    import torch.nn.functional as F
     torch.set_num_threads(threads)
     torch.manual_seed(tc.seed)
     tok = wordtok.Tokenizer()
@@ -278,17 +350,27 @@ def train(mc, tc, out, minutes, resume, threads, log):
     model = build_model(mc)
     gen = torch.Generator().manual_seed(tc.seed)
     model.init_weights(gen)
-    decay = [p for n, p in model.named_parameters() if p.dim() == 2]
+    # the deep-supervision probes (annotate): trained with the model, never exported
+    probe = torch.nn.ModuleDict({"adj": torch.nn.Linear(mc.dim, len(gen_lines.ADJECTIVES)),
+                                 "noun": torch.nn.Linear(mc.dim, len(gen_lines.NOUNS))})
+    kt = KeyTokens(tok)
+    decay = [p for n, p in model.named_parameters() if p.dim() == 2] + list(probe.parameters())
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": tc.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=tc.lr, betas=(0.9, 0.95))
+    model.layers[min(1, mc.n_layers - 1)].keep_probs = tc.attn_weight > 0
     st = {"step": 0, "tokens": 0, "seconds": 0.0, "longest": min(tc.start_lines, full), "history": [],
           "rng": None}
     path = os.path.join(out, STATE)
     if resume and os.path.exists(path):
         saved = torch.load(path)
         model.load_state_dict(saved["model"])
-        opt.load_state_dict(saved["opt"])
+        if "probe" in saved:
+            probe.load_state_dict(saved["probe"])
+        if "probe" in saved:
+            opt.load_state_dict(saved["opt"])
+        else:
+            log("a state from before the probes: the optimizer's moments start afresh")
         st = saved["state"]
         log(f"resumed at step {st['step']}, longest {st['longest']} lines, {st['seconds'] / 60:.1f} min so far")
     rng = random.Random(f"zipcache-train/{tc.seed}")
@@ -297,17 +379,17 @@ def train(mc, tc, out, minutes, resume, threads, log):
     os.makedirs(out, exist_ok=True)
     log(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, vocab {mc.vocab_size}, "
         f"context {mc.max_seq_len} (<= {full} lines); {threads} threads")
-    t0, loss_avg, budget = time.time(), None, minutes * 60.0
+    t0, loss_avg, part_avg, budget = time.time(), None, {}, minutes * 60.0
     start_seconds = st["seconds"]
 
     def save():
         st["rng"] = rng.getstate()
         st["seconds"] = start_seconds + time.time() - t0
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "state": st,
+        torch.save({"model": model.state_dict(), "probe": probe.state_dict(), "opt": opt.state_dict(), "state": st,
                     "mc": dataclasses.asdict(mc), "tc": dataclasses.asdict(tc)}, path + ".tmp")
         os.replace(path + ".tmp", path)
 
-    done = False
+    done = export_only
     while not done:
         model.train()
         n_lines = lines_for_step(rng, st["longest"])
@@ -319,19 +401,38 @@ def train(mc, tc, out, minutes, resume, threads, log):
         ids, tgt = make_batch(seqs)
         ids_t, tgt_t = torch.from_numpy(ids), torch.from_numpy(tgt)
         where = tgt_t >= 0
+        h = model.hidden(ids_t)                                              # [B, T, dim]
+        emb = model.embed_tokens.weight
+        answer_loss = F.cross_entropy(h[where] @ emb.t(), tgt_t[where])
+        loss = answer_loss
+        parts = {}
         if tc.aux_weight > 0:
             # Next-token loss on every other token too: the template teaches each position where it
             # sits in its line, and a question's key noun after its adjective is an induction
             # target (the pair is in the record), the two circuits the lookup is built from.
-            # A random tenth of those positions is enough and keeps the output projection cheap.
-            h = model.hidden(ids_t)                                          # [B, T, dim]
-            emb = model.embed_tokens.weight
+            # A random fraction of those positions keeps the output projection cheap.
             nxt = torch.cat((ids_t[:, 1:], torch.full_like(ids_t[:, :1], wordtok.PAD)), 1)
             aux = (~where) & (nxt != wordtok.PAD) & (torch.rand(ids_t.shape) < tc.aux_fraction)
-            answer_loss = torch.nn.functional.cross_entropy(h[where] @ emb.t(), tgt_t[where])
-            loss = answer_loss + tc.aux_weight * torch.nn.functional.cross_entropy(h[aux] @ emb.t(), nxt[aux])
-        else:
-            loss = answer_loss = torch.nn.functional.cross_entropy(model.logits_at(ids_t, where), tgt_t[where])
+            loss = loss + tc.aux_weight * F.cross_entropy(h[aux] @ emb.t(), nxt[aux])
+        if tc.probe_weight > 0 or tc.attn_weight > 0:
+            adj, noun, src = (torch.from_numpy(a) for a in annotate_batch(kt, seqs, ids.shape[1]))
+        if tc.probe_weight > 0:
+            # layer 0 must bring each line's key to its number and the query's key to its answer,
+            # the two hops the lookup needs before its match can be learned (without them the
+            # model sat at "copy a random line's number" for 70M tokens)
+            m = adj >= 0
+            x0 = model.x0[m]
+            parts["probe"] = 0.5 * (F.cross_entropy(probe["adj"](x0), adj[m]) +
+                                    F.cross_entropy(probe["noun"](x0), noun[m]))
+            loss = loss + tc.probe_weight * parts["probe"]
+        if tc.attn_weight > 0:
+            # layer 1 head 0, at a position that predicts an answer digit, attends to that digit
+            # in the record line with the query's key
+            m = src >= 0
+            p = model.layers[min(1, mc.n_layers - 1)].probs[:, 0]            # [B, T, T]
+            b, t = m.nonzero(as_tuple=True)
+            parts["attn"] = -torch.log(p[b, t, src[m]] + 1e-6).mean()
+            loss = loss + tc.attn_weight * parts["attn"]
         lr = tc.lr * min(1.0, (st["step"] + 1) / tc.warmup)
         for g in opt.param_groups:
             g["lr"] = lr
@@ -343,6 +444,8 @@ def train(mc, tc, out, minutes, resume, threads, log):
         st["tokens"] += ntok
         # the logged loss is the answer tokens' (the auxiliary part is not comparable across settings)
         loss_avg = answer_loss.item() if loss_avg is None else 0.9 * loss_avg + 0.1 * answer_loss.item()
+        for k, v in parts.items():
+            part_avg[k] = v.item() if k not in part_avg else 0.9 * part_avg[k] + 0.1 * v.item()
         elapsed = time.time() - t0
         last = elapsed > budget or (tc.max_steps and st["step"] >= tc.max_steps)
         if st["step"] % tc.eval_every == 0 or last:
@@ -353,7 +456,8 @@ def train(mc, tc, out, minutes, resume, threads, log):
                                   "loss": round(loss_avg, 4), "longest": st["longest"], "held_out": acc})
             log(f"step {st['step']:6d}  {mins:6.1f} min  {st['tokens'] / 1e6:7.2f}M tok  "
                 f"{st['tokens'] / max(1e-9, start_seconds + elapsed):6.0f} tok/s  loss {loss_avg:.4f}  "
-                f"lines <= {st['longest']:3d}  held-out exact {acc:.3f}")
+                f"lines <= {st['longest']:3d}  held-out exact {acc:.3f}" +
+                "".join(f"  {k} {v:.3f}" for k, v in part_avg.items()))
             if acc >= tc.grow_at and st["longest"] < full:
                 st["longest"] = min(full, max(st["longest"] + 1, int(st["longest"] * tc.grow)))
                 log(f"  -> longest document now {st['longest']} lines")
@@ -380,6 +484,7 @@ def main(argv=None):
     ap.add_argument("--minutes", type=float, default=120.0, help="wall-clock budget of this call (default 120)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--resume", action="store_true", help=f"continue from OUT/{STATE}")
+    ap.add_argument("--export", action="store_true", help=f"write the checkpoint of OUT/{STATE} without training")
     ap.add_argument("--smoke", action="store_true", help="a tiny model for a few steps (the test)")
     ap.add_argument("--random-weights", action="store_true", help="write an untrained checkpoint and exit (numpy only)")
     for cfg in (ModelConfig, TrainConfig):
@@ -410,7 +515,13 @@ def main(argv=None):
         export.write_hf(a.out, hp, export.random_tensors(hp, tc.seed), tok)
         log(f"wrote an untrained checkpoint to {a.out}")
         return 0
-    model, tok, st, full = train(mc, tc, a.out, minutes, a.resume, a.threads, log)
+    state = os.path.join(a.out, STATE)
+    if a.export and not os.path.exists(state):
+        ap.error(f"--export: {state} does not exist")
+    if (a.resume or a.export) and os.path.exists(state):
+        import torch
+        mc = ModelConfig(**torch.load(state)["mc"])   # the saved shape wins over the defaults
+    model, tok, st, full = train(mc, tc, a.out, minutes, a.resume or a.export, a.threads, log, a.export)
     write_checkpoint(model, tok, mc, tc, st, a.out, full, log)
     return 0
 
