@@ -32,6 +32,7 @@
 #include "attn/attn_tiled.h"
 #include "kv/kv.h"
 #include "kv/kv_impl.h"
+#include "kv/kv_options.h"
 #include "kv/kv_blocks.h"
 #include "quant/hadamard.h"
 #include "util/cpu.h"
@@ -303,14 +304,19 @@ static int create_blocks(const zc_kv_ops *ops, int type, const zc_kv_config *cfg
     return ZC_OK;
 }
 
-int zc_kv_create_q8_0(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out) {
+static int create_q8_0(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out) {
     return create_blocks(&Q8_0_OPS, ZC_TYPE_Q8_0, cfg, shape, pool, out);
 }
 
-int zc_kv_create_q4_0(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out) {
+static int create_q4_0(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out) {
     return create_blocks(&Q4_0_OPS, ZC_TYPE_Q4_0, cfg, shape, pool, out);
 }
 
-int zc_kv_create_q4_0r(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out) {
+static int create_q4_0r(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out) {
     return create_blocks(&Q4_0R_OPS, ZC_TYPE_Q4_0, cfg, shape, pool, out);
 }
+
+/* No options: llama.cpp's formats have no knobs, and a budget does not move them. */
+const zc_kv_policy zc_kv_policy_q8_0 = {"q8_0", create_q8_0, NULL, NULL, 0, NULL};
+const zc_kv_policy zc_kv_policy_q4_0 = {"q4_0", create_q4_0, NULL, NULL, 0, NULL};
+const zc_kv_policy zc_kv_policy_q4_0r = {"q4_0r", create_q4_0r, NULL, NULL, 0, NULL};

@@ -36,6 +36,7 @@
 #include "attn/attn_tiled.h"
 #include "kv/kv.h"
 #include "kv/kv_impl.h"
+#include "kv/kv_options.h"
 #include "quant/kvquant.h"
 #include "quant/pack.h"
 #include "util/cpu.h"
@@ -362,7 +363,7 @@ static int kivi_load(zc_kv_cache *base, zc_kv_reader *r) {
 static const zc_kv_ops KIVI_OPS = {"kivi", kivi_write, kivi_attend, kivi_truncate, kivi_usage, kivi_destroy,
                                    kivi_save, kivi_load};
 
-int zc_kv_create_kivi(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out) {
+static int create_kivi(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out) {
     int bits = zc_kv_config_bits(cfg);
     if (bits < 1 || bits > 8) return zc_error(ZC_ERR_ARG, "kv kivi: %d bits (1..8)", bits);
     if (cfg->group_size < 1 || cfg->group_size > shape->max_ctx)
@@ -418,3 +419,22 @@ int zc_kv_create_kivi(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool
     *out = &c->base;
     return ZC_OK;
 }
+
+/* ---- Options (kv_options.h) ---------------------------------------------- */
+static const zc_kv_option KIVI_OPTIONS[] = {
+    {.name = "group", .type = ZC_KV_OPT_INT, ZC_KV_FIELD(group_size), .lo = 1, .hi = 1 << 16, .def = 32,
+     .help = "tokens per key quantization group"},
+    {.name = "residual", .type = ZC_KV_OPT_INT, ZC_KV_FIELD(residual), .lo = 0, .hi = 1 << 20, .def = 32,
+     .help = "most recent tokens kept in fp16"},
+    {0},
+};
+
+static const zc_kv_shown KIVI_SHOWN[] = {
+    {.fn = zc_kv_show_width},
+    ZC_KV_SHOW("group", "group {}"),
+    ZC_KV_SHOW("residual", "fp16 residual {}"),
+    {0},
+};
+
+/* Width 2 by default: KIVI-2 is the paper's reference point. */
+const zc_kv_policy zc_kv_policy_kivi = {"kivi", create_kivi, KIVI_OPTIONS, KIVI_SHOWN, 2, zc_kv_budget_width};
