@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 
 #include "kv/kv.h"
+#include "kv/kv_options.h"
+#include "util/error.h"
 #include "zipcache.h"
 
 int cli_usage_error(const char *cmd, const char *fmt, ...) {
@@ -122,12 +124,24 @@ const char *cli_default_model(void) {
     return stat(path, &st) == 0 ? path : NULL;
 }
 
+/* The KV policies and options, listed from the policies' own tables, so a
+ * new option appears here without an edit. */
+static void print_kv_options(void) {
+    size_t n = zc_kv_options_help(NULL, 0) + 1;
+    char *text = zc_malloc(n);
+    if (!text) return;
+    zc_kv_options_help(text, n);
+    printf("\nKV cache (--kv POLICY, --kv-NAME VALUE; [the policies that read an option]):\n%s", text);
+    free(text);
+}
+
 int cli_next_option(const char *cmd, const char *usage, int argc, char **argv, int *i, const char *const *known,
                     struct zc_kv_config *kv, const char **val, int *exit_code) {
     const char *a = argv[*i];
     *exit_code = CLI_EXIT_OK;
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
         fputs(usage, stdout);
+        if (kv) print_kv_options();
         return CLI_NEXT_EXIT;
     }
     *exit_code = CLI_EXIT_USAGE;

@@ -38,17 +38,8 @@ static const char USAGE[] =
     "  --repeat-penalty R   (default 1 = off)\n"
     "  --repeat-last-n N    tokens the penalty looks back (default 64)\n"
     "  --seed S             sampling seed (default: from the clock, printed)\n"
-    "  --kv POLICY          KV cache policy: zipcache (default: 4/2-bit salient/regular tokens, streaming\n"
-    "                       compression every 100 tokens), fp16, fp32, uniform, mikv, kivi, h2o, q8_0, q4_0\n"
-    "  --kv-*               policy options: --kv-hi-bits, --kv-lo-bits, --kv-k-hi-bits, --kv-k-lo-bits,\n"
-    "                       --kv-v-hi-bits, --kv-v-lo-bits, --kv-bits, --kv-salient-ratio, --kv-probes,\n"
-    "                       --kv-stream-gap, --kv-sinks, --kv-key-group, --kv-group, --kv-residual,\n"
-    "                       --kv-budget-ratio, --kv-seed, --kv-budget,\n"
-    "                       --kv-denom causal|probes|accumulated, --kv-decode-rule paper|reference,\n"
-    "                       --kv-int8-query on|off (integer attention on packed codes, default on),\n"
-    "                       --kv-rotate on|off (zipcache: Hadamard-rotated keys, default off)\n"
-    "                       zipcache: --kv-bits B = stored bits per element (default 4), widths chosen\n"
-    "                       for it unless a --kv-*-bits width is given\n";
+    "  --kv POLICY, --kv-*  KV cache policy (default zipcache: salient tokens at more bits than the rest,\n"
+    "                       streaming compression every 100 tokens) and its options, listed below\n";
 
 typedef struct {
     const char *model, *prompt, *prompt_file, *dump_logits, *prompt_cache;

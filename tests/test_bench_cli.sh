@@ -76,3 +76,27 @@ PY
     head -1 "$TMP/m.csv" | grep -qx 'policy,test,depth,tokens_per_s,sd,kv_bytes,bits_per_elem,ratio,floor_tokens_per_s,context_rss_mb'
     check bench_model_csv $? "$(head -1 "$TMP/m.csv")"
 fi
+
+# bench attn with KV policies through their attend() and a prefill-sized
+# block of queries (70 > 64: the prefill split): a CSV row per kernel with a
+# positive time, the policies' cache bytes below fp16's; usage errors exit 2.
+"$BIN" bench attn -d 128 --layers 1 --heads 4 --kv-heads 2 --head-dim 32 --kernels fp16,q8_0,kivi --queries 70 \
+    --min-time 0 -t 2 --csv "$TMP/a.csv" >"$TMP/out" 2>"$TMP/err"
+rc=$?
+check bench_attn_policies_runs $rc "exit $rc: $(head -c 400 "$TMP/err")"
+/usr/bin/python3 - "$TMP/a.csv" <<'PY'
+import csv, sys
+rows = {r["kernel"]: r for r in csv.DictReader(open(sys.argv[1]))}
+assert sorted(rows) == ["fp16", "kivi", "q8_0"], rows
+for r in rows.values():
+    assert r["depth"] == "128" and float(r["us_per_layer"]) > 0, r
+fp16 = float(rows["fp16"]["cache_bytes_per_layer"])
+assert fp16 == 2 * 128 * 2 * 32 * 2, fp16  # K and V, 128 tokens x 2 heads x 32 halves
+assert 0 < float(rows["q8_0"]["cache_bytes_per_layer"]) < fp16 and 0 < float(rows["kivi"]["cache_bytes_per_layer"]) < fp16, rows
+PY
+check bench_attn_policies_csv $? "$(cat "$TMP/a.csv")"
+grep -q '70 queries per call' "$TMP/out"; check bench_attn_queries_header $? "$(head -2 "$TMP/out")"
+"$BIN" bench attn -d 128 --queries 200 >/dev/null 2>"$TMP/err"; rc=$?
+[ $rc -eq 2 ] && grep -q "exceeds depth" "$TMP/err"; check bench_attn_queries_over_depth $? "exit $rc: $(cat "$TMP/err")"
+"$BIN" bench attn --kernels fp16,zstd >/dev/null 2>"$TMP/err"; rc=$?
+[ $rc -eq 2 ] && grep -q "unknown kernel 'zstd'" "$TMP/err"; check bench_attn_unknown_kernel $? "exit $rc: $(cat "$TMP/err")"

@@ -653,7 +653,7 @@ static void test_mikv(void) {
 /* ---- long-context decode: the split-KV path --------------------------------- */
 
 /* Decode at 700+ keys splits the keys into chunks merged by log-sum-exp
- * (kv_tiled.c); the outputs must still match the references. */
+ * (attn.c's tiled driver); the outputs must still match the references. */
 static void test_split_kv_decode(void) {
     enum { N = 706, PRE = 700 };
     data d = make_data(1, 8, 2, 64, N, 53);

@@ -1,6 +1,11 @@
-/* Full-precision attention: drivers, scalar kernel, reference.
+/* Attention: the tiled causal driver, full-precision K/V, scalar kernel,
+ * reference.
  *
- * Two work splits share one tile kernel (attn_impl.h):
+ * The driver (attn_tiled.h) splits the work and keeps the online-softmax
+ * state; a tile source supplies each K/V tile's contribution. Its users:
+ * zc_attn_forward (fp32/fp16 rows: the tile kernel of attn_impl.h on them)
+ * and the KV policies that store blocks or codes (kv_blocks.c, kv_kivi.c).
+ * Two work splits:
  *   prefill  tasks = (KV head g, block of ZC_ATTN_BQ queries). A task owns
  *            the online-softmax state of its BQ*G rows and walks the K/V
  *            tiles its last query can see, so each tile is read once for all
@@ -21,6 +26,7 @@
 #include <string.h>
 
 #include "attn/attn_impl.h"
+#include "attn/attn_tiled.h"
 #include "quant/ggml_blocks.h"
 #include "util/cpu.h"
 #include "util/error.h"
@@ -75,30 +81,6 @@ void zc_attn_colsum_row_scalar(const float *qh, float scale, float lse, int n, i
 }
 
 
-/* Per-thread scratch, in floats: query rows and fp16->fp32 K and V tiles
- * (decode: those of every KV head), one score row, and (prefill only) the
- * running state of the block's rows. */
-typedef struct {
-    size_t q, kt, vt, s, m, l, acc, total;
-} thread_layout;
-
-static thread_layout layout_for(int rows, int hd, int heads, int with_state) {
-    thread_layout t;
-    size_t o = 0, wide = (size_t)heads * hd;
-    t.q = o;   o += zc_round16((size_t)rows * wide);       /* [heads][rows][hd] */
-    t.kt = o;  o += zc_round16((size_t)ZC_ATTN_BK * wide); /* [BK][heads*hd] */
-    t.vt = o;  o += zc_round16((size_t)ZC_ATTN_BK * wide); /* [BK][heads*hd] */
-    t.s = o;   o += zc_round16(2 * ZC_ATTN_BK);            /* [2][BK] score rows */
-    t.m = t.l = t.acc = o;
-    if (with_state) {
-        t.m = o;   o += zc_round16((size_t)rows);          /* [rows] */
-        t.l = o;   o += zc_round16((size_t)rows);          /* [rows] */
-        t.acc = o; o += zc_round16((size_t)rows * hd);     /* [rows][hd] */
-    }
-    t.total = o;
-    return t;
-}
-
 int zc_attn_scratch_reserve(zc_attn_scratch *s, size_t floats) {
     if (s->cap >= floats) return ZC_OK;
     size_t bytes;
@@ -118,155 +100,37 @@ void zc_attn_scratch_free(zc_attn_scratch *s) {
     s->cap = 0;
 }
 
+void zc_attn_softmax_step(float *s, int n, float *m, float *l, float *acc_row, int head_dim) {
+    float mx = *m;
+    for (int j = 0; j < n; j++)
+        if (s[j] > mx) mx = s[j];
+    float corr = expf(*m - mx); /* 0 while *m is still -inf */
+    float sum = 0.0f;
+    for (int j = 0; j < n; j++) sum += (s[j] = expf(s[j] - mx));
+    if (corr != 1.0f)
+        for (int d = 0; d < head_dim; d++) acc_row[d] *= corr;
+    *m = mx;
+    *l = *l * corr + sum;
+}
+
+/* ---- The work split ---------------------------------------------------------
+ *   prefill (n_q > ZC_ATTN_BQ): one task per (block of ZC_ATTN_BQ queries,
+ *       KV head), numbered block * n_kv_heads + KV head, each finishing its
+ *       rows itself;
+ *   decode: one task per key chunk, leaving a partial state per KV head in
+ *       part [n_chunks][n_kv_heads][rows*(hd+2)] (acc [rows][hd], m [rows],
+ *       l [rows]; part_of), combined by merge_parts. */
 typedef struct {
-    const zc_attn_dims *d;
-    const float *q;
-    int n_q, pos0, n_kv, kv_type, G;
-    const void *k, *v;
-    size_t kv_stride;
-    float scale;
-    float *out, *lse;
-    zc_attn_tile_fn tile;
-    thread_layout tl;
-    float *scratch;  /* [threads][tl.total] */
-    zc_attn_split sp;
-    float *part;     /* decode partials, see zc_attn_part() */
-} fwd_ctx;
+    int decode;
+    int rows;                /* query rows of a task per KV head: (decode ? n_q : ZC_ATTN_BQ) * G */
+    int n_qblocks;           /* prefill */
+    int n_chunks, chunk_len; /* decode; chunk_len a multiple of ZC_ATTN_BK */
+    int n_tasks;
+    size_t part_floats;      /* decode partials, rounded up to 16 floats (0 for prefill) */
+} split;
 
-/* Copy the query rows of block [q0, q0+nq) for KV head g, scaled: [nq*G][hd]. */
-static void gather_q(const fwd_ctx *c, int g, int q0, int nq, float *dst) {
-    int hd = c->d->head_dim, nh = c->d->n_heads;
-    for (int i = 0; i < nq; i++) {
-        const float *src = c->q + (size_t)(q0 + i) * nh * hd + (size_t)g * c->G * hd;
-        float *o = dst + (size_t)i * c->G * hd;
-        for (int j = 0; j < c->G * hd; j++) o[j] = src[j] * c->scale;
-    }
-}
-
-/* Keys of the tile at t0 (nk of them) visible to each query of block
- * [q0, q0+nq): nvalid [nq]. */
-static void visible_keys(const fwd_ctx *c, int q0, int nq, int t0, int nk, int *nvalid) {
-    for (int i = 0; i < nq; i++) {
-        int last = c->pos0 + q0 + i; /* last visible key of query q0+i */
-        if (last > c->n_kv - 1) last = c->n_kv - 1;
-        int n = last + 1 - t0;
-        nvalid[i] = n < 0 ? 0 : n > nk ? nk : n;
-    }
-}
-
-/* K and V of keys [t0, t0+nk), KV heads [g0, g0+ng), as fp32 rows: pointers
- * into the cache (f32) or converted into the thread's tiles (f16; with every
- * head at once the conversion reads whole rows, in address order). Head g0+i
- * starts at +i*head_dim; returns the row stride in floats. */
-static size_t tile_rows(const fwd_ctx *c, float *ts, int t0, int nk, int g0, int ng, const float **kt,
-                        const float **vt) {
-    int hd = c->d->head_dim, w = ng * hd;
-    size_t off = (size_t)t0 * c->kv_stride + (size_t)g0 * hd;
-    if (c->kv_type == ZC_TYPE_F32) {
-        *kt = (const float *)c->k + off;
-        *vt = (const float *)c->v + off;
-        return c->kv_stride;
-    }
-    const zc_fp16 *kh = (const zc_fp16 *)c->k + off, *vh = (const zc_fp16 *)c->v + off;
-    float *kd = ts + c->tl.kt, *vd = ts + c->tl.vt;
-    if (c->tile == zc_attn_tile_avx2) {
-        zc_attn_f16_rows_avx2(kh, c->kv_stride, nk, w, kd);
-        zc_attn_f16_rows_avx2(vh, c->kv_stride, nk, w, vd);
-    } else {
-        for (int j = 0; j < nk; j++)
-            for (int e = 0; e < w; e++) {
-                kd[(size_t)j * w + e] = zc_fp16_to_f32(kh[(size_t)j * c->kv_stride + e]);
-                vd[(size_t)j * w + e] = zc_fp16_to_f32(vh[(size_t)j * c->kv_stride + e]);
-            }
-    }
-    *kt = kd;
-    *vt = vd;
-    return (size_t)w;
-}
-
-/* Run the tile kernel over keys [k0, k1) for query block [q0, q0+nq) of KV
- * head g, whose rows (gather_q) are qrows. */
-static void walk_keys(const fwd_ctx *c, float *ts, const float *qrows, int g, int q0, int nq, int k0, int k1,
-                      float *m, float *l, float *acc) {
-    int hd = c->d->head_dim;
-    int nvalid[ZC_ATTN_BQ];
-    for (int t0 = k0; t0 < k1; t0 += ZC_ATTN_BK) {
-        int nk = k1 - t0 < ZC_ATTN_BK ? k1 - t0 : ZC_ATTN_BK;
-        visible_keys(c, q0, nq, t0, nk, nvalid);
-        const float *kt, *vt;
-        size_t stride = tile_rows(c, ts, t0, nk, g, 1, &kt, &vt);
-        c->tile(nq * c->G, c->G, nvalid, qrows, hd, nk, kt, stride, vt, stride, ts + c->tl.s, m, l, acc);
-    }
-}
-
-static void init_state(int rows, int hd, float *m, float *l, float *acc) {
-    for (int r = 0; r < rows; r++) {
-        m[r] = -INFINITY;
-        l[r] = 0.0f;
-    }
-    memset(acc, 0, (size_t)rows * hd * sizeof(float));
-}
-
-/* Last key (exclusive) any query of block [q0, q0+nq) can see. */
-static int key_end(const fwd_ctx *c, int q0, int nq) {
-    int last = c->pos0 + q0 + nq - 1;
-    return (last < c->n_kv - 1 ? last : c->n_kv - 1) + 1;
-}
-
-static void prefill_task(void *ctx, int task, int thread) {
-    const fwd_ctx *c = ctx;
-    int hd = c->d->head_dim, nh = c->d->n_heads, G = c->G;
-    int g = task % c->d->n_kv_heads;
-    int qb = c->sp.n_qblocks - 1 - task / c->d->n_kv_heads; /* heaviest blocks first */
-    int q0 = qb * ZC_ATTN_BQ;
-    int nq = c->n_q - q0 < ZC_ATTN_BQ ? c->n_q - q0 : ZC_ATTN_BQ;
-    float *ts = c->scratch + (size_t)thread * c->tl.total;
-    float *m = ts + c->tl.m, *l = ts + c->tl.l, *acc = ts + c->tl.acc;
-
-    gather_q(c, g, q0, nq, ts + c->tl.q);
-    init_state(nq * G, hd, m, l, acc);
-    walk_keys(c, ts, ts + c->tl.q, g, q0, nq, 0, key_end(c, q0, nq), m, l, acc);
-
-    for (int r = 0; r < nq * G; r++) {
-        int i = q0 + r / G, h = g * G + r % G;
-        float inv = 1.0f / l[r];
-        float *o = c->out + (size_t)i * nh * hd + (size_t)h * hd;
-        for (int e = 0; e < hd; e++) o[e] = acc[(size_t)r * hd + e] * inv;
-        if (c->lse) c->lse[(size_t)i * nh + h] = m[r] + logf(l[r]);
-    }
-}
-
-/* One chunk of keys for every KV head, tile by tile with all heads of a tile
- * before the next: a token's K/V row holds every head, so the task reads its
- * part of the cache in address order. (A task per head read 1/n_kv_heads of
- * every row it passed, strided; at 16K keys that ran at 4.4 GB/s.) */
-static void decode_task(void *ctx, int chunk, int thread) {
-    const fwd_ctx *c = ctx;
-    int hd = c->d->head_dim, R = c->n_q * c->G, nkv = c->d->n_kv_heads;
-    float *ts = c->scratch + (size_t)thread * c->tl.total;
-    int k0 = chunk * c->sp.chunk_len, k1 = k0 + c->sp.chunk_len, kend = key_end(c, 0, c->n_q);
-    if (k1 > kend) k1 = kend;
-    for (int g = 0; g < nkv; g++) {
-        float *acc = zc_attn_part(c->part, &c->sp, nkv, hd, chunk, g);
-        gather_q(c, g, 0, c->n_q, ts + c->tl.q + (size_t)g * R * hd);
-        init_state(R, hd, acc + (size_t)R * hd, acc + (size_t)R * hd + R, acc);
-    }
-    int nvalid[ZC_ATTN_BQ];
-    for (int t0 = k0; t0 < k1; t0 += ZC_ATTN_BK) {
-        int nk = k1 - t0 < ZC_ATTN_BK ? k1 - t0 : ZC_ATTN_BK;
-        visible_keys(c, 0, c->n_q, t0, nk, nvalid);
-        const float *kt, *vt;
-        size_t stride = tile_rows(c, ts, t0, nk, 0, nkv, &kt, &vt);
-        for (int g = 0; g < nkv; g++) {
-            float *acc = zc_attn_part(c->part, &c->sp, nkv, hd, chunk, g);
-            c->tile(R, c->G, nvalid, ts + c->tl.q + (size_t)g * R * hd, hd, nk, kt + (size_t)g * hd, stride,
-                    vt + (size_t)g * hd, stride, ts + c->tl.s, acc + (size_t)R * hd, acc + (size_t)R * hd + R, acc);
-        }
-    }
-}
-
-/* ---- The shared work split (attn_impl.h) ------------------------------------ */
-void zc_attn_split_plan(int n_q, int G, int n_kv_heads, int hd, int kend, int threads, zc_attn_split *sp) {
+/* kend: keys the queries see at most (one past the last visible key). */
+static void split_plan(int n_q, int G, int n_kv_heads, int hd, int kend, int threads, split *sp) {
     memset(sp, 0, sizeof *sp);
     sp->decode = n_q <= ZC_ATTN_BQ;
     sp->rows = (sp->decode ? n_q : ZC_ATTN_BQ) * G;
@@ -288,26 +152,20 @@ void zc_attn_split_plan(int n_q, int G, int n_kv_heads, int hd, int kend, int th
     }
 }
 
-int zc_attn_split_reserve(zc_attn_scratch *s, const zc_attn_split *sp, size_t per_thread, int threads, float **part,
-                          float **per_thread_base) {
-    size_t total;
-    if (zc_mul_size(per_thread, (size_t)threads, &total) || zc_add_size(total, sp->part_floats, &total))
-        return zc_error(ZC_ERR_LIMIT, "attention: scratch size overflows");
-    int rc = zc_attn_scratch_reserve(s, total);
-    if (rc) return rc;
-    *part = s->buf;
-    *per_thread_base = s->buf + sp->part_floats;
-    return ZC_OK;
+static float *part_of(float *part, const split *sp, int n_kv_heads, int hd, int chunk, int g) {
+    return part + ((size_t)chunk * n_kv_heads + g) * (size_t)sp->rows * ((size_t)hd + 2);
 }
 
-void zc_attn_merge_parts(float *part, const zc_attn_split *sp, int n_q, int G, int n_kv_heads, int hd, float *out,
-                         float *lse) {
+/* Combine the chunks' partials of every (query, head) row by log-sum-exp:
+ * out [n_q][n_heads*hd] and, unless NULL, lse [n_q][n_heads]. */
+static void merge_parts(float *part, const split *sp, int n_q, int G, int n_kv_heads, int hd, float *out,
+                        float *lse) {
     int nh = n_kv_heads * G, R = n_q * G;
     for (int g = 0; g < n_kv_heads; g++)
         for (int r = 0; r < R; r++) {
             float M = -INFINITY;
             for (int ch = 0; ch < sp->n_chunks; ch++) {
-                float mc = zc_attn_part(part, sp, n_kv_heads, hd, ch, g)[(size_t)R * hd + r];
+                float mc = part_of(part, sp, n_kv_heads, hd, ch, g)[(size_t)R * hd + r];
                 if (mc > M) M = mc;
             }
             int i = r / G, h = g * G + r % G;
@@ -315,8 +173,7 @@ void zc_attn_merge_parts(float *part, const zc_attn_split *sp, int n_q, int G, i
             memset(o, 0, (size_t)hd * sizeof(float));
             float L = 0.0f;
             for (int ch = 0; ch < sp->n_chunks; ch++) {
-                const float *acc = zc_attn_part(part, sp, n_kv_heads, hd, ch, g), *m = acc + (size_t)R * hd,
-                            *l = m + R;
+                const float *acc = part_of(part, sp, n_kv_heads, hd, ch, g), *m = acc + (size_t)R * hd, *l = m + R;
                 if (l[r] == 0.0f) continue; /* the chunk holds no key this row sees */
                 float w = expf(m[r] - M);
                 L += l[r] * w;
@@ -326,6 +183,216 @@ void zc_attn_merge_parts(float *part, const zc_attn_split *sp, int n_q, int G, i
             for (int e = 0; e < hd; e++) o[e] *= inv;
             if (lse) lse[(size_t)i * nh + h] = M + logf(L);
         }
+}
+
+/* ---- The driver (attn_tiled.h) ------------------------------------------------ */
+
+/* Per-thread scratch, in floats: query rows (decode: every KV head's), their
+ * prepared form, the rows' descriptors, two score rows, (prefill) the rows'
+ * state, the tile's scratch. */
+typedef struct {
+    size_t q, qx, rows, s, m, l, acc, tmp, total;
+} thread_layout;
+
+static thread_layout layout_for(const zc_attn_source *src, int rows, int heads, int with_state) {
+    thread_layout t;
+    size_t o = 0, hd = (size_t)src->head_dim, all = (size_t)rows * heads;
+    t.q = o;    o += zc_round16(all * hd);                                             /* [heads][rows][hd] */
+    t.qx = o;   o += zc_round16((all * src->qx_bytes + 3) / 4);                        /* [heads][rows][qx_bytes] */
+    t.rows = o; o += zc_round16(((size_t)heads * sizeof(zc_attn_rows) + 3) / 4);       /* [heads] */
+    t.s = o;    o += zc_round16(2 * ZC_ATTN_BK); /* [2][BK]: zc_attn_tile_* scores query rows in pairs */
+    t.m = t.l = t.acc = o;
+    if (with_state) {
+        t.m = o;   o += zc_round16((size_t)rows);        /* [rows] */
+        t.l = o;   o += zc_round16((size_t)rows);        /* [rows] */
+        t.acc = o; o += zc_round16((size_t)rows * hd);   /* [rows][hd] */
+    }
+    t.tmp = o; o += zc_round16(src->tmp_floats + (size_t)heads * src->tmp_head_floats);
+    t.total = o;
+    return t;
+}
+
+typedef struct {
+    const zc_attn_source *src;
+    const float *q;
+    int n_q, pos0, n_kv, G;
+    float scale;
+    float *out, *lse;
+    thread_layout tl;
+    float *scratch;      /* [threads][tl.total] */
+    split sp;
+    float *part;         /* decode partials, see part_of() */
+} drv;
+
+/* Last key (exclusive) any query of block [q0, q0+nq) can see. */
+static int key_end(const drv *c, int q0, int nq) {
+    int last = c->pos0 + q0 + nq - 1;
+    return (last < c->n_kv - 1 ? last : c->n_kv - 1) + 1;
+}
+
+/* Keys of the tile at t0 (nk of them) visible to each query of block
+ * [q0, q0+nq): nvalid [nq]. */
+static void visible_keys(const drv *c, int q0, int nq, int t0, int nk, int *nvalid) {
+    for (int i = 0; i < nq; i++) {
+        int last = c->pos0 + q0 + i; /* last visible key of query q0+i */
+        if (last > c->n_kv - 1) last = c->n_kv - 1;
+        int n = last + 1 - t0;
+        nvalid[i] = n < 0 ? 0 : n > nk ? nk : n;
+    }
+}
+
+/* Set up the rows of query block [q0, q0+nq) for KV head g in *r: gather and
+ * scale the queries into qr (and qx, prepared), reset the state m, l, acc.
+ * The caller points r->nvalid at the array it fills per tile. */
+static void start_rows(const drv *c, float *ts, int g, int q0, int nq, float *qr, void *qx, float *m, float *l,
+                       float *acc, zc_attn_rows *r) {
+    const zc_attn_source *src = c->src;
+    int hd = src->head_dim, nh = src->n_heads, G = c->G, R = nq * G;
+    for (int i = 0; i < nq; i++) {
+        const float *from = c->q + (size_t)(q0 + i) * nh * hd + (size_t)g * G * hd;
+        for (int j = 0; j < G * hd; j++) qr[(size_t)i * G * hd + j] = from[j] * c->scale;
+    }
+    if (qx) src->prepare(src->ctx, R, qr, qx);
+    for (int k = 0; k < R; k++) {
+        m[k] = -INFINITY;
+        l[k] = 0.0f;
+    }
+    memset(acc, 0, (size_t)R * hd * sizeof(float));
+    *r = (zc_attn_rows){R, G, NULL, qr, qx, ts + c->tl.s, m, l, acc};
+}
+
+static void *qx_of(const drv *c, float *ts, int g, int R) {
+    return c->src->qx_bytes ? (char *)(ts + c->tl.qx) + (size_t)g * R * c->src->qx_bytes : NULL;
+}
+
+static void prefill_task(void *ctx, int task, int thread) {
+    const drv *c = ctx;
+    const zc_attn_source *src = c->src;
+    int hd = src->head_dim, nh = src->n_heads, nkv = src->n_kv_heads, G = c->G;
+    int g = task % nkv;
+    int qb = c->sp.n_qblocks - 1 - task / nkv; /* heaviest blocks first */
+    int q0 = qb * ZC_ATTN_BQ;
+    int nq = c->n_q - q0 < ZC_ATTN_BQ ? c->n_q - q0 : ZC_ATTN_BQ;
+    float *ts = c->scratch + (size_t)thread * c->tl.total;
+    float *m = ts + c->tl.m, *l = ts + c->tl.l, *acc = ts + c->tl.acc;
+    zc_attn_rows *rows = (zc_attn_rows *)(void *)(ts + c->tl.rows);
+    int nvalid[ZC_ATTN_BQ];
+    start_rows(c, ts, g, q0, nq, ts + c->tl.q, qx_of(c, ts, 0, 0), m, l, acc, rows); /* one head: at offset 0 */
+    rows->nvalid = nvalid;
+    for (int t0 = 0, k1 = key_end(c, q0, nq); t0 < k1; t0 += ZC_ATTN_BK) {
+        int nk = k1 - t0 < ZC_ATTN_BK ? k1 - t0 : ZC_ATTN_BK;
+        visible_keys(c, q0, nq, t0, nk, nvalid);
+        src->tile(src->ctx, g, 1, t0, nk, rows, ts + c->tl.tmp);
+    }
+    for (int r = 0; r < nq * G; r++) {
+        int i = q0 + r / G, h = g * G + r % G;
+        float inv = 1.0f / l[r];
+        float *o = c->out + (size_t)i * nh * hd + (size_t)h * hd;
+        for (int e = 0; e < hd; e++) o[e] = acc[(size_t)r * hd + e] * inv;
+        if (c->lse) c->lse[(size_t)i * nh + h] = m[r] + logf(l[r]);
+    }
+}
+
+/* One chunk of keys for every KV head, tile by tile with all heads of a tile
+ * in one call before the next: a token's K/V row holds every head, so a
+ * source reads its part of the cache in address order. (A task per head read
+ * 1/n_kv_heads of every fp16 row it passed, strided; at 16K keys that ran at
+ * 4.4 GB/s.) */
+static void decode_task(void *ctx, int chunk, int thread) {
+    const drv *c = ctx;
+    const zc_attn_source *src = c->src;
+    int hd = src->head_dim, R = c->n_q * c->G, nkv = src->n_kv_heads;
+    float *ts = c->scratch + (size_t)thread * c->tl.total;
+    zc_attn_rows *rows = (zc_attn_rows *)(void *)(ts + c->tl.rows); /* [nkv] */
+    int nvalid[ZC_ATTN_BQ];
+    int k0 = chunk * c->sp.chunk_len, k1 = k0 + c->sp.chunk_len, kend = key_end(c, 0, c->n_q);
+    if (k1 > kend) k1 = kend;
+    for (int g = 0; g < nkv; g++) {
+        float *acc = part_of(c->part, &c->sp, nkv, hd, chunk, g), *m = acc + (size_t)R * hd;
+        start_rows(c, ts, g, 0, c->n_q, ts + c->tl.q + (size_t)g * R * hd, qx_of(c, ts, g, R), m, m + R, acc, &rows[g]);
+        rows[g].nvalid = nvalid;
+    }
+    for (int t0 = k0; t0 < k1; t0 += ZC_ATTN_BK) {
+        int nk = k1 - t0 < ZC_ATTN_BK ? k1 - t0 : ZC_ATTN_BK;
+        visible_keys(c, 0, c->n_q, t0, nk, nvalid);
+        src->tile(src->ctx, 0, nkv, t0, nk, rows, ts + c->tl.tmp);
+    }
+}
+
+int zc_attn_tiled(zc_pool *pool, const zc_attn_source *src, const float *q, int n_q, int pos0, int n_kv, float *out,
+                  float *lse, zc_attn_scratch *scratch) {
+    if (n_q <= 0) return ZC_OK;
+    if (pos0 < 0 || n_kv <= 0)
+        return zc_error(ZC_ERR_ARG, "attention: bad query/key counts (n_q=%d pos0=%d n_kv=%d)", n_q, pos0, n_kv);
+    drv c = {
+        .src = src, .q = q, .n_q = n_q, .pos0 = pos0, .n_kv = n_kv, .G = src->n_heads / src->n_kv_heads,
+        .scale = 1.0f / sqrtf((float)src->head_dim), .out = out, .lse = lse,
+    };
+    int threads = zc_pool_size(pool), nkv = src->n_kv_heads;
+    split_plan(n_q, c.G, nkv, src->head_dim, key_end(&c, 0, n_q), threads, &c.sp);
+    c.tl = layout_for(src, c.sp.rows, c.sp.decode ? nkv : 1, !c.sp.decode);
+    /* the scratch: the decode partials, then `threads` per-thread areas */
+    size_t total;
+    if (zc_mul_size(c.tl.total, (size_t)threads, &total) || zc_add_size(total, c.sp.part_floats, &total))
+        return zc_error(ZC_ERR_LIMIT, "attention: scratch size overflows");
+    int rc = zc_attn_scratch_reserve(scratch, total);
+    if (rc) return rc;
+    c.part = scratch->buf;
+    c.scratch = scratch->buf + c.sp.part_floats;
+    if (c.sp.decode) {
+        zc_pool_run(pool, c.sp.n_tasks, decode_task, &c);
+        merge_parts(c.part, &c.sp, n_q, c.G, nkv, src->head_dim, out, lse);
+    } else {
+        zc_pool_run(pool, c.sp.n_tasks, prefill_task, &c);
+    }
+    return ZC_OK;
+}
+
+/* ---- fp32 / fp16 rows: zc_attn_forward's tile source --------------------------- */
+
+/* n rows of w halves at stride `stride` -> dst [n][w] floats (exact). */
+static void f16_rows(const zc_fp16 *src, size_t stride, int n, int w, int simd, float *dst) {
+    if (simd) {
+        zc_attn_f16_rows_avx2(src, stride, n, w, dst);
+        return;
+    }
+    for (int j = 0; j < n; j++)
+        for (int e = 0; e < w; e++) dst[(size_t)j * w + e] = zc_fp16_to_f32(src[(size_t)j * stride + e]);
+}
+
+typedef struct {
+    const void *k, *v;  /* [n_kv][kv_stride] of kv_type */
+    int kv_type, hd;
+    size_t kv_stride;   /* elements */
+    zc_attn_tile_fn kernel;
+} rows_source;
+
+/* K and V of keys [t0, t0+nk), KV heads [g0, g0+ng), as fp32 rows: pointers
+ * into the cache (f32) or converted into tmp (f16; with every head at once
+ * the conversion reads whole rows, in address order), head g0+i at +i*hd;
+ * then the kernel per head. */
+static void rows_tile(const void *ctx, int g0, int ng, int t0, int nk, const zc_attn_rows *rows, float *tmp) {
+    const rows_source *rs = ctx;
+    int hd = rs->hd, w = ng * hd;
+    size_t off = (size_t)t0 * rs->kv_stride + (size_t)g0 * hd, stride = rs->kv_stride;
+    const float *kt, *vt;
+    if (rs->kv_type == ZC_TYPE_F32) {
+        kt = (const float *)rs->k + off;
+        vt = (const float *)rs->v + off;
+    } else {
+        float *kd = tmp, *vd = tmp + (size_t)ZC_ATTN_BK * w; /* [BK][w] each */
+        int simd = rs->kernel == zc_attn_tile_avx2;
+        f16_rows((const zc_fp16 *)rs->k + off, rs->kv_stride, nk, w, simd, kd);
+        f16_rows((const zc_fp16 *)rs->v + off, rs->kv_stride, nk, w, simd, vd);
+        kt = kd;
+        vt = vd;
+        stride = (size_t)w;
+    }
+    for (int i = 0; i < ng; i++) {
+        const zc_attn_rows *r = &rows[i];
+        rs->kernel(r->n_rows, r->G, r->nvalid, r->q, hd, nk, kt + (size_t)i * hd, stride, vt + (size_t)i * hd, stride,
+                   r->s, r->m, r->l, r->acc);
+    }
 }
 
 static int check_dims(const zc_attn_dims *d, int n_q, int pos0, int kv_type, size_t kv_stride, int n_kv) {
@@ -345,24 +412,12 @@ int zc_attn_forward(zc_pool *pool, const zc_attn_dims *d, const float *q, int n_
                     zc_attn_scratch *scratch) {
     int rc = check_dims(d, n_q, pos0, kv_type, kv_stride, n_kv);
     if (rc) return rc;
-    if (n_q == 0) return ZC_OK;
-    fwd_ctx c = {
-        .d = d, .q = q, .n_q = n_q, .pos0 = pos0, .n_kv = n_kv, .kv_type = kv_type,
-        .G = d->n_heads / d->n_kv_heads, .k = k, .v = v, .kv_stride = kv_stride,
-        .scale = 1.0f / sqrtf((float)d->head_dim), .out = out, .lse = lse,
-        .tile = zc_cpu_has_avx2() ? zc_attn_tile_avx2 : zc_attn_tile_scalar,
+    rows_source rs = {k, v, kv_type, d->head_dim, kv_stride, zc_cpu_has_avx2() ? zc_attn_tile_avx2 : zc_attn_tile_scalar};
+    zc_attn_source src = {
+        .ctx = &rs, .n_heads = d->n_heads, .n_kv_heads = d->n_kv_heads, .head_dim = d->head_dim,
+        .tmp_head_floats = kv_type == ZC_TYPE_F16 ? 2 * (size_t)ZC_ATTN_BK * d->head_dim : 0, .tile = rows_tile,
     };
-    int threads = zc_pool_size(pool);
-    zc_attn_split_plan(n_q, c.G, d->n_kv_heads, d->head_dim, key_end(&c, 0, n_q), threads, &c.sp);
-    c.tl = layout_for(c.sp.rows, d->head_dim, c.sp.decode ? d->n_kv_heads : 1, !c.sp.decode);
-    if ((rc = zc_attn_split_reserve(scratch, &c.sp, c.tl.total, threads, &c.part, &c.scratch))) return rc;
-    if (c.sp.decode) {
-        zc_pool_run(pool, c.sp.n_tasks, decode_task, &c);
-        zc_attn_merge_parts(c.part, &c.sp, n_q, c.G, d->n_kv_heads, d->head_dim, out, lse);
-    } else {
-        zc_pool_run(pool, c.sp.n_tasks, prefill_task, &c);
-    }
-    return ZC_OK;
+    return zc_attn_tiled(pool, &src, q, n_q, pos0, n_kv, out, lse, scratch);
 }
 
 /* ---- probe column sums ---------------------------------------------------- */
@@ -394,12 +449,7 @@ static void colsum_task(void *ctx, int task, int thread) {
             k = (const float *)c->k + off;
             ks = c->kv_stride;
         } else {
-            const zc_fp16 *kh = (const zc_fp16 *)c->k + off;
-            if (c->simd)
-                zc_attn_f16_rows_avx2(kh, c->kv_stride, nk, hd, kt);
-            else
-                for (int j = 0; j < nk; j++)
-                    for (int e = 0; e < hd; e++) kt[(size_t)j * hd + e] = zc_fp16_to_f32(kh[(size_t)j * c->kv_stride + e]);
+            f16_rows((const zc_fp16 *)c->k + off, c->kv_stride, nk, hd, c->simd, kt);
             k = kt;
             ks = (size_t)hd;
         }

@@ -121,39 +121,6 @@ void zc_attn_f16_rows_avx2(const uint16_t *src, size_t stride, int n, int hd, fl
  * are dropped). Shared by every attention driver's scratch. */
 int zc_attn_scratch_reserve(zc_attn_scratch *s, size_t floats);
 
-/* The work split shared by the causal attention drivers (attn.c for f32/f16
- * K/V, kv_tiled.c for caches that decode a tile at a time):
- *   prefill (n_q > ZC_ATTN_BQ): one task per (block of ZC_ATTN_BQ queries,
- *       KV head), each finishing its rows itself;
- *   decode: one task per key chunk, covering every KV head tile by tile (a
- *       token's row holds all heads, so the reads stay in address order),
- *       leaving a partial state per head in
- *       part [n_chunks][n_kv_heads][rows*(hd+2)] (acc [rows][hd], m [rows],
- *       l [rows]; zc_attn_part), combined by zc_attn_merge_parts.
- * Prefill tasks are numbered block * n_kv_heads + KV head, decode tasks by chunk. */
-typedef struct {
-    int decode;
-    int rows;                /* query rows of a task: (decode ? n_q : ZC_ATTN_BQ) * G */
-    int n_qblocks;           /* prefill */
-    int n_chunks, chunk_len; /* decode; chunk_len a multiple of ZC_ATTN_BK */
-    int n_tasks;
-    size_t part_floats;      /* decode partials, rounded up to 16 floats (0 for prefill) */
-} zc_attn_split;
-
-/* kend: keys the queries see at most (one past the last visible key). */
-void zc_attn_split_plan(int n_q, int G, int n_kv_heads, int hd, int kend, int threads, zc_attn_split *sp);
-static inline float *zc_attn_part(float *part, const zc_attn_split *sp, int n_kv_heads, int hd, int chunk, int g) {
-    return part + ((size_t)chunk * n_kv_heads + g) * (size_t)sp->rows * ((size_t)hd + 2);
-}
-/* Reserve s for a split: the decode partials, then `threads` per-thread
- * areas of per_thread floats; *part and *per_thread_base point into s. */
-int zc_attn_split_reserve(zc_attn_scratch *s, const zc_attn_split *sp, size_t per_thread, int threads, float **part,
-                          float **per_thread_base);
-/* Combine the chunks' partials of every (query, head) row by log-sum-exp:
- * out [n_q][n_heads*hd] and, unless NULL, lse [n_q][n_heads]. */
-void zc_attn_merge_parts(float *part, const zc_attn_split *sp, int n_q, int G, int n_kv_heads, int hd, float *out,
-                         float *lse);
-
 #ifdef __AVX2__
 #include <immintrin.h>
 #include <math.h>

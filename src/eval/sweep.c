@@ -8,23 +8,11 @@
 #include <unistd.h>
 
 #include "eval/eval_tasks.h"
+#include "kv/kv_options.h"
 #include "util/error.h"
 
 bool zc_eval_budget_config(const char *policy, double bits, zc_kv_config *cfg) {
-    snprintf(cfg->policy, sizeof cfg->policy, "%s", policy);
-    if (!strcmp(policy, "zipcache") || !strcmp(policy, "mikv")) {
-        cfg->target_bits = (float)bits; /* the policy derives its salient ratio from it */
-    } else if (!strcmp(policy, "uniform") || !strcmp(policy, "kivi")) {
-        int b = (int)floor(bits + 1e-9); /* never above the budget */
-        cfg->bits = b < 1 ? 1 : b;
-    } else if (!strcmp(policy, "h2o")) {
-        double keep = bits / 16.0; /* kept tokens stay fp16: 16 bits each, evicted ones 0 */
-        cfg->budget_ratio = (float)(keep > 1 ? 1 : keep);
-    } else if (strcmp(policy, "fp16") && strcmp(policy, "fp32") && strcmp(policy, "q8_0") && strcmp(policy, "q4_0") &&
-               strcmp(policy, "q4_0r")) {
-        return false;
-    }
-    return true;
+    return zc_kv_config_for_budget(cfg, policy, bits) == 1; /* each policy's own mapping (its budget hook) */
 }
 
 /* One configuration to run: a label (one plot line each) and its config. */

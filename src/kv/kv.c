@@ -1,9 +1,11 @@
-/* KV cache configuration (defaults, --kv* options, description), the policy
- * registry and the ratio helpers. The policies themselves live one per file
- * (kv_fp.c, ...); this file only knows their constructors. */
+/* KV cache configuration and the policy registry: the generic walk over the
+ * policies' option tables (kv_options.h) for defaults, --kv* parsing,
+ * description and help, and the helpers every policy shares. The policies
+ * themselves live one per file (kv_fp.c, ...) with their options; this file
+ * only lists them. */
 #include "kv/kv.h"
 #include "kv/kv_impl.h"
-#include "kv/zipcache_internal.h"
+#include "kv/kv_options.h"
 
 #include <errno.h>
 #include <math.h>
@@ -14,104 +16,115 @@
 #include "quant/ggml_blocks.h"
 #include "util/error.h"
 #include "util/fp16.h"
+#include "util/small.h"
 
 /* ---- Registry ------------------------------------------------------------
- * Adding a policy: define its constructor in src/kv/kv_<name>.c, declare it
- * here and add one row to POLICIES. Nothing else in the engine changes. */
-typedef int (*zc_kv_create_fn)(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool,
-                               zc_kv_cache **out);
+ * Adding a policy: define its zc_kv_policy (constructor, options, what its
+ * description shows) in src/kv/kv_<name>.c, declare it here and add one row
+ * to POLICIES. Nothing else in the engine changes. */
+extern const zc_kv_policy zc_kv_policy_fp32, zc_kv_policy_fp16;            /* kv_fp.c */
+extern const zc_kv_policy zc_kv_policy_q8_0, zc_kv_policy_q4_0, zc_kv_policy_q4_0r; /* kv_blocks.c */
+extern const zc_kv_policy zc_kv_policy_h2o;                                /* kv_h2o.c */
+extern const zc_kv_policy zc_kv_policy_kivi;                               /* kv_kivi.c */
+extern const zc_kv_policy zc_kv_policy_zipcache;                           /* kv_zipcache.c */
+extern const zc_kv_policy zc_kv_policy_uniform, zc_kv_policy_mikv;         /* kv_variants.c */
 
-int zc_kv_create_fp32(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out);
-int zc_kv_create_fp16(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out);
-int zc_kv_create_q8_0(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out);
-int zc_kv_create_q4_0(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out);
-int zc_kv_create_q4_0r(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out);
-int zc_kv_create_h2o(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out);
-int zc_kv_create_kivi(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out);
-int zc_kv_create_zipcache(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out);
-int zc_kv_create_uniform(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out);
-int zc_kv_create_mikv(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out);
-
-static const struct {
-    const char *name;
-    zc_kv_create_fn create;
-} POLICIES[] = {
-    {"fp32", zc_kv_create_fp32},
-    {"fp16", zc_kv_create_fp16},
-    {"q8_0", zc_kv_create_q8_0},
-    {"q4_0", zc_kv_create_q4_0},
-    {"q4_0r", zc_kv_create_q4_0r},
-    {"h2o", zc_kv_create_h2o},
-    {"kivi", zc_kv_create_kivi},
-    {"zipcache", zc_kv_create_zipcache},
-    {"uniform", zc_kv_create_uniform},
-    {"mikv", zc_kv_create_mikv},
+static const zc_kv_policy *const POLICIES[] = {
+    &zc_kv_policy_fp32, &zc_kv_policy_fp16, &zc_kv_policy_q8_0,     &zc_kv_policy_q4_0,    &zc_kv_policy_q4_0r,
+    &zc_kv_policy_h2o,  &zc_kv_policy_kivi, &zc_kv_policy_zipcache, &zc_kv_policy_uniform, &zc_kv_policy_mikv,
 };
 #define N_POLICIES (sizeof POLICIES / sizeof POLICIES[0])
 
-static zc_kv_create_fn find_policy(const char *name) {
+const zc_kv_policy *zc_kv_policy_at(int i) { return i >= 0 && (size_t)i < N_POLICIES ? POLICIES[i] : NULL; }
+
+const zc_kv_policy *zc_kv_policy_find(const char *name) {
     for (size_t i = 0; i < N_POLICIES; i++)
-        if (!strcmp(POLICIES[i].name, name)) return POLICIES[i].create;
+        if (!strcmp(POLICIES[i]->name, name)) return POLICIES[i];
     return NULL;
 }
+
+const char *zc_kv_policy_name(int i) { return i >= 0 && (size_t)i < N_POLICIES ? POLICIES[i]->name : NULL; }
 
 static int unknown_policy(const char *name) {
     char avail[256] = "";
     size_t n = 0;
     for (size_t i = 0; i < N_POLICIES && n < sizeof avail; i++)
-        n += (size_t)snprintf(avail + n, sizeof avail - n, "%s%s", i ? ", " : "", POLICIES[i].name);
+        n += (size_t)snprintf(avail + n, sizeof avail - n, "%s%s", i ? ", " : "", POLICIES[i]->name);
     return zc_error(ZC_ERR_ARG, "unknown KV policy '%s' (available: %s)", name, avail);
 }
 
 int zc_kv_create(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out) {
     *out = NULL;
-    zc_kv_create_fn create = find_policy(cfg->policy);
-    if (!create) return unknown_policy(cfg->policy);
+    const zc_kv_policy *p = zc_kv_policy_find(cfg->policy);
+    if (!p) return unknown_policy(cfg->policy);
     const zc_kv_shape *s = shape;
     if (s->n_layers <= 0 || s->n_heads <= 0 || s->n_kv_heads <= 0 || s->head_dim <= 0 || s->max_ctx <= 0 ||
         s->n_heads % s->n_kv_heads)
         return zc_error(ZC_ERR_ARG, "kv cache: bad shape (layers %d, heads %d/%d, head_dim %d, max_ctx %d)",
                         s->n_layers, s->n_heads, s->n_kv_heads, s->head_dim, s->max_ctx);
-    return create(cfg, shape, pool, out);
+    return p->create(cfg, shape, pool, out);
 }
 
-/* ---- Configuration ------------------------------------------------------ */
-void zc_kv_config_default(zc_kv_config *cfg) {
-    memset(cfg, 0, sizeof *cfg);
-    strcpy(cfg->policy, "zipcache"); /* the product's point: what a user gets without --kv */
-    cfg->k_hi_bits = cfg->v_hi_bits = 0; /* 0: chosen by zipcache/mikv for the bit budget (kv_zipcache.c) */
-    cfg->k_lo_bits = cfg->v_lo_bits = 0;
-    cfg->bits = 0; /* the policy's default: zc_kv_config_bits */
-    cfg->salient_ratio = 0.6f;
-    cfg->target_bits = 0;
-    strcpy(cfg->probes, "random+recent:0.05:0.05");
-    cfg->denom = ZC_DENOM_CAUSAL;
-    cfg->decode_rule = ZC_KV_DECODE_PAPER;
-    cfg->int8_query = 1; /* the integer path: attn_packed.h, kv_zipcache.c */
-    cfg->stream_gap = 100;
-    cfg->sinks = 0;
-    cfg->key_group = 0;
-    cfg->group_size = 32;
-    cfg->residual = 32;
-    cfg->budget_ratio = 0.2f;
-    cfg->seed = 0;
-    cfg->budget_bytes = 0;
+/* ---- The common options ----------------------------------------------------- */
+const char *const zc_kv_onoff[] = {"off", "on", NULL};
+
+/* One flag, two readings: an average bit budget for mixed-precision policies
+ * (target_bits) and, when integral, the width of the uniform ones (bits). */
+static void set_bits(zc_kv_config *cfg, double b) {
+    cfg->target_bits = (float)b;
+    if (b == floor(b)) cfg->bits = (int)b;
 }
 
-int zc_kv_config_bits(const zc_kv_config *cfg) {
-    if (cfg->bits > 0) return cfg->bits;
-    return !strcmp(cfg->policy, "kivi") ? 2 : 4;
+static const zc_kv_option COMMON[] = {
+    {.name = "bits", .type = ZC_KV_OPT_FLOAT, .lo = 1, .hi = 8, .set = set_bits,
+     .help = "stored bits per element: the budget of a mixed-precision policy (zipcache: default 4, its widths "
+             "chosen for it unless a --kv-*-bits width is given), and when whole the width of a uniform one"},
+    {.name = "budget", .type = ZC_KV_OPT_BYTES, ZC_KV_FIELD(budget_bytes), .def = 0,
+     .help = "cap on the cache's total bytes (suffix K, M or G); default none"},
+    {0},
+};
+
+const zc_kv_option *zc_kv_common_options(void) { return COMMON; }
+
+static const zc_kv_option *find_in(const zc_kv_option *table, const char *name) {
+    for (const zc_kv_option *o = table; o && o->name; o++)
+        if (!strcmp(o->name, name)) return o;
+    return NULL;
 }
 
-/* Names of the enumerated options, indexed by their values (the CLI's spelling). */
-static const char *const DENOM_NAMES[] = {"accumulated", "causal", "probes"}; /* zc_sal_denom */
-static const char *const DECODE_NAMES[] = {"paper", "reference"};             /* zc_kv_decode_rule */
-static const char *const ONOFF_NAMES[] = {"off", "on"};
-
-/* names[i], or "?" for a value set from code outside the enumeration. */
-static const char *name_of(const char *const *names, int n, int i) {
-    return i >= 0 && i < n ? names[i] : "?";
+const zc_kv_option *zc_kv_option_find(const char *name) {
+    const zc_kv_option *o = find_in(COMMON, name);
+    for (size_t i = 0; !o && i < N_POLICIES; i++) o = find_in(POLICIES[i]->options, name);
+    return o;
 }
+
+void zc_kv_show_width(const zc_kv_config *cfg, char *buf, size_t cap) {
+    snprintf(buf, cap, "%d bits", zc_kv_config_bits(cfg));
+}
+
+void zc_kv_budget_width(zc_kv_config *cfg, double bits) {
+    int b = (int)floor(bits + 1e-9); /* never above the budget */
+    cfg->bits = b < 1 ? 1 : b;
+}
+
+int zc_kv_config_for_budget(zc_kv_config *cfg, const char *policy, double bits) {
+    snprintf(cfg->policy, sizeof cfg->policy, "%s", policy);
+    const zc_kv_policy *p = zc_kv_policy_find(policy);
+    if (!p) return 0;
+    if (p->budget) p->budget(cfg, bits);
+    return 1;
+}
+
+/* ---- Values: parse, store, format ---------------------------------------- */
+typedef union {
+    int i;      /* INT, CHOICE */
+    float f;    /* FLOAT */
+    uint64_t u; /* U64 */
+    size_t z;   /* BYTES */
+} opt_value;
+
+static void *field_of(const zc_kv_option *o, zc_kv_config *cfg) { return (char *)cfg + o->offset; }
+static const void *cfield_of(const zc_kv_option *o, const zc_kv_config *cfg) { return (const char *)cfg + o->offset; }
 
 static int bad_value(const char *opt, const char *val, const char *why) {
     return zc_error(ZC_ERR_ARG, "%s: '%s' %s", opt, val, why);
@@ -139,44 +152,34 @@ static int parse_float(const char *opt, const char *val, double lo, double hi, i
     return ZC_OK;
 }
 
-/* "all" | "random:F" | "recent:F" | "random+recent:F:F", fractions in (0, 1]. */
-static int check_probes(const char *opt, const char *val) {
-    if (!strcmp(val, "all")) return ZC_OK;
-    const char *kinds[] = {"random+recent:", "random:", "recent:"};
-    for (int k = 0; k < 3; k++) {
-        size_t n = strlen(kinds[k]);
-        if (strncmp(val, kinds[k], n)) continue;
-        const char *p = val + n;
-        for (int f = 0; f < (k == 0 ? 2 : 1); f++) {
-            char *end;
-            errno = 0;
-            double x = strtod(p, &end);
-            if (end == p || errno || !(x > 0 && x <= 1))
-                return bad_value(opt, val, "needs fractions in (0, 1], e.g. random+recent:0.05:0.05");
-            p = end;
-            if (k == 0 && f == 0) {
-                if (*p != ':') return bad_value(opt, val, "needs two fractions: random+recent:R:S");
-                p++;
-            }
-        }
-        if (*p) return bad_value(opt, val, "has trailing characters");
-        return ZC_OK;
-    }
-    return bad_value(opt, val, "is not a probe policy (all, random:F, recent:F, random+recent:F:F)");
+static int n_choices(const char *const *names) {
+    int n = 0;
+    while (names[n]) n++;
+    return n;
 }
 
-/* val must be one of names[0..n-1], exactly: *out = its index. */
-static int parse_choice(const char *opt, const char *val, const char *const *names, int n, int *out) {
-    for (int i = 0; i < n; i++)
+/* val must be one of names[], exactly: *out = its index. */
+static int parse_choice(const char *opt, const char *val, const char *const *names, int *out) {
+    for (int i = 0; names[i]; i++)
         if (!strcmp(val, names[i])) {
             *out = i;
             return ZC_OK;
         }
     char list[96] = "";
     size_t len = 0;
-    for (int i = 0; i < n && len < sizeof list; i++)
+    for (int i = 0; names[i] && len < sizeof list; i++)
         len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", names[i]);
     return zc_error(ZC_ERR_ARG, "%s: '%s' is not one of %s", opt, val, list);
+}
+
+static int parse_u64(const char *opt, const char *val, uint64_t *out) {
+    char *end;
+    errno = 0;
+    unsigned long long s = strtoull(val, &end, 10);
+    /* A digit first: strtoull would accept a sign and wrap "-3". */
+    if (*val < '0' || *val > '9' || *end || errno) return bad_value(opt, val, "is not a non-negative integer");
+    *out = s;
+    return ZC_OK;
 }
 
 /* Bytes with an optional binary K/M/G suffix ("512M"). */
@@ -202,81 +205,114 @@ static int parse_bytes(const char *opt, const char *val, size_t *out) {
     return ZC_OK;
 }
 
-int zc_kv_config_parse_arg(zc_kv_config *cfg, const char *opt, const char *val) {
-    int rc = ZC_OK, bits;
-    if (strncmp(opt, "--kv", 4)) return 0;
-    if (!val) {
-        /* Known or not decides the message (a caller asks before fetching the
-         * value): any value on a scratch copy consumes or refuses a known
-         * option; only an unknown one gives 0. */
-        zc_kv_config scratch = *cfg;
-        if (!zc_kv_config_parse_arg(&scratch, opt, "")) return 0;
-        return zc_error(ZC_ERR_ARG, "option %s needs a value", opt);
+/* Parse val for option o (opt: the flag as given, for the message). */
+static int parse_value(const zc_kv_option *o, const char *opt, const char *val, opt_value *v) {
+    switch (o->type) {
+    case ZC_KV_OPT_INT: return parse_long(opt, val, (long)o->lo, (long)o->hi, &v->i);
+    case ZC_KV_OPT_FLOAT: return parse_float(opt, val, o->lo, o->hi, o->lo_open, &v->f);
+    case ZC_KV_OPT_CHOICE: return parse_choice(opt, val, o->choices, &v->i);
+    case ZC_KV_OPT_TEXT:
+        if (strlen(val) >= o->size) return bad_value(opt, val, "is too long");
+        return o->check ? o->check(opt, val) : ZC_OK;
+    case ZC_KV_OPT_U64: return parse_u64(opt, val, &v->u);
+    case ZC_KV_OPT_BYTES: return parse_bytes(opt, val, &v->z);
     }
-    if (!strcmp(opt, "--kv")) {
-        if (!find_policy(val)) return unknown_policy(val);
-        snprintf(cfg->policy, sizeof cfg->policy, "%s", val);
-    } else if (!strcmp(opt, "--kv-hi-bits")) {
-        if ((rc = parse_long(opt, val, 1, 8, &bits)) == ZC_OK) cfg->k_hi_bits = cfg->v_hi_bits = bits;
-    } else if (!strcmp(opt, "--kv-lo-bits")) {
-        if ((rc = parse_long(opt, val, 1, 8, &bits)) == ZC_OK) cfg->k_lo_bits = cfg->v_lo_bits = bits;
-    } else if (!strcmp(opt, "--kv-k-hi-bits")) {
-        rc = parse_long(opt, val, 1, 8, &cfg->k_hi_bits);
-    } else if (!strcmp(opt, "--kv-k-lo-bits")) {
-        rc = parse_long(opt, val, 1, 8, &cfg->k_lo_bits);
-    } else if (!strcmp(opt, "--kv-v-hi-bits")) {
-        rc = parse_long(opt, val, 1, 8, &cfg->v_hi_bits);
-    } else if (!strcmp(opt, "--kv-v-lo-bits")) {
-        rc = parse_long(opt, val, 1, 8, &cfg->v_lo_bits);
-    } else if (!strcmp(opt, "--kv-bits")) {
-        /* One flag, two readings: an average bit budget for mixed-precision
-         * policies (target_bits) and, when integral, the width of the uniform
-         * ones (bits). */
-        float b;
-        if ((rc = parse_float(opt, val, 1, 8, 0, &b)) == ZC_OK) {
-            cfg->target_bits = b;
-            if (b == floorf(b)) cfg->bits = (int)b;
+    return zc_error(ZC_ERR_ARG, "%s: option of unknown type %d", opt, (int)o->type);
+}
+
+/* Store a parsed value (text: val) into o's field, if it has one. */
+static void store_value(const zc_kv_option *o, zc_kv_config *cfg, const opt_value *v, const char *val) {
+    if (!o->size) return;
+    if (o->type == ZC_KV_OPT_TEXT)
+        snprintf(field_of(o, cfg), o->size, "%s", val);
+    else
+        memcpy(field_of(o, cfg), v, o->size); /* the union's member of the type sits at its start */
+}
+
+static double numeric(const zc_kv_option *o, const opt_value *v) {
+    switch (o->type) {
+    case ZC_KV_OPT_INT: case ZC_KV_OPT_CHOICE: return v->i;
+    case ZC_KV_OPT_FLOAT: return v->f;
+    case ZC_KV_OPT_U64: return (double)v->u;
+    case ZC_KV_OPT_BYTES: return (double)v->z;
+    default: return 0;
+    }
+}
+
+/* The value of o's field as text: floats to `digits` significant digits,
+ * a choice by its name ("?" for a value outside the names). -1: no field. */
+static int format_value(const zc_kv_option *o, const zc_kv_config *cfg, int digits, char *buf, size_t cap) {
+    if (!o->size) return -1;
+    const void *f = cfield_of(o, cfg);
+    opt_value v;
+    memset(&v, 0, sizeof v);
+    if (o->type != ZC_KV_OPT_TEXT) memcpy(&v, f, o->size);
+    switch (o->type) {
+    case ZC_KV_OPT_INT: return snprintf(buf, cap, "%d", v.i);
+    case ZC_KV_OPT_FLOAT: return snprintf(buf, cap, "%.*g", digits, (double)v.f);
+    case ZC_KV_OPT_CHOICE:
+        return snprintf(buf, cap, "%s", v.i >= 0 && v.i < n_choices(o->choices) ? o->choices[v.i] : "?");
+    case ZC_KV_OPT_TEXT: return snprintf(buf, cap, "%s", (const char *)f);
+    case ZC_KV_OPT_U64: return snprintf(buf, cap, "%llu", (unsigned long long)v.u);
+    case ZC_KV_OPT_BYTES: return snprintf(buf, cap, "%zu", v.z);
+    }
+    return -1;
+}
+
+int zc_kv_option_value(const zc_kv_option *o, const zc_kv_config *cfg, char *buf, size_t cap) {
+    return format_value(o, cfg, 9, buf, cap); /* 9 digits: every float reads back as itself */
+}
+
+/* ---- Configuration ------------------------------------------------------ */
+
+/* Every table's defaults into cfg's fields (shared rows agree: the test). */
+static void apply_defaults(const zc_kv_option *table, zc_kv_config *cfg) {
+    for (const zc_kv_option *o = table; o && o->name; o++) {
+        if (!o->size) continue;
+        opt_value v;
+        memset(&v, 0, sizeof v);
+        switch (o->type) {
+        case ZC_KV_OPT_INT: case ZC_KV_OPT_CHOICE: v.i = (int)o->def; break;
+        case ZC_KV_OPT_FLOAT: v.f = (float)o->def; break;
+        case ZC_KV_OPT_U64: v.u = (uint64_t)o->def; break;
+        case ZC_KV_OPT_BYTES: v.z = (size_t)o->def; break;
+        case ZC_KV_OPT_TEXT: break;
         }
-    } else if (!strcmp(opt, "--kv-salient-ratio")) {
-        /* An explicit ratio replaces any bit budget given before it. */
-        if ((rc = parse_float(opt, val, 0, 1, 0, &cfg->salient_ratio)) == ZC_OK) cfg->target_bits = 0;
-    } else if (!strcmp(opt, "--kv-probes")) {
-        if (strlen(val) >= sizeof cfg->probes) return bad_value(opt, val, "is too long");
-        if ((rc = check_probes(opt, val)) == ZC_OK) snprintf(cfg->probes, sizeof cfg->probes, "%s", val);
-    } else if (!strcmp(opt, "--kv-denom")) {
-        int d;
-        if ((rc = parse_choice(opt, val, DENOM_NAMES, 3, &d)) == ZC_OK) cfg->denom = (zc_sal_denom)d;
-    } else if (!strcmp(opt, "--kv-decode-rule")) {
-        int d;
-        if ((rc = parse_choice(opt, val, DECODE_NAMES, 2, &d)) == ZC_OK) cfg->decode_rule = (zc_kv_decode_rule)d;
-    } else if (!strcmp(opt, "--kv-int8-query")) {
-        rc = parse_choice(opt, val, ONOFF_NAMES, 2, &cfg->int8_query);
-    } else if (!strcmp(opt, "--kv-stream-gap")) {
-        rc = parse_long(opt, val, 1, 1 << 20, &cfg->stream_gap);
-    } else if (!strcmp(opt, "--kv-sinks")) {
-        rc = parse_long(opt, val, 0, 1 << 20, &cfg->sinks);
-    } else if (!strcmp(opt, "--kv-rotate")) {
-        rc = parse_choice(opt, val, ONOFF_NAMES, 2, &cfg->rotate_keys);
-    } else if (!strcmp(opt, "--kv-key-group")) {
-        rc = parse_long(opt, val, 0, 1 << 20, &cfg->key_group);
-    } else if (!strcmp(opt, "--kv-group")) {
-        rc = parse_long(opt, val, 1, 1 << 16, &cfg->group_size);
-    } else if (!strcmp(opt, "--kv-residual")) {
-        rc = parse_long(opt, val, 0, 1 << 20, &cfg->residual);
-    } else if (!strcmp(opt, "--kv-budget-ratio")) {
-        rc = parse_float(opt, val, 0, 1, 1, &cfg->budget_ratio);
-    } else if (!strcmp(opt, "--kv-seed")) {
-        char *end;
-        errno = 0;
-        unsigned long long s = strtoull(val, &end, 10);
-        if (*val < '0' || *val > '9' || *end || errno) return bad_value(opt, val, "is not a non-negative integer");
-        cfg->seed = s;
-    } else if (!strcmp(opt, "--kv-budget")) {
-        rc = parse_bytes(opt, val, &cfg->budget_bytes);
-    } else {
-        return 0;
+        store_value(o, cfg, &v, o->def_text ? o->def_text : "");
     }
-    return rc == ZC_OK ? 1 : rc;
+}
+
+void zc_kv_config_default(zc_kv_config *cfg) {
+    memset(cfg, 0, sizeof *cfg); /* fields no option owns (target_bits, bits) start at 0 */
+    strcpy(cfg->policy, "zipcache"); /* the product's point: what a user gets without --kv */
+    apply_defaults(COMMON, cfg);
+    for (size_t i = 0; i < N_POLICIES; i++) apply_defaults(POLICIES[i]->options, cfg);
+}
+
+int zc_kv_config_bits(const zc_kv_config *cfg) {
+    if (cfg->bits > 0) return cfg->bits;
+    const zc_kv_policy *p = zc_kv_policy_find(cfg->policy);
+    return p && p->default_bits ? p->default_bits : 4;
+}
+
+int zc_kv_config_parse_arg(zc_kv_config *cfg, const char *opt, const char *val) {
+    if (strncmp(opt, "--kv", 4)) return 0;
+    int policy = !strcmp(opt, "--kv");
+    const zc_kv_option *o = !policy && !strncmp(opt, "--kv-", 5) ? zc_kv_option_find(opt + 5) : NULL;
+    if (!policy && !o) return 0;
+    if (!val) return zc_error(ZC_ERR_ARG, "option %s needs a value", opt);
+    if (policy) {
+        if (!zc_kv_policy_find(val)) return unknown_policy(val);
+        snprintf(cfg->policy, sizeof cfg->policy, "%s", val);
+        return 1;
+    }
+    opt_value v;
+    memset(&v, 0, sizeof v);
+    int rc = parse_value(o, opt, val, &v);
+    if (rc) return rc; /* cfg untouched */
+    store_value(o, cfg, &v, val);
+    if (o->set) o->set(cfg, numeric(o, &v));
+    return 1;
 }
 
 int zc_kv_config_parse_string(zc_kv_config *cfg, const char *policy, const char *options) {
@@ -323,8 +359,6 @@ int zc_kv_config_parse_string(zc_kv_config *cfg, const char *policy, const char 
     }
 }
 
-const char *zc_kv_policy_name(int i) { return i >= 0 && (size_t)i < N_POLICIES ? POLICIES[i].name : NULL; }
-
 int zc_kv_describe(const char *policy, const char *options, char *desc, size_t cap) {
     zc_kv_config cfg;
     zc_kv_config_default(&cfg);
@@ -334,45 +368,100 @@ int zc_kv_describe(const char *policy, const char *options, char *desc, size_t c
     return ZC_OK;
 }
 
-void zc_kv_config_describe(const zc_kv_config *c, char *buf, size_t cap) {
-    const char *p = c->policy;
-    char budget[48] = "";
-    if (c->budget_bytes) snprintf(budget, sizeof budget, ", budget %zu bytes", c->budget_bytes);
-    const char *int8 = ONOFF_NAMES[c->int8_query != 0];
-    int zip = !strcmp(p, "zipcache");
-    if (!strcmp(p, "fp32") || !strcmp(p, "fp16")) {
-        snprintf(buf, cap, "%s (uncompressed, %s bits/element)%s", p, p + 2, budget);
-    } else if (zip || !strcmp(p, "mikv")) {
-        char mix[64], sal[128];
-        if (c->target_bits > 0)
-            snprintf(mix, sizeof mix, "budget %.3g bits", (double)c->target_bits);
-        else if (!c->k_hi_bits && !c->k_lo_bits && !c->v_hi_bits && !c->v_lo_bits)
-            snprintf(mix, sizeof mix, "budget %.3g bits (default)", ZC_ZIP_DEFAULT_BITS);
-        else
-            snprintf(mix, sizeof mix, "salient ratio %.3g", (double)c->salient_ratio);
-        /* mikv fixes its saliency (kv_variants.c): the probe options do not apply */
-        if (zip)
-            snprintf(sal, sizeof sal, "probes %s, denom %s, decode rule %s", c->probes,
-                     name_of(DENOM_NAMES, 3, (int)c->denom), name_of(DECODE_NAMES, 2, (int)c->decode_rule));
-        else
-            snprintf(sal, sizeof sal, "accumulated scores of all queries");
-        char widths[64] = "widths chosen per segment"; /* all 0 (kv_zipcache.c); any given: 0 = 4 hi, 2 lo */
-        if (c->k_hi_bits || c->k_lo_bits || c->v_hi_bits || c->v_lo_bits)
-            snprintf(widths, sizeof widths, "K %d/%d bits, V %d/%d bits", c->k_hi_bits ? c->k_hi_bits : 4,
-                     c->k_lo_bits ? c->k_lo_bits : 2, c->v_hi_bits ? c->v_hi_bits : 4, c->v_lo_bits ? c->v_lo_bits : 2);
-        snprintf(buf, cap, "%s (%s, %s, %s, stream gap %d, sinks %d, key group %d,%s int8 query %s)%s", p, widths,
-                 mix, sal, c->stream_gap, c->sinks, c->key_group, c->rotate_keys ? " rotated keys," : "", int8, budget);
-    } else if (!strcmp(p, "uniform")) {
-        snprintf(buf, cap, "uniform (%d bits, key group %d, int8 query %s)%s", zc_kv_config_bits(c), c->key_group,
-                 int8, budget);
-    } else if (!strcmp(p, "kivi")) {
-        snprintf(buf, cap, "kivi (%d bits, group %d, fp16 residual %d)%s", zc_kv_config_bits(c), c->group_size,
-                 c->residual, budget);
-    } else if (!strcmp(p, "h2o")) {
-        snprintf(buf, cap, "h2o (keep %.3g of tokens, sinks %d)%s", (double)c->budget_ratio, c->sinks, budget);
-    } else {
-        snprintf(buf, cap, "%s%s", p, budget);
+/* The row of `name` a policy's description shows: its own table's, else the common one. */
+static const zc_kv_option *shown_option(const zc_kv_policy *p, const char *name) {
+    const zc_kv_option *o = find_in(p->options, name);
+    return o ? o : find_in(COMMON, name);
+}
+
+/* One description item into buf ("" when it shows nothing). */
+static void show_item(const zc_kv_policy *p, const zc_kv_shown *s, const zc_kv_config *c, char *buf, size_t cap) {
+    buf[0] = 0;
+    if (s->fn) {
+        s->fn(c, buf, cap);
+        return;
     }
+    const char *t = s->text ? s->text : "", *hole = s->option ? strstr(t, "{}") : NULL;
+    if (!hole) {
+        snprintf(buf, cap, "%s", t);
+        return;
+    }
+    char val[64] = "?";
+    const zc_kv_option *o = shown_option(p, s->option);
+    if (o) format_value(o, c, 3, val, sizeof val);
+    snprintf(buf, cap, "%.*s%s%s", (int)(hole - t), t, val, hole + 2);
+}
+
+void zc_kv_config_describe(const zc_kv_config *c, char *buf, size_t cap) {
+    const zc_kv_policy *p = zc_kv_policy_find(c->policy);
+    char text[1024];
+    zc_text b = {text, sizeof text, 0};
+    zc_text_printf(&b, "%s", c->policy);
+    int n = 0;
+    for (const zc_kv_shown *s = p ? p->shown : NULL; s && (s->option || s->text || s->fn); s++) {
+        if (s->only && strcmp(s->only, p->name)) continue;
+        char item[256];
+        show_item(p, s, c, item, sizeof item);
+        if (item[0]) zc_text_printf(&b, "%s%s", n++ ? ", " : " (", item);
+    }
+    if (n) zc_text_printf(&b, ")");
+    if (c->budget_bytes) zc_text_printf(&b, ", budget %zu bytes", c->budget_bytes);
+    if (cap) snprintf(buf, cap, "%s", text);
+}
+
+/* "zipcache, uniform, mikv": the policies whose table holds `name` ("" for a common option). */
+static void readers(const char *name, char *buf, size_t cap) {
+    zc_text b = {buf, cap, 0};
+    buf[0] = 0;
+    for (size_t i = 0; i < N_POLICIES; i++)
+        if (find_in(POLICIES[i]->options, name)) zc_text_printf(&b, "%s%s", b.len ? ", " : "", POLICIES[i]->name);
+}
+
+static void help_row(zc_text *b, const zc_kv_option *o) {
+    char flag[64], range[96] = "", def[64] = "", who[128];
+    static const char *const meta[] = {"N", "X", "", "TEXT", "N", "BYTES"}; /* by zc_kv_opt_type */
+    if (o->type == ZC_KV_OPT_CHOICE) {
+        zc_text c = {flag, sizeof flag, 0};
+        zc_text_printf(&c, "--kv-%s ", o->name);
+        for (int i = 0; o->choices[i]; i++) zc_text_printf(&c, "%s%s", i ? "|" : "", o->choices[i]);
+    } else {
+        snprintf(flag, sizeof flag, "--kv-%s %s", o->name, meta[o->type]);
+    }
+    if (o->type == ZC_KV_OPT_INT) snprintf(range, sizeof range, "%.0f..%.0f", o->lo, o->hi);
+    if (o->type == ZC_KV_OPT_FLOAT) snprintf(range, sizeof range, "%c%g, %g]", o->lo_open ? '(' : '[', o->lo, o->hi);
+    zc_kv_config d;
+    zc_kv_config_default(&d);
+    if (o->size && (o->type != ZC_KV_OPT_BYTES || o->def)) {
+        char v[48];
+        format_value(o, &d, 3, v, sizeof v);
+        snprintf(def, sizeof def, "%sdefault %s", range[0] ? "; " : "", v);
+    }
+    readers(o->name, who, sizeof who);
+    zc_text_printf(b, "  %-30s %s", flag, o->help);
+    if (range[0] || def[0]) zc_text_printf(b, " (%s%s)", range, def);
+    if (who[0]) zc_text_printf(b, " [%s]", who);
+    zc_text_printf(b, "\n");
+}
+
+/* The first policy whose table holds row o (policies may share a table). */
+static size_t first_with(const zc_kv_option *o) {
+    size_t i = 0;
+    while (i < N_POLICIES && find_in(POLICIES[i]->options, o->name) != o) i++;
+    return i;
+}
+
+size_t zc_kv_options_help(char *buf, size_t cap) {
+    zc_text b = {buf, cap, 0};
+    if (cap) buf[0] = 0;
+    zc_text_printf(&b, "  %-30s %s\n", "--kv POLICY", "the KV cache policy (default zipcache):");
+    for (size_t i = 0; i < N_POLICIES; i++) zc_text_printf(&b, "%s%s", i ? ", " : "      ", POLICIES[i]->name);
+    zc_text_printf(&b, "\n");
+    /* each option once, where it parses (the first table naming it) */
+    for (const zc_kv_option *o = COMMON; o->name; o++) help_row(&b, o);
+    for (size_t i = 0; i < N_POLICIES; i++)
+        for (const zc_kv_option *o = POLICIES[i]->options; o && o->name; o++)
+            if (zc_kv_option_find(o->name) == o && first_with(o) == i) help_row(&b, o);
+    return b.len;
 }
 
 /* ---- Helpers of the dense policies (kv_impl.h) ---------------------------- */

@@ -8,8 +8,9 @@
  * e.g. the zipcache policy computes probe scores inside attend() of a
  * prefill block and compresses that block afterwards, and compresses its
  * decode window every stream-gap tokens. The model code never knows which
- * policy is active; adding a policy means one new file plus one line in the
- * registry in kv.c.
+ * policy is active; adding a policy means one new file (its constructor,
+ * options and description: kv_options.h) plus its line in the registry in
+ * kv.c.
  *
  * Shapes (per layer):
  *   k, v  [n][n_kv_heads * head_dim]   token-major, head-major within a token
@@ -41,11 +42,13 @@ typedef enum {
     ZC_KV_DECODE_REFERENCE = 1, /* the reference code: the compressing step's query row only, unnormalized */
 } zc_kv_decode_rule;
 
-/* Every option of every policy; a policy reads the ones it uses. The CLI
- * fills this from --kv* flags (zc_kv_config_parse_arg). (Tagged so that
+/* Every option of every policy; a policy reads the ones it uses. Each field
+ * an option sets is declared, with its flag, range, default and help, in the
+ * option table of the policy that reads it (kv_options.h); the CLI fills
+ * this from --kv* flags (zc_kv_config_parse_arg). (Tagged so that
  * include/zipcache.h can forward-declare it.) */
 typedef struct zc_kv_config {
-    char policy[16];         /* "fp32", "fp16", "zipcache", "uniform", "kivi", "mikv", "h2o", "q8_0", "q4_0" */
+    char policy[16];         /* a registered policy's name (zc_kv_policy_name): "zipcache", "fp16", ... */
     int k_hi_bits, k_lo_bits;  /* salient / regular bits for keys (zipcache, mikv); all four 0 (default):
                                   the policy chooses widths per segment for target_bits */
     int v_hi_bits, v_lo_bits;  /* same for values */
@@ -124,26 +127,31 @@ struct zc_kv_cache {
     int n_tokens;    /* positions written to the last layer */
 };
 
-/* Defaults: policy zipcache (what a user gets without --kv), widths chosen by
- * the policy (0), ratio 0.6, random+recent 5%+5%, gap 100, denominator L - j,
- * the paper's decode rule, int8 queries on, bits 0 (the policy's default
- * width)... The zipcache choices are measured in kv_zipcache.c. */
+/* Defaults: policy zipcache (what a user gets without --kv), then every
+ * option's default from the tables (kv_options.h): widths chosen by the
+ * policy (0), ratio 0.6, random+recent 5%+5%, gap 100, denominator L - j,
+ * the paper's decode rule, int8 queries on...; fields no option owns
+ * (bits, target_bits: set by --kv-bits) 0. The zipcache choices are
+ * measured in kv_zipcache.c. */
 void zc_kv_config_default(zc_kv_config *cfg);
 /* The width a uniform-width policy runs at: cfg->bits, or when 0 the
- * policy's default: 2 for kivi (KIVI-2 is the paper's reference point), 4
- * for the others. */
+ * policy's default (zc_kv_policy.default_bits: 2 for kivi, KIVI-2 being the
+ * paper's reference point), 4 for the others. */
 int zc_kv_config_bits(const zc_kv_config *cfg);
 /* Apply one CLI option ("--kv", "--kv-hi-bits", ...) with its value.
  * Returns 1 if the option was consumed, 0 if it is not a KV option (val
- * given or not), ZC_ERR_ARG (with a message) on a bad or missing (NULL)
- * value. */
+ * given or not), ZC_ERR_ARG (with a message naming the option) on a bad or
+ * missing (NULL) value, leaving cfg as it was. Any policy's option is
+ * accepted whichever policy cfg names. */
 int zc_kv_config_parse_arg(zc_kv_config *cfg, const char *opt, const char *val);
 /* Apply a policy name (NULL: keep cfg's) and an option string (NULL or
  * ""): space-separated "--kv-NAME VALUE", "--kv-NAME=VALUE" or "NAME=VALUE"
  * (the public API's syntax, include/zipcache.h). ZC_ERR_ARG names the
  * unknown or bad option. */
 int zc_kv_config_parse_string(zc_kv_config *cfg, const char *policy, const char *options);
-/* One line describing the policy and its effective parameters. */
+/* One line describing the policy and its effective parameters: its name,
+ * then the items its registry entry shows (kv_options.h), then any
+ * budget. Session files store it (minus the budget) to tell caches apart. */
 void zc_kv_config_describe(const zc_kv_config *cfg, char *buf, size_t cap);
 
 /* Create a cache for the policy named in cfg->policy. */

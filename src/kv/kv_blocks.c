@@ -19,7 +19,7 @@
  * is rotated instead of the keys (q.k = Hq.Hk) and the attention output is
  * rotated back (sum p Hv = H sum p v). head_dim must be a power of two.
  *
- * Attention (kv_tiled.c drives the work split): the query is quantized to
+ * Attention (attn_tiled.h drives the work split): the query is quantized to
  * q8_0 blocks and K.q is an integer dot product per block, as ggml does (K
  * is never dequantized: a tile's codes are unpacked to int8 once for all G
  * query heads of its KV head); each V tile is dequantized once into scratch
@@ -29,10 +29,11 @@
 #include <string.h>
 
 #include "attn/attn_impl.h"
+#include "attn/attn_tiled.h"
 #include "kv/kv.h"
 #include "kv/kv_impl.h"
+#include "kv/kv_options.h"
 #include "kv/kv_blocks.h"
-#include "kv/kv_tiled.h"
 #include "quant/hadamard.h"
 #include "util/cpu.h"
 #include "util/error.h"
@@ -79,7 +80,7 @@ static void dequant_scalar(int type, const uint8_t *v, size_t vstride, int n, in
 }
 
 static void update_scalar(float *s, int n, const float *vt, int hd, float *m, float *l, float *acc) {
-    zc_kvt_softmax_step(s, n, m, l, acc, hd);
+    zc_attn_softmax_step(s, n, m, l, acc, hd);
     for (int j = 0; j < n; j++)
         for (int d = 0; d < hd; d++) acc[d] += s[j] * vt[(size_t)j * hd + d];
 }
@@ -164,27 +165,33 @@ static void blocks_prepare(const void *ctx, int n_rows, const float *q, void *qx
         zc_quantize_row(ZC_TYPE_Q8_0, q + (size_t)r * hd, out + (size_t)r * lv->c->nb, hd);
 }
 
-static void blocks_tile(const void *ctx, int g, int t0, int nk, const zc_kvt_rows *r) {
+/* Keys [t0, t0+nk) of KV heads g0..g0+ng-1, one head at a time (the tmp
+ * tiles are reused): the keys any query sees unpacked and their values
+ * dequantized once for all G query heads of the group. */
+static void blocks_tile(const void *ctx, int g0, int ng, int t0, int nk, const zc_attn_rows *rows, float *tmp) {
     (void)nk;
     const layer_view *lv = ctx;
     const kv_blocks *c = lv->c;
-    int hd = c->base.shape.head_dim, nb = c->nb, nq = r->n_rows / r->G;
-    int nmax = 0; /* keys of the tile any query sees */
+    int hd = c->base.shape.head_dim, nb = c->nb, nq = rows->n_rows / rows->G;
+    int nmax = 0; /* keys of the tile any query sees (every head's rows share nvalid) */
     for (int i = 0; i < nq; i++)
-        if (r->nvalid[i] > nmax) nmax = r->nvalid[i];
+        if (rows->nvalid[i] > nmax) nmax = rows->nvalid[i];
     if (!nmax) return;
-    size_t off = (size_t)t0 * c->row_bytes + (size_t)g * nb * c->block_bytes;
-    float *vt = r->tmp;                          /* [BK][hd] values */
+    float *vt = tmp;                             /* [BK][hd] values */
     float *dk = vt + (size_t)ZC_ATTN_BK * hd;    /* [nb][BK] key block scales */
     int8_t *kc = (int8_t *)(dk + (size_t)nb * ZC_ATTN_BK); /* [BK][hd] key codes */
-    lv->kern->unpack_keys(c->type, lv->k + off, c->row_bytes, nmax, nb, kc, dk);
-    lv->kern->dequant(c->type, lv->v + off, c->row_bytes, nmax, nb, vt);
-    const zc_block_q8_0 *qx = r->qx;
-    for (int row = 0; row < r->n_rows; row++) {
-        int n = r->nvalid[row / r->G];
-        if (!n) continue;
-        lv->kern->scores(qx + (size_t)row * nb, kc, dk, n, nb, r->s);
-        lv->kern->update(r->s, n, vt, hd, &r->m[row], &r->l[row], r->acc + (size_t)row * hd);
+    for (int i = 0; i < ng; i++) {
+        const zc_attn_rows *r = &rows[i];
+        size_t off = (size_t)t0 * c->row_bytes + (size_t)(g0 + i) * nb * c->block_bytes;
+        lv->kern->unpack_keys(c->type, lv->k + off, c->row_bytes, nmax, nb, kc, dk);
+        lv->kern->dequant(c->type, lv->v + off, c->row_bytes, nmax, nb, vt);
+        const zc_block_q8_0 *qx = r->qx;
+        for (int row = 0; row < r->n_rows; row++) {
+            int n = r->nvalid[row / r->G];
+            if (!n) continue;
+            lv->kern->scores(qx + (size_t)row * nb, kc, dk, n, nb, r->s);
+            lv->kern->update(r->s, n, vt, hd, &r->m[row], &r->l[row], r->acc + (size_t)row * hd);
+        }
     }
 }
 
@@ -193,7 +200,7 @@ static int blocks_attend(zc_kv_cache *base, int layer, int pos, int n, const flo
     int rc = zc_kv_check_attend(base, c->n_layer, layer, pos, n);
     if (rc) return rc;
     layer_view lv = {c, c->k + layer_offset(c, layer), c->v + layer_offset(c, layer), zc_kvb_kernels_get()};
-    zc_kvt_source src = {
+    zc_attn_source src = {
         .ctx = &lv, .n_heads = base->shape.n_heads, .n_kv_heads = base->shape.n_kv_heads,
         .head_dim = base->shape.head_dim,
         .tmp_floats = (size_t)ZC_ATTN_BK * (base->shape.head_dim + c->nb + base->shape.head_dim / 4),
@@ -201,7 +208,7 @@ static int blocks_attend(zc_kv_cache *base, int layer, int pos, int n, const flo
     };
     size_t rows = (size_t)n * base->shape.n_heads;
     if (c->rot && (rc = rotated(c, q, rows, &q)) != ZC_OK) return rc;
-    rc = zc_kvt_attend(base->pool, &src, q, n, pos, pos + n, out, &c->scratch);
+    rc = zc_attn_tiled(base->pool, &src, q, n, pos, pos + n, out, NULL, &c->scratch);
     if (rc == ZC_OK && c->rot) zc_hadamard_rows(out, (size_t)base->shape.head_dim, (int)rows, base->shape.head_dim);
     return rc;
 }
@@ -297,14 +304,19 @@ static int create_blocks(const zc_kv_ops *ops, int type, const zc_kv_config *cfg
     return ZC_OK;
 }
 
-int zc_kv_create_q8_0(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out) {
+static int create_q8_0(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out) {
     return create_blocks(&Q8_0_OPS, ZC_TYPE_Q8_0, cfg, shape, pool, out);
 }
 
-int zc_kv_create_q4_0(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out) {
+static int create_q4_0(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out) {
     return create_blocks(&Q4_0_OPS, ZC_TYPE_Q4_0, cfg, shape, pool, out);
 }
 
-int zc_kv_create_q4_0r(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out) {
+static int create_q4_0r(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out) {
     return create_blocks(&Q4_0R_OPS, ZC_TYPE_Q4_0, cfg, shape, pool, out);
 }
+
+/* No options: llama.cpp's formats have no knobs, and a budget does not move them. */
+const zc_kv_policy zc_kv_policy_q8_0 = {"q8_0", create_q8_0, NULL, NULL, 0, NULL};
+const zc_kv_policy zc_kv_policy_q4_0 = {"q4_0", create_q4_0, NULL, NULL, 0, NULL};
+const zc_kv_policy zc_kv_policy_q4_0r = {"q4_0r", create_q4_0r, NULL, NULL, 0, NULL};

@@ -17,6 +17,7 @@
 #include "attn/attn.h"
 #include "kv/kv.h"
 #include "kv/kv_impl.h"
+#include "kv/kv_options.h"
 #include "quant/ggml_blocks.h"
 #include "util/error.h"
 #include "util/fp16.h"
@@ -134,10 +135,17 @@ static int create_fp(const zc_kv_ops *ops, int type, const zc_kv_config *cfg, co
     return ZC_OK;
 }
 
-int zc_kv_create_fp32(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out) {
+static int create_fp32(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out) {
     return create_fp(&FP32_OPS, ZC_TYPE_F32, cfg, shape, pool, out);
 }
 
-int zc_kv_create_fp16(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out) {
+static int create_fp16(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out) {
     return create_fp(&FP16_OPS, ZC_TYPE_F16, cfg, shape, pool, out);
 }
+
+/* No options of their own: the description states the storage. */
+static const zc_kv_shown FP32_SHOWN[] = {{.text = "uncompressed, 32 bits/element"}, {0}};
+static const zc_kv_shown FP16_SHOWN[] = {{.text = "uncompressed, 16 bits/element"}, {0}};
+
+const zc_kv_policy zc_kv_policy_fp32 = {"fp32", create_fp32, NULL, FP32_SHOWN, 0, NULL};
+const zc_kv_policy zc_kv_policy_fp16 = {"fp16", create_fp16, NULL, FP16_SHOWN, 0, NULL};

@@ -41,6 +41,7 @@
 #include "attn/attn.h"
 #include "kv/kv.h"
 #include "kv/kv_impl.h"
+#include "kv/kv_options.h"
 #include "quant/ggml_blocks.h"
 #include "util/error.h"
 #include "util/fp16.h"
@@ -314,7 +315,7 @@ static int h2o_load(zc_kv_cache *base, zc_kv_reader *r) {
 
 static const zc_kv_ops H2O_OPS = {"h2o", h2o_write, h2o_attend, h2o_truncate, h2o_usage, h2o_destroy, h2o_save, h2o_load};
 
-int zc_kv_create_h2o(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out) {
+static int create_h2o(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out) {
     if (!(cfg->budget_ratio > 0.0f && cfg->budget_ratio <= 1.0f))
         return zc_error(ZC_ERR_ARG, "kv h2o: budget ratio %g is not in (0, 1]", (double)cfg->budget_ratio);
     if (cfg->sinks < 0) return zc_error(ZC_ERR_ARG, "kv h2o: %d sinks", cfg->sinks);
@@ -351,3 +352,26 @@ int zc_kv_create_h2o(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool 
     *out = &c->base;
     return ZC_OK;
 }
+
+/* ---- Options (kv_options.h) ---------------------------------------------- */
+static const zc_kv_option H2O_OPTIONS[] = {
+    {.name = "budget-ratio", .type = ZC_KV_OPT_FLOAT, ZC_KV_FIELD(budget_ratio), .lo = 0, .hi = 1, .lo_open = 1,
+     .def = 0.2, .help = "fraction of the tokens kept (heavy hitters and recent ones)"},
+    {.name = "sinks", .type = ZC_KV_OPT_INT, ZC_KV_FIELD(sinks), .lo = 0, .hi = 1 << 20, .def = 0,
+     .help = "first N tokens never evicted"},
+    {0},
+};
+
+static const zc_kv_shown H2O_SHOWN[] = {
+    ZC_KV_SHOW("budget-ratio", "keep {} of tokens"),
+    ZC_KV_SHOW("sinks", "sinks {}"),
+    {0},
+};
+
+/* Kept tokens stay fp16 (16 bits each), evicted ones cost nothing. */
+static void h2o_budget(zc_kv_config *cfg, double bits) {
+    double keep = bits / 16.0;
+    cfg->budget_ratio = (float)(keep > 1 ? 1 : keep);
+}
+
+const zc_kv_policy zc_kv_policy_h2o = {"h2o", create_h2o, H2O_OPTIONS, H2O_SHOWN, 0, h2o_budget};

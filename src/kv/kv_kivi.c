@@ -24,7 +24,7 @@
  *   kwin         [R + G][kv_dim]               fp16 keys of tokens nkq..n-1
  *   vwin         [R + 1][kv_dim]               fp16 values of tokens nvq..n-1
  *
- * Attention: kv_tiled.c walks 64-key tiles; each tile of one KV head is
+ * Attention: attn.c's tiled driver walks 64-key tiles; each tile of one KV head is
  * decoded into fp32 scratch (quantized part and window alike) and folded in
  * by the full-precision tile kernel. There is never a dequantized copy of
  * the cache, only one tile per thread.
@@ -33,9 +33,10 @@
 #include <string.h>
 
 #include "attn/attn_impl.h"
+#include "attn/attn_tiled.h"
 #include "kv/kv.h"
 #include "kv/kv_impl.h"
-#include "kv/kv_tiled.h"
+#include "kv/kv_options.h"
 #include "quant/kvquant.h"
 #include "quant/pack.h"
 #include "util/cpu.h"
@@ -206,17 +207,24 @@ static void value_rows(const layer_view *lv, int g, int a, int b, float *vt) {
                            vt + (size_t)(t - a) * c->hd);
 }
 
-static void kivi_tile(const void *ctx, int g, int t0, int nk, const zc_kvt_rows *r) {
+/* Keys [t0, t0+nk) of KV heads g0..g0+ng-1, one head at a time (the tmp
+ * tiles are reused): the keys any query sees decoded to fp32 once for all G
+ * query heads of the group, then the full-precision tile kernel. */
+static void kivi_tile(const void *ctx, int g0, int ng, int t0, int nk, const zc_attn_rows *rows, float *tmp) {
     const layer_view *lv = ctx;
-    int hd = lv->c->hd, nq = r->n_rows / r->G, nmax = 0; /* keys of the tile any query sees */
+    int hd = lv->c->hd, nq = rows->n_rows / rows->G, nmax = 0; /* keys of the tile any query sees */
     for (int i = 0; i < nq; i++)
-        if (r->nvalid[i] > nmax) nmax = r->nvalid[i];
+        if (rows->nvalid[i] > nmax) nmax = rows->nvalid[i];
     if (!nmax) return;
     (void)nk;
-    float *kt = r->tmp, *vt = r->tmp + (size_t)ZC_ATTN_BK * hd; /* [BK][hd] each */
-    key_rows(lv, g, t0, t0 + nmax, kt);
-    value_rows(lv, g, t0, t0 + nmax, vt);
-    lv->kernel(r->n_rows, r->G, r->nvalid, r->q, hd, nmax, kt, (size_t)hd, vt, (size_t)hd, r->s, r->m, r->l, r->acc);
+    float *kt = tmp, *vt = tmp + (size_t)ZC_ATTN_BK * hd; /* [BK][hd] each */
+    for (int i = 0; i < ng; i++) {
+        const zc_attn_rows *r = &rows[i];
+        key_rows(lv, g0 + i, t0, t0 + nmax, kt);
+        value_rows(lv, g0 + i, t0, t0 + nmax, vt);
+        lv->kernel(r->n_rows, r->G, r->nvalid, r->q, hd, nmax, kt, (size_t)hd, vt, (size_t)hd, r->s, r->m, r->l,
+                   r->acc);
+    }
 }
 
 static int kivi_attend(zc_kv_cache *base, int layer, int pos, int n, const float *q, float *out) {
@@ -225,11 +233,11 @@ static int kivi_attend(zc_kv_cache *base, int layer, int pos, int n, const float
     if (rc) return rc;
     int simd = zc_cpu_has_avx2();
     layer_view lv = {c, &c->layers[layer], simd ? zc_attn_tile_avx2 : zc_attn_tile_scalar, simd};
-    zc_kvt_source src = {
+    zc_attn_source src = {
         .ctx = &lv, .n_heads = base->shape.n_heads, .n_kv_heads = c->n_kv, .head_dim = c->hd,
         .tmp_floats = 2 * (size_t)ZC_ATTN_BK * c->hd, .tile = kivi_tile,
     };
-    return zc_kvt_attend(base->pool, &src, q, n, pos, pos + n, out, &c->scratch);
+    return zc_attn_tiled(base->pool, &src, q, n, pos, pos + n, out, NULL, &c->scratch);
 }
 
 static int kivi_truncate(zc_kv_cache *base, int n_keep) {
@@ -355,7 +363,7 @@ static int kivi_load(zc_kv_cache *base, zc_kv_reader *r) {
 static const zc_kv_ops KIVI_OPS = {"kivi", kivi_write, kivi_attend, kivi_truncate, kivi_usage, kivi_destroy,
                                    kivi_save, kivi_load};
 
-int zc_kv_create_kivi(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out) {
+static int create_kivi(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out) {
     int bits = zc_kv_config_bits(cfg);
     if (bits < 1 || bits > 8) return zc_error(ZC_ERR_ARG, "kv kivi: %d bits (1..8)", bits);
     if (cfg->group_size < 1 || cfg->group_size > shape->max_ctx)
@@ -411,3 +419,22 @@ int zc_kv_create_kivi(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool
     *out = &c->base;
     return ZC_OK;
 }
+
+/* ---- Options (kv_options.h) ---------------------------------------------- */
+static const zc_kv_option KIVI_OPTIONS[] = {
+    {.name = "group", .type = ZC_KV_OPT_INT, ZC_KV_FIELD(group_size), .lo = 1, .hi = 1 << 16, .def = 32,
+     .help = "tokens per key quantization group"},
+    {.name = "residual", .type = ZC_KV_OPT_INT, ZC_KV_FIELD(residual), .lo = 0, .hi = 1 << 20, .def = 32,
+     .help = "most recent tokens kept in fp16"},
+    {0},
+};
+
+static const zc_kv_shown KIVI_SHOWN[] = {
+    {.fn = zc_kv_show_width},
+    ZC_KV_SHOW("group", "group {}"),
+    ZC_KV_SHOW("residual", "fp16 residual {}"),
+    {0},
+};
+
+/* Width 2 by default: KIVI-2 is the paper's reference point. */
+const zc_kv_policy zc_kv_policy_kivi = {"kivi", create_kivi, KIVI_OPTIONS, KIVI_SHOWN, 2, zc_kv_budget_width};

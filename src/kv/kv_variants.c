@@ -27,9 +27,10 @@
 #include <string.h>
 
 #include "kv/kv.h"
+#include "kv/kv_options.h"
 #include "kv/zipcache_internal.h"
 
-int zc_kv_create_uniform(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out) {
+static int create_uniform(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out) {
     zc_kv_config z = *cfg;
     z.k_hi_bits = z.k_lo_bits = z.v_hi_bits = z.v_lo_bits = zc_kv_config_bits(cfg);
     z.salient_ratio = 1.0f;
@@ -38,10 +39,25 @@ int zc_kv_create_uniform(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_p
     return zc_kv_create_zipcache(&z, shape, pool, out);
 }
 
-int zc_kv_create_mikv(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out) {
+static int create_mikv(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out) {
     zc_kv_config z = *cfg;
     strcpy(z.probes, "all");
     z.denom = ZC_DENOM_NONE;
     z.decode_rule = ZC_KV_DECODE_PAPER;
     return zc_kv_create_zipcache(&z, shape, pool, out);
 }
+
+/* Both read zipcache's options. mikv shares zipcache's description (items
+ * marked for one of them); uniform keeps the description it always had
+ * (width, key group, int8 query), which leaves out its stream gap and key
+ * rotation: changing it would make its saved sessions unreadable. */
+static const zc_kv_shown UNIFORM_SHOWN[] = {
+    {.fn = zc_kv_show_width},
+    ZC_KV_SHOW("key-group", "key group {}"),
+    ZC_KV_SHOW("int8-query", "int8 query {}"),
+    {0},
+};
+
+const zc_kv_policy zc_kv_policy_uniform = {"uniform", create_uniform, zc_zip_options, UNIFORM_SHOWN, 4,
+                                           zc_kv_budget_width};
+const zc_kv_policy zc_kv_policy_mikv = {"mikv", create_mikv, zc_zip_options, zc_zip_shown, 0, zc_zip_budget};

@@ -84,13 +84,16 @@
  *   index   per head: salient bitmap [ceil(n/8)] (bit j = token j of the segment)
  * Blobs start 8-byte aligned; the padding is reported as usage().other.
  */
+#include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "attn/attn.h"
 #include "attn/attn_packed.h"
 #include "kv/kv_impl.h"
+#include "kv/kv_options.h"
 #include "kv/zipcache_internal.h"
 #include "quant/ggml_blocks.h"
 #include "quant/hadamard.h"
@@ -964,3 +967,126 @@ int zc_zip_last_salient(const zc_kv_cache *base, int layer, int head, int *n_sal
     *n_tokens = L->info[s].n;
     return ZC_OK;
 }
+
+/* ---- Options (kv_options.h; uniform and mikv read the same table) --------- */
+
+/* "all" | "random:F" | "recent:F" | "random+recent:F:F", fractions in (0, 1]. */
+static int check_probes(const char *opt, const char *val) {
+    if (!strcmp(val, "all")) return ZC_OK;
+    const char *kinds[] = {"random+recent:", "random:", "recent:"};
+    for (int k = 0; k < 3; k++) {
+        size_t n = strlen(kinds[k]);
+        if (strncmp(val, kinds[k], n)) continue;
+        const char *p = val + n;
+        for (int f = 0; f < (k == 0 ? 2 : 1); f++) {
+            char *end;
+            errno = 0;
+            double x = strtod(p, &end);
+            if (end == p || errno || !(x > 0 && x <= 1))
+                return zc_error(ZC_ERR_ARG, "%s: '%s' needs fractions in (0, 1], e.g. random+recent:0.05:0.05", opt,
+                                val);
+            p = end;
+            if (k == 0 && f == 0) {
+                if (*p != ':') return zc_error(ZC_ERR_ARG, "%s: '%s' needs two fractions: random+recent:R:S", opt, val);
+                p++;
+            }
+        }
+        if (*p) return zc_error(ZC_ERR_ARG, "%s: '%s' has trailing characters", opt, val);
+        return ZC_OK;
+    }
+    return zc_error(ZC_ERR_ARG, "%s: '%s' is not a probe policy (all, random:F, recent:F, random+recent:F:F)", opt,
+                    val);
+}
+
+/* --kv-hi-bits / --kv-lo-bits: keys and values at once. */
+static void set_hi_bits(zc_kv_config *cfg, double b) { cfg->k_hi_bits = cfg->v_hi_bits = (int)b; }
+static void set_lo_bits(zc_kv_config *cfg, double b) { cfg->k_lo_bits = cfg->v_lo_bits = (int)b; }
+/* An explicit ratio replaces any bit budget given before it. */
+static void set_ratio(zc_kv_config *cfg, double r) { (void)r; cfg->target_bits = 0; }
+
+/* Names of the enumerated options, indexed by their values (the CLI's spelling). */
+static const char *const DENOM_NAMES[] = {"accumulated", "causal", "probes", NULL}; /* zc_sal_denom */
+static const char *const DECODE_NAMES[] = {"paper", "reference", NULL};             /* zc_kv_decode_rule */
+
+#define WIDTH(opt, f, what)                                                                                      \
+    {.name = opt, .type = ZC_KV_OPT_INT, ZC_KV_FIELD(f), .lo = 1, .hi = 8, .def = 0,                          \
+     .help = what ", 0: chosen for the budget (once any width is given: 4 hi, 2 lo)"}
+
+const zc_kv_option zc_zip_options[] = {
+    {.name = "hi-bits", .type = ZC_KV_OPT_INT, .lo = 1, .hi = 8, .set = set_hi_bits,
+     .help = "bits of salient keys and values"},
+    {.name = "lo-bits", .type = ZC_KV_OPT_INT, .lo = 1, .hi = 8, .set = set_lo_bits,
+     .help = "bits of regular keys and values"},
+    WIDTH("k-hi-bits", k_hi_bits, "bits of salient keys"),
+    WIDTH("k-lo-bits", k_lo_bits, "bits of regular keys"),
+    WIDTH("v-hi-bits", v_hi_bits, "bits of salient values"),
+    WIDTH("v-lo-bits", v_lo_bits, "bits of regular values"),
+    {.name = "salient-ratio", .type = ZC_KV_OPT_FLOAT, ZC_KV_FIELD(salient_ratio), .lo = 0, .hi = 1, .def = 0.6,
+     .set = set_ratio, .help = "fraction of tokens kept at hi bits when widths are given (replaces --kv-bits)"},
+    {.name = "probes", .type = ZC_KV_OPT_TEXT, ZC_KV_FIELD(probes), .def_text = "random+recent:0.05:0.05",
+     .check = check_probes, .help = "queries that measure saliency: all, random:F, recent:F, random+recent:F:F"},
+    {.name = "denom", .type = ZC_KV_OPT_CHOICE, ZC_KV_FIELD(denom), .choices = DENOM_NAMES, .def = ZC_DENOM_CAUSAL,
+     .help = "normalization of the probes' column sums"},
+    {.name = "decode-rule", .type = ZC_KV_OPT_CHOICE, ZC_KV_FIELD(decode_rule), .choices = DECODE_NAMES,
+     .def = ZC_KV_DECODE_PAPER, .help = "saliency of a decode window: the paper's probes or the reference code's row"},
+    {.name = "int8-query", .type = ZC_KV_OPT_CHOICE, ZC_KV_FIELD(int8_query), .choices = zc_kv_onoff, .def = 1,
+     .help = "integer attention on packed codes"},
+    {.name = "stream-gap", .type = ZC_KV_OPT_INT, ZC_KV_FIELD(stream_gap), .lo = 1, .hi = 1 << 20, .def = 100,
+     .help = "decode tokens per compression"},
+    {.name = "sinks", .type = ZC_KV_OPT_INT, ZC_KV_FIELD(sinks), .lo = 0, .hi = 1 << 20, .def = 0,
+     .help = "first N tokens always at hi bits"},
+    {.name = "rotate", .type = ZC_KV_OPT_CHOICE, ZC_KV_FIELD(rotate_keys), .choices = zc_kv_onoff, .def = 0,
+     .help = "keys Hadamard-rotated before quantization"},
+    {.name = "key-group", .type = ZC_KV_OPT_INT, ZC_KV_FIELD(key_group), .lo = 0, .hi = 1 << 20, .def = 0,
+     .help = "key parameters per group of N tokens (0: one per set)"},
+    {.name = "seed", .type = ZC_KV_OPT_U64, ZC_KV_FIELD(seed), .def = 0, .help = "random probes' seed"},
+    {0},
+};
+#undef WIDTH
+
+/* "widths chosen per segment", or the widths given (0 = 4 hi, 2 lo). */
+static void show_widths(const zc_kv_config *c, char *buf, size_t cap) {
+    if (!c->k_hi_bits && !c->k_lo_bits && !c->v_hi_bits && !c->v_lo_bits)
+        snprintf(buf, cap, "widths chosen per segment");
+    else
+        snprintf(buf, cap, "K %d/%d bits, V %d/%d bits", c->k_hi_bits ? c->k_hi_bits : 4,
+                 c->k_lo_bits ? c->k_lo_bits : 2, c->v_hi_bits ? c->v_hi_bits : 4, c->v_lo_bits ? c->v_lo_bits : 2);
+}
+
+/* What sets the salient count: the bit budget or the ratio (zc_kv_create_zipcache). */
+static void show_mix(const zc_kv_config *c, char *buf, size_t cap) {
+    if (c->target_bits > 0)
+        snprintf(buf, cap, "budget %.3g bits", (double)c->target_bits);
+    else if (!c->k_hi_bits && !c->k_lo_bits && !c->v_hi_bits && !c->v_lo_bits)
+        snprintf(buf, cap, "budget %.3g bits (default)", ZC_ZIP_DEFAULT_BITS);
+    else
+        snprintf(buf, cap, "salient ratio %.3g", (double)c->salient_ratio);
+}
+
+static void show_rotated(const zc_kv_config *c, char *buf, size_t cap) {
+    snprintf(buf, cap, "%s", c->rotate_keys ? "rotated keys" : "");
+}
+
+void zc_zip_budget(zc_kv_config *cfg, double bits) {
+    cfg->target_bits = (float)bits; /* the policy derives its plan and salient count from it */
+}
+
+/* zipcache's description, and mikv's: mikv fixes the saliency options
+ * (kv_variants.c), so it states that instead of their values. */
+const zc_kv_shown zc_zip_shown[] = {
+    {.fn = show_widths},
+    {.fn = show_mix},
+    {.option = "probes", .text = "probes {}", .only = "zipcache"},
+    {.option = "denom", .text = "denom {}", .only = "zipcache"},
+    {.option = "decode-rule", .text = "decode rule {}", .only = "zipcache"},
+    {.text = "accumulated scores of all queries", .only = "mikv"},
+    ZC_KV_SHOW("stream-gap", "stream gap {}"),
+    ZC_KV_SHOW("sinks", "sinks {}"),
+    ZC_KV_SHOW("key-group", "key group {}"),
+    {.fn = show_rotated},
+    ZC_KV_SHOW("int8-query", "int8 query {}"),
+    {0},
+};
+
+const zc_kv_policy zc_kv_policy_zipcache = {"zipcache", zc_kv_create_zipcache, zc_zip_options, zc_zip_shown, 0,
+                                            zc_zip_budget};

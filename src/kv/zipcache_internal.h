@@ -1,10 +1,13 @@
 /* The zipcache KV policy's inspection hooks (for tests and the evaluation
- * code). Its options, including the choices where the paper and the
- * reference code disagree (denominator, decode rule), are zc_kv_config's. */
+ * code) and the pieces of its registry entry that the policies built on its
+ * machinery (kv_variants.c: uniform, mikv) share. Its options, including the
+ * choices where the paper and the reference code disagree (denominator,
+ * decode rule), are zc_kv_config's, declared in zc_zip_options. */
 #ifndef ZC_KV_ZIPCACHE_INTERNAL_H
 #define ZC_KV_ZIPCACHE_INTERNAL_H
 
 #include "kv/kv.h"
+#include "kv/kv_options.h"
 #include "quant/saliency.h"
 
 /* How a segment is stored: key / value code widths of its salient [0] and
@@ -19,6 +22,14 @@ typedef struct {
 #define ZC_ZIP_DEFAULT_BITS 4.0
 
 int zc_kv_create_zipcache(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out);
+
+/* The options of the zipcache machinery (kv_options.h), read by zipcache,
+ * uniform and mikv alike. */
+extern const zc_kv_option zc_zip_options[];
+/* The description of zipcache and mikv (items marked for one of them). */
+extern const zc_kv_shown zc_zip_shown[];
+/* The budget hook of a mixed-precision policy: the budget is the plan's target. */
+void zc_zip_budget(zc_kv_config *cfg, double bits);
 
 /* The saliency scores behind the latest compression of `layer`:
  * *scores = [n_kv_heads][*n] (window order, one row per KV head), valid until

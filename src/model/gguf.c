@@ -28,6 +28,7 @@
 #include "quant/ggml_blocks.h"
 #include "util/error.h"
 #include "util/file.h"
+#include "util/small.h"
 
 #define GGUF_MAGIC "GGUF"
 #define GGUF_DEFAULT_ALIGNMENT 32
@@ -649,51 +650,36 @@ const char *zc_gguf_arr_str(const zc_gguf *g, const char *key, uint64_t idx, siz
 
 /* ---- value formatting (for `zipcache info`) -------------------------------- */
 
-typedef struct {
-    char *buf;
-    size_t cap, len;
-} sbuf;
-
-static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(sbuf *b, const char *fmt, ...) {
-    if (b->len + 1 >= b->cap) return;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(b->buf + b->len, b->cap - b->len, fmt, ap);
-    va_end(ap);
-    if (n > 0) b->len = b->len + (size_t)n < b->cap ? b->len + (size_t)n : b->cap - 1;
-}
-
 /* Quote a string, escaping control bytes, showing at most max bytes. */
-static void sb_quoted(sbuf *b, const char *s, size_t n, size_t max) {
-    sb_printf(b, "\"");
+static void sb_quoted(zc_text *b, const char *s, size_t n, size_t max) {
+    zc_text_printf(b, "\"");
     for (size_t i = 0; i < n && i < max; i++) {
         unsigned char ch = (unsigned char)s[i];
-        if (ch == '"' || ch == '\\') sb_printf(b, "\\%c", ch);
-        else if (ch == '\n') sb_printf(b, "\\n");
-        else if (ch < 0x20 || ch == 0x7f) sb_printf(b, "\\x%02x", ch);
-        else sb_printf(b, "%c", ch);
+        if (ch == '"' || ch == '\\') zc_text_printf(b, "\\%c", ch);
+        else if (ch == '\n') zc_text_printf(b, "\\n");
+        else if (ch < 0x20 || ch == 0x7f) zc_text_printf(b, "\\x%02x", ch);
+        else zc_text_printf(b, "%c", ch);
     }
-    sb_printf(b, n > max ? "\"...(%zu bytes)" : "\"", n);
+    zc_text_printf(b, n > max ? "\"...(%zu bytes)" : "\"", n);
 }
 
-static void sb_scalar(sbuf *b, const uint8_t *p, uint32_t t) {
+static void sb_scalar(zc_text *b, const uint8_t *p, uint32_t t) {
     int64_t s;
     uint64_t u;
     bool sg;
     if (read_int(p, t, &s, &u, &sg)) {
-        if (sg) sb_printf(b, "%" PRId64, s);
-        else sb_printf(b, "%" PRIu64, u);
+        if (sg) zc_text_printf(b, "%" PRId64, s);
+        else zc_text_printf(b, "%" PRIu64, u);
     } else if (t == ZC_GGUF_F32) {
         float f;
         memcpy(&f, p, 4);
-        sb_printf(b, "%.9g", f);
+        zc_text_printf(b, "%.9g", f);
     } else if (t == ZC_GGUF_F64) {
         double d;
         memcpy(&d, p, 8);
-        sb_printf(b, "%.17g", d);
+        zc_text_printf(b, "%.17g", d);
     } else if (t == ZC_GGUF_BOOL) {
-        sb_printf(b, "%s", *p ? "true" : "false");
+        zc_text_printf(b, "%s", *p ? "true" : "false");
     }
 }
 
@@ -701,7 +687,7 @@ static void sb_scalar(sbuf *b, const uint8_t *p, uint32_t t) {
 
 /* Format the value starting at file offset off; returns the offset after it.
  * Values were validated at open, so no bounds checks are needed here. */
-static size_t format_at(const zc_gguf *g, sbuf *b, size_t off, uint32_t t) {
+static size_t format_at(const zc_gguf *g, zc_text *b, size_t off, uint32_t t) {
     const uint8_t *base = g->file.data;
     if (scalar_size(t)) {
         sb_scalar(b, base + off, t);
@@ -717,10 +703,10 @@ static size_t format_at(const zc_gguf *g, sbuf *b, size_t off, uint32_t t) {
     memcpy(&et, base + off, 4);
     memcpy(&n, base + off + 4, 8);
     off += 12;
-    sb_printf(b, "[%s x %" PRIu64 "] [", vtype_name(et), n);
+    zc_text_printf(b, "[%s x %" PRIu64 "] [", vtype_name(et), n);
     for (uint64_t i = 0; i < n; i++) {
         bool show = i < FORMAT_MAX_ITEMS;
-        if (show) sb_printf(b, i ? ", " : "");
+        if (show) zc_text_printf(b, i ? ", " : "");
         if (!show && scalar_size(et)) { /* fixed-size tail: jump over it */
             off += (size_t)(n - i) * scalar_size(et);
             break;
@@ -729,29 +715,29 @@ static size_t format_at(const zc_gguf *g, sbuf *b, size_t off, uint32_t t) {
             off = format_at(g, b, off, et);
         } else { /* variable-size tail: format into a scratch sink to advance */
             char scratch[1];
-            sbuf nul = {scratch, 1, 0};
+            zc_text nul = {scratch, 1, 0};
             off = format_at(g, &nul, off, et);
         }
     }
-    sb_printf(b, n > FORMAT_MAX_ITEMS ? ", ...]" : "]");
+    zc_text_printf(b, n > FORMAT_MAX_ITEMS ? ", ...]" : "]");
     return off;
 }
 
 void zc_gguf_format_value(const zc_gguf *g, int i, char *buf, size_t cap) {
     if (cap == 0) return;
     buf[0] = 0;
-    sbuf b = {buf, cap, 0};
+    zc_text b = {buf, cap, 0};
     const gguf_kv *kv = &g->kv[i];
     if (kv->type == ZC_GGUF_ARRAY && kv->arr_type == ZC_GGUF_STRING) {
         /* Fast path for 150k-entry vocabularies: use the offset table. */
-        sb_printf(&b, "[string x %" PRIu64 "] [", kv->arr_n);
+        zc_text_printf(&b, "[string x %" PRIu64 "] [", kv->arr_n);
         for (uint64_t k = 0; k < kv->arr_n && k < FORMAT_MAX_ITEMS; k++) {
             size_t len;
             const char *s = arr_str_at(g, kv, k, &len);
-            sb_printf(&b, k ? ", " : "");
+            zc_text_printf(&b, k ? ", " : "");
             sb_quoted(&b, s, len, 40);
         }
-        sb_printf(&b, kv->arr_n > FORMAT_MAX_ITEMS ? ", ...]" : "]");
+        zc_text_printf(&b, kv->arr_n > FORMAT_MAX_ITEMS ? ", ...]" : "]");
         return;
     }
     format_at(g, &b, kv->val_off, kv->type);
