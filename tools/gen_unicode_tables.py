@@ -11,6 +11,11 @@ Properties (bit flags, see src/model/unicode.h):
                      expose White_Space; str.isspace() is White_Space plus the
                      four information separators U+001C..U+001F (bidi class B/S),
                      so those are removed.
+  ZC_UCD_UPPER       general category Lu or Lt (the case-aware letter classes of
+                     the o200k / GPT-4o regex)
+  ZC_UCD_LOWER       general category Ll
+  ZC_UCD_MARK        general category M*  (regex \\p{M})
+Flag 8 is left free: the matchers in unicode.c use it for "inside the text".
 
 The table is a sorted list of ranges: entry i covers code points
 [start_i, start_{i+1}) and is stored as (start << 8) | flags. Lookup is a
@@ -21,7 +26,7 @@ Usage: python3 tools/gen_unicode_tables.py > src/model/unicode_tables.c
 import sys
 import unicodedata
 
-LETTER, NUMBER, WHITESPACE = 1, 2, 4
+LETTER, NUMBER, WHITESPACE, UPPER, LOWER, MARK = 1, 2, 4, 16, 32, 64
 MAX_CP = 0x110000
 
 
@@ -33,6 +38,12 @@ def flags(cp):
         f |= LETTER
     if cat[0] == "N":
         f |= NUMBER
+    if cat in ("Lu", "Lt"):
+        f |= UPPER
+    if cat == "Ll":
+        f |= LOWER
+    if cat[0] == "M":
+        f |= MARK
     if ch.isspace() and not 0x1C <= cp <= 0x1F:
         f |= WHITESPACE
     return f

@@ -577,33 +577,44 @@ static int load_gguf_merges(const zc_gguf *g, zc_tokenizer *t) {
     return ZC_OK;
 }
 
-/* tokenizer.ggml.pre values that select each pre-tokenizer (as llama.cpp). */
+/* tokenizer.ggml.pre values that select each pre-tokenizer (as llama.cpp).
+ * llama3: a word that is itself a token is taken as is (ignore_merges), and
+ * BOS is added. The first entry of each (kind, llama3) is the name
+ * zc_tokenizer_gguf_pre gives. */
+static const struct {
+    const char *name;
+    zc_pretok_kind kind;
+    bool llama3;
+} gguf_pretoks[] = {
+    {"gpt-2", ZC_PRETOK_GPT2, false},      {"default", ZC_PRETOK_GPT2, false},     {"gpt2", ZC_PRETOK_GPT2, false},
+    {"llama-bpe", ZC_PRETOK_LLAMA3, true}, {"llama3", ZC_PRETOK_LLAMA3, true},     {"llama-v3", ZC_PRETOK_LLAMA3, true},
+    {"smaug-bpe", ZC_PRETOK_LLAMA3, false}, {"dbrx", ZC_PRETOK_LLAMA3, false},    {"qwen2", ZC_PRETOK_QWEN2, false},
+    {"deepseek-r1-qwen", ZC_PRETOK_QWEN2, false}, {"stablelm2", ZC_PRETOK_QWEN2, false},
+    {"gpt-4o", ZC_PRETOK_GPT4O, false},    {"llama4", ZC_PRETOK_GPT4O, false},
+};
+
 static int gguf_pretok(const zc_gguf *g, zc_tokenizer *t) {
     size_t len = 0;
     const char *pre = zc_gguf_get_str(g, "tokenizer.ggml.pre", &len);
-    static const struct {
-        const char *name;
-        zc_pretok_kind kind;
-        bool llama3;
-    } table[] = {
-        {"default", ZC_PRETOK_GPT2, false}, {"gpt-2", ZC_PRETOK_GPT2, false},   {"gpt2", ZC_PRETOK_GPT2, false},
-        {"llama3", ZC_PRETOK_LLAMA3, true}, {"llama-v3", ZC_PRETOK_LLAMA3, true}, {"llama-bpe", ZC_PRETOK_LLAMA3, true},
-        {"smaug-bpe", ZC_PRETOK_LLAMA3, false}, {"dbrx", ZC_PRETOK_LLAMA3, false}, {"qwen2", ZC_PRETOK_QWEN2, false},
-        {"deepseek-r1-qwen", ZC_PRETOK_QWEN2, false}, {"stablelm2", ZC_PRETOK_QWEN2, false},
-    };
     t->has_pretok = true;
     t->pretok = ZC_PRETOK_GPT2;
     if (!pre) return ZC_OK; /* llama.cpp's fallback is GPT-2's regex */
-    for (size_t i = 0; i < sizeof table / sizeof *table; i++) {
-        if (strlen(table[i].name) == len && memcmp(table[i].name, pre, len) == 0) {
-            t->pretok = table[i].kind;
-            /* Llama 3 tokenizers take a word that is itself a token as is, and add BOS. */
-            t->ignore_merges = table[i].llama3;
-            t->add_bos = table[i].llama3;
+    for (size_t i = 0; i < sizeof gguf_pretoks / sizeof *gguf_pretoks; i++) {
+        if (strlen(gguf_pretoks[i].name) == len && memcmp(gguf_pretoks[i].name, pre, len) == 0) {
+            t->pretok = gguf_pretoks[i].kind;
+            t->ignore_merges = gguf_pretoks[i].llama3;
+            t->add_bos = gguf_pretoks[i].llama3;
             return ZC_OK;
         }
     }
     return zc_error(ZC_ERR_UNSUPPORTED, "%s: pre-tokenizer '%.*s' is not supported", t->path, (int)len, pre);
+}
+
+const char *zc_tokenizer_gguf_pre(const zc_tokenizer *t) {
+    if (t->algo != ALGO_BPE || !t->byte_level || !t->has_pretok || t->byte_fallback || t->n_norm) return NULL;
+    for (size_t i = 0; i < sizeof gguf_pretoks / sizeof *gguf_pretoks; i++)
+        if (gguf_pretoks[i].kind == t->pretok && gguf_pretoks[i].llama3 == t->ignore_merges) return gguf_pretoks[i].name;
+    return NULL;
 }
 
 int zc_tokenizer_from_gguf(const zc_gguf *g, zc_tokenizer **out) {
@@ -796,6 +807,11 @@ static int regex_kind(const char *re, zc_pretok_kind *kind) {
         {"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
          "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
          ZC_PRETOK_QWEN2},
+        {"[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+"
+         "(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+"
+         "[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|"
+         "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+         ZC_PRETOK_GPT4O},
     };
     for (size_t i = 0; i < sizeof known / sizeof *known; i++)
         if (!strcmp(known[i].re, re)) {
@@ -852,9 +868,15 @@ static int hf_pre_tokenizer(zc_tokenizer *t, const zc_json *p) {
         if (zc_json_str(str) && str->len && split_string_is_noop(t, str->str, str->len)) return ZC_OK;
         const char *re = zc_json_str(zc_json_get(zc_json_get(p, "pattern"), "Regex"));
         const char *behavior = zc_json_str(zc_json_get(p, "behavior"));
-        if (!re || !behavior || strcmp(behavior, "Isolated") || jbool_or(p, "invert", false))
-            return zc_error(ZC_ERR_UNSUPPORTED, "%s: only Split pre-tokenizers with a Regex, behavior Isolated, are "
-                            "supported", t->path);
+        /* Isolated keeps the matches and the text between them as words;
+         * Removed with invert keeps only the matches (o200k files write
+         * that). The same split for these regexes, which match every
+         * character: there is nothing between the matches. */
+        bool invert = jbool_or(p, "invert", false);
+        if (!re || !behavior ||
+            !((!strcmp(behavior, "Isolated") && !invert) || (!strcmp(behavior, "Removed") && invert)))
+            return zc_error(ZC_ERR_UNSUPPORTED, "%s: only Split pre-tokenizers with a Regex, behavior Isolated (or "
+                            "Removed, inverted), are supported", t->path);
         if (t->has_pretok)
             return zc_error(ZC_ERR_UNSUPPORTED, "%s: two splitting pre-tokenizers are not supported", t->path);
         if (regex_kind(re, &t->pretok))
@@ -1072,9 +1094,16 @@ static int hf_vocab(zc_tokenizer *t, const zc_json *model, const zc_json *added,
         else t->added[t->n_added++] = (hf_added){copy, NULL, content->len, 0, (int32_t)id,
                                                  jbool_or(a, "normalized", !special), special};
     }
+    /* An id that neither names (o200k leaves 199998 and 200000..200017
+     * free) stays an unused token without text: never produced, decoded
+     * as nothing. */
     for (int64_t i = 0; !rc && i < n; i++) {
-        if (!txt[i]) rc = zc_error(ZC_ERR_FORMAT, "%s: token id %lld is missing from the vocabulary", t->path, (long long)i);
-        else if (zc_add_size(total, tlen[i], &total)) rc = zc_error(ZC_ERR_LIMIT, "%s: vocabulary too large", t->path);
+        if (!txt[i]) {
+            txt[i] = "";
+            ty[i] = TT_UNUSED;
+        } else if (zc_add_size(total, tlen[i], &total)) {
+            rc = zc_error(ZC_ERR_LIMIT, "%s: vocabulary too large", t->path);
+        }
     }
     if (!rc) rc = vocab_alloc(t, (uint64_t)n, total);
     size_t off = 0;

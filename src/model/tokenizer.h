@@ -1,6 +1,6 @@
 /* Tokenizers: SentencePiece-style BPE with byte fallback (GGUF "llama"),
- * GPT-2 byte-level BPE (GGUF "gpt2", with the GPT-2, Llama 3 and Qwen2
- * pre-tokenizer rules) and Hugging Face tokenizer.json BPE.
+ * GPT-2 byte-level BPE (GGUF "gpt2", with the GPT-2, Llama 3, Qwen2 and
+ * o200k pre-tokenizer rules) and Hugging Face tokenizer.json BPE.
  *
  * Encoding follows the reference tokenizers exactly (llama.cpp's test vectors
  * in ../shared/data/tokenizer-vectors must be reproduced). Decoding is
@@ -9,10 +9,11 @@
  *
  * tokenizer.json support covers what Llama-family files use: normalizers
  * Sequence/Prepend/Replace (NFC is accepted and, like llama.cpp, not
- * applied); pre-tokenizers ByteLevel and Split with the GPT-2, Llama 3 or
- * Qwen2 regex, or Metaspace; decoders Replace(U+2581 -> ' ')/ByteFallback/
- * Fuse/Strip, ByteLevel and Metaspace; post-processor TemplateProcessing
- * (BOS/EOS). Anything else is ZC_ERR_UNSUPPORTED naming the file.
+ * applied); pre-tokenizers ByteLevel and Split with the GPT-2, Llama 3,
+ * Qwen2 or o200k (GPT-4o, Phi-4-mini) regex, or Metaspace; decoders
+ * Replace(U+2581 -> ' ')/ByteFallback/Fuse/Strip, ByteLevel and Metaspace;
+ * post-processor TemplateProcessing (BOS/EOS). Anything else is
+ * ZC_ERR_UNSUPPORTED naming the file.
  *
  * A tokenizer is immutable once built: all functions may be called from
  * several threads at once.
@@ -35,13 +36,20 @@ struct zc_gguf;
  * pre-tokenizer), ZC_ERR_NOMEM. */
 int zc_tokenizer_from_gguf(const struct zc_gguf *g, zc_tokenizer **out);
 /* Build from a Hugging Face tokenizer.json (+ tokenizer_config.json beside
- * it, if any: add_bos_token/add_eos_token, bos_token/eos_token).
- * Errors: ZC_ERR_IO, ZC_ERR_FORMAT (bad JSON, vocabulary ids missing,
+ * it, if any: add_bos_token/add_eos_token, bos_token/eos_token). Ids no
+ * token names (gaps below the largest) are unused tokens.
+ * Errors: ZC_ERR_IO, ZC_ERR_FORMAT (bad JSON, vocabulary ids invalid,
  * repeated or out of range, merges naming unknown tokens, ill-formed UTF-8),
  * ZC_ERR_UNSUPPORTED (a model, normalizer, pre-tokenizer, decoder or
  * post-processor this file does not implement), ZC_ERR_NOMEM. */
 int zc_tokenizer_from_hf(const char *tokenizer_json_path, zc_tokenizer **out);
 void zc_tokenizer_free(zc_tokenizer *t);
+/* The tokenizer.ggml.pre name that makes zc_tokenizer_from_gguf split and
+ * merge as this byte-level BPE tokenizer does ("gpt-2", "llama-bpe",
+ * "qwen2", "gpt-4o", ...), or NULL when a GGUF "gpt2" tokenizer cannot
+ * express it (SentencePiece-style, no regex, a normalizer). For `zipcache
+ * convert`. */
+const char *zc_tokenizer_gguf_pre(const zc_tokenizer *t);
 
 int zc_tokenizer_n_vocab(const zc_tokenizer *t);
 int zc_tokenizer_bos(const zc_tokenizer *t); /* -1 if none */

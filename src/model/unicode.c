@@ -114,8 +114,8 @@ int zc_cp_to_byte(uint32_t cp) {
 }
 
 /* ---- pre-tokenizer matchers ------------------------------------------------
- * Both scan left to right and try the regex alternatives in order at each
- * position, like a backtracking engine would. F(p) is the property set at p,
+ * Each scans left to right and tries the regex alternatives in order at
+ * each position, like a backtracking engine would. F(p) is the property set at p,
  * with IN marking "inside the text" so that [^\s\p{L}\p{N}] can match any
  * code point but never the end. */
 
@@ -156,8 +156,8 @@ static size_t match_contraction(const splitter *s, size_t pos, bool fold) {
     return 0;
 }
 
-/* Whitespace alternatives shared by both regexes: \s+(?!\S) then \s+ (and,
- * for Llama 3, \s*[\r\n]+ first). */
+/* Whitespace alternatives shared by all the regexes: \s+(?!\S) then \s+ (and,
+ * for Llama 3, Qwen2 and o200k, \s*[\r\n]+ first). */
 static size_t match_spaces(splitter *s, size_t pos, bool newline_rule) {
     size_t k = 0, last_nl = 0;
     while (F(s, pos + k) & ZC_UCD_WHITESPACE) {
@@ -200,8 +200,33 @@ static void split_gpt2(splitter *s) {
     }
 }
 
-static void split_llama3(splitter *s, size_t max_digits) {
+/* '\p{N}{1,max_digits}' at pos, repeated while digits follow (no other
+ * alternative can start inside a run of digits): ends the groups, returns
+ * the end of the run, or 0 if pos is not a digit. */
+static size_t match_digits(splitter *s, size_t pos, size_t max_digits) {
+    if (!(F(s, pos) & ZC_UCD_NUMBER)) return 0;
+    size_t p = pos, start = pos;
+    while (F(s, p) & ZC_UCD_NUMBER) {
+        if (++p - start >= max_digits) start = emit(s, p);
+    }
+    return emit(s, p);
+}
+
+/* ' ?[^\s\p{L}\p{N}]+' then '[\r\n]*' (or '[\r\n/]*' with slash) at pos:
+ * the end of the word, or 0. As in llama.cpp the entry test looks at the
+ * first code point itself being inside the text, so a lone trailing space
+ * is taken here (the same word \s+ would give). */
+static size_t match_punct(splitter *s, size_t pos, bool slash) {
     const int WLN = ZC_UCD_WHITESPACE | ZC_UCD_LETTER | ZC_UCD_NUMBER;
+    bool sp = CP(s, pos) == ' ';
+    if ((F(s, pos + sp) & WLN) || !(F(s, pos) & IN)) return 0;
+    size_t p = pos + sp;
+    while (!(F(s, p) & WLN) && (F(s, p) & IN)) p++;
+    for (uint32_t c; (c = CP(s, p)) == '\r' || c == '\n' || (slash && c == '/');) p++;
+    return emit(s, p);
+}
+
+static void split_llama3(splitter *s, size_t max_digits) {
     for (size_t pos = 0; pos < s->n;) {
         size_t m = match_contraction(s, pos, true);
         if (m) {
@@ -218,28 +243,52 @@ static void split_llama3(splitter *s, size_t max_digits) {
             pos = emit(s, p);
             continue;
         }
-        /* '\p{N}{1,max_digits}', repeated */
-        if (f & ZC_UCD_NUMBER) {
-            size_t p = pos, start = pos;
-            while (F(s, p) & ZC_UCD_NUMBER) {
-                if (++p - start >= max_digits) start = emit(s, p);
-            }
-            pos = emit(s, p);
-            continue;
+        size_t e = match_digits(s, pos, max_digits);
+        if (!e) e = match_punct(s, pos, false);
+        pos = e ? e : match_spaces(s, pos, true);
+    }
+}
+
+/* The o200k letter classes: "upper" [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}] and
+ * "lower" [\p{Ll}\p{Lm}\p{Lo}\p{M}] (modifier and other letters and marks
+ * are in both). */
+static bool o200k_upper(int f) { return ((f & ZC_UCD_LETTER) && !(f & ZC_UCD_LOWER)) || (f & ZC_UCD_MARK); }
+static bool o200k_lower(int f) { return ((f & ZC_UCD_LETTER) && !(f & ZC_UCD_UPPER)) || (f & ZC_UCD_MARK); }
+
+/* upper*lower+ (upper_first false) or upper+lower* (true) at q, then an
+ * optional contraction: the end of the match, or 0. A backtracking engine
+ * runs upper* as far as it goes and gives code points back until lower+
+ * can start, which is where the last code point in both classes is (or
+ * the first one after the run); lower+ and the contraction never fail, so
+ * that first success is the match. */
+static size_t match_cased(const splitter *s, size_t q, bool upper_first) {
+    size_t k = q;
+    while (o200k_upper(F(s, k))) k++;
+    if (upper_first) {
+        if (k == q) return 0;
+    } else {
+        while (k > q && !o200k_lower(F(s, k))) k--;
+        if (!o200k_lower(F(s, k))) return 0;
+    }
+    while (o200k_lower(F(s, k))) k++;
+    return k + match_contraction(s, k, true);
+}
+
+static void split_gpt4o(splitter *s) {
+    for (size_t pos = 0; pos < s->n;) {
+        uint32_t c = CP(s, pos);
+        /* Each cased alternative starts with '[^\r\n\p{L}\p{N}]?': tried
+         * taking that code point first, then without it. */
+        bool pre = c != '\r' && c != '\n' && !(F(s, pos) & (ZC_UCD_LETTER | ZC_UCD_NUMBER));
+        size_t e = 0;
+        for (int alt = 0; alt < 2 && !e; alt++) {
+            if (pre) e = match_cased(s, pos + 1, alt);
+            if (!e) e = match_cased(s, pos, alt);
         }
-        /* ' ?[^\s\p{L}\p{N}]+[\r\n]*'. As in llama.cpp the entry test looks
-         * at the first code point itself being inside the text, so a lone
-         * trailing space is taken here (the same word \s+ would give). */
-        bool sp = c == ' ';
-        int f2 = F(s, pos + sp);
-        if (!(f2 & WLN) && (f & IN)) {
-            size_t p = pos + sp;
-            while (!(F(s, p) & WLN) && (F(s, p) & IN)) p++;
-            while (CP(s, p) == '\r' || CP(s, p) == '\n') p++;
-            pos = emit(s, p);
-            continue;
-        }
-        pos = match_spaces(s, pos, true);
+        if (e) e = emit(s, e);
+        if (!e) e = match_digits(s, pos, 3);
+        if (!e) e = match_punct(s, pos, true);
+        pos = e ? e : match_spaces(s, pos, true);
     }
 }
 
@@ -250,6 +299,7 @@ size_t zc_pretok_split(zc_pretok_kind kind, const uint32_t *cps, size_t n, uint8
     case ZC_PRETOK_GPT2: split_gpt2(&s); break;
     case ZC_PRETOK_LLAMA3: split_llama3(&s, 3); break;
     case ZC_PRETOK_QWEN2: split_llama3(&s, 1); break;
+    case ZC_PRETOK_GPT4O: split_gpt4o(&s); break;
     }
     return s.n_words;
 }

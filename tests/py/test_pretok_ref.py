@@ -1,11 +1,13 @@
 """The hand-written pre-tokenizer matchers (src/model/unicode.c) against a
 real backtracking regex engine.
 
-Python's `re` has no \\p{..}, so the GPT-2, Llama 3 and Qwen2 expressions
-are rebuilt with explicit classes: \\p{L} and \\p{N} from unicodedata's
-general categories, \\s as the Unicode White_Space property (PropList.txt,
-written out below; Python's own \\s also matches U+001C..U+001F). The
-contractions use the explicit-case form llama.cpp uses, (?:'[sS]|'[tT]|...).
+Python's `re` has no \\p{..}, so the GPT-2, Llama 3, Qwen2 and o200k
+expressions are rebuilt with explicit classes: \\p{L} and \\p{N} from
+unicodedata's general categories, o200k's case classes from its Lu, Lt, Lm,
+Lo, Ll and M categories, \\s as the Unicode White_Space property
+(PropList.txt, written out below; Python's own \\s also matches
+U+001C..U+001F). The contractions use the explicit-case form llama.cpp uses,
+(?:'[sS]|'[tT]|...).
 Random strings over an alphabet chosen to make the alternatives interact
 are split by both and must give the same words. zc_pretok_split is called
 in $ZIPCACHE_BUILD/libzipcache.so through ctypes.
@@ -51,12 +53,23 @@ def patterns():
     def llama(digits):
         return "%s|[^\\r\\n%s%s]?%s+|%s%s| ?%s+[\\r\\n]*|%s*[\\r\\n]+|%s+(?!%s)|%s+" % (
             contr, L, N, l, n, digits, other, s, s, ns, s)
-    return {0: re.compile(gpt2), 1: re.compile(llama("{1,3}")), 2: re.compile(llama(""))}
+    # o200k (GPT-4o, Phi-4-mini): case-aware letter runs, each optionally after one
+    # [^\r\n\p{L}\p{N}] and followed by a contraction
+    cat = lambda pred: "[%s]" % cls_items(ranges(lambda c: pred(unicodedata.category(chr(c)))))
+    up = cat(lambda k: k in ("Lu", "Lt", "Lm", "Lo") or k[0] == "M")
+    lo = cat(lambda k: k in ("Ll", "Lm", "Lo") or k[0] == "M")
+    pre = "[^\\r\\n%s%s]?" % (L, N)
+    o200k = "%s%s*%s+%s?|%s%s+%s*%s?|%s{1,3}| ?%s+[\\r\\n/]*|%s*[\\r\\n]+|%s+(?!%s)|%s+" % (
+        pre, up, lo, contr, pre, up, lo, contr, n, other, s, s, ns, s)
+    return {0: re.compile(gpt2), 1: re.compile(llama("{1,3}")), 2: re.compile(llama("")), 3: re.compile(o200k)}
 
 
+# o200k's letter classes: upper (A, Z, \u00c9 Lu, \u01c5 Lt), lower, both (\u02b0 Lm, \u4f60 Lo,
+# marks \u0301 Mn, \u0903 Mc, \u20dd Me); '/' ends its punctuation runs.
 ALPHABET = (list("aZq'sStTrReEvVmMlLdD") + ["'"] * 4 + list("0189") + [" "] * 6 + list("\t\n\r") * 2 +
-            list(".,!?-()$") + ["\u00e9", "\u4f60", "\u0663", "\u00bd", "\u2167", "\u0301", "\u3000", "\u00a0",
-                                "\u0085", "\u001c", "\u2028", "\U0001F999", "\u200b", "\u0378", "\U000E0001"])
+            list(".,!?-()$/") + ["\u00e9", "\u4f60", "\u0663", "\u00bd", "\u2167", "\u0301", "\u3000", "\u00a0",
+                                 "\u0085", "\u001c", "\u2028", "\U0001F999", "\u200b", "\u0378", "\U000E0001",
+                                 "A", "\u00c9", "\u01c5", "\u02b0", "\u0903", "\u20dd", "\u0301"])
 
 
 def main():
@@ -80,7 +93,7 @@ def main():
                                     ctypes.POINTER(ctypes.c_uint8), ctypes.POINTER(ctypes.c_uint32)]
     pats = patterns()
     rng = random.Random(1234)
-    names = {0: "gpt2", 1: "llama3", 2: "qwen2"}
+    names = {0: "gpt2", 1: "llama3", 2: "qwen2", 3: "o200k"}
     bad = {k: 0 for k in names}
     for trial in range(3000):
         text = "".join(rng.choice(ALPHABET) for _ in range(rng.randint(1, 40)))
