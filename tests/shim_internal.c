@@ -9,11 +9,25 @@
 EXPORT size_t zc_test_pretok_split(int kind, const uint32_t *cps, size_t n, uint8_t *flags, uint32_t *lens) {
     return zc_pretok_split((zc_pretok_kind)kind, cps, n, flags, lens);
 }
+EXPORT int zc_test_utf8_nfc(const char *s, size_t n, char **out, size_t *out_len) {
+    return zc_utf8_nfc(s, n, out, out_len);
+}
 
-/* The HF tokenizer, for tests/py/test_tokenizer_families.py. */
+/* The tokenizers, for tests/py/test_tokenizer_families.py. */
+#include "model/gguf.h"
 #include "model/tokenizer.h"
 
 EXPORT int zc_test_tokenizer_from_hf(const char *path, zc_tokenizer **out) { return zc_tokenizer_from_hf(path, out); }
+/* The tokenizer of a GGUF file (tokenizer.ggml.*), the file closed again. */
+EXPORT int zc_test_tokenizer_from_gguf(const char *path, zc_tokenizer **out) {
+    zc_gguf *g;
+    *out = NULL;
+    int rc = zc_gguf_open(path, &g);
+    if (rc) return rc;
+    rc = zc_tokenizer_from_gguf(g, out);
+    zc_gguf_close(g);
+    return rc;
+}
 EXPORT void zc_test_tokenizer_free(zc_tokenizer *t) { zc_tokenizer_free(t); }
 EXPORT int zc_test_tokenizer_eos(const zc_tokenizer *t) { return zc_tokenizer_eos(t); }
 EXPORT bool zc_test_tokenizer_add_bos(const zc_tokenizer *t) { return zc_tokenizer_add_bos(t); }

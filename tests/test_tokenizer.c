@@ -423,6 +423,37 @@ static void test_hf_o200k(void) {
     zc_tokenizer_free(t);
 }
 
+/* NFC (Qwen's normalizer): zc_utf8_nfc on a reordered and composed run of
+ * marks (the long-run sort), Hangul, ASCII (unchanged, no copy); then a
+ * tokenizer.json whose NFC makes "e" + U+0301 the token of "\u00e9". */
+static void test_hf_nfc(void) {
+    char in[64] = "a", *out = NULL;
+    size_t n = 1, len = 0;
+    for (int i = 0; i < 10; i++) n += (size_t)sprintf(in + n, "\xCC\x81\xCC\x96"); /* U+0301 (230), U+0316 (220) */
+    TT_CHECK(zc_utf8_nfc(in, n, &out, &len) == ZC_OK && out, "%s", zc_last_error());
+    /* a + the first U+0301 -> U+00E1 (U+0316 sorts first and does not block it), the other 9 stay */
+    char want[64] = "\xC3\xA1";
+    size_t wn = 2;
+    for (int i = 0; i < 10; i++) wn += (size_t)sprintf(want + wn, "\xCC\x96");
+    for (int i = 0; i < 9; i++) wn += (size_t)sprintf(want + wn, "\xCC\x81");
+    TT_CHECK(out && len == wn && !memcmp(out, want, wn), "reordered and composed (%zu bytes)", len);
+    free(out);
+    TT_CHECK(zc_utf8_nfc("\xE1\x84\x80\xE1\x85\xA1\xE1\x86\xA8", 9, &out, &len) == ZC_OK && out && len == 3 &&
+                 !memcmp(out, "\xEA\xB0\x81", 3), "Hangul L V T -> U+AC01");
+    free(out);
+    TT_CHECK(zc_utf8_nfc("plain", 5, &out, &len) == ZC_OK && !out, "ASCII needs no copy");
+
+    const char *json = "{\"normalizer\":{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"NFC\"}]},"
+                       "\"pre_tokenizer\":{\"type\":\"ByteLevel\"},\"decoder\":{\"type\":\"ByteLevel\"},"
+                       "\"model\":{\"type\":\"BPE\",\"vocab\":{\"\\u00c3\":0,\"\\u00a9\":1,\"\\u00c3\\u00a9\":2,\"e\":3,"
+                       "\"\\u00cc\":4,\"\\u0123\":5},\"merges\":[\"\\u00c3 \\u00a9\"]}}";
+    zc_tokenizer *t = hf_from_json(json);
+    if (!t) return;
+    TT_CHECK(ids_equal(t, "e\xCC\x81", false, false, (int32_t[]){2}, 1), "e + U+0301 -> \\u00e9");
+    TT_CHECK(!strcmp(zc_tokenizer_gguf_pre(t), "gpt-2"), "GGUF name %s", zc_tokenizer_gguf_pre(t));
+    zc_tokenizer_free(t);
+}
+
 /* tokenizer.json byte fallback: a character not in the vocabulary becomes
  * its <0xXX> tokens when all exist, else <unk> (not fused here). */
 static void test_hf_byte_fallback(void) {
@@ -701,6 +732,7 @@ int main(void) {
     TT_RUN(test_tinystories_hf);
     TT_RUN(test_hf_byte_level);
     TT_RUN(test_hf_o200k);
+    TT_RUN(test_hf_nfc);
     TT_RUN(test_hf_byte_fallback);
     TT_RUN(test_repeated_merge);
     TT_RUN(test_hf_metaspace);

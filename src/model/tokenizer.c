@@ -33,10 +33,10 @@ enum { TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3, TT_USER = 4, TT_UNUSED = 5
 typedef enum { ALGO_SPM, ALGO_BPE } algo_kind;
 
 /* Normalizer steps of a tokenizer.json, applied in order to each fragment. */
-typedef enum { NORM_PREPEND, NORM_REPLACE } norm_kind;
+typedef enum { NORM_PREPEND, NORM_REPLACE, NORM_NFC } norm_kind;
 typedef struct {
     norm_kind kind;
-    char *from, *to; /* REPLACE: every `from` becomes `to`; PREPEND: `to` is prepended */
+    char *from, *to; /* REPLACE: every `from` becomes `to`; PREPEND: `to` is prepended; NFC: neither */
     size_t from_len, to_len;
 } norm_op;
 
@@ -611,7 +611,9 @@ static int gguf_pretok(const zc_gguf *g, zc_tokenizer *t) {
 }
 
 const char *zc_tokenizer_gguf_pre(const zc_tokenizer *t) {
-    if (t->algo != ALGO_BPE || !t->byte_level || !t->has_pretok || t->byte_fallback || t->n_norm) return NULL;
+    if (t->algo != ALGO_BPE || !t->byte_level || !t->has_pretok || t->byte_fallback) return NULL;
+    for (int k = 0; k < t->n_norm; k++) /* NFC is left out, as llama.cpp's converter does */
+        if (t->norm[k].kind != NORM_NFC) return NULL;
     for (size_t i = 0; i < sizeof gguf_pretoks / sizeof *gguf_pretoks; i++)
         if (gguf_pretoks[i].kind == t->pretok && gguf_pretoks[i].llama3 == t->ignore_merges) return gguf_pretoks[i].name;
     return NULL;
@@ -695,14 +697,11 @@ static int hf_normalizer(zc_tokenizer *t, const zc_json *n) {
         }
         return ZC_OK;
     }
-    if (!strcmp(type, "NFC")) {
-        /* Not applied: like llama.cpp we assume NFC input (NFC tables are large
-         * and almost all text already is NFC). */
-        return ZC_OK;
-    }
     norm_op op = {0};
-    const zc_json *to;
-    if (!strcmp(type, "Prepend")) {
+    const zc_json *to = NULL;
+    if (!strcmp(type, "NFC")) { /* Qwen2, Qwen3 */
+        op.kind = NORM_NFC;
+    } else if (!strcmp(type, "Prepend")) {
         op.kind = NORM_PREPEND;
         to = zc_json_get(n, "prepend");
     } else if (!strcmp(type, "Replace")) {
@@ -717,14 +716,16 @@ static int hf_normalizer(zc_tokenizer *t, const zc_json *n) {
     } else {
         return zc_error(ZC_ERR_UNSUPPORTED, "%s: normalizer '%s' is not supported", t->path, type);
     }
-    if (!zc_json_str(to)) {
+    if (op.kind != NORM_NFC && !zc_json_str(to)) {
         free(op.from);
         return zc_error(ZC_ERR_FORMAT, "%s: %s normalizer without its string", t->path, type);
     }
-    op.to = zc_strndup(to->str, to->len);
-    op.to_len = to->len;
+    if (to) {
+        op.to = zc_strndup(to->str, to->len);
+        op.to_len = to->len;
+    }
     norm_op *v = zc_realloc(t->norm, (size_t)(t->n_norm + 1) * sizeof *v);
-    if (!v || (op.kind == NORM_REPLACE && !op.from) || !op.to) {
+    if (!v || (op.kind == NORM_REPLACE && !op.from) || (op.kind != NORM_NFC && !op.to)) {
         free(op.from);
         free(op.to);
         if (v) t->norm = v;
@@ -741,7 +742,11 @@ static int normalize(const zc_tokenizer *t, bytes *b) {
         const norm_op *op = &t->norm[k];
         bytes out = {0};
         int rc = ZC_OK;
-        if (op->kind == NORM_PREPEND) {
+        if (op->kind == NORM_NFC) {
+            if ((rc = zc_utf8_nfc(b->p, b->n, &out.p, &out.n))) return rc;
+            if (!out.p) continue; /* NFC already */
+            out.cap = out.n;
+        } else if (op->kind == NORM_PREPEND) {
             if (b->n && !t->no_prefix) rc = bytes_put(&out, op->to, op->to_len);
             if (!rc) rc = bytes_put(&out, b->p, b->n);
         } else {

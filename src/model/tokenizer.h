@@ -8,8 +8,8 @@
  * back the bytes of a character that spans tokens.
  *
  * tokenizer.json support covers what Llama-family files use: normalizers
- * Sequence/Prepend/Replace (NFC is accepted and, like llama.cpp, not
- * applied); pre-tokenizers ByteLevel and Split with the GPT-2, Llama 3,
+ * Sequence/Prepend/Replace/NFC (Qwen's; a GGUF tokenizer applies no NFC, as
+ * llama.cpp's); pre-tokenizers ByteLevel and Split with the GPT-2, Llama 3,
  * Qwen2 or o200k (GPT-4o, Phi-4-mini) regex, or Metaspace; decoders
  * Replace(U+2581 -> ' ')/ByteFallback/Fuse/Strip, ByteLevel and Metaspace;
  * post-processor TemplateProcessing (BOS/EOS). Anything else is
@@ -47,7 +47,8 @@ void zc_tokenizer_free(zc_tokenizer *t);
 /* The tokenizer.ggml.pre name that makes zc_tokenizer_from_gguf split and
  * merge as this byte-level BPE tokenizer does ("gpt-2", "llama-bpe",
  * "qwen2", "gpt-4o", ...), or NULL when a GGUF "gpt2" tokenizer cannot
- * express it (SentencePiece-style, no regex, a normalizer). For `zipcache
+ * express it (SentencePiece-style, no regex, a normalizer other than NFC,
+ * which is dropped as llama.cpp's converter drops it). For `zipcache
  * convert`. */
 const char *zc_tokenizer_gguf_pre(const zc_tokenizer *t);
 

@@ -11,6 +11,12 @@ U+001C..U+001F). The contractions use the explicit-case form llama.cpp uses,
 Random strings over an alphabet chosen to make the alternatives interact
 are split by both and must give the same words. zc_pretok_split is called
 in $ZIPCACHE_BUILD/libzipcache.so through ctypes.
+
+zc_utf8_nfc (Qwen's NFC normalizer) against unicodedata.normalize("NFC")
+(the same Unicode version as the generated tables): every code point once,
+each after a '.' that composes with nothing, random strings of combining
+marks of several classes, Hangul jamo and syllables, singletons and
+composition exclusions, and a long run of marks (the linear sort).
 """
 import ctypes
 import os
@@ -115,7 +121,48 @@ def main():
                     sys.stderr.write("  %s %r: regex %r, zipcache %r\n" % (names[kind], text, want, got))
     for kind, name in names.items():
         print("%s pretok_regex_reference_%s" % ("FAIL" if bad[kind] else "PASS", name))
-    return 1 if any(bad.values()) else 0
+    nfc_bad = check_nfc(lib, rng)
+    print("%s nfc_reference" % ("FAIL" if nfc_bad else "PASS"))
+    return 1 if any(bad.values()) or nfc_bad else 0
+
+
+# base letters, marks of classes 230, 220, 202, 1, 240, 216, Hangul L/V/T and syllables (LV, LVT),
+# starters that compose as the second character (U+0B3E, U+09BE), singletons (U+2126, U+212B),
+# an exclusion (U+0958), CJK
+NFC_ALPHABET = (list("AEaeoOuU.") + ["\u0301", "\u0300", "\u0316", "\u0327", "\u0334", "\u0345", "\u031b",
+                                     "\u0308", "\u1100", "\u1161", "\u11a8", "\uac00", "\uac01", "\u0b47",
+                                     "\u0b3e", "\u09c7", "\u09be", "\u2126", "\u212b", "\u0958", "\u4f60",
+                                     "\u00c5", "\u1e9b", "\u0323", "\u03a9"])
+
+
+def check_nfc(lib, rng):
+    f = lib.zc_test_utf8_nfc
+    f.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_size_t)]
+    free = ctypes.CDLL(None).free
+    free.argtypes = [ctypes.c_void_p]
+
+    def nfc(text):
+        b = text.encode()
+        out, n = ctypes.c_void_p(), ctypes.c_size_t()
+        if f(b, len(b), ctypes.byref(out), ctypes.byref(n)):
+            return None
+        if not out.value:
+            return text
+        got = ctypes.string_at(out.value, n.value).decode()
+        free(out)
+        return got
+
+    texts = [".".join(chr(c) for c in range(0x110000) if not 0xD800 <= c < 0xE000)]
+    texts += ["".join(rng.choice(NFC_ALPHABET) for _ in range(rng.randint(1, 12))) for _ in range(3000)]
+    texts.append("a" + "\u0301\u0316\u0345\u0334" * 5000 + "e\u0301")
+    bad = 0
+    for t in texts:
+        got, want = nfc(t), unicodedata.normalize("NFC", t)
+        if got != want:
+            bad += 1
+            if bad <= 3:
+                sys.stderr.write("  NFC %r: unicodedata %r, zipcache %r\n" % (t[:60], want[:60], got and got[:60]))
+    return bad
 
 
 if __name__ == "__main__":
