@@ -454,6 +454,22 @@ static void test_hf_nfc(void) {
     zc_tokenizer_free(t);
 }
 
+/* Added tokens with lstrip / rstrip (Phi-3's chat markers) take the
+ * whitespace before / after them, across lines and multi-byte spaces. */
+static void test_hf_added_strip(void) {
+    const char *json = "{\"added_tokens\":[{\"id\":4,\"content\":\"<R>\",\"rstrip\":true},"
+                       "{\"id\":5,\"content\":\"<L>\",\"lstrip\":true}],"
+                       "\"pre_tokenizer\":{\"type\":\"ByteLevel\"},\"decoder\":{\"type\":\"ByteLevel\"},"
+                       "\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"\\u0120\":2,\"\\u010a\":3},"
+                       "\"merges\":[]}}";
+    zc_tokenizer *t = hf_from_json(json);
+    if (!t) return;
+    /* "a \u00a0<L>" -> a <L>; " b" stays; "<R>\n a" -> <R> a */
+    TT_CHECK(ids_equal(t, "a \xC2\xA0<L> b<R>\n a", false, false, (int32_t[]){0, 5, 2, 1, 4, 0}, 6), "stripped");
+    TT_CHECK(ids_equal(t, "<R>  ", false, false, (int32_t[]){4}, 1), "rstrip to the end");
+    zc_tokenizer_free(t);
+}
+
 /* tokenizer.json byte fallback: a character not in the vocabulary becomes
  * its <0xXX> tokens when all exist, else <unk> (not fused here). */
 static void test_hf_byte_fallback(void) {
@@ -733,6 +749,7 @@ int main(void) {
     TT_RUN(test_hf_byte_level);
     TT_RUN(test_hf_o200k);
     TT_RUN(test_hf_nfc);
+    TT_RUN(test_hf_added_strip);
     TT_RUN(test_hf_byte_fallback);
     TT_RUN(test_repeated_merge);
     TT_RUN(test_hf_metaspace);

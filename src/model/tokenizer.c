@@ -42,12 +42,13 @@ typedef struct {
 
 /* A tokenizer.json added token as its input pattern: the content itself
  * (normalized = false) or the content passed through the normalizer, which
- * is then matched in normalized text. */
+ * is then matched in normalized text. lstrip / rstrip: the whitespace
+ * before / after a match goes with it (Phi-3's <|user|>, <|end|>, ...). */
 typedef struct {
     char *content, *pat;
     size_t content_len, len;
     int32_t id;
-    bool normalized, special;
+    bool normalized, special, lstrip, rstrip;
 } hf_added;
 
 typedef struct {
@@ -1087,9 +1088,9 @@ static int hf_vocab(zc_tokenizer *t, const zc_json *model, const zc_json *added,
         zc_json_int(zc_json_get(a, "id"), &id);
         if (txt[id] && (tlen[id] != content->len || memcmp(txt[id], content->str, content->len)))
             rc = zc_error(ZC_ERR_FORMAT, "%s: added token %lld differs from the vocabulary's", t->path, (long long)id);
-        if (jbool_or(a, "lstrip", false) || jbool_or(a, "rstrip", false) || jbool_or(a, "single_word", false))
-            rc = zc_error(ZC_ERR_UNSUPPORTED, "%s: added token %lld: lstrip/rstrip/single_word are not supported",
-                          t->path, (long long)id);
+        if (jbool_or(a, "single_word", false))
+            rc = zc_error(ZC_ERR_UNSUPPORTED, "%s: added token %lld: single_word is not supported", t->path,
+                          (long long)id);
         txt[id] = content->str;
         tlen[id] = content->len;
         bool special = jbool_or(a, "special", false);
@@ -1097,7 +1098,8 @@ static int hf_vocab(zc_tokenizer *t, const zc_json *model, const zc_json *added,
         char *copy = zc_strndup(content->str, content->len);
         if (!copy) rc = ZC_ERR_NOMEM;
         else t->added[t->n_added++] = (hf_added){copy, NULL, content->len, 0, (int32_t)id,
-                                                 jbool_or(a, "normalized", !special), special};
+                                                 jbool_or(a, "normalized", !special), special,
+                                                 jbool_or(a, "lstrip", false), jbool_or(a, "rstrip", false)};
     }
     /* An id that neither names (o200k leaves 199998 and 200000..200017
      * free) stays an unused token without text: never produced, decoded
@@ -1658,9 +1660,29 @@ static int partition(const zc_tokenizer *t, const char *text, size_t len, bool p
     return ZC_OK;
 }
 
+/* The byte length of the whitespace character (White_Space, as Rust's
+ * char::is_whitespace that HF strips with) that ends at text[end], not
+ * reaching back before text[lo]; 0 if none. */
+static size_t space_before(const char *text, size_t lo, size_t end) {
+    for (size_t k = 1; k <= 3 && k <= end - lo; k++) {
+        size_t adv;
+        uint32_t cp = zc_utf8_decode_lenient((const uint8_t *)text + end - k, k, &adv);
+        if (adv == k && cp != 0xFFFD) return zc_ucd_flags(cp) & ZC_UCD_WHITESPACE ? k : 0;
+    }
+    return 0;
+}
+
+/* The same for the whitespace character that starts at text[pos] (< len). */
+static size_t space_at(const char *text, size_t pos, size_t len) {
+    size_t adv;
+    uint32_t cp = zc_utf8_decode_lenient((const uint8_t *)text + pos, len - pos, &adv);
+    return zc_ucd_flags(cp) & ZC_UCD_WHITESPACE ? adv : 0;
+}
+
 /* Hugging Face added tokens: leftmost-longest matches of the patterns of
  * one kind (normalized or not) in text[0..len); special ones only with
- * parse_special. Appends the pieces to *v (n, cap: its size and capacity). */
+ * parse_special; the whitespace an lstrip / rstrip token takes is dropped.
+ * Appends the pieces to *v (n, cap: its size and capacity). */
 static int split_added(const zc_tokenizer *t, const char *text, size_t len, bool normalized, bool parse_special,
                        frag **v, size_t *n, size_t *cap) {
     size_t start = 0;
@@ -1682,10 +1704,14 @@ static int split_added(const zc_tokenizer *t, const char *text, size_t len, bool
             *v = nv;
             *cap = c;
         }
-        if (i > start) (*v)[(*n)++] = (frag){start, i - start, -1};
-        if (hit < 0) break;
-        (*v)[(*n)++] = (frag){i, t->added[hit].len, t->added[hit].id};
-        start = i + t->added[hit].len;
+        const hf_added *a = hit >= 0 ? &t->added[hit] : NULL;
+        size_t end = i, k;
+        while (a && a->lstrip && (k = space_before(text, start, end)) > 0) end -= k;
+        if (end > start) (*v)[(*n)++] = (frag){start, end - start, -1};
+        if (!a) break;
+        (*v)[(*n)++] = (frag){i, a->len, a->id};
+        start = i + a->len;
+        while (a->rstrip && start < len && (k = space_at(text, start, len)) > 0) start += k;
         i = start - 1;
     }
     return ZC_OK;

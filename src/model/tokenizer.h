@@ -79,8 +79,8 @@ bool zc_tokenizer_is_eog(const zc_tokenizer *t, int id);
  * "\u2581" before the text and after each special token. tokenizer.json
  * added tokens are matched as HF does: normalized=false ones in the raw
  * text, the others (as their normalized content) in the normalized text
- * between those. *ids is malloc'ed
- * (caller frees), *n_ids its length. Errors: ZC_ERR_LIMIT (over 512 MiB of
+ * between those; one with lstrip / rstrip drops the whitespace before /
+ * after it. *ids is malloc'ed (caller frees), *n_ids its length. Errors: ZC_ERR_LIMIT (over 512 MiB of
  * text), ZC_ERR_NOMEM. */
 int zc_tokenize(const zc_tokenizer *t, const char *text, size_t len, bool add_bos, bool parse_special,
                 int32_t **ids, int *n_ids);
