@@ -620,6 +620,17 @@ const char *zc_tokenizer_gguf_pre(const zc_tokenizer *t) {
     return NULL;
 }
 
+bool zc_tokenizer_gguf_space_prefix(const zc_tokenizer *t) {
+    if (!t->hf) return t->add_space_prefix;
+    bool prepend = t->metaspace && (t->ms_prepend_always || t->ms_prepend_first);
+    for (int k = 0; k < t->n_norm; k++)
+        if (t->norm[k].kind == NORM_PREPEND && t->norm[k].to_len == 3 && !memcmp(t->norm[k].to, "\xE2\x96\x81", 3))
+            prepend = true;
+    for (int i = 0; i < t->n_added; i++)
+        if (t->added[i].id == t->bos && t->added[i].normalized) return false;
+    return prepend;
+}
+
 int zc_tokenizer_from_gguf(const zc_gguf *g, zc_tokenizer **out) {
     *out = NULL;
     const char *path = zc_gguf_path(g);

@@ -51,6 +51,14 @@ void zc_tokenizer_free(zc_tokenizer *t);
  * which is dropped as llama.cpp's converter drops it). For `zipcache
  * convert`. */
 const char *zc_tokenizer_gguf_pre(const zc_tokenizer *t);
+/* The tokenizer.ggml.add_space_prefix (the dummy "\u2581" before text)
+ * that makes a GGUF SentencePiece tokenizer encode a prompt after BOS as
+ * this one does: for a tokenizer.json, whether it prepends "\u2581"
+ * (Prepend normalizer, Metaspace) to the text after BOS. Not when BOS is a
+ * normalized added token: such a model saw its BOS text normalized with the
+ * text (tinystories656K: "\u2581<|start_story|>Once"), so the "\u2581" went
+ * before BOS and the prompt starts without one. For `zipcache convert`. */
+bool zc_tokenizer_gguf_space_prefix(const zc_tokenizer *t);
 
 int zc_tokenizer_n_vocab(const zc_tokenizer *t);
 int zc_tokenizer_bos(const zc_tokenizer *t); /* -1 if none */
