@@ -18,16 +18,9 @@ EXPORT int zc_test_utf8_nfc(const char *s, size_t n, char **out, size_t *out_len
 #include "model/tokenizer.h"
 
 EXPORT int zc_test_tokenizer_from_hf(const char *path, zc_tokenizer **out) { return zc_tokenizer_from_hf(path, out); }
-/* The tokenizer of a GGUF file (tokenizer.ggml.*), the file closed again. */
-EXPORT int zc_test_tokenizer_from_gguf(const char *path, zc_tokenizer **out) {
-    zc_gguf *g;
-    *out = NULL;
-    int rc = zc_gguf_open(path, &g);
-    if (rc) return rc;
-    rc = zc_tokenizer_from_gguf(g, out);
-    zc_gguf_close(g);
-    return rc;
-}
+EXPORT int zc_test_gguf_open(const char *path, zc_gguf **out) { return zc_gguf_open(path, out); }
+EXPORT void zc_test_gguf_close(zc_gguf *g) { zc_gguf_close(g); }
+EXPORT int zc_test_tokenizer_from_gguf(const zc_gguf *g, zc_tokenizer **out) { return zc_tokenizer_from_gguf(g, out); }
 EXPORT void zc_test_tokenizer_free(zc_tokenizer *t) { zc_tokenizer_free(t); }
 EXPORT int zc_test_tokenizer_eos(const zc_tokenizer *t) { return zc_tokenizer_eos(t); }
 EXPORT bool zc_test_tokenizer_add_bos(const zc_tokenizer *t) { return zc_tokenizer_add_bos(t); }
