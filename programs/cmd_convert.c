@@ -40,11 +40,13 @@
  *  - BPE with a ByteLevel decoder (GPT-2 style, Llama 3, Qwen2, o200k):
  *    tokenizer.ggml.model = "gpt2", tokens as in the vocab, merges as
  *    "a b" strings in rank order, tokenizer.ggml.pre named after the
- *    tokenizer's own pre-tokenizer regex (and ignore_merges), not the
- *    architecture: "llama-bpe" (Llama 3, SmolLM3), "qwen2", "gpt-4o"
- *    (Phi-4-mini's o200k), "gpt-2"; token_type 1 normal / 3 special added /
- *    4 other added / 5 padding. A pre-tokenizer with no GGUF name is
- *    refused. Qwen's NFC normalizer is left out, as llama.cpp does.
+ *    tokenizer's own pre-tokenizer regex, not the architecture: "llama-bpe"
+ *    (Llama 3, SmolLM3), "qwen2", "gpt-4o" (Phi-4-mini's o200k), "gpt-2";
+ *    zipcache.tokenizer.ignore_merges = the tokenizer.json's (a name
+ *    implies it only for llama.cpp's own pairings: tools/retrieval's Qwen2
+ *    regex with ignore_merges has none); token_type 1 normal / 3 special
+ *    added / 4 other added / 5 padding. A pre-tokenizer with no GGUF name
+ *    is refused. Qwen's NFC normalizer is left out, as llama.cpp does.
  *  - bos/eos ids from config.json (else tokenizer_config.json's bos_token /
  *    eos_token looked up in the vocab), unknown_token_id from the model's
  *    unk_token, add_bos_token / add_eos_token as the tokenizer.json encodes
@@ -442,10 +444,12 @@ static int convert_tokenizer(zc_gguf_writer *w, const char *dir, const zc_hf_con
         if (!rc) rc = zc_gguf_set_arr(w, "tokenizer.ggml.scores", ZC_GGUF_F32, v.score, (uint64_t)v.n);
         if (!rc) rc = zc_gguf_set_bool(w, "tokenizer.ggml.add_space_prefix", zc_tokenizer_gguf_space_prefix(ht));
     } else {
-        const char *pre = zc_tokenizer_gguf_pre(ht);
+        bool ignore_merges;
+        const char *pre = zc_tokenizer_gguf_pre(ht, &ignore_merges);
         rc = pre ? zc_gguf_set_str(w, "tokenizer.ggml.model", "gpt2")
                  : zc_error(ZC_ERR_UNSUPPORTED, "%s: its pre-tokenizer has no tokenizer.ggml.pre equivalent", path);
         if (!rc) rc = zc_gguf_set_str(w, "tokenizer.ggml.pre", pre);
+        if (!rc) rc = zc_gguf_set_bool(w, "zipcache.tokenizer.ignore_merges", ignore_merges);
         if (!rc) rc = write_merges(w, path, merges);
     }
     if (!rc) rc = zc_gguf_set_arr_str(w, "tokenizer.ggml.tokens", v.text, (uint64_t)v.n);

@@ -386,7 +386,9 @@ static void test_hf_byte_level(void) {
     zc_tokenizer *t = hf_from_json(json);
     if (!t) return;
     TT_CHECK(zc_tokenizer_add_bos(t) && zc_tokenizer_bos(t) == 6 && zc_tokenizer_is_eog(t, 7), "bos/eog");
-    TT_CHECK(!strcmp(zc_tokenizer_gguf_pre(t), "llama-bpe"), "GGUF name %s", zc_tokenizer_gguf_pre(t));
+    bool im;
+    const char *pre = zc_tokenizer_gguf_pre(t, &im);
+    TT_CHECK(pre && !strcmp(pre, "llama-bpe") && im == true, "GGUF name %s", pre);
     /* "ab ab": words "ab", " ab" -> 3, 4; "ba" is a token taken whole (ignore_merges);
      * user-defined <|x|> is matched even without parse_special. */
     TT_CHECK(ids_equal(t, "ab ab<|x|>ba", true, false, (int32_t[]){6, 3, 4, 6, 5}, 5), "ids");
@@ -415,7 +417,9 @@ static void test_hf_o200k(void) {
     zc_tokenizer *t = hf_from_json(json);
     if (!t) return;
     TT_CHECK(ids_equal(t, "aBa", false, false, (int32_t[]){0, 3}, 2), "a|Ba");
-    TT_CHECK(!strcmp(zc_tokenizer_gguf_pre(t), "gpt-4o"), "GGUF name %s", zc_tokenizer_gguf_pre(t));
+    bool im;
+    const char *pre = zc_tokenizer_gguf_pre(t, &im);
+    TT_CHECK(pre && !strcmp(pre, "gpt-4o") && im == false, "GGUF name %s", pre);
     char buf[8];
     size_t len = 99;
     TT_CHECK(zc_tokenizer_n_vocab(t) == 6 && zc_token_to_bytes(t, 4, buf, sizeof buf, &len) == ZC_OK && len == 0,
@@ -450,7 +454,9 @@ static void test_hf_nfc(void) {
     zc_tokenizer *t = hf_from_json(json);
     if (!t) return;
     TT_CHECK(ids_equal(t, "e\xCC\x81", false, false, (int32_t[]){2}, 1), "e + U+0301 -> \\u00e9");
-    TT_CHECK(!strcmp(zc_tokenizer_gguf_pre(t), "gpt-2"), "GGUF name %s", zc_tokenizer_gguf_pre(t));
+    bool im;
+    const char *pre = zc_tokenizer_gguf_pre(t, &im);
+    TT_CHECK(pre && !strcmp(pre, "gpt-2") && im == false, "GGUF name %s", pre);
     zc_tokenizer_free(t);
 }
 

@@ -580,8 +580,8 @@ static int load_gguf_merges(const zc_gguf *g, zc_tokenizer *t) {
 
 /* tokenizer.ggml.pre values that select each pre-tokenizer (as llama.cpp).
  * llama3: a word that is itself a token is taken as is (ignore_merges), and
- * BOS is added. The first entry of each (kind, llama3) is the name
- * zc_tokenizer_gguf_pre gives. */
+ * BOS is added. zc_tokenizer_gguf_pre gives the first entry of a (kind,
+ * llama3), else of the kind. */
 static const struct {
     const char *name;
     zc_pretok_kind kind;
@@ -611,13 +611,18 @@ static int gguf_pretok(const zc_gguf *g, zc_tokenizer *t) {
     return zc_error(ZC_ERR_UNSUPPORTED, "%s: pre-tokenizer '%.*s' is not supported", t->path, (int)len, pre);
 }
 
-const char *zc_tokenizer_gguf_pre(const zc_tokenizer *t) {
+const char *zc_tokenizer_gguf_pre(const zc_tokenizer *t, bool *ignore_merges) {
+    *ignore_merges = t->ignore_merges;
     if (t->algo != ALGO_BPE || !t->byte_level || !t->has_pretok || t->byte_fallback) return NULL;
     for (int k = 0; k < t->n_norm; k++) /* NFC is left out, as llama.cpp's converter does */
         if (t->norm[k].kind != NORM_NFC) return NULL;
-    for (size_t i = 0; i < sizeof gguf_pretoks / sizeof *gguf_pretoks; i++)
-        if (gguf_pretoks[i].kind == t->pretok && gguf_pretoks[i].llama3 == t->ignore_merges) return gguf_pretoks[i].name;
-    return NULL;
+    const char *name = NULL;
+    for (size_t i = 0; i < sizeof gguf_pretoks / sizeof *gguf_pretoks; i++) {
+        if (gguf_pretoks[i].kind != t->pretok) continue;
+        if (gguf_pretoks[i].llama3 == t->ignore_merges) return gguf_pretoks[i].name;
+        if (!name) name = gguf_pretoks[i].name;
+    }
+    return name;
 }
 
 bool zc_tokenizer_gguf_space_prefix(const zc_tokenizer *t) {
@@ -655,8 +660,12 @@ int zc_tokenizer_from_gguf(const zc_gguf *g, zc_tokenizer **out) {
         t->add_space_prefix = true;
     } else {
         t->byte_level = true;
-        if ((rc = gguf_pretok(g, t)) != ZC_OK) goto fail;
-        if ((rc = load_gguf_merges(g, t)) != ZC_OK) goto fail;
+        /* zipcache.tokenizer.ignore_merges: written by `zipcache convert`
+         * where no tokenizer.ggml.pre name implies the tokenizer.json's */
+        if ((rc = gguf_pretok(g, t)) != ZC_OK ||
+            (rc = gguf_bool(g, t, "zipcache.tokenizer.ignore_merges", &t->ignore_merges)) != ZC_OK ||
+            (rc = load_gguf_merges(g, t)) != ZC_OK)
+            goto fail;
     }
     int eot = -1, eom = -1;
     if ((rc = gguf_token_id(g, t, "tokenizer.ggml.bos_token_id", &t->bos)) != ZC_OK ||

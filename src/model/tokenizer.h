@@ -44,13 +44,15 @@ int zc_tokenizer_from_gguf(const struct zc_gguf *g, zc_tokenizer **out);
  * post-processor this file does not implement), ZC_ERR_NOMEM. */
 int zc_tokenizer_from_hf(const char *tokenizer_json_path, zc_tokenizer **out);
 void zc_tokenizer_free(zc_tokenizer *t);
-/* The tokenizer.ggml.pre name that makes zc_tokenizer_from_gguf split and
- * merge as this byte-level BPE tokenizer does ("gpt-2", "llama-bpe",
- * "qwen2", "gpt-4o", ...), or NULL when a GGUF "gpt2" tokenizer cannot
- * express it (SentencePiece-style, no regex, a normalizer other than NFC,
- * which is dropped as llama.cpp's converter drops it). For `zipcache
- * convert`. */
-const char *zc_tokenizer_gguf_pre(const zc_tokenizer *t);
+/* The tokenizer.ggml.pre name that makes zc_tokenizer_from_gguf split as
+ * this byte-level BPE tokenizer does ("gpt-2", "llama-bpe", "qwen2",
+ * "gpt-4o", ...), or NULL when a GGUF "gpt2" tokenizer cannot express it
+ * (SentencePiece-style, no regex, a normalizer other than NFC, which is
+ * dropped as llama.cpp's converter drops it). *ignore_merges: whether a
+ * word that is itself a token is taken whole, which the name implies only
+ * for some (llama-bpe yes, qwen2 no): zc_tokenizer_from_gguf reads it from
+ * zipcache.tokenizer.ignore_merges where present. For `zipcache convert`. */
+const char *zc_tokenizer_gguf_pre(const zc_tokenizer *t, bool *ignore_merges);
 /* The tokenizer.ggml.add_space_prefix (the dummy "\u2581" before text)
  * that makes a GGUF SentencePiece tokenizer encode a prompt after BOS as
  * this one does: for a tokenizer.json, whether it prepends "\u2581"
