@@ -31,18 +31,29 @@
  *    which loses the merge order.) token_type: 1 normal, 2 the unk_token,
  *    3 special added tokens, 4 other added tokens, 5 padding ids up to
  *    vocab_size (text "[PAD<id>]"), 6 "<0xXX>" byte tokens.
- *    tokenizer.ggml.add_space_prefix = false: the HF normalizer prepends '▁'
- *    to the whole text, BOS text included, so a prompt that follows BOS
- *    starts without one (ASSETS.md: encode without a leading dummy space).
- *  - BPE with a ByteLevel decoder (GPT-2 style, Llama 3, Qwen2):
+ *    tokenizer.ggml.add_space_prefix: whether the tokenizer.json puts '▁'
+ *    before a prompt that follows BOS (zc_tokenizer_gguf_space_prefix):
+ *    true for Llama 2, Mistral and Phi-3 (Prepend normalizer, BOS matched
+ *    in the raw text), false where BOS is a normalized added token, whose
+ *    text the normalizer prefixed instead (tinystories656K; ASSETS.md:
+ *    encode without a leading dummy space).
+ *  - BPE with a ByteLevel decoder (GPT-2 style, Llama 3, Qwen2, o200k):
  *    tokenizer.ggml.model = "gpt2", tokens as in the vocab, merges as
- *    "a b" strings in rank order, tokenizer.ggml.pre = "qwen2" for qwen2
- *    and "llama-bpe" for llama, token_type 1 normal / 3 special added /
- *    4 other added / 5 padding.
+ *    "a b" strings in rank order, tokenizer.ggml.pre named after the
+ *    tokenizer's own pre-tokenizer regex, not the architecture: "llama-bpe"
+ *    (Llama 3, SmolLM3), "qwen2", "gpt-4o" (Phi-4-mini's o200k), "gpt-2";
+ *    zipcache.tokenizer.ignore_merges = the tokenizer.json's (a name
+ *    implies it only for llama.cpp's own pairings: tools/retrieval's Qwen2
+ *    regex with ignore_merges has none); token_type 1 normal / 3 special
+ *    added / 4 other added / 5 padding. A pre-tokenizer with no GGUF name
+ *    is refused. Qwen's NFC normalizer is left out, as llama.cpp does.
  *  - bos/eos ids from config.json (else tokenizer_config.json's bos_token /
  *    eos_token looked up in the vocab), unknown_token_id from the model's
- *    unk_token, add_bos_token / add_eos_token from tokenizer_config.json
- *    (defaults true / false).
+ *    unk_token, add_bos_token / add_eos_token as the tokenizer.json encodes
+ *    (its TemplateProcessing, then tokenizer_config.json's add_bos_token /
+ *    add_eos_token).
+ *  The tokenizer.json is loaded as the engine loads it first, so a
+ *  tokenizer it cannot run is refused here rather than written.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -56,6 +67,7 @@
 #include "model/gguf.h"
 #include "model/hfconfig.h"
 #include "model/safetensors.h"
+#include "model/tokenizer.h"
 #include "quant/ggml_blocks.h"
 #include "util/error.h"
 #include "util/file.h"
@@ -403,6 +415,7 @@ static int convert_tokenizer(zc_gguf_writer *w, const char *dir, const zc_hf_con
     zc_json_doc *tdoc = NULL, *cdoc = NULL;
     const zc_json *tok, *tcfg;
     vocab v = {0};
+    zc_tokenizer *ht = NULL; /* the engine's reading of tokenizer.json */
     snprintf(path, sizeof path, "%s/tokenizer.json", dir);
     int rc = load_json(path, true, &text, &tdoc, &tok);
     if (rc) return rc;
@@ -423,32 +436,34 @@ static int convert_tokenizer(zc_gguf_writer *w, const char *dir, const zc_hf_con
         rc = zc_error(ZC_ERR_FORMAT, "%s: model.merges is not an array", path);
         goto out;
     }
+    if ((rc = zc_tokenizer_from_hf(path, &ht))) goto out;
     if ((rc = build_vocab(path, model, zc_json_get(tok, "added_tokens"), cfg->n_vocab, byte_fallback, &v))) goto out;
     if (byte_fallback) {
         rc = score_merges(path, merges, &v);
         if (!rc) rc = zc_gguf_set_str(w, "tokenizer.ggml.model", "llama");
         if (!rc) rc = zc_gguf_set_arr(w, "tokenizer.ggml.scores", ZC_GGUF_F32, v.score, (uint64_t)v.n);
-        if (!rc) rc = zc_gguf_set_bool(w, "tokenizer.ggml.add_space_prefix", false);
+        if (!rc) rc = zc_gguf_set_bool(w, "tokenizer.ggml.add_space_prefix", zc_tokenizer_gguf_space_prefix(ht));
     } else {
-        rc = zc_gguf_set_str(w, "tokenizer.ggml.model", "gpt2");
-        /* qwen3 keeps Qwen2's tokenizer (llama.cpp writes "qwen2" for both) */
-        bool qwen = strcmp(cfg->arch, "qwen2") == 0 || strcmp(cfg->arch, "qwen3") == 0;
-        if (!rc) rc = zc_gguf_set_str(w, "tokenizer.ggml.pre", qwen ? "qwen2" : "llama-bpe");
+        bool ignore_merges;
+        const char *pre = zc_tokenizer_gguf_pre(ht, &ignore_merges);
+        rc = pre ? zc_gguf_set_str(w, "tokenizer.ggml.model", "gpt2")
+                 : zc_error(ZC_ERR_UNSUPPORTED, "%s: its pre-tokenizer has no tokenizer.ggml.pre equivalent", path);
+        if (!rc) rc = zc_gguf_set_str(w, "tokenizer.ggml.pre", pre);
+        if (!rc) rc = zc_gguf_set_bool(w, "zipcache.tokenizer.ignore_merges", ignore_merges);
         if (!rc) rc = write_merges(w, path, merges);
     }
     if (!rc) rc = zc_gguf_set_arr_str(w, "tokenizer.ggml.tokens", v.text, (uint64_t)v.n);
     if (!rc) rc = zc_gguf_set_arr(w, "tokenizer.ggml.token_type", ZC_GGUF_I32, v.type, (uint64_t)v.n);
     int bos = special_id(cfg->bos_id, tcfg, "bos_token", &v);
     int eos = special_id(cfg->n_eos ? cfg->eos_ids[0] : -1, tcfg, "eos_token", &v);
-    bool add_bos = true, add_eos = false;
-    zc_json_bool(zc_json_get(tcfg, "add_bos_token"), &add_bos);
-    zc_json_bool(zc_json_get(tcfg, "add_eos_token"), &add_eos);
+    bool add_bos = zc_tokenizer_add_bos(ht), add_eos = zc_tokenizer_add_eos(ht);
     if (!rc && bos >= 0) rc = zc_gguf_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)bos);
     if (!rc && eos >= 0) rc = zc_gguf_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)eos);
     if (!rc && v.unk_id >= 0) rc = zc_gguf_set_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)v.unk_id);
     if (!rc) rc = zc_gguf_set_bool(w, "tokenizer.ggml.add_bos_token", add_bos);
     if (!rc) rc = zc_gguf_set_bool(w, "tokenizer.ggml.add_eos_token", add_eos);
 out:
+    zc_tokenizer_free(ht);
     vocab_free(&v);
     zc_json_free(tdoc);
     zc_json_free(cdoc);

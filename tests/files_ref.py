@@ -330,7 +330,10 @@ def make_llama3(d):
         vocab[a + b] = len(vocab)
         merges.append(a + " " + b)
     added = [{"id": i, "content": c, "special": True} for c, i in (("<unk>", 0), ("<s>", 1), ("</s>", 2))]
+    # BOS through the post-processor, as Llama tokenizer.json files add it (the GGUF's add_bos_token follows)
     tok = {"added_tokens": added, "decoder": {"type": "Sequence", "decoders": [{"type": "ByteFallback"}]},
+           "post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}},
+                                                                       {"Sequence": {"id": "A", "type_id": 0}}]},
            "model": {"type": "BPE", "vocab": vocab, "merges": merges, "byte_fallback": True, "unk_token": "<unk>"}}
     json.dump(tok, open(os.path.join(d, "tokenizer.json"), "w"), ensure_ascii=False)
 
@@ -434,8 +437,14 @@ def make_qwen2(d):
     added = [{"id": 290, "content": "<|endoftext|>", "special": True},
              {"id": 291, "content": "<|im_end|>", "special": True},
              {"id": 292, "content": "<tool>", "special": False}]
-    tok = {"version": "1.0", "added_tokens": added, "normalizer": None,
-           "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False}, "decoder": {"type": "ByteLevel"},
+    # Qwen2's pre-tokenizer (its regex, then ByteLevel without one): tokenizer.ggml.pre follows it
+    qwen2_re = ("(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
+                "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+")
+    pre = {"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"Regex": qwen2_re}, "behavior": "Isolated", "invert": False},
+        {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False}]}
+    tok = {"version": "1.0", "added_tokens": added, "normalizer": {"type": "NFC"},
+           "pre_tokenizer": pre, "decoder": {"type": "ByteLevel"},
            "model": {"type": "BPE", "vocab": vocab, "merges": merges, "byte_fallback": False}}
     json.dump(tok, open(os.path.join(d, "tokenizer.json"), "w"), ensure_ascii=False)
 

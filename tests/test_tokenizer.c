@@ -333,7 +333,8 @@ static void test_malformed_hf(void) {
         {"{\"model\":{\"type\":\"BPE\",\"merges\":[]}}", "model.vocab", ZC_ERR_FORMAT},
         {"{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"ab\":2},\"merges\":[\"a c\"]}}", "not in the vocabulary",
          ZC_ERR_FORMAT},
-        {"{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":2},\"merges\":[]}}", "token id 1 is missing", ZC_ERR_FORMAT},
+        {"{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":0},\"merges\":[]}}", "token id 0 is used twice",
+         ZC_ERR_FORMAT},
         {"{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":99999999999},\"merges\":[]}}", "invalid token id",
          ZC_ERR_FORMAT},
         {"{\"model\":{\"type\":\"BPE\",\"vocab\":{},\"merges\":[]}}", "empty vocabulary", ZC_ERR_FORMAT},
@@ -385,6 +386,9 @@ static void test_hf_byte_level(void) {
     zc_tokenizer *t = hf_from_json(json);
     if (!t) return;
     TT_CHECK(zc_tokenizer_add_bos(t) && zc_tokenizer_bos(t) == 6 && zc_tokenizer_is_eog(t, 7), "bos/eog");
+    bool im;
+    const char *pre = zc_tokenizer_gguf_pre(t, &im);
+    TT_CHECK(pre && !strcmp(pre, "llama-bpe") && im == true, "GGUF name %s", pre);
     /* "ab ab": words "ab", " ab" -> 3, 4; "ba" is a token taken whole (ignore_merges);
      * user-defined <|x|> is matched even without parse_special. */
     TT_CHECK(ids_equal(t, "ab ab<|x|>ba", true, false, (int32_t[]){6, 3, 4, 6, 5}, 5), "ids");
@@ -392,6 +396,83 @@ static void test_hf_byte_level(void) {
     char *back = decode_all(t, (int32_t[]){3, 4, 7, 5}, 4, &len);
     TT_CHECK(!strcmp(back, "ab abba"), "decoded '%s'", back);
     free(back);
+    zc_tokenizer_free(t);
+}
+
+/* o200k (Phi-4-mini): its Split is written Removed + inverted, "aBa" splits
+ * into the case runs "a", "Ba" (one word "aBa" would merge a+B first), and
+ * ids no token names (4 here) are unused tokens that decode to nothing. */
+static void test_hf_o200k(void) {
+    const char *json =
+        "{\"added_tokens\":[{\"id\":5,\"content\":\"<|endoftext|>\",\"special\":true}],"
+        "\"pre_tokenizer\":{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\",\"pattern\":{\"Regex\":"
+        "\"[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?[\\\\p{Lu}\\\\p{Lt}\\\\p{Lm}\\\\p{Lo}\\\\p{M}]*[\\\\p{Ll}\\\\p{Lm}\\\\p{Lo}"
+        "\\\\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?[\\\\p{Lu}\\\\p{Lt}\\\\p{Lm}\\\\p{Lo}"
+        "\\\\p{M}]+[\\\\p{Ll}\\\\p{Lm}\\\\p{Lo}\\\\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\\\\p{N}{1,3}| ?"
+        "[^\\\\s\\\\p{L}\\\\p{N}]+[\\\\r\\\\n/]*|\\\\s*[\\\\r\\\\n]+|\\\\s+(?!\\\\S)|\\\\s+\"},"
+        "\"behavior\":\"Removed\",\"invert\":true},"
+        "{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"trim_offsets\":true,\"use_regex\":false}]},"
+        "\"decoder\":{\"type\":\"ByteLevel\"},"
+        "\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"B\":1,\"aB\":2,\"Ba\":3},\"merges\":[\"a B\",\"B a\"]}}";
+    zc_tokenizer *t = hf_from_json(json);
+    if (!t) return;
+    TT_CHECK(ids_equal(t, "aBa", false, false, (int32_t[]){0, 3}, 2), "a|Ba");
+    bool im;
+    const char *pre = zc_tokenizer_gguf_pre(t, &im);
+    TT_CHECK(pre && !strcmp(pre, "gpt-4o") && im == false, "GGUF name %s", pre);
+    char buf[8];
+    size_t len = 99;
+    TT_CHECK(zc_tokenizer_n_vocab(t) == 6 && zc_token_to_bytes(t, 4, buf, sizeof buf, &len) == ZC_OK && len == 0,
+             "id 4: %zu bytes", len);
+    zc_tokenizer_free(t);
+}
+
+/* NFC (Qwen's normalizer): zc_utf8_nfc on a reordered and composed run of
+ * marks (the long-run sort), Hangul, ASCII (unchanged, no copy); then a
+ * tokenizer.json whose NFC makes "e" + U+0301 the token of "\u00e9". */
+static void test_hf_nfc(void) {
+    char in[64] = "a", *out = NULL;
+    size_t n = 1, len = 0;
+    for (int i = 0; i < 10; i++) n += (size_t)sprintf(in + n, "\xCC\x81\xCC\x96"); /* U+0301 (230), U+0316 (220) */
+    TT_CHECK(zc_utf8_nfc(in, n, &out, &len) == ZC_OK && out, "%s", zc_last_error());
+    /* a + the first U+0301 -> U+00E1 (U+0316 sorts first and does not block it), the other 9 stay */
+    char want[64] = "\xC3\xA1";
+    size_t wn = 2;
+    for (int i = 0; i < 10; i++) wn += (size_t)sprintf(want + wn, "\xCC\x96");
+    for (int i = 0; i < 9; i++) wn += (size_t)sprintf(want + wn, "\xCC\x81");
+    TT_CHECK(out && len == wn && !memcmp(out, want, wn), "reordered and composed (%zu bytes)", len);
+    free(out);
+    TT_CHECK(zc_utf8_nfc("\xE1\x84\x80\xE1\x85\xA1\xE1\x86\xA8", 9, &out, &len) == ZC_OK && out && len == 3 &&
+                 !memcmp(out, "\xEA\xB0\x81", 3), "Hangul L V T -> U+AC01");
+    free(out);
+    TT_CHECK(zc_utf8_nfc("plain", 5, &out, &len) == ZC_OK && !out, "ASCII needs no copy");
+
+    const char *json = "{\"normalizer\":{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"NFC\"}]},"
+                       "\"pre_tokenizer\":{\"type\":\"ByteLevel\"},\"decoder\":{\"type\":\"ByteLevel\"},"
+                       "\"model\":{\"type\":\"BPE\",\"vocab\":{\"\\u00c3\":0,\"\\u00a9\":1,\"\\u00c3\\u00a9\":2,\"e\":3,"
+                       "\"\\u00cc\":4,\"\\u0123\":5},\"merges\":[\"\\u00c3 \\u00a9\"]}}";
+    zc_tokenizer *t = hf_from_json(json);
+    if (!t) return;
+    TT_CHECK(ids_equal(t, "e\xCC\x81", false, false, (int32_t[]){2}, 1), "e + U+0301 -> \\u00e9");
+    bool im;
+    const char *pre = zc_tokenizer_gguf_pre(t, &im);
+    TT_CHECK(pre && !strcmp(pre, "gpt-2") && im == false, "GGUF name %s", pre);
+    zc_tokenizer_free(t);
+}
+
+/* Added tokens with lstrip / rstrip (Phi-3's chat markers) take the
+ * whitespace before / after them, across lines and multi-byte spaces. */
+static void test_hf_added_strip(void) {
+    const char *json = "{\"added_tokens\":[{\"id\":4,\"content\":\"<R>\",\"rstrip\":true},"
+                       "{\"id\":5,\"content\":\"<L>\",\"lstrip\":true}],"
+                       "\"pre_tokenizer\":{\"type\":\"ByteLevel\"},\"decoder\":{\"type\":\"ByteLevel\"},"
+                       "\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"\\u0120\":2,\"\\u010a\":3},"
+                       "\"merges\":[]}}";
+    zc_tokenizer *t = hf_from_json(json);
+    if (!t) return;
+    /* "a \u00a0<L>" -> a <L>; " b" stays; "<R>\n a" -> <R> a */
+    TT_CHECK(ids_equal(t, "a \xC2\xA0<L> b<R>\n a", false, false, (int32_t[]){0, 5, 2, 1, 4, 0}, 6), "stripped");
+    TT_CHECK(ids_equal(t, "<R>  ", false, false, (int32_t[]){4}, 1), "rstrip to the end");
     zc_tokenizer_free(t);
 }
 
@@ -499,6 +580,9 @@ static void test_pretok(void) {
         {ZC_PRETOK_LLAMA3, "(a) ..\n\nb", "(a|)| ..\n\n|b"},
         {ZC_PRETOK_LLAMA3, "x ", "x| "},
         {ZC_PRETOK_QWEN2, "v1234 'Ll", "v|1|2|3|4| '|Ll"},
+        {ZC_PRETOK_GPT4O, "HTTPServer getHTTPResponse I'M THEY'RE don't a/b/\n/c 12345",
+         "HTTPServer| get|HTTPResponse| I'M| THEY'RE| don't| a|/b|/\n/|c| |123|45"},
+        {ZC_PRETOK_GPT4O, "x  ", "x|  "},
     };
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
         uint32_t cps[64], lens[64];
@@ -520,9 +604,14 @@ static void test_pretok(void) {
         got[g] = 0;
         TT_CHECK(!strcmp(got, cases[k].words), "case %zu: '%s' want '%s'", k, got, cases[k].words);
     }
-    TT_CHECK(zc_ucd_flags(0x00E9) == ZC_UCD_LETTER && zc_ucd_flags(0x0663) == ZC_UCD_NUMBER &&
+    TT_CHECK(zc_ucd_flags(0x00E9) == (ZC_UCD_LETTER | ZC_UCD_LOWER) && zc_ucd_flags(0x0663) == ZC_UCD_NUMBER &&
                  zc_ucd_flags(0x3000) == ZC_UCD_WHITESPACE && zc_ucd_flags(0x1F999) == 0 && zc_ucd_flags(0x1C) == 0,
              "properties");
+    /* o200k's case classes: Lu and Lt upper, Ll lower, Lo neither, marks */
+    TT_CHECK(zc_ucd_flags(0x00C9) == (ZC_UCD_LETTER | ZC_UCD_UPPER) &&
+                 zc_ucd_flags(0x01C5) == (ZC_UCD_LETTER | ZC_UCD_UPPER) && zc_ucd_flags(0x4F60) == ZC_UCD_LETTER &&
+                 zc_ucd_flags(0x0301) == ZC_UCD_MARK && zc_ucd_flags(0x0903) == ZC_UCD_MARK,
+             "case properties");
     for (int b = 0; b < 256; b++) TT_CHECK(zc_cp_to_byte(zc_byte_to_cp((uint8_t)b)) == b, "byte %d", b);
 }
 
@@ -664,6 +753,9 @@ int main(void) {
     TT_RUN(test_streaming_decode);
     TT_RUN(test_tinystories_hf);
     TT_RUN(test_hf_byte_level);
+    TT_RUN(test_hf_o200k);
+    TT_RUN(test_hf_nfc);
+    TT_RUN(test_hf_added_strip);
     TT_RUN(test_hf_byte_fallback);
     TT_RUN(test_repeated_merge);
     TT_RUN(test_hf_metaspace);

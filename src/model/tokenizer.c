@@ -33,21 +33,22 @@ enum { TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3, TT_USER = 4, TT_UNUSED = 5
 typedef enum { ALGO_SPM, ALGO_BPE } algo_kind;
 
 /* Normalizer steps of a tokenizer.json, applied in order to each fragment. */
-typedef enum { NORM_PREPEND, NORM_REPLACE } norm_kind;
+typedef enum { NORM_PREPEND, NORM_REPLACE, NORM_NFC } norm_kind;
 typedef struct {
     norm_kind kind;
-    char *from, *to; /* REPLACE: every `from` becomes `to`; PREPEND: `to` is prepended */
+    char *from, *to; /* REPLACE: every `from` becomes `to`; PREPEND: `to` is prepended; NFC: neither */
     size_t from_len, to_len;
 } norm_op;
 
 /* A tokenizer.json added token as its input pattern: the content itself
  * (normalized = false) or the content passed through the normalizer, which
- * is then matched in normalized text. */
+ * is then matched in normalized text. lstrip / rstrip: the whitespace
+ * before / after a match goes with it (Phi-3's <|user|>, <|end|>, ...). */
 typedef struct {
     char *content, *pat;
     size_t content_len, len;
     int32_t id;
-    bool normalized, special;
+    bool normalized, special, lstrip, rstrip;
 } hf_added;
 
 typedef struct {
@@ -577,33 +578,62 @@ static int load_gguf_merges(const zc_gguf *g, zc_tokenizer *t) {
     return ZC_OK;
 }
 
-/* tokenizer.ggml.pre values that select each pre-tokenizer (as llama.cpp). */
+/* tokenizer.ggml.pre values that select each pre-tokenizer (as llama.cpp).
+ * llama3: a word that is itself a token is taken as is (ignore_merges), and
+ * BOS is added. zc_tokenizer_gguf_pre gives the first entry of a (kind,
+ * llama3), else of the kind. */
+static const struct {
+    const char *name;
+    zc_pretok_kind kind;
+    bool llama3;
+} gguf_pretoks[] = {
+    {"gpt-2", ZC_PRETOK_GPT2, false},      {"default", ZC_PRETOK_GPT2, false},     {"gpt2", ZC_PRETOK_GPT2, false},
+    {"llama-bpe", ZC_PRETOK_LLAMA3, true}, {"llama3", ZC_PRETOK_LLAMA3, true},     {"llama-v3", ZC_PRETOK_LLAMA3, true},
+    {"smaug-bpe", ZC_PRETOK_LLAMA3, false}, {"dbrx", ZC_PRETOK_LLAMA3, false},    {"qwen2", ZC_PRETOK_QWEN2, false},
+    {"deepseek-r1-qwen", ZC_PRETOK_QWEN2, false}, {"stablelm2", ZC_PRETOK_QWEN2, false},
+    {"gpt-4o", ZC_PRETOK_GPT4O, false},    {"llama4", ZC_PRETOK_GPT4O, false},
+};
+
 static int gguf_pretok(const zc_gguf *g, zc_tokenizer *t) {
     size_t len = 0;
     const char *pre = zc_gguf_get_str(g, "tokenizer.ggml.pre", &len);
-    static const struct {
-        const char *name;
-        zc_pretok_kind kind;
-        bool llama3;
-    } table[] = {
-        {"default", ZC_PRETOK_GPT2, false}, {"gpt-2", ZC_PRETOK_GPT2, false},   {"gpt2", ZC_PRETOK_GPT2, false},
-        {"llama3", ZC_PRETOK_LLAMA3, true}, {"llama-v3", ZC_PRETOK_LLAMA3, true}, {"llama-bpe", ZC_PRETOK_LLAMA3, true},
-        {"smaug-bpe", ZC_PRETOK_LLAMA3, false}, {"dbrx", ZC_PRETOK_LLAMA3, false}, {"qwen2", ZC_PRETOK_QWEN2, false},
-        {"deepseek-r1-qwen", ZC_PRETOK_QWEN2, false}, {"stablelm2", ZC_PRETOK_QWEN2, false},
-    };
     t->has_pretok = true;
     t->pretok = ZC_PRETOK_GPT2;
     if (!pre) return ZC_OK; /* llama.cpp's fallback is GPT-2's regex */
-    for (size_t i = 0; i < sizeof table / sizeof *table; i++) {
-        if (strlen(table[i].name) == len && memcmp(table[i].name, pre, len) == 0) {
-            t->pretok = table[i].kind;
-            /* Llama 3 tokenizers take a word that is itself a token as is, and add BOS. */
-            t->ignore_merges = table[i].llama3;
-            t->add_bos = table[i].llama3;
+    for (size_t i = 0; i < sizeof gguf_pretoks / sizeof *gguf_pretoks; i++) {
+        if (strlen(gguf_pretoks[i].name) == len && memcmp(gguf_pretoks[i].name, pre, len) == 0) {
+            t->pretok = gguf_pretoks[i].kind;
+            t->ignore_merges = gguf_pretoks[i].llama3;
+            t->add_bos = gguf_pretoks[i].llama3;
             return ZC_OK;
         }
     }
     return zc_error(ZC_ERR_UNSUPPORTED, "%s: pre-tokenizer '%.*s' is not supported", t->path, (int)len, pre);
+}
+
+const char *zc_tokenizer_gguf_pre(const zc_tokenizer *t, bool *ignore_merges) {
+    *ignore_merges = t->ignore_merges;
+    if (t->algo != ALGO_BPE || !t->byte_level || !t->has_pretok || t->byte_fallback) return NULL;
+    for (int k = 0; k < t->n_norm; k++) /* NFC is left out, as llama.cpp's converter does */
+        if (t->norm[k].kind != NORM_NFC) return NULL;
+    const char *name = NULL;
+    for (size_t i = 0; i < sizeof gguf_pretoks / sizeof *gguf_pretoks; i++) {
+        if (gguf_pretoks[i].kind != t->pretok) continue;
+        if (gguf_pretoks[i].llama3 == t->ignore_merges) return gguf_pretoks[i].name;
+        if (!name) name = gguf_pretoks[i].name;
+    }
+    return name;
+}
+
+bool zc_tokenizer_gguf_space_prefix(const zc_tokenizer *t) {
+    if (!t->hf) return t->add_space_prefix;
+    bool prepend = t->metaspace && (t->ms_prepend_always || t->ms_prepend_first);
+    for (int k = 0; k < t->n_norm; k++)
+        if (t->norm[k].kind == NORM_PREPEND && t->norm[k].to_len == 3 && !memcmp(t->norm[k].to, "\xE2\x96\x81", 3))
+            prepend = true;
+    for (int i = 0; i < t->n_added; i++)
+        if (t->added[i].id == t->bos && t->added[i].normalized) return false;
+    return prepend;
 }
 
 int zc_tokenizer_from_gguf(const zc_gguf *g, zc_tokenizer **out) {
@@ -630,8 +660,12 @@ int zc_tokenizer_from_gguf(const zc_gguf *g, zc_tokenizer **out) {
         t->add_space_prefix = true;
     } else {
         t->byte_level = true;
-        if ((rc = gguf_pretok(g, t)) != ZC_OK) goto fail;
-        if ((rc = load_gguf_merges(g, t)) != ZC_OK) goto fail;
+        /* zipcache.tokenizer.ignore_merges: written by `zipcache convert`
+         * where no tokenizer.ggml.pre name implies the tokenizer.json's */
+        if ((rc = gguf_pretok(g, t)) != ZC_OK ||
+            (rc = gguf_bool(g, t, "zipcache.tokenizer.ignore_merges", &t->ignore_merges)) != ZC_OK ||
+            (rc = load_gguf_merges(g, t)) != ZC_OK)
+            goto fail;
     }
     int eot = -1, eom = -1;
     if ((rc = gguf_token_id(g, t, "tokenizer.ggml.bos_token_id", &t->bos)) != ZC_OK ||
@@ -684,14 +718,11 @@ static int hf_normalizer(zc_tokenizer *t, const zc_json *n) {
         }
         return ZC_OK;
     }
-    if (!strcmp(type, "NFC")) {
-        /* Not applied: like llama.cpp we assume NFC input (NFC tables are large
-         * and almost all text already is NFC). */
-        return ZC_OK;
-    }
     norm_op op = {0};
-    const zc_json *to;
-    if (!strcmp(type, "Prepend")) {
+    const zc_json *to = NULL;
+    if (!strcmp(type, "NFC")) { /* Qwen2, Qwen3 */
+        op.kind = NORM_NFC;
+    } else if (!strcmp(type, "Prepend")) {
         op.kind = NORM_PREPEND;
         to = zc_json_get(n, "prepend");
     } else if (!strcmp(type, "Replace")) {
@@ -706,14 +737,16 @@ static int hf_normalizer(zc_tokenizer *t, const zc_json *n) {
     } else {
         return zc_error(ZC_ERR_UNSUPPORTED, "%s: normalizer '%s' is not supported", t->path, type);
     }
-    if (!zc_json_str(to)) {
+    if (op.kind != NORM_NFC && !zc_json_str(to)) {
         free(op.from);
         return zc_error(ZC_ERR_FORMAT, "%s: %s normalizer without its string", t->path, type);
     }
-    op.to = zc_strndup(to->str, to->len);
-    op.to_len = to->len;
+    if (to) {
+        op.to = zc_strndup(to->str, to->len);
+        op.to_len = to->len;
+    }
     norm_op *v = zc_realloc(t->norm, (size_t)(t->n_norm + 1) * sizeof *v);
-    if (!v || (op.kind == NORM_REPLACE && !op.from) || !op.to) {
+    if (!v || (op.kind == NORM_REPLACE && !op.from) || (op.kind != NORM_NFC && !op.to)) {
         free(op.from);
         free(op.to);
         if (v) t->norm = v;
@@ -730,7 +763,11 @@ static int normalize(const zc_tokenizer *t, bytes *b) {
         const norm_op *op = &t->norm[k];
         bytes out = {0};
         int rc = ZC_OK;
-        if (op->kind == NORM_PREPEND) {
+        if (op->kind == NORM_NFC) {
+            if ((rc = zc_utf8_nfc(b->p, b->n, &out.p, &out.n))) return rc;
+            if (!out.p) continue; /* NFC already */
+            out.cap = out.n;
+        } else if (op->kind == NORM_PREPEND) {
             if (b->n && !t->no_prefix) rc = bytes_put(&out, op->to, op->to_len);
             if (!rc) rc = bytes_put(&out, b->p, b->n);
         } else {
@@ -796,6 +833,11 @@ static int regex_kind(const char *re, zc_pretok_kind *kind) {
         {"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
          "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
          ZC_PRETOK_QWEN2},
+        {"[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+"
+         "(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+"
+         "[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|"
+         "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+         ZC_PRETOK_GPT4O},
     };
     for (size_t i = 0; i < sizeof known / sizeof *known; i++)
         if (!strcmp(known[i].re, re)) {
@@ -852,9 +894,15 @@ static int hf_pre_tokenizer(zc_tokenizer *t, const zc_json *p) {
         if (zc_json_str(str) && str->len && split_string_is_noop(t, str->str, str->len)) return ZC_OK;
         const char *re = zc_json_str(zc_json_get(zc_json_get(p, "pattern"), "Regex"));
         const char *behavior = zc_json_str(zc_json_get(p, "behavior"));
-        if (!re || !behavior || strcmp(behavior, "Isolated") || jbool_or(p, "invert", false))
-            return zc_error(ZC_ERR_UNSUPPORTED, "%s: only Split pre-tokenizers with a Regex, behavior Isolated, are "
-                            "supported", t->path);
+        /* Isolated keeps the matches and the text between them as words;
+         * Removed with invert keeps only the matches (o200k files write
+         * that). The same split for these regexes, which match every
+         * character: there is nothing between the matches. */
+        bool invert = jbool_or(p, "invert", false);
+        if (!re || !behavior ||
+            !((!strcmp(behavior, "Isolated") && !invert) || (!strcmp(behavior, "Removed") && invert)))
+            return zc_error(ZC_ERR_UNSUPPORTED, "%s: only Split pre-tokenizers with a Regex, behavior Isolated (or "
+                            "Removed, inverted), are supported", t->path);
         if (t->has_pretok)
             return zc_error(ZC_ERR_UNSUPPORTED, "%s: two splitting pre-tokenizers are not supported", t->path);
         if (regex_kind(re, &t->pretok))
@@ -1060,9 +1108,9 @@ static int hf_vocab(zc_tokenizer *t, const zc_json *model, const zc_json *added,
         zc_json_int(zc_json_get(a, "id"), &id);
         if (txt[id] && (tlen[id] != content->len || memcmp(txt[id], content->str, content->len)))
             rc = zc_error(ZC_ERR_FORMAT, "%s: added token %lld differs from the vocabulary's", t->path, (long long)id);
-        if (jbool_or(a, "lstrip", false) || jbool_or(a, "rstrip", false) || jbool_or(a, "single_word", false))
-            rc = zc_error(ZC_ERR_UNSUPPORTED, "%s: added token %lld: lstrip/rstrip/single_word are not supported",
-                          t->path, (long long)id);
+        if (jbool_or(a, "single_word", false))
+            rc = zc_error(ZC_ERR_UNSUPPORTED, "%s: added token %lld: single_word is not supported", t->path,
+                          (long long)id);
         txt[id] = content->str;
         tlen[id] = content->len;
         bool special = jbool_or(a, "special", false);
@@ -1070,11 +1118,19 @@ static int hf_vocab(zc_tokenizer *t, const zc_json *model, const zc_json *added,
         char *copy = zc_strndup(content->str, content->len);
         if (!copy) rc = ZC_ERR_NOMEM;
         else t->added[t->n_added++] = (hf_added){copy, NULL, content->len, 0, (int32_t)id,
-                                                 jbool_or(a, "normalized", !special), special};
+                                                 jbool_or(a, "normalized", !special), special,
+                                                 jbool_or(a, "lstrip", false), jbool_or(a, "rstrip", false)};
     }
+    /* An id that neither names (o200k leaves 199998 and 200000..200017
+     * free) stays an unused token without text: never produced, decoded
+     * as nothing. */
     for (int64_t i = 0; !rc && i < n; i++) {
-        if (!txt[i]) rc = zc_error(ZC_ERR_FORMAT, "%s: token id %lld is missing from the vocabulary", t->path, (long long)i);
-        else if (zc_add_size(total, tlen[i], &total)) rc = zc_error(ZC_ERR_LIMIT, "%s: vocabulary too large", t->path);
+        if (!txt[i]) {
+            txt[i] = "";
+            ty[i] = TT_UNUSED;
+        } else if (zc_add_size(total, tlen[i], &total)) {
+            rc = zc_error(ZC_ERR_LIMIT, "%s: vocabulary too large", t->path);
+        }
     }
     if (!rc) rc = vocab_alloc(t, (uint64_t)n, total);
     size_t off = 0;
@@ -1624,9 +1680,29 @@ static int partition(const zc_tokenizer *t, const char *text, size_t len, bool p
     return ZC_OK;
 }
 
+/* The byte length of the whitespace character (White_Space, as Rust's
+ * char::is_whitespace that HF strips with) that ends at text[end], not
+ * reaching back before text[lo]; 0 if none. */
+static size_t space_before(const char *text, size_t lo, size_t end) {
+    for (size_t k = 1; k <= 3 && k <= end - lo; k++) {
+        size_t adv;
+        uint32_t cp = zc_utf8_decode_lenient((const uint8_t *)text + end - k, k, &adv);
+        if (adv == k && cp != 0xFFFD) return zc_ucd_flags(cp) & ZC_UCD_WHITESPACE ? k : 0;
+    }
+    return 0;
+}
+
+/* The same for the whitespace character that starts at text[pos] (< len). */
+static size_t space_at(const char *text, size_t pos, size_t len) {
+    size_t adv;
+    uint32_t cp = zc_utf8_decode_lenient((const uint8_t *)text + pos, len - pos, &adv);
+    return zc_ucd_flags(cp) & ZC_UCD_WHITESPACE ? adv : 0;
+}
+
 /* Hugging Face added tokens: leftmost-longest matches of the patterns of
  * one kind (normalized or not) in text[0..len); special ones only with
- * parse_special. Appends the pieces to *v (n, cap: its size and capacity). */
+ * parse_special; the whitespace an lstrip / rstrip token takes is dropped.
+ * Appends the pieces to *v (n, cap: its size and capacity). */
 static int split_added(const zc_tokenizer *t, const char *text, size_t len, bool normalized, bool parse_special,
                        frag **v, size_t *n, size_t *cap) {
     size_t start = 0;
@@ -1648,10 +1724,14 @@ static int split_added(const zc_tokenizer *t, const char *text, size_t len, bool
             *v = nv;
             *cap = c;
         }
-        if (i > start) (*v)[(*n)++] = (frag){start, i - start, -1};
-        if (hit < 0) break;
-        (*v)[(*n)++] = (frag){i, t->added[hit].len, t->added[hit].id};
-        start = i + t->added[hit].len;
+        const hf_added *a = hit >= 0 ? &t->added[hit] : NULL;
+        size_t end = i, k;
+        while (a && a->lstrip && (k = space_before(text, start, end)) > 0) end -= k;
+        if (end > start) (*v)[(*n)++] = (frag){start, end - start, -1};
+        if (!a) break;
+        (*v)[(*n)++] = (frag){i, a->len, a->id};
+        start = i + a->len;
+        while (a->rstrip && start < len && (k = space_at(text, start, len)) > 0) start += k;
         i = start - 1;
     }
     return ZC_OK;

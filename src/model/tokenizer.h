@@ -1,6 +1,6 @@
 /* Tokenizers: SentencePiece-style BPE with byte fallback (GGUF "llama"),
- * GPT-2 byte-level BPE (GGUF "gpt2", with the GPT-2, Llama 3 and Qwen2
- * pre-tokenizer rules) and Hugging Face tokenizer.json BPE.
+ * GPT-2 byte-level BPE (GGUF "gpt2", with the GPT-2, Llama 3, Qwen2 and
+ * o200k pre-tokenizer rules) and Hugging Face tokenizer.json BPE.
  *
  * Encoding follows the reference tokenizers exactly (llama.cpp's test vectors
  * in ../shared/data/tokenizer-vectors must be reproduced). Decoding is
@@ -8,11 +8,12 @@
  * back the bytes of a character that spans tokens.
  *
  * tokenizer.json support covers what Llama-family files use: normalizers
- * Sequence/Prepend/Replace (NFC is accepted and, like llama.cpp, not
- * applied); pre-tokenizers ByteLevel and Split with the GPT-2, Llama 3 or
- * Qwen2 regex, or Metaspace; decoders Replace(U+2581 -> ' ')/ByteFallback/
- * Fuse/Strip, ByteLevel and Metaspace; post-processor TemplateProcessing
- * (BOS/EOS). Anything else is ZC_ERR_UNSUPPORTED naming the file.
+ * Sequence/Prepend/Replace/NFC (Qwen's; a GGUF tokenizer applies no NFC, as
+ * llama.cpp's); pre-tokenizers ByteLevel and Split with the GPT-2, Llama 3,
+ * Qwen2 or o200k (GPT-4o, Phi-4-mini) regex, or Metaspace; decoders
+ * Replace(U+2581 -> ' ')/ByteFallback/Fuse/Strip, ByteLevel and Metaspace;
+ * post-processor TemplateProcessing (BOS/EOS). Anything else is
+ * ZC_ERR_UNSUPPORTED naming the file.
  *
  * A tokenizer is immutable once built: all functions may be called from
  * several threads at once.
@@ -35,13 +36,31 @@ struct zc_gguf;
  * pre-tokenizer), ZC_ERR_NOMEM. */
 int zc_tokenizer_from_gguf(const struct zc_gguf *g, zc_tokenizer **out);
 /* Build from a Hugging Face tokenizer.json (+ tokenizer_config.json beside
- * it, if any: add_bos_token/add_eos_token, bos_token/eos_token).
- * Errors: ZC_ERR_IO, ZC_ERR_FORMAT (bad JSON, vocabulary ids missing,
+ * it, if any: add_bos_token/add_eos_token, bos_token/eos_token). Ids no
+ * token names (gaps below the largest) are unused tokens.
+ * Errors: ZC_ERR_IO, ZC_ERR_FORMAT (bad JSON, vocabulary ids invalid,
  * repeated or out of range, merges naming unknown tokens, ill-formed UTF-8),
  * ZC_ERR_UNSUPPORTED (a model, normalizer, pre-tokenizer, decoder or
  * post-processor this file does not implement), ZC_ERR_NOMEM. */
 int zc_tokenizer_from_hf(const char *tokenizer_json_path, zc_tokenizer **out);
 void zc_tokenizer_free(zc_tokenizer *t);
+/* The tokenizer.ggml.pre name that makes zc_tokenizer_from_gguf split as
+ * this byte-level BPE tokenizer does ("gpt-2", "llama-bpe", "qwen2",
+ * "gpt-4o", ...), or NULL when a GGUF "gpt2" tokenizer cannot express it
+ * (SentencePiece-style, no regex, a normalizer other than NFC, which is
+ * dropped as llama.cpp's converter drops it). *ignore_merges: whether a
+ * word that is itself a token is taken whole, which the name implies only
+ * for some (llama-bpe yes, qwen2 no): zc_tokenizer_from_gguf reads it from
+ * zipcache.tokenizer.ignore_merges where present. For `zipcache convert`. */
+const char *zc_tokenizer_gguf_pre(const zc_tokenizer *t, bool *ignore_merges);
+/* The tokenizer.ggml.add_space_prefix (the dummy "\u2581" before text)
+ * that makes a GGUF SentencePiece tokenizer encode a prompt after BOS as
+ * this one does: for a tokenizer.json, whether it prepends "\u2581"
+ * (Prepend normalizer, Metaspace) to the text after BOS. Not when BOS is a
+ * normalized added token: such a model saw its BOS text normalized with the
+ * text (tinystories656K: "\u2581<|start_story|>Once"), so the "\u2581" went
+ * before BOS and the prompt starts without one. For `zipcache convert`. */
+bool zc_tokenizer_gguf_space_prefix(const zc_tokenizer *t);
 
 int zc_tokenizer_n_vocab(const zc_tokenizer *t);
 int zc_tokenizer_bos(const zc_tokenizer *t); /* -1 if none */
@@ -70,8 +89,8 @@ bool zc_tokenizer_is_eog(const zc_tokenizer *t, int id);
  * "\u2581" before the text and after each special token. tokenizer.json
  * added tokens are matched as HF does: normalized=false ones in the raw
  * text, the others (as their normalized content) in the normalized text
- * between those. *ids is malloc'ed
- * (caller frees), *n_ids its length. Errors: ZC_ERR_LIMIT (over 512 MiB of
+ * between those; one with lstrip / rstrip drops the whitespace before /
+ * after it. *ids is malloc'ed (caller frees), *n_ids its length. Errors: ZC_ERR_LIMIT (over 512 MiB of
  * text), ZC_ERR_NOMEM. */
 int zc_tokenize(const zc_tokenizer *t, const char *text, size_t len, bool add_bos, bool parse_special,
                 int32_t **ids, int *n_ids);
