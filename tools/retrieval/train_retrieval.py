@@ -80,8 +80,10 @@ class TrainConfig:
     aux_weight: float = 0.2     # weight of the next-token loss on the non-answer tokens
     aux_fraction: float = 0.1   # the share of those tokens it is computed on
     recall: float = 0.0         # share of the further queries that repeat a line up to its number
-    probe_weight: float = 0.0   # deep supervision: layer 0's output must name the key (see annotate)
-    attn_weight: float = 0.0    # deep supervision: layer 1 head 0 at an answer digit attends to its source
+    probe_weight: float = 1.0   # deep supervision: layer 0's output must name the key (see annotate)
+    attn_weight: float = 1.0    # deep supervision: layer 1 head 0 at an answer digit attends to its source
+    attn_start: int = 1300      # ... from this step on: with both from step 0 the probes never learned
+                                # (run sB); by step 1300 they have (probe loss ~0.02)
 
 
 def max_lines_for(tok, ctx):
@@ -358,7 +360,6 @@ def train(mc, tc, out, minutes, resume, threads, log, export_only=False):
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": tc.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=tc.lr, betas=(0.9, 0.95))
-    model.layers[min(1, mc.n_layers - 1)].keep_probs = tc.attn_weight > 0
     st = {"step": 0, "tokens": 0, "seconds": 0.0, "longest": min(tc.start_lines, full), "history": [],
           "rng": None}
     path = os.path.join(out, STATE)
@@ -392,6 +393,8 @@ def train(mc, tc, out, minutes, resume, threads, log, export_only=False):
     done = export_only
     while not done:
         model.train()
+        attend = tc.attn_weight > 0 and st["step"] >= tc.attn_start
+        model.layers[min(1, mc.n_layers - 1)].keep_probs = attend
         n_lines = lines_for_step(rng, st["longest"])
         seqs, ntok = [], 0
         while ntok < tc.tokens_per_step or not seqs:
@@ -414,7 +417,7 @@ def train(mc, tc, out, minutes, resume, threads, log, export_only=False):
             nxt = torch.cat((ids_t[:, 1:], torch.full_like(ids_t[:, :1], wordtok.PAD)), 1)
             aux = (~where) & (nxt != wordtok.PAD) & (torch.rand(ids_t.shape) < tc.aux_fraction)
             loss = loss + tc.aux_weight * F.cross_entropy(h[aux] @ emb.t(), nxt[aux])
-        if tc.probe_weight > 0 or tc.attn_weight > 0:
+        if tc.probe_weight > 0 or attend:
             adj, noun, src = (torch.from_numpy(a) for a in annotate_batch(kt, seqs, ids.shape[1]))
         if tc.probe_weight > 0:
             # layer 0 must bring each line's key to its number and the query's key to its answer,
@@ -425,7 +428,7 @@ def train(mc, tc, out, minutes, resume, threads, log, export_only=False):
             parts["probe"] = 0.5 * (F.cross_entropy(probe["adj"](x0), adj[m]) +
                                     F.cross_entropy(probe["noun"](x0), noun[m]))
             loss = loss + tc.probe_weight * parts["probe"]
-        if tc.attn_weight > 0:
+        if attend:
             # layer 1 head 0, at a position that predicts an answer digit, attends to that digit
             # in the record line with the query's key
             m = src >= 0
@@ -495,7 +498,7 @@ def main(argv=None):
     mc, tc = ModelConfig(), TrainConfig()
     if a.smoke:
         mc = ModelConfig(dim=128, ffn_dim=128, n_layers=2, n_heads=2, n_kv_heads=1, max_seq_len=512)
-        tc = TrainConfig(tokens_per_step=1024, eval_every=3, eval_docs=8, warmup=3, max_steps=6)
+        tc = TrainConfig(tokens_per_step=1024, eval_every=3, eval_docs=8, warmup=3, max_steps=6, attn_start=3)
     for cfg in (mc, tc):
         for f in dataclasses.fields(cfg):
             v = getattr(a, f.name, None)
@@ -519,8 +522,16 @@ def main(argv=None):
     if a.export and not os.path.exists(state):
         ap.error(f"--export: {state} does not exist")
     if (a.resume or a.export) and os.path.exists(state):
+        # the saved shape wins over the defaults; so do the saved training settings, except those
+        # given on this command line
         import torch
-        mc = ModelConfig(**torch.load(state)["mc"])   # the saved shape wins over the defaults
+        saved = torch.load(state)
+        mc = ModelConfig(**saved["mc"])
+        known = {f.name for f in dataclasses.fields(TrainConfig)}
+        tc = TrainConfig(**{k: v for k, v in saved.get("tc", {}).items() if k in known})
+        for f in dataclasses.fields(tc):
+            if getattr(a, f.name, None) is not None:
+                setattr(tc, f.name, getattr(a, f.name))
     model, tok, st, full = train(mc, tc, a.out, minutes, a.resume or a.export, a.threads, log, a.export)
     write_checkpoint(model, tok, mc, tc, st, a.out, full, log)
     return 0
