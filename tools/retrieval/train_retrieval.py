@@ -73,6 +73,7 @@ class TrainConfig:
     start_lines: int = 4        # the curriculum's first longest document
     grow: float = 1.5           # longest *= grow when held-out accuracy there >= grow_at
     grow_at: float = 0.9
+    max_lines: int = 0          # the curriculum's cap (0: as many lines as the context holds)
     eval_every: int = 50
     eval_docs: int = 64
     eval_seed: int = 100        # test-split seed of the held-out checks during training
@@ -349,6 +350,7 @@ def train(mc, tc, out, minutes, resume, threads, log, export_only=False):
     tok = wordtok.Tokenizer()
     mc.vocab_size = tok.n_vocab
     full = max_lines_for(tok, mc.max_seq_len)
+    cap = min(full, tc.max_lines) if tc.max_lines > 0 else full
     model = build_model(mc)
     gen = torch.Generator().manual_seed(tc.seed)
     model.init_weights(gen)
@@ -368,11 +370,11 @@ def train(mc, tc, out, minutes, resume, threads, log, export_only=False):
         model.load_state_dict(saved["model"])
         if "probe" in saved:
             probe.load_state_dict(saved["probe"])
-        if "probe" in saved:
             opt.load_state_dict(saved["opt"])
         else:
             log("a state from before the probes: the optimizer's moments start afresh")
         st = saved["state"]
+        st["longest"] = min(st["longest"], cap)
         log(f"resumed at step {st['step']}, longest {st['longest']} lines, {st['seconds'] / 60:.1f} min so far")
     rng = random.Random(f"zipcache-train/{tc.seed}")
     if st["rng"] is not None:
@@ -461,8 +463,8 @@ def train(mc, tc, out, minutes, resume, threads, log, export_only=False):
                 f"{st['tokens'] / max(1e-9, start_seconds + elapsed):6.0f} tok/s  loss {loss_avg:.4f}  "
                 f"lines <= {st['longest']:3d}  held-out exact {acc:.3f}" +
                 "".join(f"  {k} {v:.3f}" for k, v in part_avg.items()))
-            if acc >= tc.grow_at and st["longest"] < full:
-                st["longest"] = min(full, max(st["longest"] + 1, int(st["longest"] * tc.grow)))
+            if acc >= tc.grow_at and st["longest"] < cap:
+                st["longest"] = min(cap, max(st["longest"] + 1, int(st["longest"] * tc.grow)))
                 log(f"  -> longest document now {st['longest']} lines")
             save()
             done = last
