@@ -24,7 +24,9 @@ static const char *const USAGE =
     "  saliency   how well cheap saliency estimates recover the exact normalized salient set (-f TEXT)\n"
     "  recon      reconstruction error of every KV quantizer on the model's real keys and values (-f TEXT)\n"
     "\n"
-    "common:  -m MODEL  -c CTX  -t THREADS  --limit N  --offset K  --results FILE.jsonl (resume)\n"
+    "common:  -m MODEL  -c CTX  -t THREADS  -b BATCH (prompt tokens per forward step, default 512: a\n"
+    "         compressing cache compresses each step's tokens, so later steps attend to compressed ones)\n"
+    "         --limit N  --offset K  --results FILE.jsonl (resume)\n"
     "         --json FILE (summary record)  --no-progress  --kv POLICY  --kv-* (see zipcache run --help)\n"
     "ppl:     -f TEXT  --chunks N  --block N (scored tokens per decode call, default 1)\n"
     "         --save-kl-base FILE (with --kv fp16)  --kl-base FILE\n"
@@ -69,7 +71,7 @@ static bool parse_bits(const char *val, eval_args *a) {
 
 /* Options that take a value, besides the KV ones (each sub-command checks its own with allowed()). */
 static const char *const OPTIONS[] = {
-    "-m", "--model", "-c", "--ctx", "-t", "--threads", "--limit", "--offset", "--results", "--json", "-f", "--file",
+    "-m", "--model", "-c", "--ctx", "-t", "--threads", "-b", "--batch", "--limit", "--offset", "--results", "--json", "-f", "--file",
     "--chunks", "--tokens", "--seeds", "--block", "--kl-base", "--save-kl-base", "--data", "--max-new", "--shots",
     "--out", "--python", "--timeout", "--policies", "--bits", "--preset", "--csv", "--plot", NULL};
 
@@ -110,6 +112,9 @@ static int parse(int argc, char **argv, eval_args *a) {
         } else if (!strcmp(opt, "-t") || !strcmp(opt, "--threads")) {
             if (!cli_int("eval", opt, val, 0, 1024, &n)) return CLI_EXIT_USAGE;
             a->o.n_threads = (int)n;
+        } else if (!strcmp(opt, "-b") || !strcmp(opt, "--batch")) {
+            if (!cli_int("eval", opt, val, 1, 1 << 20, &n)) return CLI_EXIT_USAGE;
+            a->o.n_batch = (int)n;
         } else if (!strcmp(opt, "--limit")) {
             if (!cli_int("eval", opt, val, 1, INT64_MAX, &n)) return CLI_EXIT_USAGE;
             a->o.limit = n;

@@ -88,6 +88,22 @@ assert abs(a["score"] - b["score"]) < 1e-9 * a["score"], (a["score"], b["score"]
     # the same file with other options is refused
     if "$BIN" eval ppl -m "$S260" -f "$TEXT" -c 128 --chunks 3 "${COMMON[@]}" --kv fp32 --results "$TMP/r.jsonl" \
         >/dev/null 2>&1; then fail eval_resume_other_run "accepted"; else pass eval_resume_other_run; fi
+    if "$BIN" eval ppl -m "$S260" -f "$TEXT" -c 128 --chunks 3 "${COMMON[@]}" -b 16 --results "$TMP/r.jsonl" \
+        >/dev/null 2>&1; then fail eval_resume_other_batch "accepted"; else pass eval_resume_other_batch; fi
+    # -b: an uncompressed cache scores the same in any batch size; zipcache compresses each
+    # prompt step's tokens, so its segments, and its score, follow the batch size
+    for kv in fp32 zipcache; do
+        for b in 16 512; do
+            "$BIN" eval ppl -m "$S260" -f "$TEXT" -c 128 --chunks 2 "${COMMON[@]}" --kv $kv -b $b \
+                --json "$TMP/b_${kv}_$b.json" >/dev/null 2>&1
+        done
+    done
+    if "$PY" -c '
+import json, sys
+f = {k: json.load(open(sys.argv[1] + k + ".json"))["score"] for k in ("fp32_16", "fp32_512", "zipcache_16", "zipcache_512")}
+assert abs(f["fp32_16"] - f["fp32_512"]) < 1e-4 * f["fp32_512"], f
+assert abs(f["zipcache_16"] - f["zipcache_512"]) > 1e-6 * f["zipcache_512"], f
+' "$TMP/b_" 2>"$TMP/err"; then pass eval_batch_size; else fail eval_batch_size "$(cat "$TMP/err")"; fi
 fi
 
 # ---- generation tasks ----
@@ -220,7 +236,7 @@ fi
 
 # ---- usage errors exit 2 with one line ----
 bad=0
-for args in "nonesuch" "ppl --chunks 0 -f x" "ppl --data x -f y" "lines --kv nonesuch --data x" "sweep -f x --bits 2,abc" \
+for args in "nonesuch" "ppl --chunks 0 -f x" "ppl -b 0 -f x" "ppl --data x -f y" "lines --kv nonesuch --data x" "sweep -f x --bits 2,abc" \
     "sweep -f x --csv y --preset ablation-probes --policies kivi"; do
     # shellcheck disable=SC2086
     "$BIN" eval $args >/dev/null 2>&1

@@ -23,6 +23,7 @@ typedef struct {
     zc_kv_config kv;
     int n_ctx;           /* 0: the model's trained context */
     int n_threads;       /* 0: all cores */
+    int n_batch;         /* prompt tokens per forward step (0: the library's default, 512) */
     int64_t limit;       /* items to run (0: all) */
     int64_t offset;      /* items to skip first */
     const char *results; /* --results FILE.jsonl (NULL: none) */

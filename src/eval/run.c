@@ -27,6 +27,7 @@ int zc_eval_session_open(zc_eval_session *s, const zc_model *m, const char *mode
     zc_context_params_default(&cp);
     cp.n_ctx = o->n_ctx;
     cp.n_threads = o->n_threads;
+    if (o->n_batch > 0) cp.n_batch = o->n_batch;
     cp.kv = &o->kv;
     if (logits_rows > cp.n_batch) cp.n_batch = logits_rows;
     int rc = zc_context_create(m, &cp, &s->ctx);
@@ -45,11 +46,13 @@ int zc_eval_session_open(zc_eval_session *s, const zc_model *m, const char *mode
     }
     /* The description leaves out the probe seed and the group/residual/budget
      * knobs of other policies; the key names them all so a resumed file never
-     * mixes configurations. */
+     * mixes configurations (a batch size other than the default included). */
     const zc_kv_config *k = &sum->kv;
-    snprintf(s->run, sizeof s->run, "%s|%s|%s|ctx %d|%s|seed %llu group %d residual %d keep %g bits %d|%s", task,
+    char batch_key[32] = "";
+    if (o->n_batch > 0) snprintf(batch_key, sizeof batch_key, " batch %d", o->n_batch);
+    snprintf(s->run, sizeof s->run, "%s|%s|%s|ctx %d|%s|seed %llu group %d residual %d keep %g bits %d|%s%s", task,
              model_path, sum->data, s->n_ctx, sum->kv_desc, (unsigned long long)k->seed, k->group_size, k->residual,
-             (double)k->budget_ratio, zc_kv_config_bits(k), task_opts);
+             (double)k->budget_ratio, zc_kv_config_bits(k), task_opts, batch_key);
     rc = zc_eval_results_open(&s->results, o->results, s->run);
     if (rc != ZC_OK) zc_eval_session_close(s);
     return rc;
