@@ -322,6 +322,21 @@ for study, title, what in (
             print(line[2:].rstrip() + "\n" if line.startswith("# ") else line.rstrip())
         print()
 
+# The line-retrieval model (tools/retrieval): its tables come from tools/retrieval/evaluate.py runs
+# kept in eval/retrieval*/ (the model is trained separately, so they are not rerun here).
+for sub, title in (("retrieval", "every policy"), ("retrieval-ablations", "ablations at the 4-bit budget")):
+    path = os.path.join(out, sub, "retrieval.md")
+    if not os.path.exists(path):
+        continue
+    if sub == "retrieval":
+        print("## Line retrieval on the CPU-trained retrieval model\n")
+        print("The model of `tools/retrieval` (models/zipcache-retrieval-1m.md: 0.85M parameters, head_dim 64, "
+              "trained on LongEval-format records; the bundled story models cannot retrieve). Held-out "
+              "documents (test split), greedy answers, exact match. Produced by "
+              f"`tools/retrieval/evaluate.py --out eval/{sub}` (see its README for the command).\n")
+    print(f"### {title}\n")
+    print(open(path).read().rstrip() + "\n")
+
 print("## Reproducing one number\n")
 print("```")
 print("zipcache eval ppl -m MODEL -f TEXT -c 512 --chunks N -t 1 --kv fp16 --save-kl-base base.klb")

@@ -355,6 +355,24 @@ def test_smoke_training(tmp):
           file=sys.stderr)
     report("retrieval_train_smoke_engine_logits", err <= TOL and ref_err <= TOL, f"errors {err:.3g} {ref_err:.3g}")
 
+    # --resume continues the saved run with its saved settings (the attention loss, on from the
+    # smoke run's step 3, stays on); --max-lines caps the curriculum
+    r = subprocess.run([sys.executable, os.path.join(TOOLS, "train_retrieval.py"), "--smoke", "--out", out, "--resume",
+                        "--max-steps", "9", "--max-lines", "3"], capture_output=True, text=True)
+    rep = json.load(open(os.path.join(out, "train_report.json"))) if r.returncode == 0 else {}
+    hist = rep.get("history", [])
+    ok = (r.returncode == 0 and rep["steps"] == 9 and hist[-1]["longest"] <= 3 and "resumed at step 6" in r.stdout
+          and " attn " in r.stdout.splitlines()[-2])
+    report("retrieval_train_resume", ok, r.stdout[-1500:] + r.stderr[-1500:])
+    # curve.py: a row per kept check, every check in the CSV
+    csv_path = os.path.join(tmp, "curve.csv")
+    r = subprocess.run([sys.executable, os.path.join(TOOLS, "curve.py"), os.path.join(out, "train_report.json"),
+                        "--every", "3", "--csv", csv_path], capture_output=True, text=True)
+    table = [ln for ln in r.stdout.splitlines() if ln.startswith("| ") and ln[2].isdigit()]
+    rows = open(csv_path).read().splitlines()[1:] if r.returncode == 0 else []
+    report("retrieval_curve", r.returncode == 0 and len(table) == len(hist) == len(rows) == 3,
+           r.stdout[-800:] + r.stderr[-800:])
+
 
 def main():
     if not os.path.exists(BIN):
