@@ -30,7 +30,7 @@ PY=/usr/bin/python3
 [ -x "$BIN" ] || { echo "build first: make BUILD=$BUILD" >&2; exit 1; }
 mkdir -p "$OUT"
 if [ -z "${REPORT_ONLY:-}" ]; then
-rm -f "$OUT"/*.csv "$OUT"/*.svg "$OUT"/*.gp "$OUT"/*.json "$OUT"/*.log "$OUT"/elapsed
+rm -f "$OUT"/*.csv "$OUT"/*.svg "$OUT"/*.gp "$OUT"/*.json "$OUT"/*.log "$OUT"/elapsed "$OUT"/commit
 
 S260=$ASSETS/models/stories260K/stories260K.gguf
 S656=$ASSETS/models/tinystories656K
@@ -88,12 +88,14 @@ for kv in fp16 zipcache; do
         --limit 20 --max-new 128 --execute --kv "$kv" --no-progress --json "$OUT/humaneval-$kv.json" >/dev/null
 done
 echo $(($(date +%s) - t_start)) >"$OUT/elapsed"
+git rev-parse --short HEAD >"$OUT/commit" 2>/dev/null || echo unknown >"$OUT/commit"
 fi
 elapsed=$(cat "$OUT/elapsed")
 
 CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
 NCPU=$(nproc)
-COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+# the commit the runs were made at (REPORT_ONLY keeps it)
+COMMIT=$(cat "$OUT/commit" 2>/dev/null || git rev-parse --short HEAD 2>/dev/null || echo unknown)
 "$PY" - "$OUT" "$CPU" "$NCPU" "$COMMIT" "$elapsed" "$CHUNKS" "$POLICIES" "$BITS" "$STUDY_BITS" >EVALUATION.md <<'EOF'
 import csv, json, math, os, sys
 out, cpu, ncpu, commit, elapsed, chunks, policies, bits, study_bits = sys.argv[1:10]

@@ -40,6 +40,8 @@ DEFAULT_SETTINGS = [
     ("zipcache-4x", "--kv zipcache --kv-bits 4"),
     ("zipcache-5x", "--kv zipcache --kv-bits 3.2"),
     ("zipcache-6x", "--kv zipcache --kv-bits 2.67"),
+    ("zipcache-4x, rotated keys", "--kv zipcache --kv-bits 4 --kv-rotate on"),
+    ("zipcache-5x, rotated keys", "--kv zipcache --kv-bits 3.2 --kv-rotate on"),
     ("mikv-3x", "--kv mikv --kv-bits 5.33"),
     ("mikv-4x", "--kv mikv --kv-bits 4"),
     ("mikv-5x", "--kv mikv --kv-bits 3.2"),
