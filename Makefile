@@ -33,7 +33,7 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/fuzz_%.c=$(BUILD)/tests/test_fuzz_%)
 
-.PHONY: all lib cli tests test asan check fuzz clean install uninstall coverage
+.PHONY: all lib cli tests test asan check fuzz fuzz-build clean install uninstall coverage
 .SECONDARY:
 all: lib cli
 lib: $(BUILD)/libzipcache.a $(BUILD)/libzipcache.so
@@ -107,7 +107,11 @@ asan:
 	  CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test
 
 FUZZ_CFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-fuzz:
+fuzz: fuzz-build
+	tests/fuzz/run.sh
+
+# The libFuzzer binaries only (build-fuzz/fuzz_<name>), for campaigns run by hand.
+fuzz-build:
 	$(MAKE) BUILD=build-fuzz CC=clang OPT=-O1 CFLAGS="$(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link" lib \
 	  build-fuzz/libzipcache-tools.a
 	@for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
@@ -115,7 +119,6 @@ fuzz:
 	  clang $(BASE) -O1 $(FUZZ_CFLAGS) -fsanitize=fuzzer $$f build-fuzz/libzipcache-tools.a build-fuzz/libzipcache.a \
 	    $(LDLIBS) -o build-fuzz/$$n || exit 1; \
 	done
-	tests/fuzz/run.sh
 
 # What CI runs: the suite in the normal build, then again under ASan+UBSan.
 check:

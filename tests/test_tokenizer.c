@@ -337,6 +337,8 @@ static void test_malformed_hf(void) {
          ZC_ERR_FORMAT},
         {"{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":99999999999},\"merges\":[]}}", "invalid token id",
          ZC_ERR_FORMAT},
+        {"{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":16000000},\"merges\":[]}}",
+         "token ids are too sparse: the largest is 16000000 but only 2 tokens are named", ZC_ERR_FORMAT},
         {"{\"model\":{\"type\":\"BPE\",\"vocab\":{},\"merges\":[]}}", "empty vocabulary", ZC_ERR_FORMAT},
         {"{\"model\":{\"type\":\"Unigram\",\"vocab\":[]}}", "Unigram", ZC_ERR_UNSUPPORTED},
         {"{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]},\"normalizer\":{\"type\":\"NFKC\"}}", "NFKC",

@@ -1089,6 +1089,15 @@ static int hf_vocab(zc_tokenizer *t, const zc_json *model, const zc_json *added,
         if ((rc = hf_id(t, zc_json_get(&added->items[i], "id"), "an added token", &id)) != ZC_OK) return rc;
         if (id + 1 > n) n = id + 1;
     }
+    /* Unused ids are allowed (o200k leaves 19 free) but not a table of
+     * millions from a few named tokens: "x": 16000000 alone would cost
+     * seconds and hundreds of MB. */
+    size_t named = vocab->len + n_added, max_unused = named + 1024;
+    if ((uint64_t)n > named + max_unused)
+        return zc_error(ZC_ERR_FORMAT,
+                        "%s: token ids are too sparse: the largest is %lld but only %zu tokens are named (at most "
+                        "%zu unused ids are allowed)",
+                        t->path, (long long)(n - 1), named, max_unused);
     /* id -> text, from the model vocabulary then the added tokens. */
     const char **txt = zc_calloc((size_t)n ? (size_t)n : 1, sizeof *txt);
     size_t *tlen = zc_calloc((size_t)n ? (size_t)n : 1, sizeof *tlen);

@@ -38,7 +38,11 @@ static void *arena_alloc(zc_json_doc *doc, size_t n) {
     n = (n + 15) & ~(size_t)15;
     arena_block *b = doc->blocks;
     if (!b || b->cap - b->used < n) {
-        size_t cap = n > (1u << 20) ? n : (1u << 20);
+        /* blocks grow from 4 KiB, doubling up to 1 MiB: a small document (a
+         * config.json, a request body) costs one small allocation, a large one
+         * (tokenizer.json) still few */
+        size_t cap = b ? (b->cap < (1u << 19) ? b->cap * 2 : (1u << 20)) : (1u << 12);
+        if (cap < n) cap = n;
         b = zc_malloc(sizeof *b + cap);
         if (!b) return NULL;
         b->used = 0;

@@ -1,8 +1,6 @@
 /* Fuzz target: the JSONL readers of the eval suite (data files of lines,
  * gsm8k, humaneval) and the resumable results file. */
 #include <stdint.h>
-#include <stdlib.h>
-#include <unistd.h>
 
 #include "eval/eval.h"
 #include "eval/run.h"
@@ -20,19 +18,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) (void)zc_eval_jsonl_str(&j, f.path, r, keys[k]);
         zc_eval_jsonl_free(&j);
     }
-    /* the same bytes as a results file being resumed (opened for append: a
-     * copy on disk keeps the input itself unchanged) */
-    char path[] = "/tmp/zc-fuzz-results-XXXXXX";
-    int fd = mkstemp(path);
-    if (fd >= 0) {
-        ssize_t w = write(fd, data, size);
-        close(fd);
+    /* the same bytes as a results file being resumed (opened for append and
+     * truncated: a second in-memory copy keeps the input itself unchanged) */
+    fuzz_file rf;
+    if (fuzz_file_open(&rf, data, size) == 0) {
         zc_eval_results r;
-        if (w == (ssize_t)size && zc_eval_results_open(&r, path, "fuzz-run") == 0) {
+        if (zc_eval_results_open(&r, rf.path, "fuzz-run") == 0) {
             (void)zc_eval_results_find(&r, 3);
             zc_eval_results_close(&r);
         }
-        unlink(path);
+        fuzz_file_close(&rf);
     }
     fuzz_file_close(&f);
     return 0;
