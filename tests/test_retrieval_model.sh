@@ -6,21 +6,9 @@
 # answers right with fp16 and prints the compressed cache's answer and size. SKIPPED when the
 # model file is absent.
 set -u
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BIN=${ZIPCACHE_BIN:-$ROOT/build/zipcache}
+# shellcheck source=tests/lib_retrieval.sh
+. "$(dirname "$0")/lib_retrieval.sh"
 MODEL=${ZIPCACHE_RETRIEVAL_MODEL:-$ROOT/models/zipcache-retrieval-1m-f16.gguf}
-PY=/usr/bin/python3
-[ -x "$PY" ] || PY=python3
-TOOLS=$ROOT/tools/retrieval
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-
-pass() { echo "PASS $1"; }
-fail() { echo "FAIL $1: $2"; }
-check() { # name, command...: PASS when the command succeeds, else FAIL with $WHY
-    local name=$1; shift
-    if "$@"; then pass "$name"; else fail "$name" "${WHY:-}"; fi
-}
 
 if [ ! -f "$MODEL" ]; then
     echo "SKIP retrieval_model: $MODEL is absent"
@@ -34,14 +22,7 @@ gen() { "$PY" "$TOOLS/gen_lines.py" "$@"; }
 
 # A long held-out document (test split), tokenized by the engine from the GGUF and by wordtok.py.
 gen --lines 200 --count 1 --seed 11 -o "$TMP/long.jsonl"
-"$PY" -c 'import json,sys; sys.stdout.write(json.loads(open(sys.argv[1]).readline())["prompt"])' "$TMP/long.jsonl" \
-    >"$TMP/prompt.txt"
-"$BIN" tokenize -m "$MODEL" -f "$TMP/prompt.txt" >"$TMP/ids.txt" 2>"$TMP/tok.err"
-"$PY" -c 'import sys; sys.path.insert(0, sys.argv[1]); import wordtok
-print("\n".join(map(str, [wordtok.BOS] + wordtok.Tokenizer().encode(open(sys.argv[2]).read()))))' \
-    "$TOOLS" "$TMP/prompt.txt" >"$TMP/want.txt"
-WHY="ids differ: $(diff "$TMP/ids.txt" "$TMP/want.txt" | head -3 | tr '\n' ' ') $(tail -c 200 "$TMP/tok.err")"
-check retrieval_model_tokens_match_training cmp -s "$TMP/ids.txt" "$TMP/want.txt"
+check_tokens retrieval_model_tokens_match_training "$MODEL" "$TMP/long.jsonl"
 
 # 40 held-out documents of 60 lines (a seed the evaluation tables do not use; 12 in the
 # sanitizer build, 15x slower): fp16 answers nearly all (the model card's figure is >= 0.955 on

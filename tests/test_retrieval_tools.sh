@@ -7,20 +7,8 @@
 # prompt skipped. Numerical checks (logits vs numpy, answer extraction) are in
 # tests/py/test_retrieval_tools.py.
 set -u
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BIN=${ZIPCACHE_BIN:-$ROOT/build/zipcache}
-PY=/usr/bin/python3
-[ -x "$PY" ] || PY=python3
-TOOLS=$ROOT/tools/retrieval
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-
-pass() { echo "PASS $1"; }
-fail() { echo "FAIL $1: $2"; }
-check() { # name, command...: PASS when the command succeeds, else FAIL with $WHY
-    local name=$1; shift
-    if "$@"; then pass "$name"; else fail "$name" "${WHY:-}"; fi
-}
+# shellcheck source=tests/lib_retrieval.sh
+. "$(dirname "$0")/lib_retrieval.sh"
 differ() { ! cmp -s "$1" "$2"; }
 
 if ! "$PY" -c "import numpy" 2>/dev/null; then
@@ -55,14 +43,7 @@ fi
 pass retrieval_cli_convert
 
 # The first prompt, tokenized by the engine and by the training code's tokenizer (wordtok.py).
-"$PY" -c 'import json,sys; sys.stdout.write(json.loads(open(sys.argv[1]).readline())["prompt"])' "$TMP/a.jsonl" \
-    >"$TMP/prompt.txt"
-"$BIN" tokenize -m "$TMP/m.gguf" -f "$TMP/prompt.txt" >"$TMP/ids.txt" 2>"$TMP/tok.err"
-"$PY" -c 'import sys; sys.path.insert(0, sys.argv[1]); import wordtok
-print("\n".join(map(str, [wordtok.BOS] + wordtok.Tokenizer().encode(open(sys.argv[2]).read()))))' \
-    "$TOOLS" "$TMP/prompt.txt" >"$TMP/want.txt"
-WHY="ids differ: $(diff "$TMP/ids.txt" "$TMP/want.txt" | head -3 | tr '\n' ' ') $(tail -c 200 "$TMP/tok.err")"
-check retrieval_cli_tokens_match_training cmp -s "$TMP/ids.txt" "$TMP/want.txt"
+check_tokens retrieval_cli_tokens_match_training "$TMP/m.gguf" "$TMP/a.jsonl"
 
 # Every cache policy, at settings near 4x compression where a policy has a knob.
 for kv in "fp16" "zipcache --kv-bits 4" "uniform --kv-bits 4" "kivi --kv-bits 4" "mikv --kv-bits 4" \

@@ -326,8 +326,10 @@ for study, title, what in (
 
 # The line-retrieval model (tools/retrieval): its tables come from tools/retrieval/evaluate.py runs
 # kept in eval/retrieval*/ (the model is trained separately, so they are not rerun here).
-for sub, title in (("retrieval", "every policy"), ("retrieval-ablations", "ablations at the 4-bit budget")):
-    path = os.path.join(out, sub, "retrieval.md")
+for sub, title in (("retrieval", "every policy"), ("retrieval-ablations", "ablations at the 4-bit budget (~4x)"),
+                   ("retrieval-ablations-5x", "ablations at the 3.2-bit budget (~5x, the paper's)"),
+                   ("retrieval-saliency", "saliency estimates against the exact normalized set")):
+    path = os.path.join(out, sub, "saliency.md" if sub.endswith("saliency") else "retrieval.md")
     if not os.path.exists(path):
         continue
     if sub == "retrieval":
@@ -335,9 +337,13 @@ for sub, title in (("retrieval", "every policy"), ("retrieval-ablations", "ablat
         print("The model of `tools/retrieval` (models/zipcache-retrieval-1m.md: 0.85M parameters, head_dim 64, "
               "trained on LongEval-format records; the bundled story models cannot retrieve). Held-out "
               "documents (test split), greedy answers, exact match. Produced by "
-              f"`tools/retrieval/evaluate.py --out eval/{sub}` (see its README for the command).\n")
+              f"`tools/retrieval/evaluate.py --out eval/{sub}` (see its README for the command). What the "
+              "tables show, where zipcache wins and where it does not, and why as far as measured: "
+              "`tools/retrieval/README.md`, \"Results\".\n")
     print(f"### {title}\n")
-    print(open(path).read().rstrip() + "\n")
+    for line in open(path):
+        print(line[2:].rstrip() + "\n" if line.startswith("# ") else line.rstrip())
+    print()
 
 print("## Reproducing one number\n")
 print("```")
