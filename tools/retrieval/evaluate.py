@@ -10,7 +10,7 @@ and length (a finished run's JSON is kept, so an interrupted evaluation resumes)
                          against an fp16 cache (`eval lines --answer-kl`), every setting at every length
     OUT/retrieval.csv    one row per (setting, length)
 
-    evaluate.py -m models/zipcache-retrieval-1m-f16.gguf --out eval/retrieval --lines 60,180,360
+    evaluate.py -m models/zipcache-retrieval-1m-f16.gguf --out eval/retrieval --lines 50,100,150
 
 Settings are "tag=policy options" (--setting, repeatable); the defaults are fp16 and each policy
 at about 3x to 6x compression.
@@ -114,7 +114,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-m", "--model", required=True)
     ap.add_argument("--out", required=True)
-    ap.add_argument("--lines", default="60,180,360", help="document lengths in lines (comma-separated)")
+    ap.add_argument("--lines", default="50,100,150",
+                    help="document lengths in lines, comma-separated (default 50,100,150: the shipped model was trained to 150)")
     ap.add_argument("--count", type=int, default=200, help="documents per length (default 200)")
     ap.add_argument("--seed", type=int, default=1, help="test-split seed (default 1)")
     ap.add_argument("--setting", action="append", help="TAG=OPTIONS (repeatable; default: the --grid)")
