@@ -72,6 +72,7 @@ typedef struct {
     int n_policies;
     zc_kv_config kv; /* shared --kv-* options; policy name set per run */
     const char *json_path, *csv_path, *md_path;
+    int repack; /* zc_model_params.repack (--repack on|off) */
 } bench_opts;
 
 /* One policy's context and the anonymous memory it has added so far. */
@@ -433,7 +434,9 @@ static int write_outputs(const bench_opts *o, const zc_model_info *mi, const zc_
 static void usage(FILE *f) {
     fprintf(f,
             "usage: zipcache bench -m MODEL [-p 512,4096] [-n 128] [-d 0,4096,16384] [--kv fp16,zipcache,q4_0]\n"
-            "                      [-r REPS] [-t N] [-b BATCH] [--json F] [--csv F] [--md F] [--kv-* options]\n"
+            "                      [-r REPS] [-t N] [-b BATCH] [--repack on|off] [--json F] [--csv F] [--md F]\n"
+            "                      [--kv-* options]\n"
+            "       --repack off: weights used in place, not repacked for the AVX-512 GEMM (to measure what it buys)\n"
             "       zipcache bench quant [--tokens T] [--channels C] [-t N] [--json FILE]   (KV quantizers)\n"
             "       zipcache bench kernels [-t N]   (weight-matrix kernels)\n");
 }
@@ -469,6 +472,7 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
     o->n_gen = 128;
     o->reps = 3;
     o->n_batch = 512;
+    o->repack = 1;
     zc_kv_config_default(&o->kv);
     parse_policies(o, "fp16,zipcache");
     for (int i = 1; i < argc; i++) {
@@ -479,7 +483,7 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
             return -1;
         }
         static const char *const options[] = {"-m", "-p", "-d", "-n", "-r", "-t", "-b", "--json", "--csv", "--md",
-                                              NULL};
+                                              "--repack", NULL};
         if (!cli_option_value("bench", argc, argv, &i, options, &o->kv, &v)) return CLI_EXIT_USAGE;
         if (!strcmp(a, "-m")) o->model_path = v;
         else if (!strcmp(a, "-p")) {
@@ -500,6 +504,9 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
             o->n_batch = (int)x;
         } else if (!strcmp(a, "--kv")) {
             if (!parse_policies(o, v)) return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "--repack")) {
+            if (strcmp(v, "on") && strcmp(v, "off")) return cli_usage_error("bench", "--repack: on or off, not '%s'", v);
+            o->repack = !strcmp(v, "on");
         } else if (!strcmp(a, "--json")) o->json_path = v;
         else if (!strcmp(a, "--csv")) o->csv_path = v;
         else if (!strcmp(a, "--md")) o->md_path = v;
@@ -521,10 +528,14 @@ int bench_model_main(int argc, char **argv) {
     if (rc) return rc < 0 ? 0 : rc;
     zc_model *model;
     double t0 = zc_now();
-    if (zc_model_load(o.model_path, &model) != ZC_OK) return cli_lib_error();
+    zc_model_params mp;
+    zc_model_params_default(&mp);
+    mp.repack = o.repack;
+    if (zc_model_load_params(o.model_path, &mp, &model) != ZC_OK) return cli_lib_error();
     const zc_model_info *mi = zc_model_get_info(model);
-    fprintf(stderr, "loaded %s in %.2fs: %s, %d layers, %s weights %.1f MiB\n", o.model_path, zc_now() - t0,
-            mi->arch, mi->n_layers, mi->weight_type_name, mi->weight_bytes / 1048576.0);
+    fprintf(stderr, "loaded %s in %.2fs: %s, %d layers, %s weights %.1f MiB (%.1f MiB repacked)\n", o.model_path,
+            zc_now() - t0, mi->arch, mi->n_layers, mi->weight_type_name, mi->weight_bytes / 1048576.0,
+            mi->repacked_bytes / 1048576.0);
     zc_pool *pool = zc_pool_create(o.n_threads);
     zc_membw bw;
     int brc = pool ? zc_membw_measure(pool, 0, 0, &bw) : ZC_ERR_NOMEM;

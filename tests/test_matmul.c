@@ -12,6 +12,7 @@
 
 #include "kernels/matmul.h"
 #include "kernels/matmul_kernels.h"
+#include "kernels/matmul_packed.h"
 #include "quant/ggml_blocks.h"
 #include "util/cpu.h"
 #include "util/error.h"
@@ -42,7 +43,7 @@ static uint16_t random_scale(void) { /* signed, magnitude in [2^-9, 2^-5) */
 /* A weight matrix of random blocks: random code bytes (every code value,
  * including q8_0's -128) with finite random fp16 scales. */
 static zc_mat random_matrix(int type, int64_t rows, int64_t cols) {
-    zc_mat w = {type, rows, cols, NULL, 0};
+    zc_mat w = {.type = type, .rows = rows, .cols = cols};
     const zc_type_info *ti = zc_type_get(type);
     zc_type_row_bytes(type, cols, &w.row_bytes);
     uint8_t *p = malloc(w.row_bytes * (size_t)rows);
@@ -153,6 +154,9 @@ static void test_matmul_deterministic(void) {
         zc_cpu_set_simd(simd);
         for (int t = 0; t < N_LOADABLE; t++) {
             zc_mat w = random_matrix(LOADABLE[t], rows, cols);
+            void *packed = NULL; /* where the CPU has the GEMM: the packed path (131 rows: 8 groups + 3) */
+            size_t packed_bytes;
+            if (simd) zc_mat_repack(&w, &packed, &packed_bytes);
             float *x = random_x(m, cols);
             float *y[3], *y1 = malloc(sizeof(float) * rows);
             for (int p = 0; p < 3; p++) {
@@ -167,6 +171,7 @@ static void test_matmul_deterministic(void) {
             TT_CHECK(bad == 0, "%s (%s): %d results differ", zc_type_get(LOADABLE[t])->name, simd ? "simd" : "scalar", bad);
             for (int p = 0; p < 3; p++) free(y[p]);
             free(y1), free(x), free((void *)w.data);
+            zc_free_aligned(packed);
         }
     }
     zc_cpu_set_simd(-1);
@@ -271,6 +276,94 @@ static void test_matmul_nan_propagates(void) {
     zc_cpu_set_simd(-1);
 }
 
+/* The repacked GEMM (matmul_packed.h) against the scalar row-major kernels:
+ * the same integer block sums, scaled and added in the same order, so the
+ * same floats (compared with ==: only the sign of a zero may differ). Shapes
+ * with a tail of rows after the last group of 16 (row-major there), one
+ * block, and m over and under the kernel's 8 activation rows. */
+static void test_packed_gemm_matches_scalar(void) {
+    zc_cpu_set_simd(1);
+    if (!zc_gemm_avx512vnni()) {
+        zc_cpu_set_simd(-1);
+        TT_SKIP("the CPU lacks AVX-512 VNNI: no packed GEMM");
+    }
+    static const struct { int64_t rows, cols; } shapes[] = {{16, 32}, {33, 96}, {48, 512}, {130, 256}};
+    static const int ms[] = {1, 3, 8, 9, 17};
+    static const int types[] = {ZC_TYPE_Q8_0, ZC_TYPE_Q4_0};
+    zc_pool *pool = zc_pool_create(2);
+    zc_matmul_scratch s = {0};
+    for (int t = 0; t < 2; t++)
+        for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {
+            zc_mat w = random_matrix(types[t], shapes[sh].rows, shapes[sh].cols), wp = w;
+            zc_cpu_set_simd(1);
+            void *buf;
+            size_t bytes;
+            TT_CHECK(zc_mat_repack(&wp, &buf, &bytes) == ZC_OK && buf && wp.packed == buf, "%s: repacked",
+                     zc_type_get(types[t])->name);
+            TT_CHECK(bytes == (size_t)(w.rows / 16) * w.row_bytes * 16, "%s: %zu bytes, the groups' own",
+                     zc_type_get(types[t])->name, bytes);
+            for (size_t mi = 0; mi < sizeof ms / sizeof ms[0]; mi++) {
+                const int m = ms[mi];
+                float *x = random_x(m, w.cols);
+                float *yp = malloc(sizeof(float) * m * w.rows), *ys = malloc(sizeof(float) * m * w.rows);
+                float *yr = malloc(sizeof(float) * m * w.rows);
+                zc_cpu_set_simd(1);
+                int rc = zc_matmul(pool, &wp, x, yp, m, &s);
+                rc |= zc_matmul(pool, &w, x, yr, m, &s); /* the row-major SIMD kernels */
+                zc_cpu_set_simd(0); /* scalar kernels, row-major data */
+                rc |= zc_matmul(pool, &wp, x, ys, m, &s);
+                int bad = 0;
+                for (int i = 0; i < m; i++)
+                    for (int64_t r = 0; r < w.rows; r++) { /* the tail rows go row-major */
+                        const size_t o = (size_t)i * (size_t)w.rows + (size_t)r;
+                        bad += yp[o] != (r < w.rows / 16 * 16 ? ys[o] : yr[o]);
+                    }
+                TT_CHECK(rc == ZC_OK && bad == 0, "%s %lldx%lld, m=%d: %d of %lld outputs differ from scalar",
+                         zc_type_get(types[t])->name, (long long)w.rows, (long long)w.cols, m, bad,
+                         (long long)(m * w.rows));
+                free(x), free(yp), free(ys), free(yr);
+            }
+            zc_free_aligned(buf);
+            free((void *)w.data);
+        }
+    zc_matmul_scratch_free(&s);
+    zc_pool_destroy(pool);
+    zc_cpu_set_simd(-1);
+}
+
+/* Out of memory: ZC_ERR_NOMEM, nothing allocated, w unchanged. */
+static void test_repack_nomem(void) {
+    zc_cpu_set_simd(1);
+    if (!zc_gemm_avx512vnni()) {
+        zc_cpu_set_simd(-1);
+        TT_SKIP("the CPU lacks AVX-512 VNNI: nothing is repacked");
+    }
+    zc_mat w = random_matrix(ZC_TYPE_Q8_0, 32, 64);
+    void *buf = &w;
+    size_t bytes = 1;
+    zc_alloc_fail_at(0);
+    int rc = zc_mat_repack(&w, &buf, &bytes);
+    zc_alloc_fail_at(-1);
+    TT_CHECK(rc == ZC_ERR_NOMEM && !buf && !bytes && !w.packed, "rc %d: %s", rc, zc_last_error());
+    free((void *)w.data);
+    zc_cpu_set_simd(-1);
+}
+
+/* What is not packed: other types, fewer than 16 rows; w stays unchanged. */
+static void test_repack_declines(void) {
+    zc_cpu_set_simd(1);
+    const struct { int type; int64_t rows; } cases[] = {{ZC_TYPE_Q4_K, 32}, {ZC_TYPE_F16, 32}, {ZC_TYPE_Q8_0, 15}};
+    for (int c = 0; c < 3; c++) {
+        zc_mat w = random_matrix(cases[c].type, cases[c].rows, 256);
+        void *buf = &w;
+        size_t bytes = 1;
+        TT_CHECK(zc_mat_repack(&w, &buf, &bytes) == ZC_OK && !buf && !bytes && !w.packed, "%s, %lld rows: not packed",
+                 zc_type_get(cases[c].type)->name, (long long)cases[c].rows);
+        free((void *)w.data);
+    }
+    zc_cpu_set_simd(-1);
+}
+
 static void test_matmul_errors_and_scratch(void) {
     zc_mat w = random_matrix(ZC_TYPE_Q4_0, 8, 64);
     float x[2 * 64] = {0}, y[16];
@@ -306,5 +399,8 @@ int main(void) {
     TT_RUN(test_kernels_agree);
     TT_RUN(test_matmul_nan_propagates);
     TT_RUN(test_matmul_errors_and_scratch);
+    TT_RUN(test_packed_gemm_matches_scalar);
+    TT_RUN(test_repack_declines);
+    TT_RUN(test_repack_nomem);
     return tt_finish();
 }

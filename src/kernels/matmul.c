@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "kernels/matmul_kernels.h"
+#include "kernels/matmul_packed.h"
 #include "quant/ggml_blocks.h"
 #include "util/cpu.h"
 #include "util/error.h"
@@ -262,14 +263,16 @@ typedef struct {
     size_t xa_stride;
     float *y;         /* [m][rows] */
     int m;
-    int64_t chunk;    /* weight rows per task */
+    int64_t chunk;    /* weight rows per task (a multiple of ZC_PACK_ROWS on the packed path) */
+    /* the packed path (gemm != NULL): rows [0, packed_rows) from w->packed, the rest row-major */
+    zc_gemm_fn gemm;
+    const int32_t *sums; /* [m][cols / 32] code sums of the activation blocks */
+    int64_t packed_rows;
 } job;
 
-static void run_chunk(void *ctx, int task, int thread) {
-    (void)thread;
-    const job *j = ctx;
+/* Rows [r0, r1) through the row-major dot kernel. */
+static void rows_by_dot(const job *j, int64_t r0, int64_t r1) {
     const zc_mat *w = j->w;
-    const int64_t r0 = (int64_t)task * j->chunk, r1 = r0 + j->chunk < w->rows ? r0 + j->chunk : w->rows;
     float out[ZC_NX];
     for (int i0 = 0; i0 < j->m; i0 += ZC_NX) {
         const int nx = j->m - i0 < ZC_NX ? j->m - i0 : ZC_NX;
@@ -279,6 +282,38 @@ static void run_chunk(void *ctx, int task, int thread) {
             for (int k = 0; k < nx; k++) j->y[(size_t)(i0 + k) * (size_t)w->rows + (size_t)r] = out[k];
         }
     }
+}
+
+/* Rows [r0, r1) (whole groups) through the packed GEMM, ZC_PACK_NX activation rows at a time. */
+static void rows_by_gemm(const job *j, int64_t r0, int64_t r1) {
+    const zc_mat *w = j->w;
+    const int64_t nb = w->cols / ZC_QK;
+    const size_t gbytes = (size_t)zc_pack_block_bytes(w->type) * (size_t)nb;
+    float out[ZC_PACK_NX][ZC_PACK_ROWS];
+    const zc_act_q8 *act[ZC_PACK_NX];
+    const int32_t *sums[ZC_PACK_NX];
+    for (int i0 = 0; i0 < j->m; i0 += ZC_PACK_NX) {
+        const int nx = j->m - i0 < ZC_PACK_NX ? j->m - i0 : ZC_PACK_NX;
+        for (int k = 0; k < nx; k++) {
+            act[k] = (const zc_act_q8 *)(const void *)(j->xa + (size_t)(i0 + k) * j->xa_stride);
+            sums[k] = j->sums + (size_t)(i0 + k) * (size_t)nb;
+        }
+        for (int64_t r = r0; r < r1; r += ZC_PACK_ROWS) {
+            j->gemm(w->type, nb, (const uint8_t *)w->packed + (size_t)(r / ZC_PACK_ROWS) * gbytes, act, sums, nx, out);
+            for (int k = 0; k < nx; k++)
+                memcpy(j->y + (size_t)(i0 + k) * (size_t)w->rows + (size_t)r, out[k], sizeof out[k]);
+        }
+    }
+}
+
+static void run_chunk(void *ctx, int task, int thread) {
+    (void)thread;
+    const job *j = ctx;
+    const int64_t rows = j->w->rows;
+    const int64_t r0 = (int64_t)task * j->chunk, r1 = r0 + j->chunk < rows ? r0 + j->chunk : rows;
+    const int64_t split = j->gemm ? (r1 < j->packed_rows ? r1 : j->packed_rows) : r0;
+    if (split > r0) rows_by_gemm(j, r0, split);
+    if (r1 > split) rows_by_dot(j, split > r0 ? split : r0, r1);
 }
 
 static int scratch_reserve(zc_matmul_scratch *s, size_t need) {
@@ -303,7 +338,8 @@ static int64_t chunk_rows(const zc_mat *w, int m, int n_threads) {
     int64_t by_work = MIN_TASK_MACS / (w->cols * m) + 1;
     int64_t c = by_balance < by_cache ? by_balance : by_cache;
     if (c < by_work) c = by_work;
-    return c < w->rows ? c : w->rows;
+    c = c < w->rows ? c : w->rows;
+    return w->packed ? (c + ZC_PACK_ROWS - 1) / ZC_PACK_ROWS * ZC_PACK_ROWS : c;
 }
 
 int zc_matmul(zc_pool *pool, const zc_mat *w, const float *x, float *y, int m, zc_matmul_scratch *scratch) {
@@ -322,14 +358,17 @@ int zc_matmul(zc_pool *pool, const zc_mat *w, const float *x, float *y, int m, z
     const zc_act_kind kind = act_kind(w->type);
     zc_dot_fn dot = zc_cpu_has_avx512vnni() ? zc_dot_avx512vnni(w->type) : NULL;
     if (!dot) dot = simd ? zc_dot_avx2(w->type) : zc_dot_scalar(w->type);
-    job j = {w, dot, (const char *)x, (size_t)w->cols * sizeof(float), y, m, 0};
+    job j = {w, dot, (const char *)x, (size_t)w->cols * sizeof(float), y, m, 0, NULL, NULL, 0};
+    if (w->packed) j.gemm = zc_gemm_avx512vnni();
     if (kind != ZC_ACT_F32) {
-        /* [m][cols / block] activation blocks */
+        /* [m][cols / block] activation blocks, then on the packed path [m][cols / 32] code sums */
         const size_t bsize = kind == ZC_ACT_Q8 ? sizeof(zc_act_q8) : sizeof(zc_act_q8k);
         const int64_t nb = w->cols / (kind == ZC_ACT_Q8 ? ZC_QK : ZC_QK_K);
-        size_t need;
+        size_t acts, sums = 0, need;
         j.xa_stride = (size_t)nb * bsize;
-        if (zc_mul_size(j.xa_stride, (size_t)m, &need)) return zc_error(ZC_ERR_LIMIT, "matmul: scratch overflows");
+        if (zc_mul_size(j.xa_stride, (size_t)m, &acts) || (j.gemm && zc_mul_size((size_t)nb * 4, (size_t)m, &sums)) ||
+            zc_add_size(acts, sums, &need))
+            return zc_error(ZC_ERR_LIMIT, "matmul: scratch overflows");
         int rc = scratch_reserve(scratch, need);
         if (rc) return rc;
         for (int i = 0; i < m; i++) {
@@ -341,6 +380,17 @@ int zc_matmul(zc_pool *pool, const zc_mat *w, const float *x, float *y, int m, z
                 (simd ? zc_quantize_act_q8k_avx2 : zc_quantize_act_q8k)(xi, (zc_act_q8k *)dst, w->cols);
         }
         j.xa = scratch->buf;
+        if (j.gemm) {
+            int32_t *s = (int32_t *)(void *)((char *)scratch->buf + acts);
+            const zc_act_q8 *a = scratch->buf;
+            for (size_t b = 0; b < (size_t)m * (size_t)nb; b++) {
+                int32_t sum = 0;
+                for (int e = 0; e < ZC_QK; e++) sum += a[b].qs[e];
+                s[b] = sum;
+            }
+            j.sums = s;
+            j.packed_rows = w->rows / ZC_PACK_ROWS * ZC_PACK_ROWS;
+        }
     }
     j.chunk = chunk_rows(w, m, zc_pool_size(pool));
     zc_pool_run(pool, (int)((w->rows + j.chunk - 1) / j.chunk), run_chunk, &j);
@@ -370,4 +420,45 @@ void zc_matmul_scratch_free(zc_matmul_scratch *s) {
 
 void zc_mat_get_row(const zc_mat *w, int64_t row, float *out) {
     zc_dequantize_row(w->type, (const char *)w->data + (size_t)row * w->row_bytes, out, w->cols);
+}
+
+/* ---- repacking (layout: matmul_packed.h) ------------------------------- */
+
+int zc_pack_block_bytes(int type) {
+    return type == ZC_TYPE_Q8_0 ? 16 * (int)sizeof(zc_block_q8_0) : type == ZC_TYPE_Q4_0 ? 16 * (int)sizeof(zc_block_q4_0) : 0;
+}
+
+/* Group block i of the 16 rows starting at row r0 into dst. */
+static void pack_group_block(const zc_mat *w, int64_t r0, int64_t i, uint8_t *dst) {
+    const bool q8 = w->type == ZC_TYPE_Q8_0;
+    const int K = q8 ? 8 : 4;
+    for (int r = 0; r < ZC_PACK_ROWS; r++) {
+        const uint8_t *row = (const uint8_t *)w->data + (size_t)(r0 + r) * w->row_bytes;
+        const uint8_t *blk = row + (size_t)i * (q8 ? sizeof(zc_block_q8_0) : sizeof(zc_block_q4_0));
+        memcpy(dst + 2 * r, blk, 2); /* d */
+        const uint8_t *qs = blk + 2;
+        for (int k = 0; k < K; k++)
+            for (int b = 0; b < 4; b++) {
+                uint8_t v = qs[4 * k + b];
+                dst[2 * ZC_PACK_ROWS + 64 * k + 4 * r + b] = q8 ? (uint8_t)(v ^ 0x80) : v; /* q8_0: code + 128 */
+            }
+    }
+}
+
+int zc_mat_repack(zc_mat *w, void **buf, size_t *bytes) {
+    *buf = NULL;
+    *bytes = 0;
+    const int gb = zc_pack_block_bytes(w->type);
+    if (!gb || !zc_gemm_avx512vnni() || w->rows < ZC_PACK_ROWS || w->cols <= 0 || w->cols % ZC_QK) return ZC_OK;
+    const int64_t groups = w->rows / ZC_PACK_ROWS, nb = w->cols / ZC_QK;
+    const size_t need = (size_t)groups * (size_t)nb * (size_t)gb;
+    uint8_t *p = zc_malloc_aligned(need);
+    if (!p) return zc_error(ZC_ERR_NOMEM, "matmul: cannot repack a %lldx%lld %s matrix (%zu bytes)",
+                            (long long)w->rows, (long long)w->cols, zc_type_get(w->type)->name, need);
+    for (int64_t g = 0; g < groups; g++)
+        for (int64_t i = 0; i < nb; i++) pack_group_block(w, g * ZC_PACK_ROWS, i, p + (size_t)(g * nb + i) * (size_t)gb);
+    w->packed = p;
+    *buf = p;
+    *bytes = need;
+    return ZC_OK;
 }

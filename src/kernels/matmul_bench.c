@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "kernels/matmul.h"
+#include "kernels/matmul_packed.h"
 #include "quant/ggml_blocks.h"
 #include "util/cpu.h"
 #include "util/error.h"
@@ -102,23 +103,34 @@ int zc_kernels_bench(FILE *out, int n_threads) {
         if (n_mats > 64) n_mats = 64;
         fill_matrix(types[t], weights, mat_bytes * (size_t)n_mats, &seed);
         for (int i = 0; i < n_mats; i++)
-            mats[i] = (zc_mat){types[t], BENCH_ROWS, BENCH_COLS, (char *)weights + (size_t)i * mat_bytes, row_bytes};
-        for (int c = 0; c < n_counts; c++) {
-            double t1 = time_matmul(pools[c], mats, n_mats, x, y, 1, &s, 10);
-            double t64 = time_matmul(pools[c], mats, 1, x, y, m_prefill, &s, 3);
-            if (t1 < 0 || t64 < 0) {
-                rc = zc_last_error_code();
-                goto done;
+            mats[i] = (zc_mat){.type = types[t], .rows = BENCH_ROWS, .cols = BENCH_COLS,
+                               .data = (char *)weights + (size_t)i * mat_bytes, .row_bytes = row_bytes};
+        /* q8_0/q4_0 again in the repacked layout, where the CPU has the GEMM */
+        void *packed[64] = {NULL};
+        size_t packed_bytes;
+        const int layouts = zc_pack_block_bytes(types[t]) && zc_gemm_avx512vnni() ? 2 : 1;
+        for (int layout = 0; layout < layouts && rc == ZC_OK; layout++) {
+            for (int i = 0; layout == 1 && i < n_mats && rc == ZC_OK; i++)
+                rc = zc_mat_repack(&mats[i], &packed[i], &packed_bytes);
+            for (int c = 0; c < n_counts && rc == ZC_OK; c++) {
+                double t1 = time_matmul(pools[c], mats, n_mats, x, y, 1, &s, 10);
+                double t64 = time_matmul(pools[c], mats, 1, x, y, m_prefill, &s, 3);
+                if (t1 < 0 || t64 < 0) {
+                    rc = zc_last_error_code();
+                    break;
+                }
+                const double gbs = (double)mat_bytes / t1 * 1e-9;
+                fprintf(out,
+                        "%-4s%s %dx%d, %d thread%s: m=1 %6.3f ms %5.1f GB/s (%3.0f%% of read, %3.0f%% of memcpy)   "
+                        "m=%d %6.1f GFLOP/s\n",
+                        zc_type_get(types[t])->name, layout ? " packed" : "       ", BENCH_ROWS, BENCH_COLS,
+                        thread_counts[c], thread_counts[c] > 1 ? "s" : " ", t1 * 1e3, gbs,
+                        100.0 * gbs / bw[c].read_gbs, 100.0 * gbs / bw[c].copy_gbs, m_prefill,
+                        2.0 * BENCH_ROWS * BENCH_COLS * m_prefill / t64 * 1e-9);
             }
-            const double gbs = (double)mat_bytes / t1 * 1e-9;
-            fprintf(out,
-                    "%-4s %dx%d, %d thread%s: m=1 %6.3f ms %5.1f GB/s (%3.0f%% of read, %3.0f%% of memcpy)   "
-                    "m=%d %6.1f GFLOP/s\n",
-                    zc_type_get(types[t])->name, BENCH_ROWS, BENCH_COLS, thread_counts[c],
-                    thread_counts[c] > 1 ? "s" : " ", t1 * 1e3, gbs, 100.0 * gbs / bw[c].read_gbs,
-                    100.0 * gbs / bw[c].copy_gbs, m_prefill,
-                    2.0 * BENCH_ROWS * BENCH_COLS * m_prefill / t64 * 1e-9);
         }
+        for (int i = 0; i < n_mats; i++) zc_free_aligned(packed[i]);
+        if (rc != ZC_OK) goto done;
     }
 done:
     zc_matmul_scratch_free(&s);

@@ -9,9 +9,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "model/gguf.h"
+#include "kernels/matmul_packed.h"
 #include "model/hfconfig.h"
 #include "quant/ggml_blocks.h"
 #include "util/error.h"
@@ -152,7 +155,7 @@ static int bind_mat(zc_model *m, const tensor_source *s, tensor_role r, int laye
         return zc_error(ZC_ERR_UNSUPPORTED, "%s: tensor '%s' has type %s, which this engine cannot compute with",
                         s->path, name, ti->name);
     }
-    *out = (zc_mat){t.type, rows, cols, t.data, t.nbytes / (size_t)rows};
+    *out = (zc_mat){.type = t.type, .rows = rows, .cols = cols, .data = t.data, .row_bytes = t.nbytes / (size_t)rows};
     m->info.n_params += rows * cols;
     m->info.weight_bytes += t.nbytes;
     return 1;
@@ -652,6 +655,46 @@ static int load_hf(zc_model *m) {
 void zc_model_params_default(zc_model_params *p) {
     memset(p, 0, sizeof *p);
     p->use_mmap = 1;
+    p->repack = 1;
+}
+
+/* The mapped pages of w's packed rows, given back to the kernel: they are
+ * read again only if w's row-major data is (the packed path never does). */
+static void release_mapped(const zc_mat *w) {
+    const long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0) return;
+    uintptr_t a = (uintptr_t)w->data, b = a + (size_t)(w->rows / ZC_PACK_ROWS * ZC_PACK_ROWS) * w->row_bytes;
+    a = (a + (uintptr_t)page - 1) / (uintptr_t)page * (uintptr_t)page;
+    b = b / (uintptr_t)page * (uintptr_t)page;
+    if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
+/* Every layer matrix (and an untied output matrix) repacked for the GEMM
+ * where the CPU and the type allow (zc_mat_repack); the copies are owned
+ * and counted as resident. With the file mapped, the originals' pages are
+ * released, so the weights are held once. The tied output stays unpacked:
+ * the embedding lookups read its rows, and it multiplies one row per batch. */
+static int repack_weights(zc_model *m, bool mapped) {
+    for (int l = 0; l < m->info.n_layers; l++) {
+        zc_layer *L = &m->layers[l];
+        zc_mat *mats[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down, NULL};
+        if (l == 0 && m->output.data != m->tok_embd.data) mats[7] = &m->output;
+        for (int i = 0; i < 8 && mats[i]; i++) {
+            void **owned = zc_realloc(m->owned, (size_t)(m->n_owned + 1) * sizeof *owned);
+            if (!owned) return ZC_ERR_NOMEM;
+            m->owned = owned;
+            void *buf;
+            size_t bytes;
+            int rc = zc_mat_repack(mats[i], &buf, &bytes);
+            if (rc != ZC_OK) return rc;
+            if (!buf) continue;
+            m->owned[m->n_owned++] = buf;
+            m->info.resident_bytes += bytes;
+            m->info.repacked_bytes += bytes;
+            if (mapped) release_mapped(mats[i]);
+        }
+    }
+    return ZC_OK;
 }
 
 int zc_model_load(const char *path, zc_model **out) { return zc_model_load_params(path, NULL, out); }
@@ -670,6 +713,11 @@ int zc_model_load_params(const char *path, const zc_model_params *p, zc_model **
     zc_file_set_load_mode(&mode);
     int rc = load_path(path, out);
     zc_file_set_load_mode(NULL);
+    if (rc == ZC_OK && p->repack && (rc = repack_weights(*out, p->use_mmap)) != ZC_OK) {
+        zc_model_free(*out);
+        *out = NULL;
+        return rc;
+    }
     if (rc == ZC_OK && p->progress && p->progress(1.0f, p->progress_user)) {
         zc_model_free(*out);
         *out = NULL;

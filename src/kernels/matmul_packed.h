@@ -1,0 +1,53 @@
+/* Internal to src/kernels: weights repacked for the AVX-512 VNNI GEMM.
+ *
+ * Why. The row-major kernels (matmul_q32_x86.h) multiply one weight row with
+ * a few activation rows and must scale every 32-element block product by
+ * its own d_w * d_x: per block and activation row, a sign fix, a dot, a
+ * conversion and a scalar broadcast for 64 flops. Interleaving 16 rows puts
+ * the 16 rows' block products in the 16 int32 lanes of one zmm register, so
+ * that one VPDPBUSD advances 16 rows by 4 elements, and the block scaling is
+ * one vector multiply for 16 rows (as llama.cpp's CPU repacking does).
+ *
+ * Layout (`zc_mat.packed`, built by zc_mat_repack at model load): the first
+ * rows - rows % 16 rows, in groups of 16; group g, block i (32 elements) at
+ * packed + (g * nb + i) * ZC_PACK_BYTES(type), nb = cols / 32:
+ *   uint16_t d[16]                  fp16 scales of the group's 16 rows
+ *   uint8_t  q[K][16][4]            q[k][r][j]: row r's code byte 4k + j
+ * q8_0: K = 8, each byte the code + 128 (unsigned, as VPDPBUSD's first
+ * operand must be); q4_0: K = 4, the format's own bytes (low nibble element
+ * 4k + j, high nibble element 16 + 4k + j), i.e. unsigned codes 0..15.
+ * So a group block has the bytes of the 16 original blocks: 544 (q8_0) and
+ * 288 (q4_0). The rows % 16 rows after the last group stay row-major in
+ * zc_mat.data and go through the row-major kernels.
+ *
+ * Arithmetic. With unsigned codes u = q + bias (bias 128 for q8_0, 8 for
+ * q4_0), Σ q x = Σ u x - bias Σ x, where Σ x is the activation block's code
+ * sum, computed once per block. The block's integer sum is then converted
+ * and scaled by (d_w * d_x) and added to the row's sum in block order, which
+ * is exactly the scalar kernel's arithmetic (matmul.c, dot_blocks32): the
+ * packed GEMM gives the scalar kernel's bits.
+ */
+#ifndef ZC_KERNELS_MATMUL_PACKED_H
+#define ZC_KERNELS_MATMUL_PACKED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/matmul_kernels.h"
+
+#define ZC_PACK_ROWS 16 /* rows per group */
+#define ZC_PACK_NX 8    /* activation rows per kernel call */
+
+/* Bytes of one group block (16 rows x 32 elements), 0 for a type that is not packed. */
+int zc_pack_block_bytes(int type);
+
+/* out[k][r] = Σ_c W[r][c] X_k[c] for the 16 rows r of one group and k < nx
+ * (nx <= ZC_PACK_NX): group is the group's first block, nb blocks long;
+ * act[k] is activation row k's nb blocks and sums[k] their code sums. */
+typedef void (*zc_gemm_fn)(int type, int64_t nb, const uint8_t *group, const zc_act_q8 *const act[],
+                           const int32_t *const sums[], int nx, float out[][ZC_PACK_ROWS]);
+
+/* The AVX-512 VNNI kernel, or NULL where the CPU (or the build) lacks it. */
+zc_gemm_fn zc_gemm_avx512vnni(void);
+
+#endif
