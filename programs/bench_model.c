@@ -75,6 +75,12 @@ typedef struct {
     int repack; /* zc_model_params.repack (--repack on|off) */
 } bench_opts;
 
+/* What the floors are computed from, measured at the start of the run. */
+typedef struct {
+    double read_gbs; /* streaming read bandwidth: decode's floor (bytes) */
+    zc_peak peak;    /* arithmetic peaks: prefill's floor */
+} bench_machine;
+
 /* One policy's context and the anonymous memory it has added so far. */
 typedef struct {
     const char *policy;
@@ -179,9 +185,39 @@ static double prefill(zc_context *ctx, const int32_t *ids, int n, int n_batch, f
 static int context_size(const bench_opts *o) {
     long long n = 16;
     for (int i = 0; i < o->n_prefill; i++) n = o->prefill[i] > n ? o->prefill[i] : n;
-    for (int i = 0; i < o->n_depths; i++)
-        n = o->depths[i] + (long long)o->reps * o->n_gen > n ? o->depths[i] + (long long)o->reps * o->n_gen : n;
+    long long most_prefill = 0;
+    for (int i = 0; i < o->n_prefill; i++) most_prefill = o->prefill[i] > most_prefill ? o->prefill[i] : most_prefill;
+    for (int i = 0; i < o->n_depths; i++) {
+        long long need = o->depths[i] + (long long)o->reps * o->n_gen;
+        if (o->depths[i] > 0 && o->depths[i] + most_prefill > need) need = o->depths[i] + most_prefill;
+        n = need > n ? need : n;
+    }
     return (int)n;
+}
+
+/* Tests per policy: each prefill at depth 0, decode at each depth, and each
+ * prefill again at each depth > 0 (as llama-bench -d runs them). */
+static int tests_per_policy(const bench_opts *o) {
+    int deep = 0;
+    for (int i = 0; i < o->n_depths; i++) deep += o->depths[i] > 0;
+    return o->n_prefill + o->n_depths + deep * o->n_prefill;
+}
+
+/* The tokens/s no prefill of p tokens at depth d can beat: every weight
+ * multiply-add of the layers (and the logits of the last token) at the int8
+ * peak, or at the fp32 peak for float weights, plus attention's QK and PV
+ * over the d + (p + 1) / 2 positions a prompt token sees on average, at the
+ * fp32 peak (all layers counted as global). 0 without a measured peak. */
+static double prefill_floor(const zc_model_info *mi, const zc_peak *pk, int p, int d) {
+    const double e = mi->n_embd, q = (double)mi->n_heads * mi->head_dim, kv = (double)mi->n_kv_heads * mi->head_dim;
+    const double per_layer = e * (q + 2 * kv) + q * e + 3.0 * e * mi->n_ff; /* multiply-adds per token */
+    const double gemm_ops = 2.0 * (mi->n_layers * per_layer + (double)mi->n_vocab * e / p);
+    const double attn_flops = 4.0 * mi->n_layers * q * (d + (p + 1) / 2.0);
+    const char *t = mi->weight_type_name;
+    const bool quantized = strcmp(t, "f32") && strcmp(t, "f16") && strcmp(t, "bf16");
+    const double gemm_peak = (quantized ? pk->int8_gops : pk->fp32_gflops) * 1e9, attn_peak = pk->fp32_gflops * 1e9;
+    if (gemm_peak <= 0 || attn_peak <= 0) return 0;
+    return 1.0 / (gemm_ops / gemm_peak + attn_flops / attn_peak);
 }
 
 /* The caches coexist: warn when the uncompressed size of all of them at the
@@ -229,8 +265,8 @@ static int create_contexts(const bench_opts *o, const zc_model *model, bench_ctx
 
 /* Prefill tests: for each repetition, every policy resets and prefills the
  * same p tokens. Row of policy p, test i: rows[p * n_tests + i]. */
-static int run_prefill(const bench_opts *o, const zc_model_info *mi, bench_ctx *bc, bench_row *rows, int n_tests,
-                       int32_t *ids, float *logits, uint64_t *seed) {
+static int run_prefill(const bench_opts *o, const zc_model_info *mi, const bench_machine *mc, bench_ctx *bc,
+                       bench_row *rows, int n_tests, int32_t *ids, float *logits, uint64_t *seed) {
     double tps[MAX_POLICIES][MAX_REPS];
     char what[64], test[16];
     for (int i = 0; i < o->n_prefill; i++) {
@@ -251,20 +287,75 @@ static int run_prefill(const bench_opts *o, const zc_model_info *mi, bench_ctx *
         for (int k = 0; k < o->n_policies; k++) {
             bench_row *row = init_row(&rows[k * n_tests + i], bc[k].policy, test, 0, p);
             finish_row(row, &bc[k], tps[k], o->reps);
-            fprintf(stderr, "%s %s: %.2f tok/s\n", row->policy, row->test, row->tps_mean);
+            row->floor_tps = prefill_floor(mi, &mc->peak, p, 0);
+            fprintf(stderr, "%s %s: %.2f tok/s (floor %.2f)\n", row->policy, row->test, row->tps_mean, row->floor_tps);
         }
     }
     return 0;
 }
 
+/* Prefill at depth d (the caches hold d tokens): each prefill test, each
+ * repetition, restores every policy's cache to its state at d (zc_seq_load,
+ * untimed) and times p more tokens; the caches are left at d again. Rows:
+ * rows[k * n_tests + j] for policy k, prefill test j. */
+static int run_prefill_at(const bench_opts *o, const zc_model_info *mi, const bench_machine *mc, bench_ctx *bc,
+                          bench_row *rows, int n_tests, int d, int32_t *ids, float *logits, uint64_t *seed) {
+    uint8_t *saved[MAX_POLICIES] = {NULL};
+    size_t saved_len[MAX_POLICIES];
+    int32_t *held = calloc((size_t)d, sizeof *held); /* the session's token list: speed does not depend on it */
+    double tps[MAX_POLICIES][MAX_REPS];
+    char what[64], test[16];
+    int rc = held ? 0 : -1;
+    for (int k = 0; k < o->n_policies && !rc; k++)
+        rc = zc_seq_save(bc[k].ctx, 0, held, &saved[k], &saved_len[k]) == ZC_OK ? 0 : -1;
+    for (int i = 0; i < o->n_prefill && !rc; i++) {
+        int p = (int)o->prefill[i];
+        for (int r = 0; r < o->reps && !rc; r++) {
+            random_tokens(ids, p, mi->n_vocab, seed);
+            for (int k = 0; k < o->n_policies && !rc; k++) {
+                bench_ctx *b = &bc[k];
+                int32_t *toks = NULL;
+                int n_toks;
+                snprintf(what, sizeof what, "%s pp%d at depth %d rep %d", b->policy, p, d, r + 1);
+                rss_begin(b);
+                double sec = zc_seq_load(b->ctx, 0, saved[k], saved_len[k], &toks, &n_toks) == ZC_OK
+                                 ? prefill(b->ctx, ids, p, o->n_batch, logits, what)
+                                 : -1;
+                rss_end(b);
+                free(toks);
+                if (sec < 0) rc = -1;
+                else tps[k][r] = p / sec;
+            }
+        }
+        snprintf(test, sizeof test, "pp%d", p);
+        for (int k = 0; k < o->n_policies && !rc; k++) {
+            bench_row *row = init_row(&rows[k * n_tests + i], bc[k].policy, test, d, p);
+            finish_row(row, &bc[k], tps[k], o->reps);
+            row->floor_tps = prefill_floor(mi, &mc->peak, p, d);
+            fprintf(stderr, "%s %s @ d%d: %.2f tok/s (floor %.2f)\n", row->policy, row->test, d, row->tps_mean,
+                    row->floor_tps);
+        }
+    }
+    for (int k = 0; k < o->n_policies; k++) {
+        int32_t *toks = NULL;
+        int n_toks;
+        if (!rc && saved[k] && zc_seq_load(bc[k].ctx, 0, saved[k], saved_len[k], &toks, &n_toks) != ZC_OK) rc = -1;
+        free(toks);
+        free(saved[k]);
+    }
+    free(held);
+    return rc;
+}
+
 /* Decode at each depth: every policy's cache is filled (or extended) to the
  * depth with the same tokens, then the repetitions take turns: repetition r
  * decodes the same n_gen tokens in every policy before repetition r+1. */
-static int run_depths(const bench_opts *o, const zc_model_info *mi, double read_gbs, bench_ctx *bc, bench_row *rows,
-                      int n_tests, int32_t *ids, float *logits, uint64_t *seed) {
+static int run_depths(const bench_opts *o, const zc_model_info *mi, const bench_machine *mc, bench_ctx *bc,
+                      bench_row *rows, int n_tests, int32_t *ids, float *logits, uint64_t *seed) {
     double tps[MAX_POLICIES][MAX_REPS];
     double kv_at_depth[MAX_POLICIES];
     char what[64], test[16];
+    int deep = 0; /* depths > 0 done */
     snprintf(test, sizeof test, "tg%d", o->n_gen);
     for (int i = 0; i < o->n_depths; i++) {
         int d = (int)o->depths[i], most = 0;
@@ -294,6 +385,10 @@ static int run_depths(const bench_opts *o, const zc_model_info *mi, double read_
             zc_context_kv_usage(b->ctx, &u);
             kv_at_depth[k] = (double)u.total;
         }
+        if (d > 0 && o->n_prefill > 0 &&
+            run_prefill_at(o, mi, mc, bc, rows + o->n_prefill + o->n_depths + deep++ * o->n_prefill, n_tests, d, ids,
+                           logits, seed) < 0)
+            return -1;
         for (int r = 0; r < o->reps; r++) {
             random_tokens(ids, o->n_gen, mi->n_vocab, seed);
             for (int k = 0; k < o->n_policies; k++) {
@@ -310,7 +405,7 @@ static int run_depths(const bench_opts *o, const zc_model_info *mi, double read_
             bench_row *row = init_row(&rows[k * n_tests + o->n_prefill + i], bc[k].policy, test, d, o->n_gen);
             finish_row(row, &bc[k], tps[k], o->reps);
             /* bytes read per token: every weight once, and the cache as it was at the depth */
-            row->floor_tps = read_gbs * 1e9 / ((double)mi->weight_bytes + kv_at_depth[k]);
+            row->floor_tps = mc->read_gbs * 1e9 / ((double)mi->weight_bytes + kv_at_depth[k]);
             fprintf(stderr, "%s %s @ d%d: %.2f tok/s (floor %.2f)\n", row->policy, row->test, d, row->tps_mean,
                     row->floor_tps);
         }
@@ -320,18 +415,18 @@ static int run_depths(const bench_opts *o, const zc_model_info *mi, double read_
 
 /* All the tests, rows in policy order as before: rows[p * n_tests + test],
  * the prefill tests first, then the depths. */
-static int run_all(const bench_opts *o, const zc_model *model, double read_gbs, bench_row *rows, int32_t *ids,
+static int run_all(const bench_opts *o, const zc_model *model, const bench_machine *mc, bench_row *rows, int32_t *ids,
                    float *logits) {
     const zc_model_info *mi = zc_model_get_info(model);
     bench_ctx bc[MAX_POLICIES];
     memset(bc, 0, sizeof bc);
     uint64_t seed = 1234;
-    int n_tests = o->n_prefill + o->n_depths;
+    int n_tests = tests_per_policy(o);
     warn_kv_memory(o, mi);
     reset_peak_rss();
     int rc = create_contexts(o, model, bc, ids, logits, &seed);
-    if (!rc) rc = run_prefill(o, mi, bc, rows, n_tests, ids, logits, &seed);
-    if (!rc) rc = run_depths(o, mi, read_gbs, bc, rows, n_tests, ids, logits, &seed);
+    if (!rc) rc = run_prefill(o, mi, mc, bc, rows, n_tests, ids, logits, &seed);
+    if (!rc) rc = run_depths(o, mi, mc, bc, rows, n_tests, ids, logits, &seed);
     if (rc) {
         fprintf(stderr, "\n");
         rc = cli_lib_error();
@@ -340,9 +435,14 @@ static int run_all(const bench_opts *o, const zc_model *model, double read_gbs, 
     return rc;
 }
 
+/* What a row's floor counts: decode reads every weight and the cache once
+ * per token; prefill is arithmetic (prefill_floor). */
+static const char *limit_of(const bench_row *r) { return r->test[0] == 't' ? "bytes" : "arithmetic"; }
+
 static void print_markdown(FILE *f, const bench_row *rows, int n) {
-    fprintf(f, "| policy | test | depth | tokens/s | KV MiB | bits/elem | ratio vs fp16 | floor tok/s | of floor | context RSS MiB |\n");
-    fprintf(f, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    fprintf(f, "| policy | test | depth | tokens/s | KV MiB | bits/elem | ratio vs fp16 | floor tok/s | of floor | limited by | "
+               "context RSS MiB |\n");
+    fprintf(f, "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|\n");
     for (int i = 0; i < n; i++) {
         const bench_row *r = &rows[i];
         char floor_s[32] = "", pct[32] = "";
@@ -350,9 +450,9 @@ static void print_markdown(FILE *f, const bench_row *rows, int n) {
             snprintf(floor_s, sizeof floor_s, "%.2f", r->floor_tps);
             snprintf(pct, sizeof pct, "%.0f%%", 100 * r->tps_mean / r->floor_tps);
         }
-        fprintf(f, "| %s | %s | %d | %.2f ± %.2f | %.2f | %.2f | %.2fx | %s | %s | %.0f |\n", r->policy, r->test,
+        fprintf(f, "| %s | %s | %d | %.2f ± %.2f | %.2f | %.2f | %.2fx | %s | %s | %s | %.0f |\n", r->policy, r->test,
                 r->depth, r->tps_mean, r->tps_sd, r->kv_bytes / 1048576.0, r->bits_per_elem, r->ratio, floor_s, pct,
-                r->context_rss_mb);
+                limit_of(r), r->context_rss_mb);
     }
 }
 
@@ -370,14 +470,18 @@ static void print_ratios(FILE *f, const bench_row *rows, int n) {
         const bench_row *r = &rows[i];
         if (r->test[0] != 'p' || !strcmp(r->policy, "fp16")) continue;
         for (int j = 0; j < n; j++)
-            if (!strcmp(rows[j].policy, "fp16") && !strcmp(rows[j].test, r->test))
-                fprintf(f, "prefill %s: %s / fp16 = %.2fx\n", r->test, r->policy, r->tps_mean / rows[j].tps_mean);
+            if (!strcmp(rows[j].policy, "fp16") && !strcmp(rows[j].test, r->test) && rows[j].depth == r->depth)
+                fprintf(f, "prefill %s at depth %d: %s / fp16 = %.2fx\n", r->test, r->depth, r->policy,
+                        r->tps_mean / rows[j].tps_mean);
     }
 }
 
 /* The table, how it was measured, and the ratios (stdout and --md alike). */
 static void print_report(FILE *f, const bench_row *rows, int n, double peak_rss_mb) {
     print_markdown(f, rows, n);
+    fprintf(f,
+            "\nfloor: decode, (weight bytes + KV bytes at the depth) / read bandwidth; prefill, the layers' weight "
+            "multiply-adds at the int8 peak (fp32 for float weights) plus attention's at the fp32 peak.");
     fprintf(f,
             "\nRepetitions interleaved across policies: all policies' contexts held at once; for each test, every "
             "cache filled to the depth, then repetition r of every policy before repetition r+1, the same tokens "
@@ -388,8 +492,8 @@ static void print_report(FILE *f, const bench_row *rows, int n, double peak_rss_
     print_ratios(f, rows, n);
 }
 
-static int write_outputs(const bench_opts *o, const zc_model_info *mi, const zc_membw *bw, const bench_row *rows,
-                         int n, double peak_rss_mb) {
+static int write_outputs(const bench_opts *o, const zc_model_info *mi, const zc_membw *bw, const bench_machine *mc,
+                         const bench_row *rows, int n, double peak_rss_mb) {
     if (o->csv_path) {
         FILE *f = fopen(o->csv_path, "w");
         if (!f) return cli_usage_error("bench", "cannot write %s", o->csv_path);
@@ -405,16 +509,18 @@ static int write_outputs(const bench_opts *o, const zc_model_info *mi, const zc_
         if (!f) return cli_usage_error("bench", "cannot write %s", o->json_path);
         fprintf(f, "{\"model\": \"%s\", \"weight_type\": \"%s\", \"n_layers\": %d, \"weight_bytes\": %zu,\n",
                 o->model_path, mi->weight_type_name, mi->n_layers, mi->weight_bytes);
-        fprintf(f, " \"cpu\": \"%s\", \"threads\": %d, \"read_gbs\": %.2f, \"copy_gbs\": %.2f,\n",
-                zc_cpu_name(), bw->n_threads, bw->read_gbs, bw->copy_gbs);
+        fprintf(f,
+                " \"cpu\": \"%s\", \"threads\": %d, \"read_gbs\": %.2f, \"copy_gbs\": %.2f, \"peak_int8_gops\": %.1f, "
+                "\"peak_fp32_gflops\": %.1f,\n",
+                zc_cpu_name(), bw->n_threads, bw->read_gbs, bw->copy_gbs, mc->peak.int8_gops, mc->peak.fp32_gflops);
         fprintf(f, " \"interleaved\": true, \"peak_rss_mb\": %.1f,\n \"rows\": [\n", peak_rss_mb);
         for (int i = 0; i < n; i++)
             fprintf(f,
                     "  {\"policy\": \"%s\", \"test\": \"%s\", \"depth\": %d, \"tokens_per_s\": %.4f, \"sd\": %.4f, "
                     "\"kv_bytes\": %.0f, \"bits_per_elem\": %.4f, \"ratio\": %.4f, \"floor_tokens_per_s\": %.4f, "
-                    "\"context_rss_mb\": %.1f}%s\n",
+                    "\"limited_by\": \"%s\", \"context_rss_mb\": %.1f}%s\n",
                     rows[i].policy, rows[i].test, rows[i].depth, rows[i].tps_mean, rows[i].tps_sd, rows[i].kv_bytes,
-                    rows[i].bits_per_elem, rows[i].ratio, rows[i].floor_tps, rows[i].context_rss_mb,
+                    rows[i].bits_per_elem, rows[i].ratio, rows[i].floor_tps, limit_of(&rows[i]), rows[i].context_rss_mb,
                     i + 1 < n ? "," : "");
         fprintf(f, " ]}\n");
         fclose(f);
@@ -422,9 +528,11 @@ static int write_outputs(const bench_opts *o, const zc_model_info *mi, const zc_
     if (o->md_path) {
         FILE *f = fopen(o->md_path, "a");
         if (!f) return cli_usage_error("bench", "cannot write %s", o->md_path);
-        fprintf(f, "\nModel `%s` (%s, %d layers), %d threads, %s; read bandwidth %.1f GB/s, copy %.1f GB/s.\n\n",
+        fprintf(f,
+                "\nModel `%s` (%s, %d layers), %d threads, %s; read bandwidth %.1f GB/s, copy %.1f GB/s; peak int8 "
+                "%.0f GOP/s, fp32 %.0f GFLOP/s.\n\n",
                 o->model_path, mi->weight_type_name, mi->n_layers, bw->n_threads, zc_cpu_name(), bw->read_gbs,
-                bw->copy_gbs);
+                bw->copy_gbs, mc->peak.int8_gops, mc->peak.fp32_gflops);
         print_report(f, rows, n, peak_rss_mb);
         fclose(f);
     }
@@ -538,29 +646,34 @@ int bench_model_main(int argc, char **argv) {
             mi->repacked_bytes / 1048576.0);
     zc_pool *pool = zc_pool_create(o.n_threads);
     zc_membw bw;
+    bench_machine mc = {0};
     int brc = pool ? zc_membw_measure(pool, 0, 0, &bw) : ZC_ERR_NOMEM;
+    if (brc == ZC_OK) zc_peak_measure(pool, &mc.peak);
+    mc.read_gbs = bw.read_gbs;
     zc_pool_destroy(pool); /* the contexts have their own pools */
     if (brc != ZC_OK) {
         zc_model_free(model);
         return cli_lib_error();
     }
-    fprintf(stderr, "memory bandwidth (%d threads): read %.1f GB/s, copy %.1f GB/s\n", bw.n_threads, bw.read_gbs,
-            bw.copy_gbs);
+    fprintf(stderr, "memory bandwidth (%d threads): read %.1f GB/s, copy %.1f GB/s; peak int8 %.0f GOP/s, fp32 %.0f GFLOP/s\n",
+            bw.n_threads, bw.read_gbs, bw.copy_gbs, mc.peak.int8_gops, mc.peak.fp32_gflops);
     int max_tokens = o.n_gen > 16 ? o.n_gen : 16; /* 16: the warm-up */
     for (int i = 0; i < o.n_prefill; i++) max_tokens = (int)fmax(max_tokens, o.prefill[i]);
     for (int i = 0; i < o.n_depths; i++) max_tokens = (int)fmax(max_tokens, o.depths[i]);
     int32_t *ids = malloc(sizeof(int32_t) * (size_t)max_tokens);
     float *logits = malloc(sizeof(float) * (size_t)mi->n_vocab);
-    int n_rows = o.n_policies * (o.n_prefill + o.n_depths);
+    int n_rows = o.n_policies * tests_per_policy(&o);
     bench_row *rows = calloc((size_t)n_rows, sizeof *rows);
     rc = (!ids || !logits || !rows) ? cli_usage_error("bench", "out of memory") : 0;
-    if (!rc) rc = run_all(&o, model, bw.read_gbs, rows, ids, logits);
+    if (!rc) rc = run_all(&o, model, &mc, rows, ids, logits);
     if (!rc) {
         double peak_rss_mb = proc_kb("/proc/self/status", "VmHWM:") / 1024.0;
-        printf("\nModel %s (%s, %d layers), %d threads, %s; read bandwidth %.1f GB/s\n\n", o.model_path,
-               mi->weight_type_name, mi->n_layers, bw.n_threads, zc_cpu_name(), bw.read_gbs);
+        printf("\nModel %s (%s, %d layers), %d threads, %s; read bandwidth %.1f GB/s; peak int8 %.0f GOP/s, fp32 %.0f "
+               "GFLOP/s\n\n",
+               o.model_path, mi->weight_type_name, mi->n_layers, bw.n_threads, zc_cpu_name(), bw.read_gbs,
+               mc.peak.int8_gops, mc.peak.fp32_gflops);
         print_report(stdout, rows, n_rows, peak_rss_mb);
-        rc = write_outputs(&o, mi, &bw, rows, n_rows, peak_rss_mb);
+        rc = write_outputs(&o, mi, &bw, &mc, rows, n_rows, peak_rss_mb);
     }
     free(ids);
     free(logits);

@@ -57,7 +57,8 @@ else
     rc=$?
     check bench_model_runs $rc "exit $rc: $(head -c 400 "$TMP/err")"
     order=$(grep -E '^\| (fp16|zipcache) \|' "$TMP/out" | cut -d'|' -f2-4 | tr -d ' ' | tr '\n' ' ')
-    [ "$order" = "fp16|pp16|0 fp16|tg4|0 fp16|tg4|40 zipcache|pp16|0 zipcache|tg4|0 zipcache|tg4|40 " ] &&
+    [ "$order" = "fp16|pp16|0 fp16|tg4|0 fp16|tg4|40 fp16|pp16|40 zipcache|pp16|0 zipcache|tg4|0 zipcache|tg4|40 zipcache|pp16|40 " ] &&
+        grep -q '^prefill pp16 at depth 40: zipcache / fp16 = ' "$TMP/out" && grep -q '| limited by |' "$TMP/out" &&
         grep -q '| context RSS MiB |$' "$TMP/out" && grep -q '^Repetitions interleaved across policies' "$TMP/out" &&
         grep -q '^Repetitions interleaved across policies' "$TMP/m.md" && grep -q 'process peak RSS [0-9]* MiB' "$TMP/m.md"
     check bench_model_table $? "rows: $order" "$(cat "$TMP/out")"
@@ -67,10 +68,14 @@ d = json.load(open(sys.argv[1]))
 assert d["interleaved"] is True and d["peak_rss_mb"] > 0, d
 rows = d["rows"]
 assert [(r["policy"], r["test"], r["depth"]) for r in rows] == [
-    (p, t, dep) for p in ("fp16", "zipcache") for t, dep in (("pp16", 0), ("tg4", 0), ("tg4", 40))], rows
+    (p, t, dep) for p in ("fp16", "zipcache") for t, dep in (("pp16", 0), ("tg4", 0), ("tg4", 40), ("pp16", 40))], rows
+assert d["peak_int8_gops"] > 0 and d["peak_fp32_gflops"] > 0, d
 for r in rows:
     assert "peak_rss_mb" not in r and r["context_rss_mb"] >= 0 and r["tokens_per_s"] > 0, r
-    assert (r["floor_tokens_per_s"] > 0) == r["test"].startswith("tg"), r
+    assert r["floor_tokens_per_s"] > 0 and r["limited_by"] == ("bytes" if r["test"].startswith("tg") else "arithmetic"), r
+# prefill at depth 40 is measured on the cache at 40 (restored for every repetition): it then holds 56
+kv = {(r["policy"], r["test"], r["depth"]): r["kv_bytes"] for r in rows}
+assert kv[("fp16", "pp16", 40)] > kv[("fp16", "tg4", 0)], kv
 PY
     check bench_model_json $? "json check failed"
     head -1 "$TMP/m.csv" | grep -qx 'policy,test,depth,tokens_per_s,sd,kv_bytes,bits_per_elem,ratio,floor_tokens_per_s,context_rss_mb'

@@ -89,10 +89,15 @@ int zc_kernels_bench(FILE *out, int n_threads) {
             : zc_cpu_has_avx2()     ? "AVX2"
                                     : "scalar");
     zc_membw bw[2];
+    zc_peak peak[2];
     for (int c = 0; c < n_counts; c++) {
         if ((rc = zc_membw_measure(pools[c], STREAM_BYTES, 5, &bw[c])) != ZC_OK) goto done;
-        fprintf(out, "memory, %d thread%s: read %.1f GB/s, memcpy %.1f GB/s (read + write)\n", thread_counts[c],
-                thread_counts[c] > 1 ? "s" : "", bw[c].read_gbs, bw[c].copy_gbs);
+        zc_peak_measure(pools[c], &peak[c]);
+        fprintf(out,
+                "memory, %d thread%s: read %.1f GB/s, memcpy %.1f GB/s (read + write); arithmetic peak: int8 %.0f "
+                "GOP/s, fp32 %.0f GFLOP/s\n",
+                thread_counts[c], thread_counts[c] > 1 ? "s" : "", bw[c].read_gbs, bw[c].copy_gbs, peak[c].int8_gops,
+                peak[c].fp32_gflops);
     }
     for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
         size_t row_bytes;
@@ -120,13 +125,15 @@ int zc_kernels_bench(FILE *out, int n_threads) {
                     break;
                 }
                 const double gbs = (double)mat_bytes / t1 * 1e-9;
+                const double gflops = 2.0 * BENCH_ROWS * BENCH_COLS * m_prefill / t64 * 1e-9;
                 fprintf(out,
                         "%-4s%s %dx%d, %d thread%s: m=1 %6.3f ms %5.1f GB/s (%3.0f%% of read, %3.0f%% of memcpy)   "
-                        "m=%d %6.1f GFLOP/s\n",
+                        "m=%d %6.1f GFLOP/s (%3.0f%% of peak)\n",
                         zc_type_get(types[t])->name, layout ? " packed" : "       ", BENCH_ROWS, BENCH_COLS,
                         thread_counts[c], thread_counts[c] > 1 ? "s" : " ", t1 * 1e3, gbs,
-                        100.0 * gbs / bw[c].read_gbs, 100.0 * gbs / bw[c].copy_gbs, m_prefill,
-                        2.0 * BENCH_ROWS * BENCH_COLS * m_prefill / t64 * 1e-9);
+                        100.0 * gbs / bw[c].read_gbs, 100.0 * gbs / bw[c].copy_gbs, m_prefill, gflops,
+                        100.0 * gflops / (zc_type_get(types[t])->block_elems > 1 ? peak[c].int8_gops
+                                                                                 : peak[c].fp32_gflops));
             }
         }
         for (int i = 0; i < n_mats; i++) zc_free_aligned(packed[i]);

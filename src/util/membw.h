@@ -23,4 +23,16 @@ typedef struct {
  * the pool's threads. Returns ZC_ERR_NOMEM if the buffers cannot be had. */
 int zc_membw_measure(zc_pool *pool, size_t bytes, int reps, zc_membw *out);
 
+/* Arithmetic peaks (membw_peak.c), for the floors of compute-bound work
+ * such as prefill: int8 multiply-adds as the quantized GEMM issues them
+ * (VPDPBUSD, or AVX2's maddubs + madd) and fp32 FMA, each in giga-operations
+ * per second (a multiply-add counts 2) on all of the pool's threads at once.
+ * Zero where the CPU lacks AVX2 (no floor is then printed). */
+typedef struct {
+    double int8_gops;
+    double fp32_gflops;
+} zc_peak;
+
+void zc_peak_measure(zc_pool *pool, zc_peak *out);
+
 #endif
