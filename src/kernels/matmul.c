@@ -287,16 +287,17 @@ static void rows_by_dot(const job *j, int64_t r0, int64_t r1) {
 /* Rows [r0, r1) (whole groups) through the packed GEMM, ZC_PACK_NX activation rows at a time. */
 static void rows_by_gemm(const job *j, int64_t r0, int64_t r1) {
     const zc_mat *w = j->w;
-    const int64_t nb = w->cols / ZC_QK;
+    const int64_t nb = w->cols / zc_type_get(w->type)->block_elems;
     const size_t gbytes = (size_t)zc_pack_block_bytes(w->type) * (size_t)nb;
+    const size_t sums_stride = (size_t)nb * (size_t)zc_pack_sums_per_block(w->type);
     float out[ZC_PACK_NX][ZC_PACK_ROWS];
-    const zc_act_q8 *act[ZC_PACK_NX];
+    const void *act[ZC_PACK_NX];
     const int32_t *sums[ZC_PACK_NX];
     for (int i0 = 0; i0 < j->m; i0 += ZC_PACK_NX) {
         const int nx = j->m - i0 < ZC_PACK_NX ? j->m - i0 : ZC_PACK_NX;
         for (int k = 0; k < nx; k++) {
-            act[k] = (const zc_act_q8 *)(const void *)(j->xa + (size_t)(i0 + k) * j->xa_stride);
-            sums[k] = j->sums + (size_t)(i0 + k) * (size_t)nb;
+            act[k] = j->xa + (size_t)(i0 + k) * j->xa_stride;
+            sums[k] = j->sums + (size_t)(i0 + k) * sums_stride;
         }
         for (int64_t r = r0; r < r1; r += ZC_PACK_ROWS) {
             j->gemm(w->type, nb, (const uint8_t *)w->packed + (size_t)(r / ZC_PACK_ROWS) * gbytes, act, sums, nx, out);
@@ -304,6 +305,28 @@ static void rows_by_gemm(const job *j, int64_t r0, int64_t r1) {
                 memcpy(j->y + (size_t)(i0 + k) * (size_t)w->rows + (size_t)r, out[k], sizeof out[k]);
         }
     }
+}
+
+/* The packed GEMM's activation sums (matmul_packed.h) of n activation
+ * blocks: each q8 block's code sum, or each q8k super-block's 4 pairs of
+ * sub-block sums (int16 halves: sub-block 2p low, 2p+1 high). */
+static void activation_sums(int type, const void *act, size_t n, int32_t *out) {
+    if (type != ZC_TYPE_Q4_K) {
+        const zc_act_q8 *a = act;
+        for (size_t b = 0; b < n; b++) {
+            int32_t sum = 0;
+            for (int e = 0; e < ZC_QK; e++) sum += a[b].qs[e];
+            out[b] = sum;
+        }
+        return;
+    }
+    const zc_act_q8k *a = act;
+    for (size_t b = 0; b < n; b++)
+        for (int p = 0; p < 4; p++) {
+            const int16_t *bs = a[b].bsums + 4 * p; /* sub-block g = 2p + h covers bsums 2g, 2g + 1 */
+            const uint16_t lo = (uint16_t)(bs[0] + bs[1]), hi = (uint16_t)(bs[2] + bs[3]);
+            out[4 * b + (size_t)p] = (int32_t)((uint32_t)hi << 16 | lo);
+        }
 }
 
 static void run_chunk(void *ctx, int task, int thread) {
@@ -365,8 +388,9 @@ int zc_matmul(zc_pool *pool, const zc_mat *w, const float *x, float *y, int m, z
         const size_t bsize = kind == ZC_ACT_Q8 ? sizeof(zc_act_q8) : sizeof(zc_act_q8k);
         const int64_t nb = w->cols / (kind == ZC_ACT_Q8 ? ZC_QK : ZC_QK_K);
         size_t acts, sums = 0, need;
+        const size_t sums_per_row = (size_t)nb * (size_t)zc_pack_sums_per_block(w->type);
         j.xa_stride = (size_t)nb * bsize;
-        if (zc_mul_size(j.xa_stride, (size_t)m, &acts) || (j.gemm && zc_mul_size((size_t)nb * 4, (size_t)m, &sums)) ||
+        if (zc_mul_size(j.xa_stride, (size_t)m, &acts) || (j.gemm && zc_mul_size(sums_per_row * 4, (size_t)m, &sums)) ||
             zc_add_size(acts, sums, &need))
             return zc_error(ZC_ERR_LIMIT, "matmul: scratch overflows");
         int rc = scratch_reserve(scratch, need);
@@ -382,12 +406,7 @@ int zc_matmul(zc_pool *pool, const zc_mat *w, const float *x, float *y, int m, z
         j.xa = scratch->buf;
         if (j.gemm) {
             int32_t *s = (int32_t *)(void *)((char *)scratch->buf + acts);
-            const zc_act_q8 *a = scratch->buf;
-            for (size_t b = 0; b < (size_t)m * (size_t)nb; b++) {
-                int32_t sum = 0;
-                for (int e = 0; e < ZC_QK; e++) sum += a[b].qs[e];
-                s[b] = sum;
-            }
+            activation_sums(w->type, scratch->buf, (size_t)m * (size_t)nb, s);
             j.sums = s;
             j.packed_rows = w->rows / ZC_PACK_ROWS * ZC_PACK_ROWS;
         }
@@ -425,11 +444,18 @@ void zc_mat_get_row(const zc_mat *w, int64_t row, float *out) {
 /* ---- repacking (layout: matmul_packed.h) ------------------------------- */
 
 int zc_pack_block_bytes(int type) {
-    return type == ZC_TYPE_Q8_0 ? 16 * (int)sizeof(zc_block_q8_0) : type == ZC_TYPE_Q4_0 ? 16 * (int)sizeof(zc_block_q4_0) : 0;
+    switch (type) {
+    case ZC_TYPE_Q8_0: return 16 * (int)sizeof(zc_block_q8_0);
+    case ZC_TYPE_Q4_0: return 16 * (int)sizeof(zc_block_q4_0);
+    case ZC_TYPE_Q4_K: return ZC_PACK_Q4K_BYTES;
+    default: return 0;
+    }
 }
 
-/* Group block i of the 16 rows starting at row r0 into dst. */
-static void pack_group_block(const zc_mat *w, int64_t r0, int64_t i, uint8_t *dst) {
+int zc_pack_sums_per_block(int type) { return type == ZC_TYPE_Q4_K ? 4 : 1; }
+
+/* Group block i of the 16 q8_0 or q4_0 rows starting at row r0 into dst. */
+static void pack_group_block32(const zc_mat *w, int64_t r0, int64_t i, uint8_t *dst) {
     const bool q8 = w->type == ZC_TYPE_Q8_0;
     const int K = q8 ? 8 : 4;
     for (int r = 0; r < ZC_PACK_ROWS; r++) {
@@ -445,18 +471,44 @@ static void pack_group_block(const zc_mat *w, int64_t r0, int64_t i, uint8_t *ds
     }
 }
 
+/* Super-block i of the 16 q4_K rows starting at row r0 into dst (2496 bytes). */
+static void pack_group_block_q4K(const zc_mat *w, int64_t r0, int64_t i, uint8_t *dst) {
+    uint8_t *sc = dst + 64, *q = dst + 448;
+    int16_t *mn = (int16_t *)(void *)(dst + 192);
+    for (int r = 0; r < ZC_PACK_ROWS; r++) {
+        const zc_block_q4_K *b =
+            (const zc_block_q4_K *)(const void *)((const uint8_t *)w->data + (size_t)(r0 + r) * w->row_bytes) + i;
+        memcpy(dst + 2 * r, &b->d, 2);
+        memcpy(dst + 32 + 2 * r, &b->dmin, 2);
+        uint8_t s[8], m[8];
+        zc_k4_scales_mins(b->scales, s, m);
+        for (int g = 0; g < 8; g++) sc[16 * g + r] = s[g];
+        for (int p = 0; p < 4; p++) {
+            mn[32 * p + 2 * r] = m[2 * p];
+            mn[32 * p + 2 * r + 1] = m[2 * p + 1];
+            for (int k = 0; k < 8; k++) memcpy(q + 512 * p + 64 * k + 4 * r, b->qs + 32 * p + 4 * k, 4);
+        }
+    }
+}
+
 int zc_mat_repack(zc_mat *w, void **buf, size_t *bytes) {
     *buf = NULL;
     *bytes = 0;
     const int gb = zc_pack_block_bytes(w->type);
-    if (!gb || !zc_gemm_avx512vnni() || w->rows < ZC_PACK_ROWS || w->cols <= 0 || w->cols % ZC_QK) return ZC_OK;
-    const int64_t groups = w->rows / ZC_PACK_ROWS, nb = w->cols / ZC_QK;
+    if (!gb || !zc_gemm_avx512vnni() || w->rows < ZC_PACK_ROWS || w->cols <= 0) return ZC_OK;
+    const int elems = zc_type_get(w->type)->block_elems;
+    if (w->cols % elems) return ZC_OK;
+    const int64_t groups = w->rows / ZC_PACK_ROWS, nb = w->cols / elems;
     const size_t need = (size_t)groups * (size_t)nb * (size_t)gb;
     uint8_t *p = zc_malloc_aligned(need);
     if (!p) return zc_error(ZC_ERR_NOMEM, "matmul: cannot repack a %lldx%lld %s matrix (%zu bytes)",
                             (long long)w->rows, (long long)w->cols, zc_type_get(w->type)->name, need);
     for (int64_t g = 0; g < groups; g++)
-        for (int64_t i = 0; i < nb; i++) pack_group_block(w, g * ZC_PACK_ROWS, i, p + (size_t)(g * nb + i) * (size_t)gb);
+        for (int64_t i = 0; i < nb; i++) {
+            uint8_t *dst = p + (size_t)(g * nb + i) * (size_t)gb;
+            if (w->type == ZC_TYPE_Q4_K) pack_group_block_q4K(w, g * ZC_PACK_ROWS, i, dst);
+            else pack_group_block32(w, g * ZC_PACK_ROWS, i, dst);
+        }
     w->packed = p;
     *buf = p;
     *bytes = need;

@@ -17,15 +17,25 @@
  * operand must be); q4_0: K = 4, the format's own bytes (low nibble element
  * 4k + j, high nibble element 16 + 4k + j), i.e. unsigned codes 0..15.
  * So a group block has the bytes of the 16 original blocks: 544 (q8_0) and
- * 288 (q4_0). The rows % 16 rows after the last group stay row-major in
- * zc_mat.data and go through the row-major kernels.
+ * 288 (q4_0).
+ * q4_K (super-blocks of 256 = 8 sub-blocks of 32, w = d sc_g q - dmin mn_g):
+ *   uint16_t d[16], dmin[16]        fp16
+ *   uint8_t  sc[8][16]              6-bit sub-block scales, unpacked
+ *   int16_t  mn[4][16][2]           mins, sub-blocks 2p and 2p+1 as a pair
+ *   uint8_t  q[4][8][16][4]         q[p][k][r][j]: row r's byte 32p + 4k + j:
+ *                                   low nibble sub-block 2p, high 2p+1
+ * (2496 bytes for 16 x 144 original). The rows % 16 rows after the last
+ * group stay row-major in zc_mat.data and go through the row-major kernels.
  *
  * Arithmetic. With unsigned codes u = q + bias (bias 128 for q8_0, 8 for
  * q4_0), Σ q x = Σ u x - bias Σ x, where Σ x is the activation block's code
  * sum, computed once per block. The block's integer sum is then converted
  * and scaled by (d_w * d_x) and added to the row's sum in block order, which
  * is exactly the scalar kernel's arithmetic (matmul.c, dot_blocks32): the
- * packed GEMM gives the scalar kernel's bits.
+ * packed GEMM gives the scalar kernel's bits. q4_K likewise (dot_blocksK):
+ * per super-block Σ_g sc_g Σ q x in int32, the mins' Σ_g mn_g Σ_g x by
+ * VPDPWSSD on the pairs (mn_2p, mn_2p+1) and the activation's sub-block sums
+ * (its `sums`: 4 int16 pairs per super-block), then d d_x sumi - dmin d_x summ.
  */
 #ifndef ZC_KERNELS_MATMUL_PACKED_H
 #define ZC_KERNELS_MATMUL_PACKED_H
@@ -37,14 +47,18 @@
 
 #define ZC_PACK_ROWS 16 /* rows per group */
 #define ZC_PACK_NX 8    /* activation rows per kernel call */
+#define ZC_PACK_Q4K_BYTES 2496 /* one q4_K group block */
 
-/* Bytes of one group block (16 rows x 32 elements), 0 for a type that is not packed. */
+/* Bytes of one group block (16 rows x one block of the type), 0 for a type that is not packed. */
 int zc_pack_block_bytes(int type);
+/* int32 `sums` per activation block: 1 (the code sum: q8_0, q4_0) or 4 (the sub-block sum pairs: q4_K). */
+int zc_pack_sums_per_block(int type);
 
 /* out[k][r] = Σ_c W[r][c] X_k[c] for the 16 rows r of one group and k < nx
  * (nx <= ZC_PACK_NX): group is the group's first block, nb blocks long;
- * act[k] is activation row k's nb blocks and sums[k] their code sums. */
-typedef void (*zc_gemm_fn)(int type, int64_t nb, const uint8_t *group, const zc_act_q8 *const act[],
+ * act[k] is activation row k's nb blocks (zc_act_q8, or zc_act_q8k for
+ * q4_K) and sums[k] their sums (zc_pack_sums_per_block). */
+typedef void (*zc_gemm_fn)(int type, int64_t nb, const uint8_t *group, const void *const act[],
                            const int32_t *const sums[], int nx, float out[][ZC_PACK_ROWS]);
 
 /* The AVX-512 VNNI kernel, or NULL where the CPU (or the build) lacks it. */
