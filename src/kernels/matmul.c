@@ -308,9 +308,18 @@ static void rows_by_gemm(const job *j, int64_t r0, int64_t r1) {
 }
 
 /* The packed GEMM's activation sums (matmul_packed.h) of n activation
- * blocks: each q8 block's code sum, or each q8k super-block's 4 pairs of
- * sub-block sums (int16 halves: sub-block 2p low, 2p+1 high). */
+ * blocks: each q8 block's code sum; each q8k super-block's 4 pairs of
+ * 32-element sums (q4_K) or 8 pairs of 16-element sums (q6_K), as int16
+ * halves (the even sub-block low). */
 static void activation_sums(int type, const void *act, size_t n, int32_t *out) {
+    if (type == ZC_TYPE_Q6_K) {
+        const zc_act_q8k *a = act;
+        for (size_t b = 0; b < n; b++)
+            for (int p = 0; p < 8; p++)
+                out[8 * b + (size_t)p] =
+                    (int32_t)((uint32_t)(uint16_t)a[b].bsums[2 * p + 1] << 16 | (uint16_t)a[b].bsums[2 * p]);
+        return;
+    }
     if (type != ZC_TYPE_Q4_K) {
         const zc_act_q8 *a = act;
         for (size_t b = 0; b < n; b++) {
@@ -448,11 +457,14 @@ int zc_pack_block_bytes(int type) {
     case ZC_TYPE_Q8_0: return 16 * (int)sizeof(zc_block_q8_0);
     case ZC_TYPE_Q4_0: return 16 * (int)sizeof(zc_block_q4_0);
     case ZC_TYPE_Q4_K: return ZC_PACK_Q4K_BYTES;
+    case ZC_TYPE_Q6_K: return ZC_PACK_Q6K_BYTES;
     default: return 0;
     }
 }
 
-int zc_pack_sums_per_block(int type) { return type == ZC_TYPE_Q4_K ? 4 : 1; }
+bool zc_repack_pays(int type) { return type != ZC_TYPE_Q6_K && zc_pack_block_bytes(type) > 0; }
+
+int zc_pack_sums_per_block(int type) { return type == ZC_TYPE_Q4_K ? 4 : type == ZC_TYPE_Q6_K ? 8 : 1; }
 
 /* Group block i of the 16 q8_0 or q4_0 rows starting at row r0 into dst. */
 static void pack_group_block32(const zc_mat *w, int64_t r0, int64_t i, uint8_t *dst) {
@@ -491,6 +503,22 @@ static void pack_group_block_q4K(const zc_mat *w, int64_t r0, int64_t i, uint8_t
     }
 }
 
+/* Super-block i of the 16 q6_K rows starting at row r0 into dst (3360 bytes). */
+static void pack_group_block_q6K(const zc_mat *w, int64_t r0, int64_t i, uint8_t *dst) {
+    int8_t *scp = (int8_t *)(void *)(dst + 32);
+    uint8_t *ql = dst + 288, *qh = dst + 288 + 2048;
+    for (int r = 0; r < ZC_PACK_ROWS; r++) {
+        const zc_block_q6_K *b =
+            (const zc_block_q6_K *)(const void *)((const uint8_t *)w->data + (size_t)(r0 + r) * w->row_bytes) + i;
+        memcpy(dst + 2 * r, &b->d, 2);
+        for (int g = 0; g < 16; g++) scp[32 * (g / 2) + 2 * r + g % 2] = b->scales[g];
+        for (int h = 0; h < 2; h++) {
+            for (int k = 0; k < 16; k++) memcpy(ql + 1024 * h + 64 * k + 4 * r, b->ql + 64 * h + 4 * k, 4);
+            for (int k = 0; k < 8; k++) memcpy(qh + 512 * h + 64 * k + 4 * r, b->qh + 32 * h + 4 * k, 4);
+        }
+    }
+}
+
 int zc_mat_repack(zc_mat *w, void **buf, size_t *bytes) {
     *buf = NULL;
     *bytes = 0;
@@ -507,6 +535,7 @@ int zc_mat_repack(zc_mat *w, void **buf, size_t *bytes) {
         for (int64_t i = 0; i < nb; i++) {
             uint8_t *dst = p + (size_t)(g * nb + i) * (size_t)gb;
             if (w->type == ZC_TYPE_Q4_K) pack_group_block_q4K(w, g * ZC_PACK_ROWS, i, dst);
+            else if (w->type == ZC_TYPE_Q6_K) pack_group_block_q6K(w, g * ZC_PACK_ROWS, i, dst);
             else pack_group_block32(w, g * ZC_PACK_ROWS, i, dst);
         }
     w->packed = p;

@@ -17,6 +17,7 @@
 #ifndef ZC_KERNELS_MATMUL_H
 #define ZC_KERNELS_MATMUL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -48,20 +49,24 @@ int zc_matmul(zc_pool *pool, const zc_mat *w, const float *x, float *y, int m, z
 void zc_matmul_ref(const zc_mat *w, const float *x, float *y, int m);
 void zc_matmul_scratch_free(zc_matmul_scratch *s);
 
-/* Repack w for the fastest prefill kernel this CPU has, where one pays:
- * q8_0 and q4_0 matrices of at least 16 rows on a CPU with AVX-512 VNNI
- * (about 3x the row-major kernels' GFLOP/s at m = 64; decode is unchanged).
+/* Repack w for the AVX-512 VNNI GEMM (src/kernels/matmul_packed.h):
+ * q8_0, q4_0, q4_K and q6_K matrices of at least 16 rows, on a CPU with
+ * AVX-512 VNNI; 3-4.5x the row-major kernels' GFLOP/s at m = 64.
  * On success with something packed, *buf is a new buffer of *bytes bytes
  * (free it with zc_free_aligned after the last use of w) and w->packed
  * points into it; otherwise *buf is NULL, *bytes 0 and w is unchanged.
  * Errors: ZC_ERR_NOMEM (w unchanged). */
 int zc_mat_repack(zc_mat *w, void **buf, size_t *bytes);
+/* Whether a model's matrices of this type are worth repacking at load:
+ * prefill gains and decode (m = 1) loses nothing. Not q6_K: its packed
+ * decode runs at ~2/3 of the row-major kernel's speed (bench kernels). */
+bool zc_repack_pays(int type);
 
 /* Embedding lookup: dequantize row `row` of w into out[cols]. */
 void zc_mat_get_row(const zc_mat *w, int64_t row, float *out);
 
 /* Micro-benchmark for `zipcache bench kernels`: read and memcpy bandwidth, then for
- * 2048x8192 q8_0/q4_0/q4_K/f16 matrices the matvec (m = 1) weight bandwidth
+ * 2048x8192 q8_0/q4_0/q4_K/q6_K/f16 matrices (and the repacked layouts) the matvec (m = 1) weight bandwidth
  * and the m = 64 GFLOP/s, on 1 and n_threads threads (0 = all cores).
  * Prints to out; ZC_OK or ZC_ERR_NOMEM. Takes ~10 s and ~1 GiB. */
 int zc_kernels_bench(FILE *out, int n_threads);

@@ -66,7 +66,7 @@ static double time_matmul(zc_pool *pool, zc_mat *mats, int n_mats, const float *
 }
 
 int zc_kernels_bench(FILE *out, int n_threads) {
-    static const int types[] = {ZC_TYPE_Q8_0, ZC_TYPE_Q4_0, ZC_TYPE_Q4_K, ZC_TYPE_F16};
+    static const int types[] = {ZC_TYPE_Q8_0, ZC_TYPE_Q4_0, ZC_TYPE_Q4_K, ZC_TYPE_Q6_K, ZC_TYPE_F16};
     const int m_prefill = 64;
     if (n_threads < 1) n_threads = zc_cpu_count();
     const int thread_counts[2] = {1, n_threads};

@@ -24,7 +24,13 @@
  *   int16_t  mn[4][16][2]           mins, sub-blocks 2p and 2p+1 as a pair
  *   uint8_t  q[4][8][16][4]         q[p][k][r][j]: row r's byte 32p + 4k + j:
  *                                   low nibble sub-block 2p, high 2p+1
- * (2496 bytes for 16 x 144 original). The rows % 16 rows after the last
+ * (2496 bytes for 16 x 144 original).
+ * q6_K (16 sub-blocks of 16, w = d sc_g (q - 32), q in 6 bits):
+ *   uint16_t d[16]                  fp16
+ *   int8_t   sc[8][16][2]           the scales of sub-blocks 2p and 2p+1 as a pair
+ *   uint8_t  ql[2][16][16][4]       ql[h][k][r][j]: row r's ql byte 64h + 4k + j
+ *   uint8_t  qh[2][8][16][4]        qh[h][k][r][j]: row r's qh byte 32h + 4k + j
+ * (3360 bytes, the 16 originals' own). The rows % 16 rows after the last
  * group stay row-major in zc_mat.data and go through the row-major kernels.
  *
  * Arithmetic. With unsigned codes u = q + bias (bias 128 for q8_0, 8 for
@@ -36,6 +42,9 @@
  * per super-block Σ_g sc_g Σ q x in int32, the mins' Σ_g mn_g Σ_g x by
  * VPDPWSSD on the pairs (mn_2p, mn_2p+1) and the activation's sub-block sums
  * (its `sums`: 4 int16 pairs per super-block), then d d_x sumi - dmin d_x summ.
+ * q6_K: unsigned codes q = (q - 32) + 32, so Σ (q - 32) x = Σ q x - 32 Σ x per
+ * sub-block; sumi = Σ_g sc_g Σ q x - 32 Σ_g sc_g Σ_g x, the second sum by
+ * VPDPWSSD on the scale pairs and the activation's 8 pairs of 16-sums.
  */
 #ifndef ZC_KERNELS_MATMUL_PACKED_H
 #define ZC_KERNELS_MATMUL_PACKED_H
@@ -48,10 +57,12 @@
 #define ZC_PACK_ROWS 16 /* rows per group */
 #define ZC_PACK_NX 8    /* activation rows per kernel call */
 #define ZC_PACK_Q4K_BYTES 2496 /* one q4_K group block */
+#define ZC_PACK_Q6K_BYTES 3360 /* one q6_K group block */
 
 /* Bytes of one group block (16 rows x one block of the type), 0 for a type that is not packed. */
 int zc_pack_block_bytes(int type);
-/* int32 `sums` per activation block: 1 (the code sum: q8_0, q4_0) or 4 (the sub-block sum pairs: q4_K). */
+/* int32 `sums` per activation block: 1 (the code sum: q8_0, q4_0), 4 (the pairs of 32-sums: q4_K) or 8
+ * (the pairs of 16-sums: q6_K). */
 int zc_pack_sums_per_block(int type);
 
 /* out[k][r] = Σ_c W[r][c] X_k[c] for the 16 rows r of one group and k < nx

@@ -153,12 +153,87 @@ static void gemm_q4_K(int64_t nb, const uint8_t *group, const void *const act[],
     }
 }
 
+/* q6_K: one super-block (16 sub-blocks of 16, signed 8-bit scales, codes
+ * q - 32 in 6 bits) of 16 rows per step, in the format's own bytes: for
+ * each half h and 4-byte column k, the low bits A = ql[4k..], B =
+ * ql[32+4k..] and the high bits H = qh[4k..] give the unsigned codes (q) of
+ * elements 4k+j, 32+4k+j, 64+4k+j, 96+4k+j of the half. Two passes per half
+ * (k < 4, k >= 4) each fill 4 sub-block sums per activation row, weighted by
+ * their scales (VPMULLD) into sumi. The -32 is Σ_g sc_g (-32 Σ_g x): one
+ * VPDPWSSD per sub-block pair with the activation's sums, started first. */
+#define K6 4
+ALWAYS_INLINE void gemm6_nx(int64_t nb, const uint8_t *group, const zc_act_q8k *const act[],
+                            const int32_t *const sums[], int nx, float out[][ZC_PACK_ROWS]) {
+    const __m512i low4 = _mm512_set1_epi8(0x0F), low2 = _mm512_set1_epi8(0x03);
+    __m512 acc[K6];
+    UNROLL8 for (int k = 0; k < nx; k++) acc[k] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const uint8_t *blk = group + (size_t)i * ZC_PACK_Q6K_BYTES;
+        const uint8_t *scp = blk + 32, *ql = blk + 288, *qh = blk + 288 + 2048;
+        __m512i sumi[K6];
+        UNROLL8 for (int k = 0; k < nx; k++) sumi[k] = _mm512_setzero_si512();
+        UNROLL8 for (int p = 0; p < 8; p++) { /* the scales' pairs (sub-blocks 2p, 2p+1): Σ_g sc_g Σ_g x */
+            const __m512i pair = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(scp + 32 * p)));
+            UNROLL8 for (int k = 0; k < nx; k++)
+                sumi[k] = _mm512_dpwssd_epi32(sumi[k], pair, _mm512_set1_epi32(sums[k][8 * i + p]));
+        }
+        UNROLL8 for (int k = 0; k < nx; k++) sumi[k] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sumi[k], 5));
+        for (int h = 0; h < 2; h++)
+            for (int pass = 0; pass < 2; pass++) {
+                __m512i sb[K6][4]; /* sub-blocks 8h + 2t + pass, t < 4 */
+                UNROLL8 for (int k = 0; k < nx; k++) sb[k][0] = sb[k][1] = sb[k][2] = sb[k][3] = _mm512_setzero_si512();
+                UNROLL8 for (int kk = 4 * pass; kk < 4 * pass + 4; kk++) {
+                    const __m512i A = _mm512_loadu_si512(ql + 1024 * h + 64 * kk);
+                    const __m512i B = _mm512_loadu_si512(ql + 1024 * h + 64 * (8 + kk));
+                    const __m512i H = _mm512_loadu_si512(qh + 512 * h + 64 * kk);
+                    __m512i e[4];
+                    e[0] = _mm512_or_si512(_mm512_and_si512(A, low4), _mm512_slli_epi16(_mm512_and_si512(H, low2), 4));
+                    e[1] = _mm512_or_si512(_mm512_and_si512(B, low4),
+                                           _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(H, 2), low2), 4));
+                    e[2] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(A, 4), low4),
+                                           _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(H, 4), low2), 4));
+                    e[3] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(B, 4), low4),
+                                           _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(H, 6), low2), 4));
+                    UNROLL8 for (int k = 0; k < nx; k++) {
+                        const int32_t *x4 = (const int32_t *)(const void *)(act[k][i].qs + 128 * h);
+                        UNROLL8 for (int t = 0; t < 4; t++)
+                            sb[k][t] = _mm512_dpbusd_epi32(sb[k][t], e[t], _mm512_set1_epi32(x4[8 * t + kk]));
+                    }
+                }
+                UNROLL8 for (int t = 0; t < 4; t++) { /* sc of sub-block 8h + 2t + pass: a half of pair 4h + t */
+                    const __m512i pair = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(scp + 32 * (4 * h + t))));
+                    const __m512i sc = pass ? _mm512_srai_epi32(pair, 16) : _mm512_srai_epi32(_mm512_slli_epi32(pair, 16), 16);
+                    UNROLL8 for (int k = 0; k < nx; k++) sumi[k] = _mm512_add_epi32(sumi[k], _mm512_mullo_epi32(sb[k][t], sc));
+                }
+            }
+        const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
+        UNROLL8 for (int k = 0; k < nx; k++)
+            acc[k] = _mm512_add_ps(acc[k], _mm512_mul_ps(_mm512_mul_ps(d, _mm512_set1_ps(act[k][i].d)),
+                                                         _mm512_cvtepi32_ps(sumi[k])));
+    }
+    UNROLL8 for (int k = 0; k < nx; k++) _mm512_storeu_ps(out[k], acc[k]);
+}
+
+static void gemm_q6_K(int64_t nb, const uint8_t *group, const void *const act[], const int32_t *const sums[], int nx,
+                      float out[][ZC_PACK_ROWS]) {
+    const zc_act_q8k *const *a = (const zc_act_q8k *const *)act;
+    for (int k0 = 0; k0 < nx; k0 += K6) {
+        switch (nx - k0 < K6 ? nx - k0 : K6) {
+        case 1: gemm6_nx(nb, group, a + k0, sums + k0, 1, out + k0); break;
+        case 2: gemm6_nx(nb, group, a + k0, sums + k0, 2, out + k0); break;
+        case 3: gemm6_nx(nb, group, a + k0, sums + k0, 3, out + k0); break;
+        default: gemm6_nx(nb, group, a + k0, sums + k0, K6, out + k0); break;
+        }
+    }
+}
+
 static void gemm(int type, int64_t nb, const uint8_t *group, const void *const act[], const int32_t *const sums[],
                  int nx, float out[][ZC_PACK_ROWS]) {
     switch (type) {
     case ZC_TYPE_Q8_0: gemm_q8_0(nb, group, act, sums, nx, out); break;
     case ZC_TYPE_Q4_0: gemm_q4_0(nb, group, act, sums, nx, out); break;
-    default: gemm_q4_K(nb, group, act, sums, nx, out); break;
+    case ZC_TYPE_Q4_K: gemm_q4_K(nb, group, act, sums, nx, out); break;
+    default: gemm_q6_K(nb, group, act, sums, nx, out); break;
     }
 }
 

@@ -685,6 +685,7 @@ static int repack_weights(zc_model *m, bool mapped) {
             m->owned = owned;
             void *buf;
             size_t bytes;
+            if (!zc_repack_pays(mats[i]->type)) continue;
             int rc = zc_mat_repack(mats[i], &buf, &bytes);
             if (rc != ZC_OK) return rc;
             if (!buf) continue;
