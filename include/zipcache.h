@@ -126,10 +126,11 @@ typedef struct {
                                 the bytes read) */
     zc_progress_fn progress; /* optional */
     void *progress_user;
-    int repack;              /* 1 (default): q8_0, q4_0 and q4_K matrices are copied at load into the
-                                layout of the AVX-512 VNNI GEMM on CPUs that have it (3-4.5x the
-                                prefill GEMM throughput, decode as fast, the scalar kernels' results;
-                                the mapped originals are released); 0: used in place */
+    int repack;              /* 1 (default): q8_0, q4_0, q4_K, f16 and bf16 matrices are copied at load
+                                into the layout of the AVX-512 GEMM on CPUs with AVX-512 VNNI (3-4.5x
+                                the prefill GEMM throughput, decode as fast or faster; quantized types
+                                give the scalar kernels' bits; the mapped originals are released);
+                                0: used in place */
 } zc_model_params;
 
 /* Defaults: use_mmap 1, repack 1, no progress callback. */

@@ -297,7 +297,7 @@ static void rows_by_gemm(const job *j, int64_t r0, int64_t r1) {
         const int nx = j->m - i0 < ZC_PACK_NX ? j->m - i0 : ZC_PACK_NX;
         for (int k = 0; k < nx; k++) {
             act[k] = j->xa + (size_t)(i0 + k) * j->xa_stride;
-            sums[k] = j->sums + (size_t)(i0 + k) * sums_stride;
+            sums[k] = j->sums ? j->sums + (size_t)(i0 + k) * sums_stride : NULL; /* float weights: none */
         }
         for (int64_t r = r0; r < r1; r += ZC_PACK_ROWS) {
             j->gemm(w->type, nb, (const uint8_t *)w->packed + (size_t)(r / ZC_PACK_ROWS) * gbytes, act, sums, nx, out);
@@ -417,9 +417,9 @@ int zc_matmul(zc_pool *pool, const zc_mat *w, const float *x, float *y, int m, z
             int32_t *s = (int32_t *)(void *)((char *)scratch->buf + acts);
             activation_sums(w->type, scratch->buf, (size_t)m * (size_t)nb, s);
             j.sums = s;
-            j.packed_rows = w->rows / ZC_PACK_ROWS * ZC_PACK_ROWS;
         }
     }
+    if (j.gemm) j.packed_rows = w->rows / ZC_PACK_ROWS * ZC_PACK_ROWS;
     j.chunk = chunk_rows(w, m, zc_pool_size(pool));
     zc_pool_run(pool, (int)((w->rows + j.chunk - 1) / j.chunk), run_chunk, &j);
     return ZC_OK;
@@ -458,6 +458,7 @@ int zc_pack_block_bytes(int type) {
     case ZC_TYPE_Q4_0: return 16 * (int)sizeof(zc_block_q4_0);
     case ZC_TYPE_Q4_K: return ZC_PACK_Q4K_BYTES;
     case ZC_TYPE_Q6_K: return ZC_PACK_Q6K_BYTES;
+    case ZC_TYPE_F16: case ZC_TYPE_BF16: return 2 * ZC_PACK_ROWS; /* a "block" is one column */
     default: return 0;
     }
 }
@@ -503,6 +504,12 @@ static void pack_group_block_q4K(const zc_mat *w, int64_t r0, int64_t i, uint8_t
     }
 }
 
+/* Column i of the 16 f16 or bf16 rows starting at row r0 into dst (32 bytes). */
+static void pack_group_column16(const zc_mat *w, int64_t r0, int64_t i, uint8_t *dst) {
+    for (int r = 0; r < ZC_PACK_ROWS; r++)
+        memcpy(dst + 2 * r, (const uint8_t *)w->data + (size_t)(r0 + r) * w->row_bytes + 2 * (size_t)i, 2);
+}
+
 /* Super-block i of the 16 q6_K rows starting at row r0 into dst (3360 bytes). */
 static void pack_group_block_q6K(const zc_mat *w, int64_t r0, int64_t i, uint8_t *dst) {
     int8_t *scp = (int8_t *)(void *)(dst + 32);
@@ -536,6 +543,7 @@ int zc_mat_repack(zc_mat *w, void **buf, size_t *bytes) {
             uint8_t *dst = p + (size_t)(g * nb + i) * (size_t)gb;
             if (w->type == ZC_TYPE_Q4_K) pack_group_block_q4K(w, g * ZC_PACK_ROWS, i, dst);
             else if (w->type == ZC_TYPE_Q6_K) pack_group_block_q6K(w, g * ZC_PACK_ROWS, i, dst);
+            else if (w->type == ZC_TYPE_F16 || w->type == ZC_TYPE_BF16) pack_group_column16(w, g * ZC_PACK_ROWS, i, dst);
             else pack_group_block32(w, g * ZC_PACK_ROWS, i, dst);
         }
     w->packed = p;

@@ -50,8 +50,8 @@ void zc_matmul_ref(const zc_mat *w, const float *x, float *y, int m);
 void zc_matmul_scratch_free(zc_matmul_scratch *s);
 
 /* Repack w for the AVX-512 VNNI GEMM (src/kernels/matmul_packed.h):
- * q8_0, q4_0, q4_K and q6_K matrices of at least 16 rows, on a CPU with
- * AVX-512 VNNI; 3-4.5x the row-major kernels' GFLOP/s at m = 64.
+ * q8_0, q4_0, q4_K, q6_K, f16 and bf16 matrices of at least 16 rows, on a
+ * CPU with AVX-512 VNNI; 3-4.5x the row-major kernels' GFLOP/s at m = 64.
  * On success with something packed, *buf is a new buffer of *bytes bytes
  * (free it with zc_free_aligned after the last use of w) and w->packed
  * points into it; otherwise *buf is NULL, *bytes 0 and w is unchanged.

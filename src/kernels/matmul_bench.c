@@ -85,7 +85,7 @@ int zc_kernels_bench(FILE *out, int n_threads) {
     for (int i = 0; i < BENCH_COLS * m_prefill; i++) x[i] = (float)(int)(next_rand(&seed) % 2001 - 1000) / 1000.0f;
 
     fprintf(out, "kernel bench on %s, %s kernels\n", zc_cpu_name(),
-            zc_cpu_has_avx512vnni() ? "AVX-512 VNNI (32-element formats) + AVX2"
+            zc_cpu_has_avx512vnni() ? "AVX-512 VNNI (32-element formats; packed: q8_0 q4_0 q4_K q6_K f16 bf16) + AVX2"
             : zc_cpu_has_avx2()     ? "AVX2"
                                     : "scalar");
     zc_membw bw[2];

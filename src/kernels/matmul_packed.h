@@ -30,7 +30,9 @@
  *   int8_t   sc[8][16][2]           the scales of sub-blocks 2p and 2p+1 as a pair
  *   uint8_t  ql[2][16][16][4]       ql[h][k][r][j]: row r's ql byte 64h + 4k + j
  *   uint8_t  qh[2][8][16][4]        qh[h][k][r][j]: row r's qh byte 32h + 4k + j
- * (3360 bytes, the 16 originals' own). The rows % 16 rows after the last
+ * (3360 bytes, the 16 originals' own).
+ * f16, bf16: a group block is one column: the 16 rows' element c (32 bytes).
+ * The rows % 16 rows after the last
  * group stay row-major in zc_mat.data and go through the row-major kernels.
  *
  * Arithmetic. With unsigned codes u = q + bias (bias 128 for q8_0, 8 for

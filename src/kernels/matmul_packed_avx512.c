@@ -227,13 +227,62 @@ static void gemm_q6_K(int64_t nb, const uint8_t *group, const void *const act[],
     }
 }
 
+/* f16 and bf16: group block c is column c of the 16 rows (32 bytes); each
+ * activation row keeps two partial sums (even and odd columns, added at the
+ * end) whatever nx, so that a row's result does not depend on its
+ * neighbours and decode (nx = 1) still has two FMA chains. Float weights take
+ * fp32 activations (act[k] = x row k), as the row-major kernels do. */
+ALWAYS_INLINE __m512 column16(int type, const uint8_t *p) {
+    const __m256i h = _mm256_loadu_si256((const __m256i *)p);
+    return type == ZC_TYPE_F16 ? _mm512_cvtph_ps(h)
+                               : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)); /* bf16 */
+}
+
+ALWAYS_INLINE void gemmf_nx(int type, int64_t cols, const uint8_t *group, const float *const x[], int nx,
+                            float out[][ZC_PACK_ROWS]) {
+    __m512 acc[ZC_PACK_NX][2];
+    UNROLL8 for (int k = 0; k < nx; k++) acc[k][0] = acc[k][1] = _mm512_setzero_ps();
+    int64_t c = 0;
+    for (; c + 2 <= cols; c += 2) {
+        const __m512 w0 = column16(type, group + 32 * c), w1 = column16(type, group + 32 * (c + 1));
+        UNROLL8 for (int k = 0; k < nx; k++) {
+            acc[k][0] = _mm512_fmadd_ps(w0, _mm512_set1_ps(x[k][c]), acc[k][0]);
+            acc[k][1] = _mm512_fmadd_ps(w1, _mm512_set1_ps(x[k][c + 1]), acc[k][1]);
+        }
+    }
+    if (c < cols) {
+        const __m512 w0 = column16(type, group + 32 * c);
+        UNROLL8 for (int k = 0; k < nx; k++) acc[k][0] = _mm512_fmadd_ps(w0, _mm512_set1_ps(x[k][c]), acc[k][0]);
+    }
+    UNROLL8 for (int k = 0; k < nx; k++) _mm512_storeu_ps(out[k], _mm512_add_ps(acc[k][0], acc[k][1]));
+}
+
+#define GEMMF_TYPE(name, T)                                                                                       \
+    static void name(int64_t cols, const uint8_t *group, const void *const act[], int nx, float out[][ZC_PACK_ROWS]) { \
+        const float *const *x = (const float *const *)act;                                                       \
+        switch (nx) {                                                                                            \
+        case 1: gemmf_nx(T, cols, group, x, 1, out); break;                                                      \
+        case 2: gemmf_nx(T, cols, group, x, 2, out); break;                                                      \
+        case 3: gemmf_nx(T, cols, group, x, 3, out); break;                                                      \
+        case 4: gemmf_nx(T, cols, group, x, 4, out); break;                                                      \
+        case 5: gemmf_nx(T, cols, group, x, 5, out); break;                                                      \
+        case 6: gemmf_nx(T, cols, group, x, 6, out); break;                                                      \
+        case 7: gemmf_nx(T, cols, group, x, 7, out); break;                                                      \
+        default: gemmf_nx(T, cols, group, x, 8, out); break;                                                     \
+        }                                                                                                        \
+    }
+GEMMF_TYPE(gemm_f16, ZC_TYPE_F16)
+GEMMF_TYPE(gemm_bf16, ZC_TYPE_BF16)
+
 static void gemm(int type, int64_t nb, const uint8_t *group, const void *const act[], const int32_t *const sums[],
                  int nx, float out[][ZC_PACK_ROWS]) {
     switch (type) {
     case ZC_TYPE_Q8_0: gemm_q8_0(nb, group, act, sums, nx, out); break;
     case ZC_TYPE_Q4_0: gemm_q4_0(nb, group, act, sums, nx, out); break;
     case ZC_TYPE_Q4_K: gemm_q4_K(nb, group, act, sums, nx, out); break;
-    default: gemm_q6_K(nb, group, act, sums, nx, out); break;
+    case ZC_TYPE_Q6_K: gemm_q6_K(nb, group, act, sums, nx, out); break;
+    case ZC_TYPE_F16: gemm_f16(nb, group, act, nx, out); break;
+    default: gemm_bf16(nb, group, act, nx, out); break;
     }
 }
 
