@@ -52,7 +52,8 @@ for line in rows:
     test = line.split("|")[1].strip()
     z = max(sum(v) / len(v) for v in best[test].values())
     want = f"{z / 100:.2f}x"
-    ok = ok and want in line.split("|")[-2] and "vs f16" in line
+    cols = line.split("|")
+    ok = ok and want in cols[-3] and "vs f16" in cols[-3] and "% of it" in cols[-2]  # ratio, then the floor
 print("ok" if ok else "bad: " + md)
 PY
 check compare_llamacpp_table grep -q '^ok$' "$TMP/verdict"
