@@ -290,7 +290,8 @@ static void rows_by_gemm(const job *j, int64_t r0, int64_t r1) {
     const int64_t nb = w->cols / zc_type_get(w->type)->block_elems;
     const size_t gbytes = (size_t)zc_pack_block_bytes(w->type) * (size_t)nb;
     const size_t sums_stride = (size_t)nb * (size_t)zc_pack_sums_per_block(w->type);
-    float out[ZC_PACK_NX][ZC_PACK_ROWS];
+    float out[ZC_PACK_NX][ZC_PACK_ROWS], out1[ZC_PACK_NX][ZC_PACK_ROWS];
+    const zc_gemm2_fn gemm2 = zc_gemm2_avx512vnni(w->type);
     const void *act[ZC_PACK_NX];
     const int32_t *sums[ZC_PACK_NX];
     for (int i0 = 0; i0 < j->m; i0 += ZC_PACK_NX) {
@@ -299,10 +300,17 @@ static void rows_by_gemm(const job *j, int64_t r0, int64_t r1) {
             act[k] = j->xa + (size_t)(i0 + k) * j->xa_stride;
             sums[k] = j->sums ? j->sums + (size_t)(i0 + k) * sums_stride : NULL; /* float weights: none */
         }
-        for (int64_t r = r0; r < r1; r += ZC_PACK_ROWS) {
-            j->gemm(w->type, nb, (const uint8_t *)w->packed + (size_t)(r / ZC_PACK_ROWS) * gbytes, act, sums, nx, out);
-            for (int k = 0; k < nx; k++)
-                memcpy(j->y + (size_t)(i0 + k) * (size_t)w->rows + (size_t)r, out[k], sizeof out[k]);
+        for (int64_t r = r0; r < r1;) {
+            const uint8_t *g = (const uint8_t *)w->packed + (size_t)(r / ZC_PACK_ROWS) * gbytes;
+            const int two = gemm2 && r + 2 * ZC_PACK_ROWS <= r1;
+            if (two) gemm2(nb, g, g + gbytes, act, sums, nx, out, out1);
+            else j->gemm(w->type, nb, g, act, sums, nx, out);
+            for (int k = 0; k < nx; k++) {
+                float *yk = j->y + (size_t)(i0 + k) * (size_t)w->rows + (size_t)r;
+                memcpy(yk, out[k], sizeof out[k]);
+                if (two) memcpy(yk + ZC_PACK_ROWS, out1[k], sizeof out1[k]);
+            }
+            r += (two ? 2 : 1) * ZC_PACK_ROWS;
         }
     }
 }

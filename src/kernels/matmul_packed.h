@@ -74,7 +74,15 @@ int zc_pack_sums_per_block(int type);
 typedef void (*zc_gemm_fn)(int type, int64_t nb, const uint8_t *group, const void *const act[],
                            const int32_t *const sums[], int nx, float out[][ZC_PACK_ROWS]);
 
-/* The AVX-512 VNNI kernel, or NULL where the CPU (or the build) lacks it. */
+/* The same for two groups at once (g0, g1: their first blocks; out0, out1:
+ * their results), where a type has such a kernel (q8_0, q4_0): it loads less
+ * per instruction and gives the same bits as two calls of zc_gemm_fn. */
+typedef void (*zc_gemm2_fn)(int64_t nb, const uint8_t *g0, const uint8_t *g1, const void *const act[],
+                            const int32_t *const sums[], int nx, float out0[][ZC_PACK_ROWS],
+                            float out1[][ZC_PACK_ROWS]);
+
+/* The AVX-512 VNNI kernels, or NULL where the CPU (or the build) lacks them. */
 zc_gemm_fn zc_gemm_avx512vnni(void);
+zc_gemm2_fn zc_gemm2_avx512vnni(int type);
 
 #endif
