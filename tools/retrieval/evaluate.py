@@ -42,6 +42,8 @@ DEFAULT_SETTINGS = [
     ("zipcache-6x", "--kv zipcache --kv-bits 2.67"),
     ("zipcache-4x, rotated keys", "--kv zipcache --kv-bits 4 --kv-rotate on"),
     ("zipcache-5x, rotated keys", "--kv zipcache --kv-bits 3.2 --kv-rotate on"),
+    ("zipcache-4x, keys not rotated", "--kv zipcache --kv-bits 4 --kv-rotate off"),
+    ("zipcache-5x, keys not rotated", "--kv zipcache --kv-bits 3.2 --kv-rotate off"),
     ("mikv-3x", "--kv mikv --kv-bits 5.33"),
     ("mikv-4x", "--kv mikv --kv-bits 4"),
     ("mikv-5x", "--kv mikv --kv-bits 3.2"),
@@ -61,7 +63,7 @@ DEFAULT_SETTINGS = [
 # accuracy at one budget (--ablation-bits: 4, ~4x, where this model is neither lossless nor lost;
 # 3.2, ~5x, the paper's), and this engine's own choices: the prompt in one forward step (one
 # segment per layer: the paper's setting) instead of 512-token steps, key parameters per 128
-# tokens, Hadamard-rotated keys.
+# tokens, Hadamard-rotated keys (on, and off: the default, auto, chooses per layer).
 def ablation_settings(bits):
     z = f"--kv zipcache --kv-bits {bits:g}"
     return [
@@ -77,6 +79,7 @@ def ablation_settings(bits):
         (f"uniform {int(bits)}-bit, prompt in one step", f"--kv uniform --kv-bits {int(bits)} -b 4096"),
         ("key groups of 128 tokens", z + " --kv-key-group 128"),
         ("rotated keys", z + " --kv-rotate on"),
+        ("keys not rotated", z + " --kv-rotate off"),
     ]
 
 
