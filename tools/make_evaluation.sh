@@ -62,8 +62,8 @@ done
 # The KL floor: an fp16 run against its own fp16 base file (only the fp16 storage of the base differs).
 for m in "stories260K:$S260" "tinystories656K:$S656"; do
     echo "== KL floor ${m%%:*}" >&2
-    "$BIN" eval ppl -m "${m#*:}" -f "$TS" "${COMMON[@]}" --save-kl-base "$OUT/floor.klb" >/dev/null
-    "$BIN" eval ppl -m "${m#*:}" -f "$TS" "${COMMON[@]}" --kl-base "$OUT/floor.klb" \
+    "$BIN" eval ppl -m "${m#*:}" -f "$TS" "${COMMON[@]}" --kv fp16 --save-kl-base "$OUT/floor.klb" >/dev/null
+    "$BIN" eval ppl -m "${m#*:}" -f "$TS" "${COMMON[@]}" --kv fp16 --kl-base "$OUT/floor.klb" \
         --json "$OUT/klfloor-${m%%:*}.json" >/dev/null
     rm -f "$OUT/floor.klb"
 done
