@@ -197,13 +197,14 @@ static int write_csv(const char *path, const run_list *l, const sweep_row *rows)
         csv_str(f, l->runs[i].label);
         fprintf(f, ",%s,%g,", l->runs[i].cfg.policy, l->runs[i].budget);
         csv_str(f, l->runs[i].desc);
-        if (r->failed[0])
+        if (r->failed[0]) {
             fprintf(f, ",,,,,,,,,,,,,");
-        else
+        } else {
             fprintf(f, ",%.4f,%.4f,%.4f,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.4f,%.1f,", r->ratio, r->bits, r->window_share,
                     r->ppl, r->ppl_ratio, r->kl_mean, r->kl_median, r->kl_p99, r->top1, r->comp_frac, r->tps);
-        if (!r->failed[0] && r->rot == r->rot) fprintf(f, "%.4f", r->rot);
-        fputc(',', f);
+            if (r->rot == r->rot) fprintf(f, "%.4f", r->rot); /* empty: not a zipcache-family cache */
+            fputc(',', f);
+        }
         csv_str(f, r->failed);
         fputc('\n', f);
     }
