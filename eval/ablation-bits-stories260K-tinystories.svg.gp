@@ -32,6 +32,14 @@ $d3 << EOD
 2.25919 0.00141402 0.98584
 EOD
 $d4 << EOD
+2.68462 0.0297476 0.939941
+2.68462 0.0297476 0.939941
+2.68462 0.0297476 0.939941
+2.57837 0.00998449 0.961182
+2.40577 0.00323413 0.983154
+2.25514 0.00250238 0.981689
+EOD
+$d5 << EOD
 2.68462 0.0694881 0.906738
 2.68462 0.0694881 0.906738
 2.68462 0.0694881 0.906738
@@ -47,9 +55,9 @@ set key outside bottom center horizontal
 set xlabel 'KV compression ratio vs fp16 (measured, all bytes)'
 set logscale y
 set ylabel 'mean KL(fp16 || policy), nats'
-plot $d0 using 1:2 with linespoints lw 2 pt 4 title 'auto plan (default)', $d1 using 1:2 with linespoints lw 2 pt 5 title 'K/V 4/2, same widths', $d2 using 1:2 with linespoints lw 2 pt 6 title 'K 4/3, V 3/2', $d3 using 1:2 with linespoints lw 2 pt 7 title 'auto, keys in groups of 32', $d4 using 1:2 with linespoints lw 2 pt 8 title 'auto, rotated keys'
+plot $d0 using 1:2 with linespoints lw 2 pt 4 title 'auto plan (default)', $d1 using 1:2 with linespoints lw 2 pt 5 title 'K/V 4/2, same widths', $d2 using 1:2 with linespoints lw 2 pt 6 title 'K 4/3, V 3/2', $d3 using 1:2 with linespoints lw 2 pt 7 title 'auto, keys in groups of 32', $d4 using 1:2 with linespoints lw 2 pt 8 title 'auto, keys not rotated', $d5 using 1:2 with linespoints lw 2 pt 9 title 'auto, rotated keys'
 unset logscale y
 set ylabel 'top-1 agreement with fp16'
 set yrange [*:1]
-plot $d0 using 1:3 with linespoints lw 2 pt 4 title 'auto plan (default)', $d1 using 1:3 with linespoints lw 2 pt 5 title 'K/V 4/2, same widths', $d2 using 1:3 with linespoints lw 2 pt 6 title 'K 4/3, V 3/2', $d3 using 1:3 with linespoints lw 2 pt 7 title 'auto, keys in groups of 32', $d4 using 1:3 with linespoints lw 2 pt 8 title 'auto, rotated keys'
+plot $d0 using 1:3 with linespoints lw 2 pt 4 title 'auto plan (default)', $d1 using 1:3 with linespoints lw 2 pt 5 title 'K/V 4/2, same widths', $d2 using 1:3 with linespoints lw 2 pt 6 title 'K 4/3, V 3/2', $d3 using 1:3 with linespoints lw 2 pt 7 title 'auto, keys in groups of 32', $d4 using 1:3 with linespoints lw 2 pt 8 title 'auto, keys not rotated', $d5 using 1:3 with linespoints lw 2 pt 9 title 'auto, rotated keys'
 unset multiplot

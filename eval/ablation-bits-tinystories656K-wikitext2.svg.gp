@@ -4,34 +4,42 @@ $d0 << EOD
 3.01059 0.0332214 0.852295
 2.77883 0.0124528 0.911133
 2.57938 0.00596914 0.932861
-2.41661 0.00353309 0.947998
-2.25623 0.00260079 0.958984
+2.41661 0.00350753 0.94873
+2.25623 0.0024437 0.959473
 EOD
 $d1 << EOD
 3.28915 0.196173 0.669922
-3.01281 0.127466 0.743408
-2.7793 0.0748106 0.812012
-2.57938 0.023213 0.891846
+3.01281 0.13029 0.741943
+2.7793 0.0749444 0.810547
+2.57938 0.022451 0.89209
 2.50971 0.00555161 0.933105
 2.50971 0.00555161 0.933105
 EOD
 $d2 << EOD
 3.17484 0.0485015 0.821289
-3.01225 0.0291893 0.861328
+3.01225 0.0289489 0.861328
 2.77883 0.0140568 0.906982
 2.69813 0.00898337 0.917969
 2.69813 0.00898337 0.917969
 2.69813 0.00898337 0.917969
 EOD
 $d3 << EOD
-2.93757 0.0357734 0.841064
-2.93757 0.0357734 0.841064
-2.79211 0.0210753 0.880127
-2.59083 0.0121169 0.908447
+2.93757 0.0348591 0.839111
+2.93757 0.0348591 0.839111
+2.79211 0.0215175 0.882568
+2.59083 0.011974 0.906982
+2.41661 0.00350753 0.94873
+2.25623 0.0024437 0.959473
+EOD
+$d4 << EOD
+3.17484 0.0485015 0.821289
+3.01059 0.0332214 0.852295
+2.77883 0.0124528 0.911133
+2.57938 0.00596914 0.932861
 2.41661 0.00353309 0.947998
 2.25623 0.00260079 0.958984
 EOD
-$d4 << EOD
+$d5 << EOD
 3.17484 0.0549691 0.812012
 3.01059 0.035625 0.844238
 2.77883 0.0129495 0.9021
@@ -47,9 +55,9 @@ set key outside bottom center horizontal
 set xlabel 'KV compression ratio vs fp16 (measured, all bytes)'
 set logscale y
 set ylabel 'mean KL(fp16 || policy), nats'
-plot $d0 using 1:2 with linespoints lw 2 pt 4 title 'auto plan (default)', $d1 using 1:2 with linespoints lw 2 pt 5 title 'K/V 4/2, same widths', $d2 using 1:2 with linespoints lw 2 pt 6 title 'K 4/3, V 3/2', $d3 using 1:2 with linespoints lw 2 pt 7 title 'auto, keys in groups of 32', $d4 using 1:2 with linespoints lw 2 pt 8 title 'auto, rotated keys'
+plot $d0 using 1:2 with linespoints lw 2 pt 4 title 'auto plan (default)', $d1 using 1:2 with linespoints lw 2 pt 5 title 'K/V 4/2, same widths', $d2 using 1:2 with linespoints lw 2 pt 6 title 'K 4/3, V 3/2', $d3 using 1:2 with linespoints lw 2 pt 7 title 'auto, keys in groups of 32', $d4 using 1:2 with linespoints lw 2 pt 8 title 'auto, keys not rotated', $d5 using 1:2 with linespoints lw 2 pt 9 title 'auto, rotated keys'
 unset logscale y
 set ylabel 'top-1 agreement with fp16'
 set yrange [*:1]
-plot $d0 using 1:3 with linespoints lw 2 pt 4 title 'auto plan (default)', $d1 using 1:3 with linespoints lw 2 pt 5 title 'K/V 4/2, same widths', $d2 using 1:3 with linespoints lw 2 pt 6 title 'K 4/3, V 3/2', $d3 using 1:3 with linespoints lw 2 pt 7 title 'auto, keys in groups of 32', $d4 using 1:3 with linespoints lw 2 pt 8 title 'auto, rotated keys'
+plot $d0 using 1:3 with linespoints lw 2 pt 4 title 'auto plan (default)', $d1 using 1:3 with linespoints lw 2 pt 5 title 'K/V 4/2, same widths', $d2 using 1:3 with linespoints lw 2 pt 6 title 'K 4/3, V 3/2', $d3 using 1:3 with linespoints lw 2 pt 7 title 'auto, keys in groups of 32', $d4 using 1:3 with linespoints lw 2 pt 8 title 'auto, keys not rotated', $d5 using 1:3 with linespoints lw 2 pt 9 title 'auto, rotated keys'
 unset multiplot

@@ -176,13 +176,20 @@ fi
 
 # ---- a small sweep: one CSV row per policy x distinct budget, a plot when gnuplot is there ----
 if [ -f "$S260" ] && [ -f "$TEXT" ]; then
-    if "$BIN" eval sweep -m "$S260" -f "$TEXT" -c 64 --chunks 1 -t 1 --no-progress --policies kivi,h2o --bits 2.5,3 \
-        --csv "$TMP/s.csv" --plot "$TMP/s.svg" >"$TMP/out" 2>&1 && "$PY" - "$TMP/s.csv" <<'EOF' 2>"$TMP/err"
+    if "$BIN" eval sweep -m "$S260" -f "$TEXT" -c 64 --chunks 1 -t 1 --no-progress --policies kivi,h2o,q4_0,zipcache \
+        --bits 2.5,3 --csv "$TMP/s.csv" --plot "$TMP/s.svg" >"$TMP/out" 2>&1 && "$PY" - "$TMP/s.csv" <<'EOF' 2>"$TMP/err"
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
-# kivi maps 2.5 and 3 to widths 2 and 3; h2o keeps 2.5/16 and 3/16 of the tokens: four distinct runs
-assert [(r["policy"], r["budget_bits"]) for r in rows] == [("kivi", "2.5"), ("kivi", "3"), ("h2o", "2.5"), ("h2o", "3")], rows
-assert all(float(r["compression_ratio"]) > 1 and float(r["kl_mean"]) > 0 for r in rows), rows
+# kivi maps 2.5 and 3 to widths 2 and 3; h2o keeps 2.5/16 and 3/16 of the tokens: four distinct runs;
+# q4_0 has one width (one run) and fails at head_dim 8; zipcache takes each budget
+assert [(r["policy"], r["budget_bits"]) for r in rows] == [("kivi", "2.5"), ("kivi", "3"), ("h2o", "2.5"), ("h2o", "3"),
+                                                           ("q4_0", "2.5"), ("zipcache", "2.5"), ("zipcache", "3")], rows
+assert all(None not in r for r in rows), rows  # a failed run's row keeps the columns
+ok = [r for r in rows if r["policy"] != "q4_0"]
+assert all(float(r["compression_ratio"]) > 1 and float(r["kl_mean"]) > 0 for r in ok), rows
+assert rows[4]["error"] and not rows[4]["kl_mean"], rows[4]
+# --kv-rotate auto on stories260K (head_dim 8) keeps every layer unrotated; other policies leave it empty
+assert [r["rotated_key_layers"] for r in ok] == ["", "", "", "", "0.0000", "0.0000"], ok
 EOF
     then
         if [ -x /usr/bin/gnuplot ] && ! grep -q "<svg" "$TMP/s.svg"; then fail eval_sweep "no SVG plot"; else pass eval_sweep; fi

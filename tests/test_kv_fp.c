@@ -100,8 +100,8 @@ static void test_registry(void) {
     zc_kv_config cfg;
     zc_kv_config_default(&cfg);
     TT_CHECK(!strcmp(cfg.policy, "zipcache") && cfg.k_hi_bits == 0 && cfg.k_lo_bits == 0 && cfg.v_hi_bits == 0 &&
-                 cfg.v_lo_bits == 0 && cfg.bits == 0 && cfg.rotate_keys == 0 && cfg.int8_query == 1,
-             "defaults: policy %s (widths 0: chosen by the policy)", cfg.policy);
+                 cfg.v_lo_bits == 0 && cfg.bits == 0 && cfg.rotate_keys == 2 && cfg.int8_query == 1,
+             "defaults: policy %s (widths 0: chosen by the policy; rotation auto)", cfg.policy);
     TT_CHECK(cfg.salient_ratio == 0.6f && !strcmp(cfg.probes, "random+recent:0.05:0.05") && cfg.stream_gap == 100 &&
                  cfg.group_size == 32 && cfg.residual == 32 && cfg.budget_ratio == 0.2f && cfg.seed == 0 &&
                  cfg.sinks == 0 && cfg.key_group == 0 && cfg.budget_bytes == 0 && cfg.target_bits == 0,
@@ -146,6 +146,11 @@ static void test_parse(void) {
                  cfg.v_lo_bits == 1,
              "bits %d %d %d %d", cfg.k_hi_bits, cfg.v_hi_bits, cfg.k_lo_bits, cfg.v_lo_bits);
     TT_CHECK(cfg.rotate_keys == 1, "--kv-rotate on");
+    const char *rot_names[] = {"off", "on", "auto"};
+    for (int i = 0; i < 3; i++)
+        TT_CHECK(zc_kv_config_parse_arg(&cfg, "--kv-rotate", rot_names[i]) == 1 && cfg.rotate_keys == i,
+                 "--kv-rotate %s: %d %s", rot_names[i], cfg.rotate_keys, zc_last_error());
+    cfg.rotate_keys = 1;
     TT_CHECK(cfg.target_bits == 2.5f && cfg.bits == 0, "--kv-bits 2.5: target %g bits %d", (double)cfg.target_bits,
              cfg.bits);
     TT_CHECK(!strcmp(cfg.probes, "random:0.1") && cfg.stream_gap == 64 && cfg.sinks == 4 && cfg.key_group == 128 &&
@@ -183,7 +188,7 @@ static void test_parse(void) {
         {"--kv-denom", "Causal", "not one of accumulated, causal, probes"}, {"--kv-denom", "", "not one of"},
         {"--kv-decode-rule", "last", "not one of paper, reference"},
         {"--kv-int8-query", "1", "not one of off, on"},     {"--kv-int8-query", "on ", "not one of"},
-        {"--kv-rotate", "yes", "not one of off, on"},
+        {"--kv-rotate", "yes", "not one of off, on, auto"}, {"--kv-rotate", "Auto", "not one of"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         zc_kv_config before = cfg;
@@ -212,14 +217,17 @@ static void test_describe(void) {
     cfg.target_bits = 3;
     zc_kv_config_describe(&cfg, buf, sizeof buf);
     TT_CHECK(strstr(buf, "widths chosen per segment, budget 3 bits, probes random+recent:0.05:0.05, denom causal, "
-                         "decode rule paper, stream gap 100") && strstr(buf, "int8 query on") && !strstr(buf, "rotated"),
+                         "decode rule paper, stream gap 100") && strstr(buf, "keys rotated per layer (auto), int8 query on"),
              "%s", buf);
+    cfg.rotate_keys = 0; /* off shows nothing, as before auto existed (saved sessions keep matching) */
+    zc_kv_config_describe(&cfg, buf, sizeof buf);
+    TT_CHECK(!strstr(buf, "rotat"), "%s", buf);
     cfg.k_lo_bits = 3; /* one width given: the others are the paper's 4/2 */
     cfg.rotate_keys = 1;
     zc_kv_config_describe(&cfg, buf, sizeof buf);
     TT_CHECK(strstr(buf, "K 4/3 bits, V 4/2 bits, budget 3 bits") && strstr(buf, "rotated keys"), "%s", buf);
     cfg.k_lo_bits = 0;
-    cfg.rotate_keys = 0;
+    cfg.rotate_keys = 2;
     /* mikv fixes probes, denominator and decode rule: the description does not show the ignored options */
     strcpy(cfg.policy, "mikv");
     zc_kv_config_describe(&cfg, buf, sizeof buf);

@@ -7,11 +7,16 @@
  *   zipcache          --kv-rotate: with 8-bit codes still the fp16 cache up
  *                     to rounding (the query is rotated to meet the keys);
  *                     head_dim not a power of two refused.
+ *   --kv-rotate auto  per layer: rotates the layer whose keys have sparse
+ *                     outliers, not the one whose keys sit on a 2-level grid;
+ *                     each layer's outputs are bit for bit those of on / off;
+ *                     head_dim 24 runs unrotated.
  */
 #include "tt.h"
 
 #include "attn/attn.h"
 #include "kv/kv.h"
+#include "kv/zipcache_internal.h"
 #include "quant/hadamard.h"
 #include "util/fp16.h"
 #include "zipcache.h"
@@ -80,6 +85,12 @@ static int run_all(zc_kv_cache *c, const data *d, int n0, float *out) {
     return ZC_OK;
 }
 
+static double mean_sq_diff(const float *a, const float *b, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+    return n ? s / (double)n : 0;
+}
+
 static double worst_diff(const float *a, const float *b, size_t n) {
     double w = 0;
     for (size_t i = 0; i < n; i++) {
@@ -146,8 +157,9 @@ static void test_zipcache_rotate(void) {
     cfg.k_hi_bits = cfg.k_lo_bits = cfg.v_hi_bits = cfg.v_lo_bits = 8;
     cfg.int8_query = 0; /* the fp32 path: the comparison is about the rotation, not the int8 rounding */
     cfg.stream_gap = 50;
+    cfg.rotate_keys = ZC_ZIP_ROTATE_OFF;
     zc_kv_cache *h = create("fp16", &d.s, NULL), *z = NULL, *n = create_cfg(&cfg, &d.s, NULL);
-    cfg.rotate_keys = 1;
+    cfg.rotate_keys = ZC_ZIP_ROTATE_ON;
     z = create_cfg(&cfg, &d.s, NULL);
     if (h && z && n) {
         TT_CHECK(run_all(h, &d, 100, o_h) == ZC_OK && run_all(z, &d, 100, o_z) == ZC_OK &&
@@ -173,9 +185,81 @@ static void test_zipcache_rotate(void) {
     free_data(&d);
 }
 
+/* --kv-rotate auto on two constructed layers, at the default 4-bit plan:
+ *   layer 0  every key has one huge spike in a channel of its own (token j:
+ *            channel 7j mod 32): channelwise, every channel's range is the
+ *            spike's, so the small values drown; rotated, each spike spreads
+ *            over all channels at 1/sqrt(32) of its size: rotation must win;
+ *   layer 1  keys random signs times a scale per channel: two levels per
+ *            channel, exact at any width as they are; rotated, sums of 32
+ *            terms: rotation clearly loses.
+ * Auto must choose so, and its outputs (prefill, decode, two streaming
+ * compressions) must be those of --kv-rotate on (layer 0) and off (layer 1)
+ * bit for bit, with the smaller error against fp16 attention each time (the
+ * value codes' error, the same both ways, dominates it). */
+static void test_zipcache_rotate_auto(void) {
+    data d = make_data(2, 4, 2, 32, 230, 13);
+    for (int t = 0; t < d.n; t++)
+        for (int c = 0; c < d.kv_dim; c++) {
+            float *k0 = &d.k[(size_t)t * d.kv_dim + c], *k1 = &d.k[((size_t)d.n + t) * d.kv_dim + c];
+            if (c % 32 == (7 * t) % 32) *k0 = (t & 1 ? 12.0f : -12.0f) * (1 + 0.01f * (t % 5));
+            *k1 = (*k1 < 0 ? -1.0f : 1.0f) * (1 + (c % 32) * 0.25f);
+        }
+    size_t nq = (size_t)2 * d.n * d.q_dim;
+    for (size_t i = 0; i < nq; i++) d.q[i] *= 0.25f; /* logits of a few units: softmax not saturated */
+    float *o[4];
+    for (int i = 0; i < 4; i++) o[i] = malloc(nq * sizeof(float));
+    zc_kv_config cfg;
+    zc_kv_config_default(&cfg);
+    strcpy(cfg.policy, "zipcache");
+    TT_CHECK(cfg.rotate_keys == ZC_ZIP_ROTATE_AUTO, "the default is auto: %d", cfg.rotate_keys);
+    cfg.stream_gap = 50;
+    zc_kv_cache *c[4] = {create("fp16", &d.s, NULL), NULL, NULL, NULL}; /* fp16, auto, off, on */
+    for (int i = 1; i < 4; i++) {
+        cfg.rotate_keys = i == 1 ? ZC_ZIP_ROTATE_AUTO : i == 2 ? ZC_ZIP_ROTATE_OFF : ZC_ZIP_ROTATE_ON;
+        c[i] = create_cfg(&cfg, &d.s, NULL);
+    }
+    if (c[0] && c[1] && c[2] && c[3]) {
+        TT_CHECK(zc_zip_rotated(c[1], 0) == -1 && zc_zip_rotated(c[2], 0) == 0 && zc_zip_rotated(c[3], 1) == 1,
+                 "before any compression: %d %d %d", zc_zip_rotated(c[1], 0), zc_zip_rotated(c[2], 0),
+                 zc_zip_rotated(c[3], 1));
+        int rc = ZC_OK;
+        for (int i = 0; i < 4 && rc == ZC_OK; i++) rc = run_all(c[i], &d, 100, o[i]);
+        TT_CHECK(rc == ZC_OK, "%s", zc_last_error());
+        int chosen = 0;
+        TT_CHECK(zc_zip_rotated(c[1], 0) == 1 && zc_zip_rotated(c[1], 1) == 0 &&
+                     zc_zip_rotation_count(c[1], &chosen) == 1 && chosen == 2,
+                 "auto chose layer 0: %d, layer 1: %d", zc_zip_rotated(c[1], 0), zc_zip_rotated(c[1], 1));
+        size_t per = (size_t)d.n * d.q_dim;
+        for (int l = 0; l < 2; l++) {
+            const float *want = o[l == 0 ? 3 : 2] + l * per;
+            TT_CHECK(!memcmp(o[1] + l * per, want, per * sizeof(float)), "layer %d: auto differs from %s", l,
+                     l == 0 ? "on" : "off");
+            size_t from = (size_t)100 * d.q_dim; /* steps that read segments */
+            double e_off = mean_sq_diff(o[2] + l * per + from, o[0] + l * per + from, per - from);
+            double e_on = mean_sq_diff(o[3] + l * per + from, o[0] + l * per + from, per - from);
+            printf("  layer %d: mean squared diff vs fp16: off %.3g, on %.3g\n", l, e_off, e_on);
+            TT_CHECK(l == 0 ? e_on < e_off : e_off < e_on, "layer %d: off %.3g on %.3g", l, e_off, e_on);
+        }
+        TT_CHECK(c[1]->ops->truncate(c[1], 0) == ZC_OK && zc_zip_rotated(c[1], 0) == -1, "a reset chooses again");
+    }
+    for (int i = 0; i < 4; i++) zc_kv_free(c[i]), free(o[i]);
+    free_data(&d);
+    /* head_dim 24: auto runs, unrotated */
+    data e = make_data(1, 2, 1, 24, 40, 5);
+    float *oe = malloc((size_t)e.n * e.q_dim * sizeof(float));
+    cfg.rotate_keys = ZC_ZIP_ROTATE_AUTO;
+    zc_kv_cache *z = create_cfg(&cfg, &e.s, NULL);
+    if (z) TT_CHECK(run_all(z, &e, 30, oe) == ZC_OK && zc_zip_rotated(z, 0) == 0, "head_dim 24: %s", zc_last_error());
+    zc_kv_free(z);
+    free(oe);
+    free_data(&e);
+}
+
 int main(void) {
     TT_RUN(test_hadamard_matrix);
     TT_RUN(test_q4_0r);
     TT_RUN(test_zipcache_rotate);
+    TT_RUN(test_zipcache_rotate_auto);
     return tt_finish();
 }

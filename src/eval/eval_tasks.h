@@ -54,6 +54,9 @@ typedef struct {
      * fullest (end of a chunk / of a generation); kv_window_bytes is the part
      * held in the policy's full-precision window. */
     double kv_total_bytes, kv_window_bytes, kv_elements;
+    /* zipcache-family caches: layers that stored rotated keys / that chose
+     * (compressed), summed over items (--kv-rotate auto decides per sequence) */
+    double kv_rot_layers, kv_rot_chosen;
     double tokens;                 /* tokens run through the model (prompt + generated) */
     double seconds;                /* model time */
     char note[512];                /* caveats the table prints below itself */
@@ -63,6 +66,7 @@ typedef struct {
 typedef struct {
     double tokens, seconds;
     double kv_total, kv_window, kv_elements; /* KV usage at the item's end */
+    double kv_rot_layers, kv_rot_chosen;      /* its layers with rotated keys / that compressed (zipcache family) */
 } zc_eval_cost;
 void zc_eval_summary_add_cost(zc_eval_summary *s, const zc_eval_cost *c);
 

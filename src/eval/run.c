@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kv/zipcache_internal.h"
+#include "model/model.h"
 #include "util/error.h"
 #include "util/file.h"
 #include "util/timer.h"
@@ -72,6 +74,9 @@ void zc_eval_session_sample_kv(zc_eval_session *s, zc_eval_cost *c) {
     c->kv_total = (double)u.total;
     c->kv_window = (double)u.window;
     c->kv_elements = (double)u.elements;
+    int chosen;
+    c->kv_rot_layers = zc_zip_rotation_count(zc_ctx_seq_kv(s->ctx, 0), &chosen);
+    c->kv_rot_chosen = chosen;
 }
 
 void zc_eval_record_begin(zc_strbuf *b, const zc_eval_session *s, int64_t item, double score, const zc_eval_cost *c) {
@@ -90,7 +95,7 @@ int zc_eval_record_resume(zc_eval_session *s, const zc_eval_done *d) {
     const zc_json *root;
     int rc = zc_json_parse(d->json, strlen(d->json), s->results.path, &doc, &root);
     if (rc != ZC_OK) return rc;
-    zc_eval_cost c;
+    zc_eval_cost c = {0};
     bool ok = zc_json_num(zc_json_get(root, "tokens"), &c.tokens) &&
               zc_json_num(zc_json_get(root, "seconds"), &c.seconds) &&
               zc_json_num(zc_json_get(root, "kv_total"), &c.kv_total) &&

@@ -23,6 +23,8 @@ void zc_eval_summary_add_cost(zc_eval_summary *s, const zc_eval_cost *c) {
     s->kv_total_bytes += c->kv_total;
     s->kv_window_bytes += c->kv_window;
     s->kv_elements += c->kv_elements;
+    s->kv_rot_layers += c->kv_rot_layers;
+    s->kv_rot_chosen += c->kv_rot_chosen;
 }
 
 double zc_eval_summary_ratio(const zc_eval_summary *s) {
@@ -53,6 +55,9 @@ void zc_eval_summary_print(FILE *f, const zc_eval_summary *s) {
                 100.0 * s->kv_window_bytes / s->kv_total_bytes);
     else
         fprintf(f, "%-26s n/a (nothing ran)\n", "kv compression vs fp16");
+    if (s->kv_rot_chosen > 0)
+        fprintf(f, "%-26s %.1f%% (%.0f of %.0f layers over all items)\n", "rotated key layers",
+                100.0 * s->kv_rot_layers / s->kv_rot_chosen, s->kv_rot_layers, s->kv_rot_chosen);
     fprintf(f, "%-26s %.1f (%.0f tokens in %.1f s)\n", "tokens/s", s->seconds > 0 ? s->tokens / s->seconds : 0.0,
             s->tokens, s->seconds);
     if (s->note[0]) fprintf(f, "note: %s\n", s->note);
@@ -103,6 +108,8 @@ void zc_eval_summary_json(const zc_eval_summary *s, zc_strbuf *b) {
     zc_sb_json_num(b, zc_eval_summary_ratio(s));
     zc_sb_printf(b, ",\"bits_per_element\":");
     zc_sb_json_num(b, zc_eval_summary_bits(s));
+    zc_sb_printf(b, ",\"rotated_key_layers\":");
+    zc_sb_json_num(b, s->kv_rot_chosen > 0 ? s->kv_rot_layers / s->kv_rot_chosen : NAN);
     zc_sb_printf(b, ",\"kv_window_share\":");
     zc_sb_json_num(b, s->kv_total_bytes > 0 ? s->kv_window_bytes / s->kv_total_bytes : NAN);
     zc_sb_printf(b, ",\"score_name\":");

@@ -101,6 +101,7 @@ static const study_run ABLATION_BITS[] = {
     {"K 4/3, V 3/2", "zipcache",
      {"--kv-k-hi-bits", "4", "--kv-k-lo-bits", "3", "--kv-v-hi-bits", "3", "--kv-v-lo-bits", "2", NULL}},
     {"auto, keys in groups of 32", "zipcache", {"--kv-key-group", "32", NULL}},
+    {"auto, keys not rotated", "zipcache", {"--kv-rotate", "off", NULL}},
     {"auto, rotated keys", "zipcache", {"--kv-rotate", "on", NULL}},
 };
 
@@ -182,6 +183,7 @@ static void csv_str(FILE *f, const char *s) {
 
 typedef struct {
     double ratio, bits, window_share, ppl, ppl_ratio, kl_mean, kl_median, kl_p99, top1, comp_frac, tps;
+    double rot; /* share of the layers (over all chunks) that stored rotated keys; NaN: no zipcache-family cache */
     char failed[200]; /* the error of a run that could not run ("" if it ran) */
 } sweep_row;
 
@@ -189,17 +191,20 @@ static int write_csv(const char *path, const run_list *l, const sweep_row *rows)
     FILE *f = fopen(path, "w");
     if (!f) return zc_error(ZC_ERR_IO, "%s: cannot create", path);
     fprintf(f, "label,policy,budget_bits,kv,compression_ratio,bits_per_element,window_share,perplexity,ppl_ratio,kl_mean,"
-               "kl_median,kl_p99,top1_agreement,scored_on_compressed,tokens_per_s,error\n");
+               "kl_median,kl_p99,top1_agreement,scored_on_compressed,tokens_per_s,rotated_key_layers,error\n");
     for (int i = 0; i < l->n; i++) {
         const sweep_row *r = &rows[i];
         csv_str(f, l->runs[i].label);
         fprintf(f, ",%s,%g,", l->runs[i].cfg.policy, l->runs[i].budget);
         csv_str(f, l->runs[i].desc);
-        if (r->failed[0])
-            fprintf(f, ",,,,,,,,,,,,");
-        else
+        if (r->failed[0]) {
+            fprintf(f, ",,,,,,,,,,,,,");
+        } else {
             fprintf(f, ",%.4f,%.4f,%.4f,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.4f,%.1f,", r->ratio, r->bits, r->window_share,
                     r->ppl, r->ppl_ratio, r->kl_mean, r->kl_median, r->kl_p99, r->top1, r->comp_frac, r->tps);
+            if (r->rot == r->rot) fprintf(f, "%.4f", r->rot); /* empty: not a zipcache-family cache */
+            fputc(',', f);
+        }
         csv_str(f, r->failed);
         fputc('\n', f);
     }
@@ -319,6 +324,7 @@ int zc_eval_sweep(const zc_model *m, const char *model_path, const zc_eval_opts 
         r->top1 = metric(&s, "top1_agreement");
         r->comp_frac = metric(&s, "scored_on_compressed") / metric(&s, "scored_tokens");
         r->tps = s.seconds > 0 ? s.tokens / s.seconds : 0;
+        r->rot = s.kv_rot_chosen > 0 ? s.kv_rot_layers / s.kv_rot_chosen : NAN;
         fprintf(log, "sweep:   ratio %.2fx (%.2f bits)  ppl %.4f (x%.4f)  KL mean %.4g median %.4g p99 %.4g  top-1 %.4f\n",
                 r->ratio, r->bits, r->ppl, r->ppl_ratio, r->kl_mean, r->kl_median, r->kl_p99, r->top1);
     }

@@ -62,7 +62,8 @@ typedef struct zc_kv_config {
     int stream_gap;            /* decode tokens per compression (default 100) */
     int sinks;                 /* first N tokens always hi bits */
     int key_group;             /* channelwise key parameter group along tokens (0 = whole segment) */
-    int rotate_keys;           /* zipcache, mikv, uniform: keys Hadamard-rotated before quantization (--kv-rotate) */
+    int rotate_keys;           /* zipcache, mikv, uniform: keys Hadamard-rotated before quantization (--kv-rotate):
+                                  ZC_ZIP_ROTATE_OFF, _ON, _AUTO (chosen per layer; zipcache_internal.h) */
     int group_size;            /* kivi group size (default 32) */
     int residual;              /* kivi fp16 residual window (default 32) */
     float budget_ratio;        /* h2o: fraction of tokens kept (default 0.2) */

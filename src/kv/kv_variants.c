@@ -47,14 +47,18 @@ static int create_mikv(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_poo
     return zc_kv_create_zipcache(&z, shape, pool, out);
 }
 
-/* Both read zipcache's options. mikv shares zipcache's description (items
- * marked for one of them); uniform keeps the description it always had
- * (width, key group, int8 query), which leaves out its stream gap and key
- * rotation: changing it would make its saved sessions unreadable. */
+/* Both read zipcache's options, --kv-rotate auto (the default) included:
+ * mikv stays zipcache but for the saliency metric, and uniform zipcache's
+ * quantizers but for the bit allocation. mikv shares zipcache's description
+ * (items marked for one of them); uniform keeps the description it always had
+ * (width, key group, int8 query), which leaves out its stream gap and keys
+ * rotated on or off: changing it would make its saved sessions unreadable.
+ * It does show auto, whose state layout differs (a choice per layer). */
 static const zc_kv_shown UNIFORM_SHOWN[] = {
     {.fn = zc_kv_show_width},
     ZC_KV_SHOW("key-group", "key group {}"),
     ZC_KV_SHOW("int8-query", "int8 query {}"),
+    {.fn = zc_zip_show_rotate_auto},
     {0},
 };
 

@@ -24,7 +24,9 @@
  * every stored bit of the segment (codes, fp16 parameters, bitmaps) per K/V
  * element; the fp16 window (< stream_gap tokens) comes on top. With
  * cfg.rotate_keys the keys are stored rotated by the Walsh-Hadamard matrix
- * (quant/hadamard.h) and the packed part of attention gets the rotated query.
+ * (quant/hadamard.h) and the packed part of attention gets the rotated query;
+ * under ZC_ZIP_ROTATE_AUTO (the default) each layer chooses at its first
+ * compression (choose_rotation) and keeps the choice (zlayer.rot).
  *
  * Value parameters per (token, KV head), spec §15 option (b): 2 fp16 per
  * head_dim values = 32/head_dim extra bits per value element (0.25 bit at
@@ -133,6 +135,8 @@ typedef struct {
     int last_n;
     size_t last_cap;      /* floats */
     int n_stream;         /* compressions of a full decode window */
+    int rot;              /* segments hold Hadamard-rotated keys (1) or not (0); -1: not chosen yet
+                             (--kv-rotate auto before the layer's first compression, choose_rotation) */
 } zlayer;
 
 typedef struct {
@@ -153,6 +157,7 @@ typedef struct {
     uint8_t *cbuf;            /* [n][head_dim] bytes: one set's packed rows on their way to the tiled layout */
     int32_t *ibuf;            /* [3][n]: salient rows | regular rows | probes; denominators use the first third before the rows are built */
     uint64_t *u64;            /* [n] zc_sal_select scratch */
+    float *kq;                /* [n][head_dim] one head's keys as stored, decoded (--kv-rotate auto) */
     size_t cap_w;             /* tokens the above hold */
     zc_attn_scratch s_fwd, s_packed;
 } kv_zip;
@@ -301,7 +306,7 @@ static int reserve_queries(kv_zip *c, int n) {
     float *a = zc_realloc(c->out_p, cap * nh * hd * sizeof(float));
     if (!a) return ZC_ERR_NOMEM;
     c->out_p = a;
-    if (c->base.cfg.rotate_keys) {
+    if (c->base.cfg.rotate_keys != ZC_ZIP_ROTATE_OFF) {
         a = zc_realloc(c->qrot, cap * nh * hd * sizeof(float));
         if (!a) return ZC_ERR_NOMEM;
         c->qrot = a;
@@ -337,6 +342,11 @@ static int reserve_window_scratch(kv_zip *c, int n) {
     uint64_t *u = zc_realloc(c->u64, cap * sizeof(uint64_t));
     if (!u) return ZC_ERR_NOMEM;
     c->u64 = u;
+    if (c->base.cfg.rotate_keys == ZC_ZIP_ROTATE_AUTO) {
+        float *kq = zc_realloc(c->kq, cap * (size_t)c->base.shape.head_dim * sizeof(float));
+        if (!kq) return ZC_ERR_NOMEM;
+        c->kq = kq;
+    }
     c->cap_w = cap;
     return ZC_OK;
 }
@@ -412,7 +422,19 @@ static int fit_budget(const kv_zip *c, const zplan *p, int n, int sinks) {
  * an 80% one), on tinystories656K the KL keeps falling up to 80%; the plan is
  * the one whose budget-filling salient fraction lands nearest 0.5, between
  * the two. Rotating keys (--kv-rotate) hurts channelwise keys on stories260K
- * (KL x1.5-2) and changes little on tinystories656K, so no plan rotates.
+ * (head_dim 8, KL x1.5-2), changes little on tinystories656K (16), and is the
+ * largest gain on the retrieval model (64: exact answers 0.84/0.76/0.80 ->
+ * 0.89/0.91/0.91 at 50/100/150 lines, answer KL 0.22 -> 0.06, EVALUATION.md),
+ * so no plan fixes it: under --kv-rotate auto (the default) each layer
+ * chooses at its first compression, with its plan, whichever way its probe
+ * queries' logits lose less (choose_rotation). Measured (EVALUATION.md): it
+ * rotates no layer of stories260K at any budget (KL = off's, on's is 1.3-2.3x),
+ * 0-9% of tinystories656K's up to 5 bits and 28-72% at 5.5-6 (KL within 1% of
+ * the better of off and on), 2 of the retrieval model's 3 layers at 4 bits
+ * (exact 0.91/0.87/0.86, answer KL 0.07/0.16/0.09: off 0.84/0.76/0.80 and
+ * 0.20-0.25, on 0.89/0.91/0.91 and 0.06-0.17) and at 3.2 (0.54/0.51/0.52,
+ * above both). So the probes' logit error predicts which way wins; no
+ * head_dim rule is needed.
  * 3- and 8-bit codes have no tiled layout, so shapes the integer path serves
  * (attn_packed.h) choose among 2/4-bit plans only, keeping decode on it. */
 static const zplan PLANS_ANY[] = {
@@ -482,9 +504,97 @@ static int seg_layout(kv_zip *c, zlayer *L, int n, int ns, const zplan *p) {
     return ZC_OK;
 }
 
+/* The probe queries whose logits choose_rotation compares: at most this many
+ * rows of a block, evenly spaced over its probes (the cost is rows x G x
+ * window x head_dim per KV head and way, once per layer). */
+#define ZIP_ROT_QUERIES 32
+
+/* Add to err[0] (keys as they are) or err[1] (rotated keys and queries)
+ * the squared error of the logits q.k the queries qs [P][n_heads*hd] see
+ * when head g's window keys xk (rows kd floats apart) are stored as segment
+ * s's sets store them: set st's rows (sal / reg) channelwise at its width
+ * and key grouping. The segment's own k_min/k_step and c->cbuf hold the
+ * trial parameters and codes; compress_window writes them again. */
+static void logit_error(kv_zip *c, zlayer *L, int s, int g, const int32_t *sal, const int32_t *reg, const float *qs,
+                        int P, double *err) {
+    const zc_kv_shape *sh = &c->base.shape;
+    int hd = sh->head_dim, kd = c->kv_dim, nh = sh->n_heads, G = nh / sh->n_kv_heads;
+    const float *xk = c->xk + (size_t)g * hd;
+    zc_packed_seg *seg = &L->heads[(size_t)s * sh->n_kv_heads + g];
+    for (int st = 0; st < 2; st++) {
+        const zc_packed_set *set = &seg->set[st];
+        const int32_t *rows = st == 0 ? sal : reg;
+        size_t krow = (size_t)hd * set->k_bits / 8;
+        for (int t0 = 0, grp = 0; t0 < set->n; t0 += set->key_group, grp++) {
+            int cnt = set->n - t0 < set->key_group ? set->n - t0 : set->key_group;
+            zc_fp16 *mn = (zc_fp16 *)set->k_min + (size_t)grp * hd, *step = (zc_fp16 *)set->k_step + (size_t)grp * hd;
+            if (zc_chan_params(xk, (size_t)kd, rows + t0, cnt, hd, set->k_bits, mn, step)) {
+                *err = INFINITY; /* keys fp16 cannot hold this way: never chosen over the other */
+                return;
+            }
+            zc_chan_encode(xk, (size_t)kd, rows + t0, cnt, hd, set->k_bits, mn, step, c->cbuf, krow);
+            zc_chan_decode(c->cbuf, krow, cnt, hd, set->k_bits, mn, step, c->kq, (size_t)hd);
+            for (int t = 0; t < cnt; t++) {
+                float *e = c->kq + (size_t)t * hd;
+                const float *x = xk + (size_t)rows[t0 + t] * kd;
+                for (int i = 0; i < hd; i++) e[i] = x[i] - e[i];
+                for (int p = 0; p < P; p++)
+                    for (int h = g * G; h < (g + 1) * G; h++) {
+                        const float *q = qs + ((size_t)p * nh + h) * hd;
+                        double dot = 0;
+                        for (int i = 0; i < hd; i++) dot += (double)q[i] * e[i];
+                        *err += dot * dot;
+                    }
+            }
+        }
+    }
+}
+
+/* --kv-rotate auto: does layer L store its keys rotated? Decided at its
+ * first compression (segment s, laid out, ns salient of n per head) from
+ * the window keys c->xk (fp32, not rotated) and the block's probe queries
+ * q [.][n_heads*hd] (rows qrows[0..nq), NULL: 0..nq-1): both ways quantize
+ * the keys with the segment's own plan and salient split, and the one whose
+ * logits q.k the probes would see with less squared error wins (rotated
+ * keys meet rotated queries: for exact keys the logits are the same, so
+ * only the quantization error differs). Ties keep the keys as they are.
+ * Leaves c->xk as it was on entry. */
+static int choose_rotation(kv_zip *c, zlayer *L, int s, const float *sc, int ns, int sinks, const float *q,
+                           const int32_t *qrows, int nq) {
+    const zc_kv_shape *sh = &c->base.shape;
+    int n = L->wlen, nkv = sh->n_kv_heads, hd = sh->head_dim, nh = sh->n_heads;
+    int P = nq < ZIP_ROT_QUERIES ? nq : ZIP_ROT_QUERIES;
+    size_t qd = (size_t)nh * hd;
+    for (int p = 0; p < P; p++) { /* evenly spaced rows of the probes, into c->qrot (>= nq rows) */
+        int i = (int)((int64_t)p * nq / P);
+        memcpy(c->qrot + p * qd, q + (size_t)(qrows ? qrows[i] : i) * qd, qd * sizeof(float));
+    }
+    double err[2] = {0, 0};
+    int32_t *sal = c->ibuf, *reg = c->ibuf + c->cap_w;
+    for (int way = 0; way < 2; way++) {
+        if (way == 1) { /* rotate keys and queries alike */
+            zc_hadamard_rows(c->xk, (size_t)hd, n * nkv, hd);
+            zc_hadamard_rows(c->qrot, (size_t)hd, P * nh, hd);
+        }
+        for (int g = 0; g < nkv; g++) {
+            uint8_t *bm = seg_bitmap(L, s, g);
+            int got = zc_sal_select(sc + (size_t)g * n, n, ns, sinks, bm, sal, c->u64);
+            if (got != ns) return got < 0 ? got : zc_error(ZC_ERR_FORMAT, "kv zipcache: picked %d salient tokens, sized %d", got, ns);
+            for (int j = 0, b = 0; j < n; j++)
+                if (!(bm[j >> 3] >> (j & 7) & 1)) reg[b++] = j;
+            logit_error(c, L, s, g, sal, reg, c->qrot, P, &err[way]);
+        }
+    }
+    zc_fp16_to_f32_row(L->wk, c->xk, (size_t)n * c->kv_dim); /* undo the trial rotation exactly */
+    return err[1] < err[0];
+}
+
 /* Compress the whole window of layer L into a new segment, using scores
- * sc [n_kv_heads][wlen]. c->xk, c->xv hold the window in fp32. */
-static int compress_window(kv_zip *c, zlayer *L, const float *sc, int stream) {
+ * sc [n_kv_heads][wlen]. c->xk, c->xv hold the window in fp32, keys not
+ * rotated; q rows qrows[0..nq) (NULL: 0..nq-1) are the probe queries a
+ * layer's first compression chooses its rotation with (choose_rotation). */
+static int compress_window(kv_zip *c, zlayer *L, const float *sc, int stream, const float *q, const int32_t *qrows,
+                           int nq) {
     const zc_kv_shape *sh = &c->base.shape;
     int n = L->wlen, nkv = sh->n_kv_heads, hd = sh->head_dim, kd = c->kv_dim;
     if (n == 0) return ZC_OK;
@@ -495,6 +605,10 @@ static int compress_window(kv_zip *c, zlayer *L, const float *sc, int stream) {
     if ((rc = seg_layout(c, L, n, ns, &plan))) return rc;
     int s = L->n_segs;
     seg_info *si = &L->info[s];
+    int rot = L->rot;
+    if (rot < 0 && (rot = choose_rotation(c, L, s, sc, ns, sinks, q, qrows, nq)) < 0) return rot;
+    /* rotated keys are what the segments store; queries follow in zip_attend */
+    if (rot) zc_hadamard_rows(c->xk, (size_t)hd, n * nkv, hd);
 
     int32_t *sal = c->ibuf, *reg = c->ibuf + c->cap_w;
     for (int g = 0; g < nkv; g++) {
@@ -539,6 +653,7 @@ static int compress_window(kv_zip *c, zlayer *L, const float *sc, int stream) {
     L->w0 += n;
     L->wlen = 0;
     L->n_stream += stream;
+    L->rot = rot;
     probe_stats_clear(c, L);
     return ZC_OK;
 }
@@ -548,9 +663,6 @@ static void window_to_f32(kv_zip *c, const zlayer *L) {
     size_t m = (size_t)L->wlen * c->kv_dim;
     zc_fp16_to_f32_row(L->wk, c->xk, m);
     zc_fp16_to_f32_row(L->wv, c->xv, m);
-    /* rotated keys are what the segments store; queries follow in zip_attend */
-    int hd = c->base.shape.head_dim;
-    if (c->base.cfg.rotate_keys) zc_hadamard_rows(c->xk, (size_t)hd, L->wlen * c->base.shape.n_kv_heads, hd);
 }
 
 /* Divide column sums by their denominators: sc[g][j] = col[g][j] / den[j].
@@ -637,7 +749,7 @@ static int prefill_compress(kv_zip *c, zlayer *L, int pos, int n, const float *q
     denominators(c, W, n, q_off, probes, n_probes, NULL, den);
     normalize(c, W, c->sc, (size_t)W, den, c->sc);
     window_to_f32(c, L);
-    return compress_window(c, L, c->sc, 0);
+    return compress_window(c, L, c->sc, 0, q, probes, n_probes);
 }
 
 /* Streaming: the n queries at positions pos.. (the window's last n tokens)
@@ -674,7 +786,7 @@ static int stream_step(kv_zip *c, zlayer *L, int pos, int n, const float *q) {
         if (rc) return rc;
     }
     window_to_f32(c, L);
-    return compress_window(c, L, c->sc, 1);
+    return compress_window(c, L, c->sc, 1, q, NULL, n); /* a layer's first choice from decode: this step's queries */
 }
 
 static int zip_attend(zc_kv_cache *base, int layer, int pos, int n, const float *q, float *out) {
@@ -696,7 +808,7 @@ static int zip_attend(zc_kv_cache *base, int layer, int pos, int n, const float 
     if (rc) return rc;
     if (L->n_segs) {
         const float *qp = q; /* segments hold H k: scores are (H q).(H k) = q.k */
-        if (base->cfg.rotate_keys) {
+        if (L->rot == 1) {
             memcpy(c->qrot, q, (size_t)n * sh->n_heads * sh->head_dim * sizeof(float));
             zc_hadamard_rows(c->qrot, (size_t)sh->head_dim, n * sh->n_heads, sh->head_dim);
             qp = c->qrot;
@@ -711,6 +823,13 @@ static int zip_attend(zc_kv_cache *base, int layer, int pos, int n, const float 
      * like single decode tokens, so it does not become a tiny segment. */
     int chunk = n > 1 && (pos == 0 || n >= base->cfg.stream_gap);
     return chunk ? prefill_compress(c, L, pos, n, q) : stream_step(c, L, pos, n, q);
+}
+
+/* A layer's rotation before its first compression: as given, or -1 (to be
+ * chosen) under auto where head_dim can be rotated at all. */
+static int initial_rot(const zc_kv_cache *base) {
+    if (base->cfg.rotate_keys != ZC_ZIP_ROTATE_AUTO) return base->cfg.rotate_keys == ZC_ZIP_ROTATE_ON;
+    return zc_hadamard_ok(base->shape.head_dim) ? -1 : 0;
 }
 
 /* Only the window can be cut: compressed segments are never un-compressed. */
@@ -731,6 +850,7 @@ static int zip_truncate(zc_kv_cache *base, int n_keep) {
             L->w0 = L->wlen = L->n_tok = 0;
             L->n_stream = 0;
             L->last_n = 0;
+            L->rot = initial_rot(base); /* a new sequence chooses again */
             probe_stats_clear(c, L);
         } else if (L->n_tok > n_keep) {
             int cut = n_keep - L->w0; /* window tokens kept */
@@ -792,6 +912,7 @@ static void zip_destroy(zc_kv_cache *base) {
     free(c->cbuf);
     free(c->ibuf);
     free(c->u64);
+    free(c->kq);
     zc_attn_scratch_free(&c->s_fwd);
     zc_attn_scratch_free(&c->s_packed);
     free(c);
@@ -802,7 +923,10 @@ static void zip_destroy(zc_kv_cache *base) {
  * and regular sets, key group: the layout follows from them, seg_layout); arena_used and the arena bytes as stored
  * (blobs of params, codes and bitmaps); the fp16 window K and V
  * [wlen][kv_dim]; the decode probe sums col [n_kv_heads][wlen] and ncol
- * [wlen]. The latest compression's scores (research output) are not kept. */
+ * [wlen]. The latest compression's scores (research output) are not kept.
+ * Under --kv-rotate auto each layer's head is followed by its choice (i32:
+ * 1 rotated, 0 not, -1 not chosen yet); on and off store nothing more, so
+ * their sessions read as before. */
 static int zip_save(const zc_kv_cache *base, zc_kv_writer *w) {
     const kv_zip *c = (const kv_zip *)base;
     int nkv = base->shape.n_kv_heads, rc = ZC_OK;
@@ -810,6 +934,7 @@ static int zip_save(const zc_kv_cache *base, zc_kv_writer *w) {
         const zlayer *L = &c->L[l];
         int32_t head[5] = {L->n_tok, L->w0, L->wlen, L->n_stream, L->n_segs};
         rc = zc_kvw_put(w, head, sizeof head);
+        if (rc == ZC_OK && base->cfg.rotate_keys == ZC_ZIP_ROTATE_AUTO) rc = zc_kvw_i32(w, L->rot);
         for (int s = 0; rc == ZC_OK && s < L->n_segs; s++) {
             const zplan *p = &L->info[s].plan;
             int32_t seg[7] = {L->info[s].n, L->heads[(size_t)s * nkv].set[0].n, p->kb[0], p->kb[1], p->vb[0], p->vb[1],
@@ -839,6 +964,11 @@ static int zip_load(zc_kv_cache *base, zc_kv_reader *r) {
             (rc = zc_kvr_i32(r, n_tok - w0, n_tok - w0, "window length", &wlen)) ||
             (rc = zc_kvr_i32(r, 0, INT32_MAX, "compression count", &n_stream)) ||
             (rc = zc_kvr_i32(r, 0, w0, "segment count", &n_segs)))
+            return rc;
+        int32_t rot = initial_rot(base);
+        /* auto: a chosen rotation once the layer has segments (rotated only where head_dim allows), none before */
+        if (base->cfg.rotate_keys == ZC_ZIP_ROTATE_AUTO &&
+            (rc = zc_kvr_i32(r, n_segs ? 0 : -1, n_segs ? zc_hadamard_ok(base->shape.head_dim) : -1, "key rotation", &rot)))
             return rc;
         if (l > 0 && n_tok != c->L[0].n_tok) return zc_error(ZC_ERR_FORMAT, "kv zipcache: layers hold different token counts");
         int seen = 0;
@@ -874,6 +1004,7 @@ static int zip_load(zc_kv_cache *base, zc_kv_reader *r) {
         L->w0 = w0;
         L->wlen = wlen;
         L->n_stream = n_stream;
+        L->rot = rot;
     }
     base->n_tokens = c->L[base->shape.n_layers - 1].n_tok;
     return ZC_OK;
@@ -892,7 +1023,10 @@ int zc_kv_create_zipcache(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_
     if (shape->head_dim % 8)
         return zc_error(ZC_ERR_UNSUPPORTED, "kv zipcache: head_dim %d is not a multiple of 8", shape->head_dim);
     if (cfg->stream_gap < 1) return zc_error(ZC_ERR_ARG, "kv zipcache: stream gap %d < 1", cfg->stream_gap);
-    if (cfg->rotate_keys && !zc_hadamard_ok(shape->head_dim))
+    if (cfg->rotate_keys < ZC_ZIP_ROTATE_OFF || cfg->rotate_keys > ZC_ZIP_ROTATE_AUTO)
+        return zc_error(ZC_ERR_ARG, "kv zipcache: unknown key rotation %d", cfg->rotate_keys);
+    /* auto: such a head_dim simply never rotates (initial_rot) */
+    if (cfg->rotate_keys == ZC_ZIP_ROTATE_ON && !zc_hadamard_ok(shape->head_dim))
         return zc_error(ZC_ERR_UNSUPPORTED, "kv zipcache: head_dim %d is not a power of two (--kv-rotate)",
                         shape->head_dim);
     if ((int)cfg->denom < ZC_DENOM_NONE || (int)cfg->denom > ZC_DENOM_PROBES ||
@@ -930,6 +1064,7 @@ int zc_kv_create_zipcache(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_
         zip_destroy(&c->base);
         return ZC_ERR_NOMEM;
     }
+    for (int l = 0; l < shape->n_layers; l++) c->L[l].rot = initial_rot(&c->base);
     *out = &c->base;
     return ZC_OK;
 }
@@ -951,6 +1086,25 @@ int zc_zip_last_plan(const zc_kv_cache *base, int layer, zc_zip_plan *plan) {
     if (!L->n_segs) return zc_error(ZC_ERR_ARG, "kv zipcache: layer %d has not compressed yet", layer);
     *plan = L->info[L->n_segs - 1].plan;
     return ZC_OK;
+}
+
+int zc_zip_rotated(const zc_kv_cache *base, int layer) {
+    if (!base || base->ops != &ZIP_OPS || layer < 0 || layer >= base->shape.n_layers)
+        return zc_error(ZC_ERR_ARG, "kv zipcache: no layer %d", layer);
+    return ((const kv_zip *)base)->L[layer].rot;
+}
+
+int zc_zip_rotation_count(const zc_kv_cache *base, int *n_chosen) {
+    int rotated = 0;
+    *n_chosen = 0;
+    if (!base || base->ops != &ZIP_OPS) return 0;
+    const kv_zip *c = (const kv_zip *)base;
+    for (int l = 0; l < base->shape.n_layers; l++)
+        if (c->L[l].n_segs) {
+            ++*n_chosen;
+            rotated += c->L[l].rot == 1;
+        }
+    return rotated;
 }
 
 int zc_zip_last_salient(const zc_kv_cache *base, int layer, int head, int *n_salient, int *n_tokens) {
@@ -1007,6 +1161,7 @@ static void set_ratio(zc_kv_config *cfg, double r) { (void)r; cfg->target_bits =
 /* Names of the enumerated options, indexed by their values (the CLI's spelling). */
 static const char *const DENOM_NAMES[] = {"accumulated", "causal", "probes", NULL}; /* zc_sal_denom */
 static const char *const DECODE_NAMES[] = {"paper", "reference", NULL};             /* zc_kv_decode_rule */
+static const char *const ROTATE_NAMES[] = {"off", "on", "auto", NULL};               /* ZC_ZIP_ROTATE_* */
 
 #define WIDTH(opt, f, what)                                                                                      \
     {.name = opt, .type = ZC_KV_OPT_INT, ZC_KV_FIELD(f), .lo = 1, .hi = 8, .def = 0,                          \
@@ -1035,8 +1190,9 @@ const zc_kv_option zc_zip_options[] = {
      .help = "decode tokens per compression"},
     {.name = "sinks", .type = ZC_KV_OPT_INT, ZC_KV_FIELD(sinks), .lo = 0, .hi = 1 << 20, .def = 0,
      .help = "first N tokens always at hi bits"},
-    {.name = "rotate", .type = ZC_KV_OPT_CHOICE, ZC_KV_FIELD(rotate_keys), .choices = zc_kv_onoff, .def = 0,
-     .help = "keys Hadamard-rotated before quantization"},
+    {.name = "rotate", .type = ZC_KV_OPT_CHOICE, ZC_KV_FIELD(rotate_keys), .choices = ROTATE_NAMES,
+     .def = ZC_ZIP_ROTATE_AUTO,
+     .help = "keys Hadamard-rotated before quantization; auto: per layer, where the probes' logits gain"},
     {.name = "key-group", .type = ZC_KV_OPT_INT, ZC_KV_FIELD(key_group), .lo = 0, .hi = 1 << 20, .def = 0,
      .help = "key parameters per group of N tokens (0: one per set)"},
     {.name = "seed", .type = ZC_KV_OPT_U64, ZC_KV_FIELD(seed), .def = 0, .help = "random probes' seed"},
@@ -1063,8 +1219,15 @@ static void show_mix(const zc_kv_config *c, char *buf, size_t cap) {
         snprintf(buf, cap, "salient ratio %.3g", (double)c->salient_ratio);
 }
 
+/* off shows nothing and on "rotated keys", as before auto existed, so their
+ * saved sessions (whose layout auto extends) still match their description. */
 static void show_rotated(const zc_kv_config *c, char *buf, size_t cap) {
-    snprintf(buf, cap, "%s", c->rotate_keys ? "rotated keys" : "");
+    snprintf(buf, cap, "%s", c->rotate_keys == ZC_ZIP_ROTATE_ON ? "rotated keys" : "");
+    zc_zip_show_rotate_auto(c, buf + strlen(buf), cap - strlen(buf));
+}
+
+void zc_zip_show_rotate_auto(const zc_kv_config *c, char *buf, size_t cap) {
+    snprintf(buf, cap, "%s", c->rotate_keys == ZC_ZIP_ROTATE_AUTO ? "keys rotated per layer (auto)" : "");
 }
 
 void zc_zip_budget(zc_kv_config *cfg, double bits) {

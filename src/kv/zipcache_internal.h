@@ -36,6 +36,19 @@ void zc_zip_budget(zc_kv_config *cfg, double bits);
  * the next call on the cache. ZC_ERR_ARG when the layer has not compressed. */
 int zc_zip_last_scores(const zc_kv_cache *c, int layer, const float **scores, int *n);
 
+/* --kv-rotate, cfg.rotate_keys: keys stored as they are, Hadamard-rotated,
+ * or chosen per layer at its first compression (kv_zipcache.c, zip_plan). */
+enum { ZC_ZIP_ROTATE_OFF, ZC_ZIP_ROTATE_ON, ZC_ZIP_ROTATE_AUTO };
+
+/* Does `layer` store its keys rotated: 1, 0, -1 not chosen yet (auto before
+ * its first compression); ZC_ERR_ARG for a cache of another policy. */
+int zc_zip_rotated(const zc_kv_cache *c, int layer);
+/* Layers of a zipcache-family cache that store rotated keys; *n_chosen: the
+ * layers that have compressed (so chose). 0 and 0 for other policies. */
+int zc_zip_rotation_count(const zc_kv_cache *c, int *n_chosen);
+/* "keys rotated per layer (auto)" under --kv-rotate auto, else "" (descriptions). */
+void zc_zip_show_rotate_auto(const zc_kv_config *c, char *buf, size_t cap);
+
 /* The plan of the latest segment of `layer` (ZC_ERR_ARG before any). */
 int zc_zip_last_plan(const zc_kv_cache *c, int layer, zc_zip_plan *plan);
 
