@@ -94,6 +94,7 @@
 
 #include "attn/attn.h"
 #include "attn/attn_packed.h"
+#include "kernels/matmul.h"
 #include "kv/kv_impl.h"
 #include "kv/kv_options.h"
 #include "kv/zipcache_internal.h"
@@ -506,21 +507,26 @@ static int seg_layout(kv_zip *c, zlayer *L, int n, int ns, const zplan *p) {
 
 /* The probe queries whose logits choose_rotation compares: at most this many
  * rows of a block, evenly spaced over its probes (the cost is rows x G x
- * window x head_dim per KV head and way, once per layer). */
+ * window x head_dim multiply-adds per KV head and way, once per layer, as
+ * one fp32 matrix product: ~2% of a 512-token prefill). */
 #define ZIP_ROT_QUERIES 32
 
-/* Add to err[0] (keys as they are) or err[1] (rotated keys and queries)
- * the squared error of the logits q.k the queries qs [P][n_heads*hd] see
- * when head g's window keys xk (rows kd floats apart) are stored as segment
- * s's sets store them: set st's rows (sal / reg) channelwise at its width
- * and key grouping. The segment's own k_min/k_step and c->cbuf hold the
- * trial parameters and codes; compress_window writes them again. */
-static void logit_error(kv_zip *c, zlayer *L, int s, int g, const int32_t *sal, const int32_t *reg, const float *qs,
-                        int P, double *err) {
+/* Add to *err the squared error of the logits q.k that the query rows qg
+ * [PG][hd] (head g's query heads at the chosen probe rows) see when head
+ * g's window keys xk (rows kd floats apart) are stored as segment s's sets
+ * store them: set st's rows (sal / reg) channelwise at its width and key
+ * grouping. The segment's own k_min/k_step and c->cbuf hold the trial
+ * parameters and codes (compress_window writes them again); the errors e of
+ * a key group go to c->kq and their logits E.Qgᵀ to y [key_group][PG], one
+ * matrix product (kernels/matmul.h) instead of PG dot products per key. */
+static int logit_error(kv_zip *c, zlayer *L, int s, int g, const int32_t *sal, const int32_t *reg, const float *qg,
+                       int PG, float *y, double *err) {
     const zc_kv_shape *sh = &c->base.shape;
-    int hd = sh->head_dim, kd = c->kv_dim, nh = sh->n_heads, G = nh / sh->n_kv_heads;
+    int hd = sh->head_dim, kd = c->kv_dim;
     const float *xk = c->xk + (size_t)g * hd;
     zc_packed_seg *seg = &L->heads[(size_t)s * sh->n_kv_heads + g];
+    const zc_mat qm = {.type = ZC_TYPE_F32, .rows = PG, .cols = hd, .data = qg, .row_bytes = (size_t)hd * sizeof(float)};
+    zc_matmul_scratch none = {0}; /* fp32 weights take the activations as they are: no scratch */
     for (int st = 0; st < 2; st++) {
         const zc_packed_set *set = &seg->set[st];
         const int32_t *rows = st == 0 ? sal : reg;
@@ -530,7 +536,7 @@ static void logit_error(kv_zip *c, zlayer *L, int s, int g, const int32_t *sal, 
             zc_fp16 *mn = (zc_fp16 *)set->k_min + (size_t)grp * hd, *step = (zc_fp16 *)set->k_step + (size_t)grp * hd;
             if (zc_chan_params(xk, (size_t)kd, rows + t0, cnt, hd, set->k_bits, mn, step)) {
                 *err = INFINITY; /* keys fp16 cannot hold this way: never chosen over the other */
-                return;
+                return ZC_OK;
             }
             zc_chan_encode(xk, (size_t)kd, rows + t0, cnt, hd, set->k_bits, mn, step, c->cbuf, krow);
             zc_chan_decode(c->cbuf, krow, cnt, hd, set->k_bits, mn, step, c->kq, (size_t)hd);
@@ -538,16 +544,13 @@ static void logit_error(kv_zip *c, zlayer *L, int s, int g, const int32_t *sal, 
                 float *e = c->kq + (size_t)t * hd;
                 const float *x = xk + (size_t)rows[t0 + t] * kd;
                 for (int i = 0; i < hd; i++) e[i] = x[i] - e[i];
-                for (int p = 0; p < P; p++)
-                    for (int h = g * G; h < (g + 1) * G; h++) {
-                        const float *q = qs + ((size_t)p * nh + h) * hd;
-                        double dot = 0;
-                        for (int i = 0; i < hd; i++) dot += (double)q[i] * e[i];
-                        *err += dot * dot;
-                    }
             }
+            int rc = zc_matmul(NULL, &qm, c->kq, y, cnt, &none);
+            if (rc) return rc;
+            for (size_t i = 0; i < (size_t)cnt * (size_t)PG; i++) *err += (double)y[i] * y[i];
         }
     }
+    return ZC_OK;
 }
 
 /* --kv-rotate auto: does layer L store its keys rotated? Decided at its
@@ -571,22 +574,33 @@ static int choose_rotation(kv_zip *c, zlayer *L, int s, const float *sc, int ns,
     }
     double err[2] = {0, 0};
     int32_t *sal = c->ibuf, *reg = c->ibuf + c->cap_w;
-    for (int way = 0; way < 2; way++) {
+    const int G = nh / nkv, PG = P * G;
+    float *qg = zc_malloc((size_t)PG * hd * sizeof(float)), *y = zc_malloc((size_t)n * PG * sizeof(float));
+    int rc = qg && y ? ZC_OK : ZC_ERR_NOMEM;
+    for (int way = 0; way < 2 && rc == ZC_OK; way++) {
         if (way == 1) { /* rotate keys and queries alike */
             zc_hadamard_rows(c->xk, (size_t)hd, n * nkv, hd);
             zc_hadamard_rows(c->qrot, (size_t)hd, P * nh, hd);
         }
-        for (int g = 0; g < nkv; g++) {
+        for (int g = 0; g < nkv && rc == ZC_OK; g++) {
             uint8_t *bm = seg_bitmap(L, s, g);
             int got = zc_sal_select(sc + (size_t)g * n, n, ns, sinks, bm, sal, c->u64);
-            if (got != ns) return got < 0 ? got : zc_error(ZC_ERR_FORMAT, "kv zipcache: picked %d salient tokens, sized %d", got, ns);
+            if (got != ns) {
+                rc = got < 0 ? got : zc_error(ZC_ERR_FORMAT, "kv zipcache: picked %d salient tokens, sized %d", got, ns);
+                break;
+            }
             for (int j = 0, b = 0; j < n; j++)
                 if (!(bm[j >> 3] >> (j & 7) & 1)) reg[b++] = j;
-            logit_error(c, L, s, g, sal, reg, c->qrot, P, &err[way]);
+            for (int p = 0; p < P; p++) /* head g's query heads at each probe row: [P][G][hd] */
+                memcpy(qg + (size_t)p * G * hd, c->qrot + ((size_t)p * nh + (size_t)g * G) * hd,
+                       (size_t)G * hd * sizeof(float));
+            rc = logit_error(c, L, s, g, sal, reg, qg, PG, y, &err[way]);
         }
     }
+    free(qg);
+    free(y);
     zc_fp16_to_f32_row(L->wk, c->xk, (size_t)n * c->kv_dim); /* undo the trial rotation exactly */
-    return err[1] < err[0];
+    return rc != ZC_OK ? (rc == ZC_ERR_NOMEM ? zc_error(ZC_ERR_NOMEM, "kv zipcache: out of memory") : rc) : err[1] < err[0];
 }
 
 /* Compress the whole window of layer L into a new segment, using scores
