@@ -61,6 +61,7 @@ typedef struct {
     double kv_bytes, bits_per_elem, ratio;
     double floor_tps;   /* decode rows only: read bandwidth / bytes read per token */
     double context_rss_mb; /* RssAnon the policy's context had added by the end of this test */
+    bool skipped;       /* not measured (prefill at depth on a cache that cannot be saved): not reported */
 } bench_row;
 
 typedef struct {
@@ -306,8 +307,19 @@ static int run_prefill_at(const bench_opts *o, const zc_model_info *mi, const be
     double tps[MAX_POLICIES][MAX_REPS];
     char what[64], test[16];
     int rc = held ? 0 : -1;
-    for (int k = 0; k < o->n_policies && !rc; k++)
-        rc = zc_seq_save(bc[k].ctx, 0, held, &saved[k], &saved_len[k]) == ZC_OK ? 0 : -1;
+    for (int k = 0; k < o->n_policies && !rc; k++) {
+        int src = zc_seq_save(bc[k].ctx, 0, held, &saved[k], &saved_len[k]);
+        if (src == ZC_ERR_UNSUPPORTED) { /* sliding-window caches have no save: no prefill rows at depth */
+            fprintf(stderr, "zipcache bench: prefill at depth %d not measured: %s\n", d, zc_last_error());
+            for (int i = 0; i < o->n_prefill; i++)
+                for (int j = 0; j < o->n_policies; j++)
+                    init_row(&rows[j * n_tests + i], bc[j].policy, "pp", d, (int)o->prefill[i])->skipped = true;
+            for (int j = 0; j < o->n_policies; j++) free(saved[j]);
+            free(held);
+            return 0;
+        }
+        rc = src == ZC_OK ? 0 : -1;
+    }
     for (int i = 0; i < o->n_prefill && !rc; i++) {
         int p = (int)o->prefill[i];
         for (int r = 0; r < o->reps && !rc; r++) {
@@ -446,6 +458,7 @@ static void print_markdown(FILE *f, const bench_row *rows, int n) {
     for (int i = 0; i < n; i++) {
         const bench_row *r = &rows[i];
         char floor_s[32] = "", pct[32] = "";
+        if (r->skipped) continue;
         if (r->floor_tps > 0) {
             snprintf(floor_s, sizeof floor_s, "%.2f", r->floor_tps);
             snprintf(pct, sizeof pct, "%.0f%%", 100 * r->tps_mean / r->floor_tps);
@@ -460,7 +473,7 @@ static void print_markdown(FILE *f, const bench_row *rows, int n) {
 static void print_ratios(FILE *f, const bench_row *rows, int n) {
     for (int i = 0; i < n; i++) {
         const bench_row *r = &rows[i];
-        if (r->test[0] != 't' || !strcmp(r->policy, "fp16")) continue;
+        if (r->skipped || r->test[0] != 't' || !strcmp(r->policy, "fp16")) continue;
         for (int j = 0; j < n; j++)
             if (!strcmp(rows[j].policy, "fp16") && !strcmp(rows[j].test, r->test) && rows[j].depth == r->depth)
                 fprintf(f, "decode at depth %d: %s / fp16 = %.2fx\n", r->depth, r->policy,
@@ -468,9 +481,10 @@ static void print_ratios(FILE *f, const bench_row *rows, int n) {
     }
     for (int i = 0; i < n; i++) {
         const bench_row *r = &rows[i];
-        if (r->test[0] != 'p' || !strcmp(r->policy, "fp16")) continue;
+        if (r->skipped || r->test[0] != 'p' || !strcmp(r->policy, "fp16")) continue;
         for (int j = 0; j < n; j++)
-            if (!strcmp(rows[j].policy, "fp16") && !strcmp(rows[j].test, r->test) && rows[j].depth == r->depth)
+            if (!rows[j].skipped && !strcmp(rows[j].policy, "fp16") && !strcmp(rows[j].test, r->test) &&
+                rows[j].depth == r->depth)
                 fprintf(f, "prefill %s at depth %d: %s / fp16 = %.2fx\n", r->test, r->depth, r->policy,
                         r->tps_mean / rows[j].tps_mean);
     }
@@ -499,7 +513,8 @@ static int write_outputs(const bench_opts *o, const zc_model_info *mi, const zc_
         if (!f) return cli_usage_error("bench", "cannot write %s", o->csv_path);
         fprintf(f, "policy,test,depth,tokens_per_s,sd,kv_bytes,bits_per_elem,ratio,floor_tokens_per_s,context_rss_mb\n");
         for (int i = 0; i < n; i++)
-            fprintf(f, "%s,%s,%d,%.4f,%.4f,%.0f,%.4f,%.4f,%.4f,%.1f\n", rows[i].policy, rows[i].test, rows[i].depth,
+            if (!rows[i].skipped)
+                fprintf(f, "%s,%s,%d,%.4f,%.4f,%.0f,%.4f,%.4f,%.4f,%.1f\n", rows[i].policy, rows[i].test, rows[i].depth,
                     rows[i].tps_mean, rows[i].tps_sd, rows[i].kv_bytes, rows[i].bits_per_elem, rows[i].ratio,
                     rows[i].floor_tps, rows[i].context_rss_mb);
         fclose(f);
@@ -514,14 +529,17 @@ static int write_outputs(const bench_opts *o, const zc_model_info *mi, const zc_
                 "\"peak_fp32_gflops\": %.1f,\n",
                 zc_cpu_name(), bw->n_threads, bw->read_gbs, bw->copy_gbs, mc->peak.int8_gops, mc->peak.fp32_gflops);
         fprintf(f, " \"interleaved\": true, \"peak_rss_mb\": %.1f,\n \"rows\": [\n", peak_rss_mb);
+        int left = 0; /* rows still to write, for the commas */
+        for (int i = 0; i < n; i++) left += !rows[i].skipped;
         for (int i = 0; i < n; i++)
-            fprintf(f,
+            if (!rows[i].skipped)
+                fprintf(f,
                     "  {\"policy\": \"%s\", \"test\": \"%s\", \"depth\": %d, \"tokens_per_s\": %.4f, \"sd\": %.4f, "
                     "\"kv_bytes\": %.0f, \"bits_per_elem\": %.4f, \"ratio\": %.4f, \"floor_tokens_per_s\": %.4f, "
                     "\"limited_by\": \"%s\", \"context_rss_mb\": %.1f}%s\n",
                     rows[i].policy, rows[i].test, rows[i].depth, rows[i].tps_mean, rows[i].tps_sd, rows[i].kv_bytes,
                     rows[i].bits_per_elem, rows[i].ratio, rows[i].floor_tps, limit_of(&rows[i]), rows[i].context_rss_mb,
-                    i + 1 < n ? "," : "");
+                    --left > 0 ? "," : "");
         fprintf(f, " ]}\n");
         fclose(f);
     }

@@ -343,6 +343,38 @@ static void test_packed_gemm_matches_scalar(void) {
     zc_cpu_set_simd(-1);
 }
 
+/* Rows read back from the packed copy (a tied embedding's lookups) equal
+ * the original's, tail rows included; the other packed types keep reading
+ * the original. */
+static void test_get_row_from_packed(void) {
+    zc_cpu_set_simd(1);
+    if (!zc_gemm_avx512vnni()) {
+        zc_cpu_set_simd(-1);
+        TT_SKIP("the CPU lacks AVX-512 VNNI: nothing is repacked");
+    }
+    static const int types[] = {ZC_TYPE_Q8_0, ZC_TYPE_Q4_0, ZC_TYPE_F16, ZC_TYPE_BF16, ZC_TYPE_Q4_K};
+    for (int t = 0; t < 5; t++) {
+        zc_mat w = random_matrix(types[t], 37, 512), wp = w;
+        void *buf;
+        size_t bytes;
+        zc_mat_repack(&wp, &buf, &bytes);
+        if (zc_mat_repack_keeps_rows(types[t])) wp.data = NULL; /* the original may be gone: never read */
+        else memset(buf, 0, bytes); /* q4_K: the packed copy must not be read */
+        float a[512], b[512];
+        int bad = 0;
+        for (int64_t r = 0; r < w.rows; r++) {
+            if (!wp.data && r >= 32) wp.data = w.data; /* the 5 tail rows stay row-major */
+            zc_mat_get_row(&w, r, a);
+            zc_mat_get_row(&wp, r, b);
+            bad += memcmp(a, b, sizeof a) != 0;
+        }
+        TT_CHECK(buf && bad == 0, "%s: %d rows differ", zc_type_get(types[t])->name, bad);
+        zc_free_aligned(buf);
+        free((void *)w.data);
+    }
+    zc_cpu_set_simd(-1);
+}
+
 /* Out of memory: ZC_ERR_NOMEM, nothing allocated, w unchanged. */
 static void test_repack_nomem(void) {
     zc_cpu_set_simd(1);
@@ -419,5 +451,6 @@ int main(void) {
     TT_RUN(test_packed_gemm_matches_scalar);
     TT_RUN(test_repack_declines);
     TT_RUN(test_repack_nomem);
+    TT_RUN(test_get_row_from_packed);
     return tt_finish();
 }

@@ -454,8 +454,39 @@ void zc_matmul_scratch_free(zc_matmul_scratch *s) {
     s->cap = 0;
 }
 
+/* Block i of row r of a packed q8_0 / q4_0 / f16 / bf16 matrix, back in
+ * the type's own bytes (dst: one block; for f16/bf16 one element). */
+static void unpack_block(const zc_mat *w, int64_t r, int64_t i, uint8_t *dst) {
+    const int64_t nb = w->cols / zc_type_get(w->type)->block_elems;
+    const int gb = zc_pack_block_bytes(w->type), j = (int)(r % ZC_PACK_ROWS);
+    const uint8_t *g = (const uint8_t *)w->packed + (size_t)((r / ZC_PACK_ROWS) * nb + i) * (size_t)gb;
+    memcpy(dst, g + 2 * j, 2); /* d, or the element itself */
+    if (w->type != ZC_TYPE_Q8_0 && w->type != ZC_TYPE_Q4_0) return;
+    const bool q8 = w->type == ZC_TYPE_Q8_0;
+    for (int k = 0; k < (q8 ? 8 : 4); k++)
+        for (int b = 0; b < 4; b++) {
+            const uint8_t v = g[2 * ZC_PACK_ROWS + 64 * k + 4 * j + b];
+            dst[2 + 4 * k + b] = q8 ? (uint8_t)(v ^ 0x80) : v;
+        }
+}
+
+/* From the packed copy where the matrix has one whose rows it can give
+ * back (zc_mat_repack_keeps_rows): the originals may have been released. */
 void zc_mat_get_row(const zc_mat *w, int64_t row, float *out) {
-    zc_dequantize_row(w->type, (const char *)w->data + (size_t)row * w->row_bytes, out, w->cols);
+    if (!w->packed || !zc_mat_repack_keeps_rows(w->type) || row >= w->rows / ZC_PACK_ROWS * ZC_PACK_ROWS) {
+        zc_dequantize_row(w->type, (const char *)w->data + (size_t)row * w->row_bytes, out, w->cols);
+        return;
+    }
+    const int elems = zc_type_get(w->type)->block_elems;
+    uint8_t blk[64];
+    for (int64_t i = 0; i < w->cols / elems; i++) {
+        unpack_block(w, row, i, blk);
+        zc_dequantize_row(w->type, blk, out + i * elems, elems);
+    }
+}
+
+bool zc_mat_repack_keeps_rows(int type) {
+    return type == ZC_TYPE_Q8_0 || type == ZC_TYPE_Q4_0 || type == ZC_TYPE_F16 || type == ZC_TYPE_BF16;
 }
 
 /* ---- repacking (layout: matmul_packed.h) ------------------------------- */

@@ -62,8 +62,13 @@ int zc_mat_repack(zc_mat *w, void **buf, size_t *bytes);
  * decode runs at ~2/3 of the row-major kernel's speed (bench kernels). */
 bool zc_repack_pays(int type);
 
-/* Embedding lookup: dequantize row `row` of w into out[cols]. */
+/* Embedding lookup: dequantize row `row` of w into out[cols], from w's
+ * packed copy where it has one of a type that keeps its rows
+ * (zc_mat_repack_keeps_rows: the same floats as from the original). */
 void zc_mat_get_row(const zc_mat *w, int64_t row, float *out);
+/* q8_0, q4_0, f16, bf16: zc_mat_get_row reads rows back from the packed copy,
+ * so a tied embedding/output matrix can be repacked and its original released. */
+bool zc_mat_repack_keeps_rows(int type);
 
 /* Micro-benchmark for `zipcache bench kernels`: read and memcpy bandwidth, then for
  * 2048x8192 q8_0/q4_0/q4_K/q6_K/f16 matrices (and the repacked layouts) the matvec (m = 1) weight bandwidth

@@ -669,16 +669,18 @@ static void release_mapped(const zc_mat *w) {
     if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
-/* Every layer matrix (and an untied output matrix) repacked for the GEMM
- * where the CPU and the type allow (zc_mat_repack); the copies are owned
- * and counted as resident. With the file mapped, the originals' pages are
- * released, so the weights are held once. The tied output stays unpacked:
- * the embedding lookups read its rows, and it multiplies one row per batch. */
+/* Every layer matrix and the output matrix repacked for the GEMM where the
+ * CPU and the type allow (zc_mat_repack); the copies are owned and counted
+ * as resident. With the file mapped, the originals' pages are released, so
+ * the weights are held once. A tied output (the embedding) is repacked only
+ * if the embedding lookups can read its rows back from the packed copy
+ * (zc_mat_repack_keeps_rows); the lookups then share it. */
 static int repack_weights(zc_model *m, bool mapped) {
+    const bool tied = m->output.data == m->tok_embd.data;
     for (int l = 0; l < m->info.n_layers; l++) {
         zc_layer *L = &m->layers[l];
         zc_mat *mats[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down, NULL};
-        if (l == 0 && m->output.data != m->tok_embd.data) mats[7] = &m->output;
+        if (l == 0 && (!tied || zc_mat_repack_keeps_rows(m->output.type))) mats[7] = &m->output;
         for (int i = 0; i < 8 && mats[i]; i++) {
             void **owned = zc_realloc(m->owned, (size_t)(m->n_owned + 1) * sizeof *owned);
             if (!owned) return ZC_ERR_NOMEM;
@@ -692,6 +694,7 @@ static int repack_weights(zc_model *m, bool mapped) {
             m->owned[m->n_owned++] = buf;
             m->info.resident_bytes += bytes;
             m->info.repacked_bytes += bytes;
+            if (mats[i] == &m->output && tied) m->tok_embd.packed = m->output.packed;
             if (mapped) release_mapped(mats[i]);
         }
     }
