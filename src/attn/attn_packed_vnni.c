@@ -9,16 +9,11 @@
 #include <math.h>
 
 #include "attn/attn_impl.h"
+#include "util/target_avx512.h"
 
 #if defined(__x86_64__)
 
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"))), \
-                             apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")
-#endif
+ZC_TARGET_AVX512_BEGIN
 
 #define ZC_DPBUSD(acc, u, s) _mm256_dpbusd_epi32((acc), (u), (s))
 #define I8X86(name) name##_vnni
@@ -30,11 +25,7 @@ void zc_packed_kernels_use_vnni(zc_packed_kernels *k) {
     k->value_t = value_t_vnni;
 }
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
+ZC_TARGET_AVX512_END
 
 #else
 

@@ -19,26 +19,17 @@
 
 #include "kernels/matmul_kernels.h"
 #include "quant/ggml_blocks.h"
+#include "util/target_avx512.h"
 
 #if defined(__x86_64__)
 
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"))), \
-                             apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")
-#endif
+ZC_TARGET_AVX512_BEGIN
 
 #include "kernels/matmul_x86.h"
 #define ZC_DOT_U8S8(u, x) _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, x)
 #include "kernels/matmul_q32_x86.h"
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
+ZC_TARGET_AVX512_END
 
 zc_dot_fn zc_dot_avx512vnni(int type) {
     switch (type) {

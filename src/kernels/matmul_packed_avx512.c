@@ -18,16 +18,11 @@
 
 #include "quant/ggml_blocks.h"
 #include "util/cpu.h"
+#include "util/target_avx512.h"
 
 #if defined(__x86_64__)
 
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"))), \
-                             apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")
-#endif
+ZC_TARGET_AVX512_BEGIN
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 #define UNROLL8 _Pragma("GCC unroll 8") /* registers, not stack arrays: every k and j loop is unrolled */
@@ -357,11 +352,7 @@ static void gemm(int type, int64_t nb, const uint8_t *group, const void *const a
     }
 }
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
+ZC_TARGET_AVX512_END
 
 zc_gemm_fn zc_gemm_avx512vnni(void) { return zc_cpu_has_avx512vnni() ? gemm : NULL; }
 
