@@ -8,7 +8,9 @@
 #   depth0.md     decode at depth 0 on 1 thread and on all cores, vs the floor
 #   attn.md       decode attention per layer: fp16 cache vs packed codes
 #   quant.md      KV quantizers, quantize+pack and unpack+dequantize per core
-#   kernels.txt   weight-matrix kernels, 1 and 2 threads
+#   kernels.txt   weight-matrix kernels (row-major and packed), 1 and 2 threads
+#   shapes-*.md   decode and prefill at 0/8K/16K at the qwen3-4b and gemma-3-1b shapes
+#   compare-*/    against llama.cpp (only with LLAMA_BENCH=path/to/llama-bench)
 #
 #   tools/run_benchmarks.sh [LAYERS] [DEPTHS] [POLICIES] [PREFILL]
 # Defaults: 16 layers (the real model), depths 16384,32768, policies
@@ -54,5 +56,20 @@ run depth0-1t bench -m "$MODEL" -p 16 -n 32 -d 0 --kv fp16 -r 3 -t 1 --md "$OUT/
 run depth0 bench -m "$MODEL" -p 16 -n 32 -d 0 --kv fp16 -r 3 --md "$OUT/depth0.md" >/dev/null
 run attn bench attn -d 4096,16384,32768 --csv "$OUT/attn.csv" > "$OUT/attn.md"
 run quant bench quant -t 1 --json "$OUT/quant.json" > "$OUT/quant.md"
-{ "$BIN" bench kernels -t 1 && "$BIN" bench kernels -t 2; } > "$OUT/kernels.txt"
+"$BIN" bench kernels -t 2 > "$OUT/kernels.txt" # 1 and 2 threads
+# The 2026 shapes at depth (qwen3-4b with 4 of its layers, gemma-3-1b whole).
+for shape in qwen3-4b:4 gemma-3-1b:26; do
+    name=${shape%%:*} layers=${shape##*:} m=/tmp/zipcache-$name-${shape##*:}l-q8_0.gguf
+    [ -f "$m" ] || "$BIN" synth --shape "$name" --type q8_0 --layers "$layers" -o "$m" >/dev/null
+    run "shapes-$name" bench -m "$m" -p 512 -n 32 -d 0,8192,16384 --kv fp16,zipcache -r 2 \
+        --md "$OUT/shapes-$name.md" --json "$OUT/shapes-$name.json" --csv "$OUT/shapes-$name.csv" >/dev/null
+done
+# Against llama.cpp, when LLAMA_BENCH names a llama-bench built outside the repository (BENCHMARKS.md).
+if [ -n "${LLAMA_BENCH:-}" ]; then
+    M4=/tmp/zipcache-llama-3.2-1b-4l-q8_0.gguf
+    [ -f "$M4" ] || "$BIN" synth --shape llama-3.2-1b --type q8_0 --layers 4 -o "$M4" >/dev/null
+    tools/compare_llamacpp.sh "$LLAMA_BENCH" "$MODEL" -t 2 -p 512 -n 128 -d 0 -r 3 -o "$OUT/compare-16l"
+    tools/compare_llamacpp.sh "$LLAMA_BENCH" "$M4" -t 2 -p 512 -n 64 -d 8192,16384 -r 2 -c f16,q8_0 \
+        -z fp16,zipcache -o "$OUT/compare-4l-depth"
+fi
 echo "wrote $OUT/" >&2
