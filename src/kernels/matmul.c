@@ -515,11 +515,12 @@ static void pack_group_block32(const zc_mat *w, int64_t r0, int64_t i, uint8_t *
         const uint8_t *blk = row + (size_t)i * (q8 ? sizeof(zc_block_q8_0) : sizeof(zc_block_q4_0));
         memcpy(dst + 2 * r, blk, 2); /* d */
         const uint8_t *qs = blk + 2;
-        for (int k = 0; k < K; k++)
-            for (int b = 0; b < 4; b++) {
-                uint8_t v = qs[4 * k + b];
-                dst[2 * ZC_PACK_ROWS + 64 * k + 4 * r + b] = q8 ? (uint8_t)(v ^ 0x80) : v; /* q8_0: code + 128 */
-            }
+        for (int k = 0; k < K; k++) { /* 4 code bytes at a time; q8_0: each code + 128 */
+            uint32_t v;
+            memcpy(&v, qs + 4 * k, 4);
+            if (q8) v ^= 0x80808080u;
+            memcpy(dst + 2 * ZC_PACK_ROWS + 64 * k + 4 * r, &v, 4);
+        }
     }
 }
 
