@@ -266,7 +266,7 @@ typedef struct {
     int64_t chunk;    /* weight rows per task (a multiple of ZC_PACK_ROWS on the packed path) */
     /* the packed path (gemm != NULL): rows [0, packed_rows) from w->packed, the rest row-major */
     zc_gemm_fn gemm;
-    const int32_t *sums; /* [m][cols / 32] code sums of the activation blocks */
+    const int32_t *sums; /* [m][blocks * zc_pack_sums_per_block] the activation blocks' sums */
     int64_t packed_rows;
 } job;
 
@@ -284,14 +284,15 @@ static void rows_by_dot(const job *j, int64_t r0, int64_t r1) {
     }
 }
 
-/* Rows [r0, r1) (whole groups) through the packed GEMM, ZC_PACK_NX activation rows at a time. */
+/* Rows [r0, r1) (whole groups) through the packed GEMM, ZC_PACK_NX activation
+ * rows and up to zc_pack_groups_per_call groups at a time. */
 static void rows_by_gemm(const job *j, int64_t r0, int64_t r1) {
     const zc_mat *w = j->w;
     const int64_t nb = w->cols / zc_type_get(w->type)->block_elems;
     const size_t gbytes = (size_t)zc_pack_block_bytes(w->type) * (size_t)nb;
     const size_t sums_stride = (size_t)nb * (size_t)zc_pack_sums_per_block(w->type);
-    float out[ZC_PACK_NX][ZC_PACK_ROWS], out1[ZC_PACK_NX][ZC_PACK_ROWS];
-    const zc_gemm2_fn gemm2 = zc_gemm2_avx512vnni(w->type);
+    const int per_call = zc_pack_groups_per_call(w->type);
+    float out[2][ZC_PACK_NX][ZC_PACK_ROWS];
     const void *act[ZC_PACK_NX];
     const int32_t *sums[ZC_PACK_NX];
     for (int i0 = 0; i0 < j->m; i0 += ZC_PACK_NX) {
@@ -301,33 +302,23 @@ static void rows_by_gemm(const job *j, int64_t r0, int64_t r1) {
             sums[k] = j->sums ? j->sums + (size_t)(i0 + k) * sums_stride : NULL; /* float weights: none */
         }
         for (int64_t r = r0; r < r1;) {
-            const uint8_t *g = (const uint8_t *)w->packed + (size_t)(r / ZC_PACK_ROWS) * gbytes;
-            const int two = gemm2 && r + 2 * ZC_PACK_ROWS <= r1;
-            if (two) gemm2(nb, g, g + gbytes, act, sums, nx, out, out1);
-            else j->gemm(w->type, nb, g, act, sums, nx, out);
-            for (int k = 0; k < nx; k++) {
-                float *yk = j->y + (size_t)(i0 + k) * (size_t)w->rows + (size_t)r;
-                memcpy(yk, out[k], sizeof out[k]);
-                if (two) memcpy(yk + ZC_PACK_ROWS, out1[k], sizeof out1[k]);
-            }
-            r += (two ? 2 : 1) * ZC_PACK_ROWS;
+            const int ng = r + (int64_t)per_call * ZC_PACK_ROWS <= r1 ? per_call : 1;
+            j->gemm(w->type, nb, (const uint8_t *)w->packed + (size_t)(r / ZC_PACK_ROWS) * gbytes, gbytes, ng, act, sums,
+                    nx, out);
+            for (int gi = 0; gi < ng; gi++)
+                for (int k = 0; k < nx; k++)
+                    memcpy(j->y + (size_t)(i0 + k) * (size_t)w->rows + (size_t)r + (size_t)gi * ZC_PACK_ROWS, out[gi][k],
+                           sizeof out[gi][k]);
+            r += (int64_t)ng * ZC_PACK_ROWS;
         }
     }
 }
 
 /* The packed GEMM's activation sums (matmul_packed.h) of n activation
- * blocks: each q8 block's code sum; each q8k super-block's 4 pairs of
- * 32-element sums (q4_K) or 8 pairs of 16-element sums (q6_K), as int16
- * halves (the even sub-block low). */
+ * blocks: each q8 block's code sum, or each q8k super-block's 4 pairs of
+ * 32-element sums (q4_K) as int16 halves (the even sub-block low). q6_K's
+ * pairs of 16-element sums are the block's own bsums: none here. */
 static void activation_sums(int type, const void *act, size_t n, int32_t *out) {
-    if (type == ZC_TYPE_Q6_K) {
-        const zc_act_q8k *a = act;
-        for (size_t b = 0; b < n; b++)
-            for (int p = 0; p < 8; p++)
-                out[8 * b + (size_t)p] =
-                    (int32_t)((uint32_t)(uint16_t)a[b].bsums[2 * p + 1] << 16 | (uint16_t)a[b].bsums[2 * p]);
-        return;
-    }
     if (type != ZC_TYPE_Q4_K) {
         const zc_act_q8 *a = act;
         for (size_t b = 0; b < n; b++) {
@@ -401,7 +392,7 @@ int zc_matmul(zc_pool *pool, const zc_mat *w, const float *x, float *y, int m, z
     job j = {w, dot, (const char *)x, (size_t)w->cols * sizeof(float), y, m, 0, NULL, NULL, 0};
     if (w->packed) j.gemm = zc_gemm_avx512vnni();
     if (kind != ZC_ACT_F32) {
-        /* [m][cols / block] activation blocks, then on the packed path [m][cols / 32] code sums */
+        /* [m][cols / block] activation blocks, then on the packed path their sums (activation_sums) */
         const size_t bsize = kind == ZC_ACT_Q8 ? sizeof(zc_act_q8) : sizeof(zc_act_q8k);
         const int64_t nb = w->cols / (kind == ZC_ACT_Q8 ? ZC_QK : ZC_QK_K);
         size_t acts, sums = 0, need;
@@ -421,7 +412,7 @@ int zc_matmul(zc_pool *pool, const zc_mat *w, const float *x, float *y, int m, z
                 (simd ? zc_quantize_act_q8k_avx2 : zc_quantize_act_q8k)(xi, (zc_act_q8k *)dst, w->cols);
         }
         j.xa = scratch->buf;
-        if (j.gemm) {
+        if (j.gemm && sums_per_row) {
             int32_t *s = (int32_t *)(void *)((char *)scratch->buf + acts);
             activation_sums(w->type, scratch->buf, (size_t)m * (size_t)nb, s);
             j.sums = s;
@@ -463,11 +454,12 @@ static void unpack_block(const zc_mat *w, int64_t r, int64_t i, uint8_t *dst) {
     memcpy(dst, g + 2 * j, 2); /* d, or the element itself */
     if (w->type != ZC_TYPE_Q8_0 && w->type != ZC_TYPE_Q4_0) return;
     const bool q8 = w->type == ZC_TYPE_Q8_0;
-    for (int k = 0; k < (q8 ? 8 : 4); k++)
-        for (int b = 0; b < 4; b++) {
-            const uint8_t v = g[2 * ZC_PACK_ROWS + 64 * k + 4 * j + b];
-            dst[2 + 4 * k + b] = q8 ? (uint8_t)(v ^ 0x80) : v;
-        }
+    for (int k = 0; k < (q8 ? 8 : 4); k++) { /* the inverse of pack_group_block32 */
+        uint32_t v;
+        memcpy(&v, g + 2 * ZC_PACK_ROWS + 64 * k + 4 * j, 4);
+        if (q8) v ^= 0x80808080u;
+        memcpy(dst + 2 + 4 * k, &v, 4);
+    }
 }
 
 /* From the packed copy where the matrix has one whose rows it can give
@@ -504,7 +496,11 @@ int zc_pack_block_bytes(int type) {
 
 bool zc_repack_pays(int type) { return type != ZC_TYPE_Q6_K && zc_pack_block_bytes(type) > 0; }
 
-int zc_pack_sums_per_block(int type) { return type == ZC_TYPE_Q4_K ? 4 : type == ZC_TYPE_Q6_K ? 8 : 1; }
+int zc_pack_groups_per_call(int type) { return type == ZC_TYPE_Q8_0 || type == ZC_TYPE_Q4_0 ? 2 : 1; }
+
+int zc_pack_sums_per_block(int type) {
+    return type == ZC_TYPE_Q4_K ? 4 : type == ZC_TYPE_Q6_K || !zc_type_get(type) || zc_type_get(type)->block_elems == 1 ? 0 : 1;
+}
 
 /* Group block i of the 16 q8_0 or q4_0 rows starting at row r0 into dst. */
 static void pack_group_block32(const zc_mat *w, int64_t r0, int64_t i, uint8_t *dst) {

@@ -46,7 +46,7 @@
  * (its `sums`: 4 int16 pairs per super-block), then d d_x sumi - dmin d_x summ.
  * q6_K: unsigned codes q = (q - 32) + 32, so Σ (q - 32) x = Σ q x - 32 Σ x per
  * sub-block; sumi = Σ_g sc_g Σ q x - 32 Σ_g sc_g Σ_g x, the second sum by
- * VPDPWSSD on the scale pairs and the activation's 8 pairs of 16-sums.
+ * VPDPWSSD on the scale pairs and the activation block's own 16-sums, two at a time.
  */
 #ifndef ZC_KERNELS_MATMUL_PACKED_H
 #define ZC_KERNELS_MATMUL_PACKED_H
@@ -63,26 +63,26 @@
 
 /* Bytes of one group block (16 rows x one block of the type), 0 for a type that is not packed. */
 int zc_pack_block_bytes(int type);
-/* int32 `sums` per activation block: 1 (the code sum: q8_0, q4_0), 4 (the pairs of 32-sums: q4_K) or 8
- * (the pairs of 16-sums: q6_K). */
+/* int32 `sums` per activation block: 1 (the code sum: q8_0, q4_0), 4 (the pairs of 32-sums: q4_K) or 0
+ * (q6_K reads the block's own 16-sums; f16/bf16 need none). */
 int zc_pack_sums_per_block(int type);
 
-/* out[k][r] = Σ_c W[r][c] X_k[c] for the 16 rows r of one group and k < nx
- * (nx <= ZC_PACK_NX): group is the group's first block, nb blocks long;
- * act[k] is activation row k's nb blocks (zc_act_q8, or zc_act_q8k for
- * q4_K) and sums[k] their sums (zc_pack_sums_per_block). */
-typedef void (*zc_gemm_fn)(int type, int64_t nb, const uint8_t *group, const void *const act[],
-                           const int32_t *const sums[], int nx, float out[][ZC_PACK_ROWS]);
+/* How many groups one kernel call takes: 2 for q8_0 and q4_0 (each
+ * activation broadcast then feeds two groups), 1 for the others. */
+int zc_pack_groups_per_call(int type);
 
-/* The same for two groups at once (g0, g1: their first blocks; out0, out1:
- * their results), where a type has such a kernel (q8_0, q4_0): it loads less
- * per instruction and gives the same bits as two calls of zc_gemm_fn. */
-typedef void (*zc_gemm2_fn)(int64_t nb, const uint8_t *g0, const uint8_t *g1, const void *const act[],
-                            const int32_t *const sums[], int nx, float out0[][ZC_PACK_ROWS],
-                            float out1[][ZC_PACK_ROWS]);
+/* out[gi][k][r] = Σ_c W[r][c] X_k[c] for the 16 rows r of group gi < ng
+ * (ng <= zc_pack_groups_per_call(type); group gi's first block at group +
+ * gi * group_bytes, nb blocks long) and activation row k < nx
+ * (nx <= ZC_PACK_NX): act[k] is row k's nb blocks (zc_act_q8, zc_act_q8k
+ * for the K formats, fp32 for f16/bf16) and sums[k] their sums
+ * (zc_pack_sums_per_block). A row's result does not depend on ng, nx or
+ * its neighbours. */
+typedef void (*zc_gemm_fn)(int type, int64_t nb, const uint8_t *group, size_t group_bytes, int ng,
+                           const void *const act[], const int32_t *const sums[], int nx,
+                           float out[][ZC_PACK_NX][ZC_PACK_ROWS]);
 
-/* The AVX-512 VNNI kernels, or NULL where the CPU (or the build) lacks them. */
+/* The AVX-512 VNNI kernel, or NULL where the CPU (or the build) lacks it. */
 zc_gemm_fn zc_gemm_avx512vnni(void);
-zc_gemm2_fn zc_gemm2_avx512vnni(int type);
 
 #endif

@@ -15,6 +15,7 @@
 #include "kernels/matmul_packed.h"
 
 #include <immintrin.h>
+#include <string.h>
 
 #include "quant/ggml_blocks.h"
 #include "util/cpu.h"
@@ -27,131 +28,82 @@ ZC_TARGET_AVX512_BEGIN
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 #define UNROLL8 _Pragma("GCC unroll 8") /* registers, not stack arrays: every k and j loop is unrolled */
 
-/* The 8 code vectors of one group block: w[j] holds elements 4j..4j+3 of
- * each of the 16 rows, as unsigned bytes. */
-ALWAYS_INLINE void group_codes(int type, const uint8_t *blk, __m512i w[8]) {
-    const uint8_t *q = blk + 2 * ZC_PACK_ROWS;
-    if (type == ZC_TYPE_Q8_0) {
-        UNROLL8 for (int j = 0; j < 8; j++) w[j] = _mm512_loadu_si512(q + 64 * j);
-        return;
+/* Activation rows a kernel body holds in registers; the callers go through
+ * nx rows in chunks of NX, each chunk's count a compile-time constant
+ * (CALL(n)) so that the k loops unroll. */
+#define NX 4
+#define NX_CHUNKS(CALL)                                  \
+    for (int k0 = 0; k0 < nx; k0 += NX) {                \
+        switch (nx - k0 < NX ? nx - k0 : NX) {           \
+        case 1: CALL(1); break;                          \
+        case 2: CALL(2); break;                          \
+        case 3: CALL(3); break;                          \
+        default: CALL(NX); break;                        \
+        }                                                \
     }
-    const __m512i low4 = _mm512_set1_epi8(0x0F);
-    UNROLL8 for (int j = 0; j < 4; j++) { /* q4_0: byte k holds elements 4j+k (low) and 16+4j+k (high) */
-        const __m512i v = _mm512_loadu_si512(q + 64 * j);
-        w[j] = _mm512_and_si512(v, low4);
-        w[j + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
-    }
-}
 
-ALWAYS_INLINE void gemm_nx(int type, int64_t nb, const uint8_t *group, const void *const acts[],
-                           const int32_t *const sums[], int nx, float out[][ZC_PACK_ROWS]) {
-    const zc_act_q8 *const *act = (const zc_act_q8 *const *)acts;
-    const int bias = type == ZC_TYPE_Q8_0 ? 128 : 8;
-    const size_t bytes = type == ZC_TYPE_Q8_0 ? 544 : 288;
-    __m512 acc[ZC_PACK_NX];
-    UNROLL8 for (int k = 0; k < nx; k++) acc[k] = _mm512_setzero_ps();
-    for (int64_t i = 0; i < nb; i++) {
-        const uint8_t *blk = group + (size_t)i * bytes;
-        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
-        __m512i w[8];
-        group_codes(type, blk, w);
-        UNROLL8 for (int k = 0; k < nx; k++) {
-            const zc_act_q8 *a = &act[k][i];
-            const int32_t *x4 = (const int32_t *)(const void *)a->qs; /* 4 codes at a time */
-            __m512i s = _mm512_set1_epi32(-bias * sums[k][i]);
-            UNROLL8 for (int j = 0; j < 8; j++) s = _mm512_dpbusd_epi32(s, w[j], _mm512_set1_epi32(x4[j]));
-            const __m512 scale = _mm512_mul_ps(dw, _mm512_set1_ps(a->d));
-            acc[k] = _mm512_add_ps(acc[k], _mm512_mul_ps(_mm512_cvtepi32_ps(s), scale));
-        }
-    }
-    UNROLL8 for (int k = 0; k < nx; k++) _mm512_storeu_ps(out[k], acc[k]);
-}
-
-/* nx as a compile-time constant, so that the k loops unroll. */
-#define GEMM_CASE(n) \
-    case n: gemm_nx(type, nb, group, act, sums, n, out); break;
-#define GEMM_TYPE(name, T)                                                                                        \
-    static void name(int64_t nb, const uint8_t *group, const void *const act[], const int32_t *const sums[],      \
-                     int nx, float out[][ZC_PACK_ROWS]) {                                                        \
-        const int type = T;                                                                                      \
-        switch (nx) {                                                                                            \
-            GEMM_CASE(1) GEMM_CASE(2) GEMM_CASE(3) GEMM_CASE(4) GEMM_CASE(5) GEMM_CASE(6) GEMM_CASE(7)           \
-        default: gemm_nx(type, nb, group, act, sums, 8, out); break;                                              \
-        }                                                                                                        \
-    }
-GEMM_TYPE(gemm_q8_0, ZC_TYPE_Q8_0)
-GEMM_TYPE(gemm_q4_0, ZC_TYPE_Q4_0)
-
-/* q8_0 and q4_0, two groups (32 rows) at once: each activation broadcast
- * then feeds two VPDPBUSD and each weight vector four, 6 loads per 8
- * instead of 9 (a core issues 2 loads and 2 VPDPBUSD per cycle, so the
- * one-group kernel is bound by its loads). Per row and activation the same
- * integer sum, conversion, scaling and add as gemm_nx: the same bits. */
-#define G2X 4
-ALWAYS_INLINE void gemm2_nx(int type, int64_t nb, const uint8_t *g0, const uint8_t *g1, const zc_act_q8 *const act[],
-                            const int32_t *const sums[], int nx, float out0[][ZC_PACK_ROWS],
-                            float out1[][ZC_PACK_ROWS]) {
+/* q8_0 and q4_0, ng (1 or 2) groups of 16 rows at once, group gi at
+ * g0 + gi * gbytes: each activation broadcast feeds ng VPDPBUSD and each
+ * weight vector nx, so two groups need 6 loads per 8 VPDPBUSD where one
+ * needs 9 (a core issues 2 loads and 2 VPDPBUSD per cycle: one group is
+ * load-bound). Per row and activation: the integer block sum started from
+ * -bias Σ x, converted, scaled by d_w d_x and added, whatever ng and nx. */
+ALWAYS_INLINE void gemm32_nx(int type, int ng, int64_t nb, const uint8_t *g0, size_t gbytes,
+                             const zc_act_q8 *const act[], const int32_t *const sums[], int nx,
+                             float out[][ZC_PACK_NX][ZC_PACK_ROWS], int k0) {
     const int bias = type == ZC_TYPE_Q8_0 ? 128 : 8;
     const size_t bytes = type == ZC_TYPE_Q8_0 ? 544 : 288;
     const __m512i low4 = _mm512_set1_epi8(0x0F);
-    __m512 acc0[G2X], acc1[G2X];
-    UNROLL8 for (int k = 0; k < nx; k++) acc0[k] = acc1[k] = _mm512_setzero_ps();
+    __m512 acc[2][NX];
+    UNROLL8 for (int gi = 0; gi < ng; gi++) UNROLL8 for (int k = 0; k < nx; k++) acc[gi][k] = _mm512_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
-        const uint8_t *b0 = g0 + (size_t)i * bytes, *b1 = g1 + (size_t)i * bytes;
-        const uint8_t *q0 = b0 + 2 * ZC_PACK_ROWS, *q1 = b1 + 2 * ZC_PACK_ROWS;
-        __m512i s0[G2X], s1[G2X];
-        UNROLL8 for (int k = 0; k < nx; k++) s0[k] = s1[k] = _mm512_set1_epi32(-bias * sums[k][i]);
+        const uint8_t *blk[2] = {g0 + (size_t)i * bytes, g0 + gbytes + (size_t)i * bytes};
+        __m512i s[2][NX];
+        UNROLL8 for (int k = 0; k < nx; k++) s[0][k] = s[1][k] = _mm512_set1_epi32(-bias * sums[k][i]);
         if (type == ZC_TYPE_Q8_0) {
             UNROLL8 for (int j = 0; j < 8; j++) {
-                const __m512i w0 = _mm512_loadu_si512(q0 + 64 * j), w1 = _mm512_loadu_si512(q1 + 64 * j);
+                __m512i w[2];
+                UNROLL8 for (int gi = 0; gi < ng; gi++) w[gi] = _mm512_loadu_si512(blk[gi] + 2 * ZC_PACK_ROWS + 64 * j);
                 UNROLL8 for (int k = 0; k < nx; k++) {
                     const __m512i x = _mm512_set1_epi32(((const int32_t *)(const void *)act[k][i].qs)[j]);
-                    s0[k] = _mm512_dpbusd_epi32(s0[k], w0, x);
-                    s1[k] = _mm512_dpbusd_epi32(s1[k], w1, x);
+                    UNROLL8 for (int gi = 0; gi < ng; gi++) s[gi][k] = _mm512_dpbusd_epi32(s[gi][k], w[gi], x);
                 }
             }
         } else {
-            UNROLL8 for (int j = 0; j < 4; j++) { /* elements 4j.. (low nibbles) and 16+4j.. (high) */
-                const __m512i v0 = _mm512_loadu_si512(q0 + 64 * j), v1 = _mm512_loadu_si512(q1 + 64 * j);
-                const __m512i l0 = _mm512_and_si512(v0, low4), h0 = _mm512_and_si512(_mm512_srli_epi16(v0, 4), low4);
-                const __m512i l1 = _mm512_and_si512(v1, low4), h1 = _mm512_and_si512(_mm512_srli_epi16(v1, 4), low4);
+            UNROLL8 for (int j = 0; j < 4; j++) { /* byte j of a lane: elements 4j.. (low nibble), 16+4j.. (high) */
+                __m512i lo[2], hi[2];
+                UNROLL8 for (int gi = 0; gi < ng; gi++) {
+                    const __m512i v = _mm512_loadu_si512(blk[gi] + 2 * ZC_PACK_ROWS + 64 * j);
+                    lo[gi] = _mm512_and_si512(v, low4);
+                    hi[gi] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+                }
                 UNROLL8 for (int k = 0; k < nx; k++) {
                     const int32_t *x4 = (const int32_t *)(const void *)act[k][i].qs;
                     const __m512i xl = _mm512_set1_epi32(x4[j]), xh = _mm512_set1_epi32(x4[j + 4]);
-                    s0[k] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(s0[k], l0, xl), h0, xh);
-                    s1[k] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(s1[k], l1, xl), h1, xh);
+                    UNROLL8 for (int gi = 0; gi < ng; gi++)
+                        s[gi][k] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(s[gi][k], lo[gi], xl), hi[gi], xh);
                 }
             }
         }
-        const __m512 d0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)b0));
-        const __m512 d1 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)b1));
-        UNROLL8 for (int k = 0; k < nx; k++) {
-            const __m512 dx = _mm512_set1_ps(act[k][i].d);
-            acc0[k] = _mm512_add_ps(acc0[k], _mm512_mul_ps(_mm512_cvtepi32_ps(s0[k]), _mm512_mul_ps(d0, dx)));
-            acc1[k] = _mm512_add_ps(acc1[k], _mm512_mul_ps(_mm512_cvtepi32_ps(s1[k]), _mm512_mul_ps(d1, dx)));
+        UNROLL8 for (int gi = 0; gi < ng; gi++) {
+            const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk[gi]));
+            UNROLL8 for (int k = 0; k < nx; k++) {
+                const __m512 scale = _mm512_mul_ps(d, _mm512_set1_ps(act[k][i].d));
+                acc[gi][k] = _mm512_add_ps(acc[gi][k], _mm512_mul_ps(_mm512_cvtepi32_ps(s[gi][k]), scale));
+            }
         }
     }
-    UNROLL8 for (int k = 0; k < nx; k++) {
-        _mm512_storeu_ps(out0[k], acc0[k]);
-        _mm512_storeu_ps(out1[k], acc1[k]);
-    }
+    UNROLL8 for (int gi = 0; gi < ng; gi++) UNROLL8 for (int k = 0; k < nx; k++) _mm512_storeu_ps(out[gi][k0 + k], acc[gi][k]);
 }
 
-#define GEMM2_TYPE(name, T)                                                                                      \
-    static void name(int64_t nb, const uint8_t *g0, const uint8_t *g1, const void *const act[],                 \
-                     const int32_t *const sums[], int nx, float out0[][ZC_PACK_ROWS], float out1[][ZC_PACK_ROWS]) { \
-        const zc_act_q8 *const *a = (const zc_act_q8 *const *)act;                                              \
-        for (int k0 = 0; k0 < nx; k0 += G2X) {                                                                  \
-            switch (nx - k0 < G2X ? nx - k0 : G2X) {                                                            \
-            case 1: gemm2_nx(T, nb, g0, g1, a + k0, sums + k0, 1, out0 + k0, out1 + k0); break;                 \
-            case 2: gemm2_nx(T, nb, g0, g1, a + k0, sums + k0, 2, out0 + k0, out1 + k0); break;                 \
-            case 3: gemm2_nx(T, nb, g0, g1, a + k0, sums + k0, 3, out0 + k0, out1 + k0); break;                 \
-            default: gemm2_nx(T, nb, g0, g1, a + k0, sums + k0, G2X, out0 + k0, out1 + k0); break;              \
-            }                                                                                                    \
-        }                                                                                                        \
-    }
-GEMM2_TYPE(gemm2_q8_0, ZC_TYPE_Q8_0)
-GEMM2_TYPE(gemm2_q4_0, ZC_TYPE_Q4_0)
+/* type and ng constants at each call site (gemm), so the body specializes. */
+ALWAYS_INLINE void gemm32(int type, int ng, int64_t nb, const uint8_t *group, size_t gbytes, const void *const act[],
+                          const int32_t *const sums[], int nx, float out[][ZC_PACK_NX][ZC_PACK_ROWS]) {
+    const zc_act_q8 *const *a = (const zc_act_q8 *const *)act;
+#define CALL32(n) gemm32_nx(type, ng, nb, group, gbytes, a + k0, sums + k0, n, out, k0)
+    NX_CHUNKS(CALL32)
+#undef CALL32
+}
 
 /* q4_K: one super-block (256 elements) of 16 rows per step. For each pair p
  * of sub-blocks, 8 loads give the codes of both (low and high nibbles); each
@@ -159,22 +111,21 @@ GEMM2_TYPE(gemm2_q4_0, ZC_TYPE_Q4_0)
  * sub-blocks' scales (VPMULLD) into sumi; the mins take one VPDPWSSD per
  * pair. Then, per row, d d_x sumi - dmin d_x summ in the scalar kernel's
  * order. 4 activation rows at a time keep it all in registers. */
-#define KX 4
 ALWAYS_INLINE void gemmk_nx(int64_t nb, const uint8_t *group, const zc_act_q8k *const act[],
                             const int32_t *const sums[], int nx, float out[][ZC_PACK_ROWS]) {
     const __m512i low4 = _mm512_set1_epi8(0x0F);
-    __m512 acc[KX];
+    __m512 acc[NX];
     UNROLL8 for (int k = 0; k < nx; k++) acc[k] = _mm512_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
         const uint8_t *blk = group + (size_t)i * ZC_PACK_Q4K_BYTES;
         const uint8_t *sc = blk + 64, *mn = blk + 192, *q = blk + 448;
-        __m512i sumi[KX], summ[KX];
+        __m512i sumi[NX], summ[NX];
         UNROLL8 for (int k = 0; k < nx; k++) sumi[k] = summ[k] = _mm512_setzero_si512();
         for (int p = 0; p < 4; p++) {
             /* With 1 or 2 activation rows, even and odd j go to separate sums: shorter dependency chains
              * (decode); with more, the rows give enough independent chains. */
             const int split = nx <= 2 ? 2 : 1;
-            __m512i slo[KX][2], shi[KX][2];
+            __m512i slo[NX][2], shi[NX][2];
             UNROLL8 for (int k = 0; k < nx; k++) slo[k][0] = shi[k][0] = slo[k][1] = shi[k][1] = _mm512_setzero_si512();
             UNROLL8 for (int j = 0; j < 8; j++) {
                 const __m512i v = _mm512_loadu_si512(q + 512 * p + 64 * j);
@@ -209,14 +160,9 @@ ALWAYS_INLINE void gemmk_nx(int64_t nb, const uint8_t *group, const zc_act_q8k *
 static void gemm_q4_K(int64_t nb, const uint8_t *group, const void *const act[], const int32_t *const sums[], int nx,
                       float out[][ZC_PACK_ROWS]) {
     const zc_act_q8k *const *a = (const zc_act_q8k *const *)act;
-    for (int k0 = 0; k0 < nx; k0 += KX) {
-        switch (nx - k0 < KX ? nx - k0 : KX) {
-        case 1: gemmk_nx(nb, group, a + k0, sums + k0, 1, out + k0); break;
-        case 2: gemmk_nx(nb, group, a + k0, sums + k0, 2, out + k0); break;
-        case 3: gemmk_nx(nb, group, a + k0, sums + k0, 3, out + k0); break;
-        default: gemmk_nx(nb, group, a + k0, sums + k0, KX, out + k0); break;
-        }
-    }
+#define CALLK(n) gemmk_nx(nb, group, a + k0, sums + k0, n, out + k0)
+    NX_CHUNKS(CALLK)
+#undef CALLK
 }
 
 /* q6_K: one super-block (16 sub-blocks of 16, signed 8-bit scales, codes
@@ -227,26 +173,28 @@ static void gemm_q4_K(int64_t nb, const uint8_t *group, const void *const act[],
  * (k < 4, k >= 4) each fill 4 sub-block sums per activation row, weighted by
  * their scales (VPMULLD) into sumi. The -32 is Σ_g sc_g (-32 Σ_g x): one
  * VPDPWSSD per sub-block pair with the activation's sums, started first. */
-#define K6 4
 ALWAYS_INLINE void gemm6_nx(int64_t nb, const uint8_t *group, const zc_act_q8k *const act[],
                             const int32_t *const sums[], int nx, float out[][ZC_PACK_ROWS]) {
     const __m512i low4 = _mm512_set1_epi8(0x0F), low2 = _mm512_set1_epi8(0x03);
-    __m512 acc[K6];
+    __m512 acc[NX];
     UNROLL8 for (int k = 0; k < nx; k++) acc[k] = _mm512_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
         const uint8_t *blk = group + (size_t)i * ZC_PACK_Q6K_BYTES;
         const uint8_t *scp = blk + 32, *ql = blk + 288, *qh = blk + 288 + 2048;
-        __m512i sumi[K6];
+        __m512i sumi[NX];
         UNROLL8 for (int k = 0; k < nx; k++) sumi[k] = _mm512_setzero_si512();
         UNROLL8 for (int p = 0; p < 8; p++) { /* the scales' pairs (sub-blocks 2p, 2p+1): Σ_g sc_g Σ_g x */
             const __m512i pair = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(scp + 32 * p)));
-            UNROLL8 for (int k = 0; k < nx; k++)
-                sumi[k] = _mm512_dpwssd_epi32(sumi[k], pair, _mm512_set1_epi32(sums[k][8 * i + p]));
+            UNROLL8 for (int k = 0; k < nx; k++) { /* bsums 2p, 2p + 1 as one int32: the pair, low half first */
+                int32_t bs;
+                memcpy(&bs, act[k][i].bsums + 2 * p, 4);
+                sumi[k] = _mm512_dpwssd_epi32(sumi[k], pair, _mm512_set1_epi32(bs));
+            }
         }
         UNROLL8 for (int k = 0; k < nx; k++) sumi[k] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sumi[k], 5));
         for (int h = 0; h < 2; h++)
             for (int pass = 0; pass < 2; pass++) {
-                __m512i sb[K6][4]; /* sub-blocks 8h + 2t + pass, t < 4 */
+                __m512i sb[NX][4]; /* sub-blocks 8h + 2t + pass, t < 4 */
                 UNROLL8 for (int k = 0; k < nx; k++) sb[k][0] = sb[k][1] = sb[k][2] = sb[k][3] = _mm512_setzero_si512();
                 UNROLL8 for (int kk = 4 * pass; kk < 4 * pass + 4; kk++) {
                     const __m512i A = _mm512_loadu_si512(ql + 1024 * h + 64 * kk);
@@ -283,14 +231,9 @@ ALWAYS_INLINE void gemm6_nx(int64_t nb, const uint8_t *group, const zc_act_q8k *
 static void gemm_q6_K(int64_t nb, const uint8_t *group, const void *const act[], const int32_t *const sums[], int nx,
                       float out[][ZC_PACK_ROWS]) {
     const zc_act_q8k *const *a = (const zc_act_q8k *const *)act;
-    for (int k0 = 0; k0 < nx; k0 += K6) {
-        switch (nx - k0 < K6 ? nx - k0 : K6) {
-        case 1: gemm6_nx(nb, group, a + k0, sums + k0, 1, out + k0); break;
-        case 2: gemm6_nx(nb, group, a + k0, sums + k0, 2, out + k0); break;
-        case 3: gemm6_nx(nb, group, a + k0, sums + k0, 3, out + k0); break;
-        default: gemm6_nx(nb, group, a + k0, sums + k0, K6, out + k0); break;
-        }
-    }
+#define CALL6(n) gemm6_nx(nb, group, a + k0, sums + k0, n, out + k0)
+    NX_CHUNKS(CALL6)
+#undef CALL6
 }
 
 /* f16 and bf16: group block c is column c of the 16 rows (32 bytes); each
@@ -306,7 +249,7 @@ ALWAYS_INLINE __m512 column16(int type, const uint8_t *p) {
 
 ALWAYS_INLINE void gemmf_nx(int type, int64_t cols, const uint8_t *group, const float *const x[], int nx,
                             float out[][ZC_PACK_ROWS]) {
-    __m512 acc[ZC_PACK_NX][2];
+    __m512 acc[NX][2];
     UNROLL8 for (int k = 0; k < nx; k++) acc[k][0] = acc[k][1] = _mm512_setzero_ps();
     int64_t c = 0;
     for (; c + 2 <= cols; c += 2) {
@@ -323,32 +266,30 @@ ALWAYS_INLINE void gemmf_nx(int type, int64_t cols, const uint8_t *group, const 
     UNROLL8 for (int k = 0; k < nx; k++) _mm512_storeu_ps(out[k], _mm512_add_ps(acc[k][0], acc[k][1]));
 }
 
-#define GEMMF_TYPE(name, T)                                                                                       \
-    static void name(int64_t cols, const uint8_t *group, const void *const act[], int nx, float out[][ZC_PACK_ROWS]) { \
-        const float *const *x = (const float *const *)act;                                                       \
-        switch (nx) {                                                                                            \
-        case 1: gemmf_nx(T, cols, group, x, 1, out); break;                                                      \
-        case 2: gemmf_nx(T, cols, group, x, 2, out); break;                                                      \
-        case 3: gemmf_nx(T, cols, group, x, 3, out); break;                                                      \
-        case 4: gemmf_nx(T, cols, group, x, 4, out); break;                                                      \
-        case 5: gemmf_nx(T, cols, group, x, 5, out); break;                                                      \
-        case 6: gemmf_nx(T, cols, group, x, 6, out); break;                                                      \
-        case 7: gemmf_nx(T, cols, group, x, 7, out); break;                                                      \
-        default: gemmf_nx(T, cols, group, x, 8, out); break;                                                     \
-        }                                                                                                        \
-    }
-GEMMF_TYPE(gemm_f16, ZC_TYPE_F16)
-GEMMF_TYPE(gemm_bf16, ZC_TYPE_BF16)
+ALWAYS_INLINE void gemmf(int type, int64_t cols, const uint8_t *group, const void *const act[], int nx,
+                         float out[][ZC_PACK_ROWS]) {
+    const float *const *x = (const float *const *)act;
+#define CALLF(n) gemmf_nx(type, cols, group, x + k0, n, out + k0)
+    NX_CHUNKS(CALLF)
+#undef CALLF
+}
 
-static void gemm(int type, int64_t nb, const uint8_t *group, const void *const act[], const int32_t *const sums[],
-                 int nx, float out[][ZC_PACK_ROWS]) {
+/* zc_gemm_fn: one group (q4_K, q6_K, f16, bf16) or up to two (q8_0, q4_0). */
+static void gemm(int type, int64_t nb, const uint8_t *group, size_t group_bytes, int ng, const void *const act[],
+                 const int32_t *const sums[], int nx, float out[][ZC_PACK_NX][ZC_PACK_ROWS]) {
     switch (type) {
-    case ZC_TYPE_Q8_0: gemm_q8_0(nb, group, act, sums, nx, out); break;
-    case ZC_TYPE_Q4_0: gemm_q4_0(nb, group, act, sums, nx, out); break;
-    case ZC_TYPE_Q4_K: gemm_q4_K(nb, group, act, sums, nx, out); break;
-    case ZC_TYPE_Q6_K: gemm_q6_K(nb, group, act, sums, nx, out); break;
-    case ZC_TYPE_F16: gemm_f16(nb, group, act, nx, out); break;
-    default: gemm_bf16(nb, group, act, nx, out); break;
+    case ZC_TYPE_Q8_0:
+        if (ng == 2) gemm32(ZC_TYPE_Q8_0, 2, nb, group, group_bytes, act, sums, nx, out);
+        else gemm32(ZC_TYPE_Q8_0, 1, nb, group, group_bytes, act, sums, nx, out);
+        break;
+    case ZC_TYPE_Q4_0:
+        if (ng == 2) gemm32(ZC_TYPE_Q4_0, 2, nb, group, group_bytes, act, sums, nx, out);
+        else gemm32(ZC_TYPE_Q4_0, 1, nb, group, group_bytes, act, sums, nx, out);
+        break;
+    case ZC_TYPE_Q4_K: gemm_q4_K(nb, group, act, sums, nx, out[0]); break;
+    case ZC_TYPE_Q6_K: gemm_q6_K(nb, group, act, sums, nx, out[0]); break;
+    case ZC_TYPE_F16: gemmf(ZC_TYPE_F16, nb, group, act, nx, out[0]); break;
+    default: gemmf(ZC_TYPE_BF16, nb, group, act, nx, out[0]); break;
     }
 }
 
@@ -356,18 +297,8 @@ ZC_TARGET_AVX512_END
 
 zc_gemm_fn zc_gemm_avx512vnni(void) { return zc_cpu_has_avx512vnni() ? gemm : NULL; }
 
-zc_gemm2_fn zc_gemm2_avx512vnni(int type) {
-    if (!zc_cpu_has_avx512vnni()) return NULL;
-    return type == ZC_TYPE_Q8_0 ? gemm2_q8_0 : type == ZC_TYPE_Q4_0 ? gemm2_q4_0 : NULL;
-}
-
 #else
 
 zc_gemm_fn zc_gemm_avx512vnni(void) { return NULL; }
-
-zc_gemm2_fn zc_gemm2_avx512vnni(int type) {
-    (void)type;
-    return NULL;
-}
 
 #endif

@@ -511,6 +511,20 @@ static int seg_layout(kv_zip *c, zlayer *L, int n, int ns, const zplan *p) {
  * one fp32 matrix product: ~2% of a 512-token prefill). */
 #define ZIP_ROT_QUERIES 32
 
+/* Head g's rows of the window: the ns salient ones (>= the sinks) into sal
+ * and segment s's bitmap, the others into reg, in position order. */
+static int split_head(kv_zip *c, zlayer *L, int s, int g, const float *sc, int ns, int sinks, int32_t *sal,
+                      int32_t *reg) {
+    int n = L->wlen;
+    uint8_t *bm = seg_bitmap(L, s, g);
+    int got = zc_sal_select(sc + (size_t)g * n, n, ns, sinks, bm, sal, c->u64);
+    if (got != ns)
+        return got < 0 ? got : zc_error(ZC_ERR_FORMAT, "kv zipcache: picked %d salient tokens, sized %d", got, ns);
+    for (int j = 0, b = 0; j < n; j++)
+        if (!(bm[j >> 3] >> (j & 7) & 1)) reg[b++] = j;
+    return ZC_OK;
+}
+
 /* Add to *err the squared error of the logits q.k that the query rows qg
  * [PG][hd] (head g's query heads at the chosen probe rows) see when head
  * g's window keys xk (rows kd floats apart) are stored as segment s's sets
@@ -566,41 +580,27 @@ static int choose_rotation(kv_zip *c, zlayer *L, int s, const float *sc, int ns,
                            const int32_t *qrows, int nq) {
     const zc_kv_shape *sh = &c->base.shape;
     int n = L->wlen, nkv = sh->n_kv_heads, hd = sh->head_dim, nh = sh->n_heads;
-    int P = nq < ZIP_ROT_QUERIES ? nq : ZIP_ROT_QUERIES;
-    size_t qd = (size_t)nh * hd;
-    for (int p = 0; p < P; p++) { /* evenly spaced rows of the probes, into c->qrot (>= nq rows) */
-        int i = (int)((int64_t)p * nq / P);
-        memcpy(c->qrot + p * qd, q + (size_t)(qrows ? qrows[i] : i) * qd, qd * sizeof(float));
-    }
+    const int P = nq < ZIP_ROT_QUERIES ? nq : ZIP_ROT_QUERIES, G = nh / nkv, PG = P * G;
     double err[2] = {0, 0};
     int32_t *sal = c->ibuf, *reg = c->ibuf + c->cap_w;
-    const int G = nh / nkv, PG = P * G;
     float *qg = zc_malloc((size_t)PG * hd * sizeof(float)), *y = zc_malloc((size_t)n * PG * sizeof(float));
-    int rc = qg && y ? ZC_OK : ZC_ERR_NOMEM;
-    for (int way = 0; way < 2 && rc == ZC_OK; way++) {
-        if (way == 1) { /* rotate keys and queries alike */
-            zc_hadamard_rows(c->xk, (size_t)hd, n * nkv, hd);
-            zc_hadamard_rows(c->qrot, (size_t)hd, P * nh, hd);
+    int rc = qg && y ? ZC_OK : zc_error(ZC_ERR_NOMEM, "kv zipcache: out of memory");
+    for (int g = 0; g < nkv && rc == ZC_OK; g++) {
+        if ((rc = split_head(c, L, s, g, sc, ns, sinks, sal, reg)) != ZC_OK) break;
+        for (int p = 0; p < P; p++) { /* head g's query heads at evenly spaced probe rows: [P][G][hd] */
+            int i = (int)((int64_t)p * nq / P);
+            memcpy(qg + (size_t)p * G * hd, q + (size_t)(qrows ? qrows[i] : i) * nh * hd + (size_t)g * G * hd,
+                   (size_t)G * hd * sizeof(float));
         }
-        for (int g = 0; g < nkv && rc == ZC_OK; g++) {
-            uint8_t *bm = seg_bitmap(L, s, g);
-            int got = zc_sal_select(sc + (size_t)g * n, n, ns, sinks, bm, sal, c->u64);
-            if (got != ns) {
-                rc = got < 0 ? got : zc_error(ZC_ERR_FORMAT, "kv zipcache: picked %d salient tokens, sized %d", got, ns);
-                break;
-            }
-            for (int j = 0, b = 0; j < n; j++)
-                if (!(bm[j >> 3] >> (j & 7) & 1)) reg[b++] = j;
-            for (int p = 0; p < P; p++) /* head g's query heads at each probe row: [P][G][hd] */
-                memcpy(qg + (size_t)p * G * hd, c->qrot + ((size_t)p * nh + (size_t)g * G) * hd,
-                       (size_t)G * hd * sizeof(float));
-            rc = logit_error(c, L, s, g, sal, reg, qg, PG, y, &err[way]);
-        }
+        if ((rc = logit_error(c, L, s, g, sal, reg, qg, PG, y, &err[0])) != ZC_OK) break;
+        zc_hadamard_rows(c->xk + (size_t)g * hd, (size_t)c->kv_dim, n, hd); /* rotate keys and queries alike */
+        zc_hadamard_rows(qg, (size_t)hd, PG, hd);
+        rc = logit_error(c, L, s, g, sal, reg, qg, PG, y, &err[1]);
     }
     free(qg);
     free(y);
     zc_fp16_to_f32_row(L->wk, c->xk, (size_t)n * c->kv_dim); /* undo the trial rotation exactly */
-    return rc != ZC_OK ? (rc == ZC_ERR_NOMEM ? zc_error(ZC_ERR_NOMEM, "kv zipcache: out of memory") : rc) : err[1] < err[0];
+    return rc != ZC_OK ? rc : err[1] < err[0];
 }
 
 /* Compress the whole window of layer L into a new segment, using scores
@@ -627,12 +627,7 @@ static int compress_window(kv_zip *c, zlayer *L, const float *sc, int stream, co
     int32_t *sal = c->ibuf, *reg = c->ibuf + c->cap_w;
     for (int g = 0; g < nkv; g++) {
         zc_packed_seg *seg = &L->heads[(size_t)s * nkv + g];
-        uint8_t *bm = seg_bitmap(L, s, g);
-        int got = zc_sal_select(sc + (size_t)g * n, n, ns, sinks, bm, sal, c->u64);
-        if (got != ns)
-            return got < 0 ? got : zc_error(ZC_ERR_FORMAT, "kv zipcache: picked %d salient tokens, sized %d", got, ns);
-        for (int j = 0, b = 0; j < n; j++)
-            if (!(bm[j >> 3] >> (j & 7) & 1)) reg[b++] = j;
+        if ((rc = split_head(c, L, s, g, sc, ns, sinks, sal, reg)) != ZC_OK) return rc;
         const float *xk = c->xk + (size_t)g * hd, *xv = c->xv + (size_t)g * hd;
         /* the sets' pointers are const for the attention readers; the blob is ours to fill */
         zc_fp16 *norm = (zc_fp16 *)seg->v_norm;

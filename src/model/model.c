@@ -682,12 +682,12 @@ static int repack_weights(zc_model *m, bool mapped) {
         zc_mat *mats[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down, NULL};
         if (l == 0 && (!tied || zc_mat_repack_keeps_rows(m->output.type))) mats[7] = &m->output;
         for (int i = 0; i < 8 && mats[i]; i++) {
-            void **owned = zc_realloc(m->owned, (size_t)(m->n_owned + 1) * sizeof *owned);
+            if (!zc_repack_pays(mats[i]->type)) continue;
+            void **owned = zc_realloc(m->owned, (size_t)(m->n_owned + 1) * sizeof *owned); /* room for the copy */
             if (!owned) return ZC_ERR_NOMEM;
             m->owned = owned;
             void *buf;
             size_t bytes;
-            if (!zc_repack_pays(mats[i]->type)) continue;
             int rc = zc_mat_repack(mats[i], &buf, &bytes);
             if (rc != ZC_OK) return rc;
             if (!buf) continue;
