@@ -50,8 +50,7 @@ typedef struct {
     double score;
     zc_eval_metric metrics[ZC_EVAL_MAX_METRICS]; /* task-specific numbers, in print order */
     int n_metrics;
-    /* KV usage summed over items, each measured when the item's cache was
-     * fullest (end of a chunk / of a generation); kv_window_bytes is the part
+    /* KV usage summed over items (zc_eval_cost); kv_window_bytes is the part
      * held in the policy's full-precision window. */
     double kv_total_bytes, kv_window_bytes, kv_elements;
     /* zipcache-family caches: layers that stored rotated keys / that chose
@@ -65,7 +64,7 @@ typedef struct {
 /* What one item (a chunk, a prompt) cost, summed into the summary. */
 typedef struct {
     double tokens, seconds;
-    double kv_total, kv_window, kv_elements; /* KV usage at the item's end */
+    double kv_total, kv_window, kv_elements; /* KV usage at the item's end; ppl: summed over its scored steps */
     double kv_rot_layers, kv_rot_chosen;      /* its layers with rotated keys / that compressed (zipcache family) */
 } zc_eval_cost;
 void zc_eval_summary_add_cost(zc_eval_summary *s, const zc_eval_cost *c);

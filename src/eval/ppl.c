@@ -91,21 +91,27 @@ static int resume_chunk(zc_eval_session *s, const zc_eval_done *d, zc_eval_ppl_a
     return rc;
 }
 
-/* One chunk: prefill the first half, decode the scored half in blocks. */
+/* One chunk: prefill the first half, decode the scored half in blocks.
+ * The cache's bytes are those every scored step read (cost->kv_*: sums over
+ * the steps, so their ratio is the mean over the whole decode), not a
+ * snapshot at the chunk's end, which would flatter or penalize a policy by
+ * where its window's fill happens to stand when the chunk ends. */
 static int run_chunk(zc_eval_session *s, const zc_eval_ppl_opts *p, const int32_t *chunk, int64_t chunk_index,
-                     const zc_klbase *base, zc_klbase_writer *save, zc_eval_ppl_acc *part, double *tokens) {
+                     const zc_klbase *base, zc_klbase_writer *save, zc_eval_ppl_acc *part, zc_eval_cost *cost) {
     int n_ctx = s->n_ctx, first = n_ctx / 2;
     int rc = zc_context_reset(s->ctx);
     if (rc != ZC_OK) return rc;
     if (first - 1 > 0 && (rc = zc_decode(s->ctx, chunk, first - 1, ZC_LOGITS_NONE, NULL)) != ZC_OK) return rc;
-    *tokens = first - 1;
+    cost->tokens = first - 1;
+    double kv_total = 0, kv_window = 0, kv_elements = 0;
     for (int pos = first - 1; pos < n_ctx - 1;) {
         int nb = n_ctx - 1 - pos < p->block ? n_ctx - 1 - pos : p->block;
         zc_kv_usage u;
         zc_context_kv_usage(s->ctx, &u); /* what this step's attention will read */
         bool compressed = cache_has_compressed(&u);
+        kv_total += (double)u.total, kv_window += (double)u.window, kv_elements += (double)u.elements;
         if ((rc = zc_decode(s->ctx, chunk + pos, nb, ZC_LOGITS_ALL, s->logits)) != ZC_OK) return rc;
-        *tokens += nb;
+        cost->tokens += nb;
         for (int j = 0; j < nb; j++) {
             const float *row = s->logits + (size_t)j * s->n_vocab;
             int target = chunk[pos + j + 1];
@@ -128,6 +134,8 @@ static int run_chunk(zc_eval_session *s, const zc_eval_ppl_opts *p, const int32_
         }
         pos += nb;
     }
+    zc_eval_session_sample_kv(s, cost); /* the rotation counts; the bytes are the decode's */
+    cost->kv_total = kv_total, cost->kv_window = kv_window, cost->kv_elements = kv_elements;
     return ZC_OK;
 }
 
@@ -214,7 +222,8 @@ int zc_eval_ppl(const zc_model *m, const char *model_path, const zc_eval_opts *o
     int rc = check_ppl_opts(o, p);
     if (rc != ZC_OK) return rc;
     char task_opts[64];
-    snprintf(task_opts, sizeof task_opts, "block %d%s", p->block, p->kl_base ? " kl" : "");
+    /* "kv mean": records whose cache bytes are the decode's mean (earlier ones held the chunk's end) */
+    snprintf(task_opts, sizeof task_opts, "block %d%s kv mean", p->block, p->kl_base ? " kl" : "");
     zc_eval_session s;
     if ((rc = zc_eval_session_open(&s, m, model_path, o, "ppl", p->text, task_opts, p->block, sum)) != ZC_OK)
         return rc;
@@ -261,10 +270,9 @@ int zc_eval_ppl(const zc_model *m, const char *model_path, const zc_eval_opts *o
         double t0 = zc_now();
         zc_eval_cost cost;
         zc_eval_ppl_acc_free(&part);
-        rc = run_chunk(&s, p, chunk, c, with_base ? &base : NULL, p->save_kl_base ? &save : NULL, &part, &cost.tokens);
+        rc = run_chunk(&s, p, chunk, c, with_base ? &base : NULL, p->save_kl_base ? &save : NULL, &part, &cost);
         if (rc != ZC_OK) goto done;
         cost.seconds = zc_now() - t0;
-        zc_eval_session_sample_kv(&s, &cost);
         zc_eval_summary_add_cost(sum, &cost);
         if ((rc = zc_eval_ppl_merge(&acc, &part)) != ZC_OK) goto done;
         rec.len = 0;
