@@ -59,7 +59,9 @@ typedef struct zc_kv_config {
     zc_sal_denom denom;        /* zipcache: normalization of probe column sums (default ZC_DENOM_CAUSAL, L - j) */
     zc_kv_decode_rule decode_rule; /* zipcache: decode-window saliency (default ZC_KV_DECODE_PAPER) */
     int int8_query;            /* zipcache, mikv, uniform: packed attention in integers (default 1) */
-    int stream_gap;            /* decode tokens per compression (default 100) */
+    int stream_gap;            /* decode tokens per compression (default 100; under a budget the most) */
+    float window_share;        /* zipcache, mikv under target_bits: the fp16 window's most mean share of the
+                                  budget, which shortens the stream gap while the context is short (default 0.2) */
     int sinks;                 /* first N tokens always hi bits */
     int key_group;             /* channelwise key parameter group along tokens (0 = whole segment) */
     int rotate_keys;           /* zipcache, mikv, uniform: keys Hadamard-rotated before quantization (--kv-rotate):

@@ -21,8 +21,10 @@
  * largest salient count whose segment stays within it. With all four widths
  * 0 (the default) the policy plans every segment itself from a measured list
  * for the budget (ZC_ZIP_DEFAULT_BITS when none is given). The budget counts
- * every stored bit of the segment (codes, fp16 parameters, bitmaps) per K/V
- * element; the fp16 window (< stream_gap tokens) comes on top. With
+ * every stored bit per K/V element: the segments' codes, fp16 parameters and
+ * bitmaps, and the fp16 window, paid from it on average over the window's
+ * fill (seg_budget; the stream gap shortens while the context is short,
+ * window_gap); with cfg.window_share 0 the window comes on top. With
  * cfg.rotate_keys the keys are stored rotated by the Walsh-Hadamard matrix
  * (quant/hadamard.h) and the packed part of attention gets the rotated query;
  * under ZC_ZIP_ROTATE_AUTO (the default) each layer chooses at its first
@@ -50,7 +52,8 @@
  * Decode (attend of one token, or of a short block later on): packed segments
  * + fp16 window, merged by log-sum-exp. Probe rows of window queries are gathered as the window fills
  * (or, with ZC_KV_DECODE_REFERENCE, only the compressing step's row is used);
- * every cfg->stream_gap tokens the window becomes a new segment. Older
+ * every window_gap tokens (cfg->stream_gap, or fewer under a budget while
+ * the context is short) the window becomes a new segment. Older
  * segments are never touched again: the reference code re-quantizes the
  * whole cache every gap with fresh parameters, so old tokens go through
  * quantize -> dequantize -> quantize again and their error compounds; here a
@@ -354,14 +357,13 @@ static int reserve_window_scratch(kv_zip *c, int n) {
 
 /* ---- saliency -------------------------------------------------------------- */
 
-/* Is the decode query at window index i (position pos) a probe? Algorithm 3:
- * the window's last recent_frac of stream_gap queries, plus each query with
- * probability random_frac (a hash of seed and position, so every layer
- * agrees and runs repeat). */
-static int decode_probe(const kv_zip *c, int i, int pos) {
+/* Is the decode query at window index i (position pos) a probe, in a window
+ * compressed at gap tokens? Algorithm 3: the window's last recent_frac of gap
+ * queries, plus each query with probability random_frac (a hash of seed and
+ * position, so every layer agrees and runs repeat). */
+static int decode_probe(const kv_zip *c, int i, int pos, int gap) {
     const zc_probe_cfg *p = &c->probes;
     if (p->kind == ZC_PROBES_ALL) return 1;
-    int gap = c->base.cfg.stream_gap;
     if (p->kind != ZC_PROBES_RANDOM && i >= gap - (int)ceil(p->recent_frac * gap - 1e-9)) return 1;
     if (p->kind == ZC_PROBES_RECENT) return 0;
     uint64_t st = p->seed ^ 0x5bd1e9955bd1e995ull ^ (uint64_t)(unsigned)pos;
@@ -403,11 +405,54 @@ static double seg_bits(const kv_zip *c, const zplan *p, int n, int ns) {
     return 8.0 * (double)(si.codes + si.params + si.index);
 }
 
-/* The most salient tokens (>= sinks) whose segment stays within the budget;
- * sinks when even that does not fit. The cost is not monotone in ns (tile
- * padding, key groups), so every count is tried: O(n) size sums per window. */
-static int fit_budget(const kv_zip *c, const zplan *p, int n, int sinks) {
-    double cap = c->budget * 2.0 * n * c->kv_dim;
+/* Tokens the window of a layer whose first w0 tokens are compressed
+ * collects before it becomes a segment. Under a bit budget the fp16 window
+ * is paid from the budget (seg_budget): while the context is short, a
+ * window of cfg.stream_gap tokens would eat most of it (99 fp16 tokens
+ * beside 255 compressed ones at 4 bits: 60% of the bits), so the gap
+ * shrinks until the window's mean cost, 16 bits for each of its
+ * (gap - 1) / 2 tokens on average, is at most cfg.window_share of the
+ * budget over the w0 tokens already compressed; never below ZIP_MIN_GAP
+ * (smaller segments spend their bits on parameters), never above
+ * cfg.stream_gap, reached once w0 >= ~8 * stream_gap / (share * B). A
+ * sequence decoded from its start (w0 = 0) stays exact for its first
+ * cfg.stream_gap tokens, as without a budget: compressing a few dozen
+ * tokens early saves a few hundred bytes and costs their precision. A
+ * function of w0 alone, so every layer agrees and a loaded session goes on
+ * as it would have. No budget or a share of 0: cfg.stream_gap. */
+#define ZIP_MIN_GAP 16
+static int window_gap(const kv_zip *c, int w0) {
+    int gap = c->base.cfg.stream_gap;
+    double share = c->base.cfg.window_share;
+    if (c->budget <= 0 || share <= 0 || w0 == 0) return gap;
+    double g = 1.0 + 2.0 * share * c->budget * w0 / 16.0;
+    int want = g < ZIP_MIN_GAP ? ZIP_MIN_GAP : g > gap ? gap : (int)g;
+    return want < gap ? want : gap;
+}
+
+/* The budget, bits per element, of layer L's next segment of n tokens: what
+ * keeps everything the layer stores, its segments so far, this one and the
+ * fp16 window that refills after it ((gap - 1) / 2 tokens on average), at
+ * c->budget per element. A segment that could not fit its budget (nothing
+ * is cheaper than the cheapest plan) is thus paid back by the next ones.
+ * With cfg.window_share 0 the window is not paid from the budget: it comes
+ * on top, and every segment gets c->budget. */
+static double seg_budget(const kv_zip *c, const zlayer *L, int n) {
+    if (c->base.cfg.window_share <= 0) return c->budget;
+    double per_tok = 2.0 * c->kv_dim, held = 0; /* elements per token; bits in segments */
+    for (int s = 0; s < L->n_segs; s++) held += 8.0 * (double)(L->info[s].codes + L->info[s].params + L->info[s].index);
+    int w0 = L->w0 + n;                         /* the window after this segment starts there */
+    double w = (window_gap(c, w0) - 1) / 2.0;
+    double b = (c->budget * per_tok * (w0 + w) - held - 16.0 * per_tok * w) / (per_tok * n);
+    return b > 0 ? b : 0;
+}
+
+/* The most salient tokens (>= sinks) whose segment stays within `budget`
+ * bits per element; sinks when even that does not fit. The cost is not
+ * monotone in ns (tile padding, key groups), so every count is tried: O(n)
+ * size sums per window. */
+static int fit_budget(const kv_zip *c, const zplan *p, int n, int sinks, double budget) {
+    double cap = budget * 2.0 * n * c->kv_dim;
     for (int ns = n; ns > sinks; ns--)
         if (seg_bits(c, p, n, ns) <= cap) return ns;
     return sinks;
@@ -450,10 +495,11 @@ static const zplan PLANS_TILED[] = {
 /* The plan of the next segment of n tokens and its salient count (>= sinks):
  * given widths, those; otherwise, of the plans that fill the budget, the one
  * whose salient fraction comes closest to ZIP_SALIENT_AIM (ties: the dearer). */
-static int zip_plan(const kv_zip *c, int n, int sinks, zplan *plan) {
+static int zip_plan(const kv_zip *c, const zlayer *L, int n, int sinks, zplan *plan) {
+    double budget = c->budget > 0 ? seg_budget(c, L, n) : 0;
     if (!c->auto_plan) {
         *plan = c->fixed;
-        int ns = c->budget > 0 ? fit_budget(c, plan, n, sinks) : zc_sal_count(c->ratio, n);
+        int ns = c->budget > 0 ? fit_budget(c, plan, n, sinks, budget) : zc_sal_count(c->ratio, n);
         return ns < sinks ? sinks : ns; /* zc_sal_select keeps every sink */
     }
     int hd = c->base.shape.head_dim, tiled = c->base.cfg.int8_query && zc_tiled_ok(hd, 2);
@@ -464,8 +510,8 @@ static int zip_plan(const kv_zip *c, int n, int sinks, zplan *plan) {
     for (int i = 0; i < n_plans; i++) {
         zplan p = plans[i];
         if (kg > 0) p.kg = kg; /* --kv-key-group given: every plan groups keys so */
-        int ns = fit_budget(c, &p, n, sinks);
-        if (seg_bits(c, &p, n, ns) > c->budget * 2.0 * n * c->kv_dim) continue; /* too dear */
+        int ns = fit_budget(c, &p, n, sinks, budget);
+        if (seg_bits(c, &p, n, ns) > budget * 2.0 * n * c->kv_dim) continue; /* too dear */
         double miss = fabs((double)ns / n - ZIP_SALIENT_AIM);
         if (best_ns < 0 || miss <= best) {
             best = miss, best_ns = ns;
@@ -615,7 +661,7 @@ static int compress_window(kv_zip *c, zlayer *L, const float *sc, int stream, co
     int sinks = c->base.cfg.sinks - L->w0;
     sinks = sinks < 0 ? 0 : sinks > n ? n : sinks;
     zplan plan;
-    int ns = zip_plan(c, n, sinks, &plan), rc;
+    int ns = zip_plan(c, L, n, sinks, &plan), rc;
     if ((rc = seg_layout(c, L, n, ns, &plan))) return rc;
     int s = L->n_segs;
     seg_info *si = &L->info[s];
@@ -767,7 +813,7 @@ static int prefill_compress(kv_zip *c, zlayer *L, int pos, int n, const float *q
 static int stream_step(kv_zip *c, zlayer *L, int pos, int n, const float *q) {
     const zc_kv_shape *sh = &c->base.shape;
     int nkv = sh->n_kv_heads, W = L->wlen, q_off = W - n; /* window index of query 0 */
-    int full = W >= c->base.cfg.stream_gap;
+    int gap = window_gap(c, L->w0), full = W >= gap;
     int paper = c->base.cfg.decode_rule == ZC_KV_DECODE_PAPER;
     int rc = reserve_window_scratch(c, W);
     if (rc) return rc;
@@ -775,7 +821,7 @@ static int stream_step(kv_zip *c, zlayer *L, int pos, int n, const float *q) {
     if (paper) {
         int32_t *rows = c->ibuf + 2 * c->cap_w, n_rows = 0;
         for (int i = 0; i < n; i++)
-            if (decode_probe(c, q_off + i, pos + i)) {
+            if (decode_probe(c, q_off + i, pos + i, gap)) {
                 rows[n_rows++] = i;
                 for (int j = 0; j <= q_off + i; j++) L->ncol[j]++;
             }
@@ -830,7 +876,7 @@ static int zip_attend(zc_kv_cache *base, int layer, int pos, int n, const float 
      * stream_gap tokens) is scored by its probes and compressed now; a short
      * block later on (several tokens scored or speculated per call) streams
      * like single decode tokens, so it does not become a tiny segment. */
-    int chunk = n > 1 && (pos == 0 || n >= base->cfg.stream_gap);
+    int chunk = n > 1 && (pos == 0 || n >= window_gap(c, L->w0));
     return chunk ? prefill_compress(c, L, pos, n, q) : stream_step(c, L, pos, n, q);
 }
 
@@ -1197,6 +1243,9 @@ const zc_kv_option zc_zip_options[] = {
      .help = "integer attention on packed codes"},
     {.name = "stream-gap", .type = ZC_KV_OPT_INT, ZC_KV_FIELD(stream_gap), .lo = 1, .hi = 1 << 20, .def = 100,
      .help = "decode tokens per compression"},
+    {.name = "window-share", .type = ZC_KV_OPT_FLOAT, ZC_KV_FIELD(window_share), .lo = 0, .hi = 1, .def = 0.2,
+     .help = "under --kv-bits: the fp16 window is paid from the budget, its mean share at most this "
+             "(the stream gap shortens while the context is short); 0: the window comes on top"},
     {.name = "sinks", .type = ZC_KV_OPT_INT, ZC_KV_FIELD(sinks), .lo = 0, .hi = 1 << 20, .def = 0,
      .help = "first N tokens always at hi bits"},
     {.name = "rotate", .type = ZC_KV_OPT_CHOICE, ZC_KV_FIELD(rotate_keys), .choices = ROTATE_NAMES,
@@ -1253,6 +1302,7 @@ const zc_kv_shown zc_zip_shown[] = {
     {.option = "decode-rule", .text = "decode rule {}", .only = "zipcache"},
     {.text = "accumulated scores of all queries", .only = "mikv"},
     ZC_KV_SHOW("stream-gap", "stream gap {}"),
+    ZC_KV_SHOW("window-share", "window share {}"),
     ZC_KV_SHOW("sinks", "sinks {}"),
     ZC_KV_SHOW("key-group", "key group {}"),
     {.fn = show_rotated},
