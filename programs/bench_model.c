@@ -309,7 +309,7 @@ static int run_prefill_at(const bench_opts *o, const zc_model_info *mi, const be
     int rc = held ? 0 : -1;
     for (int k = 0; k < o->n_policies && !rc; k++) {
         int src = zc_seq_save(bc[k].ctx, 0, held, &saved[k], &saved_len[k]);
-        if (src == ZC_ERR_UNSUPPORTED) { /* sliding-window caches have no save: no prefill rows at depth */
+        if (src == ZC_ERR_UNSUPPORTED) { /* a cache that cannot be saved: no prefill rows at depth */
             fprintf(stderr, "zipcache bench: prefill at depth %d not measured: %s\n", d, zc_last_error());
             for (int i = 0; i < o->n_prefill; i++)
                 for (int j = 0; j < o->n_policies; j++)

@@ -3,7 +3,8 @@
  * uneven chunks that force the buffer to drop and to grow; the global layer
  * is the policy's own (the same as a plain cache of it); memory bounded by
  * the window; truncation while the window is still held, refusal once it
- * is not; no binding window = the plain policy. */
+ * is not; save/load continues exactly where the original goes on, and
+ * refuses damaged states; no binding window = the plain policy. */
 #include "tt.h"
 
 #include <string.h>
@@ -99,6 +100,62 @@ static void test_fp16_threads(void) {
     zc_pool_destroy(pool);
 }
 
+/* Feed positions pos..pos+n-1 of every layer to c and attend them into out [n][q_dim]. */
+static void step(zc_kv_cache *c, const data *d, int pos, int n, float *out) {
+    for (int l = 0; l < 3; l++) {
+        TT_CHECK(c->ops->write(c, l, pos, n, rows_of(d, d->k, l, pos, d->kv_dim), rows_of(d, d->v, l, pos, d->kv_dim)) ==
+                     ZC_OK, "%s", zc_last_error());
+        TT_CHECK(c->ops->attend(c, l, pos, n, rows_of(d, d->q, l, pos, d->q_dim), out + (size_t)l * n * d->q_dim) ==
+                     ZC_OK, "%s", zc_last_error());
+    }
+}
+
+/* Save after 23 tokens (the local buffers have dropped old positions), load
+ * into a fresh cache: both then give the same bits for the next 17. A state
+ * cut short, or whose local layer starts past the window it must hold, is
+ * refused with ZC_ERR_FORMAT. */
+static void test_save_load(void) {
+    static const char *const policies[] = {"fp16", "fp32", "zipcache", "kivi", "h2o", "mikv"};
+    static const int window[3] = {W, 0, W};
+    data d = make_data(3, 4, 2, 16, 40, 11);
+    float a[3 * 16 * 64], b[3 * 16 * 64];
+    for (int pi = 0; pi < 6; pi++) {
+        zc_kv_config cfg;
+        zc_kv_config_default(&cfg);
+        zc_kv_config_parse_arg(&cfg, "--kv", policies[pi]);
+        zc_kv_cache *c = NULL, *r = NULL;
+        TT_CHECK(zc_kv_create_windowed(&cfg, &d.s, window, NULL, &c) == ZC_OK, "%s", zc_last_error());
+        TT_CHECK(zc_kv_create_windowed(&cfg, &d.s, window, NULL, &r) == ZC_OK, "%s", zc_last_error());
+        if (!c || !r) return;
+        step(c, &d, 0, 16, a);
+        for (int p = 16; p < 23; p++) step(c, &d, p, 1, a);
+        zc_kv_writer w = {0};
+        TT_CHECK(c->ops->save(c, &w) == ZC_OK, "%s: %s", policies[pi], zc_last_error());
+        zc_kv_reader rd = {w.buf, w.len, 0};
+        TT_CHECK(r->ops->load(r, &rd) == ZC_OK && rd.off == w.len && r->n_tokens == 23, "%s: %s", policies[pi],
+                 zc_last_error());
+        for (int p = 23; p < 40; p++) {
+            step(c, &d, p, 1, a);
+            step(r, &d, p, 1, b);
+            TT_CHECK(!memcmp(a, b, 3 * (size_t)d.q_dim * sizeof(float)), "%s: restored cache differs at %d",
+                     policies[pi], p);
+        }
+        zc_kv_free(r);
+        /* damaged: cut short; the first local layer's pos0 past n - (W - 1) */
+        for (int bad = 0; bad < 2; bad++) {
+            TT_CHECK(zc_kv_create_windowed(&cfg, &d.s, window, NULL, &r) == ZC_OK, "%s", zc_last_error());
+            int32_t far = 23 - (W - 1) + 1;
+            if (bad) memcpy(w.buf + 4, &far, 4);
+            zc_kv_reader cut = {w.buf, bad ? w.len : w.len / 2, 0};
+            TT_CHECK(r->ops->load(r, &cut) == ZC_ERR_FORMAT, "%s: damaged state %d loaded", policies[pi], bad);
+            zc_kv_free(r);
+        }
+        free(w.buf);
+        zc_kv_free(c);
+    }
+    free_data(&d);
+}
+
 /* Windows that never bind (0, or >= max_ctx) give the plain policy (the default one here). */
 static void test_no_binding_window(void) {
     zc_kv_shape s = {2, 4, 2, 16, 64};
@@ -117,6 +174,7 @@ static void test_no_binding_window(void) {
 int main(void) {
     TT_RUN(test_fp32);
     TT_RUN(test_fp16_threads);
+    TT_RUN(test_save_load);
     TT_RUN(test_no_binding_window);
     return tt_finish();
 }

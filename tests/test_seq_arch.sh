@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Sequences of one context match separate contexts bit for bit, and batched decode
-# (zc_decode_batch) gives each sequence its single-step logits, on every architecture, not only
+# Sequences of one context match separate contexts bit for bit, batched decode
+# (zc_decode_batch) gives each sequence its single-step logits, and a saved sequence restored
+# into another context goes on with the same logits under every policy, on every architecture, not only
 # llama: tiny synthetic gemma3 (sliding-window local layers with their own RoPE base: 45 tokens
 # against a window of 32), qwen3, phi3 and smollm3 checkpoints through build/tests/test_seq MODEL.
 set -u

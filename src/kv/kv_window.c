@@ -20,6 +20,9 @@
  * last batch) under `window`; elements are those of the whole model's cache
  * (every layer, every token), so the ratio against fp16 shows what
  * dropping old local positions saves.
+ *
+ * Save/load (sessions): the local layers' held rows, then the policy's own
+ * state of the global layers (win_save).
  */
 #include <stdbool.h>
 #include <stdlib.h>
@@ -171,8 +174,60 @@ static void win_destroy(zc_kv_cache *base) {
     free(c);
 }
 
-/* No save/load yet: sessions of sliding-window models are refused by zc_seq_save. */
-static const zc_kv_ops WIN_OPS = {"windowed", win_write, win_attend, win_truncate, win_usage, win_destroy, NULL, NULL};
+/* State: n_tokens (int32); per local layer, in layer order, pos0 and held
+ * (int32) and its held K rows then V rows [held][row_bytes] as stored; then
+ * the inner policy's own state when there are global layers. The inner
+ * policy must serialize (h2o, say, does not: ZC_ERR_UNSUPPORTED). */
+static int win_save(const zc_kv_cache *base, zc_kv_writer *w) {
+    const kv_win *c = (const kv_win *)base;
+    if (c->inner && !c->inner->ops->save)
+        return zc_error(ZC_ERR_UNSUPPORTED, "the %s cache cannot be saved", c->inner->ops->name);
+    int rc = zc_kvw_i32(w, base->n_tokens);
+    for (int l = 0; rc == ZC_OK && l < base->shape.n_layers; l++) {
+        const local_layer *L = &c->loc[l];
+        if (c->inner_layer[l] >= 0) continue;
+        size_t bytes = (size_t)L->held * c->row_bytes;
+        if ((rc = zc_kvw_i32(w, L->pos0)) || (rc = zc_kvw_i32(w, L->held)) || (rc = zc_kvw_put(w, L->k, bytes)))
+            break;
+        rc = zc_kvw_put(w, L->v, bytes);
+    }
+    return rc == ZC_OK && c->inner ? c->inner->ops->save(c->inner, w) : rc;
+}
+
+/* Into a fresh cache: every local layer must hold positions pos0..n-1 and
+ * pos0 must leave the window of the next position complete (pos0 == 0 or
+ * pos0 <= n - (w - 1)), as a running cache always does. */
+static int win_load(zc_kv_cache *base, zc_kv_reader *r) {
+    kv_win *c = (kv_win *)base;
+    if (c->inner && !c->inner->ops->load)
+        return zc_error(ZC_ERR_UNSUPPORTED, "the %s cache cannot be restored", c->inner->ops->name);
+    int32_t n, pos0, held;
+    int rc = zc_kvr_i32(r, 0, base->shape.max_ctx, "token count", &n);
+    for (int l = 0; rc == ZC_OK && l < base->shape.n_layers; l++) {
+        local_layer *L = &c->loc[l];
+        if (c->inner_layer[l] >= 0) continue;
+        int w = c->window[l], first = n - (w - 1) > 0 ? n - (w - 1) : 0; /* the oldest position still needed */
+        if ((rc = zc_kvr_i32(r, 0, first, "local layer's first position", &pos0)) ||
+            (rc = zc_kvr_i32(r, n - pos0, n - pos0, "local layer's held positions", &held)))
+            break;
+        if (held > L->cap && (rc = grow(c, L, held))) break;
+        size_t bytes = (size_t)held * c->row_bytes;
+        if ((rc = zc_kvr_get(r, L->k, bytes, "local K rows")) || (rc = zc_kvr_get(r, L->v, bytes, "local V rows")))
+            break;
+        L->pos0 = pos0;
+        L->held = held;
+    }
+    if (rc == ZC_OK && c->inner && (rc = c->inner->ops->load(c->inner, r)) == ZC_OK && c->inner->n_tokens != n)
+        rc = zc_error(ZC_ERR_FORMAT, "kv state: the global layers hold %d tokens, the local ones %d",
+                      c->inner->n_tokens, n);
+    if (rc) return rc;
+    for (int l = 0; l < base->shape.n_layers; l++) c->n_layer[l] = n;
+    base->n_tokens = n;
+    return ZC_OK;
+}
+
+static const zc_kv_ops WIN_OPS = {"windowed", win_write, win_attend, win_truncate, win_usage, win_destroy,
+                                  win_save, win_load};
 
 int zc_kv_create_windowed(const zc_kv_config *cfg, const zc_kv_shape *shape, const int *window, zc_pool *pool,
                           zc_kv_cache **out) {
