@@ -217,7 +217,7 @@ int cmd_demo(int argc, char **argv) {
         rc = cli_lib_error();
         goto done;
     }
-    char desc[256];
+    char desc[512];
     zc_kv_config_describe(&o.kv, desc, sizeof desc);
     print_answer("fp16", &base, expected, NULL);
     print_answer(o.kv.policy, &comp, expected, &base);

@@ -138,7 +138,7 @@ static void print_memory(const zc_context *ctx) {
     zc_kv_usage u;
     zc_context_memory(ctx, &mem);
     zc_context_kv_usage(ctx, &u);
-    char a[32], b[32], c[32], desc[256];
+    char a[32], b[32], c[32], desc[512];
     human(mem.weights_mapped, a, sizeof a);
     human(mem.weights_resident, b, sizeof b);
     human(mem.scratch, c, sizeof c);

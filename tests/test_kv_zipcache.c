@@ -390,6 +390,62 @@ static void test_budget_counts_window(void) {
     }
 }
 
+/* --kv-plan error (the default) against fraction on the same random keys,
+ * values and queries (one key channel scaled up, as real keys have outlier
+ * channels): over decode steps after a prompt, the mean squared attention
+ * output error against the fp16 cache is no larger (2% slack) at every
+ * budget, and smaller in total. */
+static void test_plan_by_error(void) {
+    double total[2] = {0, 0};
+    for (int tiled = 0; tiled < 2; tiled++) {
+        zc_kv_shape sh = {1, 4, 2, tiled ? 32 : 16, 512};
+        size_t kd = (size_t)sh.n_kv_heads * sh.head_dim, qd = (size_t)sh.n_heads * sh.head_dim;
+        const float budgets[2] = {tiled ? 4.0f : 5.0f, tiled ? 4.5f : 6.0f};
+        for (int b = 0; b < 2; b++) {
+            zc_kv_cache *c[3];
+            for (int r = 0; r < 3; r++) {
+                zc_kv_config cfg;
+                zc_kv_config_default(&cfg);
+                strcpy(cfg.policy, r == 0 ? "fp16" : "zipcache");
+                cfg.target_bits = budgets[b];
+                cfg.plan_rule = r == 1 ? ZC_ZIP_PLAN_ERROR : ZC_ZIP_PLAN_FRACTION;
+                c[r] = create(&cfg, sh);
+                if (!c[r]) return;
+            }
+            float *k = malloc(300 * kd * 4), *v = malloc(300 * kd * 4), *q = malloc(300 * qd * 4),
+                  *o = malloc(300 * qd * 4 * 3);
+            fill(k, 300 * kd, 1.0f);
+            fill(v, 300 * kd, 1.0f);
+            fill(q, 300 * qd, 2.0f);
+            for (int t = 0; t < 300; t++) k[(size_t)t * kd + 3] *= 8.0f; /* an outlier channel */
+            double mse[2] = {0, 0};
+            for (int pos = 0; pos < 300;) {
+                int n = pos == 0 ? 200 : 1;
+                for (int r = 0; r < 3; r++) {
+                    int rc = c[r]->ops->write(c[r], 0, pos, n, k + (size_t)pos * kd, v + (size_t)pos * kd);
+                    rc = rc ? rc : c[r]->ops->attend(c[r], 0, pos, n, q + (size_t)pos * qd, o + (size_t)r * 300 * qd);
+                    TT_CHECK(rc == 0, "%s", zc_last_error());
+                }
+                for (int r = 1; r < 3 && pos > 0; r++)
+                    for (size_t i = 0; i < qd; i++) {
+                        double e = (double)o[(size_t)r * 300 * qd + i] - o[i];
+                        mse[r - 1] += e * e;
+                    }
+                pos += n;
+            }
+            if (getenv("ZC_TEST_VERBOSE"))
+                printf("  head_dim %d budget %g: output mse by error %.4g, by fraction %.4g\n", sh.head_dim,
+                       (double)budgets[b], mse[0], mse[1]);
+            TT_CHECK(mse[0] <= 1.02 * mse[1], "head_dim %d budget %g: the error rule's output mse %.4g > %.4g",
+                     sh.head_dim, (double)budgets[b], mse[0], mse[1]);
+            total[0] += mse[0], total[1] += mse[1];
+            for (int r = 0; r < 3; r++) zc_kv_free(c[r]);
+            free(k), free(v), free(q), free(o);
+        }
+    }
+    TT_CHECK(total[0] < total[1], "the error rule gains nothing: %.4g vs %.4g", total[0], total[1]);
+}
+
 /* Widths left to the policy (all 0, the default), the window on top of the
  * budget (--kv-window-share 0): every segment fills the
  * budget of stored bits per element (codes + parameters + index) to within
@@ -410,6 +466,7 @@ static void test_budget_plans(void) {
             strcpy(cfg.policy, "zipcache");
             cfg.target_bits = budgets[b];
             cfg.window_share = 0;
+            cfg.plan_rule = ZC_ZIP_PLAN_FRACTION; /* (the error rule may leave bits unused: test_plan_by_error) */
             zc_kv_cache *z = create(&cfg, sh);
             if (!z) return;
             feed(&f, z, NULL, 0, 200);
@@ -559,6 +616,7 @@ int main(void) {
     TT_RUN(test_sinks_and_target);
     TT_RUN(test_budget_plans);
     TT_RUN(test_budget_counts_window);
+    TT_RUN(test_plan_by_error);
     TT_RUN(test_threads_agree);
     TT_RUN(test_random_schedule);
     return tt_finish();

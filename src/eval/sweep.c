@@ -104,6 +104,7 @@ static const study_run ABLATION_BITS[] = {
     {"auto, keys not rotated", "zipcache", {"--kv-rotate", "off", NULL}},
     {"auto, rotated keys", "zipcache", {"--kv-rotate", "on", NULL}},
     {"auto, window on top", "zipcache", {"--kv-window-share", "0", NULL}},
+    {"auto, plan by salient fraction", "zipcache", {"--kv-plan", "fraction", NULL}},
 };
 
 static int study_runs(const study_run *rs, int n, const zc_eval_opts *o, const zc_eval_sweep_opts *sw, run_list *l,

@@ -64,6 +64,7 @@ typedef struct zc_kv_config {
                                   budget, which shortens the stream gap while the context is short (default 0.2) */
     int sinks;                 /* first N tokens always hi bits */
     int key_group;             /* channelwise key parameter group along tokens (0 = whole segment) */
+    int plan_rule;             /* zipcache, mikv: ZC_ZIP_PLAN_* (zipcache_internal.h), how widths are chosen */
     int rotate_keys;           /* zipcache, mikv, uniform: keys Hadamard-rotated before quantization (--kv-rotate):
                                   ZC_ZIP_ROTATE_OFF, _ON, _AUTO (chosen per layer; zipcache_internal.h) */
     int group_size;            /* kivi group size (default 32) */

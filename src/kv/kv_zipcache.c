@@ -14,13 +14,15 @@
  *   - a window of recent tokens in fp16 (2 bytes per element, counted in
  *     usage().window), awaiting compression.
  *
- * Widths and budget (zip_plan): each segment has a plan, the key and value
- * code widths of its two sets and the key grouping. Given widths
- * (cfg.k_hi_bits...; 0 = 4 hi, 2 lo when any is given) are used as they are,
- * with cfg.salient_ratio or, under a budget (cfg.target_bits, --kv-bits), the
- * largest salient count whose segment stays within it. With all four widths
- * 0 (the default) the policy plans every segment itself from a measured list
- * for the budget (ZC_ZIP_DEFAULT_BITS when none is given). The budget counts
+ * Widths and budget (zip_plan, choose_plan): each segment has a plan, the
+ * key and value code widths of its two sets and the key grouping. Given
+ * widths (cfg.k_hi_bits...; 0 = 4 hi, 2 lo when any is given) are used as
+ * they are, with cfg.salient_ratio or, under a budget (cfg.target_bits,
+ * --kv-bits), the largest salient count whose segment stays within it. With
+ * all four widths 0 (the default) the policy plans every segment itself:
+ * of a measured list, the plans that fill the budget (ZC_ZIP_DEFAULT_BITS
+ * when none is given), each with its salient count, and of those the one
+ * with the least output error its probe queries would see. The budget counts
  * every stored bit per K/V element: the segments' codes, fp16 parameters and
  * bitmaps, and the fp16 window, paid from it on average over the window's
  * fill (seg_budget; the stream gap shortens while the context is short,
@@ -161,7 +163,8 @@ typedef struct {
     uint8_t *cbuf;            /* [n][head_dim] bytes: one set's packed rows on their way to the tiled layout */
     int32_t *ibuf;            /* [3][n]: salient rows | regular rows | probes; denominators use the first third before the rows are built */
     uint64_t *u64;            /* [n] zc_sal_select scratch */
-    float *kq;                /* [n][head_dim] one head's keys as stored, decoded (--kv-rotate auto) */
+    float *kq;                /* [n][head_dim] one head's keys or values as stored, decoded (the trials) */
+    double *acc;              /* [head_dim] plan_error's weighted mean value */
     size_t cap_w;             /* tokens the above hold */
     zc_attn_scratch s_fwd, s_packed;
 } kv_zip;
@@ -346,7 +349,7 @@ static int reserve_window_scratch(kv_zip *c, int n) {
     uint64_t *u = zc_realloc(c->u64, cap * sizeof(uint64_t));
     if (!u) return ZC_ERR_NOMEM;
     c->u64 = u;
-    if (c->base.cfg.rotate_keys == ZC_ZIP_ROTATE_AUTO) {
+    if (c->base.cfg.rotate_keys == ZC_ZIP_ROTATE_AUTO || c->auto_plan) {
         float *kq = zc_realloc(c->kq, cap * (size_t)c->base.shape.head_dim * sizeof(float));
         if (!kq) return ZC_ERR_NOMEM;
         c->kq = kq;
@@ -458,8 +461,17 @@ static int fit_budget(const kv_zip *c, const zplan *p, int n, int sinks, double 
     return sinks;
 }
 
-/* The automatic plans (zip_plan), cheapest first. Measured (EVALUATION.md,
- * "Bit allocation"): keys need >= 3 bits on every token, 4 for most (2-bit
+/* The automatic plans (plan_candidates), cheapest first. Which of those that
+ * fit the budget a segment takes (cfg.plan_rule): by default the one whose
+ * stored window the probes would see with the least output error
+ * (choose_plan, which also makes a layer's first --kv-rotate auto choice,
+ * every plan tried both ways); or, without looking at the data, the one
+ * whose salient fraction comes nearest 0.5 (zip_plan). Measured
+ * (EVALUATION.md, the ablation 'plan by salient fraction'): the error rule
+ * is up to 2.7x lower in KL at 6.5-7.5 bits on the story models, within
+ * ~10% either way below, and level on the retrieval model but at 4.5 bits
+ * (1.2x higher there). What the list holds, measured with the fraction rule
+ * (EVALUATION.md, "Bit allocation"): keys need >= 3 bits on every token, 4 for most (2-bit
  * keys per channel over a segment wreck attention, KL x10-50); values take 2
  * on regular tokens; keys in groups of 32 tokens pay off only once keys have
  * 4 bits and values at least 3. The best salient fraction differs by model: on
@@ -485,45 +497,56 @@ static int fit_budget(const kv_zip *c, const zplan *p, int n, int sinks, double 
  * (attn_packed.h) choose among 2/4-bit plans only, keeping decode on it. */
 static const zplan PLANS_ANY[] = {
     {{3, 3}, {2, 2}, 0}, {{4, 3}, {2, 2}, 0}, {{4, 3}, {3, 2}, 0}, {{4, 4}, {3, 2}, 0},
-    {{4, 4}, {4, 2}, 0}, {{4, 4}, {4, 3}, 0}, {{4, 4}, {4, 3}, 32}, {{8, 4}, {4, 4}, 32}, {{4, 4}, {4, 4}, 32},
+    {{4, 4}, {4, 2}, 0}, {{4, 4}, {4, 3}, 0}, {{5, 4}, {4, 3}, 0}, {{4, 4}, {4, 3}, 32}, {{5, 5}, {4, 4}, 0},
+    {{8, 4}, {4, 4}, 32}, {{4, 4}, {4, 4}, 32}, {{6, 5}, {5, 4}, 0}, {{6, 6}, {5, 5}, 0},
 };
 static const zplan PLANS_TILED[] = {
     {{4, 2}, {2, 2}, 0}, {{4, 4}, {4, 2}, 0}, {{4, 4}, {4, 2}, 32}, {{4, 4}, {4, 4}, 32},
 };
-#define ZIP_SALIENT_AIM 0.5 /* the salient fraction the plans are chosen around */
+#define ZIP_MAX_PLANS ((int)(sizeof PLANS_ANY / sizeof *PLANS_ANY))
+#define ZIP_SALIENT_AIM 0.5 /* --kv-plan fraction: the salient fraction the plans are chosen around */
 
-/* The plan of the next segment of n tokens and its salient count (>= sinks):
- * given widths, those; otherwise, of the plans that fill the budget, the one
- * whose salient fraction comes closest to ZIP_SALIENT_AIM (ties: the dearer). */
-static int zip_plan(const kv_zip *c, const zlayer *L, int n, int sinks, zplan *plan) {
-    double budget = c->budget > 0 ? seg_budget(c, L, n) : 0;
-    if (!c->auto_plan) {
-        *plan = c->fixed;
-        int ns = c->budget > 0 ? fit_budget(c, plan, n, sinks, budget) : zc_sal_count(c->ratio, n);
-        return ns < sinks ? sinks : ns; /* zc_sal_select keeps every sink */
-    }
+/* The automatic plans that fit the budget of layer L's next segment of n
+ * tokens, into cand[] with their budget-filling salient counts (>= sinks);
+ * when none fits, the cheapest with the sinks only. Returns how many. */
+static int plan_candidates(const kv_zip *c, const zlayer *L, int n, int sinks, zplan *cand, int *cand_ns) {
+    double budget = seg_budget(c, L, n);
     int hd = c->base.shape.head_dim, tiled = c->base.cfg.int8_query && zc_tiled_ok(hd, 2);
     const zplan *plans = tiled ? PLANS_TILED : PLANS_ANY;
-    int n_plans = tiled ? (int)(sizeof PLANS_TILED / sizeof *plans) : (int)(sizeof PLANS_ANY / sizeof *plans);
-    int best_ns = -1, kg = c->base.cfg.key_group;
-    double best = 0;
+    int n_plans = tiled ? (int)(sizeof PLANS_TILED / sizeof *plans) : ZIP_MAX_PLANS;
+    int kg = c->base.cfg.key_group, nc = 0;
     for (int i = 0; i < n_plans; i++) {
         zplan p = plans[i];
         if (kg > 0) p.kg = kg; /* --kv-key-group given: every plan groups keys so */
         int ns = fit_budget(c, &p, n, sinks, budget);
         if (seg_bits(c, &p, n, ns) > budget * 2.0 * n * c->kv_dim) continue; /* too dear */
-        double miss = fabs((double)ns / n - ZIP_SALIENT_AIM);
-        if (best_ns < 0 || miss <= best) {
-            best = miss, best_ns = ns;
-            *plan = p;
-        }
+        cand[nc] = p, cand_ns[nc++] = ns;
     }
-    if (best_ns < 0) { /* nothing fits: the cheapest plan, salient tokens only the sinks */
-        *plan = plans[0];
-        if (kg > 0) plan->kg = kg;
-        best_ns = sinks;
+    if (nc == 0) { /* nothing fits: the cheapest plan, salient tokens only the sinks */
+        cand[0] = plans[0];
+        if (kg > 0) cand[0].kg = kg;
+        cand_ns[nc++] = sinks;
     }
-    return best_ns;
+    return nc;
+}
+
+/* The plan of the next segment of n tokens and its salient count (>= sinks)
+ * without looking at the data: given widths, those; otherwise (--kv-plan
+ * fraction), of the plans that fill the budget, the one whose salient
+ * fraction comes closest to ZIP_SALIENT_AIM (ties: the dearer). */
+static int zip_plan(const kv_zip *c, const zlayer *L, int n, int sinks, zplan *plan) {
+    if (!c->auto_plan) {
+        *plan = c->fixed;
+        int ns = c->budget > 0 ? fit_budget(c, plan, n, sinks, seg_budget(c, L, n)) : zc_sal_count(c->ratio, n);
+        return ns < sinks ? sinks : ns; /* zc_sal_select keeps every sink */
+    }
+    zplan cand[ZIP_MAX_PLANS];
+    int cand_ns[ZIP_MAX_PLANS], best = 0, nc = plan_candidates(c, L, n, sinks, cand, cand_ns);
+    for (int i = 1; i < nc; i++)
+        if (fabs((double)cand_ns[i] / n - ZIP_SALIENT_AIM) <= fabs((double)cand_ns[best] / n - ZIP_SALIENT_AIM))
+            best = i;
+    *plan = cand[best];
+    return cand_ns[best];
 }
 
 /* Lay out segment L->n_segs (not yet counted) of n tokens, ns of them
@@ -613,6 +636,18 @@ static int logit_error(kv_zip *c, zlayer *L, int s, int g, const int32_t *sal, c
     return ZC_OK;
 }
 
+/* Head g's query heads at P probe rows evenly spaced over rows qrows[0..nq)
+ * (NULL: 0..nq-1) of q [.][n_heads*hd], into qg [P][G][hd]. */
+static void gather_probe_rows(const kv_zip *c, int g, const float *q, const int32_t *qrows, int nq, int P, float *qg) {
+    const zc_kv_shape *sh = &c->base.shape;
+    int hd = sh->head_dim, nh = sh->n_heads, G = nh / sh->n_kv_heads;
+    for (int p = 0; p < P; p++) {
+        int i = (int)((int64_t)p * nq / P);
+        memcpy(qg + (size_t)p * G * hd, q + (size_t)(qrows ? qrows[i] : i) * nh * hd + (size_t)g * G * hd,
+               (size_t)G * hd * sizeof(float));
+    }
+}
+
 /* --kv-rotate auto: does layer L store its keys rotated? Decided at its
  * first compression (segment s, laid out, ns salient of n per head) from
  * the window keys c->xk (fp32, not rotated) and the block's probe queries
@@ -633,11 +668,7 @@ static int choose_rotation(kv_zip *c, zlayer *L, int s, const float *sc, int ns,
     int rc = qg && y ? ZC_OK : zc_error(ZC_ERR_NOMEM, "kv zipcache: out of memory");
     for (int g = 0; g < nkv && rc == ZC_OK; g++) {
         if ((rc = split_head(c, L, s, g, sc, ns, sinks, sal, reg)) != ZC_OK) break;
-        for (int p = 0; p < P; p++) { /* head g's query heads at evenly spaced probe rows: [P][G][hd] */
-            int i = (int)((int64_t)p * nq / P);
-            memcpy(qg + (size_t)p * G * hd, q + (size_t)(qrows ? qrows[i] : i) * nh * hd + (size_t)g * G * hd,
-                   (size_t)G * hd * sizeof(float));
-        }
+        gather_probe_rows(c, g, q, qrows, nq, P, qg);
         if ((rc = logit_error(c, L, s, g, sal, reg, qg, PG, y, &err[0])) != ZC_OK) break;
         zc_hadamard_rows(c->xk + (size_t)g * hd, (size_t)c->kv_dim, n, hd); /* rotate keys and queries alike */
         zc_hadamard_rows(qg, (size_t)hd, PG, hd);
@@ -647,6 +678,126 @@ static int choose_rotation(kv_zip *c, zlayer *L, int s, const float *sc, int ns,
     free(y);
     zc_fp16_to_f32_row(L->wk, c->xk, (size_t)n * c->kv_dim); /* undo the trial rotation exactly */
     return rc != ZC_OK ? rc : err[1] < err[0];
+}
+
+/* The output error head g's probe queries would see with the window stored
+ * as segment s's sets store it (laid out, rows split into sal / reg): a
+ * query's output o = sum_j p_j v_j moves by sum_j p_j (e_j + d_j (v_j - o))
+ * to first order, e_j being token j's value error and d_j its logit error;
+ * with independent errors the mean square is
+ *   sum_j p_j^2 (|e_j|^2 + d_j^2 |v_j - o|^2),
+ * p_j token j's normalized score scg[j] (the mean attention probes give it),
+ * d_j^2 the mean over the PG query rows qg of (q.(k_j - k^_j))^2 / hd (the
+ * softmax scale), o the scores' weighted mean of the values. Keys and values
+ * are quantized as compress_window stores them, into the segment's own
+ * parameters (written again there); y [n][PG] is scratch. */
+static int plan_error(kv_zip *c, zlayer *L, int s, int g, const int32_t *sal, const int32_t *reg, const float *qg,
+                      int PG, const float *scg, float *y, double *err) {
+    const zc_kv_shape *sh = &c->base.shape;
+    int n = L->wlen, hd = sh->head_dim, kd = c->kv_dim;
+    const float *xk = c->xk + (size_t)g * hd, *xv = c->xv + (size_t)g * hd;
+    zc_packed_seg *seg = &L->heads[(size_t)s * sh->n_kv_heads + g];
+    const zc_mat qm = {.type = ZC_TYPE_F32, .rows = PG, .cols = hd, .data = qg, .row_bytes = (size_t)hd * sizeof(float)};
+    zc_matmul_scratch none = {0};
+    double wsum = 0, *o = c->acc;
+    memset(o, 0, (size_t)hd * sizeof *o);
+    for (int j = 0; j < n; j++) {
+        wsum += scg[j];
+        for (int i = 0; i < hd; i++) o[i] += (double)scg[j] * xv[(size_t)j * kd + i];
+    }
+    for (int i = 0; i < hd; i++) o[i] = wsum > 0 ? o[i] / wsum : 0;
+    zc_fp16 *norm = (zc_fp16 *)seg->v_norm;
+    int rc = zc_cst_norms(xv, (size_t)kd, NULL, n, hd, ZC_CST_SQRT_MAX, norm);
+    if (rc) return rc;
+    double total = 0;
+    for (int st = 0; st < 2; st++) {
+        const zc_packed_set *set = &seg->set[st];
+        const int32_t *rows = st == 0 ? sal : reg;
+        size_t krow = (size_t)hd * set->k_bits / 8, vrow = (size_t)hd * set->v_bits / 8;
+        for (int t0 = 0, grp = 0; t0 < set->n; t0 += set->key_group, grp++) { /* keys: d_j^2 |v_j - o|^2 */
+            int cnt = set->n - t0 < set->key_group ? set->n - t0 : set->key_group;
+            zc_fp16 *mn = (zc_fp16 *)set->k_min + (size_t)grp * hd, *step = (zc_fp16 *)set->k_step + (size_t)grp * hd;
+            if (zc_chan_params(xk, (size_t)kd, rows + t0, cnt, hd, set->k_bits, mn, step)) {
+                *err = INFINITY; /* fp16 parameters cannot hold these keys: never chosen */
+                return ZC_OK;
+            }
+            zc_chan_encode(xk, (size_t)kd, rows + t0, cnt, hd, set->k_bits, mn, step, c->cbuf, krow);
+            zc_chan_decode(c->cbuf, krow, cnt, hd, set->k_bits, mn, step, c->kq, (size_t)hd);
+            for (int t = 0; t < cnt; t++) {
+                float *e = c->kq + (size_t)t * hd;
+                const float *x = xk + (size_t)rows[t0 + t] * kd;
+                for (int i = 0; i < hd; i++) e[i] = x[i] - e[i];
+            }
+            if ((rc = zc_matmul(NULL, &qm, c->kq, y, cnt, &none))) return rc;
+            for (int t = 0; t < cnt; t++) {
+                int j = rows[t0 + t];
+                double d2 = 0, dv = 0;
+                for (int p = 0; p < PG; p++) d2 += (double)y[(size_t)t * PG + p] * y[(size_t)t * PG + p];
+                for (int i = 0; i < hd; i++) dv += (xv[(size_t)j * kd + i] - o[i]) * (xv[(size_t)j * kd + i] - o[i]);
+                total += (double)scg[j] * scg[j] * d2 / ((double)PG * hd) * dv;
+            }
+        }
+        if (set->n == 0) continue; /* values: |e_j|^2 */
+        zc_fp16 *vmin = (zc_fp16 *)set->v_min, *vstep = (zc_fp16 *)set->v_step;
+        if ((rc = zc_token_quant(xv, (size_t)kd, rows, set->n, hd, set->v_bits, norm, c->cbuf, vrow, vmin, vstep)))
+            return rc;
+        zc_token_decode(c->cbuf, vrow, set->n, hd, set->v_bits, norm, vmin, vstep, c->kq, (size_t)hd);
+        for (int t = 0; t < set->n; t++) {
+            int j = rows[t];
+            double e2 = 0;
+            for (int i = 0; i < hd; i++) {
+                double e = xv[(size_t)j * kd + i] - c->kq[(size_t)t * hd + i];
+                e2 += e * e;
+            }
+            total += (double)scg[j] * scg[j] * e2;
+        }
+    }
+    *err += total;
+    return ZC_OK;
+}
+
+/* --kv-plan error: of the automatic plans that fit the budget, the one
+ * whose stored window the probes would see with the least output error
+ * (plan_error, summed over the KV heads), each at its budget-filling
+ * salient count; into *plan, *ns. The keys are tried as the layer stores
+ * them (*rot 1: rotated, 0: not); a layer that has not chosen yet (*rot -1,
+ * --kv-rotate auto) tries every plan both ways and takes the best pair, its
+ * way into *rot. Leaves c->xk as it was. */
+static int choose_plan(kv_zip *c, zlayer *L, const float *sc, int sinks, const float *q, const int32_t *qrows,
+                       int nq, zplan *plan, int *ns, int *rot) {
+    const zc_kv_shape *sh = &c->base.shape;
+    int n = L->wlen, nkv = sh->n_kv_heads, hd = sh->head_dim, G = sh->n_heads / nkv;
+    zplan cand[ZIP_MAX_PLANS];
+    int cand_ns[ZIP_MAX_PLANS], nc = plan_candidates(c, L, n, sinks, cand, cand_ns);
+    *plan = cand[0], *ns = cand_ns[0];
+    if (nc == 1 && *rot >= 0) return ZC_OK;
+    const int P = nq < ZIP_ROT_QUERIES ? nq : ZIP_ROT_QUERIES, PG = P * G;
+    float *qg = zc_malloc((size_t)nkv * PG * hd * sizeof(float)), *y = zc_malloc((size_t)n * PG * sizeof(float));
+    int rc = qg && y ? ZC_OK : zc_error(ZC_ERR_NOMEM, "kv zipcache: out of memory");
+    for (int g = 0; g < nkv && rc == ZC_OK; g++) gather_probe_rows(c, g, q, qrows, nq, P, qg + (size_t)g * PG * hd);
+    int32_t *sal = c->ibuf, *reg = c->ibuf + c->cap_w;
+    double best = INFINITY;
+    int way0 = *rot < 0 ? 0 : *rot, way1 = *rot < 0 ? 1 : *rot;
+    for (int way = way0; way <= way1 && rc == ZC_OK; way++) {
+        if (way == 1) { /* rotated keys meet rotated queries */
+            zc_hadamard_rows(c->xk, (size_t)hd, n * nkv, hd);
+            zc_hadamard_rows(qg, (size_t)hd, nkv * PG, hd);
+        }
+        for (int i = 0; i < nc && rc == ZC_OK; i++) {
+            double err = 0;
+            if ((rc = seg_layout(c, L, n, cand_ns[i], &cand[i]))) break;
+            for (int g = 0; g < nkv && rc == ZC_OK && err < best; g++)
+                if ((rc = split_head(c, L, L->n_segs, g, sc, cand_ns[i], sinks, sal, reg)) == ZC_OK)
+                    rc = plan_error(c, L, L->n_segs, g, sal, reg, qg + (size_t)g * PG * hd, PG, sc + (size_t)g * n,
+                                    y, &err);
+            if (rc == ZC_OK && err < best) best = err, *plan = cand[i], *ns = cand_ns[i], *rot = way;
+        }
+    }
+    free(qg);
+    free(y);
+    if (way1 == 1) zc_fp16_to_f32_row(L->wk, c->xk, (size_t)n * c->kv_dim); /* undo the trial rotation exactly */
+    if (*rot < 0) *rot = 0; /* nothing finite: keys as they are */
+    return rc;
 }
 
 /* Compress the whole window of layer L into a new segment, using scores
@@ -661,11 +812,15 @@ static int compress_window(kv_zip *c, zlayer *L, const float *sc, int stream, co
     int sinks = c->base.cfg.sinks - L->w0;
     sinks = sinks < 0 ? 0 : sinks > n ? n : sinks;
     zplan plan;
-    int ns = zip_plan(c, L, n, sinks, &plan), rc;
+    int ns, rc, rot = L->rot;
+    if (c->auto_plan && c->base.cfg.plan_rule == ZC_ZIP_PLAN_ERROR) {
+        if ((rc = choose_plan(c, L, sc, sinks, q, qrows, nq, &plan, &ns, &rot))) return rc;
+    } else {
+        ns = zip_plan(c, L, n, sinks, &plan);
+    }
     if ((rc = seg_layout(c, L, n, ns, &plan))) return rc;
     int s = L->n_segs;
     seg_info *si = &L->info[s];
-    int rot = L->rot;
     if (rot < 0 && (rot = choose_rotation(c, L, s, sc, ns, sinks, q, qrows, nq)) < 0) return rot;
     /* rotated keys are what the segments store; queries follow in zip_attend */
     if (rot) zc_hadamard_rows(c->xk, (size_t)hd, n * nkv, hd);
@@ -968,6 +1123,7 @@ static void zip_destroy(zc_kv_cache *base) {
     free(c->ibuf);
     free(c->u64);
     free(c->kq);
+    free(c->acc);
     zc_attn_scratch_free(&c->s_fwd);
     zc_attn_scratch_free(&c->s_packed);
     free(c);
@@ -1115,7 +1271,8 @@ int zc_kv_create_zipcache(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_
         return rc;
     }
     c->L = zc_calloc((size_t)shape->n_layers, sizeof *c->L);
-    if (!c->L) {
+    c->acc = zc_calloc((size_t)shape->head_dim, sizeof *c->acc);
+    if (!c->L || !c->acc) {
         zip_destroy(&c->base);
         return ZC_ERR_NOMEM;
     }
@@ -1217,6 +1374,7 @@ static void set_ratio(zc_kv_config *cfg, double r) { (void)r; cfg->target_bits =
 static const char *const DENOM_NAMES[] = {"accumulated", "causal", "probes", NULL}; /* zc_sal_denom */
 static const char *const DECODE_NAMES[] = {"paper", "reference", NULL};             /* zc_kv_decode_rule */
 static const char *const ROTATE_NAMES[] = {"off", "on", "auto", NULL};               /* ZC_ZIP_ROTATE_* */
+static const char *const PLAN_NAMES[] = {"fraction", "error", NULL};                 /* ZC_ZIP_PLAN_* */
 
 #define WIDTH(opt, f, what)                                                                                      \
     {.name = opt, .type = ZC_KV_OPT_INT, ZC_KV_FIELD(f), .lo = 1, .hi = 8, .def = 0,                          \
@@ -1251,6 +1409,10 @@ const zc_kv_option zc_zip_options[] = {
     {.name = "rotate", .type = ZC_KV_OPT_CHOICE, ZC_KV_FIELD(rotate_keys), .choices = ROTATE_NAMES,
      .def = ZC_ZIP_ROTATE_AUTO,
      .help = "keys Hadamard-rotated before quantization; auto: per layer, where the probes' logits gain"},
+    {.name = "plan", .type = ZC_KV_OPT_CHOICE, ZC_KV_FIELD(plan_rule), .choices = PLAN_NAMES,
+     .def = ZC_ZIP_PLAN_ERROR,
+     .help = "with widths chosen for --kv-bits: the plan whose stored window the probes see with the least error, "
+             "or the one whose salient fraction is nearest 0.5"},
     {.name = "key-group", .type = ZC_KV_OPT_INT, ZC_KV_FIELD(key_group), .lo = 0, .hi = 1 << 20, .def = 0,
      .help = "key parameters per group of N tokens (0: one per set)"},
     {.name = "seed", .type = ZC_KV_OPT_U64, ZC_KV_FIELD(seed), .def = 0, .help = "random probes' seed"},
@@ -1275,6 +1437,18 @@ static void show_mix(const zc_kv_config *c, char *buf, size_t cap) {
         snprintf(buf, cap, "budget %.3g bits (default)", ZC_ZIP_DEFAULT_BITS);
     else
         snprintf(buf, cap, "salient ratio %.3g", (double)c->salient_ratio);
+}
+
+/* The window's share of the budget and the plan rule, only where they are
+ * not the defaults (the description has to fit a session header's 256 bytes). */
+static void show_window_share(const zc_kv_config *c, char *buf, size_t cap) {
+    if (c->window_share <= 0)
+        snprintf(buf, cap, "window on top of the budget");
+    else
+        snprintf(buf, cap, c->window_share != 0.2f ? "window share %g" : "", (double)c->window_share);
+}
+static void show_plan(const zc_kv_config *c, char *buf, size_t cap) {
+    snprintf(buf, cap, "%s", c->plan_rule == ZC_ZIP_PLAN_FRACTION ? "plan by salient fraction" : "");
 }
 
 /* off shows nothing and on "rotated keys", as before auto existed, so their
@@ -1302,9 +1476,10 @@ const zc_kv_shown zc_zip_shown[] = {
     {.option = "decode-rule", .text = "decode rule {}", .only = "zipcache"},
     {.text = "accumulated scores of all queries", .only = "mikv"},
     ZC_KV_SHOW("stream-gap", "stream gap {}"),
-    ZC_KV_SHOW("window-share", "window share {}"),
+    {.fn = show_window_share},
     ZC_KV_SHOW("sinks", "sinks {}"),
     ZC_KV_SHOW("key-group", "key group {}"),
+    {.fn = show_plan},
     {.fn = show_rotated},
     ZC_KV_SHOW("int8-query", "int8 query {}"),
     {0},

@@ -41,6 +41,12 @@ int zc_zip_last_scores(const zc_kv_cache *c, int layer, const float **scores, in
  * or chosen per layer at its first compression (kv_zipcache.c, zip_plan). */
 enum { ZC_ZIP_ROTATE_OFF, ZC_ZIP_ROTATE_ON, ZC_ZIP_ROTATE_AUTO };
 
+/* --kv-plan, cfg.plan_rule: how the automatic plan of a segment is chosen
+ * among those that fit the budget (kv_zipcache.c): by the salient fraction
+ * nearest 0.5 (zip_plan), or by the output error the probes would see
+ * (choose_plan). */
+enum { ZC_ZIP_PLAN_FRACTION, ZC_ZIP_PLAN_ERROR };
+
 /* Does `layer` store its keys rotated: 1, 0, -1 not chosen yet (auto before
  * its first compression); ZC_ERR_ARG for a cache of another policy. */
 int zc_zip_rotated(const zc_kv_cache *c, int layer);
