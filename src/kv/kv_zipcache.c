@@ -594,41 +594,52 @@ static int split_head(kv_zip *c, zlayer *L, int s, int g, const float *sc, int n
     return ZC_OK;
 }
 
+/* Key group grp of a set (its cnt rows `rows` of xk, rows kd floats apart)
+ * quantized channelwise at the set's width into the set's own parameters,
+ * as compress_window stores it; the keys' errors k - k^ go to c->kq and
+ * their logit errors against the query rows of qm to y [cnt][qm rows], one
+ * matrix product (kernels/matmul.h). 1 when fp16 parameters cannot hold
+ * the keys, else ZC_OK or an error. */
+static int key_logit_errors(kv_zip *c, const zc_packed_set *set, int grp, const int32_t *rows, int cnt,
+                            const float *xk, const zc_mat *qm, float *y) {
+    int hd = c->base.shape.head_dim, kd = c->kv_dim;
+    size_t krow = (size_t)hd * set->k_bits / 8;
+    zc_fp16 *mn = (zc_fp16 *)set->k_min + (size_t)grp * hd, *step = (zc_fp16 *)set->k_step + (size_t)grp * hd;
+    if (zc_chan_params(xk, (size_t)kd, rows, cnt, hd, set->k_bits, mn, step)) return 1;
+    zc_chan_encode(xk, (size_t)kd, rows, cnt, hd, set->k_bits, mn, step, c->cbuf, krow);
+    zc_chan_decode(c->cbuf, krow, cnt, hd, set->k_bits, mn, step, c->kq, (size_t)hd);
+    for (int t = 0; t < cnt; t++) {
+        float *e = c->kq + (size_t)t * hd;
+        const float *x = xk + (size_t)rows[t] * kd;
+        for (int i = 0; i < hd; i++) e[i] = x[i] - e[i];
+    }
+    zc_matmul_scratch none = {0}; /* fp32 weights take the activations as they are: no scratch */
+    return zc_matmul(NULL, qm, c->kq, y, cnt, &none);
+}
+
 /* Add to *err the squared error of the logits q.k that the query rows qg
  * [PG][hd] (head g's query heads at the chosen probe rows) see when head
  * g's window keys xk (rows kd floats apart) are stored as segment s's sets
  * store them: set st's rows (sal / reg) channelwise at its width and key
- * grouping. The segment's own k_min/k_step and c->cbuf hold the trial
- * parameters and codes (compress_window writes them again); the errors e of
- * a key group go to c->kq and their logits E.Qgᵀ to y [key_group][PG], one
- * matrix product (kernels/matmul.h) instead of PG dot products per key. */
+ * grouping (key_logit_errors; the segment's own parameters hold the trial,
+ * compress_window writes them again). */
 static int logit_error(kv_zip *c, zlayer *L, int s, int g, const int32_t *sal, const int32_t *reg, const float *qg,
                        int PG, float *y, double *err) {
     const zc_kv_shape *sh = &c->base.shape;
-    int hd = sh->head_dim, kd = c->kv_dim;
+    int hd = sh->head_dim;
     const float *xk = c->xk + (size_t)g * hd;
     zc_packed_seg *seg = &L->heads[(size_t)s * sh->n_kv_heads + g];
     const zc_mat qm = {.type = ZC_TYPE_F32, .rows = PG, .cols = hd, .data = qg, .row_bytes = (size_t)hd * sizeof(float)};
-    zc_matmul_scratch none = {0}; /* fp32 weights take the activations as they are: no scratch */
     for (int st = 0; st < 2; st++) {
         const zc_packed_set *set = &seg->set[st];
         const int32_t *rows = st == 0 ? sal : reg;
-        size_t krow = (size_t)hd * set->k_bits / 8;
         for (int t0 = 0, grp = 0; t0 < set->n; t0 += set->key_group, grp++) {
             int cnt = set->n - t0 < set->key_group ? set->n - t0 : set->key_group;
-            zc_fp16 *mn = (zc_fp16 *)set->k_min + (size_t)grp * hd, *step = (zc_fp16 *)set->k_step + (size_t)grp * hd;
-            if (zc_chan_params(xk, (size_t)kd, rows + t0, cnt, hd, set->k_bits, mn, step)) {
+            int rc = key_logit_errors(c, set, grp, rows + t0, cnt, xk, &qm, y);
+            if (rc == 1) {
                 *err = INFINITY; /* keys fp16 cannot hold this way: never chosen over the other */
                 return ZC_OK;
             }
-            zc_chan_encode(xk, (size_t)kd, rows + t0, cnt, hd, set->k_bits, mn, step, c->cbuf, krow);
-            zc_chan_decode(c->cbuf, krow, cnt, hd, set->k_bits, mn, step, c->kq, (size_t)hd);
-            for (int t = 0; t < cnt; t++) {
-                float *e = c->kq + (size_t)t * hd;
-                const float *x = xk + (size_t)rows[t0 + t] * kd;
-                for (int i = 0; i < hd; i++) e[i] = x[i] - e[i];
-            }
-            int rc = zc_matmul(NULL, &qm, c->kq, y, cnt, &none);
             if (rc) return rc;
             for (size_t i = 0; i < (size_t)cnt * (size_t)PG; i++) *err += (double)y[i] * y[i];
         }
@@ -698,7 +709,6 @@ static int plan_error(kv_zip *c, zlayer *L, int s, int g, const int32_t *sal, co
     const float *xk = c->xk + (size_t)g * hd, *xv = c->xv + (size_t)g * hd;
     zc_packed_seg *seg = &L->heads[(size_t)s * sh->n_kv_heads + g];
     const zc_mat qm = {.type = ZC_TYPE_F32, .rows = PG, .cols = hd, .data = qg, .row_bytes = (size_t)hd * sizeof(float)};
-    zc_matmul_scratch none = {0};
     double wsum = 0, *o = c->acc;
     memset(o, 0, (size_t)hd * sizeof *o);
     for (int j = 0; j < n; j++) {
@@ -713,22 +723,14 @@ static int plan_error(kv_zip *c, zlayer *L, int s, int g, const int32_t *sal, co
     for (int st = 0; st < 2; st++) {
         const zc_packed_set *set = &seg->set[st];
         const int32_t *rows = st == 0 ? sal : reg;
-        size_t krow = (size_t)hd * set->k_bits / 8, vrow = (size_t)hd * set->v_bits / 8;
+        size_t vrow = (size_t)hd * set->v_bits / 8;
         for (int t0 = 0, grp = 0; t0 < set->n; t0 += set->key_group, grp++) { /* keys: d_j^2 |v_j - o|^2 */
             int cnt = set->n - t0 < set->key_group ? set->n - t0 : set->key_group;
-            zc_fp16 *mn = (zc_fp16 *)set->k_min + (size_t)grp * hd, *step = (zc_fp16 *)set->k_step + (size_t)grp * hd;
-            if (zc_chan_params(xk, (size_t)kd, rows + t0, cnt, hd, set->k_bits, mn, step)) {
+            if ((rc = key_logit_errors(c, set, grp, rows + t0, cnt, xk, &qm, y)) == 1) {
                 *err = INFINITY; /* fp16 parameters cannot hold these keys: never chosen */
                 return ZC_OK;
             }
-            zc_chan_encode(xk, (size_t)kd, rows + t0, cnt, hd, set->k_bits, mn, step, c->cbuf, krow);
-            zc_chan_decode(c->cbuf, krow, cnt, hd, set->k_bits, mn, step, c->kq, (size_t)hd);
-            for (int t = 0; t < cnt; t++) {
-                float *e = c->kq + (size_t)t * hd;
-                const float *x = xk + (size_t)rows[t0 + t] * kd;
-                for (int i = 0; i < hd; i++) e[i] = x[i] - e[i];
-            }
-            if ((rc = zc_matmul(NULL, &qm, c->kq, y, cnt, &none))) return rc;
+            if (rc) return rc;
             for (int t = 0; t < cnt; t++) {
                 int j = rows[t0 + t];
                 double d2 = 0, dv = 0;
