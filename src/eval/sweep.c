@@ -103,7 +103,7 @@ static const study_run ABLATION_BITS[] = {
     {"auto, keys in groups of 32", "zipcache", {"--kv-key-group", "32", NULL}},
     {"auto, keys not rotated", "zipcache", {"--kv-rotate", "off", NULL}},
     {"auto, rotated keys", "zipcache", {"--kv-rotate", "on", NULL}},
-    {"auto, window on top", "zipcache", {"--kv-window-share", "0", NULL}},
+    {"auto, fixed stream gap 100", "zipcache", {"--kv-window-share", "0", NULL}},
     {"auto, plan by salient fraction", "zipcache", {"--kv-plan", "fraction", NULL}},
 };
 

@@ -61,7 +61,8 @@ typedef struct zc_kv_config {
     int int8_query;            /* zipcache, mikv, uniform: packed attention in integers (default 1) */
     int stream_gap;            /* decode tokens per compression (default 100; under a budget the most) */
     float window_share;        /* zipcache, mikv under target_bits: the fp16 window's most mean share of the
-                                  budget, which shortens the stream gap while the context is short (default 0.2) */
+                                  stored bits, which shortens the stream gap while the context is short
+                                  (default 0.2; 0: a fixed gap) */
     int sinks;                 /* first N tokens always hi bits */
     int key_group;             /* channelwise key parameter group along tokens (0 = whole segment) */
     int plan_rule;             /* zipcache, mikv: ZC_ZIP_PLAN_* (zipcache_internal.h), how widths are chosen */

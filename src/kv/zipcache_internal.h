@@ -18,8 +18,8 @@ typedef struct {
 } zc_zip_plan;
 
 /* The budget --kv zipcache runs at when neither --kv-bits nor any width is
- * given: stored bits per K/V element, everything counted (the fp16 window
- * too, under the default --kv-window-share): 4x smaller than fp16. */
+ * given: bits per compressed K/V element, everything the segments store
+ * counted (the fp16 window adds at most --kv-window-share of it). */
 #define ZC_ZIP_DEFAULT_BITS 4.0
 
 int zc_kv_create_zipcache(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *pool, zc_kv_cache **out);
