@@ -2,30 +2,30 @@
 $d0 << EOD
 2.9806 0.0414164 0.92334
 2.97047 0.0404467 0.922119
-2.93933 0.0389147 0.924561
-2.88659 0.0344491 0.928711
-2.68284 0.022034 0.946289
-2.48974 0.00458845 0.972168
-2.30873 0.00198589 0.985107
-2.13595 0.000843462 0.989014
+2.82141 0.020826 0.942627
+2.6155 0.0121539 0.955078
+2.39752 0.00258831 0.978516
+2.24007 0.00138594 0.984131
+2.09153 0.000774366 0.988525
+1.94794 0.000271756 0.993896
 EOD
 $d1 << EOD
 3.27251 0.836056 0.602539
-3.25959 0.890932 0.595947
-3.14664 0.719759 0.638916
-2.94343 0.49023 0.715088
-2.6753 0.202219 0.819092
-2.4893 0.0622342 0.906982
-2.31041 0.011644 0.966064
+3.11682 0.59922 0.67334
+2.85416 0.358308 0.751953
+2.61417 0.146564 0.850342
+2.39742 0.0318992 0.94458
+2.30828 0.00412083 0.976318
+2.29521 0.00414881 0.978027
 2.26254 0.00423963 0.979248
 EOD
 $d2 << EOD
 2.9806 0.0400822 0.919678
 2.97047 0.0389712 0.925537
-2.93933 0.0358047 0.925537
-2.88659 0.0333043 0.929932
-2.6824 0.0219454 0.947754
-2.4924 0.00555901 0.973877
+2.82143 0.0207403 0.943604
+2.61467 0.0132463 0.952393
+2.4719 0.00467699 0.972412
+2.47439 0.00462099 0.973389
 2.45817 0.00450955 0.9729
 2.41865 0.00454856 0.976074
 EOD
@@ -33,51 +33,51 @@ $d3 << EOD
 2.8028 0.0208793 0.940186
 2.78717 0.0187418 0.945068
 2.75128 0.0147741 0.946533
-2.7312 0.018123 0.943115
-2.66216 0.0137088 0.95166
-2.49116 0.0043889 0.976074
-2.31038 0.00210244 0.983398
-2.14015 0.00101392 0.988525
+2.61426 0.0112598 0.958008
+2.4012 0.00297902 0.977051
+2.24238 0.00150978 0.984131
+2.09095 0.000570716 0.98999
+1.94806 0.000326697 0.993164
 EOD
 $d4 << EOD
 2.9806 0.0400822 0.919678
 2.97047 0.0389712 0.925537
-2.93933 0.0358047 0.925537
-2.88659 0.0333043 0.929932
-2.68285 0.022189 0.946045
-2.48986 0.00457077 0.97168
-2.30859 0.00191453 0.984619
-2.13593 0.000846367 0.988525
+2.82141 0.0207546 0.942383
+2.61549 0.0119952 0.95459
+2.39751 0.00270842 0.975098
+2.24007 0.0013927 0.983887
+2.09158 0.000812901 0.989746
+1.94794 0.000292414 0.994141
 EOD
 $d5 << EOD
 2.9806 0.074562 0.89502
 2.97047 0.0743757 0.890869
-2.93933 0.0741485 0.902588
-2.88659 0.0490255 0.916992
-2.68283 0.0268208 0.938477
-2.48995 0.00646077 0.966797
-2.30889 0.00216072 0.981445
-2.13592 0.00122688 0.988525
+2.82142 0.031915 0.931641
+2.61552 0.0133805 0.947998
+2.39719 0.00344135 0.975586
+2.23973 0.00174946 0.984375
+2.09165 0.00083019 0.987061
+1.94796 0.000340053 0.992432
 EOD
 $d6 << EOD
 2.65991 0.0325023 0.935547
 2.65991 0.0325023 0.935547
-2.54592 0.0106718 0.963379
-2.38086 0.00317922 0.977539
-2.23235 0.0015129 0.983154
-2.10301 0.000844201 0.98999
-1.98855 0.000351766 0.991699
-1.88768 0.000171544 0.995117
+2.54556 0.0105359 0.963379
+2.37933 0.00312824 0.978516
+2.23193 0.00144595 0.984375
+2.10261 0.000859629 0.989746
+1.98752 0.000334014 0.99292
+1.88486 0.000177642 0.995361
 EOD
 $d7 << EOD
 2.9806 0.0400822 0.919678
 2.97047 0.0389712 0.925537
-2.93933 0.0358047 0.925537
-2.88659 0.031704 0.932373
-2.6824 0.0215201 0.948975
-2.48913 0.0056062 0.972168
-2.30746 0.00258203 0.980225
-2.13697 0.00134556 0.986084
+2.82135 0.0219944 0.941406
+2.61443 0.0116743 0.956055
+2.39716 0.00387177 0.974121
+2.24004 0.00169044 0.984619
+2.08983 0.000868615 0.989746
+1.94778 0.000284244 0.992676
 EOD
 set terminal svg size 1100,460 dynamic font 'sans,12' noenhanced
 set output 'eval/ablation-bits-stories260K-tinystories.svg'
@@ -87,9 +87,9 @@ set key outside bottom center horizontal
 set xlabel 'KV compression ratio vs fp16 (measured, all bytes)'
 set logscale y
 set ylabel 'mean KL(fp16 || policy), nats'
-plot $d0 using 1:2 with linespoints lw 2 pt 4 title 'auto plan (default)', $d1 using 1:2 with linespoints lw 2 pt 5 title 'K/V 4/2, same widths', $d2 using 1:2 with linespoints lw 2 pt 6 title 'K 4/3, V 3/2', $d3 using 1:2 with linespoints lw 2 pt 7 title 'auto, keys in groups of 32', $d4 using 1:2 with linespoints lw 2 pt 8 title 'auto, keys not rotated', $d5 using 1:2 with linespoints lw 2 pt 9 title 'auto, rotated keys', $d6 using 1:2 with linespoints lw 2 pt 10 title 'auto, window on top', $d7 using 1:2 with linespoints lw 2 pt 11 title 'auto, plan by salient fraction'
+plot $d0 using 1:2 with linespoints lw 2 pt 4 title 'auto plan (default)', $d1 using 1:2 with linespoints lw 2 pt 5 title 'K/V 4/2, same widths', $d2 using 1:2 with linespoints lw 2 pt 6 title 'K 4/3, V 3/2', $d3 using 1:2 with linespoints lw 2 pt 7 title 'auto, keys in groups of 32', $d4 using 1:2 with linespoints lw 2 pt 8 title 'auto, keys not rotated', $d5 using 1:2 with linespoints lw 2 pt 9 title 'auto, rotated keys', $d6 using 1:2 with linespoints lw 2 pt 10 title 'auto, fixed stream gap 100', $d7 using 1:2 with linespoints lw 2 pt 11 title 'auto, plan by salient fraction'
 unset logscale y
 set ylabel 'top-1 agreement with fp16'
 set yrange [*:1]
-plot $d0 using 1:3 with linespoints lw 2 pt 4 title 'auto plan (default)', $d1 using 1:3 with linespoints lw 2 pt 5 title 'K/V 4/2, same widths', $d2 using 1:3 with linespoints lw 2 pt 6 title 'K 4/3, V 3/2', $d3 using 1:3 with linespoints lw 2 pt 7 title 'auto, keys in groups of 32', $d4 using 1:3 with linespoints lw 2 pt 8 title 'auto, keys not rotated', $d5 using 1:3 with linespoints lw 2 pt 9 title 'auto, rotated keys', $d6 using 1:3 with linespoints lw 2 pt 10 title 'auto, window on top', $d7 using 1:3 with linespoints lw 2 pt 11 title 'auto, plan by salient fraction'
+plot $d0 using 1:3 with linespoints lw 2 pt 4 title 'auto plan (default)', $d1 using 1:3 with linespoints lw 2 pt 5 title 'K/V 4/2, same widths', $d2 using 1:3 with linespoints lw 2 pt 6 title 'K 4/3, V 3/2', $d3 using 1:3 with linespoints lw 2 pt 7 title 'auto, keys in groups of 32', $d4 using 1:3 with linespoints lw 2 pt 8 title 'auto, keys not rotated', $d5 using 1:3 with linespoints lw 2 pt 9 title 'auto, rotated keys', $d6 using 1:3 with linespoints lw 2 pt 10 title 'auto, fixed stream gap 100', $d7 using 1:3 with linespoints lw 2 pt 11 title 'auto, plan by salient fraction'
 unset multiplot

@@ -2,30 +2,30 @@
 $d0 << EOD
 2.9806 0.0827159 0.8125
 2.97047 0.0785483 0.828613
-2.93933 0.0787071 0.818604
-2.88659 0.0692979 0.830566
-2.68284 0.0351572 0.885986
-2.4896 0.0130958 0.924316
-2.30878 0.0045775 0.960449
-2.13607 0.00268302 0.968262
+2.82142 0.0523209 0.857422
+2.6152 0.023899 0.905029
+2.39713 0.00791465 0.945068
+2.2402 0.00350351 0.961426
+2.09142 0.00228296 0.973145
+1.94794 0.00111308 0.981445
 EOD
 $d1 << EOD
 3.27251 0.704291 0.472168
-3.25959 0.718203 0.482666
-3.14664 0.586738 0.529053
-2.94343 0.489706 0.582764
-2.6753 0.294188 0.67627
-2.4893 0.120844 0.801758
-2.31041 0.0227153 0.919678
+3.11682 0.529912 0.557373
+2.85416 0.401085 0.610596
+2.61417 0.200155 0.734619
+2.39742 0.074442 0.857178
+2.30828 0.0108564 0.940186
+2.29521 0.00993141 0.945801
 2.26254 0.0106467 0.947266
 EOD
 $d2 << EOD
 2.9806 0.0829708 0.812256
 2.97047 0.0785647 0.828613
-2.93933 0.0793052 0.820312
-2.88659 0.0610823 0.844238
-2.6824 0.0388947 0.879883
-2.4924 0.0164205 0.921387
+2.82143 0.0507814 0.86377
+2.61467 0.0269467 0.898682
+2.4719 0.0129637 0.931885
+2.47439 0.0137776 0.930176
 2.45817 0.0129461 0.93335
 2.41865 0.0130149 0.939697
 EOD
@@ -33,51 +33,51 @@ $d3 << EOD
 2.8028 0.0519753 0.845215
 2.78717 0.0480284 0.854248
 2.75128 0.0463092 0.853271
-2.7312 0.0457763 0.866943
-2.66216 0.0388833 0.878662
-2.49125 0.0138672 0.918701
-2.31008 0.00533102 0.95459
-2.14028 0.00290911 0.965088
+2.61423 0.0280455 0.895508
+2.40096 0.00836904 0.940186
+2.24207 0.00482234 0.959229
+2.09096 0.00210373 0.972656
+1.94808 0.00114453 0.977051
 EOD
 $d4 << EOD
 2.9806 0.0829708 0.812256
 2.97047 0.0785647 0.828613
-2.93933 0.0793052 0.820312
-2.88659 0.0666005 0.837646
-2.68284 0.0358517 0.885986
-2.48972 0.0132566 0.92627
-2.30877 0.00452345 0.959229
-2.13607 0.00266742 0.96875
+2.82142 0.0521975 0.857422
+2.6152 0.0238335 0.904541
+2.39714 0.00786363 0.944092
+2.24021 0.00359425 0.961426
+2.09156 0.00229483 0.9729
+1.94792 0.00107128 0.980713
 EOD
 $d5 << EOD
 2.9806 0.141335 0.771729
 2.97047 0.138292 0.780762
-2.93933 0.144454 0.782227
-2.88659 0.102346 0.801025
-2.68285 0.0574231 0.869141
-2.48973 0.0192448 0.9104
-2.30864 0.00701272 0.952881
-2.13602 0.00322765 0.963379
+2.82141 0.0843285 0.836426
+2.61659 0.041847 0.882324
+2.39722 0.0110201 0.932129
+2.23994 0.00592291 0.950928
+2.09166 0.00251634 0.967041
+1.94795 0.00125294 0.97876
 EOD
 $d6 << EOD
 2.65991 0.0658199 0.830322
 2.65991 0.0658199 0.830322
-2.54595 0.0289152 0.890137
-2.37905 0.0102639 0.932129
-2.23234 0.00445562 0.958984
-2.10295 0.00239958 0.96875
-1.98853 0.00126213 0.976562
-1.88744 0.000961407 0.980225
+2.54554 0.0278985 0.888184
+2.37867 0.00976375 0.933105
+2.23191 0.00411009 0.95752
+2.1026 0.00276233 0.968994
+1.98752 0.0012185 0.97998
+1.88485 0.000966113 0.980469
 EOD
 $d7 << EOD
 2.9806 0.0829708 0.812256
 2.97047 0.0785647 0.828613
-2.93933 0.0793052 0.820312
-2.88659 0.0684958 0.832031
-2.6824 0.0362372 0.883789
-2.48913 0.014032 0.921387
-2.30746 0.00538759 0.952881
-2.13697 0.00346832 0.966553
+2.82135 0.0619982 0.841553
+2.61443 0.0258033 0.898926
+2.39716 0.0104969 0.939453
+2.24004 0.00533639 0.95874
+2.08983 0.00214431 0.971924
+1.94778 0.00114117 0.977783
 EOD
 set terminal svg size 1100,460 dynamic font 'sans,12' noenhanced
 set output 'eval/ablation-bits-stories260K-wikitext2.svg'
@@ -87,9 +87,9 @@ set key outside bottom center horizontal
 set xlabel 'KV compression ratio vs fp16 (measured, all bytes)'
 set logscale y
 set ylabel 'mean KL(fp16 || policy), nats'
-plot $d0 using 1:2 with linespoints lw 2 pt 4 title 'auto plan (default)', $d1 using 1:2 with linespoints lw 2 pt 5 title 'K/V 4/2, same widths', $d2 using 1:2 with linespoints lw 2 pt 6 title 'K 4/3, V 3/2', $d3 using 1:2 with linespoints lw 2 pt 7 title 'auto, keys in groups of 32', $d4 using 1:2 with linespoints lw 2 pt 8 title 'auto, keys not rotated', $d5 using 1:2 with linespoints lw 2 pt 9 title 'auto, rotated keys', $d6 using 1:2 with linespoints lw 2 pt 10 title 'auto, window on top', $d7 using 1:2 with linespoints lw 2 pt 11 title 'auto, plan by salient fraction'
+plot $d0 using 1:2 with linespoints lw 2 pt 4 title 'auto plan (default)', $d1 using 1:2 with linespoints lw 2 pt 5 title 'K/V 4/2, same widths', $d2 using 1:2 with linespoints lw 2 pt 6 title 'K 4/3, V 3/2', $d3 using 1:2 with linespoints lw 2 pt 7 title 'auto, keys in groups of 32', $d4 using 1:2 with linespoints lw 2 pt 8 title 'auto, keys not rotated', $d5 using 1:2 with linespoints lw 2 pt 9 title 'auto, rotated keys', $d6 using 1:2 with linespoints lw 2 pt 10 title 'auto, fixed stream gap 100', $d7 using 1:2 with linespoints lw 2 pt 11 title 'auto, plan by salient fraction'
 unset logscale y
 set ylabel 'top-1 agreement with fp16'
 set yrange [*:1]
-plot $d0 using 1:3 with linespoints lw 2 pt 4 title 'auto plan (default)', $d1 using 1:3 with linespoints lw 2 pt 5 title 'K/V 4/2, same widths', $d2 using 1:3 with linespoints lw 2 pt 6 title 'K 4/3, V 3/2', $d3 using 1:3 with linespoints lw 2 pt 7 title 'auto, keys in groups of 32', $d4 using 1:3 with linespoints lw 2 pt 8 title 'auto, keys not rotated', $d5 using 1:3 with linespoints lw 2 pt 9 title 'auto, rotated keys', $d6 using 1:3 with linespoints lw 2 pt 10 title 'auto, window on top', $d7 using 1:3 with linespoints lw 2 pt 11 title 'auto, plan by salient fraction'
+plot $d0 using 1:3 with linespoints lw 2 pt 4 title 'auto plan (default)', $d1 using 1:3 with linespoints lw 2 pt 5 title 'K/V 4/2, same widths', $d2 using 1:3 with linespoints lw 2 pt 6 title 'K 4/3, V 3/2', $d3 using 1:3 with linespoints lw 2 pt 7 title 'auto, keys in groups of 32', $d4 using 1:3 with linespoints lw 2 pt 8 title 'auto, keys not rotated', $d5 using 1:3 with linespoints lw 2 pt 9 title 'auto, rotated keys', $d6 using 1:3 with linespoints lw 2 pt 10 title 'auto, fixed stream gap 100', $d7 using 1:3 with linespoints lw 2 pt 11 title 'auto, plan by salient fraction'
 unset multiplot

@@ -37,6 +37,8 @@ static const char *const USAGE =
     "         ablation-probes|bits|ablation-bits  --csv FILE  --plot FILE.svg\n"
     "saliency, recon: -f TEXT  --chunks N  --tokens N (per chunk)  --seeds N (saliency: random probe draws)\n";
 
+#define EVAL_MAX_BITS 48 /* --bits values (a study at steps of 1/8 bit over 4-7.5 needs 29) */
+
 typedef struct {
     const char *sub, *model, *json;
     zc_eval_opts o;
@@ -44,7 +46,7 @@ typedef struct {
     zc_eval_gen_opts gen;
     zc_eval_sweep_opts sweep;
     zc_eval_study_opts study;
-    double bits[16];
+    double bits[EVAL_MAX_BITS];
 } eval_args;
 
 /* Whether option `opt` belongs to sub-command `sub` ("ppl,sweep" lists). */
@@ -57,12 +59,13 @@ static bool allowed(const char *sub, const char *opt, const char *subs) {
 }
 
 static bool parse_bits(const char *val, eval_args *a) {
-    char buf[256];
+    char buf[512];
     if (strlen(val) >= sizeof buf) return cli_usage_error("eval", "--bits: list too long"), false;
     strcpy(buf, val);
     a->sweep.n_bits = 0;
     for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        if (a->sweep.n_bits == 16) return cli_usage_error("eval", "--bits: at most 16 values"), false;
+        if (a->sweep.n_bits == EVAL_MAX_BITS)
+            return cli_usage_error("eval", "--bits: at most %d values", EVAL_MAX_BITS), false;
         if (!cli_float("eval", "--bits", tok, 1, 16, &a->bits[a->sweep.n_bits])) return false;
         a->sweep.n_bits++;
     }

@@ -23,9 +23,9 @@ CHUNKS=${CHUNKS:-16}
 THREADS=${THREADS:-1}
 POLICIES=${POLICIES:-zipcache,uniform,kivi,mikv,h2o,q4_0}
 BITS=${BITS:-3.5,4,4.5,5}
-STUDY_BITS=${STUDY_BITS:-4,4.25,4.5,4.75,5,5.25,5.5,5.75,6,6.25,6.5,6.75,7,7.25,7.5}
+STUDY_BITS=${STUDY_BITS:-4,4.125,4.25,4.375,4.5,4.625,4.75,4.875,5,5.125,5.25,5.375,5.5,5.625,5.75,5.875,6,6.125,6.25,6.375,6.5,6.625,6.75,6.875,7,7.125,7.25,7.375,7.5}
 ABLATION_BITS=${ABLATION_BITS:-4,4.5,5,5.5,6,6.5,7,7.5}
-RETRIEVAL_BITS=${RETRIEVAL_BITS:-3,3.25,3.5,3.75,4,4.25,4.5,4.75,5,5.25,5.5}
+RETRIEVAL_BITS=${RETRIEVAL_BITS:-3,3.125,3.25,3.375,3.5,3.625,3.75,3.875,4,4.125,4.25,4.375,4.5,4.625,4.75,4.875,5,5.125,5.25,5.375,5.5}
 OUT=eval
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
@@ -274,18 +274,17 @@ for ab, what in (("saliency", "Saliency metric (paper Table A), mean KL at equal
         pivot(f"ablation-{ab}-{model}")
 
 print("## Bit allocation at equal stored bits\n")
-print("`--kv-bits B` is zipcache's one knob: B stored bits per K/V element, everything counted (codes, "
-      "fp16 parameters, saliency bitmaps, the fp16 window); with no `--kv-k-*`/`--kv-v-*` width given the policy plans each segment "
+print("`--kv-bits B` is zipcache's one knob: B stored bits per compressed K/V element, everything counted (codes, "
+      "fp16 parameters, saliency bitmaps); with no `--kv-k-*`/`--kv-v-*` width given the policy plans each segment "
       "itself: key and value widths of the salient and regular sets and the key grouping, from a measured list "
       "(`src/kv/kv_zipcache.c`, `zip_plan`; 2/4-bit plans only where head_dim % 32 == 0 so decode stays on the "
-      "integer path), with the salient count that fills the budget; the plan whose salient fraction comes nearest "
-      "0.5 wins. mikv gets the same plan (so zipcache vs mikv isolates the saliency metric). The fp16 decode window "
-      "is paid from B: each segment gets what keeps the layer's segments and its window (half full on average) at "
-      "B, and while the context is short the stream gap shortens (to 16 tokens after a 255-token prompt, growing "
-      "with the context up to 100) so that the window takes at most 20% of the bits on average "
-      "(`--kv-window-share 0.2`; `src/kv/kv_zipcache.c`, `window_gap`, `seg_budget`). The ablation 'auto, window "
-      "on top' is the rule before: the window outside B at a fixed gap of 100 (`--kv-window-share 0`). The bits "
-      "columns are measured, all bytes, averaged over the scored decode steps. kivi and q4_0r do not move with the "
+      "integer path), each with the salient count that fills the budget; of those, the plan whose stored window the "
+      "probes would see with the least output error wins (`choose_plan`). mikv gets the same plan (so zipcache vs "
+      "mikv isolates the saliency metric). The fp16 decode window comes on top of B, bounded: while the context is "
+      "short the stream gap shortens (to 16 tokens after a 255-token prompt, growing with the context up to 100) so "
+      "that the window holds at most 20% of B on average (`--kv-window-share 0.2`; `window_gap`). The ablation "
+      "'auto, fixed stream gap 100' is the rule before (`--kv-window-share 0`). The bits columns are measured, "
+      "all bytes, the window included, averaged over the scored decode steps. kivi and q4_0r do not move with the "
       "budget (one row each); q4_0r needs head_dim % 32 == 0 and "
       f"cannot run on these models (head dims 8 and 16). Budgets {study_bits}; the ablations at {ablation_bits}. "
       "Cells: measured bits/element, mean KL.\n")
@@ -303,9 +302,9 @@ for name, what in studies:
             ratio = re.search(r"\): ([0-9.]+)x kivi's KL", line)
             below.append(bool(ratio) and float(ratio.group(1)) < 1)
 print(f"\nThe bar against kivi is met in {sum(verdicts)} of {len(verdicts)} comparisons, and zipcache's KL is below "
-      f"kivi's at equal or fewer bits in {sum(below)} of {len(below)}. What moved it (the ablations below): the fp16 "
-      "decode window paid from the budget, with a stream gap that shortens while the context is short ('window on "
-      "top' is the rule before: at 512 tokens a 100-token gap spends a quarter of the bits on the window), and the "
+      f"kivi's at equal or fewer bits in {sum(below)} of {len(below)}. What moved it (the ablations below): a stream "
+      "gap that shortens while the context is short ('fixed stream gap 100' is the rule before: at 512 tokens its "
+      "fp16 window holds a quarter to a third of all bits), and the "
       "plan chosen by the output error the probes would see ('plan by salient fraction' is the rule before). Where "
       "the bar is not met: at head dims 8 and 16 each zipcache value row carries its own fp16 minimum and step per "
       "KV head (32/head_dim = 4 and 2 bits per value; the spec's option (b), which keeps heads independent), while "
@@ -325,8 +324,8 @@ for model in ("stories260K", "tinystories656K"):
         print("Each choice undone in turn at the same budgets: the paper's equal K/V widths (4/2, salient count "
               "fitted to the budget), the hand-found K 4/3 V 3/2, the automatic plan with keys in groups of 32 "
               "tokens, the automatic plan with keys never rotated (`--kv-rotate off`) and always rotated "
-              "(`--kv-rotate on`), the default choosing per layer (`auto`); the window on top of the budget at a "
-              "fixed stream gap of 100 (`--kv-window-share 0`), the rule before; and the plan chosen without looking "
+              "(`--kv-rotate on`), the default choosing per layer (`auto`); a fixed stream gap of 100 "
+              "(`--kv-window-share 0`), the rule before; and the plan chosen without looking "
               "at the data, by the salient fraction nearest 0.5 (`--kv-plan fraction`), instead of by the output "
               "error the probes would see (`--kv-plan error`, the default).\n")
         bits_pivot(f"ablation-bits-{model}-{text}")
@@ -385,7 +384,9 @@ for study, title, what in (
 # kept in eval/retrieval*/ (the model is trained separately, so they are not rerun here).
 for sub, title in (("retrieval", "every policy"), ("retrieval-ablations", "ablations at the 4-bit budget (~4x)"),
                    ("retrieval-ablations-5x", "ablations at the 3.2-bit budget (~5x, the paper's)"),
-                   ("retrieval-saliency", "saliency estimates against the exact normalized set")):
+                   ("retrieval-saliency", "saliency estimates against the exact normalized set"),
+                   ("retrieval-budget", "the window and plan rules at the 4-bit budget, at the current commit "
+                                        "(the tables above are of earlier commits: compare within a table)")):
     path = os.path.join(out, sub, "saliency.md" if sub.endswith("saliency") else "retrieval.md")
     if not os.path.exists(path):
         continue

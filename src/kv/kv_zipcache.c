@@ -440,7 +440,7 @@ static int window_gap(const kv_zip *c, int w0) {
  * cheapest plan) is paid back by the next ones. The fp16 window is not paid
  * from it: a reserve made when a prompt is compressed is wasted when only a
  * short answer follows (measured on the retrieval model, 800-token prompts
- * at 4 bits: exact answers 0.69 with the reserve, 0.96 without; EVALUATION.md);
+ * at 4 bits: exact answers 0.69 with the reserve, 0.95 without; EVALUATION.md);
  * the window's share is bounded instead (window_gap). */
 static double seg_budget(const kv_zip *c, const zlayer *L, int n) {
     double per_tok = 2.0 * c->kv_dim, held = 0; /* elements per token; bits in segments */

@@ -59,6 +59,19 @@ DEFAULT_SETTINGS = [
     ("h2o-6x", "--kv h2o --kv-budget-ratio 0.167"),
 ]
 
+# zipcache's budget rules at ~4x, each undone in turn, beside fp16, kivi and the ~5x budget:
+# the plan chosen by the salient fraction instead of the probes' output error (--kv-plan), and a
+# fixed stream gap instead of one that shortens while the context is short (--kv-window-share).
+BUDGET_SETTINGS = [
+    ("fp16", "--kv fp16"),
+    ("zipcache-4x", "--kv zipcache --kv-bits 4"),
+    ("zipcache-4x, plan by salient fraction", "--kv zipcache --kv-bits 4 --kv-plan fraction"),
+    ("zipcache-4x, fixed stream gap 100", "--kv zipcache --kv-bits 4 --kv-window-share 0"),
+    ("zipcache-5x", "--kv zipcache --kv-bits 3.2"),
+    ("kivi-4b", "--kv kivi --kv-bits 4"),
+    ("kivi-3b", "--kv kivi --kv-bits 3"),
+]
+
 # The paper's ablations (the saliency score, Table A; the probe strategy, Table 2) as retrieval
 # accuracy at one budget (--ablation-bits: 4, ~4x, where this model is neither lossless nor lost;
 # 3.2, ~5x, the paper's), and this engine's own choices: the prompt in one forward step (one
@@ -127,15 +140,16 @@ def main(argv=None):
     ap.add_argument("--setting", action="append", help="TAG=OPTIONS (repeatable; default: the --grid)")
     ap.add_argument("--ablation-bits", type=float, default=4.0,
                     help="the stored-bit budget of --grid ablations (default 4; the paper's 5x is 3.2)")
-    ap.add_argument("--grid", choices=["ablations", "main"], default="main",
-                    help="main: every policy at ~3x to 6x; ablations: the paper's ablations and the engine's choices at ~4x")
+    ap.add_argument("--grid", choices=["ablations", "budget", "main"], default="main",
+                    help="main: every policy at ~3x to 6x; ablations: the paper's ablations and the engine's choices at ~4x; "
+                         "budget: zipcache's plan and window rules at ~4x, each undone")
     ap.add_argument("--bin", default=os.environ.get("ZIPCACHE_BIN", os.path.join(ROOT, "build", "zipcache")))
     ap.add_argument("-t", "--threads", type=int, default=2)
     ap.add_argument("--max-new", type=int, default=8,
                     help="generated tokens per answer (default 8: '<', five digits, '>' and one spare)")
     a = ap.parse_args(argv)
     lengths = [int(x) for x in a.lines.split(",")]
-    grids = {"main": DEFAULT_SETTINGS, "ablations": ablation_settings(a.ablation_bits)}
+    grids = {"main": DEFAULT_SETTINGS, "ablations": ablation_settings(a.ablation_bits), "budget": BUDGET_SETTINGS}
     settings = [tuple(s.split("=", 1)) for s in a.setting] if a.setting else grids[a.grid]
     os.makedirs(a.out, exist_ok=True)
     data, tokens = {}, {}
