@@ -466,10 +466,11 @@ static int fit_budget(const kv_zip *c, const zplan *p, int n, int sinks, double 
  * (choose_plan, which also makes a layer's first --kv-rotate auto choice,
  * every plan tried both ways); or, without looking at the data, the one
  * whose salient fraction comes nearest 0.5 (zip_plan). Measured
- * (EVALUATION.md, the ablation 'plan by salient fraction'): the error rule
- * is up to 2.7x lower in KL at 6.5-7.5 bits on the story models, within
- * ~10% either way below, and level on the retrieval model but at 4.5 bits
- * (1.2x higher there). What the list holds, measured with the fraction rule
+ * (EVALUATION.md, the ablation 'plan by salient fraction'): the error rule's
+ * KL is 0.38-0.52x the fraction rule's at budgets 6.5-7.5 on tinystories656K,
+ * 0.66-1.06x on stories260K, within 15% either way below 6.5; on the
+ * retrieval model at 4 bits it answers 0.95/0.92/0.92 exactly against
+ * 0.91/0.88/0.88 (--grid budget). What the list holds, measured with the fraction rule
  * (EVALUATION.md, "Bit allocation"): keys need >= 3 bits on every token, 4 for most (2-bit
  * keys per channel over a segment wreck attention, KL x10-50); values take 2
  * on regular tokens; keys in groups of 32 tokens pay off only once keys have
