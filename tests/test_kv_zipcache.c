@@ -33,6 +33,15 @@ static zc_kv_config config(const char *policy, int hi, int lo, float ratio, int 
     return cfg;
 }
 
+/* The default configuration of `policy` under a budget of `bits` (--kv-bits). */
+static zc_kv_config budget_config(const char *policy, float bits) {
+    zc_kv_config cfg;
+    zc_kv_config_default(&cfg);
+    snprintf(cfg.policy, sizeof cfg.policy, "%s", policy);
+    cfg.target_bits = bits;
+    return cfg;
+}
+
 static zc_kv_cache *create(const zc_kv_config *cfg, zc_kv_shape sh) {
     zc_kv_cache *c = NULL;
     int rc = zc_kv_create(cfg, &sh, g_pool, &c);
@@ -353,10 +362,7 @@ static void test_window_share(void) {
             for (int bounded = 0; bounded < 2; bounded++) {
                 feeder f;
                 feeder_init(&f, sh, 555);
-                zc_kv_config cfg;
-                zc_kv_config_default(&cfg);
-                strcpy(cfg.policy, "zipcache");
-                cfg.target_bits = budgets[b];
+                zc_kv_config cfg = budget_config("zipcache", budgets[b]);
                 if (!bounded) cfg.window_share = 0;
                 zc_kv_cache *z = create(&cfg, sh);
                 if (!z) return;
@@ -405,10 +411,7 @@ static void test_plan_by_error(void) {
         for (int b = 0; b < 2; b++) {
             zc_kv_cache *c[3];
             for (int r = 0; r < 3; r++) {
-                zc_kv_config cfg;
-                zc_kv_config_default(&cfg);
-                strcpy(cfg.policy, r == 0 ? "fp16" : "zipcache");
-                cfg.target_bits = budgets[b];
+                zc_kv_config cfg = budget_config(r == 0 ? "fp16" : "zipcache", budgets[b]);
                 cfg.plan_rule = r == 1 ? ZC_ZIP_PLAN_ERROR : ZC_ZIP_PLAN_FRACTION;
                 c[r] = create(&cfg, sh);
                 if (!c[r]) return;
@@ -462,10 +465,7 @@ static void test_budget_plans(void) {
         for (int b = 0; b < 3; b++) {
             feeder f;
             feeder_init(&f, sh, 200);
-            zc_kv_config cfg;
-            zc_kv_config_default(&cfg);
-            strcpy(cfg.policy, "zipcache");
-            cfg.target_bits = budgets[b];
+            zc_kv_config cfg = budget_config("zipcache", budgets[b]);
             cfg.window_share = 0;
             cfg.plan_rule = ZC_ZIP_PLAN_FRACTION; /* (the error rule may leave bits unused: test_plan_by_error) */
             zc_kv_cache *z = create(&cfg, sh);
