@@ -31,7 +31,8 @@
  * cfg.rotate_keys the keys are stored rotated by the Walsh-Hadamard matrix
  * (quant/hadamard.h) and the packed part of attention gets the rotated query;
  * under ZC_ZIP_ROTATE_AUTO (the default) each layer chooses at its first
- * compression (choose_rotation) and keeps the choice (zlayer.rot).
+ * compression (choose_plan, or choose_rotation under given widths or
+ * --kv-plan fraction) and keeps the choice (zlayer.rot).
  *
  * Value parameters per (token, KV head), spec §15 option (b): 2 fp16 per
  * head_dim values = 32/head_dim extra bits per value element (0.25 bit at
@@ -165,7 +166,6 @@ typedef struct {
     int32_t *ibuf;            /* [3][n]: salient rows | regular rows | probes; denominators use the first third before the rows are built */
     uint64_t *u64;            /* [n] zc_sal_select scratch */
     float *kq;                /* [n][head_dim] one head's keys or values as stored, decoded (the trials) */
-    double *acc;              /* [head_dim] plan_error's weighted mean value */
     size_t cap_w;             /* tokens the above hold */
     zc_attn_scratch s_fwd, s_packed;
 } kv_zip;
@@ -425,13 +425,14 @@ static double seg_bits(const kv_zip *c, const zplan *p, int n, int ns) {
  * function of w0 alone, so every layer agrees and a loaded session goes on
  * as it would have. No budget or a share of 0: cfg.stream_gap. */
 #define ZIP_MIN_GAP 16
+#define ZIP_WINDOW_SHARE 0.2 /* --kv-window-share's default */
 static int window_gap(const kv_zip *c, int w0) {
     int gap = c->base.cfg.stream_gap;
     double share = c->base.cfg.window_share;
     if (c->budget <= 0 || share <= 0 || w0 == 0) return gap;
     double g = 1.0 + 2.0 * share * c->budget * w0 / 16.0;
     int want = g < ZIP_MIN_GAP ? ZIP_MIN_GAP : g > gap ? gap : (int)g;
-    return want < gap ? want : gap;
+    return want < gap ? want : gap; /* (a --kv-stream-gap below ZIP_MIN_GAP wins) */
 }
 
 /* The budget, bits per element, of layer L's next segment of n tokens: what
@@ -484,8 +485,14 @@ static int fit_budget(const kv_zip *c, const zplan *p, int n, int sinks, double 
  * largest gain on the retrieval model (64: exact answers 0.84/0.76/0.80 ->
  * 0.89/0.91/0.91 at 50/100/150 lines, answer KL 0.22 -> 0.06, EVALUATION.md),
  * so no plan fixes it: under --kv-rotate auto (the default) each layer
- * chooses at its first compression, with its plan, whichever way its probe
- * queries' logits lose less (choose_rotation). Measured (EVALUATION.md): it
+ * chooses at its first compression. With the default plan rule the choice is
+ * choose_plan's, every plan both ways by output error (retrieval model at 4
+ * bits: 84-88% of layers rotated, exact 0.95/0.92/0.92, EVALUATION.md's
+ * --grid budget table); with given widths or --kv-plan fraction it is
+ * choose_rotation's, with the segment's plan, by the probes' logit error
+ * (two estimates of one thing; folding the second into the first would
+ * change those ablations' rotations and is left for a rerun of them).
+ * Measured for choose_rotation before the error rule (EVALUATION.md then): it
  * rotates no layer of stories260K at any budget (KL = off's, on's is 1.3-2.3x),
  * 0-9% of tinystories656K's up to 5 bits and 28-72% at 5.5-6 (KL within 1% of
  * the better of off and on), 2 of the retrieval model's 3 layers at 4 bits
@@ -691,6 +698,25 @@ static int choose_rotation(kv_zip *c, zlayer *L, int s, const float *sc, int ns,
     return rc != ZC_OK ? rc : err[1] < err[0];
 }
 
+/* dv[j] = |v_j - o|^2 for head g's window values, o their mean weighted by
+ * the scores scg: what plan_error weighs a key's logit error by, the same
+ * for every plan tried. o is [head_dim] scratch. */
+static void value_spread(const kv_zip *c, int n, int g, const float *scg, double *o, double *dv) {
+    int hd = c->base.shape.head_dim, kd = c->kv_dim;
+    const float *xv = c->xv + (size_t)g * hd;
+    double wsum = 0;
+    memset(o, 0, (size_t)hd * sizeof *o);
+    for (int j = 0; j < n; j++) {
+        wsum += scg[j];
+        for (int i = 0; i < hd; i++) o[i] += (double)scg[j] * xv[(size_t)j * kd + i];
+    }
+    for (int i = 0; i < hd; i++) o[i] = wsum > 0 ? o[i] / wsum : 0;
+    for (int j = 0; j < n; j++) {
+        dv[j] = 0;
+        for (int i = 0; i < hd; i++) dv[j] += (xv[(size_t)j * kd + i] - o[i]) * (xv[(size_t)j * kd + i] - o[i]);
+    }
+}
+
 /* The output error head g's probe queries would see with the window stored
  * as segment s's sets store it (laid out, rows split into sal / reg): a
  * query's output o = sum_j p_j v_j moves by sum_j p_j (e_j + d_j (v_j - o))
@@ -699,23 +725,16 @@ static int choose_rotation(kv_zip *c, zlayer *L, int s, const float *sc, int ns,
  *   sum_j p_j^2 (|e_j|^2 + d_j^2 |v_j - o|^2),
  * p_j token j's normalized score scg[j] (the mean attention probes give it),
  * d_j^2 the mean over the PG query rows qg of (q.(k_j - k^_j))^2 / hd (the
- * softmax scale), o the scores' weighted mean of the values. Keys and values
+ * softmax scale), dvg[j] = |v_j - o|^2 (value_spread). Keys and values
  * are quantized as compress_window stores them, into the segment's own
  * parameters (written again there); y [n][PG] is scratch. */
 static int plan_error(kv_zip *c, zlayer *L, int s, int g, const int32_t *sal, const int32_t *reg, const float *qg,
-                      int PG, const float *scg, float *y, double *err) {
+                      int PG, const float *scg, const double *dvg, float *y, double *err) {
     const zc_kv_shape *sh = &c->base.shape;
     int n = L->wlen, hd = sh->head_dim, kd = c->kv_dim;
     const float *xk = c->xk + (size_t)g * hd, *xv = c->xv + (size_t)g * hd;
     zc_packed_seg *seg = &L->heads[(size_t)s * sh->n_kv_heads + g];
     const zc_mat qm = {.type = ZC_TYPE_F32, .rows = PG, .cols = hd, .data = qg, .row_bytes = (size_t)hd * sizeof(float)};
-    double wsum = 0, *o = c->acc;
-    memset(o, 0, (size_t)hd * sizeof *o);
-    for (int j = 0; j < n; j++) {
-        wsum += scg[j];
-        for (int i = 0; i < hd; i++) o[i] += (double)scg[j] * xv[(size_t)j * kd + i];
-    }
-    for (int i = 0; i < hd; i++) o[i] = wsum > 0 ? o[i] / wsum : 0;
     zc_fp16 *norm = (zc_fp16 *)seg->v_norm;
     int rc = zc_cst_norms(xv, (size_t)kd, NULL, n, hd, ZC_CST_SQRT_MAX, norm);
     if (rc) return rc;
@@ -733,10 +752,9 @@ static int plan_error(kv_zip *c, zlayer *L, int s, int g, const int32_t *sal, co
             if (rc) return rc;
             for (int t = 0; t < cnt; t++) {
                 int j = rows[t0 + t];
-                double d2 = 0, dv = 0;
+                double d2 = 0;
                 for (int p = 0; p < PG; p++) d2 += (double)y[(size_t)t * PG + p] * y[(size_t)t * PG + p];
-                for (int i = 0; i < hd; i++) dv += (xv[(size_t)j * kd + i] - o[i]) * (xv[(size_t)j * kd + i] - o[i]);
-                total += (double)scg[j] * scg[j] * d2 / ((double)PG * hd) * dv;
+                total += (double)scg[j] * scg[j] * d2 / ((double)PG * hd) * dvg[j];
             }
         }
         if (set->n == 0) continue; /* values: |e_j|^2 */
@@ -775,8 +793,12 @@ static int choose_plan(kv_zip *c, zlayer *L, const float *sc, int sinks, const f
     if (nc == 1 && *rot >= 0) return ZC_OK;
     const int P = nq < ZIP_ROT_QUERIES ? nq : ZIP_ROT_QUERIES, PG = P * G;
     float *qg = zc_malloc((size_t)nkv * PG * hd * sizeof(float)), *y = zc_malloc((size_t)n * PG * sizeof(float));
-    int rc = qg && y ? ZC_OK : zc_error(ZC_ERR_NOMEM, "kv zipcache: out of memory");
-    for (int g = 0; g < nkv && rc == ZC_OK; g++) gather_probe_rows(c, g, q, qrows, nq, P, qg + (size_t)g * PG * hd);
+    double *dv = zc_malloc(((size_t)nkv * n + hd) * sizeof(double)); /* [nkv][n] value_spread, then o [hd] */
+    int rc = qg && y && dv ? ZC_OK : zc_error(ZC_ERR_NOMEM, "kv zipcache: out of memory");
+    for (int g = 0; g < nkv && rc == ZC_OK; g++) {
+        gather_probe_rows(c, g, q, qrows, nq, P, qg + (size_t)g * PG * hd);
+        value_spread(c, n, g, sc + (size_t)g * n, dv + (size_t)nkv * n, dv + (size_t)g * n);
+    }
     int32_t *sal = c->ibuf, *reg = c->ibuf + c->cap_w;
     double best = INFINITY;
     int way0 = *rot < 0 ? 0 : *rot, way1 = *rot < 0 ? 1 : *rot;
@@ -791,12 +813,13 @@ static int choose_plan(kv_zip *c, zlayer *L, const float *sc, int sinks, const f
             for (int g = 0; g < nkv && rc == ZC_OK && err < best; g++)
                 if ((rc = split_head(c, L, L->n_segs, g, sc, cand_ns[i], sinks, sal, reg)) == ZC_OK)
                     rc = plan_error(c, L, L->n_segs, g, sal, reg, qg + (size_t)g * PG * hd, PG, sc + (size_t)g * n,
-                                    y, &err);
+                                    dv + (size_t)g * n, y, &err);
             if (rc == ZC_OK && err < best) best = err, *plan = cand[i], *ns = cand_ns[i], *rot = way;
         }
     }
     free(qg);
     free(y);
+    free(dv);
     if (way1 == 1) zc_fp16_to_f32_row(L->wk, c->xk, (size_t)n * c->kv_dim); /* undo the trial rotation exactly */
     if (*rot < 0) *rot = 0; /* nothing finite: keys as they are */
     return rc;
@@ -1125,7 +1148,6 @@ static void zip_destroy(zc_kv_cache *base) {
     free(c->ibuf);
     free(c->u64);
     free(c->kq);
-    free(c->acc);
     zc_attn_scratch_free(&c->s_fwd);
     zc_attn_scratch_free(&c->s_packed);
     free(c);
@@ -1273,8 +1295,7 @@ int zc_kv_create_zipcache(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_
         return rc;
     }
     c->L = zc_calloc((size_t)shape->n_layers, sizeof *c->L);
-    c->acc = zc_calloc((size_t)shape->head_dim, sizeof *c->acc);
-    if (!c->L || !c->acc) {
+    if (!c->L) {
         zip_destroy(&c->base);
         return ZC_ERR_NOMEM;
     }
@@ -1403,7 +1424,7 @@ const zc_kv_option zc_zip_options[] = {
      .help = "integer attention on packed codes"},
     {.name = "stream-gap", .type = ZC_KV_OPT_INT, ZC_KV_FIELD(stream_gap), .lo = 1, .hi = 1 << 20, .def = 100,
      .help = "decode tokens per compression"},
-    {.name = "window-share", .type = ZC_KV_OPT_FLOAT, ZC_KV_FIELD(window_share), .lo = 0, .hi = 1, .def = 0.2,
+    {.name = "window-share", .type = ZC_KV_OPT_FLOAT, ZC_KV_FIELD(window_share), .lo = 0, .hi = 1, .def = ZIP_WINDOW_SHARE,
      .help = "under --kv-bits: the fp16 window's most mean share of the stored bits (the stream gap "
              "shortens while the context is short); 0: a fixed stream gap"},
     {.name = "sinks", .type = ZC_KV_OPT_INT, ZC_KV_FIELD(sinks), .lo = 0, .hi = 1 << 20, .def = 0,
@@ -1444,7 +1465,7 @@ static void show_mix(const zc_kv_config *c, char *buf, size_t cap) {
 /* The window's share of the budget and the plan rule, only where they are
  * not the defaults (the description has to fit a session header's 256 bytes). */
 static void show_window_share(const zc_kv_config *c, char *buf, size_t cap) {
-    snprintf(buf, cap, c->window_share != 0.2f ? "window share %g" : "", (double)c->window_share);
+    snprintf(buf, cap, c->window_share != (float)ZIP_WINDOW_SHARE ? "window share %g" : "", (double)c->window_share);
 }
 static void show_plan(const zc_kv_config *c, char *buf, size_t cap) {
     snprintf(buf, cap, "%s", c->plan_rule == ZC_ZIP_PLAN_FRACTION ? "plan by salient fraction" : "");
