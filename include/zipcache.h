@@ -45,7 +45,7 @@ extern "C" {
 
 /* ---- Version ------------------------------------------------------------ */
 #define ZC_VERSION_MAJOR 0
-#define ZC_VERSION_MINOR 11
+#define ZC_VERSION_MINOR 12
 #define ZC_VERSION_PATCH 0
 #define ZC_VERSION_NUMBER (ZC_VERSION_MAJOR * 10000 + ZC_VERSION_MINOR * 100 + ZC_VERSION_PATCH)
 /* The library's version as "MAJOR.MINOR.PATCH" (compare with the macros to

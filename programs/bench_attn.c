@@ -218,7 +218,7 @@ static int policy_cache_make(zc_pool *pool, const attn_opts *o, const char *poli
     zc_kv_config_default(&cfg);
     int rc = zc_kv_config_parse_arg(&cfg, "--kv", policy);
     if (rc != 1) return rc;
-    zc_kv_shape shape = {o->layers, o->d.n_heads, o->d.n_kv_heads, o->d.head_dim, depth};
+    zc_kv_shape shape = {o->layers, o->d.n_heads, o->d.n_kv_heads, o->d.head_dim, depth, NULL};
     if ((rc = zc_kv_create(&cfg, &shape, pool, out))) return rc;
     enum { CHUNK = 256 };
     size_t row = (size_t)o->d.n_kv_heads * o->d.head_dim;

@@ -18,7 +18,7 @@ typedef struct {
 } data;
 
 static inline data make_data(int n_layers, int n_heads, int n_kv, int hd, int n, unsigned long long seed) {
-    data d = {{n_layers, n_heads, n_kv, hd, n + 8}, n, n_kv * hd, n_heads * hd, NULL, NULL, NULL};
+    data d = {{n_layers, n_heads, n_kv, hd, n + 8, NULL}, n, n_kv * hd, n_heads * hd, NULL, NULL, NULL};
     size_t nk = (size_t)n_layers * n * d.kv_dim, nq = (size_t)n_layers * n * d.q_dim;
     d.k = malloc(nk * sizeof(float));
     d.v = malloc(nk * sizeof(float));

@@ -190,7 +190,7 @@ static int kv_pass(const char *policy, long fail_at, const float *q, const float
     zc_kv_config_default(&cfg);
     int rc = zc_kv_config_parse_string(&cfg, policy, "--kv-stream-gap 8 --kv-residual 4 --kv-group 4");
     TT_CHECK(rc == ZC_OK, "%s", zc_last_error());
-    zc_kv_shape shape = {KV_LAYERS, KV_HEADS, KV_KV_HEADS, KV_HD, 64};
+    zc_kv_shape shape = {KV_LAYERS, KV_HEADS, KV_KV_HEADS, KV_HD, 64, NULL};
     zc_kv_cache *c = NULL;
     int failures = 0;
     size_t qd = KV_HEADS * KV_HD, kd = KV_KV_HEADS * KV_HD;

@@ -222,7 +222,7 @@ static void test_blocks_simd_end_to_end(void) {
 }
 
 static void test_blocks_refuse_head_dim(void) {
-    zc_kv_shape s = {1, 8, 4, 8, 64}; /* stories260K: head_dim 8 */
+    zc_kv_shape s = {1, 8, 4, 8, 64, NULL}; /* stories260K: head_dim 8 */
     const char *names[] = {"q8_0", "q4_0"};
     for (int i = 0; i < 2; i++) {
         zc_kv_config cfg;
@@ -356,7 +356,7 @@ static void test_h2o_matches_model(void) {
  * uniformly to whatever is kept: its output is the mean of the kept values. */
 static void test_h2o_heavy_hitters(void) {
     enum { HD = 16, N = 41 };
-    zc_kv_shape s = {1, 2, 1, HD, 64};
+    zc_kv_shape s = {1, 2, 1, HD, 64, NULL};
     zc_kv_config cfg;
     zc_kv_config_default(&cfg);
     strcpy(cfg.policy, "h2o");
@@ -531,7 +531,7 @@ static void test_kivi_bits_per_element(void) {
     /* 2 bits, G = 32, R = 32, head_dim 64, 4096 tokens: codes 2 bits, key
      * params 2*16/32 = 1 bit, value params 2*16/32 = 1 bit, window 32 (+ up
      * to 31 key) tokens at 16 bits. Width 2 is kivi's default (bits 0). */
-    zc_kv_shape s = {1, 8, 8, 64, 4096};
+    zc_kv_shape s = {1, 8, 8, 64, 4096, NULL};
     float *x = calloc((size_t)4096 * 512, sizeof(float));
     unsigned long long seed = 1;
     for (size_t i = 0; i < (size_t)4096 * 512; i++) x[i] = tt_randf(&seed);

@@ -110,14 +110,14 @@ static void test_registry(void) {
     TT_CHECK(strstr(zc_last_error(), "unknown KV policy 'nosuch' (available: fp32, fp16") != NULL, "%s",
              zc_last_error());
     strcpy(cfg.policy, "nosuch");
-    zc_kv_shape s = {1, 2, 1, 8, 16};
+    zc_kv_shape s = {1, 2, 1, 8, 16, NULL};
     zc_kv_cache *c = (zc_kv_cache *)&cfg; /* must be overwritten with NULL */
     TT_CHECK(zc_kv_create(&cfg, &s, NULL, &c) == ZC_ERR_ARG && c == NULL, "create of unknown policy");
     zc_kv_config_default(&cfg);
-    zc_kv_shape bad = {1, 3, 2, 8, 16};
+    zc_kv_shape bad = {1, 3, 2, 8, 16, NULL};
     TT_CHECK(zc_kv_create(&cfg, &bad, NULL, &c) == ZC_ERR_ARG, "kv heads not dividing heads");
     strcpy(cfg.policy, "fp16"); /* reserves its address space up front */
-    zc_kv_shape huge = {1000, 8, 8, 128, 1 << 30};
+    zc_kv_shape huge = {1000, 8, 8, 128, 1 << 30, NULL};
     int rc = zc_kv_create(&cfg, &huge, NULL, &c);
     TT_CHECK(rc == ZC_ERR_LIMIT || rc == ZC_ERR_NOMEM, "absurd context accepted (%d)", rc);
 }

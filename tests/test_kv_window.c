@@ -7,6 +7,8 @@
  * refuses damaged states; no binding window = the plain policy. */
 #include "tt.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <math.h>
@@ -14,6 +16,7 @@
 #include "attn/attn.h"
 #include "quant/ggml_blocks.h"
 #include "kv/kv.h"
+#include "kv/zipcache_internal.h"
 #include "util/fp16.h"
 #include "zipcache.h"
 
@@ -25,23 +28,57 @@ static void rounded16(const float *x, float *out, size_t n) {
     for (size_t i = 0; i < n; i++) out[i] = zc_fp16_to_f32(zc_f32_to_fp16(x[i]));
 }
 
-/* Layers 0 and 2 local (window W), layer 1 global; fp16 or fp32 policy. */
-static void check(const char *policy, int fp32, zc_pool *pool) {
+/* The worst relative difference of out [n][q_dim] (layer l's queries at
+ * pos..pos+n-1) from the double reference over exactly each query's window
+ * of the original K/V (rounded to fp16 unless fp32). */
+static double window_error(const data *d, int w, int l, int pos, int n, const float *out, int fp32) {
+    zc_attn_dims ad = {d->s.n_heads, d->s.n_kv_heads, d->s.head_dim};
+    float *kr = malloc((size_t)w * d->kv_dim * sizeof(float)), *vr = malloc((size_t)w * d->kv_dim * sizeof(float));
+    float *ref = malloc((size_t)d->q_dim * sizeof(float)), lse[64];
+    double worst = 0;
+    for (int i = 0; i < n; i++) { /* query at p sees keys max(0, p - w + 1)..p */
+        int p = pos + i, lo = p - w + 1 > 0 ? p - w + 1 : 0, nk = p - lo + 1;
+        const float *ks = rows_of(d, d->k, l, lo, d->kv_dim), *vs = rows_of(d, d->v, l, lo, d->kv_dim);
+        if (fp32) {
+            memcpy(kr, ks, (size_t)nk * d->kv_dim * sizeof(float));
+            memcpy(vr, vs, (size_t)nk * d->kv_dim * sizeof(float));
+        } else {
+            rounded16(ks, kr, (size_t)nk * d->kv_dim);
+            rounded16(vs, vr, (size_t)nk * d->kv_dim);
+        }
+        zc_attn_reference(&ad, rows_of(d, d->q, l, p, d->q_dim), 1, nk - 1, kr, vr, ZC_TYPE_F32, (size_t)d->kv_dim,
+                          nk, ref, lse);
+        for (int e = 0; e < d->q_dim; e++) {
+            double err = fabs(out[(size_t)i * d->q_dim + e] - ref[e]) / (1 + fabs(ref[e]));
+            worst = err > worst ? err : worst;
+        }
+    }
+    free(kr);
+    free(vr);
+    free(ref);
+    return worst;
+}
+
+/* Uneven chunks: 16 grows a local buffer past 2W; 7 and 16 are prompt chunks
+ * for a stream gap of 4, the rest decode steps and a short block. */
+static const int CHUNKS[] = {1, 2, 16, 1, 1, 1, 7, 1, 3, 1, 1, 1, 1, 1, 1, 1};
+#define N_CHUNKS (int)(sizeof CHUNKS / sizeof CHUNKS[0])
+
+/* Layers 0 and 2 local (window W), layer 1 global, the policy of cfg. The
+ * local layers match the windowed reference within tol (a policy that
+ * compresses them: within its rounding); the global layer is exactly a
+ * plain cache's (layer 0 of one created with cfg). */
+static void check_cfg(const zc_kv_config *cfg, int fp32, zc_pool *pool, double tol, zc_kv_usage *u) {
     data d = make_data(3, 4, 2, 16, 40, 7);
     static const int window[3] = {W, 0, W};
-    zc_kv_config cfg;
-    zc_kv_config_default(&cfg);
-    zc_kv_config_parse_arg(&cfg, "--kv", policy);
-    zc_kv_cache *c = NULL, *plain = create(policy, &d.s, pool);
-    TT_CHECK(zc_kv_create_windowed(&cfg, &d.s, window, pool, &c) == ZC_OK, "%s", zc_last_error());
+    zc_kv_cache *c = NULL, *plain = create_cfg(cfg, &d.s, pool);
+    TT_CHECK(zc_kv_create_windowed(cfg, &d.s, window, pool, &c) == ZC_OK, "%s", zc_last_error());
     if (!c || !plain) return;
-    zc_attn_dims ad = {4, 2, 16};
-    float kr[W * 32], vr[W * 32], out[16 * 64], ref[16 * 64], lse[16 * 4];
-    const int chunks[] = {1, 2, 16, 1, 1, 1, 7, 1, 3, 1, 1, 1, 1, 1, 1, 1}; /* 16: grows past 2W */
+    float out[16 * 64], ref[16 * 64];
     double worst = 0;
     int pos = 0;
-    for (int ci = 0; ci < 16; ci++) {
-        int n = chunks[ci];
+    for (int ci = 0; ci < N_CHUNKS; ci++) {
+        int n = CHUNKS[ci];
         for (int l = 0; l < 3; l++) {
             const float *k = rows_of(&d, d.k, l, pos, d.kv_dim), *v = rows_of(&d, d.v, l, pos, d.kv_dim);
             const float *q = rows_of(&d, d.q, l, pos, d.q_dim);
@@ -53,36 +90,24 @@ static void check(const char *policy, int fp32, zc_pool *pool) {
                 TT_CHECK(!memcmp(out, ref, (size_t)n * d.q_dim * sizeof(float)), "global layer differs at %d", pos);
                 continue;
             }
-            for (int i = 0; i < n; i++) { /* query at p sees keys max(0, p - W + 1)..p */
-                int p = pos + i, lo = p - W + 1 > 0 ? p - W + 1 : 0, nk = p - lo + 1;
-                const float *ks = rows_of(&d, d.k, l, lo, d.kv_dim), *vs = rows_of(&d, d.v, l, lo, d.kv_dim);
-                if (fp32) {
-                    memcpy(kr, ks, (size_t)nk * d.kv_dim * sizeof(float));
-                    memcpy(vr, vs, (size_t)nk * d.kv_dim * sizeof(float));
-                } else {
-                    rounded16(ks, kr, (size_t)nk * d.kv_dim);
-                    rounded16(vs, vr, (size_t)nk * d.kv_dim);
-                }
-                zc_attn_reference(&ad, q + (size_t)i * d.q_dim, 1, nk - 1, kr, vr, ZC_TYPE_F32,
-                                  (size_t)d.kv_dim, nk, ref, lse);
-                for (int e = 0; e < d.q_dim; e++) {
-                    double err = fabs(out[(size_t)i * d.q_dim + e] - ref[e]) / (1 + fabs(ref[e]));
-                    worst = err > worst ? err : worst;
-                }
-            }
+            double e = window_error(&d, W, l, pos, n, out, fp32);
+            worst = e > worst ? e : worst;
         }
         pos += n;
     }
-    TT_CHECK(worst < 1e-5, "%s: local layers differ from the windowed reference by %.3g", policy, worst);
-    /* Memory: the local layers hold at most the last batch plus W - 1 tokens. */
-    zc_kv_usage u, up;
-    c->ops->usage(c, &u);
+    if (getenv("ZC_TEST_VERBOSE")) printf("  %s: local layers within %.3g of the windowed reference\n", cfg->policy, worst);
+    TT_CHECK(worst < tol, "%s: local layers differ from the windowed reference by %.3g", cfg->policy, worst);
+    zc_kv_usage up;
+    c->ops->usage(c, u);
     plain->ops->usage(plain, &up);
-    size_t row = (size_t)d.kv_dim * (fp32 ? 4 : 2);
-    TT_CHECK(u.window <= 2 * 2 * (size_t)(2 * W) * row && u.window > 0, "%s: window bytes %zu", policy, u.window);
-    TT_CHECK(u.total == up.total + u.window && u.n_tokens == pos && u.elements == 2 * 3 * (int64_t)pos * d.kv_dim,
-             "%s: usage %zu = %zu + %zu, %lld tokens, %lld elements", policy, u.total, up.total, u.window,
-             (long long)u.n_tokens, (long long)u.elements);
+    TT_CHECK(u->n_tokens == pos && u->elements == 2 * 3 * (int64_t)pos * d.kv_dim, "%lld tokens, %lld elements",
+             (long long)u->n_tokens, (long long)u->elements);
+    if (cfg->local_layers == ZC_KV_LOCAL_EXACT) {
+        /* Memory: the local layers hold at most the last batch plus W - 1 tokens. */
+        size_t row = (size_t)d.kv_dim * (fp32 ? 4 : 2), local = u->total - up.total;
+        TT_CHECK(u->total > up.total && local == u->window - up.window && local <= 2 * 2 * (size_t)(2 * W) * row,
+                 "%s: local bytes %zu (total %zu, plain %zu)", cfg->policy, local, u->total, up.total);
+    }
     /* Truncation: back to pos - 2 (its window is held), not to 3 (dropped), to 0. */
     TT_CHECK(c->ops->truncate(c, pos - 2) == ZC_OK && c->n_tokens == pos - 2, "%s", zc_last_error());
     TT_CHECK(c->ops->truncate(c, 3) == ZC_ERR_UNSUPPORTED, "truncate into dropped positions");
@@ -91,6 +116,14 @@ static void check(const char *policy, int fp32, zc_pool *pool) {
     zc_kv_free(c);
     zc_kv_free(plain);
     free_data(&d);
+}
+
+static void check(const char *policy, int fp32, zc_pool *pool) {
+    zc_kv_config cfg;
+    zc_kv_usage u;
+    zc_kv_config_default(&cfg);
+    zc_kv_config_parse_arg(&cfg, "--kv", policy);
+    check_cfg(&cfg, fp32, pool, 1e-5, &u);
 }
 
 static void test_fp32(void) { check("fp32", 1, NULL); }
@@ -115,14 +148,16 @@ static void step(zc_kv_cache *c, const data *d, int pos, int n, float *out) {
  * cut short, or whose local layer starts past the window it must hold, is
  * refused with ZC_ERR_FORMAT. */
 static void test_save_load(void) {
-    static const char *const policies[] = {"fp16", "fp32", "zipcache", "kivi", "h2o", "mikv"};
+    /* the last two hold the local layers themselves (--kv-local compress), in segments of 4 tokens */
+    static const char *const policies[] = {"fp16", "fp32", "zipcache", "kivi", "h2o", "mikv", "zipcache", "uniform"};
     static const int window[3] = {W, 0, W};
     data d = make_data(3, 4, 2, 16, 40, 11);
     float a[3 * 16 * 64], b[3 * 16 * 64];
-    for (int pi = 0; pi < 6; pi++) {
+    for (int pi = 0; pi < 8; pi++) {
         zc_kv_config cfg;
         zc_kv_config_default(&cfg);
-        zc_kv_config_parse_arg(&cfg, "--kv", policies[pi]);
+        const char *opts = pi >= 6 ? "local=compress stream-gap=4" : "";
+        TT_CHECK(zc_kv_config_parse_string(&cfg, policies[pi], opts) == ZC_OK, "%s", zc_last_error());
         zc_kv_cache *c = NULL, *r = NULL;
         TT_CHECK(zc_kv_create_windowed(&cfg, &d.s, window, NULL, &c) == ZC_OK, "%s", zc_last_error());
         TT_CHECK(zc_kv_create_windowed(&cfg, &d.s, window, NULL, &r) == ZC_OK, "%s", zc_last_error());
@@ -141,11 +176,12 @@ static void test_save_load(void) {
                      policies[pi], p);
         }
         zc_kv_free(r);
-        /* damaged: cut short; the first local layer's pos0 past n - (W - 1) */
+        /* damaged: cut short; the first local layer's first held position past n - (W - 1)
+           (kv_window.c's pos0 after the token count; zipcache's p0 after its layer head and rotation) */
         for (int bad = 0; bad < 2; bad++) {
             TT_CHECK(zc_kv_create_windowed(&cfg, &d.s, window, NULL, &r) == ZC_OK, "%s", zc_last_error());
             int32_t far = 23 - (W - 1) + 1;
-            if (bad) memcpy(w.buf + 4, &far, 4);
+            if (bad) memcpy(w.buf + (pi >= 6 ? 6 * 4 : 4), &far, 4);
             zc_kv_reader cut = {w.buf, bad ? w.len : w.len / 2, 0};
             TT_CHECK(r->ops->load(r, &cut) == ZC_ERR_FORMAT, "%s: damaged state %d loaded", policies[pi], bad);
             zc_kv_free(r);
@@ -156,9 +192,95 @@ static void test_save_load(void) {
     free_data(&d);
 }
 
+/* --kv-local compress: zipcache holds the local layers itself, compressed
+ * within their window (8-bit codes here, so within their rounding of the
+ * windowed reference; a key too many or too few in a band of W = 5 moves
+ * outputs by ~1e-1). Segments of 4 tokens: decode steps see a segment in
+ * part, prompt chunks longer than the band drop their older tokens. The
+ * same with exact local layers (the default) for the bytes: compressing
+ * them must hold fewer. */
+static void test_compress_local(void) {
+    zc_kv_usage exact, comp;
+    zc_kv_config cfg;
+    zc_kv_config_default(&cfg);
+    TT_CHECK(zc_kv_config_parse_string(&cfg, "zipcache", "hi-bits=8 lo-bits=8 stream-gap=4 rotate=on") == ZC_OK, "%s",
+             zc_last_error());
+    check_cfg(&cfg, 0, NULL, 2e-2, &exact);
+    cfg.local_layers = ZC_KV_LOCAL_COMPRESS;
+    zc_pool *pool = zc_pool_create(3);
+    check_cfg(&cfg, 0, pool, 2e-2, &comp);
+    zc_pool_destroy(pool);
+    TT_CHECK(comp.total < exact.total && comp.window < exact.window, "compressed local layers hold %zu bytes "
+             "(window %zu), exact ones %zu (%zu)", comp.total, comp.window, exact.total, exact.window);
+    /* a policy that cannot hold a band keeps the exact rule */
+    strcpy(cfg.policy, "kivi");
+    zc_kv_shape s = {3, 4, 2, 16, 64, NULL};
+    static const int window[3] = {W, 0, W};
+    zc_kv_cache *c = NULL;
+    TT_CHECK(zc_kv_create_windowed(&cfg, &s, window, NULL, &c) == ZC_OK && !strcmp(c->ops->name, "windowed"), "%s",
+             c ? c->ops->name : zc_last_error());
+    zc_kv_free(c);
+    s.band = window;
+    TT_CHECK(zc_kv_create(&cfg, &s, NULL, &c) == ZC_ERR_UNSUPPORTED, "kivi accepted a band");
+}
+
+/* The same at head_dim 32 and 4 bits: tiled sets (the integer path) in key
+ * groups of 8, keys rotated, a band of 48, segments of 16 (decode) and 24
+ * (a prompt's tail). A decode step's band starts inside a segment whose
+ * visible part is read packed from its next tile on and dequantized before
+ * it (banded_decode): checked against the double reference over exactly
+ * the band of what the layer holds, dequantized (zc_zip_held), within the
+ * integer path's error (attn_packed.h); a key too many or too few moves
+ * outputs by more. */
+static void test_compress_local_tiled(void) {
+    enum { BAND = 48, N = 160 };
+    data d = make_data(2, 4, 2, 32, N, 5);
+    static const int window[2] = {BAND, 0};
+    zc_kv_config cfg;
+    zc_kv_config_default(&cfg);
+    TT_CHECK(zc_kv_config_parse_string(&cfg, "zipcache", "hi-bits=4 lo-bits=4 key-group=8 stream-gap=16 rotate=on "
+                                                         "local=compress") == ZC_OK, "%s", zc_last_error());
+    zc_kv_cache *c = NULL;
+    TT_CHECK(zc_kv_create_windowed(&cfg, &d.s, window, NULL, &c) == ZC_OK, "%s", zc_last_error());
+    if (!c) return;
+    zc_attn_dims ad = {4, 2, 32};
+    size_t kd = (size_t)d.kv_dim;
+    float *out = malloc((size_t)100 * d.q_dim * sizeof(float)), *hk = malloc(N * kd * sizeof(float)),
+          *hv = malloc(N * kd * sizeof(float)), ref[128], lse[4];
+    double worst = 0, orig = 0;
+    for (int pos = 0, n = 100; pos < N; pos += n, n = 1)
+        for (int l = 0; l < 2; l++) {
+            int first = 0, held = 0, lo = pos - BAND + 1 > 0 ? pos - BAND + 1 : 0;
+            TT_CHECK(c->ops->write(c, l, pos, n, rows_of(&d, d.k, l, pos, d.kv_dim), rows_of(&d, d.v, l, pos, d.kv_dim)) ==
+                         ZC_OK, "%s", zc_last_error());
+            /* what attention will read (it compresses only after) */
+            TT_CHECK(l || zc_zip_held(c, 0, &first, &held, hk, hv) == ZC_OK, "%s", zc_last_error());
+            TT_CHECK(c->ops->attend(c, l, pos, n, rows_of(&d, d.q, l, pos, d.q_dim), out) == ZC_OK, "%s", zc_last_error());
+            if (l || n != 1) continue;
+            TT_CHECK(first <= lo && first + held == pos + 1, "held %d..%d at %d", first, first + held - 1, pos);
+            zc_attn_reference(&ad, rows_of(&d, d.q, 0, pos, d.q_dim), 1, pos - lo, hk + (lo - first) * kd,
+                              hv + (lo - first) * kd, ZC_TYPE_F32, kd, pos - lo + 1, ref, lse);
+            for (int e = 0; e < d.q_dim; e++) {
+                double err = fabs(out[e] - ref[e]) / (1 + fabs(ref[e]));
+                worst = err > worst ? err : worst;
+            }
+            double e0 = window_error(&d, BAND, 0, pos, 1, out, 0);
+            orig = e0 > orig ? e0 : orig;
+        }
+    if (getenv("ZC_TEST_VERBOSE"))
+        printf("  4-bit tiled local layer: within %.3g of its held band, %.3g of the original one\n", worst, orig);
+    TT_CHECK(worst < 1e-2, "4-bit local layer differs from its held band by %.3g", worst);
+    TT_CHECK(orig < 0.06, "4-bit local layer differs from the windowed reference by %.3g", orig);
+    zc_kv_free(c);
+    free(out);
+    free(hk);
+    free(hv);
+    free_data(&d);
+}
+
 /* Windows that never bind (0, or >= max_ctx) give the plain policy (the default one here). */
 static void test_no_binding_window(void) {
-    zc_kv_shape s = {2, 4, 2, 16, 64};
+    zc_kv_shape s = {2, 4, 2, 16, 64, NULL};
     static const int window[2] = {0, 64};
     zc_kv_config cfg;
     zc_kv_config_default(&cfg);
@@ -176,5 +298,7 @@ int main(void) {
     TT_RUN(test_fp16_threads);
     TT_RUN(test_save_load);
     TT_RUN(test_no_binding_window);
+    TT_RUN(test_compress_local);
+    TT_RUN(test_compress_local_tiled);
     return tt_finish();
 }

@@ -109,7 +109,7 @@ static double feed(feeder *f, zc_kv_cache *a, zc_kv_cache *b, int pos, int n) {
  * the prompt's own attention is identical (both run on fp16 K/V), decode
  * steps over compressed tokens differ by ~1e-3; at 2 bits by far more. */
 static void test_8bit_matches_fp16(void) {
-    zc_kv_shape sh = {2, 4, 2, 16, 2048};
+    zc_kv_shape sh = {2, 4, 2, 16, 2048, NULL};
     feeder f;
     feeder_init(&f, sh, 300);
     double worst8 = 0, worst2 = 0;
@@ -163,7 +163,7 @@ static void exact_scores(const zc_kv_shape *sh, int n, const float *q, const flo
 }
 
 static void test_probe_scores(void) {
-    zc_kv_shape sh = {1, 4, 2, 16, 1024};
+    zc_kv_shape sh = {1, 4, 2, 16, 1024, NULL};
     int n = 200, kd = 32, qd = 64;
     float *k = malloc(n * kd * 4), *v = malloc(n * kd * 4), *q = malloc(n * qd * 4), *out = malloc(n * qd * 4);
     double *ex = malloc(2 * n * sizeof(double));
@@ -209,7 +209,7 @@ static void test_probe_scores(void) {
  * segment yet) is identical, decode over the compressed prompt moves by the
  * integer path's rounding (int8 queries, byte weights; attn_packed.h), no more. */
 static void test_int8_query_option(void) {
-    zc_kv_shape sh = {1, 4, 2, 32, 1024}; /* head_dim % 32 == 0: the int8 path applies */
+    zc_kv_shape sh = {1, 4, 2, 32, 1024, NULL}; /* head_dim % 32 == 0: the int8 path applies */
     feeder f;
     feeder_init(&f, sh, 200);
     zc_kv_config cfg = config("zipcache", 4, 2, 0.6f, 50, NULL, 0);
@@ -232,7 +232,7 @@ static void test_int8_query_option(void) {
 /* A 1000-token prompt then 2000 decode steps: one compression per stream_gap
  * decode tokens, the rest waiting in the window. */
 static void test_stream_schedule(void) {
-    zc_kv_shape sh = {2, 2, 1, 8, 4096};
+    zc_kv_shape sh = {2, 2, 1, 8, 4096, NULL};
     feeder f;
     feeder_init(&f, sh, 1000);
     static const int gaps[] = {100, 128};
@@ -269,7 +269,7 @@ static void test_stream_schedule(void) {
  *   window: K and V, 3 tokens * 16 values * 2 B = 192 B
  * With key_group 4 each set of 5 has 2 key groups: 8 + 2*(2*2*8 + 10) = 92 halves per head. */
 static void test_usage_by_hand(void) {
-    zc_kv_shape sh = {1, 2, 2, 8, 64};
+    zc_kv_shape sh = {1, 2, 2, 8, 64, NULL};
     feeder f;
     feeder_init(&f, sh, 10);
     for (int kg = 0; kg <= 4; kg += 4) {
@@ -292,7 +292,7 @@ static void test_usage_by_hand(void) {
 }
 
 static void test_truncate(void) {
-    zc_kv_shape sh = {1, 2, 1, 8, 256};
+    zc_kv_shape sh = {1, 2, 1, 8, 256, NULL};
     feeder f;
     feeder_init(&f, sh, 40);
     zc_kv_cache *z = make("zipcache", sh, 4, 2, 0.6f, 100, NULL, 0);
@@ -316,7 +316,7 @@ static void test_truncate(void) {
 /* First tokens forced salient; target_bits picks the salient count that
  * fills the budget of stored bits, everything counted. */
 static void test_sinks_and_target(void) {
-    zc_kv_shape sh = {1, 2, 1, 8, 256};
+    zc_kv_shape sh = {1, 2, 1, 8, 256, NULL};
     feeder f;
     feeder_init(&f, sh, 100);
     zc_kv_config cfg = config("zipcache", 4, 2, 0.0f, 100, NULL, 0);
@@ -355,7 +355,7 @@ static void test_sinks_and_target(void) {
  * share allows. The means over steps are what `eval ppl` reports. */
 static void test_window_share(void) {
     for (int tiled = 0; tiled < 2; tiled++) {
-        zc_kv_shape sh = {2, 4, 2, tiled ? 32 : 16, 1024};
+        zc_kv_shape sh = {2, 4, 2, tiled ? 32 : 16, 1024, NULL};
         /* (at head_dim 16 the cheapest plan needs ~3.9 bits: value parameters alone cost 2) */
         const float budgets[3] = {tiled ? 4.0f : 5.0f, tiled ? 4.5f : 5.5f, tiled ? 5.0f : 6.0f};
         for (int b = 0; b < 3; b++)
@@ -405,7 +405,7 @@ static void test_window_share(void) {
 static void test_plan_by_error(void) {
     double total[2] = {0, 0};
     for (int tiled = 0; tiled < 2; tiled++) {
-        zc_kv_shape sh = {1, 4, 2, tiled ? 32 : 16, 512};
+        zc_kv_shape sh = {1, 4, 2, tiled ? 32 : 16, 512, NULL};
         size_t kd = (size_t)sh.n_kv_heads * sh.head_dim, qd = (size_t)sh.n_heads * sh.head_dim;
         const float budgets[2] = {tiled ? 4.0f : 5.0f, tiled ? 4.5f : 6.0f};
         for (int b = 0; b < 2; b++) {
@@ -458,7 +458,7 @@ static void test_plan_by_error(void) {
  * widths are chosen, so every set stays tiled. Given widths are kept. */
 static void test_budget_plans(void) {
     for (int tiled = 0; tiled < 2; tiled++) {
-        zc_kv_shape sh = {2, 4, 2, tiled ? 32 : 16, 1024};
+        zc_kv_shape sh = {2, 4, 2, tiled ? 32 : 16, 1024, NULL};
         int key_bits[3] = {0};
         /* (the dearest tiled plan, 4-bit K and V in key groups, stores ~5.2 bits at head_dim 32) */
         const float budgets[3] = {tiled ? 3.5f : 4.0f, 4.5f, tiled ? 5.0f : 6.0f};
@@ -495,7 +495,7 @@ static void test_budget_plans(void) {
                  "head_dim %d: key bits %d, %d, %d as the budget grows", sh.head_dim, key_bits[0], key_bits[1],
                  key_bits[2]);
     }
-    zc_kv_shape sh = {1, 2, 1, 16, 256};
+    zc_kv_shape sh = {1, 2, 1, 16, 256, NULL};
     feeder f;
     feeder_init(&f, sh, 100);
     zc_kv_config cfg;
@@ -528,7 +528,7 @@ static void test_budget_plans(void) {
  * the chunk's running maximum, which the split moves, so it agrees within
  * that rounding (attn_packed.h). */
 static void threads_agree(int int8, double tol) {
-    zc_kv_shape sh = {2, 8, 2, 32, 1024};
+    zc_kv_shape sh = {2, 8, 2, 32, 1024, NULL};
     feeder f;
     feeder_init(&f, sh, 400);
     float *o[2];
@@ -571,7 +571,7 @@ static void test_threads_agree(void) {
  * to zipcache at 8/8 bits and to fp16 alike: outputs stay close at every
  * step, token counts agree, every compressed or windowed token is counted. */
 static void test_random_schedule(void) {
-    zc_kv_shape sh = {2, 4, 2, 16, 4096};
+    zc_kv_shape sh = {2, 4, 2, 16, 4096, NULL};
     feeder f;
     feeder_init(&f, sh, 200);
     zc_kv_cache *z = make("zipcache", sh, 8, 8, 0.5f, 37, NULL, 8), *h = make("fp16", sh, 4, 2, 0.6f, 37, NULL, 0);

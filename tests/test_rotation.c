@@ -132,7 +132,7 @@ static void test_q4_0r(void) {
         TT_CHECK(e_rot < 0.75 * e_plain, "rotation should help with an outlier channel: %.3g vs %.3g", e_rot, e_plain);
     }
     zc_kv_free(qr), zc_kv_free(q4), zc_kv_free(q4b), zc_kv_free(fp);
-    zc_kv_shape odd = {1, 2, 1, 96, 16}; /* head_dim a multiple of 32, not a power of two */
+    zc_kv_shape odd = {1, 2, 1, 96, 16, NULL}; /* head_dim a multiple of 32, not a power of two */
     zc_kv_config cfg;
     zc_kv_config_default(&cfg);
     strcpy(cfg.policy, "q4_0r");
@@ -177,7 +177,7 @@ static void test_zipcache_rotate(void) {
                  "the rotation changed nothing");
     }
     zc_kv_free(h), zc_kv_free(z), zc_kv_free(n);
-    zc_kv_shape odd = {1, 2, 1, 24, 64};
+    zc_kv_shape odd = {1, 2, 1, 24, 64, NULL};
     zc_kv_cache *c = NULL;
     TT_CHECK(zc_kv_create(&cfg, &odd, NULL, &c) == ZC_ERR_UNSUPPORTED && !c && strstr(zc_last_error(), "power of two"),
              "head_dim 24: %s", zc_last_error());

@@ -346,7 +346,7 @@ static void test_restore_refusals(void) {
  * state cut short is refused. */
 static void test_policy_state_roundtrip(void) {
     const char *policies[] = {"fp16", "fp32", "q8_0", "q4_0", "zipcache", "uniform", "mikv", "h2o", "kivi"};
-    zc_kv_shape sh = {2, 4, 2, 32, 128};
+    zc_kv_shape sh = {2, 4, 2, 32, 128, NULL};
     int kvd = sh.n_kv_heads * sh.head_dim, qd = sh.n_heads * sh.head_dim;
     float *k = malloc(sizeof(float) * 80 * kvd), *v = malloc(sizeof(float) * 80 * kvd), *q = malloc(sizeof(float) * 40 * qd);
     float *o1 = malloc(sizeof(float) * 40 * qd), *o2 = malloc(sizeof(float) * qd);

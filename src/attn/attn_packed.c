@@ -526,9 +526,14 @@ static void token_codes(const zc_packed_set *set, zc_tiled_kind kind, int hd, in
 }
 
 void zc_packed_set_dequant(const zc_packed_set *set, const zc_fp16 *norm, int hd, float *k, float *v) {
+    zc_packed_set_dequant_rows(set, norm, hd, 0, set->n, k, v);
+}
+
+void zc_packed_set_dequant_rows(const zc_packed_set *set, const zc_fp16 *norm, int hd, int t0, int nt, float *k,
+                                float *v) {
     enum { PIECE = 1024 }; /* codes per unpack call; a multiple of 8, so pieces start on whole bytes */
     uint8_t kc[PIECE], vc[PIECE];
-    for (int t = 0; t < set->n; t++) {
+    for (int t = t0; t < t0 + nt; t++) {
         size_t grp = (size_t)(t / set->key_group) * hd;
         float vs = zc_fp16_to_f32(set->v_step[t]), vm = zc_fp16_to_f32(set->v_min[t]);
         for (int e0 = 0; e0 < hd; e0 += PIECE) {
@@ -537,8 +542,8 @@ void zc_packed_set_dequant(const zc_packed_set *set, const zc_fp16 *norm, int hd
             token_codes(set, ZC_TILED_V, hd, t, e0, n, vc);
             for (int i = 0; i < n; i++) {
                 int e = e0 + i;
-                k[(size_t)t * hd + e] = (float)kc[i] * zc_fp16_to_f32(set->k_step[grp + e]) + zc_fp16_to_f32(set->k_min[grp + e]);
-                v[(size_t)t * hd + e] = ((float)vc[i] * vs + vm) * zc_fp16_to_f32(norm[e]);
+                k[(size_t)(t - t0) * hd + e] = (float)kc[i] * zc_fp16_to_f32(set->k_step[grp + e]) + zc_fp16_to_f32(set->k_min[grp + e]);
+                v[(size_t)(t - t0) * hd + e] = ((float)vc[i] * vs + vm) * zc_fp16_to_f32(norm[e]);
             }
         }
     }

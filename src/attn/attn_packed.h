@@ -94,5 +94,8 @@ int zc_attn_packed_reference(const zc_attn_dims *d, const float *q, int n_q, con
 /* Dequantize one set into k, v [set->n][head_dim] (fp32; v includes the
  * channel normalizer norm [head_dim]). */
 void zc_packed_set_dequant(const zc_packed_set *set, const zc_fp16 *norm, int head_dim, float *k, float *v);
+/* The same for tokens t0..t0+nt-1 of the set (within 0..set->n) into k, v [nt][head_dim]. */
+void zc_packed_set_dequant_rows(const zc_packed_set *set, const zc_fp16 *norm, int head_dim, int t0, int nt, float *k,
+                                float *v);
 
 #endif

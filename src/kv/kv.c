@@ -62,6 +62,11 @@ int zc_kv_create(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *poo
         s->n_heads % s->n_kv_heads)
         return zc_error(ZC_ERR_ARG, "kv cache: bad shape (layers %d, heads %d/%d, head_dim %d, max_ctx %d)",
                         s->n_layers, s->n_heads, s->n_kv_heads, s->head_dim, s->max_ctx);
+    for (int l = 0; s->band && l < s->n_layers; l++)
+        if (s->band[l] < 0 || (s->band[l] > 0 && s->band[l] < s->max_ctx && !p->banded))
+            return zc_error(s->band[l] < 0 ? ZC_ERR_ARG : ZC_ERR_UNSUPPORTED,
+                            "kv %s: layer %d's sliding window %d %s", p->name, l, s->band[l],
+                            s->band[l] < 0 ? "is negative" : "cannot be held inside this policy");
     return p->create(cfg, shape, pool, out);
 }
 

@@ -317,6 +317,6 @@ static int create_q4_0r(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_po
 }
 
 /* No options: llama.cpp's formats have no knobs, and a budget does not move them. */
-const zc_kv_policy zc_kv_policy_q8_0 = {"q8_0", create_q8_0, NULL, NULL, 0, NULL};
-const zc_kv_policy zc_kv_policy_q4_0 = {"q4_0", create_q4_0, NULL, NULL, 0, NULL};
-const zc_kv_policy zc_kv_policy_q4_0r = {"q4_0r", create_q4_0r, NULL, NULL, 0, NULL};
+const zc_kv_policy zc_kv_policy_q8_0 = {"q8_0", create_q8_0, NULL, NULL, 0, NULL, 0};
+const zc_kv_policy zc_kv_policy_q4_0 = {"q4_0", create_q4_0, NULL, NULL, 0, NULL, 0};
+const zc_kv_policy zc_kv_policy_q4_0r = {"q4_0r", create_q4_0r, NULL, NULL, 0, NULL, 0};

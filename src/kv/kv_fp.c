@@ -147,5 +147,5 @@ static int create_fp16(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_poo
 static const zc_kv_shown FP32_SHOWN[] = {{.text = "uncompressed, 32 bits/element"}, {0}};
 static const zc_kv_shown FP16_SHOWN[] = {{.text = "uncompressed, 16 bits/element"}, {0}};
 
-const zc_kv_policy zc_kv_policy_fp32 = {"fp32", create_fp32, NULL, FP32_SHOWN, 0, NULL};
-const zc_kv_policy zc_kv_policy_fp16 = {"fp16", create_fp16, NULL, FP16_SHOWN, 0, NULL};
+const zc_kv_policy zc_kv_policy_fp32 = {"fp32", create_fp32, NULL, FP32_SHOWN, 0, NULL, 0};
+const zc_kv_policy zc_kv_policy_fp16 = {"fp16", create_fp16, NULL, FP16_SHOWN, 0, NULL, 0};

@@ -374,4 +374,4 @@ static void h2o_budget(zc_kv_config *cfg, double bits) {
     cfg->budget_ratio = (float)(keep > 1 ? 1 : keep);
 }
 
-const zc_kv_policy zc_kv_policy_h2o = {"h2o", create_h2o, H2O_OPTIONS, H2O_SHOWN, 0, h2o_budget};
+const zc_kv_policy zc_kv_policy_h2o = {"h2o", create_h2o, H2O_OPTIONS, H2O_SHOWN, 0, h2o_budget, 0};

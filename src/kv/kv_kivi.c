@@ -437,4 +437,4 @@ static const zc_kv_shown KIVI_SHOWN[] = {
 };
 
 /* Width 2 by default: KIVI-2 is the paper's reference point. */
-const zc_kv_policy zc_kv_policy_kivi = {"kivi", create_kivi, KIVI_OPTIONS, KIVI_SHOWN, 2, zc_kv_budget_width};
+const zc_kv_policy zc_kv_policy_kivi = {"kivi", create_kivi, KIVI_OPTIONS, KIVI_SHOWN, 2, zc_kv_budget_width, 0};

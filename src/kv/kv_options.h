@@ -76,6 +76,7 @@ typedef struct zc_kv_policy {
     /* Set cfg for a budget of `bits` stored bits per element (sweeps);
      * NULL: the policy's size is fixed, the budget changes nothing. */
     void (*budget)(zc_kv_config *cfg, double bits);
+    int banded;                  /* create() honours shape.band (sliding-window layers inside the policy) */
 } zc_kv_policy;
 
 /* The registry (kv.c), in --help and zc_kv_policy_name order; NULL past the end. */

@@ -59,9 +59,10 @@ static const zc_kv_shown UNIFORM_SHOWN[] = {
     ZC_KV_SHOW("key-group", "key group {}"),
     ZC_KV_SHOW("int8-query", "int8 query {}"),
     {.fn = zc_zip_show_rotate_auto},
+    {.fn = zc_zip_show_local},
     {0},
 };
 
 const zc_kv_policy zc_kv_policy_uniform = {"uniform", create_uniform, zc_zip_options, UNIFORM_SHOWN, 4,
-                                           zc_kv_budget_width};
-const zc_kv_policy zc_kv_policy_mikv = {"mikv", create_mikv, zc_zip_options, zc_zip_shown, 0, zc_zip_budget};
+                                           zc_kv_budget_width, 1};
+const zc_kv_policy zc_kv_policy_mikv = {"mikv", create_mikv, zc_zip_options, zc_zip_shown, 0, zc_zip_budget, 1};

@@ -15,6 +15,11 @@
  * global one): for zipcache that is the stated rule that probes, saliency
  * and streaming compression run on global layers only; local layers are
  * small (W tokens) and read in full by every query, so they stay exact.
+ * The other rule, --kv-local compress (cfg.local_layers), is not this
+ * file's: a `banded` policy (zipcache, uniform, mikv) then gets every layer
+ * with the windows as shape.band and compresses the local ones within them
+ * (kv_zipcache.c). Both are measured in EVALUATION.md ("Sliding-window
+ * layers").
  *
  * Accounting: local buffers count their held tokens (at most W - 1 + the
  * last batch) under `window`; elements are those of the whole model's cache
@@ -31,6 +36,7 @@
 #include "attn/attn.h"
 #include "kv/kv.h"
 #include "kv/kv_impl.h"
+#include "kv/kv_options.h"
 #include "quant/ggml_blocks.h"
 #include "util/error.h"
 
@@ -235,6 +241,12 @@ int zc_kv_create_windowed(const zc_kv_config *cfg, const zc_kv_shape *shape, con
     int n_local = 0;
     for (int l = 0; window && l < shape->n_layers; l++) n_local += binds(shape, window, l);
     if (!n_local) return zc_kv_create(cfg, shape, pool, out);
+    const zc_kv_policy *p = zc_kv_policy_find(cfg->policy);
+    if (p && p->banded && cfg->local_layers == ZC_KV_LOCAL_COMPRESS) { /* the policy holds the windows itself */
+        zc_kv_shape banded = *shape;
+        banded.band = window;
+        return zc_kv_create(cfg, &banded, pool, out);
+    }
     kv_win *c = zc_calloc(1, sizeof *c);
     if (!c) return ZC_ERR_NOMEM;
     zc_kv_base_init(&c->base, &WIN_OPS, cfg, shape, pool);

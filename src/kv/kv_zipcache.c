@@ -63,6 +63,17 @@
  * quantize -> dequantize -> quantize again and their error compounds; here a
  * token is quantized exactly once.
  *
+ * Sliding-window layers (shape.band, given under --kv-local compress by
+ * zc_kv_create_windowed; by default such layers stay out of the policy,
+ * exact, kv_window.c): a query at p sees positions p - band + 1..p. Such a
+ * layer compresses like a global one (probes, saliency, streaming) but
+ * keeps only what a later query can see (band_trim): a prompt chunk drops
+ * its tokens before the next query's band before it is scored, its tail is
+ * stored in segments of at most half the band (band_piece), decode
+ * segments leave once they end before the band. Attention reads the band
+ * from the packed segments, dequantizing only the part of the segment the
+ * band starts in that cannot be read packed (banded_attend, banded_decode).
+ *
  * truncate: segments are never un-compressed, so the cache can be reset (0)
  * or cut inside its fp16 window (n_keep >= the window start of every layer);
  * anything else is ZC_ERR_UNSUPPORTED with the position that blocks it.
@@ -145,6 +156,8 @@ typedef struct {
     int n_stream;         /* compressions of a full decode window */
     int rot;              /* segments hold Hadamard-rotated keys (1) or not (0); -1: not chosen yet
                              (--kv-rotate auto before the layer's first compression, choose_rotation) */
+    int band;             /* sliding window (shape.band), 0 = a global layer */
+    int p0;               /* first position held: segments cover p0..w0-1 (0 but on a sliding-window layer) */
 } zlayer;
 
 typedef struct {
@@ -167,6 +180,11 @@ typedef struct {
     uint64_t *u64;            /* [n] zc_sal_select scratch */
     float *kq;                /* [n][head_dim] one head's keys or values as stored, decoded (the trials) */
     size_t cap_w;             /* tokens the above hold */
+    float *hk, *hv;           /* [rows][kv_dim] a sliding-window layer's visible tokens in fp32 (banded_attend) */
+    size_t cap_h;             /* rows the above hold */
+    float *dk, *dv;           /* [n][head_dim] one head's sets of a segment, dequantized (seg_dequant) */
+    size_t cap_d;             /* tokens the above hold */
+    zc_packed_seg *views;     /* [n_kv_heads] the visible part of a segment a decode step's band starts in */
     zc_attn_scratch s_fwd, s_packed;
 } kv_zip;
 
@@ -435,6 +453,17 @@ static int window_gap(const kv_zip *c, int w0) {
     return want < gap ? want : gap; /* (a --kv-stream-gap below ZIP_MIN_GAP wins) */
 }
 
+/* The stream gap of layer L. A sliding-window layer holds at most its band
+ * compressed, so its window's share is measured against that, and its gap
+ * is at most half the band (ZIP_MIN_GAP at least): else a short band would
+ * never fill a window and stay in fp16. */
+static int layer_gap(const kv_zip *c, const zlayer *L) {
+    if (!L->band) return window_gap(c, L->w0);
+    int gap = window_gap(c, L->w0 < L->band ? L->w0 : L->band), cap = L->band / 2;
+    cap = cap > ZIP_MIN_GAP ? cap : ZIP_MIN_GAP;
+    return gap < cap ? gap : cap;
+}
+
 /* The budget, bits per element, of layer L's next segment of n tokens: what
  * keeps the layer's segments, those so far and this one, at c->budget per
  * element, so a segment that could not fit (nothing is cheaper than the
@@ -446,7 +475,7 @@ static int window_gap(const kv_zip *c, int w0) {
 static double seg_budget(const kv_zip *c, const zlayer *L, int n) {
     double per_tok = 2.0 * c->kv_dim, held = 0; /* elements per token; bits in segments */
     for (int s = 0; s < L->n_segs; s++) held += 8.0 * (double)(L->info[s].codes + L->info[s].params + L->info[s].index);
-    double b = (c->budget * per_tok * (L->w0 + n) - held) / (per_tok * n);
+    double b = (c->budget * per_tok * (L->w0 - L->p0 + n) - held) / (per_tok * n);
     return b > 0 ? b : 0;
 }
 
@@ -900,6 +929,53 @@ static void window_to_f32(kv_zip *c, const zlayer *L) {
     zc_fp16_to_f32_row(L->wv, c->xv, m);
 }
 
+/* The longest segment a sliding-window layer makes of a prompt's tail: half
+ * its band (at least its stream gap). Longer segments spend fewer bits on
+ * parameters (measured on the retrieval model, keys of the question in
+ * segments of 64 / 100 / 128 / 256 / 512 tokens at 4 bits: exact answers
+ * 0.54 / 0.71 / 0.82 / 0.91 / 0.91); shorter ones leave the band sooner (a
+ * layer holds at most band - 1 + piece tokens) and cost a decode step less
+ * (banded_attend dequantizes the segment its band starts in). */
+static int band_piece(const kv_zip *c, const zlayer *L) {
+    int gap = layer_gap(c, L);
+    return L->band / 2 > gap ? L->band / 2 : gap;
+}
+
+/* compress_window in segments of at most `piece` tokens, front first, each
+ * with its share of the scores sc [n_kv_heads][wlen] (which c->sc may be:
+ * they are copied first). A sliding-window layer stores a prompt's last
+ * band - 1 tokens so: a decode step then dequantizes at most one piece (the
+ * segment its band starts in, banded_attend), and a segment leaves the band
+ * at most a piece after its first token did. */
+static int compress_pieces(kv_zip *c, zlayer *L, const float *sc, int piece, const float *q, const int32_t *qrows,
+                           int nq) {
+    int W = L->wlen, nkv = c->base.shape.n_kv_heads;
+    if (W <= piece) {
+        window_to_f32(c, L);
+        return compress_window(c, L, sc, 0, q, qrows, nq);
+    }
+    float *all = zc_malloc((size_t)nkv * W * sizeof(float));
+    if (!all) return ZC_ERR_NOMEM;
+    memcpy(all, sc, (size_t)nkv * W * sizeof(float));
+    size_t kd = (size_t)c->kv_dim;
+    int rc = ZC_OK;
+    for (int done = 0; done < W && rc == ZC_OK; done += piece) {
+        int m = W - done < piece ? W - done : piece, rest = W - done - m;
+        for (int g = 0; g < nkv; g++) memcpy(c->sc + (size_t)g * m, all + (size_t)g * W + done, (size_t)m * sizeof(float));
+        L->wlen = m; /* the piece is the window's front */
+        window_to_f32(c, L);
+        if ((rc = compress_window(c, L, c->sc, 0, q, qrows, nq))) {
+            L->wlen = m + rest; /* nothing committed: the window as it was after the earlier pieces */
+            break;
+        }
+        memmove(L->wk, L->wk + (size_t)m * kd, (size_t)rest * kd * sizeof(zc_fp16));
+        memmove(L->wv, L->wv + (size_t)m * kd, (size_t)rest * kd * sizeof(zc_fp16));
+        L->wlen = rest;
+    }
+    free(all);
+    return rc;
+}
+
 /* Divide column sums by their denominators: sc[g][j] = col[g][j] / den[j].
  * col rows are col_stride floats apart (sc rows n); col may be sc. */
 static void normalize(const kv_zip *c, int n, const float *col, size_t col_stride, const int32_t *den, float *sc) {
@@ -965,10 +1041,260 @@ static void denominators(const kv_zip *c, int W, int n_block, int q_off, const i
     }
 }
 
+/* The queries the packed segments of L are read with: q itself, or rotated
+ * into c->qrot when they hold rotated keys ((H q).(H k) = q.k). */
+static const float *segment_queries(kv_zip *c, const zlayer *L, const float *q, int n) {
+    if (L->rot != 1) return q;
+    const zc_kv_shape *sh = &c->base.shape;
+    memcpy(c->qrot, q, (size_t)n * sh->n_heads * sh->head_dim * sizeof(float));
+    zc_hadamard_rows(c->qrot, (size_t)sh->head_dim, n * sh->n_heads, sh->head_dim);
+    return c->qrot;
+}
+
+/* ---- sliding-window layers (shape.band, --kv-local compress) -------------
+ * A query at position p of such a layer sees positions band_lo(p)..p. The
+ * layer compresses like any other (probes, saliency, streaming), but keeps
+ * only what a later query can see: band_trim drops the segments that end
+ * before the next query's band and, when the band is shorter than the
+ * window, the window's older tokens; a prompt chunk drops its own tokens
+ * before the band before it is scored, so only its last band - 1 tokens are
+ * ever compressed (prefill_compress). Held: at most band - 1 + one segment's
+ * tokens compressed, plus the window. Attention: banded_attend. */
+
+/* The first position the query at p of layer L sees. */
+static int band_lo(const zlayer *L, int p) { return L->band && p - L->band + 1 > 0 ? p - L->band + 1 : 0; }
+
+/* Forget the window's first k tokens: rows, probe sums and counts move up. */
+static void window_drop(kv_zip *c, zlayer *L, int k) {
+    int keep = L->wlen - k, nkv = c->base.shape.n_kv_heads;
+    size_t kd = (size_t)c->kv_dim;
+    memmove(L->wk, L->wk + (size_t)k * kd, (size_t)keep * kd * sizeof(zc_fp16));
+    memmove(L->wv, L->wv + (size_t)k * kd, (size_t)keep * kd * sizeof(zc_fp16));
+    for (int g = 0; g < nkv; g++) {
+        float *col = L->col + (size_t)g * L->wcap;
+        memmove(col, col + k, (size_t)keep * sizeof(float));
+        memset(col + keep, 0, (size_t)k * sizeof(float));
+    }
+    memmove(L->ncol, L->ncol + k, (size_t)keep * sizeof(int));
+    memset(L->ncol + keep, 0, (size_t)k * sizeof(int));
+    L->w0 += k;
+    L->wlen = keep;
+}
+
+/* Forget segments 0..k-1: the later blobs move to the arena's front. */
+static void segs_drop(kv_zip *c, zlayer *L, int k) {
+    int nkv = c->base.shape.n_kv_heads, tokens = 0;
+    size_t from = k < L->n_segs ? L->info[k].off : L->arena_used; /* 8-aligned but at the very end */
+    for (int s = 0; s < k; s++) tokens += L->info[s].n;
+    memmove(L->arena, L->arena + from, L->arena_used - from);
+    memmove(L->info, L->info + k, (size_t)(L->n_segs - k) * sizeof *L->info);
+    memmove(L->heads, L->heads + (size_t)k * nkv, (size_t)(L->n_segs - k) * nkv * sizeof *L->heads);
+    L->n_segs -= k;
+    L->arena_used -= from;
+    for (int s = 0; s < L->n_segs; s++) {
+        L->info[s].off -= from;
+        seg_bind(c, L, s);
+    }
+    L->p0 += tokens;
+}
+
+/* Drop what no query from position `next` on can see. */
+static void band_trim(kv_zip *c, zlayer *L, int next) {
+    int lo = band_lo(L, next), k = 0, end = L->p0;
+    while (k < L->n_segs && end + L->info[k].n <= lo) end += L->info[k++].n;
+    if (k) segs_drop(c, L, k);
+    if (lo > L->w0) window_drop(c, L, lo - L->w0);
+    if (!L->n_segs) L->p0 = L->w0;
+}
+
+static int reserve_floats(float **a, float **b, size_t *cap, size_t n, size_t per) {
+    if (n <= *cap) return ZC_OK;
+    size_t bytes;
+    if (zc_mul_size(n, per * sizeof(float), &bytes)) return zc_error(ZC_ERR_LIMIT, "kv zipcache: buffer too large");
+    float *x = zc_realloc(*a, bytes);
+    if (!x) return ZC_ERR_NOMEM;
+    *a = x;
+    if (!(x = zc_realloc(*b, bytes))) return ZC_ERR_NOMEM;
+    *b = x;
+    *cap = n;
+    return ZC_OK;
+}
+
+/* Tokens from..n-1 of segment s, dequantized in position order into
+ * hk, hv [n - from][kv_dim], keys rotated back. Each set's rows are in
+ * position order, so the tokens from `from` on are a suffix of each. */
+static int seg_dequant(kv_zip *c, zlayer *L, int s, int from, float *hk, float *hv) {
+    int n = L->info[s].n, hd = c->base.shape.head_dim, nkv = c->base.shape.n_kv_heads;
+    size_t kd = (size_t)c->kv_dim, row = (size_t)hd * sizeof(float);
+    int rc = reserve_floats(&c->dk, &c->dv, &c->cap_d, (size_t)(n - from), (size_t)hd);
+    if (rc) return rc;
+    for (int g = 0; g < nkv; g++) {
+        const zc_packed_seg *seg = &L->heads[(size_t)s * nkv + g];
+        const uint8_t *bm = seg_bitmap(L, s, g);
+        int t0[2] = {0, 0}; /* each set's first token at or after `from` */
+        for (int j = 0; j < from; j++) t0[!(bm[j >> 3] >> (j & 7) & 1)]++;
+        int m0 = seg->set[0].n - t0[0]; /* salient rows from `from` on, then the regular ones */
+        zc_packed_set_dequant_rows(&seg->set[0], seg->v_norm, hd, t0[0], m0, c->dk, c->dv);
+        zc_packed_set_dequant_rows(&seg->set[1], seg->v_norm, hd, t0[1], seg->set[1].n - t0[1], c->dk + (size_t)m0 * hd,
+                                   c->dv + (size_t)m0 * hd);
+        for (size_t j = (size_t)from, i_sal = 0, i_reg = (size_t)m0; j < (size_t)n; j++) {
+            size_t r = bm[j >> 3] >> (j & 7) & 1 ? i_sal++ : i_reg++;
+            memcpy(hk + (j - from) * kd + (size_t)g * hd, c->dk + r * hd, row);
+            memcpy(hv + (j - from) * kd + (size_t)g * hd, c->dv + r * hd, row);
+        }
+    }
+    if (L->rot == 1) zc_hadamard_rows(hk, (size_t)hd, (n - from) * nkv, hd);
+    return ZC_OK;
+}
+
+/* The token step at which a set can be cut into a set of its own: its
+ * tiles (8 tokens), and its key groups when it has more than one. */
+static int cut_unit(const zc_packed_set *set) {
+    int u = set->tiled ? 8 : 1, kg = set->key_group;
+    if (kg >= set->n) return u;
+    int a = u, b = kg;
+    while (b) {
+        int r = a % b;
+        a = b, b = r;
+    }
+    return u / a * kg;
+}
+
+/* Tokens t..n-1 of `set` as a set of their own (t a multiple of cut_unit,
+ * or set->n): the codes of whole tiles or rows, the parameters from token t
+ * and from its key group on. */
+static zc_packed_set set_suffix(const zc_packed_set *set, int t, int hd) {
+    zc_packed_set v = *set;
+    v.n = set->n - t;
+    v.k_codes += zc_packed_code_bytes(t, hd, set->k_bits, set->tiled);
+    v.v_codes += zc_packed_code_bytes(t, hd, set->v_bits, set->tiled);
+    v.v_step += t;
+    v.v_min += t;
+    if (set->key_group < set->n) {
+        v.k_step += (size_t)(t / set->key_group) * hd;
+        v.k_min += (size_t)(t / set->key_group) * hd;
+    }
+    return v;
+}
+
+/* banded_attend of one query at pos whose band starts inside segment s,
+ * `from` tokens into it. Attention does not care for the order of keys,
+ * so the segment's visible part need not be rebuilt in position order: per
+ * KV head each set's visible suffix is cut at its next tile / key group
+ * (cut_unit) and read packed (c->views), and only the few tokens before the
+ * cut are dequantized, into that head's rows of c->hk, hv beside its slice
+ * of the window. Three parts merge by log-sum-exp: those rows, the views
+ * (both per KV head) and the later segments. */
+static int banded_decode(kv_zip *c, zlayer *L, int s, int from, const float *q, float *out) {
+    const zc_kv_shape *sh = &c->base.shape;
+    int nkv = sh->n_kv_heads, hd = sh->head_dim, G = sh->n_heads / nkv, nh = sh->n_heads;
+    size_t kd = (size_t)c->kv_dim, cap = (size_t)L->info[s].n + L->wlen; /* rows per head */
+    zc_attn_dims d = {nh, nkv, hd}, dg = {G, 1, hd};
+    const float *qp = segment_queries(c, L, q, 1);
+    int rc = reserve_floats(&c->hk, &c->hv, &c->cap_h, (size_t)nkv * cap, (size_t)hd);
+    for (int g = 0; g < nkv && rc == ZC_OK; g++) {
+        const zc_packed_seg *seg = &L->heads[(size_t)s * nkv + g];
+        const uint8_t *bm = seg_bitmap(L, s, g);
+        float *bk = c->hk + (size_t)g * cap * hd, *bv = c->hv + (size_t)g * cap * hd;
+        int t0[2] = {0, 0}, rows = 0;
+        for (int j = 0; j < from; j++) t0[!(bm[j >> 3] >> (j & 7) & 1)]++;
+        c->views[g].v_norm = seg->v_norm;
+        for (int st = 0; st < 2; st++) {
+            const zc_packed_set *set = &seg->set[st];
+            int u = cut_unit(set), cut = (t0[st] + u - 1) / u * u;
+            cut = cut < set->n ? cut : set->n;
+            zc_packed_set_dequant_rows(set, seg->v_norm, hd, t0[st], cut - t0[st], bk + (size_t)rows * hd,
+                                       bv + (size_t)rows * hd);
+            rows += cut - t0[st];
+            c->views[g].set[st] = set_suffix(set, cut, hd);
+        }
+        if (L->rot == 1) zc_hadamard_rows(bk, (size_t)hd, rows, hd);
+        for (int j = 0; j < L->wlen; j++, rows++) {
+            zc_fp16_to_f32_row(L->wk + (size_t)j * kd + (size_t)g * hd, bk + (size_t)rows * hd, (size_t)hd);
+            zc_fp16_to_f32_row(L->wv + (size_t)j * kd + (size_t)g * hd, bv + (size_t)rows * hd, (size_t)hd);
+        }
+        size_t qo = (size_t)g * G * hd, lo = (size_t)g * G;
+        if ((rc = zc_attn_forward(c->base.pool, &dg, q + qo, 1, rows - 1, bk, bv, ZC_TYPE_F32, (size_t)hd, rows,
+                                  out + qo, c->lse_w + lo, &c->s_fwd)) == ZC_OK)
+            rc = zc_attn_packed(c->base.pool, &dg, qp + qo, 1, &c->views[g], 1, c->out_p + qo, c->lse_p + lo,
+                                &c->s_packed);
+    }
+    if (rc) return rc;
+    merge_parts(c, 1, out);
+    if (s + 1 == L->n_segs) return ZC_OK;
+    rc = zc_attn_packed(c->base.pool, &d, qp, 1, L->heads + (size_t)(s + 1) * nkv, L->n_segs - s - 1, c->out_p,
+                        c->lse_p, &c->s_packed);
+    if (rc) return rc;
+    memcpy(c->lse_w, c->lse_t, (size_t)nh * sizeof(float));
+    merge_parts(c, 1, out);
+    return ZC_OK;
+}
+
+/* Attention of queries pos..pos+n-1 of a sliding-window layer into out and
+ * c->lse_t. Segments that start at or after the last query's band start are
+ * seen whole by every query: packed attention, as on a global layer. Those
+ * before (the partly visible ones: one in a decode step) are dequantized
+ * into c->hk, hv from the first query's band start on, the window follows
+ * in fp32, and each query reads the suffix of those rows its band allows
+ * (as kv_window.c: the queries that see every row in one causal call, the
+ * others one by one). The two parts merge by log-sum-exp. */
+static int banded_attend(kv_zip *c, zlayer *L, int pos, int n, const float *q, float *out) {
+    const zc_kv_shape *sh = &c->base.shape;
+    zc_attn_dims d = {sh->n_heads, sh->n_kv_heads, sh->head_dim};
+    size_t kd = (size_t)c->kv_dim, q_dim = (size_t)sh->n_heads * sh->head_dim;
+    int lo_last = band_lo(L, pos + n - 1), whole = 0, start = L->p0; /* first segment every query sees whole */
+    while (whole < L->n_segs && start < lo_last) start += L->info[whole++].n;
+    if (n == 1 && whole > 0) /* the band starts inside segment whole - 1 */
+        return banded_decode(c, L, whole - 1, lo_last - (start - L->info[whole - 1].n), q, out);
+    int first = band_lo(L, pos) > L->p0 ? band_lo(L, pos) : L->p0; /* first row's position */
+    if (first > start) first = start;
+    int m = start - first, rows = m + L->wlen;
+    int rc = reserve_floats(&c->hk, &c->hv, &c->cap_h, (size_t)rows, kd);
+    for (int s = 0, p = L->p0; rc == ZC_OK && s < whole; p += L->info[s++].n)
+        if (p + L->info[s].n > first) {
+            int from = first > p ? first - p : 0;
+            rc = seg_dequant(c, L, s, from, c->hk + (size_t)(p + from - first) * kd, c->hv + (size_t)(p + from - first) * kd);
+        }
+    if (rc) return rc;
+    zc_fp16_to_f32_row(L->wk, c->hk + (size_t)m * kd, (size_t)L->wlen * kd);
+    zc_fp16_to_f32_row(L->wv, c->hv + (size_t)m * kd, (size_t)L->wlen * kd);
+    float *lse = whole < L->n_segs ? c->lse_w : c->lse_t;
+    int r0 = m + pos - L->w0, n_full = 0; /* row of query 0 */
+    while (n_full < n && band_lo(L, pos + n_full) <= first) n_full++;
+    if (n_full && (rc = zc_attn_forward(c->base.pool, &d, q, n_full, r0, c->hk, c->hv, ZC_TYPE_F32, kd, r0 + n_full,
+                                        out, lse, &c->s_fwd)))
+        return rc;
+    for (int i = n_full; i < n; i++) {
+        size_t f = (size_t)(band_lo(L, pos + i) - first); /* rows before f are out of its band */
+        if ((rc = zc_attn_forward(c->base.pool, &d, q + i * q_dim, 1, r0 + i - (int)f, c->hk + f * kd,
+                                  c->hv + f * kd, ZC_TYPE_F32, kd, r0 + i - (int)f + 1, out + i * q_dim,
+                                  lse + (size_t)i * sh->n_heads, &c->s_fwd)))
+            return rc;
+    }
+    if (whole == L->n_segs) return ZC_OK;
+    rc = zc_attn_packed(c->base.pool, &d, segment_queries(c, L, q, n), n, L->heads + (size_t)whole * sh->n_kv_heads,
+                        L->n_segs - whole, c->out_p, c->lse_p, &c->s_packed);
+    if (rc) return rc;
+    merge_parts(c, n, out);
+    return ZC_OK;
+}
+
 /* Prefill: probe rows of the block's queries -> normalized column scores of
  * every window token -> compress the window. */
 static int prefill_compress(kv_zip *c, zlayer *L, int pos, int n, const float *q) {
     const zc_kv_shape *sh = &c->base.shape;
+    const float *lse = c->lse_t;
+    if (L->band) { /* only the next query's band is kept: the probes are the queries that see it */
+        band_trim(c, L, pos + n);
+        int skip = L->w0 - pos;
+        if (skip > 0) {
+            q += (size_t)skip * sh->n_heads * sh->head_dim;
+            lse += (size_t)skip * sh->n_heads;
+            pos += skip;
+            n -= skip;
+        }
+        if (!L->wlen) return ZC_OK;
+    }
     int nkv = sh->n_kv_heads, W = L->wlen, q_off = pos - L->w0;
     int rc = reserve_window_scratch(c, W);
     if (rc) return rc;
@@ -979,12 +1305,23 @@ static int prefill_compress(kv_zip *c, zlayer *L, int pos, int n, const float *q
     memset(c->sc, 0, (size_t)nkv * W * sizeof(float));
     zc_attn_dims d = {sh->n_heads, nkv, sh->head_dim};
     rc = zc_attn_colsum(c->base.pool, &d, q, probes, n_probes, q_off, L->wk, ZC_TYPE_F16, (size_t)c->kv_dim, W,
-                        c->lse_t, c->sc, (size_t)W, &c->s_fwd);
+                        lse, c->sc, (size_t)W, &c->s_fwd);
     if (rc) return rc;
     denominators(c, W, n, q_off, probes, n_probes, NULL, den);
     normalize(c, W, c->sc, (size_t)W, den, c->sc);
-    window_to_f32(c, L);
-    return compress_window(c, L, c->sc, 0, q, probes, n_probes);
+    return compress_pieces(c, L, c->sc, L->band ? band_piece(c, L) : W, q, probes, n_probes);
+}
+
+/* The window index of the first column the decode query at `pos` sees. */
+static int probe_first(const zlayer *L, int pos) { return band_lo(L, pos) > L->w0 ? band_lo(L, pos) - L->w0 : 0; }
+
+/* Add query i's exact softmax row (by c->lse_t) over window columns
+ * first..q_off+i to col [n_kv_heads][ldc]. */
+static int window_colsum(kv_zip *c, zlayer *L, const float *q, int32_t i, int q_off, int first, float *col, size_t ldc) {
+    const zc_kv_shape *sh = &c->base.shape;
+    zc_attn_dims d = {sh->n_heads, sh->n_kv_heads, sh->head_dim};
+    return zc_attn_colsum(NULL, &d, q, &i, 1, q_off - first, L->wk + (size_t)first * c->kv_dim, ZC_TYPE_F16,
+                          (size_t)c->kv_dim, L->wlen - first, c->lse_t, col + first, ldc, &c->s_fwd);
 }
 
 /* Streaming: the n queries at positions pos.. (the window's last n tokens)
@@ -993,32 +1330,25 @@ static int prefill_compress(kv_zip *c, zlayer *L, int pos, int n, const float *q
 static int stream_step(kv_zip *c, zlayer *L, int pos, int n, const float *q) {
     const zc_kv_shape *sh = &c->base.shape;
     int nkv = sh->n_kv_heads, W = L->wlen, q_off = W - n; /* window index of query 0 */
-    int gap = window_gap(c, L->w0), full = W >= gap;
+    int gap = layer_gap(c, L), full = W >= gap;
     int paper = c->base.cfg.decode_rule == ZC_KV_DECODE_PAPER;
     int rc = reserve_window_scratch(c, W);
     if (rc) return rc;
-    zc_attn_dims d = {sh->n_heads, nkv, sh->head_dim};
     if (paper) {
-        int32_t *rows = c->ibuf + 2 * c->cap_w, n_rows = 0;
         for (int i = 0; i < n; i++)
             if (decode_probe(c, q_off + i, pos + i, gap)) {
-                rows[n_rows++] = i;
-                for (int j = 0; j <= q_off + i; j++) L->ncol[j]++;
+                int first = probe_first(L, pos + i);
+                for (int j = first; j <= q_off + i; j++) L->ncol[j]++;
+                if ((rc = window_colsum(c, L, q, i, q_off, first, L->col, (size_t)L->wcap))) return rc;
             }
-        rc = zc_attn_colsum(NULL, &d, q, rows, n_rows, q_off, L->wk, ZC_TYPE_F16, (size_t)c->kv_dim, W, c->lse_t,
-                            L->col, (size_t)L->wcap, &c->s_fwd);
-        if (rc) return rc;
     }
     if (!full) return ZC_OK;
     if (paper) {
         denominators(c, W, W, 0, NULL, 0, L->ncol, c->ibuf);
         normalize(c, W, L->col, (size_t)L->wcap, c->ibuf, c->sc);
     } else { /* the reference code: the compressing step's (last) query row, unnormalized */
-        int32_t last = n - 1;
         memset(c->sc, 0, (size_t)nkv * W * sizeof(float));
-        rc = zc_attn_colsum(NULL, &d, q, &last, 1, q_off, L->wk, ZC_TYPE_F16, (size_t)c->kv_dim, W, c->lse_t, c->sc,
-                            (size_t)W, &c->s_fwd);
-        if (rc) return rc;
+        if ((rc = window_colsum(c, L, q, n - 1, q_off, probe_first(L, pos + n - 1), c->sc, (size_t)W))) return rc;
     }
     window_to_f32(c, L);
     return compress_window(c, L, c->sc, 1, q, NULL, n); /* a layer's first choice from decode: this step's queries */
@@ -1031,6 +1361,7 @@ static int zip_attend(zc_kv_cache *base, int layer, int pos, int n, const float 
     if (rc) return rc;
     zlayer *L = &c->L[layer];
     if (n == 0) return ZC_OK;
+    if (L->band) band_trim(c, L, pos);
     if (pos + n != L->n_tok || pos < L->w0)
         return zc_error(ZC_ERR_UNSUPPORTED,
                         "kv zipcache: attention must be for the latest written tokens (asked %d..%d, layer %d holds "
@@ -1038,26 +1369,25 @@ static int zip_attend(zc_kv_cache *base, int layer, int pos, int n, const float 
     rc = reserve_queries(c, n);
     if (rc) return rc;
     zc_attn_dims d = {sh->n_heads, sh->n_kv_heads, sh->head_dim};
-    rc = zc_attn_forward(base->pool, &d, q, n, pos - L->w0, L->wk, L->wv, ZC_TYPE_F16, (size_t)c->kv_dim, L->wlen,
-                         out, L->n_segs ? c->lse_w : c->lse_t, &c->s_fwd);
-    if (rc) return rc;
-    if (L->n_segs) {
-        const float *qp = q; /* segments hold H k: scores are (H q).(H k) = q.k */
-        if (L->rot == 1) {
-            memcpy(c->qrot, q, (size_t)n * sh->n_heads * sh->head_dim * sizeof(float));
-            zc_hadamard_rows(c->qrot, (size_t)sh->head_dim, n * sh->n_heads, sh->head_dim);
-            qp = c->qrot;
-        }
-        rc = zc_attn_packed(base->pool, &d, qp, n, L->heads, L->n_segs, c->out_p, c->lse_p, &c->s_packed);
-        if (rc) return rc;
-        merge_parts(c, n, out);
+    if (L->band) {
+        rc = banded_attend(c, L, pos, n, q, out);
+    } else {
+        rc = zc_attn_forward(base->pool, &d, q, n, pos - L->w0, L->wk, L->wv, ZC_TYPE_F16, (size_t)c->kv_dim, L->wlen,
+                             out, L->n_segs ? c->lse_w : c->lse_t, &c->s_fwd);
+        if (rc == ZC_OK && L->n_segs &&
+            (rc = zc_attn_packed(base->pool, &d, segment_queries(c, L, q, n), n, L->heads, L->n_segs, c->out_p,
+                                 c->lse_p, &c->s_packed)) == ZC_OK)
+            merge_parts(c, n, out);
     }
+    if (rc) return rc;
     /* A prompt chunk (the first block of a sequence, or a block of at least
      * stream_gap tokens) is scored by its probes and compressed now; a short
      * block later on (several tokens scored or speculated per call) streams
      * like single decode tokens, so it does not become a tiny segment. */
-    int chunk = n > 1 && (pos == 0 || n >= window_gap(c, L->w0));
-    return chunk ? prefill_compress(c, L, pos, n, q) : stream_step(c, L, pos, n, q);
+    int chunk = n > 1 && (pos == 0 || n >= layer_gap(c, L));
+    rc = chunk ? prefill_compress(c, L, pos, n, q) : stream_step(c, L, pos, n, q);
+    if (rc == ZC_OK && L->band) band_trim(c, L, pos + n);
+    return rc;
 }
 
 /* A layer's rotation before its first compression: as given, or -1 (to be
@@ -1072,17 +1402,21 @@ static int zip_truncate(zc_kv_cache *base, int n_keep) {
     kv_zip *c = (kv_zip *)base;
     if (n_keep < 0 || n_keep > base->n_tokens)
         return zc_error(ZC_ERR_ARG, "kv zipcache: cannot keep %d of %d tokens", n_keep, base->n_tokens);
-    for (int l = 0; l < base->shape.n_layers; l++)
+    for (int l = 0; l < base->shape.n_layers; l++) {
         if (n_keep != 0 && n_keep < c->L[l].w0)
             return zc_error(ZC_ERR_UNSUPPORTED,
                             "kv zipcache: cannot truncate to %d tokens: positions before %d are compressed (only a "
                             "reset to 0 or a cut inside the fp16 window is possible)", n_keep, c->L[l].w0);
+        if (n_keep != 0 && band_lo(&c->L[l], n_keep) < c->L[l].p0)
+            return zc_error(ZC_ERR_UNSUPPORTED, "kv zipcache: cannot truncate to %d tokens: sliding-window layer %d "
+                            "no longer holds positions %d..%d", n_keep, l, band_lo(&c->L[l], n_keep), c->L[l].p0 - 1);
+    }
     for (int l = 0; l < base->shape.n_layers; l++) {
         zlayer *L = &c->L[l];
         if (n_keep == 0) {
             L->n_segs = 0;
             L->arena_used = 0;
-            L->w0 = L->wlen = L->n_tok = 0;
+            L->w0 = L->wlen = L->n_tok = L->p0 = 0;
             L->n_stream = 0;
             L->last_n = 0;
             L->rot = initial_rot(base); /* a new sequence chooses again */
@@ -1148,6 +1482,11 @@ static void zip_destroy(zc_kv_cache *base) {
     free(c->ibuf);
     free(c->u64);
     free(c->kq);
+    free(c->hk);
+    free(c->hv);
+    free(c->dk);
+    free(c->dv);
+    free(c->views);
     zc_attn_scratch_free(&c->s_fwd);
     zc_attn_scratch_free(&c->s_packed);
     free(c);
@@ -1170,6 +1509,7 @@ static int zip_save(const zc_kv_cache *base, zc_kv_writer *w) {
         int32_t head[5] = {L->n_tok, L->w0, L->wlen, L->n_stream, L->n_segs};
         rc = zc_kvw_put(w, head, sizeof head);
         if (rc == ZC_OK && base->cfg.rotate_keys == ZC_ZIP_ROTATE_AUTO) rc = zc_kvw_i32(w, L->rot);
+        if (rc == ZC_OK && L->band) rc = zc_kvw_i32(w, L->p0);
         for (int s = 0; rc == ZC_OK && s < L->n_segs; s++) {
             const zplan *p = &L->info[s].plan;
             int32_t seg[7] = {L->info[s].n, L->heads[(size_t)s * nkv].set[0].n, p->kb[0], p->kb[1], p->vb[0], p->vb[1],
@@ -1201,15 +1541,21 @@ static int zip_load(zc_kv_cache *base, zc_kv_reader *r) {
             (rc = zc_kvr_i32(r, 0, w0, "segment count", &n_segs)))
             return rc;
         int32_t rot = initial_rot(base);
-        /* auto: a chosen rotation once the layer has segments (rotated only where head_dim allows), none before */
+        /* auto: a chosen rotation once the layer has segments (rotated only where head_dim allows), none before;
+           a sliding-window layer may have dropped the segments it chose with */
         if (base->cfg.rotate_keys == ZC_ZIP_ROTATE_AUTO &&
-            (rc = zc_kvr_i32(r, n_segs ? 0 : -1, n_segs ? zc_hadamard_ok(base->shape.head_dim) : -1, "key rotation", &rot)))
+            (rc = zc_kvr_i32(r, n_segs ? 0 : -1, n_segs || (L->band && w0) ? zc_hadamard_ok(base->shape.head_dim) : -1,
+                             "key rotation", &rot)))
             return rc;
         if (l > 0 && n_tok != c->L[0].n_tok) return zc_error(ZC_ERR_FORMAT, "kv zipcache: layers hold different token counts");
+        /* a sliding-window layer: the first position held, which the next query's band must not precede */
+        int32_t p0 = 0;
+        if (L->band && (rc = zc_kvr_i32(r, 0, w0 < band_lo(L, n_tok) ? w0 : band_lo(L, n_tok), "first held position", &p0)))
+            return rc;
         int seen = 0;
         for (int s = 0; s < n_segs; s++) {
             int32_t n, ns, kb[2], vb[2], kg;
-            if ((rc = zc_kvr_i32(r, 1, w0 - seen, "segment length", &n)) || (rc = zc_kvr_i32(r, 0, n, "salient count", &ns)) ||
+            if ((rc = zc_kvr_i32(r, 1, w0 - p0 - seen, "segment length", &n)) || (rc = zc_kvr_i32(r, 0, n, "salient count", &ns)) ||
                 (rc = zc_kvr_i32(r, 1, 8, "salient key width", &kb[0])) ||
                 (rc = zc_kvr_i32(r, 1, 8, "regular key width", &kb[1])) ||
                 (rc = zc_kvr_i32(r, 1, 8, "salient value width", &vb[0])) ||
@@ -1222,7 +1568,7 @@ static int zip_load(zc_kv_cache *base, zc_kv_reader *r) {
             L->n_segs++;
             seen += n;
         }
-        if (seen != w0) return zc_error(ZC_ERR_FORMAT, "kv zipcache: segments hold %d tokens, expected %d", seen, w0);
+        if (seen != w0 - p0) return zc_error(ZC_ERR_FORMAT, "kv zipcache: segments hold %d tokens, expected %d", seen, w0 - p0);
         uint64_t used;
         if ((rc = zc_kvr_get(r, &used, sizeof used, "arena size"))) return rc;
         if (used != L->arena_used)
@@ -1237,6 +1583,7 @@ static int zip_load(zc_kv_cache *base, zc_kv_reader *r) {
         if ((rc = zc_kvr_get(r, L->ncol, (size_t)wlen * sizeof(int), "probe counts"))) return rc;
         L->n_tok = n_tok;
         L->w0 = w0;
+        L->p0 = p0;
         L->wlen = wlen;
         L->n_stream = n_stream;
         L->rot = rot;
@@ -1295,11 +1642,17 @@ int zc_kv_create_zipcache(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_
         return rc;
     }
     c->L = zc_calloc((size_t)shape->n_layers, sizeof *c->L);
-    if (!c->L) {
+    c->views = zc_calloc((size_t)shape->n_kv_heads, sizeof *c->views);
+    if (!c->L || !c->views) {
         zip_destroy(&c->base);
         return ZC_ERR_NOMEM;
     }
-    for (int l = 0; l < shape->n_layers; l++) c->L[l].rot = initial_rot(&c->base);
+    for (int l = 0; l < shape->n_layers; l++) {
+        const int *band = shape->band;
+        c->L[l].rot = initial_rot(&c->base);
+        c->L[l].band = band && band[l] > 0 && band[l] < shape->max_ctx ? band[l] : 0;
+    }
+    c->base.shape.band = NULL; /* borrowed: the layers keep their own copy */
     *out = &c->base;
     return ZC_OK;
 }
@@ -1312,6 +1665,24 @@ int zc_zip_last_scores(const zc_kv_cache *base, int layer, const float **scores,
     *scores = L->last_scores;
     *n = L->last_n;
     return ZC_OK;
+}
+
+int zc_zip_held(const zc_kv_cache *base, int layer, int *first, int *n, float *k, float *v) {
+    if (!base || base->ops != &ZIP_OPS || layer < 0 || layer >= base->shape.n_layers)
+        return zc_error(ZC_ERR_ARG, "kv zipcache: no layer %d", layer);
+    kv_zip *c = (kv_zip *)base; /* its scratch is used */
+    zlayer *L = &c->L[layer];
+    size_t kd = (size_t)c->kv_dim;
+    *first = L->p0;
+    *n = L->n_tok - L->p0;
+    int rc = ZC_OK;
+    for (int s = 0, p = L->p0; k && rc == ZC_OK && s < L->n_segs; p += L->info[s++].n)
+        rc = seg_dequant(c, L, s, 0, k + (size_t)(p - L->p0) * kd, v + (size_t)(p - L->p0) * kd);
+    if (k && rc == ZC_OK) {
+        zc_fp16_to_f32_row(L->wk, k + (size_t)(L->w0 - L->p0) * kd, (size_t)L->wlen * kd);
+        zc_fp16_to_f32_row(L->wv, v + (size_t)(L->w0 - L->p0) * kd, (size_t)L->wlen * kd);
+    }
+    return rc;
 }
 
 int zc_zip_last_plan(const zc_kv_cache *base, int layer, zc_zip_plan *plan) {
@@ -1398,6 +1769,7 @@ static const char *const DENOM_NAMES[] = {"accumulated", "causal", "probes", NUL
 static const char *const DECODE_NAMES[] = {"paper", "reference", NULL};             /* zc_kv_decode_rule */
 static const char *const ROTATE_NAMES[] = {"off", "on", "auto", NULL};               /* ZC_ZIP_ROTATE_* */
 static const char *const PLAN_NAMES[] = {"fraction", "error", NULL};                 /* ZC_ZIP_PLAN_* */
+static const char *const LOCAL_NAMES[] = {"exact", "compress", NULL};                /* ZC_KV_LOCAL_* */
 
 #define WIDTH(opt, f, what)                                                                                      \
     {.name = opt, .type = ZC_KV_OPT_INT, ZC_KV_FIELD(f), .lo = 1, .hi = 8, .def = 0,                          \
@@ -1436,6 +1808,9 @@ const zc_kv_option zc_zip_options[] = {
      .def = ZC_ZIP_PLAN_ERROR,
      .help = "with widths chosen for --kv-bits: the plan whose stored window the probes see with the least error, "
              "or the one whose salient fraction is nearest 0.5"},
+    {.name = "local", .type = ZC_KV_OPT_CHOICE, ZC_KV_FIELD(local_layers), .choices = LOCAL_NAMES,
+     .def = ZC_KV_LOCAL_EXACT,
+     .help = "sliding-window layers: their window kept exact in fp16 beside the policy, or compressed by it"},
     {.name = "key-group", .type = ZC_KV_OPT_INT, ZC_KV_FIELD(key_group), .lo = 0, .hi = 1 << 20, .def = 0,
      .help = "key parameters per group of N tokens (0: one per set)"},
     {.name = "seed", .type = ZC_KV_OPT_U64, ZC_KV_FIELD(seed), .def = 0, .help = "random probes' seed"},
@@ -1482,6 +1857,10 @@ void zc_zip_show_rotate_auto(const zc_kv_config *c, char *buf, size_t cap) {
     snprintf(buf, cap, "%s", c->rotate_keys == ZC_ZIP_ROTATE_AUTO ? "keys rotated per layer (auto)" : "");
 }
 
+void zc_zip_show_local(const zc_kv_config *c, char *buf, size_t cap) {
+    snprintf(buf, cap, "%s", c->local_layers == ZC_KV_LOCAL_COMPRESS ? "local layers compressed" : "");
+}
+
 void zc_zip_budget(zc_kv_config *cfg, double bits) {
     cfg->target_bits = (float)bits; /* the policy derives its plan and salient count from it */
 }
@@ -1502,8 +1881,9 @@ const zc_kv_shown zc_zip_shown[] = {
     {.fn = show_plan},
     {.fn = show_rotated},
     ZC_KV_SHOW("int8-query", "int8 query {}"),
+    {.fn = zc_zip_show_local},
     {0},
 };
 
 const zc_kv_policy zc_kv_policy_zipcache = {"zipcache", zc_kv_create_zipcache, zc_zip_options, zc_zip_shown, 0,
-                                            zc_zip_budget};
+                                            zc_zip_budget, 1};

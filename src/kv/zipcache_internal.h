@@ -56,6 +56,15 @@ int zc_zip_rotation_count(const zc_kv_cache *c, int *n_chosen);
 /* "keys rotated per layer (auto)" under --kv-rotate auto, else "" (descriptions). */
 void zc_zip_show_rotate_auto(const zc_kv_config *c, char *buf, size_t cap);
 
+/* "local layers compressed" under --kv-local compress, else "" (descriptions). */
+void zc_zip_show_local(const zc_kv_config *c, char *buf, size_t cap);
+
+/* What `layer` holds, as attention reads it: positions *first..*first+*n-1
+ * (a sliding-window layer has dropped the earlier ones), into k, v
+ * [*n][kv_dim] (fp32, dequantized, keys rotated back) unless k is NULL.
+ * For tests; uses the cache's scratch. ZC_ERR_ARG for another policy. */
+int zc_zip_held(const zc_kv_cache *c, int layer, int *first, int *n, float *k, float *v);
+
 /* The plan of the latest segment of `layer` (ZC_ERR_ARG before any). */
 int zc_zip_last_plan(const zc_kv_cache *c, int layer, zc_zip_plan *plan);
 

@@ -91,7 +91,7 @@ void zc_context_seqs_free(zc_context *c) {
 
 static int new_cache(const zc_context *c, zc_kv_cache **out) {
     const zc_model_info *h = &c->m->info;
-    zc_kv_shape shape = {h->n_layers, h->n_heads, h->n_kv_heads, h->head_dim, c->n_ctx};
+    zc_kv_shape shape = {h->n_layers, h->n_heads, h->n_kv_heads, h->head_dim, c->n_ctx, NULL};
     return zc_kv_create_windowed(&c->kv_cfg, &shape, c->m->window, c->pool, out); /* as the context's own cache */
 }
 

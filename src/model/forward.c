@@ -362,7 +362,7 @@ int zc_context_create(const zc_model *m, const zc_context_params *p, zc_context 
         zc_error(ZC_ERR_NOMEM, "context: cannot start %d threads", p->n_threads);
         goto fail;
     }
-    zc_kv_shape shape = {h->n_layers, h->n_heads, h->n_kv_heads, h->head_dim, n_ctx};
+    zc_kv_shape shape = {h->n_layers, h->n_heads, h->n_kv_heads, h->head_dim, n_ctx, NULL};
     if ((rc = zc_kv_create_windowed(&c->kv_cfg, &shape, m->window, c->pool, &c->kv)) != ZC_OK) goto fail;
 
     int64_t q_dim = (int64_t)h->n_heads * h->head_dim, kv_dim = (int64_t)h->n_kv_heads * h->head_dim;

@@ -16,6 +16,10 @@ training script's data, and (where torch is installed) a CPU smoke run of the tr
   * train_retrieval without torch: every answer token, and only those, is a target, at the
     position before it; the prompt decodes back to the document; the longest document that
     max_lines_for allows fits the context and one more line does not.
+  * gguf_set (tools/gguf_set.py, evaluate.py --window): the copy of the retrieval model with
+    sliding-window metadata holds the same tensors and other keys, plus the two it was given; the
+    engine gives the same logits while a prompt fits the window and others once it does not; a
+    malformed KEY=TYPE:VALUE is refused.
   * with torch: `train_retrieval.py --smoke` runs, its losses are finite, and the exported
     checkpoint's engine logits equal the torch model's.
 """
@@ -29,7 +33,8 @@ import tempfile
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TOOLS = os.path.join(HERE, "..", "..", "tools", "retrieval")
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+TOOLS = os.path.join(ROOT, "tools", "retrieval")
 sys.path.insert(0, TOOLS)
 sys.path.insert(0, HERE)
 
@@ -253,6 +258,39 @@ def test_eval_lines(tmp):
            f"scores {[it['score'] for it in items]} want {want}, outputs {[it.get('output') for it in items[:2]]}")
 
 
+# ---- tools/gguf_set.py --------------------------------------------------------------------------
+
+def test_gguf_set(tmp):
+    sys.path.insert(0, os.path.join(ROOT, "tests"))
+    import files_ref  # noqa: E402
+    src = os.path.join(ROOT, "models", "zipcache-retrieval-1m-f16.gguf")
+    if not os.path.exists(src):
+        print("SKIP retrieval_gguf_set: models/zipcache-retrieval-1m-f16.gguf is missing", flush=True)
+        return
+    dst, tool = os.path.join(tmp, "swa.gguf"), os.path.join(ROOT, "tools", "gguf_set.py")
+    run([sys.executable, tool, src, dst, "llama.attention.sliding_window=uint:8",
+         "llama.attention.sliding_window_pattern=uint:2"])
+    kv0, _, t0 = files_ref.read_gguf(src)
+    kv1, types, t1 = files_ref.read_gguf(dst)
+    added = {"llama.attention.sliding_window": 8, "llama.attention.sliding_window_pattern": 2}
+    same = (all(kv1.get(k) == v and types[k] == 4 for k, v in added.items())
+            and {k: v for k, v in kv1.items() if k not in added}.keys() == kv0.keys()
+            and all(np.array_equal(np.asarray(kv1[k]), np.asarray(kv0[k])) for k in kv0)
+            and t0.keys() == t1.keys() and all(t0[n]["raw"] == t1[n]["raw"] for n in t0))
+    report("retrieval_gguf_set_copy", same, "keys or tensors differ")
+    short, long_ = "line a-b: REGISTER", "line amber-acorn: REGISTER_CONTENT is <42374>\nline"
+    _, a = engine_logits(src, short)
+    _, b = engine_logits(dst, short)
+    _, c = engine_logits(src, long_)
+    _, d = engine_logits(dst, long_)
+    ok = len(a) <= 8 < len(c) and np.array_equal(a, b) and np.abs(c[8:] - d[8:]).max() > 1e-3
+    report("retrieval_gguf_set_window_read", ok, f"{len(a)} / {len(c)} tokens, late logits moved by "
+           f"{np.abs(c[8:] - d[8:]).max() if len(c) > 8 else 0:.3g}")
+    r = subprocess.run([sys.executable, tool, src, os.path.join(tmp, "bad.gguf"), "llama.x=double:1"],
+                       capture_output=True, text=True)
+    report("retrieval_gguf_set_refuses", r.returncode != 0 and "KEY=TYPE:VALUE" in r.stderr, r.stderr[-300:])
+
+
 # ---- train_retrieval without torch -----------------------------------------------------------
 
 def test_train_data():
@@ -384,6 +422,7 @@ def main():
         test_tokenizer(tmp)
         test_export_roundtrip(tmp)
         test_eval_lines(tmp)
+        test_gguf_set(tmp)
         test_train_data()
         test_annotate()
         test_smoke_training(tmp)

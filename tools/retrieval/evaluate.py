@@ -20,8 +20,10 @@ import csv
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -72,6 +74,19 @@ BUDGET_SETTINGS = [
     ("kivi-3b", "--kv kivi --kv-bits 3"),
 ]
 
+# Sliding-window layers (--window): the two rules for zipcache's local layers, kept exact in fp16
+# beside the policy (the default) or compressed by it within their window (--kv-local compress),
+# at the 4-bit budget and one above, beside fp16 and kivi (whose local layers stay exact).
+LOCAL_SETTINGS = [
+    ("fp16", "--kv fp16"),
+    ("zipcache 4 bits, local layers exact", "--kv zipcache --kv-bits 4"),
+    ("zipcache 3.2 bits, local layers exact", "--kv zipcache --kv-bits 3.2"),
+    ("zipcache 4 bits, local layers compressed", "--kv zipcache --kv-bits 4 --kv-local compress"),
+    ("zipcache 5 bits, local layers compressed", "--kv zipcache --kv-bits 5 --kv-local compress"),
+    ("zipcache 6 bits, local layers compressed", "--kv zipcache --kv-bits 6 --kv-local compress"),
+    ("kivi-4b", "--kv kivi --kv-bits 4"),
+]
+
 # The paper's ablations (the saliency score, Table A; the probe strategy, Table 2) as retrieval
 # accuracy at one budget (--ablation-bits: 4, ~4x, where this model is neither lossless nor lost;
 # 3.2, ~5x, the paper's), and this engine's own choices: the prompt in one forward step (one
@@ -96,6 +111,18 @@ def ablation_settings(bits):
     ]
 
 
+
+
+def gguf_arch(path):
+    """general.architecture of a GGUF file (the first metadata key llama.cpp and `convert` write)."""
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+    key = b"general.architecture"
+    at = head.find(key)
+    if head[:4] != b"GGUF" or at < 0:
+        raise SystemExit(f"{path}: not a GGUF file with general.architecture")
+    n = int.from_bytes(head[at + len(key) + 4:at + len(key) + 12], "little")  # after the value type (u32)
+    return head[at + len(key) + 12:at + len(key) + 12 + n].decode()
 
 
 def run_setting(binary, model, data, opts, out_json, threads, max_new):
@@ -140,7 +167,13 @@ def main(argv=None):
     ap.add_argument("--setting", action="append", help="TAG=OPTIONS (repeatable; default: the --grid)")
     ap.add_argument("--ablation-bits", type=float, default=4.0,
                     help="the stored-bit budget of --grid ablations (default 4; the paper's 5x is 3.2)")
-    ap.add_argument("--grid", choices=["ablations", "budget", "main"], default="main",
+    ap.add_argument("--window", type=int, default=0,
+                    help="evaluate a copy of the model whose layers are sliding-window layers of this many tokens, "
+                         "all but every --window-pattern-th (tools/gguf_set.py; default 0: the model as it is)")
+    ap.add_argument("--window-pattern", type=int, default=2,
+                    help="with --window: every N-th layer stays global (default 2: the 3-layer model's layer 1, "
+                         "which reads the answer line, while layers 0 and 2 work within their window)")
+    ap.add_argument("--grid", choices=["ablations", "budget", "local", "main"], default="main",
                     help="main: every policy at ~3x to 6x; ablations: the paper's ablations and the engine's choices at ~4x; "
                          "budget: zipcache's plan and window rules at ~4x, each undone")
     ap.add_argument("--bin", default=os.environ.get("ZIPCACHE_BIN", os.path.join(ROOT, "build", "zipcache")))
@@ -149,9 +182,18 @@ def main(argv=None):
                     help="generated tokens per answer (default 8: '<', five digits, '>' and one spare)")
     a = ap.parse_args(argv)
     lengths = [int(x) for x in a.lines.split(",")]
-    grids = {"main": DEFAULT_SETTINGS, "ablations": ablation_settings(a.ablation_bits), "budget": BUDGET_SETTINGS}
+    grids = {"main": DEFAULT_SETTINGS, "ablations": ablation_settings(a.ablation_bits), "budget": BUDGET_SETTINGS,
+             "local": LOCAL_SETTINGS}
     settings = [tuple(s.split("=", 1)) for s in a.setting] if a.setting else grids[a.grid]
     os.makedirs(a.out, exist_ok=True)
+    model = a.model
+    if a.window:
+        tmp = tempfile.mkdtemp(prefix="zipcache-window-")
+        model = os.path.join(tmp, "model.gguf")
+        arch = gguf_arch(a.model)
+        subprocess.run([sys.executable, os.path.join(ROOT, "tools", "gguf_set.py"), a.model, model,
+                        f"{arch}.attention.sliding_window=uint:{a.window}",
+                        f"{arch}.attention.sliding_window_pattern=uint:{a.window_pattern}"], check=True)
     data, tokens = {}, {}
     for n in lengths:
         data[n] = os.path.join(a.out, f"lines_{n}.jsonl")
@@ -165,7 +207,7 @@ def main(argv=None):
     for tag, opts in settings:
         per = {}
         for n in lengths:
-            s = run_setting(a.bin, a.model, data[n], opts, os.path.join(a.out, re.sub(r"[^A-Za-z0-9.+-]+", "_", tag) + f"-{n}.json"), a.threads,
+            s = run_setting(a.bin, model, data[n], opts, os.path.join(a.out, re.sub(r"[^A-Za-z0-9.+-]+", "_", tag) + f"-{n}.json"), a.threads,
                             a.max_new)
             per[n] = s
             if tokens[n] is None and s.get("items"):
@@ -187,6 +229,10 @@ def main(argv=None):
           table(results, lengths, tokens, accuracy_cell) +
           "\n\nMean KL(fp16 cache || this cache) of the answer tokens, each given the right ones before it:\n\n" +
           table(results, lengths, tokens, kl_cell))
+    if a.window:
+        md = (f"The model with sliding-window layers of {a.window} tokens (all layers but every "
+              f"{a.window_pattern}-th), `--window {a.window}`.\n\n" + md)
+        shutil.rmtree(os.path.dirname(model), ignore_errors=True)
     with open(os.path.join(a.out, "retrieval.md"), "w") as fp:
         fp.write(md + "\n")
     print(md)
