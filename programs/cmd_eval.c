@@ -34,7 +34,7 @@ static const char *const USAGE =
     "         --answer-kl (lines: also the mean KL of the expected answer's tokens against an fp16 cache)\n"
     "         --execute  --out completions.jsonl  --python PATH  --timeout S (humaneval)\n"
     "sweep:   -f TEXT  --chunks N  --policies a,b,c  --bits 2.5,3,3.5,4  --preset ablation-saliency|\n"
-    "         ablation-probes|bits|ablation-bits  --csv FILE  --plot FILE.svg\n"
+    "         ablation-probes|bits|ablation-bits|local-layers  --csv FILE  --plot FILE.svg\n"
     "saliency, recon: -f TEXT  --chunks N  --tokens N (per chunk)  --seeds N (saliency: random probe draws)\n";
 
 #define EVAL_MAX_BITS 48 /* --bits values (a study at steps of 1/8 bit over 4-7.5 needs 29) */

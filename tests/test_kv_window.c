@@ -148,7 +148,8 @@ static void step(zc_kv_cache *c, const data *d, int pos, int n, float *out) {
  * cut short, or whose local layer starts past the window it must hold, is
  * refused with ZC_ERR_FORMAT. */
 static void test_save_load(void) {
-    /* the last two hold the local layers themselves (--kv-local compress), in segments of 4 tokens */
+    /* zipcache and mikv keep their local layers exact here; the last two hold them themselves
+       (--kv-local compress, the default), in segments of 4 tokens */
     static const char *const policies[] = {"fp16", "fp32", "zipcache", "kivi", "h2o", "mikv", "zipcache", "uniform"};
     static const int window[3] = {W, 0, W};
     data d = make_data(3, 4, 2, 16, 40, 11);
@@ -156,7 +157,7 @@ static void test_save_load(void) {
     for (int pi = 0; pi < 8; pi++) {
         zc_kv_config cfg;
         zc_kv_config_default(&cfg);
-        const char *opts = pi >= 6 ? "local=compress stream-gap=4" : "";
+        const char *opts = pi >= 6 ? "local=compress stream-gap=4" : "local=exact";
         TT_CHECK(zc_kv_config_parse_string(&cfg, policies[pi], opts) == ZC_OK, "%s", zc_last_error());
         zc_kv_cache *c = NULL, *r = NULL;
         TT_CHECK(zc_kv_create_windowed(&cfg, &d.s, window, NULL, &c) == ZC_OK, "%s", zc_last_error());
@@ -192,19 +193,19 @@ static void test_save_load(void) {
     free_data(&d);
 }
 
-/* --kv-local compress: zipcache holds the local layers itself, compressed
- * within their window (8-bit codes here, so within their rounding of the
- * windowed reference; a key too many or too few in a band of W = 5 moves
- * outputs by ~1e-1). Segments of 4 tokens: decode steps see a segment in
- * part, prompt chunks longer than the band drop their older tokens. The
- * same with exact local layers (the default) for the bytes: compressing
- * them must hold fewer. */
+/* --kv-local compress (the default): zipcache holds the local layers
+ * itself, compressed within their window (8-bit codes here, so within their
+ * rounding of the windowed reference; a key too many or too few in a band of
+ * W = 5 moves outputs by ~1e-1). Segments of 4 tokens: decode steps see a
+ * segment in part, prompt chunks longer than the band drop their older
+ * tokens. The same with exact local layers (--kv-local exact) for the
+ * bytes: compressing them must hold fewer. */
 static void test_compress_local(void) {
     zc_kv_usage exact, comp;
     zc_kv_config cfg;
     zc_kv_config_default(&cfg);
-    TT_CHECK(zc_kv_config_parse_string(&cfg, "zipcache", "hi-bits=8 lo-bits=8 stream-gap=4 rotate=on") == ZC_OK, "%s",
-             zc_last_error());
+    TT_CHECK(zc_kv_config_parse_string(&cfg, "zipcache", "hi-bits=8 lo-bits=8 stream-gap=4 rotate=on local=exact") ==
+             ZC_OK, "%s", zc_last_error());
     check_cfg(&cfg, 0, NULL, 2e-2, &exact);
     cfg.local_layers = ZC_KV_LOCAL_COMPRESS;
     zc_pool *pool = zc_pool_create(3);

@@ -25,6 +25,7 @@ POLICIES=${POLICIES:-zipcache,uniform,kivi,mikv,h2o,q4_0}
 BITS=${BITS:-3.5,4,4.5,5}
 STUDY_BITS=${STUDY_BITS:-4,4.125,4.25,4.375,4.5,4.625,4.75,4.875,5,5.125,5.25,5.375,5.5,5.625,5.75,5.875,6,6.125,6.25,6.375,6.5,6.625,6.75,6.875,7,7.125,7.25,7.375,7.5}
 ABLATION_BITS=${ABLATION_BITS:-4,4.5,5,5.5,6,6.5,7,7.5}
+LOCAL_BITS=${LOCAL_BITS:-3,3.5,4,4.5,5,5.5,6,7}
 RETRIEVAL_BITS=${RETRIEVAL_BITS:-3,3.125,3.25,3.375,3.5,3.625,3.75,3.875,4,4.125,4.25,4.375,4.5,4.625,4.75,4.875,5,5.125,5.25,5.375,5.5}
 OUT=eval
 PY=/usr/bin/python3
@@ -75,6 +76,17 @@ for line in open(sys.argv[1]):
     "$BIN" eval sweep -m "$RET" -f "$OUT/retrieval-text.txt" -c 2048 -t "$THREADS" --chunks 8 --no-progress \
         --csv "$OUT/bits-retrieval.csv" --plot "$OUT/bits-retrieval.svg" --preset bits --bits "$RETRIEVAL_BITS" \
         >"$OUT/bits-retrieval.log" 2>&1 || { tail -5 "$OUT/bits-retrieval.log" >&2; exit 1; }
+    # Sliding-window layers: the same model with layers 0 and 2 windowed to 512 tokens (layer 1, which
+    # reads the answer line, stays global; tools/gguf_set.py), zipcache's two rules for them beside kivi.
+    SWA_DIR=$(mktemp -d)
+    "$PY" tools/gguf_set.py "$RET" "$SWA_DIR/w512.gguf" llama.attention.sliding_window=uint:512 \
+        llama.attention.sliding_window_pattern=uint:2
+    echo "== sweep local-layers-retrieval" >&2
+    "$BIN" eval sweep -m "$SWA_DIR/w512.gguf" -f "$OUT/retrieval-text.txt" -c 2048 -t "$THREADS" --chunks 8 \
+        --no-progress --csv "$OUT/local-layers-retrieval.csv" --plot "$OUT/local-layers-retrieval.svg" \
+        --preset local-layers --bits "$LOCAL_BITS" >"$OUT/local-layers-retrieval.log" 2>&1 ||
+        { tail -5 "$OUT/local-layers-retrieval.log" >&2; exit 1; }
+    rm -rf "$SWA_DIR"
 fi
 
 # The KL floor: an fp16 run against its own fp16 base file (only the fp16 storage of the base differs).
@@ -115,9 +127,9 @@ NCPU=$(nproc)
 # the commit the runs were made at (REPORT_ONLY keeps it)
 COMMIT=$(cat "$OUT/commit" 2>/dev/null || git rev-parse --short HEAD 2>/dev/null || echo unknown)
 "$PY" - "$OUT" "$CPU" "$NCPU" "$COMMIT" "$elapsed" "$CHUNKS" "$POLICIES" "$BITS" "$STUDY_BITS" "$ABLATION_BITS" \
-    "$RETRIEVAL_BITS" >EVALUATION.md <<'EOF'
+    "$RETRIEVAL_BITS" "$LOCAL_BITS" >EVALUATION.md <<'EOF'
 import csv, json, math, os, re, sys
-out, cpu, ncpu, commit, elapsed, chunks, policies, bits, study_bits, ablation_bits, retrieval_bits = sys.argv[1:12]
+out, cpu, ncpu, commit, elapsed, chunks, policies, bits, study_bits, ablation_bits, retrieval_bits, local_bits = sys.argv[1:13]
 has_retrieval = os.path.exists(os.path.join(out, "bits-retrieval.csv"))
 
 def table(name):
@@ -338,6 +350,21 @@ if has_retrieval:
           "head_dim 64, so larger budgets repeat it.\n")
     bits_pivot("bits-retrieval")
 
+if os.path.exists(os.path.join(out, "local-layers-retrieval.csv")):
+    print("## Sliding-window layers: kept exact or compressed (`--kv-local`)\n")
+    print("A model whose local layers see only the last W tokens (Gemma 3: 5 of every 6 layers, W = 512-1024) "
+          "holds those layers' windows beside the global layers' whole context. Two rules for them: "
+          "`--kv-local exact` (the default) keeps the window in fp16 beside the policy, which compresses the global "
+          "layers only; `--kv-local compress` lets zipcache compress the local layers too, within their window "
+          "(probes, saliency, streaming and the `--kv-bits` budget as on a global layer; a prompt's tail in "
+          "segments of at most W/2 tokens). The model: the retrieval model with layers 0 and 2 made local with "
+          "W = 512 and layer 1 global (`tools/gguf_set.py`; with fp16 caches it answers as the original does, "
+          "the line-retrieval tables further down), on the retrieval documents at context 2048 as above. The measured bits count every "
+          "element of every layer and token, so dropping old local positions lowers them under both rules. "
+          f"Budgets {local_bits}; kivi keeps local layers exact. Cells: measured bits/element, mean KL.\n")
+    print(f"![local-layers-retrieval]({out}/local-layers-retrieval.svg)\n")
+    bits_pivot("local-layers-retrieval")
+
 for model in ("stories260K", "tinystories656K"):
     print(f"## {model}\n")
     for text in ("wikitext2", "tinystories"):
@@ -386,7 +413,11 @@ for sub, title in (("retrieval", "every policy"), ("retrieval-ablations", "ablat
                    ("retrieval-ablations-5x", "ablations at the 3.2-bit budget (~5x, the paper's)"),
                    ("retrieval-saliency", "saliency estimates against the exact normalized set"),
                    ("retrieval-budget", "the window and plan rules at the 4-bit budget, at the current commit "
-                                        "(the tables above are of earlier commits: compare within a table)")):
+                                        "(the tables above are of earlier commits: compare within a table)"),
+                   ("retrieval-local-512", "sliding-window layers of 512 tokens: kept exact or compressed "
+                                           "(`--kv-local`; `evaluate.py --window 512 --grid local`)"),
+                   ("retrieval-local-128", "sliding-window layers of 128 tokens: kept exact or compressed "
+                                           "(`--kv-local`; `evaluate.py --window 128 --grid local`)")):
     path = os.path.join(out, sub, "saliency.md" if sub.endswith("saliency") else "retrieval.md")
     if not os.path.exists(path):
         continue

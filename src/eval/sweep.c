@@ -64,7 +64,10 @@ static bool policy_available(const char *name) {
  *   bits           the bit-allocation study (kv_zipcache.c, zip_plan): the
  *                  policies at equal stored bits (kivi and q4_0r at their fixed
  *                  widths: the budget does not move them)
- *   ablation-bits  each choice of zipcache's automatic plan undone or changed */
+ *   ablation-bits  each choice of zipcache's automatic plan undone or changed
+ *   local-layers   a model with sliding-window layers: zipcache's two rules for
+ *                  them (kept exact beside the policy, or compressed within
+ *                  their window: --kv-local), beside kivi (always exact there) */
 typedef struct {
     const char *label, *policy, *args[9];
 } study_run;
@@ -107,6 +110,13 @@ static const study_run ABLATION_BITS[] = {
     {"auto, plan by salient fraction", "zipcache", {"--kv-plan", "fraction", NULL}},
 };
 
+static const study_run LOCAL_LAYERS[] = {
+    {"zipcache, local layers exact", "zipcache", {"--kv-local", "exact", NULL}},
+    {"zipcache, local layers compressed", "zipcache", {"--kv-local", "compress", NULL}},
+    {"kivi 4-bit", "kivi", {"--kv-bits", "4", NULL}},
+    {"kivi 2-bit", "kivi", {"--kv-bits", "2", NULL}},
+};
+
 static int study_runs(const study_run *rs, int n, const zc_eval_opts *o, const zc_eval_sweep_opts *sw, run_list *l,
                       FILE *log) {
     for (int v = 0; v < n; v++) {
@@ -140,9 +150,10 @@ static int preset_runs(const char *preset, const zc_eval_opts *o, const zc_eval_
     STUDY("ablation-probes", PROBES);
     STUDY("bits", BITS);
     STUDY("ablation-bits", ABLATION_BITS);
+    STUDY("local-layers", LOCAL_LAYERS);
 #undef STUDY
     return zc_error(ZC_ERR_ARG, "eval sweep: unknown preset '%s' (ablation-saliency, ablation-probes, bits, "
-                    "ablation-bits)", preset);
+                    "ablation-bits, local-layers)", preset);
 }
 
 static int policy_runs(const zc_eval_opts *o, const zc_eval_sweep_opts *sw, run_list *l, FILE *log) {

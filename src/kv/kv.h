@@ -69,9 +69,9 @@ typedef struct zc_kv_config {
     int sinks;                 /* first N tokens always hi bits */
     int key_group;             /* channelwise key parameter group along tokens (0 = whole segment) */
     int plan_rule;             /* zipcache, mikv: ZC_ZIP_PLAN_* (zipcache_internal.h), how widths are chosen */
-    int local_layers;          /* zipcache, mikv, uniform: sliding-window layers kept exact in fp16 beside the
-                                  policy (ZC_KV_LOCAL_EXACT, the default) or compressed by it within their
-                                  window (ZC_KV_LOCAL_COMPRESS; zc_kv_create_windowed) */
+    int local_layers;          /* zipcache, mikv, uniform: sliding-window layers compressed by the policy
+                                  within their window (ZC_KV_LOCAL_COMPRESS, the default) or kept exact in
+                                  fp16 beside it (ZC_KV_LOCAL_EXACT; zc_kv_create_windowed) */
     int rotate_keys;           /* zipcache, mikv, uniform: keys Hadamard-rotated before quantization (--kv-rotate):
                                   ZC_ZIP_ROTATE_OFF, _ON, _AUTO (chosen per layer; zipcache_internal.h) */
     int group_size;            /* kivi group size (default 32) */
@@ -173,13 +173,13 @@ int zc_kv_create(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_pool *poo
 /* The same for a model with sliding-window layers (kv_window.c): the query
  * at position p of layer l sees keys max(0, p - window[l] + 1)..p. Layers
  * whose window (> 0) is shorter than max_ctx keep only their last window[l]
- * positions. By default (cfg.local_layers ZC_KV_LOCAL_EXACT, and always for
- * a policy that is not `banded`) they keep them uncompressed (fp32 for
- * policy fp32, else fp16) and are never seen by the policy, which holds the
- * other (global) layers: zipcache's probes, saliency and streaming run on
- * global layers only. With ZC_KV_LOCAL_COMPRESS a banded policy (zipcache,
- * uniform, mikv) holds every layer, the windows as shape.band, and
- * compresses the local layers' windows too. window NULL, or no window that
+ * positions. A banded policy (zipcache, uniform, mikv) under
+ * cfg.local_layers ZC_KV_LOCAL_COMPRESS (the default) holds every layer,
+ * the windows as shape.band, and compresses the local layers' windows too.
+ * Otherwise (ZC_KV_LOCAL_EXACT, and every other policy) the local layers
+ * keep their positions uncompressed (fp32 for policy fp32, else fp16) and
+ * are never seen by the policy, which holds the other (global) layers:
+ * zipcache's probes, saliency and streaming then run on global layers only. window NULL, or no window that
  * binds: exactly zc_kv_create. window is borrowed. */
 int zc_kv_create_windowed(const zc_kv_config *cfg, const zc_kv_shape *shape, const int *window, zc_pool *pool,
                           zc_kv_cache **out);

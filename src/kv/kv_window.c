@@ -12,14 +12,14 @@
  * never in a decode step.
  *
  * The policy itself sees only the global layers (its layer i is the i-th
- * global one): for zipcache that is the stated rule that probes, saliency
- * and streaming compression run on global layers only; local layers are
- * small (W tokens) and read in full by every query, so they stay exact.
- * The other rule, --kv-local compress (cfg.local_layers), is not this
- * file's: a `banded` policy (zipcache, uniform, mikv) then gets every layer
- * with the windows as shape.band and compresses the local ones within them
- * (kv_zipcache.c). Both are measured in EVALUATION.md ("Sliding-window
- * layers").
+ * global one): for zipcache under --kv-local exact that is the stated rule
+ * that probes, saliency and streaming compression run on global layers
+ * only, local layers (W tokens, read in full by every query) stay exact.
+ * The default rule for a `banded` policy (zipcache, uniform, mikv),
+ * --kv-local compress (cfg.local_layers), is not this file's: the policy
+ * gets every layer with the windows as shape.band and compresses the local
+ * ones within them (kv_zipcache.c). Both are measured in EVALUATION.md
+ * ("Sliding-window layers") and BENCHMARKS.md.
  *
  * Accounting: local buffers count their held tokens (at most W - 1 + the
  * last batch) under `window`; elements are those of the whole model's cache

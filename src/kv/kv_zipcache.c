@@ -63,9 +63,9 @@
  * quantize -> dequantize -> quantize again and their error compounds; here a
  * token is quantized exactly once.
  *
- * Sliding-window layers (shape.band, given under --kv-local compress by
- * zc_kv_create_windowed; by default such layers stay out of the policy,
- * exact, kv_window.c): a query at p sees positions p - band + 1..p. Such a
+ * Sliding-window layers (shape.band, given by zc_kv_create_windowed under
+ * --kv-local compress, the default; under exact such layers stay out of the
+ * policy, in fp16, kv_window.c): a query at p sees positions p - band + 1..p. Such a
  * layer compresses like a global one (probes, saliency, streaming) but
  * keeps only what a later query can see (band_trim): a prompt chunk drops
  * its tokens before the next query's band before it is scored, its tail is
@@ -941,7 +941,8 @@ static int band_piece(const kv_zip *c, const zlayer *L) {
     return L->band / 2 > gap ? L->band / 2 : gap;
 }
 
-/* compress_window in segments of at most `piece` tokens, front first, each
+/* compress_window in the fewest segments of at most `piece` tokens, of even
+ * length, front first, each
  * with its share of the scores sc [n_kv_heads][wlen] (which c->sc may be:
  * they are copied first). A sliding-window layer stores a prompt's last
  * band - 1 tokens so: a decode step then dequantizes at most one piece (the
@@ -958,7 +959,8 @@ static int compress_pieces(kv_zip *c, zlayer *L, const float *sc, int piece, con
     if (!all) return ZC_ERR_NOMEM;
     memcpy(all, sc, (size_t)nkv * W * sizeof(float));
     size_t kd = (size_t)c->kv_dim;
-    int rc = ZC_OK;
+    int rc = ZC_OK, n_pieces = (W + piece - 1) / piece;
+    piece = (W + n_pieces - 1) / n_pieces; /* even pieces: no short last one, whose parameters would cost most */
     for (int done = 0; done < W && rc == ZC_OK; done += piece) {
         int m = W - done < piece ? W - done : piece, rest = W - done - m;
         for (int g = 0; g < nkv; g++) memcpy(c->sc + (size_t)g * m, all + (size_t)g * W + done, (size_t)m * sizeof(float));
@@ -1809,8 +1811,9 @@ const zc_kv_option zc_zip_options[] = {
      .help = "with widths chosen for --kv-bits: the plan whose stored window the probes see with the least error, "
              "or the one whose salient fraction is nearest 0.5"},
     {.name = "local", .type = ZC_KV_OPT_CHOICE, ZC_KV_FIELD(local_layers), .choices = LOCAL_NAMES,
-     .def = ZC_KV_LOCAL_EXACT,
-     .help = "sliding-window layers: their window kept exact in fp16 beside the policy, or compressed by it"},
+     .def = ZC_KV_LOCAL_COMPRESS,
+     .help = "sliding-window layers: their window compressed by the policy like the global layers, or kept exact "
+             "in fp16 beside it"},
     {.name = "key-group", .type = ZC_KV_OPT_INT, ZC_KV_FIELD(key_group), .lo = 0, .hi = 1 << 20, .def = 0,
      .help = "key parameters per group of N tokens (0: one per set)"},
     {.name = "seed", .type = ZC_KV_OPT_U64, ZC_KV_FIELD(seed), .def = 0, .help = "random probes' seed"},
@@ -1858,7 +1861,7 @@ void zc_zip_show_rotate_auto(const zc_kv_config *c, char *buf, size_t cap) {
 }
 
 void zc_zip_show_local(const zc_kv_config *c, char *buf, size_t cap) {
-    snprintf(buf, cap, "%s", c->local_layers == ZC_KV_LOCAL_COMPRESS ? "local layers compressed" : "");
+    snprintf(buf, cap, "%s", c->local_layers == ZC_KV_LOCAL_EXACT ? "local layers exact" : "");
 }
 
 void zc_zip_budget(zc_kv_config *cfg, double bits) {

@@ -56,7 +56,7 @@ int zc_zip_rotation_count(const zc_kv_cache *c, int *n_chosen);
 /* "keys rotated per layer (auto)" under --kv-rotate auto, else "" (descriptions). */
 void zc_zip_show_rotate_auto(const zc_kv_config *c, char *buf, size_t cap);
 
-/* "local layers compressed" under --kv-local compress, else "" (descriptions). */
+/* "local layers exact" under --kv-local exact, else "" (descriptions). */
 void zc_zip_show_local(const zc_kv_config *c, char *buf, size_t cap);
 
 /* What `layer` holds, as attention reads it: positions *first..*first+*n-1

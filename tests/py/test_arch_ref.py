@@ -368,9 +368,11 @@ POLICIES = ("fp32", "fp16", "q8_0", "q4_0", "h2o", "kivi", "zipcache", "uniform"
 
 def check_window_policies(tmp):
     """Sliding-window layers under every KV policy (the mistral checkpoint of main(): window 7 on every
-    layer, so no layer reaches the policy; src/kv/kv_window.c). -b 1 feeds the prompt a token at a time
-    as decode steps do, past the window: fp32 matches this reference, and every policy gives exactly
-    the fp16 policy's logits (local layers are stored in fp16 and attended within their window)."""
+    layer; src/kv/kv_window.c). -b 1 feeds the prompt a token at a time as decode steps do, past the
+    window: fp32 matches this reference, and every policy under --kv-local exact gives exactly the fp16
+    policy's logits (no layer reaches the policy: local layers are stored in fp16 and attended within
+    their window). Under --kv-local compress (the default) zipcache, uniform and mikv compress the
+    local layers themselves: they run and their logits move."""
     d = os.path.join(tmp, "mistral")
     if not os.path.isdir(d):
         print("SKIP arch_window_policies: no mistral checkpoint", flush=True)
@@ -384,7 +386,7 @@ def check_window_policies(tmp):
     bad = []
     for kv in POLICIES[1:]:
         try:
-            _, got = engine_logits(d, PROMPT, ("-b", "3", "--kv", kv))
+            _, got = engine_logits(d, PROMPT, ("-b", "3", "--kv", kv, "--kv-local", "exact"))
         except RuntimeError as e:
             bad.append(f"{kv}: {e}")
             continue
@@ -392,6 +394,14 @@ def check_window_policies(tmp):
             base = got
         elif not np.array_equal(got, base):
             bad.append(f"{kv}: differs from fp16 by {rel_err(got, base):.3g}")
+    for kv in ("zipcache", "uniform", "mikv"):
+        try:
+            _, got = engine_logits(d, PROMPT, ("-b", "3", "--kv", kv, "--kv-stream-gap", "4"))
+        except RuntimeError as e:
+            bad.append(f"{kv}, local layers compressed: {e}")
+            continue
+        if base is not None and np.array_equal(got, base):
+            bad.append(f"{kv}, local layers compressed: the fp16 logits (the local layers were not compressed)")
     err = rel_err(base, forward(W, ids, hp)) if base is not None else 1.0
     print(f"  every policy on window-only layers: fp16 vs reference {err:.3g}", file=sys.stderr, flush=True)
     ok = not bad and err < 1e-2

@@ -74,16 +74,16 @@ BUDGET_SETTINGS = [
     ("kivi-3b", "--kv kivi --kv-bits 3"),
 ]
 
-# Sliding-window layers (--window): the two rules for zipcache's local layers, kept exact in fp16
-# beside the policy (the default) or compressed by it within their window (--kv-local compress),
-# at the 4-bit budget and one above, beside fp16 and kivi (whose local layers stay exact).
+# Sliding-window layers (--window): the two rules for zipcache's local layers, compressed by it
+# within their window (--kv-local compress, the default) or kept exact in fp16 beside it, at the
+# 4-bit budget, one above and the ~5x one, beside fp16 and kivi (whose local layers stay exact).
 LOCAL_SETTINGS = [
     ("fp16", "--kv fp16"),
-    ("zipcache 4 bits, local layers exact", "--kv zipcache --kv-bits 4"),
-    ("zipcache 3.2 bits, local layers exact", "--kv zipcache --kv-bits 3.2"),
+    ("zipcache 4 bits, local layers exact", "--kv zipcache --kv-bits 4 --kv-local exact"),
+    ("zipcache 3.2 bits, local layers exact", "--kv zipcache --kv-bits 3.2 --kv-local exact"),
     ("zipcache 4 bits, local layers compressed", "--kv zipcache --kv-bits 4 --kv-local compress"),
     ("zipcache 5 bits, local layers compressed", "--kv zipcache --kv-bits 5 --kv-local compress"),
-    ("zipcache 6 bits, local layers compressed", "--kv zipcache --kv-bits 6 --kv-local compress"),
+    ("zipcache 3.2 bits, local layers compressed", "--kv zipcache --kv-bits 3.2 --kv-local compress"),
     ("kivi-4b", "--kv kivi --kv-bits 4"),
 ]
 
