@@ -9,7 +9,8 @@
 #   attn.md       decode attention per layer: fp16 cache vs packed codes
 #   quant.md      KV quantizers, quantize+pack and unpack+dequantize per core
 #   kernels.txt   weight-matrix kernels (row-major and packed), 1 and 2 threads
-#   shapes-*.md   decode and prefill at 0/8K/16K at the qwen3-4b and gemma-3-1b shapes
+#   shapes-*.md   decode and prefill at 0/8K/16K at the qwen3-4b and gemma-3-1b shapes (gemma's
+#                 local layers compressed, the default, and kept exact: -local-exact)
 #   compare-*/    against llama.cpp (only with LLAMA_BENCH=path/to/llama-bench)
 #
 #   tools/run_benchmarks.sh [LAYERS] [DEPTHS] [POLICIES] [PREFILL]
@@ -64,6 +65,10 @@ for shape in qwen3-4b:4 gemma-3-1b:26; do
     run "shapes-$name" bench -m "$m" -p 512 -n 32 -d 0,8192,16384 --kv fp16,zipcache -r 2 \
         --md "$OUT/shapes-$name.md" --json "$OUT/shapes-$name.json" --csv "$OUT/shapes-$name.csv" >/dev/null
 done
+# Gemma's 22 local layers kept exact beside zipcache (--kv-local exact) instead of compressed (the default).
+run shapes-gemma-3-1b-local-exact bench -m /tmp/zipcache-gemma-3-1b-26l-q8_0.gguf -p 512 -n 32 -d 0,8192,16384 \
+    --kv fp16,zipcache --kv-local exact -r 2 --md "$OUT/shapes-gemma-3-1b-local-exact.md" \
+    --json "$OUT/shapes-gemma-3-1b-local-exact.json" --csv "$OUT/shapes-gemma-3-1b-local-exact.csv" >/dev/null
 # Against llama.cpp, when LLAMA_BENCH names a llama-bench built outside the repository (BENCHMARKS.md).
 if [ -n "${LLAMA_BENCH:-}" ]; then
     M4=/tmp/zipcache-llama-3.2-1b-4l-q8_0.gguf

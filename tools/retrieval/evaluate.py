@@ -12,6 +12,9 @@ and length (a finished run's JSON is kept, so an interrupted evaluation resumes)
 
     evaluate.py -m models/zipcache-retrieval-1m-f16.gguf --out eval/retrieval --lines 50,100,150
 
+--window W evaluates a copy of the model with sliding-window layers (tools/gguf_set.py), --grid
+local the two rules for zipcache's local layers (--kv-local).
+
 Settings are "tag=policy options" (--setting, repeatable); the defaults are fp16 and each policy
 at about 3x to 6x compression.
 """
@@ -230,8 +233,8 @@ def main(argv=None):
           "\n\nMean KL(fp16 cache || this cache) of the answer tokens, each given the right ones before it:\n\n" +
           table(results, lengths, tokens, kl_cell))
     if a.window:
-        md = (f"The model with sliding-window layers of {a.window} tokens (all layers but every "
-              f"{a.window_pattern}-th), `--window {a.window}`.\n\n" + md)
+        md = (f"The model with sliding-window layers of {a.window} tokens (layer l is global when (l + 1) % "
+              f"{a.window_pattern} == 0, as llama.cpp reads sliding_window_pattern), `--window {a.window}`.\n\n" + md)
         shutil.rmtree(os.path.dirname(model), ignore_errors=True)
     with open(os.path.join(a.out, "retrieval.md"), "w") as fp:
         fp.write(md + "\n")
