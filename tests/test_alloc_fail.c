@@ -174,8 +174,12 @@ static void test_policies(void) {
  * decode window grows while it holds tokens (window_reserve moving its
  * probe sums to a wider stride: the ncol failure there once left wcap at
  * the old stride and later probe sums read garbage). */
-static const int CHUNKS[] = {4, 1, 1, 1, 1, 1, 6, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 5, 1, 1, 1};
-#define N_CHUNKS (int)(sizeof CHUNKS / sizeof CHUNKS[0])
+static const int CHUNKS[] = {4, 1, 1, 1, 1, 1, 6, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 5, 1, 1, 1, 0};
+/* For a cache whose layer 0 is a sliding-window layer of 12 (zc_kv_shape.band):
+ * prompt chunks longer than the band (stored in pieces), then decode steps
+ * whose band starts inside a segment. */
+static const int BAND_CHUNKS[] = {20, 1, 1, 1, 1, 1, 1, 1, 1, 1, 9, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0};
+static const int BAND[] = {12, 0};
 #define KV_LAYERS 2
 #define KV_HEADS 4
 #define KV_KV_HEADS 2
@@ -184,13 +188,14 @@ static const int CHUNKS[] = {4, 1, 1, 1, 1, 1, 6, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 
 /* One pass; outputs of every attend appended to out. fail_at -1: no
  * injected failure. Returns the number of failures seen (each retried),
  * 1000 when the create failed (nothing ran), -1 after a check failed. */
-static int kv_pass(const char *policy, long fail_at, const float *q, const float *k, const float *v, float *out,
-                   long *n_alloc) {
+static int kv_pass(const char *policy, const int *band, long fail_at, const float *q, const float *k, const float *v,
+                   float *out, long *n_alloc) {
+    const int *chunks = band ? BAND_CHUNKS : CHUNKS;
     zc_kv_config cfg;
     zc_kv_config_default(&cfg);
     int rc = zc_kv_config_parse_string(&cfg, policy, "--kv-stream-gap 8 --kv-residual 4 --kv-group 4");
     TT_CHECK(rc == ZC_OK, "%s", zc_last_error());
-    zc_kv_shape shape = {KV_LAYERS, KV_HEADS, KV_KV_HEADS, KV_HD, 64, NULL};
+    zc_kv_shape shape = {KV_LAYERS, KV_HEADS, KV_KV_HEADS, KV_HD, 64, band};
     zc_kv_cache *c = NULL;
     int failures = 0;
     size_t qd = KV_HEADS * KV_HD, kd = KV_KV_HEADS * KV_HD;
@@ -203,8 +208,8 @@ static int kv_pass(const char *policy, long fail_at, const float *q, const float
         return tt_failed_checks ? -1 : 1000; /* nothing ran: no outputs to compare */
     }
     int pos = 0;
-    for (int i = 0; i < N_CHUNKS; i++) {
-        int n = CHUNKS[i];
+    for (int i = 0; chunks[i]; i++) {
+        int n = chunks[i];
         for (int l = 0; l < KV_LAYERS; l++) {
             const float *kl = k + ((size_t)l * 64 + pos) * kd, *vl = v + ((size_t)l * 64 + pos) * kd;
             for (int attempt = 0; attempt < 2; attempt++) {
@@ -243,22 +248,28 @@ static void test_kv_retry(void) {
     unsigned long long seed = 7;
     for (size_t i = 0; q && i < rows * qd; i++) q[i] = tt_randf(&seed) * 2;
     for (size_t i = 0; k && v && i < rows * kd; i++) k[i] = tt_randf(&seed) * 2, v[i] = tt_randf(&seed);
-    for (int pi = 0; q && k && v && want && got && zc_kv_policy_name(pi); pi++) {
-        const char *policy = zc_kv_policy_name(pi);
+    /* every policy, then the banded ones again with a sliding-window layer */
+    static const char *const BANDED[] = {"zipcache", "uniform", "mikv"};
+    int n_policies = 0;
+    while (zc_kv_policy_name(n_policies)) n_policies++;
+    for (int pi = 0; q && k && v && want && got && pi < n_policies + 3; pi++) {
+        const char *policy = pi < n_policies ? zc_kv_policy_name(pi) : BANDED[pi - n_policies];
+        const int *band = pi < n_policies ? NULL : BAND;
         long n_alloc = 0, n;
         memset(want, 0, rows * qd * sizeof *want);
-        if (kv_pass(policy, -1, q, k, v, want, &n_alloc) != 0) break;
+        if (kv_pass(policy, band, -1, q, k, v, want, &n_alloc) != 0) break;
         for (n = 0; n < n_alloc; n++) {
             memset(got, 0, rows * qd * sizeof *got);
             long n2;
-            int f = kv_pass(policy, n, q, k, v, got, &n2);
+            int f = kv_pass(policy, band, n, q, k, v, got, &n2);
             if (f < 0) break;
             if (f == 1000) continue; /* the create failed: nothing ran */
             TT_CHECK(f == 1 && !memcmp(got, want, rows * qd * sizeof *got),
                      "%s: after allocation %ld failed (%d failures) and was retried, the attention outputs differ", policy, n, f);
         }
         g_points += n;
-        printf("# kv %s: %ld allocations, each failed once and retried\n", policy, n_alloc);
+        printf("# kv %s%s: %ld allocations, each failed once and retried\n", policy, band ? " (sliding window)" : "",
+               n_alloc);
         if (tt_failed_checks) break;
     }
     free(q), free(k), free(v), free(want), free(got);

@@ -181,10 +181,12 @@ typedef struct {
     float *kq;                /* [n][head_dim] one head's keys or values as stored, decoded (the trials) */
     size_t cap_w;             /* tokens the above hold */
     float *hk, *hv;           /* [rows][kv_dim] a sliding-window layer's visible tokens in fp32 (banded_attend) */
-    size_t cap_h;             /* rows the above hold */
+    size_t cap_h;             /* floats each of the above holds */
     float *dk, *dv;           /* [n][head_dim] one head's sets of a segment, dequantized (seg_dequant) */
-    size_t cap_d;             /* tokens the above hold */
+    size_t cap_d;             /* floats each of the above holds */
     zc_packed_seg *views;     /* [n_kv_heads] the visible part of a segment a decode step's band starts in */
+    int keep_seg, keep_pos;   /* compress_pieces dropping rows: the segments from keep_seg on, from position
+                                 keep_pos, stay (seg_budget counts those); keep_pos -1 otherwise */
     zc_attn_scratch s_fwd, s_packed;
 } kv_zip;
 
@@ -474,8 +476,10 @@ static int layer_gap(const kv_zip *c, const zlayer *L) {
  * the window's share is bounded instead (window_gap). */
 static double seg_budget(const kv_zip *c, const zlayer *L, int n) {
     double per_tok = 2.0 * c->kv_dim, held = 0; /* elements per token; bits in segments */
-    for (int s = 0; s < L->n_segs; s++) held += 8.0 * (double)(L->info[s].codes + L->info[s].params + L->info[s].index);
-    double b = (c->budget * per_tok * (L->w0 - L->p0 + n) - held) / (per_tok * n);
+    int keep = c->keep_pos >= 0; /* segments about to be dropped do not count */
+    for (int s = keep ? c->keep_seg : 0; s < L->n_segs; s++)
+        held += 8.0 * (double)(L->info[s].codes + L->info[s].params + L->info[s].index);
+    double b = (c->budget * per_tok * (L->w0 - (keep ? c->keep_pos : L->p0) + n) - held) / (per_tok * n);
     return b > 0 ? b : 0;
 }
 
@@ -941,41 +945,68 @@ static int band_piece(const kv_zip *c, const zlayer *L) {
     return L->band / 2 > gap ? L->band / 2 : gap;
 }
 
-/* compress_window in the fewest segments of at most `piece` tokens, of even
- * length, front first, each
- * with its share of the scores sc [n_kv_heads][wlen] (which c->sc may be:
- * they are copied first). A sliding-window layer stores a prompt's last
- * band - 1 tokens so: a decode step then dequantizes at most one piece (the
- * segment its band starts in, banded_attend), and a segment leaves the band
- * at most a piece after its first token did. */
-static int compress_pieces(kv_zip *c, zlayer *L, const float *sc, int piece, const float *q, const int32_t *qrows,
-                           int nq) {
-    int W = L->wlen, nkv = c->base.shape.n_kv_heads;
-    if (W <= piece) {
-        window_to_f32(c, L);
-        return compress_window(c, L, sc, 0, q, qrows, nq);
-    }
-    float *all = zc_malloc((size_t)nkv * W * sizeof(float));
-    if (!all) return ZC_ERR_NOMEM;
-    memcpy(all, sc, (size_t)nkv * W * sizeof(float));
+/* The first position the query at p of layer L sees. */
+static int band_lo(const zlayer *L, int p) { return L->band && p - L->band + 1 > 0 ? p - L->band + 1 : 0; }
+static void segs_drop(kv_zip *c, zlayer *L, int k); /* sliding-window layers, below */
+
+/* compress_window over the window's rows skip..wlen-1 (scores sc
+ * [n_kv_heads][wlen - skip], which c->sc may be), in the fewest segments of
+ * at most `piece` tokens, of even length, front first. Rows before skip are
+ * dropped: a sliding-window layer's rows that no later query sees (the
+ * layer's older segments, which end before them, go too). All or nothing:
+ * a failure leaves the layer as it was, so that the attend can be repeated.
+ * A sliding-window layer stores a prompt's tail so: a decode step then
+ * dequantizes at most part of one piece (banded_decode), and a segment
+ * leaves the band at most a piece after its first token did. */
+static int compress_pieces(kv_zip *c, zlayer *L, int skip, const float *sc, int piece, const float *q,
+                           const int32_t *qrows, int nq) {
+    int W = L->wlen - skip, nkv = c->base.shape.n_kv_heads, n_pieces = (W + piece - 1) / piece;
     size_t kd = (size_t)c->kv_dim;
-    int rc = ZC_OK, n_pieces = (W + piece - 1) / piece;
-    piece = (W + n_pieces - 1) / n_pieces; /* even pieces: no short last one, whose parameters would cost most */
+    /* the layer as it was, to return to */
+    zc_fp16 *wk0 = L->wk, *wv0 = L->wv;
+    int w00 = L->w0, wlen0 = L->wlen, segs0 = L->n_segs, rot0 = L->rot, stream0 = L->n_stream;
+    size_t used0 = L->arena_used;
+    float *all = NULL; /* the scores, while c->sc holds each piece's */
+    if (n_pieces > 1 && !(all = zc_malloc((size_t)nkv * W * sizeof(float)))) return ZC_ERR_NOMEM;
+    if (all) memcpy(all, sc, (size_t)nkv * W * sizeof(float));
+    piece = n_pieces > 1 ? (W + n_pieces - 1) / n_pieces : W; /* even: no short last piece, whose parameters cost most */
+    L->wk += (size_t)skip * kd; /* the window's rows seen from the piece on: compress_window reads from its front */
+    L->wv += (size_t)skip * kd;
+    L->w0 += skip;
+    /* what the next query's band leaves out goes once this succeeds: the older segments that end before it
+       (all of them when rows are dropped), which the budget's running total leaves out already */
+    int gone = 0, end = L->p0, lo = band_lo(L, w00 + wlen0);
+    while (gone < segs0 && end + L->info[gone].n <= lo) end += L->info[gone++].n;
+    if (gone || skip) c->keep_seg = gone, c->keep_pos = skip ? L->w0 : end;
+    int rc = ZC_OK;
     for (int done = 0; done < W && rc == ZC_OK; done += piece) {
-        int m = W - done < piece ? W - done : piece, rest = W - done - m;
-        for (int g = 0; g < nkv; g++) memcpy(c->sc + (size_t)g * m, all + (size_t)g * W + done, (size_t)m * sizeof(float));
-        L->wlen = m; /* the piece is the window's front */
+        int m = W - done < piece ? W - done : piece;
+        for (int g = 0; all && g < nkv; g++)
+            memcpy(c->sc + (size_t)g * m, all + (size_t)g * W + done, (size_t)m * sizeof(float));
+        L->wlen = m;
         window_to_f32(c, L);
-        if ((rc = compress_window(c, L, c->sc, 0, q, qrows, nq))) {
-            L->wlen = m + rest; /* nothing committed: the window as it was after the earlier pieces */
-            break;
-        }
-        memmove(L->wk, L->wk + (size_t)m * kd, (size_t)rest * kd * sizeof(zc_fp16));
-        memmove(L->wv, L->wv + (size_t)m * kd, (size_t)rest * kd * sizeof(zc_fp16));
-        L->wlen = rest;
+        rc = compress_window(c, L, all ? c->sc : sc, 0, q, qrows, nq); /* commits w0 += m, wlen = 0 */
+        L->wk += (size_t)m * kd;
+        L->wv += (size_t)m * kd;
     }
     free(all);
-    return rc;
+    L->wk = wk0;
+    L->wv = wv0;
+    c->keep_pos = -1;
+    if (rc) {
+        L->w0 = w00;
+        L->wlen = wlen0;
+        L->n_segs = segs0;
+        L->arena_used = used0;
+        L->rot = rot0;
+        L->n_stream = stream0;
+        L->last_n = 0; /* the latest scores were of a piece now undone */
+        return rc;
+    }
+    L->wlen = 0;
+    if (gone) segs_drop(c, L, gone);
+    if (skip) L->p0 = w00 + skip; /* every older segment ended before the dropped rows */
+    return ZC_OK;
 }
 
 /* Divide column sums by their denominators: sc[g][j] = col[g][j] / den[j].
@@ -1063,8 +1094,6 @@ static const float *segment_queries(kv_zip *c, const zlayer *L, const float *q, 
  * ever compressed (prefill_compress). Held: at most band - 1 + one segment's
  * tokens compressed, plus the window. Attention: banded_attend. */
 
-/* The first position the query at p of layer L sees. */
-static int band_lo(const zlayer *L, int p) { return L->band && p - L->band + 1 > 0 ? p - L->band + 1 : 0; }
 
 /* Forget the window's first k tokens: rows, probe sums and counts move up. */
 static void window_drop(kv_zip *c, zlayer *L, int k) {
@@ -1109,16 +1138,19 @@ static void band_trim(kv_zip *c, zlayer *L, int next) {
     if (!L->n_segs) L->p0 = L->w0;
 }
 
+/* Room for n rows of `per` floats in both a and b (*cap counts floats:
+ * callers size the same buffers by rows of different widths). */
 static int reserve_floats(float **a, float **b, size_t *cap, size_t n, size_t per) {
-    if (n <= *cap) return ZC_OK;
-    size_t bytes;
-    if (zc_mul_size(n, per * sizeof(float), &bytes)) return zc_error(ZC_ERR_LIMIT, "kv zipcache: buffer too large");
+    size_t floats, bytes;
+    if (zc_mul_size(n, per, &floats) || zc_mul_size(floats, sizeof(float), &bytes))
+        return zc_error(ZC_ERR_LIMIT, "kv zipcache: buffer too large");
+    if (floats <= *cap) return ZC_OK;
     float *x = zc_realloc(*a, bytes);
     if (!x) return ZC_ERR_NOMEM;
     *a = x;
     if (!(x = zc_realloc(*b, bytes))) return ZC_ERR_NOMEM;
     *b = x;
-    *cap = n;
+    *cap = floats;
     return ZC_OK;
 }
 
@@ -1286,18 +1318,22 @@ static int banded_attend(kv_zip *c, zlayer *L, int pos, int n, const float *q, f
 static int prefill_compress(kv_zip *c, zlayer *L, int pos, int n, const float *q) {
     const zc_kv_shape *sh = &c->base.shape;
     const float *lse = c->lse_t;
-    if (L->band) { /* only the next query's band is kept: the probes are the queries that see it */
-        band_trim(c, L, pos + n);
-        int skip = L->w0 - pos;
-        if (skip > 0) {
-            q += (size_t)skip * sh->n_heads * sh->head_dim;
-            lse += (size_t)skip * sh->n_heads;
-            pos += skip;
-            n -= skip;
+    int skip = 0; /* a sliding-window layer's window rows that no later query sees: dropped, not compressed */
+    if (L->band) {
+        skip = band_lo(L, pos + n) > L->w0 ? band_lo(L, pos + n) - L->w0 : 0;
+        if (skip == L->wlen) { /* nothing the next query sees (a band of 1) */
+            band_trim(c, L, pos + n);
+            return ZC_OK;
         }
-        if (!L->wlen) return ZC_OK;
+        int before = L->w0 + skip - pos; /* the probes are the queries that see what is kept */
+        if (before > 0) {
+            q += (size_t)before * sh->n_heads * sh->head_dim;
+            lse += (size_t)before * sh->n_heads;
+            pos += before;
+            n -= before;
+        }
     }
-    int nkv = sh->n_kv_heads, W = L->wlen, q_off = pos - L->w0;
+    int nkv = sh->n_kv_heads, W = L->wlen - skip, q_off = pos - (L->w0 + skip);
     int rc = reserve_window_scratch(c, W);
     if (rc) return rc;
     int32_t *probes = c->ibuf + 2 * c->cap_w, *den = c->ibuf;
@@ -1306,12 +1342,12 @@ static int prefill_compress(kv_zip *c, zlayer *L, int pos, int n, const float *q
     if (n_probes < 0) return n_probes;
     memset(c->sc, 0, (size_t)nkv * W * sizeof(float));
     zc_attn_dims d = {sh->n_heads, nkv, sh->head_dim};
-    rc = zc_attn_colsum(c->base.pool, &d, q, probes, n_probes, q_off, L->wk, ZC_TYPE_F16, (size_t)c->kv_dim, W,
-                        lse, c->sc, (size_t)W, &c->s_fwd);
+    rc = zc_attn_colsum(c->base.pool, &d, q, probes, n_probes, q_off, L->wk + (size_t)skip * c->kv_dim, ZC_TYPE_F16,
+                        (size_t)c->kv_dim, W, lse, c->sc, (size_t)W, &c->s_fwd);
     if (rc) return rc;
     denominators(c, W, n, q_off, probes, n_probes, NULL, den);
     normalize(c, W, c->sc, (size_t)W, den, c->sc);
-    return compress_pieces(c, L, c->sc, L->band ? band_piece(c, L) : W, q, probes, n_probes);
+    return compress_pieces(c, L, skip, c->sc, L->band ? band_piece(c, L) : W, q, probes, n_probes);
 }
 
 /* The window index of the first column the decode query at `pos` sees. */
@@ -1645,6 +1681,7 @@ int zc_kv_create_zipcache(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_
     }
     c->L = zc_calloc((size_t)shape->n_layers, sizeof *c->L);
     c->views = zc_calloc((size_t)shape->n_kv_heads, sizeof *c->views);
+    c->keep_pos = -1;
     if (!c->L || !c->views) {
         zip_destroy(&c->base);
         return ZC_ERR_NOMEM;

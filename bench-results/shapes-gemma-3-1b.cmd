@@ -1,0 +1,1 @@
+zipcache bench -m /tmp/zipcache-gemma-3-1b-26l-q8_0.gguf -p 512 -n 32 -d 0,8192,16384 --kv fp16,zipcache -r 2 --md bench-results/shapes-gemma-3-1b.md --json bench-results/shapes-gemma-3-1b.json --csv bench-results/shapes-gemma-3-1b.csv
