@@ -181,12 +181,40 @@ static void test_save_load(void) {
            (kv_window.c's pos0 after the token count; zipcache's p0 after its layer head and rotation) */
         for (int bad = 0; bad < 2; bad++) {
             TT_CHECK(zc_kv_create_windowed(&cfg, &d.s, window, NULL, &r) == ZC_OK, "%s", zc_last_error());
-            int32_t far = 23 - (W - 1) + 1;
-            if (bad) memcpy(w.buf + (pi >= 6 ? 6 * 4 : 4), &far, 4);
+            int32_t far = 23 - (W - 1) + 1, was;
+            uint8_t *at = w.buf + (pi >= 6 ? 6 * 4 : 4);
+            memcpy(&was, at, 4);
+            if (bad) memcpy(at, &far, 4);
             zc_kv_reader cut = {w.buf, bad ? w.len : w.len / 2, 0};
             TT_CHECK(r->ops->load(r, &cut) == ZC_ERR_FORMAT, "%s: damaged state %d loaded", policies[pi], bad);
+            memcpy(at, &was, 4);
             zc_kv_free(r);
         }
+        /* hostile: each of ~400 bytes spread over the state flipped in turn loads or is refused with
+           ZC_ERR_FORMAT, and a cache that loaded goes on without a fault (ASan) */
+        size_t stride = w.len / 400 + 1, loaded = 0, tried = 0;
+        for (size_t at = 0; at < w.len; at += stride, tried++) {
+            TT_CHECK(zc_kv_create_windowed(&cfg, &d.s, window, NULL, &r) == ZC_OK, "%s", zc_last_error());
+            w.buf[at] ^= 0xa5;
+            zc_kv_reader rd2 = {w.buf, w.len, 0};
+            int rc = r->ops->load(r, &rd2);
+            w.buf[at] ^= 0xa5;
+            TT_CHECK(rc == ZC_OK || rc == ZC_ERR_FORMAT, "%s: byte %zu flipped: %d %s", policies[pi], at, rc,
+                     zc_last_error());
+            loaded += rc == ZC_OK;
+            if (rc == ZC_OK && r->n_tokens < 40) {
+                int p = r->n_tokens;
+                for (int l = 0; l < 3; l++)
+                    if (r->ops->write(r, l, p, 1, rows_of(&d, d.k, l, p, d.kv_dim), rows_of(&d, d.v, l, p, d.kv_dim)) ==
+                        ZC_OK)
+                        r->ops->attend(r, l, p, 1, rows_of(&d, d.q, l, p, d.q_dim), b);
+            }
+            zc_kv_free(r);
+        }
+        if (getenv("ZC_TEST_VERBOSE"))
+            printf("  %s%s: %zu-byte state, %zu of %zu single-byte damages loaded, the rest refused\n", policies[pi],
+                   pi >= 6 ? " (local layers compressed)" : "", w.len, loaded, tried);
+        zc_clear_error();
         free(w.buf);
         zc_kv_free(c);
     }

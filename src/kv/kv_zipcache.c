@@ -1567,6 +1567,25 @@ static int zip_save(const zc_kv_cache *base, zc_kv_writer *w) {
     return rc;
 }
 
+/* The salient bitmaps of a loaded layer (sliding-window layers read them to
+ * put a segment's tokens back in position order): each head's marks exactly
+ * its salient set's count of the segment's tokens, and nothing past them. */
+static int check_bitmaps(const kv_zip *c, const zlayer *L, int l) {
+    int nkv = c->base.shape.n_kv_heads;
+    for (int s = 0; s < L->n_segs; s++)
+        for (int g = 0; g < nkv; g++) {
+            const uint8_t *bm = seg_bitmap(L, s, g);
+            int n = L->info[s].n, marked = 0, bytes = (n + 7) / 8;
+            for (int i = 0; i < bytes; i++) marked += __builtin_popcount(bm[i]);
+            int stray = n % 8 && bm[bytes - 1] >> (n % 8);
+            if (stray || marked != L->heads[(size_t)s * nkv + g].set[0].n)
+                return zc_error(ZC_ERR_FORMAT, "kv zipcache: layer %d segment %d head %d: the salient bitmap marks %d "
+                                "of %d tokens%s, the salient set holds %d", l, s, g, marked, n,
+                                stray ? " and bits past them" : "", L->heads[(size_t)s * nkv + g].set[0].n);
+        }
+    return ZC_OK;
+}
+
 static int zip_load(zc_kv_cache *base, zc_kv_reader *r) {
     kv_zip *c = (kv_zip *)base;
     int nkv = base->shape.n_kv_heads, max = base->shape.max_ctx, rc;
@@ -1613,6 +1632,7 @@ static int zip_load(zc_kv_cache *base, zc_kv_reader *r) {
             return zc_error(ZC_ERR_FORMAT, "kv zipcache: layer %d stores %llu segment bytes, its segments take %zu", l,
                             (unsigned long long)used, L->arena_used);
         if ((rc = zc_kvr_get(r, L->arena, L->arena_used, "segments")) || (rc = window_reserve(c, L, wlen))) return rc;
+        if ((rc = check_bitmaps(c, L, l))) return rc;
         size_t wbytes = (size_t)wlen * c->kv_dim * sizeof(zc_fp16);
         if ((rc = zc_kvr_get(r, L->wk, wbytes, "window keys")) || (rc = zc_kvr_get(r, L->wv, wbytes, "window values")))
             return rc;
