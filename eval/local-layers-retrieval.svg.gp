@@ -20,9 +20,19 @@ $d1 << EOD
 4.93579 0.0137809 0.959839
 EOD
 $d2 << EOD
-2.25455 0.0173599 0.967041
+6.26252 0.095334 0.864502
+5.88377 0.0416353 0.92334
+5.55379 0.0258724 0.945801
+5.25588 0.0197396 0.953369
+5.05398 0.0170917 0.953979
+5.05398 0.0170917 0.953979
+5.05398 0.0170917 0.953979
+5.05398 0.0170917 0.953979
 EOD
 $d3 << EOD
+2.25455 0.0173599 0.967041
+EOD
+$d4 << EOD
 2.48164 0.121639 0.857056
 EOD
 set terminal svg size 1100,460 dynamic font 'sans,12' noenhanced
@@ -33,9 +43,9 @@ set key outside bottom center horizontal
 set xlabel 'KV compression ratio vs fp16 (measured, all bytes)'
 set logscale y
 set ylabel 'mean KL(fp16 || policy), nats'
-plot $d0 using 1:2 with linespoints lw 2 pt 4 title 'zipcache, local layers exact', $d1 using 1:2 with linespoints lw 2 pt 5 title 'zipcache, local layers compressed', $d2 using 1:2 with linespoints lw 2 pt 6 title 'kivi 4-bit', $d3 using 1:2 with linespoints lw 2 pt 7 title 'kivi 2-bit'
+plot $d0 using 1:2 with linespoints lw 2 pt 4 title 'zipcache, local layers exact', $d1 using 1:2 with linespoints lw 2 pt 5 title 'zipcache, local layers compressed', $d2 using 1:2 with linespoints lw 2 pt 6 title 'zipcache, local layers compressed at 5 bits', $d3 using 1:2 with linespoints lw 2 pt 7 title 'kivi 4-bit', $d4 using 1:2 with linespoints lw 2 pt 8 title 'kivi 2-bit'
 unset logscale y
 set ylabel 'top-1 agreement with fp16'
 set yrange [*:1]
-plot $d0 using 1:3 with linespoints lw 2 pt 4 title 'zipcache, local layers exact', $d1 using 1:3 with linespoints lw 2 pt 5 title 'zipcache, local layers compressed', $d2 using 1:3 with linespoints lw 2 pt 6 title 'kivi 4-bit', $d3 using 1:3 with linespoints lw 2 pt 7 title 'kivi 2-bit'
+plot $d0 using 1:3 with linespoints lw 2 pt 4 title 'zipcache, local layers exact', $d1 using 1:3 with linespoints lw 2 pt 5 title 'zipcache, local layers compressed', $d2 using 1:3 with linespoints lw 2 pt 6 title 'zipcache, local layers compressed at 5 bits', $d3 using 1:3 with linespoints lw 2 pt 7 title 'kivi 4-bit', $d4 using 1:3 with linespoints lw 2 pt 8 title 'kivi 2-bit'
 unset multiplot

@@ -307,6 +307,48 @@ static void test_compress_local_tiled(void) {
     free_data(&d);
 }
 
+/* --kv-local-bits: under a budget, the local layers' own budget. Equal to
+ * --kv-bits it changes nothing (the same outputs, bit for bit); above it the
+ * local layers store more bytes and come closer to the windowed reference.
+ * (head_dim 32 and a band of 64: at smaller sizes parameters alone fill a
+ * 3-bit budget and no plan is left to choose.) */
+static void test_local_bits(void) {
+    enum { BAND = 64, N = 200, PROMPT = 100 };
+    static const int window[3] = {BAND, 0, BAND};
+    static const char *const opts[3] = {"bits=3 stream-gap=16", "bits=3 local-bits=3 stream-gap=16",
+                                        "bits=3 local-bits=6 stream-gap=16"};
+    data d = make_data(3, 4, 2, 32, N, 13);
+    size_t per = (size_t)3 * PROMPT * d.q_dim;
+    float *out = malloc(3 * per * sizeof(float));
+    zc_kv_usage u[3];
+    double err[3] = {0, 0, 0};
+    for (int k = 0; k < 3 && out; k++) {
+        zc_kv_config cfg;
+        zc_kv_config_default(&cfg);
+        zc_kv_cache *c = NULL;
+        TT_CHECK(zc_kv_config_parse_string(&cfg, "zipcache", opts[k]) == ZC_OK &&
+                     zc_kv_create_windowed(&cfg, &d.s, window, NULL, &c) == ZC_OK, "%s", zc_last_error());
+        if (!c) break;
+        float *o = out + (size_t)k * per;
+        for (int pos = 0, n = PROMPT; pos < N; pos += n, n = 1) {
+            step(c, &d, pos, n, o);
+            for (int l = 0; l < 3; l += 2)
+                err[k] += window_error(&d, BAND, l, pos, n, o + (size_t)l * n * d.q_dim, 0);
+        }
+        c->ops->usage(c, &u[k]);
+        zc_kv_free(c);
+    }
+    TT_CHECK(out && !memcmp(out, out + per, per * sizeof(float)) && u[0].total == u[1].total,
+             "local-bits = bits changed the cache");
+    TT_CHECK(u[2].total > u[0].total && err[2] < err[0], "local-bits 6: %zu bytes (error %.3g) vs %zu (%.3g) at 3",
+             u[2].total, err[2], u[0].total, err[0]);
+    if (getenv("ZC_TEST_VERBOSE"))
+        printf("  local layers at 3 / 6 bits: %zu / %zu bytes held, summed error %.3g / %.3g\n", u[0].total,
+               u[2].total, err[0], err[2]);
+    free(out);
+    free_data(&d);
+}
+
 /* Windows that never bind (0, or >= max_ctx) give the plain policy (the default one here). */
 static void test_no_binding_window(void) {
     zc_kv_shape s = {2, 4, 2, 16, 64, NULL};
@@ -329,5 +371,6 @@ int main(void) {
     TT_RUN(test_no_binding_window);
     TT_RUN(test_compress_local);
     TT_RUN(test_compress_local_tiled);
+    TT_RUN(test_local_bits);
     return tt_finish();
 }

@@ -113,6 +113,7 @@ static const study_run ABLATION_BITS[] = {
 static const study_run LOCAL_LAYERS[] = {
     {"zipcache, local layers exact", "zipcache", {"--kv-local", "exact", NULL}},
     {"zipcache, local layers compressed", "zipcache", {"--kv-local", "compress", NULL}},
+    {"zipcache, local layers compressed at 5 bits", "zipcache", {"--kv-local", "compress", "--kv-local-bits", "5", NULL}},
     {"kivi 4-bit", "kivi", {"--kv-bits", "4", NULL}},
     {"kivi 2-bit", "kivi", {"--kv-bits", "2", NULL}},
 };

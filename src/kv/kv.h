@@ -72,6 +72,8 @@ typedef struct zc_kv_config {
     int local_layers;          /* zipcache, mikv, uniform: sliding-window layers compressed by the policy
                                   within their window (ZC_KV_LOCAL_COMPRESS, the default) or kept exact in
                                   fp16 beside it (ZC_KV_LOCAL_EXACT; zc_kv_create_windowed) */
+    float local_bits;          /* zipcache, mikv under target_bits and ZC_KV_LOCAL_COMPRESS: the budget of the
+                                  sliding-window layers (0: target_bits) */
     int rotate_keys;           /* zipcache, mikv, uniform: keys Hadamard-rotated before quantization (--kv-rotate):
                                   ZC_ZIP_ROTATE_OFF, _ON, _AUTO (chosen per layer; zipcache_internal.h) */
     int group_size;            /* kivi group size (default 32) */

@@ -65,14 +65,17 @@
  *
  * Sliding-window layers (shape.band, given by zc_kv_create_windowed under
  * --kv-local compress, the default; under exact such layers stay out of the
- * policy, in fp16, kv_window.c): a query at p sees positions p - band + 1..p. Such a
- * layer compresses like a global one (probes, saliency, streaming) but
- * keeps only what a later query can see (band_trim): a prompt chunk drops
- * its tokens before the next query's band before it is scored, its tail is
- * stored in segments of at most half the band (band_piece), decode
- * segments leave once they end before the band. Attention reads the band
- * from the packed segments, dequantizing only the part of the segment the
- * band starts in that cannot be read packed (banded_attend, banded_decode).
+ * policy, in fp16, kv_window.c): a query at p sees positions
+ * p - band + 1..p. Such a layer compresses like a global one (probes,
+ * saliency, streaming; the budget, or cfg.local_bits when given: zlayer.budget)
+ * but keeps only what a later query can see (band_trim): a prompt chunk
+ * leaves out its rows before the next query's band, its tail is stored in
+ * even segments of at most half the band (band_piece, compress_pieces),
+ * decode segments leave once they end before the band. Attention reads the
+ * band from the packed segments, dequantizing only the part of the segment
+ * the band starts in that cannot be read packed (banded_attend,
+ * banded_decode). Measured both ways in EVALUATION.md ("Sliding-window
+ * layers") and BENCHMARKS.md (Gemma 3 1B).
  *
  * truncate: segments are never un-compressed, so the cache can be reset (0)
  * or cut inside its fp16 window (n_keep >= the window start of every layer);
@@ -157,6 +160,8 @@ typedef struct {
     int rot;              /* segments hold Hadamard-rotated keys (1) or not (0); -1: not chosen yet
                              (--kv-rotate auto before the layer's first compression, choose_rotation) */
     int band;             /* sliding window (shape.band), 0 = a global layer */
+    double budget;        /* stored bits per compressed element (c->budget, or cfg.local_bits on a
+                             sliding-window layer); 0 = fixed widths at c->ratio */
     int p0;               /* first position held: segments cover p0..w0-1 (0 but on a sliding-window layer) */
 } zlayer;
 
@@ -446,11 +451,11 @@ static double seg_bits(const kv_zip *c, const zplan *p, int n, int ns) {
  * as it would have. No budget or a share of 0: cfg.stream_gap. */
 #define ZIP_MIN_GAP 16
 #define ZIP_WINDOW_SHARE 0.2 /* --kv-window-share's default */
-static int window_gap(const kv_zip *c, int w0) {
+static int window_gap(const kv_zip *c, double budget, int w0) {
     int gap = c->base.cfg.stream_gap;
     double share = c->base.cfg.window_share;
-    if (c->budget <= 0 || share <= 0 || w0 == 0) return gap;
-    double g = 1.0 + 2.0 * share * c->budget * w0 / 16.0;
+    if (budget <= 0 || share <= 0 || w0 == 0) return gap;
+    double g = 1.0 + 2.0 * share * budget * w0 / 16.0;
     int want = g < ZIP_MIN_GAP ? ZIP_MIN_GAP : g > gap ? gap : (int)g;
     return want < gap ? want : gap; /* (a --kv-stream-gap below ZIP_MIN_GAP wins) */
 }
@@ -460,8 +465,8 @@ static int window_gap(const kv_zip *c, int w0) {
  * is at most half the band (ZIP_MIN_GAP at least): else a short band would
  * never fill a window and stay in fp16. */
 static int layer_gap(const kv_zip *c, const zlayer *L) {
-    if (!L->band) return window_gap(c, L->w0);
-    int gap = window_gap(c, L->w0 < L->band ? L->w0 : L->band), cap = L->band / 2;
+    if (!L->band) return window_gap(c, L->budget, L->w0);
+    int gap = window_gap(c, L->budget, L->w0 < L->band ? L->w0 : L->band), cap = L->band / 2;
     cap = cap > ZIP_MIN_GAP ? cap : ZIP_MIN_GAP;
     return gap < cap ? gap : cap;
 }
@@ -479,7 +484,7 @@ static double seg_budget(const kv_zip *c, const zlayer *L, int n) {
     int keep = c->keep_pos >= 0; /* segments about to be dropped do not count */
     for (int s = keep ? c->keep_seg : 0; s < L->n_segs; s++)
         held += 8.0 * (double)(L->info[s].codes + L->info[s].params + L->info[s].index);
-    double b = (c->budget * per_tok * (L->w0 - (keep ? c->keep_pos : L->p0) + n) - held) / (per_tok * n);
+    double b = (L->budget * per_tok * (L->w0 - (keep ? c->keep_pos : L->p0) + n) - held) / (per_tok * n);
     return b > 0 ? b : 0;
 }
 
@@ -577,7 +582,7 @@ static int plan_candidates(const kv_zip *c, const zlayer *L, int n, int sinks, z
 static int zip_plan(const kv_zip *c, const zlayer *L, int n, int sinks, zplan *plan) {
     if (!c->auto_plan) {
         *plan = c->fixed;
-        int ns = c->budget > 0 ? fit_budget(c, plan, n, sinks, seg_budget(c, L, n)) : zc_sal_count(c->ratio, n);
+        int ns = L->budget > 0 ? fit_budget(c, plan, n, sinks, seg_budget(c, L, n)) : zc_sal_count(c->ratio, n);
         return ns < sinks ? sinks : ns; /* zc_sal_select keeps every sink */
     }
     zplan cand[ZIP_MAX_PLANS];
@@ -1710,6 +1715,7 @@ int zc_kv_create_zipcache(const zc_kv_config *cfg, const zc_kv_shape *shape, zc_
         const int *band = shape->band;
         c->L[l].rot = initial_rot(&c->base);
         c->L[l].band = band && band[l] > 0 && band[l] < shape->max_ctx ? band[l] : 0;
+        c->L[l].budget = c->budget > 0 && c->L[l].band && cfg->local_bits > 0 ? cfg->local_bits : c->budget;
     }
     c->base.shape.band = NULL; /* borrowed: the layers keep their own copy */
     *out = &c->base;
@@ -1871,6 +1877,8 @@ const zc_kv_option zc_zip_options[] = {
      .def = ZC_KV_LOCAL_COMPRESS,
      .help = "sliding-window layers: their window compressed by the policy like the global layers, or kept exact "
              "in fp16 beside it"},
+    {.name = "local-bits", .type = ZC_KV_OPT_FLOAT, ZC_KV_FIELD(local_bits), .lo = 0, .hi = 8, .def = 0,
+     .help = "under a bit budget, with local layers compressed: their own budget (0: --kv-bits)"},
     {.name = "key-group", .type = ZC_KV_OPT_INT, ZC_KV_FIELD(key_group), .lo = 0, .hi = 1 << 20, .def = 0,
      .help = "key parameters per group of N tokens (0: one per set)"},
     {.name = "seed", .type = ZC_KV_OPT_U64, ZC_KV_FIELD(seed), .def = 0, .help = "random probes' seed"},
@@ -1918,7 +1926,10 @@ void zc_zip_show_rotate_auto(const zc_kv_config *c, char *buf, size_t cap) {
 }
 
 void zc_zip_show_local(const zc_kv_config *c, char *buf, size_t cap) {
-    snprintf(buf, cap, "%s", c->local_layers == ZC_KV_LOCAL_EXACT ? "local layers exact" : "");
+    if (c->local_layers == ZC_KV_LOCAL_EXACT)
+        snprintf(buf, cap, "local layers exact");
+    else
+        snprintf(buf, cap, c->local_bits > 0 ? "local layers %g bits" : "", (double)c->local_bits);
 }
 
 void zc_zip_budget(zc_kv_config *cfg, double bits) {

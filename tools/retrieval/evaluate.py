@@ -79,7 +79,8 @@ BUDGET_SETTINGS = [
 
 # Sliding-window layers (--window): the two rules for zipcache's local layers, compressed by it
 # within their window (--kv-local compress, the default) or kept exact in fp16 beside it, at the
-# 4-bit budget, one above and the ~5x one, beside fp16 and kivi (whose local layers stay exact).
+# 4-bit budget, one above and the ~5x one, and with the local layers' own budget of 5 bits
+# (--kv-local-bits), beside fp16 and kivi (whose local layers stay exact).
 LOCAL_SETTINGS = [
     ("fp16", "--kv fp16"),
     ("zipcache 4 bits, local layers exact", "--kv zipcache --kv-bits 4 --kv-local exact"),
@@ -87,6 +88,8 @@ LOCAL_SETTINGS = [
     ("zipcache 4 bits, local layers compressed", "--kv zipcache --kv-bits 4 --kv-local compress"),
     ("zipcache 5 bits, local layers compressed", "--kv zipcache --kv-bits 5 --kv-local compress"),
     ("zipcache 3.2 bits, local layers compressed", "--kv zipcache --kv-bits 3.2 --kv-local compress"),
+    ("zipcache 4 bits, local layers compressed at 5", "--kv zipcache --kv-bits 4 --kv-local-bits 5"),
+    ("zipcache 3.2 bits, local layers compressed at 5", "--kv zipcache --kv-bits 3.2 --kv-local-bits 5"),
     ("kivi-4b", "--kv kivi --kv-bits 4"),
 ]
 
