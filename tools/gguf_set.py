@@ -71,6 +71,34 @@ def encode(t, text):
         fail("value %r: %s" % (text, e))
 
 
+def read_header(path):
+    """(bytes, version, tensor count, [(key, type, raw value)], alignment, offset after the metadata)."""
+    b = open(path, "rb").read()
+    r = Reader(b, path)
+    if r.take(4) != b"GGUF":
+        fail("%s: not a GGUF file" % path)
+    version, n_t, n_kv = r.unpack("<I"), r.unpack("<Q"), r.unpack("<Q")
+    if version not in (2, 3):
+        fail("%s: GGUF version %d" % (path, version))
+    kvs, align = [], 32
+    for _ in range(n_kv):
+        key = r.take(r.unpack("<Q")).decode()
+        t = r.unpack("<I")
+        raw = r.skip_value(t)
+        if key == "general.alignment":
+            align = struct.unpack("<I", raw)[0]
+        kvs.append((key, t, raw))
+    return b, version, n_t, kvs, align, r
+
+
+def architecture(path):
+    """general.architecture of a GGUF file."""
+    for key, t, raw in read_header(path)[3]:
+        if key == "general.architecture" and t == STRING:
+            return raw[8:].decode()
+    fail("%s: no general.architecture" % path)
+
+
 def main(argv):
     if len(argv) < 4:
         fail(__doc__.strip().splitlines()[2])
@@ -81,21 +109,7 @@ def main(argv):
         if not key or ty not in SET_TYPES:
             fail("%r: expected KEY=TYPE:VALUE, TYPE one of %s" % (a, ", ".join(SET_TYPES)))
         sets[key] = (SET_TYPES[ty], encode(SET_TYPES[ty], val))
-    b = open(src, "rb").read()
-    r = Reader(b, src)
-    if r.take(4) != b"GGUF":
-        fail("%s: not a GGUF file" % src)
-    version, n_t, n_kv = r.unpack("<I"), r.unpack("<Q"), r.unpack("<Q")
-    if version not in (2, 3):
-        fail("%s: GGUF version %d" % (src, version))
-    kvs, align = [], 32
-    for _ in range(n_kv):
-        key = r.take(r.unpack("<Q")).decode()
-        t = r.unpack("<I")
-        raw = r.skip_value(t)
-        if key == "general.alignment":
-            align = struct.unpack("<I", raw)[0]
-        kvs.append((key, t, raw))
+    b, version, n_t, kvs, align, r = read_header(src)
     tinfo_start = r.off
     for _ in range(n_t):
         r.take(r.unpack("<Q"))

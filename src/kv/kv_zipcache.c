@@ -1143,20 +1143,23 @@ static void band_trim(kv_zip *c, zlayer *L, int next) {
     if (!L->n_segs) L->p0 = L->w0;
 }
 
-/* Room for n rows of `per` floats in both a and b (*cap counts floats:
+/* Room for n rows of `per` floats in both a and b (grow; *cap counts floats:
  * callers size the same buffers by rows of different widths). */
 static int reserve_floats(float **a, float **b, size_t *cap, size_t n, size_t per) {
-    size_t floats, bytes;
-    if (zc_mul_size(n, per, &floats) || zc_mul_size(floats, sizeof(float), &bytes))
-        return zc_error(ZC_ERR_LIMIT, "kv zipcache: buffer too large");
-    if (floats <= *cap) return ZC_OK;
-    float *x = zc_realloc(*a, bytes);
-    if (!x) return ZC_ERR_NOMEM;
-    *a = x;
-    if (!(x = zc_realloc(*b, bytes))) return ZC_ERR_NOMEM;
-    *b = x;
-    *cap = floats;
-    return ZC_OK;
+    size_t floats, ca = *cap, cb = *cap;
+    if (zc_mul_size(n, per, &floats)) return zc_error(ZC_ERR_LIMIT, "kv zipcache: buffer too large");
+    int rc = grow((void **)a, &ca, floats, sizeof(float));
+    if (rc == ZC_OK && (rc = grow((void **)b, &cb, floats, sizeof(float))) == ZC_OK) *cap = ca;
+    return rc;
+}
+
+/* Where each set of head g of segment s starts at the segment's token
+ * `from`: t0[0] salient and t0[1] regular tokens come before it (each set's
+ * rows are in position order, so the rest of each is a suffix). */
+static void set_starts(const zlayer *L, int s, int g, int from, int t0[2]) {
+    const uint8_t *bm = seg_bitmap(L, s, g);
+    t0[0] = t0[1] = 0;
+    for (int j = 0; j < from; j++) t0[!(bm[j >> 3] >> (j & 7) & 1)]++;
 }
 
 /* Tokens from..n-1 of segment s, dequantized in position order into
@@ -1170,8 +1173,8 @@ static int seg_dequant(kv_zip *c, zlayer *L, int s, int from, float *hk, float *
     for (int g = 0; g < nkv; g++) {
         const zc_packed_seg *seg = &L->heads[(size_t)s * nkv + g];
         const uint8_t *bm = seg_bitmap(L, s, g);
-        int t0[2] = {0, 0}; /* each set's first token at or after `from` */
-        for (int j = 0; j < from; j++) t0[!(bm[j >> 3] >> (j & 7) & 1)]++;
+        int t0[2];
+        set_starts(L, s, g, from, t0);
         int m0 = seg->set[0].n - t0[0]; /* salient rows from `from` on, then the regular ones */
         zc_packed_set_dequant_rows(&seg->set[0], seg->v_norm, hd, t0[0], m0, c->dk, c->dv);
         zc_packed_set_dequant_rows(&seg->set[1], seg->v_norm, hd, t0[1], seg->set[1].n - t0[1], c->dk + (size_t)m0 * hd,
@@ -1233,10 +1236,9 @@ static int banded_decode(kv_zip *c, zlayer *L, int s, int from, const float *q, 
     int rc = reserve_floats(&c->hk, &c->hv, &c->cap_h, (size_t)nkv * cap, (size_t)hd);
     for (int g = 0; g < nkv && rc == ZC_OK; g++) {
         const zc_packed_seg *seg = &L->heads[(size_t)s * nkv + g];
-        const uint8_t *bm = seg_bitmap(L, s, g);
         float *bk = c->hk + (size_t)g * cap * hd, *bv = c->hv + (size_t)g * cap * hd;
-        int t0[2] = {0, 0}, rows = 0;
-        for (int j = 0; j < from; j++) t0[!(bm[j >> 3] >> (j & 7) & 1)]++;
+        int t0[2], rows = 0;
+        set_starts(L, s, g, from, t0);
         c->views[g].v_norm = seg->v_norm;
         for (int st = 0; st < 2; st++) {
             const zc_packed_set *set = &seg->set[st];
@@ -1285,8 +1287,8 @@ static int banded_attend(kv_zip *c, zlayer *L, int pos, int n, const float *q, f
     while (whole < L->n_segs && start < lo_last) start += L->info[whole++].n;
     if (n == 1 && whole > 0) /* the band starts inside segment whole - 1 */
         return banded_decode(c, L, whole - 1, lo_last - (start - L->info[whole - 1].n), q, out);
-    int first = band_lo(L, pos) > L->p0 ? band_lo(L, pos) : L->p0; /* first row's position */
-    if (first > start) first = start;
+    /* the first row's position: <= start, since band_trim(pos) left p0 <= band_lo(pos) <= w0 */
+    int first = band_lo(L, pos) > L->p0 ? band_lo(L, pos) : L->p0;
     int m = start - first, rows = m + L->wlen;
     int rc = reserve_floats(&c->hk, &c->hv, &c->cap_h, (size_t)rows, kd);
     for (int s = 0, p = L->p0; rc == ZC_OK && s < whole; p += L->info[s++].n)
@@ -1412,9 +1414,9 @@ static int zip_attend(zc_kv_cache *base, int layer, int pos, int n, const float 
     rc = reserve_queries(c, n);
     if (rc) return rc;
     zc_attn_dims d = {sh->n_heads, sh->n_kv_heads, sh->head_dim};
-    if (L->band) {
+    if (band_lo(L, pos + n - 1) > L->p0) { /* a band that leaves out some of what the layer holds */
         rc = banded_attend(c, L, pos, n, q, out);
-    } else {
+    } else { /* every query sees everything held: a global layer's attention */
         rc = zc_attn_forward(base->pool, &d, q, n, pos - L->w0, L->wk, L->wv, ZC_TYPE_F16, (size_t)c->kv_dim, L->wlen,
                              out, L->n_segs ? c->lse_w : c->lse_t, &c->s_fwd);
         if (rc == ZC_OK && L->n_segs &&

@@ -33,6 +33,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import gen_lines  # noqa: E402
 
+sys.path.insert(0, os.path.join(HERE, ".."))
+import gguf_set  # noqa: E402  (tools/gguf_set.py)
+
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 # tag -> options. --kv-bits is the stored-bit budget for zipcache and mikv (all bits counted), the
 # code width for uniform and kivi; h2o keeps a fraction of the tokens.
@@ -119,18 +122,6 @@ def ablation_settings(bits):
 
 
 
-def gguf_arch(path):
-    """general.architecture of a GGUF file (the first metadata key llama.cpp and `convert` write)."""
-    with open(path, "rb") as f:
-        head = f.read(1 << 16)
-    key = b"general.architecture"
-    at = head.find(key)
-    if head[:4] != b"GGUF" or at < 0:
-        raise SystemExit(f"{path}: not a GGUF file with general.architecture")
-    n = int.from_bytes(head[at + len(key) + 4:at + len(key) + 12], "little")  # after the value type (u32)
-    return head[at + len(key) + 12:at + len(key) + 12 + n].decode()
-
-
 def run_setting(binary, model, data, opts, out_json, threads, max_new):
     if os.path.exists(out_json):
         return json.load(open(out_json))
@@ -196,7 +187,7 @@ def main(argv=None):
     if a.window:
         tmp = tempfile.mkdtemp(prefix="zipcache-window-")
         model = os.path.join(tmp, "model.gguf")
-        arch = gguf_arch(a.model)
+        arch = gguf_set.architecture(a.model)
         subprocess.run([sys.executable, os.path.join(ROOT, "tools", "gguf_set.py"), a.model, model,
                         f"{arch}.attention.sliding_window=uint:{a.window}",
                         f"{arch}.attention.sliding_window_pattern=uint:{a.window_pattern}"], check=True)
